@@ -1,0 +1,202 @@
+package org.fhirbeam.config;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Loads a pipeline configuration and the mapping files it names, checking every key before anything runs.
+ * Relative paths of mapping files are resolved against the file that names them; data paths (sources,
+ * database) are resolved by the run against the working directory.
+ */
+public final class ConfigLoader {
+  private static final Set<String> TOP = Set.of("name", "duckdb", "sources", "mappings", "sinks", "batch_size");
+  private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
+  private static final Set<String> SOURCE = Set.of("path", "format");
+  private static final Set<String> SINKS = Set.of("duckdb");
+  private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
+  private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
+  private static final Set<String> RULE =
+      Set.of("column", "value", "map", "ignore_case", "default", "formats", "required");
+
+  private final Interpolator interpolator;
+
+  public ConfigLoader(Map<String, String> variables) {
+    this.interpolator = new Interpolator(variables);
+  }
+
+  /** Loads {@code file}, applying {@code overrides} (dotted key to value) before checking. */
+  public PipelineConfig load(Path file, Map<String, String> overrides) {
+    ConfigNode root = YamlFiles.read(file, interpolator);
+    YamlFiles.applyOverrides(root, overrides);
+    ConfigNode.Fields top = root.fields(TOP);
+
+    String name = top.string("name", fileStem(file));
+    DuckDbSettings duckdb = duckdb(top.get("duckdb"));
+    Map<String, SourceConfig> sources = sources(top.require("sources"));
+    SinkSettings sinks = sinks(top.get("sinks"));
+    if (sinks.duckdb() && duckdb.readOnly()) {
+      throw top.require("duckdb").error("mode read_only cannot be used while sinks.duckdb.enabled is true");
+    }
+    int batchSize = top.integer("batch_size", 10_000);
+    if (batchSize < 1) {
+      throw top.get("batch_size").error("must be at least 1");
+    }
+
+    ConfigNode mappingList = top.require("mappings");
+    List<MappingConfig> mappings = new ArrayList<>();
+    Path base = file.toAbsolutePath().getParent();
+    for (ConfigNode ref : mappingList.list()) {
+      Path mappingFile = base.resolve(ref.text()).normalize();
+      MappingConfig mapping = loadMapping(mappingFile);
+      if (!sources.containsKey(mapping.source())) {
+        throw new ConfigException(mapping.location(), "source",
+            "names source '" + mapping.source() + "', which " + file + " does not declare (declared: "
+                + String.join(", ", sources.keySet()) + ")");
+      }
+      for (MappingConfig other : mappings) {
+        if (other.name().equals(mapping.name())) {
+          throw ref.error("a second mapping is named '" + mapping.name() + "'");
+        }
+      }
+      mappings.add(mapping);
+    }
+    if (mappings.isEmpty()) {
+      throw mappingList.error("at least one mapping is required");
+    }
+    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, batchSize);
+  }
+
+  /** Loads one mapping file. */
+  public MappingConfig loadMapping(Path file) {
+    ConfigNode root = YamlFiles.read(file, interpolator);
+    ConfigNode.Fields f = root.fields(MAPPING);
+    String name = f.string("name", fileStem(file));
+    String source = f.requiredString("source");
+    String resource = f.requiredString("resource");
+    ValueRule id = rule("id", f.require("id"));
+    List<ValueRule> elements = new ArrayList<>();
+    for (Map.Entry<String, ConfigNode> e : f.require("elements").entries().entrySet()) {
+      elements.add(rule(e.getKey(), e.getValue()));
+    }
+    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location());
+  }
+
+  private ValueRule rule(String path, ConfigNode node) {
+    ConfigNode.Fields f = node.fields(RULE);
+    String column = f.string("column", null);
+    String constant = f.string("value", null);
+    if ((column == null) == (constant == null)) {
+      throw node.error("give exactly one of 'column' or 'value'");
+    }
+    Map<String, String> codeMap = new LinkedHashMap<>();
+    if (f.has("map")) {
+      for (Map.Entry<String, ConfigNode> e : f.get("map").entries().entrySet()) {
+        codeMap.put(e.getKey(), e.getValue().text());
+      }
+      if (codeMap.isEmpty()) {
+        throw f.get("map").error("a code map needs at least one entry");
+      }
+    }
+    boolean ignoreCase = f.bool("ignore_case", false);
+    if (ignoreCase && codeMap.isEmpty()) {
+      throw f.get("ignore_case").error("only applies together with 'map'");
+    }
+    if (constant != null && (!codeMap.isEmpty() || f.has("default") || f.has("required"))) {
+      throw node.error("a constant 'value' takes no 'map', 'default' or 'required'");
+    }
+    if (ignoreCase) {
+      Map<String, String> folded = new LinkedHashMap<>();
+      for (Map.Entry<String, String> e : codeMap.entrySet()) {
+        String k = e.getKey().toLowerCase(java.util.Locale.ROOT);
+        if (folded.containsKey(k) && !folded.get(k).equals(e.getValue())) {
+          throw f.get("map").error("keys '" + k + "' differ only in case but map to different codes");
+        }
+        folded.put(k, e.getValue());
+      }
+      codeMap = folded;
+    }
+    return new ValueRule(path, column, constant, codeMap, ignoreCase, f.string("default", null),
+        f.stringList("formats"), f.bool("required", false), node.location());
+  }
+
+  private DuckDbSettings duckdb(ConfigNode node) {
+    if (node == null) {
+      return new DuckDbSettings("data/fhir_mappings.db", false, null, 0, List.of());
+    }
+    ConfigNode.Fields f = node.fields(DUCKDB);
+    String database = f.string("database", "data/fhir_mappings.db");
+    boolean readOnly = f.enumValue("mode", DuckDbSettings.Mode.class, DuckDbSettings.Mode.READ_WRITE)
+        == DuckDbSettings.Mode.READ_ONLY;
+    String memoryLimit = f.string("memory_limit", null);
+    if (memoryLimit != null && !memoryLimit.trim().matches("(?i)\\d+(\\.\\d+)?\\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)")) {
+      throw f.get("memory_limit").error("'" + memoryLimit + "' is not a size like 512MB, 2GB or 80%");
+    }
+    int threads = 0;
+    if (f.has("threads")) {
+      ConfigNode t = f.get("threads");
+      if (!t.text().trim().equalsIgnoreCase("auto")) {
+        threads = t.integer();
+        if (threads < 1) {
+          throw t.error("must be 'auto' or at least 1");
+        }
+      }
+    }
+    List<String> extensions = f.stringList("extensions");
+    for (int i = 0; i < extensions.size(); i++) {
+      if (!extensions.get(i).matches("[a-z0-9_]+")) {
+        throw f.get("extensions").list().get(i).error("'" + extensions.get(i) + "' is not an extension name");
+      }
+    }
+    return new DuckDbSettings(database, readOnly, memoryLimit == null ? null : memoryLimit.trim(), threads,
+        extensions);
+  }
+
+  private Map<String, SourceConfig> sources(ConfigNode node) {
+    Map<String, SourceConfig> out = new LinkedHashMap<>();
+    for (Map.Entry<String, ConfigNode> e : node.entries().entrySet()) {
+      if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*")) {
+        throw e.getValue().error("source names are letters, digits and underscores");
+      }
+      ConfigNode.Fields f = e.getValue().fields(SOURCE);
+      out.put(e.getKey(), new SourceConfig(e.getKey(), f.requiredString("path"),
+          f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), e.getValue().location()));
+    }
+    if (out.isEmpty()) {
+      throw node.error("at least one source is required");
+    }
+    return out;
+  }
+
+  private SinkSettings sinks(ConfigNode node) {
+    if (node == null) {
+      return new SinkSettings(true, true, Map.of(), Map.of());
+    }
+    ConfigNode.Fields f = node.fields(SINKS);
+    if (!f.has("duckdb")) {
+      return new SinkSettings(true, true, Map.of(), Map.of());
+    }
+    ConfigNode.Fields d = f.get("duckdb").fields(DUCKDB_SINK);
+    Map<String, String> views = new LinkedHashMap<>();
+    Map<String, String> locations = new LinkedHashMap<>();
+    if (d.has("views")) {
+      for (Map.Entry<String, ConfigNode> e : d.get("views").entries().entrySet()) {
+        if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*")) {
+          throw e.getValue().error("view names are letters, digits and underscores");
+        }
+        views.put(e.getKey(), e.getValue().text());
+        locations.put(e.getKey(), e.getValue().location());
+      }
+    }
+    return new SinkSettings(d.bool("enabled", true), d.bool("raw_copy", true), views, locations);
+  }
+
+  private static String fileStem(Path file) {
+    String n = file.getFileName().toString();
+    int dot = n.lastIndexOf('.');
+    return dot > 0 ? n.substring(0, dot) : n;
+  }
+}

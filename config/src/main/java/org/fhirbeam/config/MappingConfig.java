@@ -1,0 +1,24 @@
+package org.fhirbeam.config;
+
+import java.io.Serializable;
+import java.util.List;
+
+/**
+ * A declarative mapping from the rows of one source to one FHIR resource type, as written in its YAML file.
+ * The transforms module checks it against the FHIR R4 definitions and compiles it.
+ *
+ * @param name the mapping's name, used in rejects and reports
+ * @param file the file it was loaded from
+ * @param source the name of the source whose rows it maps
+ * @param resourceType the FHIR resource type it builds, for example {@code Patient}
+ * @param id how the resource id is made
+ * @param elements element rules in file order
+ * @param location where the mapping starts, for error messages
+ */
+public record MappingConfig(String name, String file, String source, String resourceType, ValueRule id,
+    List<ValueRule> elements, String location) implements Serializable {
+
+  public MappingConfig {
+    elements = List.copyOf(elements);
+  }
+}

@@ -1,0 +1,102 @@
+package org.fhirbeam.io;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Properties;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.config.InputException;
+
+/** Opens DuckDB connections with the run's settings, and quotes SQL literals and identifiers. */
+public final class DuckDb {
+  private DuckDb() {}
+
+  /** A private in-memory database, as used by workers to read files. */
+  public static Connection openInMemory(DuckDbSettings settings) throws SQLException {
+    return configure(DriverManager.getConnection("jdbc:duckdb:"), settings);
+  }
+
+  /**
+   * Opens the run's database file. A file that is locked by another process, or is not a DuckDB database,
+   * is an {@link InputException} naming the path.
+   */
+  public static Connection openFile(String path, DuckDbSettings settings, boolean readOnly) {
+    Properties props = new Properties();
+    if (readOnly) {
+      props.setProperty("duckdb.read_only", "true");
+    }
+    Connection c;
+    try {
+      c = DriverManager.getConnection("jdbc:duckdb:" + path, props);
+    } catch (SQLException e) {
+      throw new InputException(describeOpenFailure(path, e.getMessage()), e);
+    }
+    try {
+      return configure(c, settings);
+    } catch (SQLException e) {
+      closeQuietly(c);
+      throw new InputException("DuckDB database " + path + ": " + firstLine(e.getMessage()), e);
+    }
+  }
+
+  static String describeOpenFailure(String path, String message) {
+    String m = message == null ? "" : message;
+    if (m.contains("Could not set lock") || m.contains("Conflicting lock")) {
+      return "DuckDB database " + path + " is locked by another process; close it there or use another file";
+    }
+    if (m.contains("not a valid DuckDB database") || m.contains("Invalid Input Error") || m.contains("corrupt")) {
+      return "DuckDB database " + path + " is not a readable DuckDB database file";
+    }
+    return "DuckDB database " + path + " cannot be opened: " + firstLine(m);
+  }
+
+  private static Connection configure(Connection c, DuckDbSettings settings) throws SQLException {
+    try (Statement st = c.createStatement()) {
+      if (settings.memoryLimit() != null) {
+        st.execute("SET memory_limit = " + literal(settings.memoryLimit()));
+      }
+      if (settings.threads() > 0) {
+        st.execute("SET threads = " + settings.threads());
+      }
+      // Row positions in rejects rely on rows arriving in file order.
+      st.execute("SET preserve_insertion_order = true");
+      for (String ext : settings.extensions()) {
+        try {
+          st.execute("LOAD " + ext);
+        } catch (SQLException e) {
+          throw new InputException("DuckDB extension '" + ext + "' is not available on this machine and cannot"
+              + " be downloaded; install it into a local extension_directory (INSTALL " + ext
+              + " FROM a local repository) or remove it from duckdb.extensions", e);
+        }
+      }
+    }
+    return c;
+  }
+
+  /** A SQL string literal. */
+  public static String literal(String s) {
+    return "'" + s.replace("'", "''") + "'";
+  }
+
+  /** A SQL identifier. */
+  public static String identifier(String s) {
+    return "\"" + s.replace("\"", "\"\"") + "\"";
+  }
+
+  public static String firstLine(String s) {
+    if (s == null) {
+      return "";
+    }
+    int nl = s.indexOf('\n');
+    return (nl < 0 ? s : s.substring(0, nl)).trim();
+  }
+
+  static void closeQuietly(AutoCloseable c) {
+    try {
+      c.close();
+    } catch (Exception ignored) {
+      // closing after a failure: the first failure is what the user needs to see
+    }
+  }
+}

@@ -1,0 +1,124 @@
+package org.fhirbeam.io;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.fhirbeam.config.InputException;
+
+/**
+ * Loads a run's results into the DuckDB database file in one transaction, through DuckDB's bulk readers (no
+ * row-by-row inserts): resource tables from the NDJSON files the pipeline wrote, copies of the source rows,
+ * and user views. The driver does this after the pipeline, whatever the runner, since a DuckDB file has one
+ * writer. A failure rolls everything back, so the database never holds half a run.
+ */
+public final class DuckDbTables {
+
+  /** A column computed from each resource: a JSON path ({@code $} for the whole resource) cast to a type. */
+  public record Column(String name, String jsonPath, String sqlType) {}
+
+  /** A table filled from NDJSON files, one row per line. */
+  public record JsonTable(String schema, String table, List<Column> columns, List<String> files) {
+    public JsonTable {
+      columns = List.copyOf(columns);
+      files = List.copyOf(files);
+    }
+  }
+
+  /** A table filled by the union (aligned by column name) of SELECT queries. */
+  public record QueryTable(String schema, String table, List<String> queries) {
+    public QueryTable {
+      queries = List.copyOf(queries);
+    }
+  }
+
+  /** A view, with where it was declared for error messages. */
+  public record View(String name, String sql, String location) {}
+
+  private DuckDbTables() {}
+
+  /**
+   * Replaces the given tables and views in one transaction and returns the row count of each table
+   * ({@code schema.table} to rows).
+   */
+  public static Map<String, Long> replace(Connection db, List<String> schemas, List<JsonTable> jsonTables,
+      List<QueryTable> queryTables, List<View> views) {
+    Map<String, Long> counts = new LinkedHashMap<>();
+    try (Statement st = db.createStatement()) {
+      st.execute("BEGIN TRANSACTION");
+      try {
+        for (String schema : schemas) {
+          st.execute("CREATE SCHEMA IF NOT EXISTS " + DuckDb.identifier(schema));
+        }
+        for (QueryTable t : queryTables) {
+          List<String> parts = new ArrayList<>();
+          for (String q : t.queries()) {
+            parts.add("(" + q + ")");
+          }
+          st.execute("CREATE OR REPLACE TABLE " + name(t.schema(), t.table()) + " AS "
+              + String.join(" UNION ALL BY NAME ", parts));
+          counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
+        }
+        for (JsonTable t : jsonTables) {
+          st.execute(createJsonTable(t));
+          counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
+        }
+        for (View v : views) {
+          try {
+            st.execute("CREATE OR REPLACE VIEW " + DuckDb.identifier(v.name()) + " AS " + v.sql());
+            st.executeQuery("SELECT * FROM " + DuckDb.identifier(v.name()) + " LIMIT 0").close();
+          } catch (SQLException e) {
+            throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
+          }
+        }
+        st.execute("COMMIT");
+      } catch (SQLException | RuntimeException e) {
+        st.execute("ROLLBACK");
+        throw e;
+      }
+    } catch (SQLException e) {
+      throw new IllegalStateException("loading results into DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
+    }
+    return counts;
+  }
+
+  static String createJsonTable(JsonTable t) {
+    List<String> select = new ArrayList<>();
+    List<String> empty = new ArrayList<>();
+    for (Column c : t.columns()) {
+      String expr = c.jsonPath().equals("$") ? "json"
+          : "json_extract_string(json, " + DuckDb.literal(c.jsonPath()) + ")";
+      if (!c.sqlType().equals("VARCHAR")) {
+        expr = c.jsonPath().equals("$") ? "CAST(" + expr + " AS " + c.sqlType() + ")"
+            : "TRY_CAST(" + expr + " AS " + c.sqlType() + ")";
+      }
+      select.add(expr + " AS " + DuckDb.identifier(c.name()));
+      empty.add(DuckDb.identifier(c.name()) + " " + c.sqlType());
+    }
+    String target = name(t.schema(), t.table());
+    if (t.files().isEmpty()) {
+      return "CREATE OR REPLACE TABLE " + target + " (" + String.join(", ", empty) + ")";
+    }
+    List<String> files = new ArrayList<>();
+    for (String f : t.files()) {
+      files.add(DuckDb.literal(f));
+    }
+    return "CREATE OR REPLACE TABLE " + target + " AS SELECT " + String.join(", ", select)
+        + " FROM read_ndjson_objects([" + String.join(", ", files) + "])";
+  }
+
+  private static long count(Statement st, String schema, String table) throws SQLException {
+    try (ResultSet rs = st.executeQuery("SELECT count(*) FROM " + name(schema, table))) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  private static String name(String schema, String table) {
+    return DuckDb.identifier(schema) + "." + DuckDb.identifier(table);
+  }
+}

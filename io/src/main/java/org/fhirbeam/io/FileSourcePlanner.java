@@ -1,0 +1,244 @@
+package org.fhirbeam.io;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.PathMatcher;
+import java.nio.file.Paths;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.config.SourceConfig.Format;
+import org.fhirbeam.data.RowBatch.LocationKind;
+
+/**
+ * Turns a file source into read tasks, one per file, before the pipeline starts: expands the path, decides
+ * each file's format, and asks DuckDB for each file's columns so that unreadable files and unknown columns are
+ * reported before anything is written. Files of several formats form one logical source aligned by column name.
+ */
+public final class FileSourcePlanner {
+
+  /** The planned source: its files as read tasks and the union of their columns, in first-seen order. */
+  public record PlannedSource(SourceConfig config, List<ReadTask> tasks, List<String> columns) {}
+
+  private final DuckDbSettings settings;
+
+  public FileSourcePlanner(DuckDbSettings settings) {
+    this.settings = settings;
+  }
+
+  public PlannedSource plan(SourceConfig source) {
+    List<Path> files = expand(source);
+    List<ReadTask> tasks = new ArrayList<>();
+    Set<String> columns = new LinkedHashSet<>();
+    try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement()) {
+      for (Path file : files) {
+        Format format = formatOf(source, file);
+        String scan = scan(file, format);
+        List<String> fileColumns = new ArrayList<>();
+        try (ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + scan)) {
+          while (rs.next()) {
+            fileColumns.add(rs.getString(1));
+          }
+        } catch (SQLException e) {
+          throw new InputException("source " + source.name() + ": cannot read " + file + " as "
+              + format.name().toLowerCase(Locale.ROOT) + ": " + DuckDb.firstLine(e.getMessage()), e);
+        }
+        columns.addAll(fileColumns);
+        tasks.add(task(source.name(), file, format, scan, fileColumns));
+      }
+    } catch (SQLException e) {
+      throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
+    }
+    return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns));
+  }
+
+  private static ReadTask task(String source, Path file, Format format, String scan, List<String> columns) {
+    // Every value travels as text; DuckDB renders dates and numbers in their ISO/canonical forms.
+    List<String> casts = new ArrayList<>();
+    for (String c : columns) {
+      casts.add("CAST(" + DuckDb.identifier(c) + " AS VARCHAR) AS " + DuckDb.identifier(c));
+    }
+    String sql = "SELECT " + String.join(", ", casts) + " FROM " + scan;
+    return switch (format) {
+      // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
+      case CSV -> oneRecordPerLine(file)
+          ? new ReadTask(source, file.toString(), sql, LocationKind.LINE, 2)
+          : new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1);
+      case PARQUET -> new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1);
+      case JSON -> isJsonArray(file)
+          ? new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1)
+          : new ReadTask(source, file.toString(), sql, LocationKind.LINE, 1);
+      case AUTO -> throw new IllegalStateException("format must be decided per file");
+    };
+  }
+
+  /** The DuckDB table function call that reads one file. */
+  static String scan(Path file, Format format) {
+    String f = DuckDb.literal(file.toString());
+    return switch (format) {
+      case CSV -> "read_csv(" + f + ", header = true, all_varchar = true)";
+      case PARQUET -> "read_parquet(" + f + ")";
+      case JSON -> "read_json(" + f + ")";
+      case AUTO -> throw new IllegalStateException("format must be decided per file");
+    };
+  }
+
+  static Format formatOf(SourceConfig source, Path file) {
+    if (source.format() != Format.AUTO) {
+      return source.format();
+    }
+    String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+    if (name.endsWith(".csv")) {
+      return Format.CSV;
+    }
+    if (name.endsWith(".parquet")) {
+      return Format.PARQUET;
+    }
+    if (name.endsWith(".json") || name.endsWith(".ndjson") || name.endsWith(".jsonl")) {
+      return Format.JSON;
+    }
+    throw new InputException("source " + source.name() + ": cannot tell the format of " + file
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl); set sources." + source.name() + ".format");
+  }
+
+  /**
+   * Whether every line after the header holds exactly one record: no blank lines and no line breaks inside
+   * quoted values. One pass over the bytes, far cheaper than the read itself.
+   */
+  static boolean oneRecordPerLine(Path file) {
+    try (InputStream in = new java.io.BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+      byte[] buf = new byte[1 << 16];
+      boolean inQuote = false;
+      int previous = '\n';
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        for (int i = 0; i < n; i++) {
+          int b = buf[i];
+          if (b == '"') {
+            inQuote = !inQuote;
+          } else if (b == '\n') {
+            if (inQuote || previous == '\n') {
+              return false;
+            }
+          } else if (b == '\r') {
+            if (inQuote) {
+              return false;
+            }
+            continue; // CRLF: judge the line by its LF
+          }
+          previous = b;
+        }
+      }
+      return true;
+    } catch (IOException e) {
+      throw new InputException("cannot read " + file + ": " + e.getClass().getSimpleName(), e);
+    }
+  }
+
+  private static boolean isJsonArray(Path file) {
+    try (InputStream in = Files.newInputStream(file)) {
+      int c;
+      while ((c = in.read()) >= 0) {
+        if (!Character.isWhitespace(c) && c != 0xEF && c != 0xBB && c != 0xBF) {
+          return c == '[';
+        }
+      }
+      return false;
+    } catch (IOException e) {
+      throw new InputException("cannot read " + file + ": " + e.getClass().getSimpleName(), e);
+    }
+  }
+
+  /**
+   * Expands a source path: a file, a directory (its files with known extensions), or a glob. Matches are
+   * absolute and sorted; none is an error.
+   */
+  static List<Path> expand(SourceConfig source) {
+    String pattern = source.path();
+    Path literal = Paths.get(pattern).toAbsolutePath().normalize();
+    List<Path> files = new ArrayList<>();
+    if (!hasGlob(pattern)) {
+      if (Files.isRegularFile(literal)) {
+        files.add(literal);
+      } else if (Files.isDirectory(literal)) {
+        try (Stream<Path> s = Files.list(literal)) {
+          s.filter(Files::isRegularFile).filter(FileSourcePlanner::knownExtension).forEach(files::add);
+        } catch (IOException e) {
+          throw new InputException("source " + source.name() + ": cannot list " + literal, e);
+        }
+      }
+    } else {
+      Path base = globBase(pattern);
+      String glob = Paths.get(pattern).isAbsolute() ? pattern
+          : Paths.get("").toAbsolutePath().toString() + "/" + pattern;
+      PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + normalizeGlob(glob));
+      if (Files.isDirectory(base)) {
+        try (Stream<Path> s = Files.walk(base)) {
+          s.filter(Files::isRegularFile).map(p -> p.toAbsolutePath().normalize()).filter(matcher::matches)
+              .forEach(files::add);
+        } catch (IOException e) {
+          throw new InputException("source " + source.name() + ": cannot list " + base, e);
+        }
+      }
+    }
+    if (files.isEmpty()) {
+      throw new InputException("source " + source.name() + ": path " + pattern + " matches no file");
+    }
+    files.sort(null);
+    return files;
+  }
+
+  private static boolean knownExtension(Path p) {
+    String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
+    return n.endsWith(".csv") || n.endsWith(".parquet") || n.endsWith(".json") || n.endsWith(".ndjson")
+        || n.endsWith(".jsonl");
+  }
+
+  private static boolean hasGlob(String s) {
+    return s.indexOf('*') >= 0 || s.indexOf('?') >= 0 || s.indexOf('{') >= 0 || s.indexOf('[') >= 0;
+  }
+
+  /** The deepest directory of the pattern that has no glob characters. */
+  private static Path globBase(String pattern) {
+    String[] parts = pattern.split("/", -1);
+    StringBuilder base = new StringBuilder(pattern.startsWith("/") ? "/" : "");
+    for (int i = 0; i < parts.length - 1; i++) {
+      if (hasGlob(parts[i])) {
+        break;
+      }
+      if (!parts[i].isEmpty()) {
+        base.append(parts[i]).append('/');
+      }
+    }
+    return Paths.get(base.length() == 0 ? "." : base.toString()).toAbsolutePath().normalize();
+  }
+
+  /** Removes {@code ./} and {@code ..} segments that the matcher would otherwise take literally. */
+  private static String normalizeGlob(String glob) {
+    List<String> out = new ArrayList<>();
+    for (String part : glob.split("/", -1)) {
+      if (part.equals(".") || (part.isEmpty() && !out.isEmpty())) {
+        continue;
+      }
+      if (part.equals("..") && !out.isEmpty() && !hasGlob(out.get(out.size() - 1))) {
+        out.remove(out.size() - 1);
+        continue;
+      }
+      out.add(part);
+    }
+    return String.join("/", out);
+  }
+}

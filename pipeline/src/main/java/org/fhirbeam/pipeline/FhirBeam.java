@@ -1,0 +1,202 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.transforms.MappingCompiler;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ScopeType;
+
+/** The {@code fhirbeam} command line. Exit codes: 0 success, 1 the run failed, 2 bad input or usage. */
+@Command(name = "fhirbeam", mixinStandardHelpOptions = true, versionProvider = FhirBeam.Version.class,
+    description = "Maps hospital data (CSV, Parquet, JSON) to FHIR R4 resources with declarative YAML mappings,"
+        + " on Apache Beam (DirectRunner or Spark) with DuckDB.",
+    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, CommandLine.HelpCommand.class})
+public final class FhirBeam implements Callable<Integer> {
+  static final int EXIT_RUN_FAILED = 1;
+  static final int EXIT_BAD_INPUT = 2;
+
+  @Option(names = "--verbose", scope = ScopeType.INHERIT, description = "Print stack traces of errors.")
+  boolean verbose;
+
+  @CommandLine.Spec
+  CommandLine.Model.CommandSpec spec;
+
+  public static void main(String[] args) {
+    System.exit(execute(System.out, System.err, System.getenv(), args));
+  }
+
+  /** Runs the command line with the given streams and environment, returning the exit code. */
+  public static int execute(PrintStream out, PrintStream err, Map<String, String> env, String... args) {
+    FhirBeam top = new FhirBeam();
+    CommandLine cl = new CommandLine(top);
+    cl.setCaseInsensitiveEnumValuesAllowed(true);
+    cl.setOut(new PrintWriter(out, true));
+    cl.setErr(new PrintWriter(err, true));
+    cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+      boolean verbose = top.verbose || parseResult.subcommand() != null
+          && Boolean.TRUE.equals(parseResult.subcommand().matchedOptionValue("--verbose", false));
+      int code = e instanceof InputException ? EXIT_BAD_INPUT : EXIT_RUN_FAILED;
+      String message = e instanceof InputException || e instanceof JobRunner.UnbalancedRunException
+          ? e.getMessage() : e.getClass().getSimpleName() + ": " + firstLine(rootMessage(e));
+      err.println("error: " + message);
+      if (verbose) {
+        e.printStackTrace(err);
+      } else if (code == EXIT_RUN_FAILED && !(e instanceof JobRunner.UnbalancedRunException)) {
+        err.println("(run again with --verbose for details)");
+      }
+      return code;
+    });
+    Environment.set(env);
+    return cl.execute(args);
+  }
+
+  @Override
+  public Integer call() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+    return EXIT_BAD_INPUT;
+  }
+
+  private static String rootMessage(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null && t.getCause() != t) {
+      if (t instanceof InputException) {
+        break;
+      }
+      t = t.getCause();
+    }
+    return String.valueOf(t.getMessage());
+  }
+
+  private static String firstLine(String s) {
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
+  }
+
+  /** The environment seen by configuration files, plus FHIRBEAM_HOME (the installation directory). */
+  static final class Environment {
+    private static Map<String, String> variables = Map.of();
+
+    static void set(Map<String, String> env) {
+      Map<String, String> v = new HashMap<>(env);
+      v.putIfAbsent("FHIRBEAM_HOME", home().toString());
+      variables = Map.copyOf(v);
+    }
+
+    static Map<String, String> variables() {
+      return variables;
+    }
+
+    static Path home() {
+      try {
+        // pipeline/target/fhirbeam.jar or pipeline/target/classes: three levels below the installation.
+        Path code = Path.of(FhirBeam.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        return code.getParent().getParent().getParent().toAbsolutePath().normalize();
+      } catch (URISyntaxException | NullPointerException e) {
+        return Path.of("").toAbsolutePath();
+      }
+    }
+
+    static Path defaultConfig() {
+      return Path.of(variables.get("FHIRBEAM_HOME"), "config", "pipelines", "default.yaml");
+    }
+  }
+
+  /** {@code fhirbeam run}. */
+  @Command(name = "run", mixinStandardHelpOptions = true,
+      description = "Run a job: read the sources, build FHIR resources, write NDJSON, rejects, DuckDB tables"
+          + " and run-summary.json. Without --config, runs the bundled default job on the sample patients.")
+  static final class Run implements Callable<Integer> {
+    @Option(names = "--config", paramLabel = "FILE",
+        description = "Pipeline configuration (default: config/pipelines/default.yaml of the installation).")
+    Path config;
+
+    @Option(names = "--output", paramLabel = "DIR", defaultValue = "output",
+        description = "Output directory; its previous results are replaced (default: ${DEFAULT-VALUE}).")
+    Path output;
+
+    @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
+        description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[*]); default: ${DEFAULT-VALUE}.")
+    Runner runner;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", mapFallbackValue = "",
+        description = "Override a configuration key (dotted path) for this run, e.g."
+            + " --set sources.patients.path=data/*.csv. Repeatable.")
+    Map<String, String> overrides = new LinkedHashMap<>();
+
+    @Option(names = "--direct-checks",
+        description = "Keep the DirectRunner's immutability and encodability checks on (slow; used by tests).")
+    boolean directChecks;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      Path file = config != null ? config : Environment.defaultConfig();
+      JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
+      PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
+      PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
+      RunSummary summary = new JobRunner(plan, runner, output, directChecks, err, System.console() != null).run();
+      summary.print(out, output.toAbsolutePath().normalize());
+      return 0;
+    }
+  }
+
+  /** {@code fhirbeam check-config}. */
+  @Command(name = "check-config", mixinStandardHelpOptions = true,
+      description = "Check a pipeline configuration and its mappings (keys, types, FHIR paths) without reading"
+          + " data. Exit code 2 names file, line and key of the first problem.")
+  static final class CheckConfig implements Callable<Integer> {
+    @Parameters(paramLabel = "FILE", description = "The pipeline configuration to check.")
+    Path file;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override a key, as for run.")
+    Map<String, String> overrides = new LinkedHashMap<>();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      PipelineConfig config = new ConfigLoader(Environment.variables()).load(file, overrides);
+      for (MappingConfig m : config.mappings()) {
+        MappingCompiler.compile(m, null);
+      }
+      spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
+          config.mappings().size());
+      return 0;
+    }
+  }
+
+  /** Reads the version Maven wrote into the jar. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() throws IOException {
+      Properties p = new Properties();
+      try (InputStream in = FhirBeam.class.getResourceAsStream("/fhirbeam-version.properties")) {
+        if (in != null) {
+          p.load(in);
+        }
+      }
+      return new String[] {"fhirbeam " + p.getProperty("version", "unknown")
+          + " (Beam " + p.getProperty("beam", "?") + ", HAPI FHIR " + p.getProperty("hapi", "?")
+          + ", DuckDB " + p.getProperty("duckdb", "?") + ", Java " + System.getProperty("java.version") + ")"};
+    }
+  }
+}

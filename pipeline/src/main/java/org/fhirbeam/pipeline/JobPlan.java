@@ -1,0 +1,43 @@
+package org.fhirbeam.pipeline;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.io.FileSourcePlanner;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.MappingCompiler;
+
+/**
+ * Everything decided before the pipeline starts: the checked configuration, each source's files and columns,
+ * and each mapping compiled against its source. Building it reads no rows and writes nothing, so every
+ * configuration or input problem surfaces here.
+ *
+ * @param config the loaded configuration
+ * @param sources planned sources by name (only those some mapping reads)
+ * @param mappings compiled mappings in configuration order
+ */
+public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources, List<CompiledMapping> mappings) {
+
+  /** Loads, checks and plans a job. */
+  public static JobPlan create(java.nio.file.Path configFile, Map<String, String> overrides,
+      Map<String, String> variables) {
+    PipelineConfig config = new ConfigLoader(variables).load(configFile, overrides);
+    return fromConfig(config);
+  }
+
+  static JobPlan fromConfig(PipelineConfig config) {
+    FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
+    Map<String, PlannedSource> sources = new LinkedHashMap<>();
+    List<CompiledMapping> mappings = new ArrayList<>();
+    for (MappingConfig m : config.mappings()) {
+      PlannedSource source = sources.computeIfAbsent(m.source(), n -> planner.plan(config.sources().get(n)));
+      mappings.add(MappingCompiler.compile(m, source.columns()));
+    }
+    return new JobPlan(config, sources, List.copyOf(mappings));
+  }
+}

@@ -1,0 +1,286 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.metrics.MetricNameFilter;
+import org.apache.beam.sdk.metrics.MetricQueryResults;
+import org.apache.beam.sdk.metrics.MetricResult;
+import org.apache.beam.sdk.metrics.MetricsFilter;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.ReadTask;
+import org.fhirbeam.io.ReadWithDuckDb;
+import org.fhirbeam.transforms.BatchMapper;
+import org.fhirbeam.transforms.CompiledMapping;
+
+/**
+ * Runs a planned job: the pipeline writes into a staging directory; when it has finished and its counts
+ * balance, the driver loads the DuckDB tables in one transaction and only then replaces the previous results in
+ * the output directory. A run that fails leaves the previous output and database as they were.
+ */
+public final class JobRunner {
+  private static final String METRICS = ReadWithDuckDb.METRICS;
+
+  /** A run whose counts do not balance: some rows were lost or duplicated. */
+  public static final class UnbalancedRunException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    UnbalancedRunException(String message) {
+      super(message);
+    }
+  }
+
+  private final JobPlan plan;
+  private final Runner runner;
+  private final Path output;
+  private final boolean runnerChecks;
+  private final PrintStream console;
+  private final boolean terminal;
+
+  public JobRunner(JobPlan plan, Runner runner, Path output, boolean runnerChecks, PrintStream console,
+      boolean terminal) {
+    this.plan = plan;
+    this.runner = runner;
+    this.output = output.toAbsolutePath().normalize();
+    this.runnerChecks = runnerChecks;
+    this.console = console;
+    this.terminal = terminal;
+  }
+
+  public RunSummary run() {
+    long start = System.nanoTime();
+    String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
+        .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
+    boolean loadDuckDb = plan.config().sinks().duckdb();
+    String database = Path.of(plan.config().duckdb().database()).toAbsolutePath().normalize().toString();
+    Connection db = null;
+    Path staging = output.resolve(".staging-" + runId);
+    try {
+      if (loadDuckDb) {
+        createParent(Path.of(database));
+        // Opened before the pipeline so a locked or broken file stops the run before anything is written.
+        db = DuckDb.openFile(database, plan.config().duckdb(), false);
+      }
+      removeStaleStaging();
+      Path fhirDir = staging.resolve("fhir");
+      Path rejectsDir = staging.resolve("rejects");
+      Files.createDirectories(fhirDir);
+      Files.createDirectories(rejectsDir);
+
+      Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
+      JobGraph.build(p, plan, runId, fhirDir.toString(), rejectsDir.toString());
+      PipelineResult result = p.run();
+      int files = plan.sources().values().stream().mapToInt(s -> s.tasks().size()).sum();
+      try (Progress ignored = new Progress(console, terminal, () -> counter(result, "rows_in/"), files)) {
+        PipelineResult.State state = result.waitUntilFinish();
+        if (state != PipelineResult.State.DONE) {
+          throw new IllegalStateException("pipeline ended in state " + state);
+        }
+      }
+
+      Map<String, Long> rowsIn = new LinkedHashMap<>();
+      for (String source : plan.sources().keySet()) {
+        rowsIn.put(source, counterExact(result, "rows_in/" + source));
+      }
+      Map<String, Long> resourcesOut = new LinkedHashMap<>();
+      for (CompiledMapping m : plan.mappings()) {
+        resourcesOut.putIfAbsent(m.resourceType(), counterExact(result, "written/" + m.resourceType()));
+      }
+      long rejected = counterExact(result, "written/" + BatchMapper.REJECTS);
+      double elapsed = (System.nanoTime() - start) / 1e9;
+      RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, resourcesOut,
+          rejected, elapsed, Map.of(), loadDuckDb ? database : null);
+      if (!counted.balanced()) {
+        throw new UnbalancedRunException(String.format(java.util.Locale.ROOT,
+            "rows in (%d) != resources out (%d) + rejected (%d): the run lost or duplicated rows; output not"
+                + " replaced", counted.rowsIn(), counted.resourcesTotal(), rejected));
+      }
+
+      Map<String, Long> tables = Map.of();
+      if (loadDuckDb) {
+        tables = loadTables(db, fhirDir, resourcesOut);
+      }
+      commit(staging);
+      RunSummary summary = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, resourcesOut,
+          rejected, (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null);
+      summary.write(output.resolve("run-summary.json"));
+      return summary;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      deleteTree(staging);
+      if (db != null) {
+        try {
+          db.close();
+        } catch (SQLException e) {
+          // the run's outcome is already decided; closing cannot change it
+        }
+      }
+    }
+  }
+
+  private Map<String, Long> loadTables(Connection db, Path fhirDir, Map<String, Long> resourcesOut)
+      throws IOException {
+    List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
+    for (String type : resourcesOut.keySet()) {
+      LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
+      columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
+      for (CompiledMapping m : plan.mappings()) {
+        if (m.resourceType().equals(type)) {
+          for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+            if (c.topLevel()) {
+              columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
+            }
+          }
+        }
+      }
+      columns.add(new DuckDbTables.Column("resource", "$", "JSON"));
+      jsonTables.add(new DuckDbTables.JsonTable("fhir_resources", type.toLowerCase(java.util.Locale.ROOT),
+          List.copyOf(columns), filesOf(fhirDir, type)));
+    }
+    for (CompiledMapping m : plan.mappings()) {
+      List<DuckDbTables.Column> columns = new ArrayList<>();
+      columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
+      for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+        columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
+      }
+      jsonTables.add(new DuckDbTables.JsonTable("transformed_data", m.name(), columns,
+          filesOf(fhirDir, m.resourceType())));
+    }
+    List<DuckDbTables.QueryTable> raw = new ArrayList<>();
+    if (plan.config().sinks().rawCopy()) {
+      for (PlannedSource s : plan.sources().values()) {
+        List<String> queries = new ArrayList<>();
+        for (ReadTask t : s.tasks()) {
+          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.sql() + ")");
+        }
+        raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
+      }
+    }
+    List<DuckDbTables.View> views = new ArrayList<>();
+    plan.config().sinks().views().forEach((name, sql) -> views.add(
+        new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
+    Map<String, Long> counts = DuckDbTables.replace(db, List.of("raw_data", "transformed_data", "fhir_resources"),
+        jsonTables, raw, views);
+    for (String type : resourcesOut.keySet()) {
+      long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
+      if (loaded != resourcesOut.get(type)) {
+        throw new UnbalancedRunException("DuckDB table fhir_resources." + type.toLowerCase(java.util.Locale.ROOT)
+            + " holds " + loaded + " rows but the pipeline wrote " + resourcesOut.get(type) + " resources");
+      }
+    }
+    return counts;
+  }
+
+  private static List<String> filesOf(Path dir, String destination) throws IOException {
+    List<String> files = new ArrayList<>();
+    try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, destination + "-*.ndjson")) {
+      for (Path f : s) {
+        files.add(f.toString());
+      }
+    }
+    files.sort(null);
+    return files;
+  }
+
+  /** Replaces the previous results with the staged ones: the directories are swapped by renames. */
+  private void commit(Path staging) throws IOException {
+    for (String dir : List.of("fhir", "rejects")) {
+      Path target = output.resolve(dir);
+      try (DirectoryStream<Path> temp = Files.newDirectoryStream(staging.resolve(dir), ".temp-beam*")) {
+        for (Path t : temp) {
+          deleteTree(t); // Beam's emptied temporary directories
+        }
+      }
+      deleteTree(target);
+      Files.move(staging.resolve(dir), target, StandardCopyOption.ATOMIC_MOVE);
+    }
+    Files.deleteIfExists(output.resolve("run-summary.json"));
+  }
+
+  private void removeStaleStaging() throws IOException {
+    if (!Files.isDirectory(output)) {
+      return;
+    }
+    try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".staging-*")) {
+      for (Path p : s) {
+        deleteTree(p);
+      }
+    }
+  }
+
+  private static void createParent(Path file) {
+    Path parent = file.toAbsolutePath().getParent();
+    try {
+      Files.createDirectories(parent);
+    } catch (IOException e) {
+      throw new InputException("cannot create directory " + parent + " for the DuckDB database", e);
+    }
+  }
+
+  static void deleteTree(Path root) {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(root)) {
+      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Sum of the counters whose name starts with {@code prefix}, while the pipeline runs (0 if unavailable). */
+  private static long counter(PipelineResult result, String prefix) {
+    try {
+      long sum = 0;
+      for (MetricResult<Long> c : query(result).getCounters()) {
+        if (c.getName().getName().startsWith(prefix)) {
+          sum += c.getAttempted();
+        }
+      }
+      return sum;
+    } catch (RuntimeException e) {
+      return 0;
+    }
+  }
+
+  /** One counter after the pipeline finished; absent counters (nothing counted) are 0. */
+  private static long counterExact(PipelineResult result, String name) {
+    long sum = 0;
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      if (c.getName().getName().equals(name)) {
+        sum += c.getAttempted();
+      }
+    }
+    return sum;
+  }
+
+  private static MetricQueryResults query(PipelineResult result) {
+    return result.metrics().queryMetrics(
+        MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(METRICS)).build());
+  }
+}

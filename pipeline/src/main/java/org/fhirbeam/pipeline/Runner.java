@@ -1,0 +1,48 @@
+package org.fhirbeam.pipeline;
+
+import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.runners.direct.DirectRunner;
+import org.apache.beam.runners.spark.SparkPipelineOptions;
+import org.apache.beam.runners.spark.SparkRunner;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+
+/** The runners a job can use, and the only place that builds runner-specific options. */
+public enum Runner {
+  /** Beam's DirectRunner in this JVM, using every core. */
+  DIRECT,
+  /** Beam's Spark runner on a local Spark ({@code local[*]}) in this JVM. */
+  SPARK;
+
+  /**
+   * Options for this runner. {@code runnerChecks} turns on the DirectRunner's immutability and encodability
+   * checks: tests keep them on; real runs turn them off since they cost 7-15x here.
+   */
+  PipelineOptions options(String jobName, boolean runnerChecks) {
+    return switch (this) {
+      case DIRECT -> {
+        DirectOptions o = PipelineOptionsFactory.create().as(DirectOptions.class);
+        o.setRunner(DirectRunner.class);
+        o.setBlockOnRun(false);
+        o.setTargetParallelism(Math.max(2, Runtime.getRuntime().availableProcessors()));
+        o.setEnforceImmutability(runnerChecks);
+        o.setEnforceEncodability(runnerChecks);
+        o.setJobName(jobName);
+        yield o;
+      }
+      case SPARK -> {
+        SparkPipelineOptions o = PipelineOptionsFactory.create().as(SparkPipelineOptions.class);
+        o.setRunner(SparkRunner.class);
+        o.setSparkMaster("local[*]");
+        o.setEnableSparkMetricSinks(false);
+        o.setAppName(jobName);
+        o.setJobName(jobName);
+        yield o;
+      }
+    };
+  }
+
+  public String label() {
+    return name().toLowerCase(java.util.Locale.ROOT);
+  }
+}

@@ -1,0 +1,164 @@
+package org.fhirbeam.transforms;
+
+import java.io.Serializable;
+import java.time.format.DateTimeFormatter;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A mapping checked against the FHIR R4 definitions and turned into a plan: value rules (leaves) and an element
+ * tree in FHIR order, so that building a resource needs no path parsing, reflection or HAPI objects per row.
+ * It is an immutable, serializable value, built once on the driver and shipped to workers.
+ */
+public final class CompiledMapping implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /** A column of the flat views of the output: one per mapped element. */
+  public record FlatColumn(String name, String path, String jsonPath, String sqlType, boolean topLevel)
+      implements Serializable {}
+
+  private final String name;
+  private final String source;
+  private final String resourceType;
+  private final Leaf id;
+  private final Leaf[] leaves;
+  private final Element[] root;
+  private final List<FlatColumn> flatColumns;
+
+  CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
+      List<FlatColumn> flatColumns) {
+    this.name = name;
+    this.source = source;
+    this.resourceType = resourceType;
+    this.id = id;
+    this.leaves = leaves;
+    this.root = root;
+    this.flatColumns = List.copyOf(flatColumns);
+  }
+
+  public String name() {
+    return name;
+  }
+
+  public String source() {
+    return source;
+  }
+
+  public String resourceType() {
+    return resourceType;
+  }
+
+  /** One column per mapped element, in mapping order, for the flat tables of the output. */
+  public List<FlatColumn> flatColumns() {
+    return flatColumns;
+  }
+
+  Leaf id() {
+    return id;
+  }
+
+  Leaf[] leaves() {
+    return leaves;
+  }
+
+  Element[] root() {
+    return root;
+  }
+
+  /** One value rule, bound to a FHIR primitive. */
+  static final class Leaf implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    final String path;
+    final String column;
+    /** The converted constant, or null when the value comes from a column. */
+    final String constant;
+    final Map<String, String> codeMap;
+    final boolean ignoreCase;
+    final String defaultValue;
+    final PrimitiveKind kind;
+    final List<String> formats;
+    final boolean required;
+    private transient DateTimeFormatter[] dateFormats;
+
+    Leaf(String path, String column, String constant, Map<String, String> codeMap, boolean ignoreCase,
+        String defaultValue, PrimitiveKind kind, List<String> formats, boolean required) {
+      this.path = path;
+      this.column = column;
+      this.constant = constant;
+      this.codeMap = Map.copyOf(codeMap);
+      this.ignoreCase = ignoreCase;
+      this.defaultValue = defaultValue;
+      this.kind = kind;
+      this.formats = List.copyOf(formats);
+      this.required = required;
+    }
+
+    String formatsText() {
+      return formats.isEmpty() ? "yyyy-MM-dd" : String.join(" or ", formats);
+    }
+
+    /**
+     * The FHIR value for one input ({@code raw} as read, possibly null), or null when the element is omitted.
+     */
+    String evaluate(String raw) throws PrimitiveKind.BadValue {
+      if (constant != null) {
+        return constant;
+      }
+      String v = raw == null ? null : raw.strip();
+      if (v == null || v.isEmpty()) {
+        if (defaultValue != null) {
+          return defaultValue;
+        }
+        if (required) {
+          throw new PrimitiveKind.BadValue("required", "required column '" + column + "' is empty");
+        }
+        return null;
+      }
+      if (!codeMap.isEmpty()) {
+        String mapped = codeMap.get(ignoreCase ? v.toLowerCase(java.util.Locale.ROOT) : v);
+        if (mapped == null) {
+          if (defaultValue == null) {
+            throw new PrimitiveKind.BadValue("code-map", "value of column '" + column
+                + "' is not in the rule's code map (or the element's required value set) and the rule has no"
+                + " default");
+          }
+          return defaultValue;
+        }
+        return mapped;
+      }
+      if (dateFormats == null) {
+        dateFormats = PrimitiveKind.dateFormats(formats);
+      }
+      return kind.convert(v, dateFormats, formatsText());
+    }
+  }
+
+  /** A named element of a composite, with its repetitions in index order. */
+  static final class Element implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    final String name;
+    final boolean repeating;
+    final Item[] items;
+
+    Element(String name, boolean repeating, Item[] items) {
+      this.name = name;
+      this.repeating = repeating;
+      this.items = items;
+    }
+  }
+
+  /** One repetition: a primitive (a leaf) or a composite with child elements. */
+  static final class Item implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    final int leaf;
+    final Element[] children;
+
+    Item(int leaf, Element[] children) {
+      this.leaf = leaf;
+      this.children = children;
+    }
+  }
+}

@@ -1,0 +1,300 @@
+package org.fhirbeam.transforms;
+
+import ca.uhn.fhir.context.BaseRuntimeChildDefinition;
+import ca.uhn.fhir.context.BaseRuntimeElementCompositeDefinition;
+import ca.uhn.fhir.context.BaseRuntimeElementDefinition;
+import ca.uhn.fhir.context.BaseRuntimeElementDefinition.ChildTypeEnum;
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.context.RuntimeResourceDefinition;
+import ca.uhn.fhir.parser.DataFormatException;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.ValueRule;
+import org.hl7.fhir.r4.model.EnumFactory;
+
+/**
+ * Checks a mapping against HAPI's FHIR R4 definitions and compiles it. Every problem of a mapping (unknown
+ * element, single-valued element mapped twice or indexed, a composite mapped as a value, a value the target
+ * type cannot hold, a code outside a required binding, a column the source lacks) is collected and reported at
+ * once, each with file, line and path.
+ */
+public final class MappingCompiler {
+  private static final Pattern SEGMENT = Pattern.compile("([A-Za-z][A-Za-z0-9]*)(?:\\[(\\d+)\\])?");
+  /** Elements the mapping does not set through element rules. */
+  private static final Set<String> RESERVED = Set.of("id", "meta", "implicitRules", "language", "text",
+      "contained", "extension", "modifierExtension");
+
+  private MappingCompiler() {}
+
+  static FhirContext fhirContext() {
+    return FhirContext.forR4Cached();
+  }
+
+  /**
+   * Compiles {@code mapping}; {@code sourceColumns} lists the columns its source has (null to skip that check).
+   */
+  public static CompiledMapping compile(MappingConfig mapping, Collection<String> sourceColumns) {
+    List<String> problems = new ArrayList<>();
+    RuntimeResourceDefinition def;
+    try {
+      def = fhirContext().getResourceDefinition(mapping.resourceType());
+    } catch (DataFormatException e) {
+      throw new MappingException(mapping.name(), List.of(mapping.location() + ": resource: '"
+          + mapping.resourceType() + "' is not a FHIR R4 resource type"));
+    }
+    if (!def.getName().equals(mapping.resourceType())) {
+      throw new MappingException(mapping.name(), List.of(mapping.location() + ": resource: '"
+          + mapping.resourceType() + "' is not a FHIR R4 resource type (did you mean " + def.getName() + "?)"));
+    }
+
+    List<CompiledMapping.Leaf> leaves = new ArrayList<>();
+    List<CompiledMapping.FlatColumn> flat = new ArrayList<>();
+    CompiledMapping.Leaf id = leaf(mapping.id(), PrimitiveKind.ID, null, sourceColumns, mapping, problems);
+    if (id != null && !mapping.id().codeMap().isEmpty()) {
+      problems.add(mapping.id().location() + ": id: the id rule takes no code map");
+    }
+    MutableItem root = new MutableItem();
+    for (ValueRule rule : mapping.elements()) {
+      try {
+        place(def, root, rule, sourceColumns, mapping, leaves, flat, problems);
+      } catch (PathProblem p) {
+        problems.add(rule.location() + ": " + rule.path() + ": " + p.getMessage());
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new MappingException(mapping.name(), problems);
+    }
+    return new CompiledMapping(mapping.name(), mapping.source(), def.getName(), id,
+        leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat);
+  }
+
+  private static void place(RuntimeResourceDefinition def, MutableItem root, ValueRule rule,
+      Collection<String> sourceColumns, MappingConfig mapping, List<CompiledMapping.Leaf> leaves,
+      List<CompiledMapping.FlatColumn> flat, List<String> problems) throws PathProblem {
+    String[] segments = rule.path().split("\\.", -1);
+    BaseRuntimeElementCompositeDefinition<?> current = def;
+    MutableItem item = root;
+    StringBuilder normalized = new StringBuilder();
+    for (int i = 0; i < segments.length; i++) {
+      Matcher m = SEGMENT.matcher(segments[i]);
+      if (!m.matches()) {
+        throw new PathProblem("'" + segments[i] + "' is not a path segment (write name or name[index])");
+      }
+      String name = m.group(1);
+      if (i == 0 && RESERVED.contains(name)) {
+        throw new PathProblem(name.equals("id") ? "the resource id is set by the mapping's 'id' rule"
+            : "element '" + name + "' cannot be set by an element rule");
+      }
+      BaseRuntimeChildDefinition child = current.getChildByName(name);
+      if (child == null) {
+        throw new PathProblem("'" + name + "' is not an element of " + current.getName() + " (elements: "
+            + String.join(", ", childNames(current)) + ")");
+      }
+      boolean repeating = child.getMax() != 1;
+      int index = m.group(2) == null ? 0 : Integer.parseInt(m.group(2));
+      if (!repeating && m.group(2) != null) {
+        throw new PathProblem("'" + name + "' is single-valued in " + current.getName() + ", so it takes no index");
+      }
+      BaseRuntimeElementDefinition<?> elementDef = child.getChildByName(name);
+      int order = current.getChildren().indexOf(child);
+      normalized.append(i == 0 ? "" : ".").append(name).append(repeating ? "[" + index + "]" : "");
+      MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating));
+      MutableItem next = element.items.computeIfAbsent(index, k -> new MutableItem());
+      boolean last = i == segments.length - 1;
+      if (elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_DATATYPE
+          || elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_XHTML_HL7ORG) {
+        if (!last) {
+          throw new PathProblem("'" + name + "' is a " + elementDef.getName() + ", which has no element '"
+              + segments[i + 1] + "'");
+        }
+        if (next.leaf >= 0 || !next.children.isEmpty()) {
+          throw new PathProblem("is mapped twice (" + normalized + " already has a rule)");
+        }
+        PrimitiveKind kind = PrimitiveKind.of(elementDef.getName(), elementDef.getName());
+        EnumFactory<?> codes = child.getInstanceConstructorArguments() instanceof EnumFactory<?> f ? f : null;
+        CompiledMapping.Leaf leaf = leaf(rule, kind, codes, sourceColumns, mapping, problems);
+        if (leaf != null) {
+          next.leaf = leaves.size();
+          leaves.add(leaf);
+          String path = normalized.toString();
+          flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path, sqlType(kind),
+              i == 0 && !repeating));
+        }
+        return;
+      }
+      if (last) {
+        throw new PathProblem("'" + name + "' is a " + elementDef.getName()
+            + ", not a single value: map its elements (" + String.join(", ",
+                childNames((BaseRuntimeElementCompositeDefinition<?>) elementDef)) + ")");
+      }
+      if (next.leaf >= 0) {
+        throw new PathProblem("is mapped twice (" + normalized + " already has a rule)");
+      }
+      current = (BaseRuntimeElementCompositeDefinition<?>) elementDef;
+      item = next;
+    }
+  }
+
+  /** Checks and compiles one value rule; problems are collected, and null is returned when there are any. */
+  private static CompiledMapping.Leaf leaf(ValueRule rule, PrimitiveKind kind, EnumFactory<?> codes,
+      Collection<String> sourceColumns, MappingConfig mapping, List<String> problems) {
+    int before = problems.size();
+    String where = rule.location() + ": " + rule.path() + ": ";
+    if (rule.column() != null && sourceColumns != null && !sourceColumns.contains(rule.column())) {
+      problems.add(where + "column '" + rule.column() + "' is not in source " + mapping.source()
+          + " (columns: " + String.join(", ", sourceColumns) + ")");
+    }
+    if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE) {
+      problems.add(where + "'formats' applies to date elements only");
+    }
+    if (!rule.formats().isEmpty()) {
+      try {
+        PrimitiveKind.dateFormats(rule.formats());
+      } catch (IllegalArgumentException e) {
+        problems.add(where + "formats: " + e.getMessage());
+      }
+    }
+    String constant = rule.constant() == null ? null : target(rule.constant(), kind, codes, where + "value: ", problems);
+    String defaultValue = rule.defaultValue() == null ? null
+        : target(rule.defaultValue(), kind, codes, where + "default: ", problems);
+    Map<String, String> codeMap = new LinkedHashMap<>();
+    for (Map.Entry<String, String> e : rule.codeMap().entrySet()) {
+      codeMap.put(e.getKey(), target(e.getValue(), kind, codes, where + "map." + e.getKey() + ": ", problems));
+    }
+    if (codes != null && rule.column() != null && codeMap.isEmpty()) {
+      // A required binding: every value the column may hold must be checked, so values pass through the codes.
+      return problems.size() > before ? null
+          : new CompiledMapping.Leaf(rule.path(), rule.column(), null, identityMap(codes), false, defaultValue,
+              kind, rule.formats(), rule.required());
+    }
+    if (problems.size() > before) {
+      return null;
+    }
+    return new CompiledMapping.Leaf(rule.path(), rule.column(), constant, codeMap, rule.ignoreCase(), defaultValue,
+        kind, rule.formats(), rule.required());
+  }
+
+  /** The codes of a required binding mapped to themselves, so unbound values become rejects. */
+  private static Map<String, String> identityMap(EnumFactory<?> codes) {
+    Map<String, String> out = new LinkedHashMap<>();
+    Object[] constants = enumConstants(codes);
+    for (Object c : constants) {
+      String code = codes.toCode(cast(c));
+      if (code != null && !code.equals("?")) {
+        out.put(code, code);
+      }
+    }
+    return out;
+  }
+
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  private static <T extends Enum<?>> T cast(Object o) {
+    return (T) o;
+  }
+
+  private static Object[] enumConstants(EnumFactory<?> codes) {
+    for (java.lang.reflect.Method m : codes.getClass().getMethods()) {
+      if (m.getName().equals("fromCode") && m.getReturnType().isEnum()) {
+        return m.getReturnType().getEnumConstants();
+      }
+    }
+    return new Object[0];
+  }
+
+  /** Checks a value written in the mapping (constant, default, code map target) against the target type. */
+  private static String target(String value, PrimitiveKind kind, EnumFactory<?> codes, String where,
+      List<String> problems) {
+    try {
+      String v = kind.convert(value.strip(), PrimitiveKind.dateFormats(List.of()), "yyyy-MM-dd");
+      if (codes != null) {
+        try {
+          codes.fromCode(v);
+        } catch (IllegalArgumentException e) {
+          problems.add(where + "'" + v + "' is not a code of the element's required value set");
+        }
+      }
+      return v;
+    } catch (PrimitiveKind.BadValue e) {
+      problems.add(where + e.getMessage());
+      return value;
+    }
+  }
+
+  private static List<String> childNames(BaseRuntimeElementCompositeDefinition<?> def) {
+    List<String> names = new ArrayList<>();
+    for (BaseRuntimeChildDefinition c : def.getChildren()) {
+      names.add(c.getElementName());
+    }
+    return names;
+  }
+
+  /** {@code name[0].given[0]} becomes {@code name_0_given_0}; {@code birthDate} becomes {@code birth_date}. */
+  static String columnName(String path) {
+    String s = path.replaceAll("\\[(\\d+)\\]", "_$1").replace('.', '_');
+    return s.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+  }
+
+  private static String sqlType(PrimitiveKind kind) {
+    return switch (kind) {
+      case DATE -> "DATE";
+      case BOOLEAN -> "BOOLEAN";
+      case INTEGER -> "BIGINT";
+      case DECIMAL -> "DOUBLE";
+      default -> "VARCHAR";
+    };
+  }
+
+  private static final class PathProblem extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    PathProblem(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  private static final class MutableItem {
+    int leaf = -1;
+    final Map<String, MutableElement> children = new LinkedHashMap<>();
+
+    CompiledMapping.Element[] freezeChildren() {
+      List<MutableElement> sorted = new ArrayList<>(children.values());
+      sorted.sort(Comparator.comparingInt((MutableElement e) -> e.order).thenComparing(e -> e.name));
+      CompiledMapping.Element[] out = new CompiledMapping.Element[sorted.size()];
+      for (int i = 0; i < out.length; i++) {
+        out[i] = sorted.get(i).freeze();
+      }
+      return out;
+    }
+  }
+
+  private static final class MutableElement {
+    final String name;
+    final int order;
+    final boolean repeating;
+    final TreeMap<Integer, MutableItem> items = new TreeMap<>();
+
+    MutableElement(String name, int order, boolean repeating) {
+      this.name = name;
+      this.order = order;
+      this.repeating = repeating;
+    }
+
+    CompiledMapping.Element freeze() {
+      List<CompiledMapping.Item> out = new ArrayList<>();
+      for (MutableItem i : items.values()) {
+        out.add(new CompiledMapping.Item(i.leaf, i.leaf >= 0 ? null : i.freezeChildren()));
+      }
+      return new CompiledMapping.Element(name, repeating, out.toArray(new CompiledMapping.Item[0]));
+    }
+  }
+}
