@@ -1,0 +1,226 @@
+package org.fhirbeam.config;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.equalTo;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+  @TempDir
+  Path dir;
+
+  private Path mapping;
+
+  private static final String MAPPING = """
+      name: patient
+      source: patients
+      resource: Patient
+      id:
+        column: patient_id
+      elements:
+        gender:
+          column: gender
+          ignore_case: true
+          map: {M: male, f: female}
+          default: unknown
+        birthDate:
+          column: birth_date
+          formats: [yyyy-MM-dd, dd/MM/yyyy]
+      """;
+
+  private static final String PIPELINE = """
+      name: test
+      duckdb:
+        database: ${DB_DIR:-data}/x.db
+        memory_limit: 512MB
+        threads: auto
+        extensions: [json]
+      sources:
+        patients:
+          path: ${INPUT}/*.csv
+      mappings:
+        - mapping.yaml
+      """;
+
+  @BeforeEach
+  void writeMapping() throws IOException {
+    mapping = Files.writeString(dir.resolve("mapping.yaml"), MAPPING);
+  }
+
+  private Path pipeline(String text) throws IOException {
+    return Files.writeString(dir.resolve("pipeline.yaml"), text);
+  }
+
+  private PipelineConfig load(String text, Map<String, String> overrides) throws IOException {
+    return new ConfigLoader(Map.of("INPUT", "/in")).load(pipeline(text), overrides);
+  }
+
+  private ConfigException reject(String text) {
+    return reject(text, Map.of());
+  }
+
+  private ConfigException reject(String text, Map<String, String> overrides) {
+    return assertThrows(ConfigException.class, () -> load(text, overrides));
+  }
+
+  @Test
+  void loadsATypedConfigurationWithItsMapping() throws IOException {
+    PipelineConfig c = load(PIPELINE, Map.of());
+    assertThat(c.name(), equalTo("test"));
+    assertThat(c.duckdb(), equalTo(new DuckDbSettings("data/x.db", false, "512MB", 0, List.of("json"))));
+    assertThat(c.sources().get("patients").path(), equalTo("/in/*.csv"));
+    assertThat(c.sources().get("patients").format(), equalTo(SourceConfig.Format.AUTO));
+    assertThat(c.batchSize(), equalTo(10_000));
+    MappingConfig m = c.mappings().get(0);
+    assertThat(m.resourceType(), equalTo("Patient"));
+    assertThat(m.id().column(), equalTo("patient_id"));
+    ValueRule gender = m.elements().get(0);
+    assertThat(gender.path(), equalTo("gender"));
+    assertThat(gender.codeMap(), equalTo(Map.of("m", "male", "f", "female")));
+    assertThat(gender.defaultValue(), equalTo("unknown"));
+    assertThat(gender.location(), equalTo(mapping + ":8"));
+    assertThat(m.elements().get(1).formats(), contains("yyyy-MM-dd", "dd/MM/yyyy"));
+  }
+
+  @Test
+  void missingFileIsNamed() {
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> new ConfigLoader(Map.of()).load(dir.resolve("absent.yaml"), Map.of()));
+    assertThat(e.getMessage(), equalTo(dir.resolve("absent.yaml") + ": file not found"));
+  }
+
+  @Test
+  void malformedYamlNamesFileAndLine() throws IOException {
+    Path p = pipeline("name: x\nsources:\n  a: [1, 2\nmappings: []\n");
+    ConfigException e = assertThrows(ConfigException.class, () -> new ConfigLoader(Map.of()).load(p, Map.of()));
+    assertThat(e.location(), equalTo(p + ":4"));
+    assertThat(e.getMessage().startsWith(p + ":4: malformed YAML: "), equalTo(true));
+  }
+
+  @Test
+  void unknownKeyNamesFileLineAndKey() throws IOException {
+    ConfigException e = reject(PIPELINE.replace("  threads: auto", "  threads: auto\n  theads: 2"));
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":6: duckdb.theads: unknown key (expected"
+        + " one of: database, extensions, memory_limit, mode, threads)"));
+  }
+
+  @Test
+  void wrongTypeIsRejected() {
+    ConfigException e = reject(PIPELINE.replace("threads: auto", "threads: many"));
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":5: duckdb.threads: expected a whole number,"
+        + " found 'many'"));
+  }
+
+  @Test
+  void listWhereAValueBelongsIsRejected() {
+    ConfigException e = reject(PIPELINE.replace("memory_limit: 512MB", "memory_limit: [1, 2]"));
+    assertThat(e.problem(), equalTo("expected a single value, found a list"));
+    assertThat(e.key(), equalTo("duckdb.memory_limit"));
+  }
+
+  @Test
+  void badMemoryLimitIsRejected() {
+    assertThat(reject(PIPELINE.replace("512MB", "lots")).problem(),
+        equalTo("'lots' is not a size like 512MB, 2GB or 80%"));
+  }
+
+  @Test
+  void missingRequiredKeyIsNamed() {
+    ConfigException e = reject(PIPELINE.replace("mappings:\n  - mapping.yaml\n", ""));
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":1: mappings: required key is missing"));
+  }
+
+  @Test
+  void duplicateKeyIsRejected() {
+    ConfigException e = reject(PIPELINE.replace("name: test", "name: test\nname: again"));
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":2: name: duplicate key"));
+  }
+
+  @Test
+  void unknownEnumValueListsTheAllowedOnes() {
+    ConfigException e = reject(PIPELINE.replace("path: ${INPUT}/*.csv", "path: x\n    format: xlsx"));
+    assertThat(e.problem(), equalTo("'xlsx' is not one of auto, csv, parquet, json"));
+    assertThat(e.key(), equalTo("sources.patients.format"));
+  }
+
+  @Test
+  void environmentVariablesAndDefaultsAreReplaced() throws IOException {
+    PipelineConfig c = new ConfigLoader(Map.of("INPUT", "/data/in", "DB_DIR", "/var/db"))
+        .load(pipeline(PIPELINE), Map.of());
+    assertThat(c.sources().get("patients").path(), equalTo("/data/in/*.csv"));
+    assertThat(c.duckdb().database(), equalTo("/var/db/x.db"));
+  }
+
+  @Test
+  void missingEnvironmentVariableIsNamedWhereUsed() throws IOException {
+    Path p = pipeline(PIPELINE);
+    ConfigException e = assertThrows(ConfigException.class, () -> new ConfigLoader(Map.of()).load(p, Map.of()));
+    assertThat(e.getMessage(), equalTo(p + ":9: sources.patients.path: environment variable INPUT is not set"
+        + " (write ${INPUT:-default} to give a default)"));
+  }
+
+  @Test
+  void overridesReplaceAndAddKeysWithTypes() throws IOException {
+    Map<String, String> set = new LinkedHashMap<>();
+    set.put("sources.patients.path", "/other/*.parquet");
+    set.put("duckdb.threads", "3");
+    set.put("sources.more.path", "/more.csv");
+    PipelineConfig c = load(PIPELINE, set);
+    assertThat(c.sources().get("patients").path(), equalTo("/other/*.parquet"));
+    assertThat(c.duckdb().threads(), equalTo(3));
+    assertThat(List.copyOf(c.sources().keySet()), contains("patients", "more"));
+  }
+
+  @Test
+  void badOverrideIsLocatedAtTheSetting() {
+    ConfigException e = reject(PIPELINE, Map.of("duckdb.thread", "2"));
+    assertThat(e.getMessage(), equalTo("--set duckdb.thread=2: duckdb.thread: unknown key (expected one of:"
+        + " database, extensions, memory_limit, mode, threads)"));
+    ConfigException nested = reject(PIPELINE, Map.of("name.x", "2"));
+    assertThat(nested.getMessage(), equalTo("--set name.x=2: name: is a single value or list, so it has no key 'x'"));
+  }
+
+  @Test
+  void readOnlyDatabaseCannotTakeTheDuckDbSink() {
+    ConfigException e = reject(PIPELINE.replace("threads: auto", "threads: auto\n  mode: read_only"));
+    assertThat(e.problem(), equalTo("mode read_only cannot be used while sinks.duckdb.enabled is true"));
+  }
+
+  @Test
+  void mappingMustNameADeclaredSource() throws IOException {
+    Files.writeString(mapping, MAPPING.replace("source: patients", "source: people"));
+    ConfigException e = reject(PIPELINE);
+    assertThat(e.getMessage(), equalTo(mapping + ":1: source: names source 'people', which "
+        + dir.resolve("pipeline.yaml") + " does not declare (declared: patients)"));
+  }
+
+  @Test
+  void mappingRuleNeedsExactlyOneOfColumnAndValue() throws IOException {
+    Files.writeString(mapping, MAPPING.replace("column: birth_date", "column: birth_date\n    value: 2000-01-01"));
+    assertThat(reject(PIPELINE).getMessage(),
+        equalTo(mapping + ":13: elements.birthDate: give exactly one of 'column' or 'value'"));
+  }
+
+  @Test
+  void unknownMappingRuleKeyIsRejected() throws IOException {
+    Files.writeString(mapping, MAPPING.replace("default: unknown", "defualt: unknown"));
+    assertThat(reject(PIPELINE).getMessage(), equalTo(mapping + ":11: elements.gender.defualt: unknown key"
+        + " (expected one of: column, default, formats, ignore_case, map, required, value)"));
+  }
+
+  @Test
+  void ignoreCaseKeysThatCollideAreRejected() throws IOException {
+    Files.writeString(mapping, MAPPING.replace("map: {M: male, f: female}", "map: {M: male, m: female}"));
+    assertThat(reject(PIPELINE).problem(), equalTo("keys 'm' differ only in case but map to different codes"));
+  }
+}

@@ -1,0 +1,103 @@
+package org.fhirbeam.io;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.equalTo;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.config.SourceConfig.Format;
+import org.fhirbeam.data.RowBatch.LocationKind;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class FileSourcePlannerTest {
+  static final DuckDbSettings SETTINGS = new DuckDbSettings("unused.db", false, "256MB", 1, List.of("json"));
+  static final Path SAMPLE = Path.of("..", "testdata", "patients").toAbsolutePath().normalize();
+
+  @TempDir
+  Path dir;
+
+  static SourceConfig source(String path) {
+    return new SourceConfig("patients", path, Format.AUTO, "test:1");
+  }
+
+  @Test
+  void mixedFormatsFormOneSourceAlignedByColumnName() {
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(SAMPLE + "/patients.{csv,parquet,json}"));
+    assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(SAMPLE + "/patients.csv",
+        SAMPLE + "/patients.json", SAMPLE + "/patients.parquet"));
+    assertThat(s.columns(), contains("patient_id", "first_name", "last_name", "birth_date", "gender", "phone"));
+    assertThat(s.tasks().get(0).locationKind(), equalTo(LocationKind.LINE));
+    assertThat(s.tasks().get(0).firstLocation(), equalTo(2L));
+    assertThat(s.tasks().get(1).locationKind(), equalTo(LocationKind.LINE));
+    assertThat(s.tasks().get(1).firstLocation(), equalTo(1L));
+    assertThat(s.tasks().get(2).locationKind(), equalTo(LocationKind.ROW));
+  }
+
+  @Test
+  void aDirectoryMeansItsDataFiles() throws IOException {
+    Files.writeString(dir.resolve("a.csv"), "x\n1\n");
+    Files.writeString(dir.resolve("notes.txt"), "ignored");
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir.toString()));
+    assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(dir.resolve("a.csv").toString()));
+  }
+
+  @Test
+  void recursiveGlobsAndRelativeSegmentsMatch() throws IOException {
+    Files.createDirectories(dir.resolve("2024/01"));
+    Files.writeString(dir.resolve("2024/01/a.csv"), "x\n1\n");
+    Files.writeString(dir.resolve("2024/b.csv"), "x\n2\n");
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/2024/../2024/**.csv"));
+    assertThat(s.tasks().stream().map(ReadTask::file).toList(),
+        contains(dir.resolve("2024/01/a.csv").toString(), dir.resolve("2024/b.csv").toString()));
+  }
+
+  @Test
+  void aPatternThatMatchesNothingIsAnError() {
+    InputException e = assertThrows(InputException.class,
+        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/*.csv")));
+    assertThat(e.getMessage(), equalTo("source patients: path " + dir + "/*.csv matches no file"));
+  }
+
+  @Test
+  void anUnknownExtensionNeedsAFormat() throws IOException {
+    Files.writeString(dir.resolve("a.txt"), "x\n1\n");
+    InputException e = assertThrows(InputException.class,
+        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/a.txt")));
+    assertThat(e.getMessage(), equalTo("source patients: cannot tell the format of " + dir.resolve("a.txt")
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl); set sources.patients.format"));
+  }
+
+  @Test
+  void anUnreadableFileIsNamedBeforeTheRun() throws IOException {
+    Files.writeString(dir.resolve("broken.parquet"), "not parquet at all");
+    InputException e = assertThrows(InputException.class,
+        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/broken.parquet")));
+    assertThat(e.getMessage().startsWith("source patients: cannot read " + dir.resolve("broken.parquet")
+        + " as parquet: "), equalTo(true));
+  }
+
+  @Test
+  void csvLinesAreKnownOnlyWithoutBlankLinesOrQuotedBreaks() throws IOException {
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("a.csv"), "a,b\n1,\"x,y\"\n2,z\n")),
+        equalTo(true));
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("b.csv"), "a,b\r\n1,x\r\n")),
+        equalTo(true));
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("c.csv"), "a,b\n1,x\n\n2,y\n")),
+        equalTo(false));
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n")),
+        equalTo(false));
+    Files.writeString(dir.resolve("e.csv"), "a,b\n1,x\n\n2,y\n");
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/e.csv"));
+    assertThat(s.tasks().get(0).locationKind(), equalTo(LocationKind.ROW));
+    assertThat(s.tasks().get(0).firstLocation(), equalTo(1L));
+  }
+}

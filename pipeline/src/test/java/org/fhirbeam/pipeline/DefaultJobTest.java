@@ -1,0 +1,177 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.greaterThan;
+
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.parser.IParser;
+import ca.uhn.fhir.parser.StrictErrorHandler;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.stream.Stream;
+import org.hl7.fhir.r4.model.Patient;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Runs the shipped default job through the command line on both runners and compares every output with the
+ * expected files in testdata/expected/default.
+ */
+class DefaultJobTest {
+  static final Path HOME = Path.of("..").toAbsolutePath().normalize();
+  static final Path EXPECTED = HOME.resolve("testdata/expected/default");
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  @TempDir
+  Path tmp;
+
+  Cli runDefault(Runner runner, Path out, Path db) {
+    return Cli.run("run", "--runner", runner.label(), "--output", out.toString(), "--set",
+        "duckdb.database=" + db, "--direct-checks");
+  }
+
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void defaultJobWritesExactlyTheExpectedOutputs(Runner runner) throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("db/fhir.db");
+    Cli r = runDefault(runner, out, db);
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
+    assertOutputs(out, db, runner);
+  }
+
+  @Test
+  void reRunReplacesThePreviousResultsWithoutDuplicates() throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    Files.writeString(out.resolve("fhir/Patient-stale.ndjson"), "{\"resourceType\":\"Patient\",\"id\":\"old\"}\n");
+    Cli again = runDefault(Runner.DIRECT, out, db);
+    assertThat(again.err(), again.code(), equalTo(0));
+    assertOutputs(out, db, Runner.DIRECT);
+  }
+
+  void assertOutputs(Path out, Path db, Runner runner) throws Exception {
+    List<String> resources = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("fhir"))) {
+      for (Path f : files.sorted().toList()) {
+        assertThat(f.getFileName().toString().matches("Patient-\\d{5}-of-\\d{5}\\.ndjson"), equalTo(true));
+        resources.addAll(Files.readAllLines(f, StandardCharsets.UTF_8));
+      }
+    }
+    resources.sort(null);
+    assertThat(resources, equalTo(Files.readAllLines(EXPECTED.resolve("Patient.ndjson"), StandardCharsets.UTF_8)));
+
+    IParser strict = FhirContext.forR4Cached().newJsonParser().setParserErrorHandler(new StrictErrorHandler());
+    for (String line : resources) {
+      assertThat(strict.encodeResourceToString(strict.parseResource(Patient.class, line)), equalTo(line));
+    }
+
+    List<JsonNode> rejects = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.toList()) {
+        for (String line : Files.readAllLines(f, StandardCharsets.UTF_8)) {
+          ObjectNode reject = (ObjectNode) JSON.readTree(line);
+          assertThat(reject.remove("run_id").asText().isEmpty(), equalTo(false));
+          reject.put("file", HOME.relativize(Path.of(reject.get("file").asText())).toString());
+          rejects.add(reject);
+        }
+      }
+    }
+    List<JsonNode> expectedRejects = new ArrayList<>();
+    for (String line : Files.readAllLines(EXPECTED.resolve("rejects.ndjson"), StandardCharsets.UTF_8)) {
+      expectedRejects.add(JSON.readTree(line));
+    }
+    rejects.sort(Comparator.comparing(JsonNode::toString));
+    expectedRejects.sort(Comparator.comparing(JsonNode::toString));
+    assertThat(rejects, equalTo(expectedRejects));
+
+    JsonNode summary = JSON.readTree(out.resolve("run-summary.json").toFile());
+    assertThat(summary.get("runner").asText(), equalTo(runner.label()));
+    assertThat(summary.get("rows_in").asLong(), equalTo(40L));
+    assertThat(summary.get("resources_out"), equalTo(JSON.valueToTree(Map.of("Patient", 34))));
+    assertThat(summary.get("rejected").asLong(), equalTo(6L));
+    assertThat(summary.get("balanced").asBoolean(), equalTo(true));
+    assertThat(summary.get("elapsed_s").asDouble(), greaterThan(0.0));
+    assertThat(summary.get("rows_per_s").asLong(), greaterThan(0L));
+    assertThat(summary.get("duckdb").get("tables"), equalTo(JSON.valueToTree(Map.of("raw_data.patients", 40,
+        "fhir_resources.patient", 34, "transformed_data.patient", 34))));
+    try (Stream<Path> all = Files.list(out)) {
+      assertThat(all.map(p -> p.getFileName().toString()).sorted().toList(),
+          equalTo(List.of("fhir", "rejects", "run-summary.json")));
+    }
+
+    Properties readOnly = new Properties();
+    readOnly.setProperty("duckdb.read_only", "true");
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db, readOnly);
+        Statement st = c.createStatement()) {
+      assertThat(row(st, "SELECT total_records, first_name_populated, last_name_populated, birth_date_populated,"
+          + " valid_gender FROM data_quality_report"), equalTo(List.of("40", "37", "38", "37", "36")));
+      assertThat(row(st, "SELECT count(*), count(DISTINCT id), count(birth_date) FROM fhir_resources.patient"),
+          equalTo(List.of("34", "34", "31")));
+      assertThat(row(st, "SELECT gender, birth_date, resource->>'$.name[0].family' FROM fhir_resources.patient"
+          + " WHERE id = 'p018'"), equalTo(List.of("male", "2000-02-29", "Lopez")));
+      assertThat(row(st, "SELECT name_0_use, name_0_family, name_0_given_0, gender, birth_date"
+          + " FROM transformed_data.patient WHERE id = 'p010'"),
+          equalTo(java.util.Arrays.asList("official", null, "Olga", "female", "1963-08-08")));
+      assertThat(row(st, "SELECT count(*) FROM raw_data.patients WHERE _source_file LIKE '%.parquet'"),
+          equalTo(List.of("10")));
+    }
+  }
+
+  static List<String> row(Statement st, String sql) throws SQLException {
+    try (ResultSet rs = st.executeQuery(sql)) {
+      assertThat(sql, rs.next(), equalTo(true));
+      List<String> values = new ArrayList<>();
+      for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
+        values.add(rs.getString(i));
+      }
+      assertThat(sql, rs.next(), equalTo(false));
+      return values;
+    }
+  }
+
+  @Test
+  void bothRunnersProduceTheSameResourcesFromOtherFilesGivenBySet() throws IOException {
+    Path csv = Files.writeString(tmp.resolve("people.csv"),
+        "patient_id,first_name,last_name,birth_date,gender\nq1,Ana,Lima,1970-01-01,F\nq2,,,bad,M\n");
+    for (Runner runner : Runner.values()) {
+      Path out = tmp.resolve("out-" + runner.label());
+      Cli r = Cli.run("run", "--runner", runner.label(), "--output", out.toString(), "--set",
+          "sources.patients.path=" + csv, "--set", "sinks.duckdb.enabled=false");
+      assertThat(r.err(), r.code(), equalTo(0));
+      try (Stream<Path> files = Files.list(out.resolve("fhir"))) {
+        List<String> lines = new ArrayList<>();
+        for (Path f : files.toList()) {
+          lines.addAll(Files.readAllLines(f));
+        }
+        assertThat(lines, equalTo(List.of("{\"resourceType\":\"Patient\",\"id\":\"q1\",\"name\":[{\"use\":"
+            + "\"official\",\"family\":\"Lima\",\"given\":[\"Ana\"]}],\"gender\":\"female\","
+            + "\"birthDate\":\"1970-01-01\"}")));
+      }
+      JsonNode summary = JSON.readTree(out.resolve("run-summary.json").toFile());
+      assertThat(summary.get("rejected").asLong(), equalTo(1L));
+      assertThat(summary.has("duckdb"), equalTo(false));
+    }
+  }
+}

@@ -1,0 +1,134 @@
+package org.fhirbeam.transforms;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.equalTo;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.MappingConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class MappingCompilerTest {
+  static final List<String> COLUMNS = List.of("patient_id", "first_name", "last_name", "birth_date", "gender");
+
+  @TempDir
+  Path dir;
+
+  MappingConfig mapping(String elements) throws IOException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), """
+        name: patient
+        source: patients
+        resource: Patient
+        id: {column: patient_id}
+        elements:
+        """ + elements);
+    return new ConfigLoader(Map.of()).loadMapping(file);
+  }
+
+  List<String> problems(String elements) throws IOException {
+    MappingConfig m = mapping(elements);
+    return assertThrows(MappingException.class, () -> MappingCompiler.compile(m, COLUMNS)).problems();
+  }
+
+  String at(int line) {
+    return dir.resolve("m.yaml") + ":" + line + ": ";
+  }
+
+  @Test
+  void compilesFlatColumnsInMappingOrder() throws IOException {
+    CompiledMapping c = MappingCompiler.compile(mapping("""
+          name[0].given[0]: {column: first_name}
+          birthDate: {column: birth_date}
+          active: {value: "true"}
+        """), COLUMNS);
+    assertThat(c.resourceType(), equalTo("Patient"));
+    assertThat(c.flatColumns(), contains(
+        new CompiledMapping.FlatColumn("name_0_given_0", "name[0].given[0]", "$.name[0].given[0]", "VARCHAR", false),
+        new CompiledMapping.FlatColumn("birth_date", "birthDate", "$.birthDate", "DATE", true),
+        new CompiledMapping.FlatColumn("active", "active", "$.active", "BOOLEAN", true)));
+  }
+
+  @Test
+  void unknownElementIsNamedWithItsLine() throws IOException {
+    List<String> p = problems("  name[0].givn[0]: {column: first_name}\n");
+    assertThat(p, contains(at(6) + "name[0].givn[0]: 'givn' is not an element of HumanName (elements: id,"
+        + " extension, use, text, family, given, prefix, suffix, period)"));
+  }
+
+  @Test
+  void allProblemsOfAMappingAreReportedAtOnce() throws IOException {
+    List<String> p = problems("""
+          gendr: {column: gender}
+          birthDate: {column: birthdate}
+          name: {column: last_name}
+        """);
+    assertThat(p.size(), equalTo(3));
+    assertThat(p.get(0), equalTo(at(6) + "gendr: 'gendr' is not an element of Patient (elements: id, meta,"
+        + " implicitRules, language, text, contained, extension, modifierExtension, identifier, active, name,"
+        + " telecom, gender, birthDate, deceased, address, maritalStatus, multipleBirth, photo, contact,"
+        + " communication, generalPractitioner, managingOrganization, link)"));
+    assertThat(p.get(1), equalTo(at(7) + "birthDate: column 'birthdate' is not in source patients (columns:"
+        + " patient_id, first_name, last_name, birth_date, gender)"));
+    assertThat(p.get(2), equalTo(at(8) + "name: 'name' is a HumanName, not a single value: map its elements (id,"
+        + " extension, use, text, family, given, prefix, suffix, period)"));
+  }
+
+  @Test
+  void singleValuedElementTakesNoIndex() throws IOException {
+    assertThat(problems("  gender[1]: {column: gender}\n"),
+        contains(at(6) + "gender[1]: 'gender' is single-valued in Patient, so it takes no index"));
+  }
+
+  @Test
+  void elementMappedTwiceIsRejected() throws IOException {
+    assertThat(problems("  name[0].family: {column: last_name}\n  name.family: {column: first_name}\n"),
+        contains(at(7) + "name.family: is mapped twice (name[0].family already has a rule)"));
+  }
+
+  @Test
+  void primitiveHasNoChildren() throws IOException {
+    assertThat(problems("  gender.code: {column: gender}\n"),
+        contains(at(6) + "gender.code: 'gender' is a code, which has no element 'code'"));
+  }
+
+  @Test
+  void codesOutsideARequiredBindingAreRejected() throws IOException {
+    assertThat(problems("  gender: {column: gender, map: {m: man}, default: unknown}\n"),
+        contains(at(6) + "gender: map.m: 'man' is not a code of the element's required value set"));
+  }
+
+  @Test
+  void constantsAreCheckedAgainstTheirType() throws IOException {
+    assertThat(problems("  birthDate: {value: 12/01/1990}\n  active: {value: maybe}\n"), contains(
+        at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd)",
+        at(7) + "active: value: value is not a boolean (true/false, yes/no, 1/0)"));
+  }
+
+  @Test
+  void idIsSetOnlyByTheIdRule() throws IOException {
+    assertThat(problems("  id: {column: patient_id}\n"),
+        contains(at(6) + "id: the resource id is set by the mapping's 'id' rule"));
+  }
+
+  @Test
+  void unknownResourceTypeIsRejected() throws IOException {
+    Path file = Files.writeString(dir.resolve("m.yaml"),
+        "source: s\nresource: Patients\nid: {column: a}\nelements:\n  x: {column: a}\n");
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    MappingException e = assertThrows(MappingException.class, () -> MappingCompiler.compile(m, null));
+    assertThat(e.getMessage(), equalTo(file + ":1: resource: 'Patients' is not a FHIR R4 resource type"));
+  }
+
+  @Test
+  void formatsOnlyApplyToDates() throws IOException {
+    assertThat(problems("  name[0].family: {column: last_name, formats: [yyyy]}\n"),
+        contains(at(6) + "name[0].family: 'formats' applies to date elements only"));
+  }
+}
