@@ -84,12 +84,23 @@ public final class DuckDb {
     return "\"" + s.replace("\"", "\"\"") + "\"";
   }
 
+  /**
+   * The line of a DuckDB error message that says what went wrong. DuckDB's JDBC driver sometimes puts a generic
+   * "pending query result" line first and the real error on a later line starting with {@code Error: }.
+   */
   public static String firstLine(String s) {
     if (s == null) {
       return "";
     }
-    int nl = s.indexOf('\n');
-    return (nl < 0 ? s : s.substring(0, nl)).trim();
+    String[] lines = s.split("\n");
+    if (lines[0].contains("unsuccessful or closed pending query result")) {
+      for (String line : lines) {
+        if (line.startsWith("Error: ")) {
+          return line.substring("Error: ".length()).trim();
+        }
+      }
+    }
+    return lines[0].trim();
   }
 
   static void closeQuietly(AutoCloseable c) {

@@ -77,7 +77,12 @@ public final class DuckDbTables {
         }
         st.execute("COMMIT");
       } catch (SQLException | RuntimeException e) {
-        st.execute("ROLLBACK");
+        // DuckDB closes a statement that failed: roll back through a fresh one so the first error is reported.
+        try (Statement rollback = db.createStatement()) {
+          rollback.execute("ROLLBACK");
+        } catch (SQLException rollbackFailure) {
+          e.addSuppressed(rollbackFailure);
+        }
         throw e;
       }
     } catch (SQLException e) {
