@@ -18,17 +18,15 @@ import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.RowBatch;
 import org.fhirbeam.data.RowBatchCoder;
 
 /**
  * Reads planned files with DuckDB, one task per file in parallel, and emits their rows in batches. Each worker
- * opens one in-memory DuckDB per DoFn instance; rows read are counted in the metric {@code rows_in/<source>}.
+ * opens one in-memory DuckDB per DoFn instance; rows read are counted in {@link Counters#rowsIn}.
  */
 public final class ReadWithDuckDb extends PTransform<PBegin, PCollection<RowBatch>> {
-  /** Metric namespace of the counters this transform and the sinks keep. */
-  public static final String METRICS = "fhirbeam";
-
   private final List<ReadTask> tasks;
   private final DuckDbSettings settings;
   private final int batchSize;
@@ -91,7 +89,7 @@ public final class ReadWithDuckDb extends PTransform<PBegin, PCollection<RowBatc
 
     @ProcessElement
     public void process(@Element ReadTask task, OutputReceiver<RowBatch> out) throws SQLException {
-      Counter rowsIn = Metrics.counter(METRICS, "rows_in/" + task.source());
+      Counter rowsIn = Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(task.source()));
       try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery(task.sql())) {
         int n = rs.getMetaData().getColumnCount();
         String[] columns = new String[n];

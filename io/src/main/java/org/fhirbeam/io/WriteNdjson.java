@@ -12,12 +12,13 @@ import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.NdjsonBatch;
 
 /**
  * Writes NDJSON batches into one file set per destination, {@code DIR/<destination>-SSSSS-of-NNNNN.ndjson}
  * (the FHIR Bulk Data layout when destinations are resource types). Files appear only when the write
- * finalizes; lines written are counted in the metric {@code written/<destination>}.
+ * finalizes; lines written are counted in {@link Counters#written}.
  */
 public final class WriteNdjson extends PTransform<PCollection<NdjsonBatch>, WriteFilesResult<String>> {
   private final String directory;
@@ -60,7 +61,7 @@ public final class WriteNdjson extends PTransform<PCollection<NdjsonBatch>, Writ
     @Override
     public void write(NdjsonBatch batch) throws IOException {
       out.write(batch.utf8());
-      Metrics.counter(ReadWithDuckDb.METRICS, "written/" + batch.destination()).inc(batch.lineCount());
+      Metrics.counter(Counters.NAMESPACE, Counters.written(batch.destination())).inc(batch.lineCount());
     }
 
     @Override

@@ -27,11 +27,11 @@ import org.apache.beam.sdk.metrics.MetricQueryResults;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.ReadTask;
-import org.fhirbeam.io.ReadWithDuckDb;
 import org.fhirbeam.transforms.BatchMapper;
 import org.fhirbeam.transforms.CompiledMapping;
 
@@ -41,8 +41,6 @@ import org.fhirbeam.transforms.CompiledMapping;
  * the output directory. A run that fails leaves the previous output and database as they were.
  */
 public final class JobRunner {
-  private static final String METRICS = ReadWithDuckDb.METRICS;
-
   /** A run whose counts do not balance: some rows were lost or duplicated. */
   public static final class UnbalancedRunException extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -93,7 +91,7 @@ public final class JobRunner {
       JobGraph.build(p, plan, runId, fhirDir.toString(), rejectsDir.toString());
       PipelineResult result = p.run();
       int files = plan.sources().values().stream().mapToInt(s -> s.tasks().size()).sum();
-      try (Progress ignored = new Progress(console, terminal, () -> counter(result, "rows_in/"), files)) {
+      try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {
         PipelineResult.State state = result.waitUntilFinish();
         if (state != PipelineResult.State.DONE) {
           throw new IllegalStateException("pipeline ended in state " + state);
@@ -102,20 +100,24 @@ public final class JobRunner {
 
       Map<String, Long> rowsIn = new LinkedHashMap<>();
       for (String source : plan.sources().keySet()) {
-        rowsIn.put(source, counterExact(result, "rows_in/" + source));
+        rowsIn.put(source, counterExact(result, Counters.rowsIn(source)));
       }
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
       for (CompiledMapping m : plan.mappings()) {
-        resourcesOut.putIfAbsent(m.resourceType(), counterExact(result, "written/" + m.resourceType()));
+        resourcesOut.putIfAbsent(m.resourceType(), counterExact(result, Counters.written(m.resourceType())));
       }
-      long rejected = counterExact(result, "written/" + BatchMapper.REJECTS);
+      long rejected = counterExact(result, Counters.written(BatchMapper.REJECTS));
+      List<RunSummary.MappingCount> perMapping = new ArrayList<>();
+      for (CompiledMapping m : plan.mappings()) {
+        perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), rowsIn.get(m.source()),
+            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name()))));
+      }
       double elapsed = (System.nanoTime() - start) / 1e9;
-      RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, resourcesOut,
-          rejected, elapsed, Map.of(), loadDuckDb ? database : null);
+      RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
+          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null);
       if (!counted.balanced()) {
-        throw new UnbalancedRunException(String.format(java.util.Locale.ROOT,
-            "rows in (%d) != resources out (%d) + rejected (%d): the run lost or duplicated rows; output not"
-                + " replaced", counted.rowsIn(), counted.resourcesTotal(), rejected));
+        throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
+            + String.join("; ", counted.imbalances()));
       }
 
       Map<String, Long> tables = Map.of();
@@ -123,8 +125,8 @@ public final class JobRunner {
         tables = loadTables(db, fhirDir, resourcesOut);
       }
       commit(staging);
-      RunSummary summary = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, resourcesOut,
-          rejected, (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null);
+      RunSummary summary = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
+          resourcesOut, rejected, (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null);
       summary.write(output.resolve("run-summary.json"));
       return summary;
     } catch (IOException e) {
@@ -281,6 +283,6 @@ public final class JobRunner {
 
   private static MetricQueryResults query(PipelineResult result) {
     return result.metrics().queryMetrics(
-        MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(METRICS)).build());
+        MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build());
   }
 }

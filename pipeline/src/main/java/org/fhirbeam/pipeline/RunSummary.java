@@ -5,17 +5,54 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * What a run did, counted by the pipeline: rows in per source, resources out per type, rows rejected, and the
- * balance {@code rows_in == sum(resources_out) + rejected}. Written as {@code run-summary.json} and printed.
+ * What a run did, counted by the pipeline: rows in per source, rows mapped and rejected per mapping, and
+ * resources and rejects written. It balances when every mapping accounts for every row of its source
+ * ({@code rows_in == mapped + rejected}) and the files hold exactly what the mappings produced; with one mapping
+ * per source that is {@code rows_in == sum(resources_out) + rejected}. Written as {@code run-summary.json}.
  */
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
-    Map<String, Long> resourcesOut, long rejected, double elapsedSeconds, Map<String, Long> duckdbTables,
-    String database) {
+    List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
+    Map<String, Long> duckdbTables, String database) {
+
+  /** The rows one mapping read, turned into resources, and rejected. */
+  public record MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped,
+      long rejected) {
+    boolean balanced() {
+      return rowsIn == mapped + rejected;
+    }
+  }
+
+  /** Every way the counts fail to balance, in words; empty when the run balances. */
+  public List<String> imbalances() {
+    List<String> out = new ArrayList<>();
+    Map<String, Long> mappedByType = new LinkedHashMap<>();
+    long rejectedByMappings = 0;
+    for (MappingCount m : mappings) {
+      if (!m.balanced()) {
+        out.add(String.format(Locale.ROOT, "mapping %s: rows in %d != mapped %d + rejected %d", m.mapping(),
+            m.rowsIn(), m.mapped(), m.rejected()));
+      }
+      mappedByType.merge(m.resourceType(), m.mapped(), Long::sum);
+      rejectedByMappings += m.rejected();
+    }
+    mappedByType.forEach((type, mapped) -> {
+      long written = resourcesOut.getOrDefault(type, 0L);
+      if (mapped != written) {
+        out.add(String.format(Locale.ROOT, "%s: %d mapped but %d written", type, mapped, written));
+      }
+    });
+    if (rejectedByMappings != rejected) {
+      out.add(String.format(Locale.ROOT, "rejects: %d rejected but %d written", rejectedByMappings, rejected));
+    }
+    return out;
+  }
 
   public long rowsIn() {
     return rowsInBySource.values().stream().mapToLong(Long::longValue).sum();
@@ -26,7 +63,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
   }
 
   public boolean balanced() {
-    return rowsIn() == resourcesTotal() + rejected;
+    return imbalances().isEmpty();
   }
 
   public double rowsPerSecond() {
@@ -42,6 +79,18 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     m.put("rows_in_by_source", rowsInBySource);
     m.put("resources_out", resourcesOut);
     m.put("rejected", rejected);
+    List<Map<String, Object>> perMapping = new ArrayList<>();
+    for (MappingCount c : mappings) {
+      Map<String, Object> e = new LinkedHashMap<>();
+      e.put("mapping", c.mapping());
+      e.put("source", c.source());
+      e.put("resource_type", c.resourceType());
+      e.put("rows_in", c.rowsIn());
+      e.put("mapped", c.mapped());
+      e.put("rejected", c.rejected());
+      perMapping.add(e);
+    }
+    m.put("mappings", perMapping);
     m.put("balanced", balanced());
     m.put("elapsed_s", Math.round(elapsedSeconds * 1000) / 1000.0);
     m.put("rows_per_s", Math.round(rowsPerSecond()));
@@ -67,7 +116,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     }
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
-        resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH");
+        resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
     out.printf("  output: %s (fhir/, rejects/, run-summary.json)%n", outputDir);
     if (database != null) {
       out.printf("  duckdb: %s%n", database);

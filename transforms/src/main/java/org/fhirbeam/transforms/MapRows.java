@@ -10,6 +10,7 @@ import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionTuple;
 import org.apache.beam.sdk.values.TupleTag;
 import org.apache.beam.sdk.values.TupleTagList;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.NdjsonBatch;
 import org.fhirbeam.data.NdjsonBatchCoder;
 import org.fhirbeam.data.RowBatch;
@@ -17,12 +18,11 @@ import org.fhirbeam.data.RowBatch;
 /**
  * Applies one compiled mapping to row batches. The main output {@link #RESOURCES} carries NDJSON batches of
  * resources; {@link #REJECTS} carries the rows that could not become a resource, with source location, element,
- * rule and reason. Rows are counted in the metrics {@code mapped/<mapping>} and {@code rejected/<mapping>}.
+ * rule and reason. Rows are counted in {@link Counters#mapped} and {@link Counters#rejected}.
  */
 public final class MapRows extends PTransform<PCollection<RowBatch>, PCollectionTuple> {
   public static final TupleTag<NdjsonBatch> RESOURCES = new TupleTag<>("resources") {};
   public static final TupleTag<NdjsonBatch> REJECTS = new TupleTag<>("rejects") {};
-  static final String METRICS = "fhirbeam";
 
   private final CompiledMapping mapping;
   private final String runId;
@@ -76,8 +76,8 @@ public final class MapRows extends PTransform<PCollection<RowBatch>, PCollection
     MapFn(CompiledMapping mapping, String runId) {
       this.mapping = mapping;
       this.runId = runId;
-      this.mapped = Metrics.counter(METRICS, "mapped/" + mapping.name());
-      this.rejected = Metrics.counter(METRICS, "rejected/" + mapping.name());
+      this.mapped = Metrics.counter(Counters.NAMESPACE, Counters.mapped(mapping.name()));
+      this.rejected = Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping.name()));
     }
 
     @Setup

@@ -1,0 +1,32 @@
+package org.fhirbeam.data;
+
+/**
+ * Names of the Beam metric counters the stages keep and the run summary reads, in one place so writers and the
+ * reader cannot drift apart.
+ */
+public final class Counters {
+  /** The metric namespace of every fhirbeam counter. */
+  public static final String NAMESPACE = "fhirbeam";
+
+  private Counters() {}
+
+  /** Rows read from a source. */
+  public static String rowsIn(String source) {
+    return "rows_in/" + source;
+  }
+
+  /** Rows a mapping turned into resources. */
+  public static String mapped(String mapping) {
+    return "mapped/" + mapping;
+  }
+
+  /** Rows a mapping rejected. */
+  public static String rejected(String mapping) {
+    return "rejected/" + mapping;
+  }
+
+  /** NDJSON lines written for a destination (a resource type, or the rejects). */
+  public static String written(String destination) {
+    return "written/" + destination;
+  }
+}
