@@ -10,9 +10,9 @@ public final class Counters {
 
   private Counters() {}
 
-  /** Rows read from a source. */
-  public static String rowsIn(String source) {
-    return "rows_in/" + source;
+  /** Rows a mapping read from its source. */
+  public static String rowsIn(String mapping) {
+    return "rows_in/" + mapping;
   }
 
   /** Rows a mapping turned into resources. */
@@ -23,10 +23,5 @@ public final class Counters {
   /** Rows a mapping rejected. */
   public static String rejected(String mapping) {
     return "rejected/" + mapping;
-  }
-
-  /** NDJSON lines written for a destination (a resource type, or the rejects). */
-  public static String written(String destination) {
-    return "written/" + destination;
   }
 }

@@ -1,2 +1,2 @@
-/** Small immutable values passed between pipeline stages, with compact coders: row batches in, NDJSON batches out. */
+/** Small immutable values passed between pipeline stages, with compact coders, and the names of their counters. */
 package org.fhirbeam.data;

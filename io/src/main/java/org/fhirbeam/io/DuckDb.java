@@ -85,6 +85,20 @@ public final class DuckDb {
   }
 
   /**
+   * An error from a query over data, safe to log: DuckDB's messages can quote the values of the row they failed
+   * on, so only the error's category (e.g. {@code Conversion Error}) and a line number, when DuckDB gives one,
+   * are kept; the cause is not chained.
+   */
+  public static IllegalStateException failure(String what, SQLException e) {
+    String m = firstLine(e.getMessage());
+    int colon = m.indexOf(':');
+    String category = colon > 0 && colon < 40 ? m.substring(0, colon) : "DuckDB error";
+    java.util.regex.Matcher line = java.util.regex.Pattern.compile("(?i)\\bline:? (\\d+)").matcher(
+        String.valueOf(e.getMessage()));
+    return new IllegalStateException(what + ": " + category + (line.find() ? " at line " + line.group(1) : ""));
+  }
+
+  /**
    * The line of a DuckDB error message that says what went wrong. DuckDB's JDBC driver sometimes puts a generic
    * "pending query result" line first and the real error on a later line starting with {@code Error: }.
    */

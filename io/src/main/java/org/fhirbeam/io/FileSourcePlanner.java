@@ -21,7 +21,7 @@ import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.SourceConfig.Format;
-import org.fhirbeam.data.RowBatch.LocationKind;
+import org.fhirbeam.io.ReadTask.LocationKind;
 
 /**
  * Turns a file source into read tasks, one per file, before the pipeline starts: expands the path, decides
@@ -65,22 +65,16 @@ public final class FileSourcePlanner {
     return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns));
   }
 
-  private static ReadTask task(String source, Path file, Format format, String scan, List<String> columns) {
-    // Every value travels as text; DuckDB renders dates and numbers in their ISO/canonical forms.
-    List<String> casts = new ArrayList<>();
-    for (String c : columns) {
-      casts.add("CAST(" + DuckDb.identifier(c) + " AS VARCHAR) AS " + DuckDb.identifier(c));
-    }
-    String sql = "SELECT " + String.join(", ", casts) + " FROM " + scan;
+  private static ReadTask task(String source, Path file, Format format, String sql, List<String> columns) {
     return switch (format) {
       // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
       case CSV -> oneRecordPerLine(file)
-          ? new ReadTask(source, file.toString(), sql, LocationKind.LINE, 2)
-          : new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1);
-      case PARQUET -> new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1);
+          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2)
+          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
+      case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
       case JSON -> isJsonArray(file)
-          ? new ReadTask(source, file.toString(), sql, LocationKind.ROW, 1)
-          : new ReadTask(source, file.toString(), sql, LocationKind.LINE, 1);
+          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1)
+          : new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1);
       case AUTO -> throw new IllegalStateException("format must be decided per file");
     };
   }

@@ -1,17 +1,53 @@
 package org.fhirbeam.io;
 
 import java.io.Serializable;
-import org.fhirbeam.data.RowBatch;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
- * One unit of parallel reading: a DuckDB query over one file whose rows come back in file order, every value
- * as text.
+ * One unit of parallel work: one file of a source, as a DuckDB table function call that reads it.
  *
  * @param source the source's name
  * @param file the file read (absolute path)
- * @param sql the query DuckDB runs
- * @param locationKind how row positions are counted in this file
- * @param firstLocation the position of the first row (2 for a CSV file with a header line)
+ * @param scan the DuckDB table expression that reads the file, e.g. {@code read_csv('/x.csv', ...)}
+ * @param columns the file's columns, in file order
+ * @param kind how row positions are counted in this file
+ * @param firstLocation the position of the first row (2 for a CSV file whose header is line 1)
  */
-public record ReadTask(String source, String file, String sql, RowBatch.LocationKind locationKind,
-    long firstLocation) implements Serializable {}
+public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
+    long firstLocation) implements Serializable {
+
+  /** How a row's position in its file is reported in rejects. */
+  public enum LocationKind {
+    /** Line number in a text file (CSV with header, NDJSON): reported as {@code line}. */
+    LINE,
+    /** 1-based record number (Parquet, JSON arrays, irregular text files): reported as {@code row_number}. */
+    ROW;
+
+    /** The field name of the position in a reject record. */
+    public String field() {
+      return this == LINE ? "line" : "row_number";
+    }
+  }
+
+  public ReadTask {
+    columns = List.copyOf(columns);
+  }
+
+  /**
+   * A query over the file with every column as text, plus {@code wanted} columns the file lacks as NULL, so every
+   * file of a source offers the same columns (aligned by name).
+   */
+  public String textRows(List<String> wanted) {
+    List<String> select = new ArrayList<>();
+    for (String c : columns) {
+      select.add("CAST(" + DuckDb.identifier(c) + " AS VARCHAR) AS " + DuckDb.identifier(c));
+    }
+    for (String c : wanted) {
+      if (!columns.contains(c)) {
+        select.add("CAST(NULL AS VARCHAR) AS " + DuckDb.identifier(c));
+      }
+    }
+    return "SELECT " + String.join(", ", select) + " FROM " + scan;
+  }
+}

@@ -13,7 +13,7 @@ import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.SourceConfig.Format;
-import org.fhirbeam.data.RowBatch.LocationKind;
+import org.fhirbeam.io.ReadTask.LocationKind;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,11 +35,11 @@ class FileSourcePlannerTest {
     assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(SAMPLE + "/patients.csv",
         SAMPLE + "/patients.json", SAMPLE + "/patients.parquet"));
     assertThat(s.columns(), contains("patient_id", "first_name", "last_name", "birth_date", "gender", "phone"));
-    assertThat(s.tasks().get(0).locationKind(), equalTo(LocationKind.LINE));
+    assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE));
     assertThat(s.tasks().get(0).firstLocation(), equalTo(2L));
-    assertThat(s.tasks().get(1).locationKind(), equalTo(LocationKind.LINE));
+    assertThat(s.tasks().get(1).kind(), equalTo(LocationKind.LINE));
     assertThat(s.tasks().get(1).firstLocation(), equalTo(1L));
-    assertThat(s.tasks().get(2).locationKind(), equalTo(LocationKind.ROW));
+    assertThat(s.tasks().get(2).kind(), equalTo(LocationKind.ROW));
   }
 
   @Test
@@ -97,7 +97,7 @@ class FileSourcePlannerTest {
         equalTo(false));
     Files.writeString(dir.resolve("e.csv"), "a,b\n1,x\n\n2,y\n");
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/e.csv"));
-    assertThat(s.tasks().get(0).locationKind(), equalTo(LocationKind.ROW));
+    assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));
     assertThat(s.tasks().get(0).firstLocation(), equalTo(1L));
   }
 }

@@ -32,7 +32,7 @@ import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.ReadTask;
-import org.fhirbeam.transforms.BatchMapper;
+import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.transforms.CompiledMapping;
 
 /**
@@ -82,13 +82,15 @@ public final class JobRunner {
         db = DuckDb.openFile(database, plan.config().duckdb(), false);
       }
       removeStaleStaging();
+      Path partsDir = staging.resolve(".parts");
       Path fhirDir = staging.resolve("fhir");
       Path rejectsDir = staging.resolve("rejects");
+      Files.createDirectories(partsDir);
       Files.createDirectories(fhirDir);
       Files.createDirectories(rejectsDir);
 
       Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
-      JobGraph.build(p, plan, runId, fhirDir.toString(), rejectsDir.toString());
+      JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString());
       PipelineResult result = p.run();
       int files = plan.sources().values().stream().mapToInt(s -> s.tasks().size()).sum();
       try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {
@@ -98,20 +100,22 @@ public final class JobRunner {
         }
       }
 
+      // What the mappings counted, against what the committed files hold.
       Map<String, Long> rowsIn = new LinkedHashMap<>();
-      for (String source : plan.sources().keySet()) {
-        rowsIn.put(source, counterExact(result, Counters.rowsIn(source)));
+      List<RunSummary.MappingCount> perMapping = new ArrayList<>();
+      for (CompiledMapping m : plan.mappings()) {
+        long read = counterExact(result, Counters.rowsIn(m.name()));
+        rowsIn.putIfAbsent(m.source(), read);
+        perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
+            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name()))));
       }
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
       for (CompiledMapping m : plan.mappings()) {
-        resourcesOut.putIfAbsent(m.resourceType(), counterExact(result, Counters.written(m.resourceType())));
+        if (!resourcesOut.containsKey(m.resourceType())) {
+          resourcesOut.put(m.resourceType(), numberFiles(fhirDir, m.resourceType()));
+        }
       }
-      long rejected = counterExact(result, Counters.written(BatchMapper.REJECTS));
-      List<RunSummary.MappingCount> perMapping = new ArrayList<>();
-      for (CompiledMapping m : plan.mappings()) {
-        perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), rowsIn.get(m.source()),
-            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name()))));
-      }
+      long rejected = numberFiles(rejectsDir, "rejects");
       double elapsed = (System.nanoTime() - start) / 1e9;
       RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
           resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null);
@@ -176,7 +180,7 @@ public final class JobRunner {
       for (PlannedSource s : plan.sources().values()) {
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
-          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.sql() + ")");
+          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.textRows(List.of()) + ")");
         }
         raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
       }
@@ -196,11 +200,35 @@ public final class JobRunner {
     return counts;
   }
 
+  /**
+   * Renames a resource type's committed parts to the Bulk Data style {@code <Type>-SSSSS-of-NNNNN.ndjson} and
+   * returns how many lines they hold.
+   */
+  private static long numberFiles(Path dir, String type) throws IOException {
+    List<String> parts = filesOf(dir, type);
+    long lines = 0;
+    for (int i = 0; i < parts.size(); i++) {
+      Path part = Path.of(parts.get(i));
+      lines += MapWithDuckDb.countLines(part);
+      Files.move(part, dir.resolve(String.format(java.util.Locale.ROOT, "%s-%05d-of-%05d.ndjson.tmp", type, i,
+          parts.size())), StandardCopyOption.ATOMIC_MOVE);
+    }
+    try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, type + "-*.ndjson.tmp")) {
+      for (Path p : s) {
+        String name = p.getFileName().toString();
+        Files.move(p, dir.resolve(name.substring(0, name.length() - ".tmp".length())), StandardCopyOption.ATOMIC_MOVE);
+      }
+    }
+    return lines;
+  }
+
   private static List<String> filesOf(Path dir, String destination) throws IOException {
     List<String> files = new ArrayList<>();
     try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, destination + "-*.ndjson")) {
       for (Path f : s) {
-        files.add(f.toString());
+        if (Files.isRegularFile(f)) {
+          files.add(f.toString());
+        }
       }
     }
     files.sort(null);
@@ -211,11 +239,6 @@ public final class JobRunner {
   private void commit(Path staging) throws IOException {
     for (String dir : List.of("fhir", "rejects")) {
       Path target = output.resolve(dir);
-      try (DirectoryStream<Path> temp = Files.newDirectoryStream(staging.resolve(dir), ".temp-beam*")) {
-        for (Path t : temp) {
-          deleteTree(t); // Beam's emptied temporary directories
-        }
-      }
       deleteTree(target);
       Files.move(staging.resolve(dir), target, StandardCopyOption.ATOMIC_MOVE);
     }

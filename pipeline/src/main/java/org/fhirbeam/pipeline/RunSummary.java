@@ -48,6 +48,13 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         out.add(String.format(Locale.ROOT, "%s: %d mapped but %d written", type, mapped, written));
       }
     });
+    Map<String, Long> bySource = new LinkedHashMap<>();
+    for (MappingCount m : mappings) {
+      Long first = bySource.putIfAbsent(m.source(), m.rowsIn());
+      if (first != null && first != m.rowsIn()) {
+        out.add(String.format(Locale.ROOT, "source %s: mappings read %d and %d rows", m.source(), first, m.rowsIn()));
+      }
+    }
     if (rejectedByMappings != rejected) {
       out.add(String.format(Locale.ROOT, "rejects: %d rejected but %d written", rejectedByMappings, rejected));
     }

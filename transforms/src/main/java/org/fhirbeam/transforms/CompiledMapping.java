@@ -1,7 +1,6 @@
 package org.fhirbeam.transforms;
 
 import java.io.Serializable;
-import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Map;
 
@@ -65,72 +64,41 @@ public final class CompiledMapping implements Serializable {
     return root;
   }
 
-  /** One value rule, bound to a FHIR primitive. */
+  /** One value rule, bound to a FHIR primitive; DuckDB evaluates it (see {@link SqlMapping}). */
   static final class Leaf implements Serializable {
     private static final long serialVersionUID = 1L;
 
     final String path;
     final String column;
-    /** The converted constant, or null when the value comes from a column. */
+    /** The canonical FHIR text of the constant, or null when the value comes from a column. */
     final String constant;
+    /** Source code (lower-cased when {@link #ignoreCase}) to canonical target text; empty when values pass as they are. */
     final Map<String, String> codeMap;
     final boolean ignoreCase;
     final String defaultValue;
     final PrimitiveKind kind;
-    final List<String> formats;
+    final List<PrimitiveKind.DatePattern> datePatterns;
     final boolean required;
-    private transient DateTimeFormatter[] dateFormats;
 
     Leaf(String path, String column, String constant, Map<String, String> codeMap, boolean ignoreCase,
-        String defaultValue, PrimitiveKind kind, List<String> formats, boolean required) {
+        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, boolean required) {
       this.path = path;
       this.column = column;
       this.constant = constant;
-      this.codeMap = Map.copyOf(codeMap);
+      this.codeMap = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(codeMap));
       this.ignoreCase = ignoreCase;
       this.defaultValue = defaultValue;
       this.kind = kind;
-      this.formats = List.copyOf(formats);
+      this.datePatterns = List.copyOf(datePatterns);
       this.required = required;
     }
 
     String formatsText() {
-      return formats.isEmpty() ? "yyyy-MM-dd" : String.join(" or ", formats);
-    }
-
-    /**
-     * The FHIR value for one input ({@code raw} as read, possibly null), or null when the element is omitted.
-     */
-    String evaluate(String raw) throws PrimitiveKind.BadValue {
-      if (constant != null) {
-        return constant;
+      List<String> names = new java.util.ArrayList<>();
+      for (PrimitiveKind.DatePattern p : datePatterns) {
+        names.add(p.javaPattern());
       }
-      String v = raw == null ? null : raw.strip();
-      if (v == null || v.isEmpty()) {
-        if (defaultValue != null) {
-          return defaultValue;
-        }
-        if (required) {
-          throw new PrimitiveKind.BadValue("required", "required column '" + column + "' is empty");
-        }
-        return null;
-      }
-      if (!codeMap.isEmpty()) {
-        String mapped = codeMap.get(ignoreCase ? v.toLowerCase(java.util.Locale.ROOT) : v);
-        if (mapped == null) {
-          if (defaultValue == null) {
-            throw new PrimitiveKind.BadValue("code-map", "value of column '" + column
-                + "' is not in the rule's code map (or the element's required value set) and the rule has no"
-                + " default");
-          }
-          return defaultValue;
-        }
-        return mapped;
-      }
-      if (dateFormats == null) {
-        dateFormats = PrimitiveKind.dateFormats(formats);
-      }
-      return kind.convert(v, dateFormats, formatsText());
+      return String.join(" or ", names);
     }
   }
 

@@ -59,10 +59,12 @@ public final class MappingCompiler {
 
     List<CompiledMapping.Leaf> leaves = new ArrayList<>();
     List<CompiledMapping.FlatColumn> flat = new ArrayList<>();
-    CompiledMapping.Leaf id = leaf(mapping.id(), PrimitiveKind.ID, null, sourceColumns, mapping, problems);
-    if (id != null && !mapping.id().codeMap().isEmpty()) {
-      problems.add(mapping.id().location() + ": id: the id rule takes no code map");
+    ValueRule idRule = mapping.id();
+    if (idRule.column() == null || !idRule.codeMap().isEmpty() || idRule.defaultValue() != null
+        || !idRule.formats().isEmpty()) {
+      problems.add(idRule.location() + ": id: the id rule takes a 'column' and nothing else");
     }
+    CompiledMapping.Leaf id = leaf(idRule, PrimitiveKind.ID, null, sourceColumns, mapping, problems);
     MutableItem root = new MutableItem();
     for (ValueRule rule : mapping.elements()) {
       try {
@@ -157,11 +159,14 @@ public final class MappingCompiler {
     if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE) {
       problems.add(where + "'formats' applies to date elements only");
     }
-    if (!rule.formats().isEmpty()) {
-      try {
-        PrimitiveKind.dateFormats(rule.formats());
-      } catch (IllegalArgumentException e) {
-        problems.add(where + "formats: " + e.getMessage());
+    List<PrimitiveKind.DatePattern> datePatterns = new ArrayList<>();
+    if (kind == PrimitiveKind.DATE) {
+      for (String f : rule.formats().isEmpty() ? List.of(PrimitiveKind.ISO_DATE) : rule.formats()) {
+        try {
+          datePatterns.add(PrimitiveKind.datePattern(f));
+        } catch (IllegalArgumentException e) {
+          problems.add(where + "formats: " + e.getMessage());
+        }
       }
     }
     String constant = rule.constant() == null ? null : target(rule.constant(), kind, codes, where + "value: ", problems);
@@ -175,13 +180,13 @@ public final class MappingCompiler {
       // A required binding: every value the column may hold must be checked, so values pass through the codes.
       return problems.size() > before ? null
           : new CompiledMapping.Leaf(rule.path(), rule.column(), null, identityMap(codes), false, defaultValue,
-              kind, rule.formats(), rule.required());
+              kind, datePatterns, rule.required());
     }
     if (problems.size() > before) {
       return null;
     }
     return new CompiledMapping.Leaf(rule.path(), rule.column(), constant, codeMap, rule.ignoreCase(), defaultValue,
-        kind, rule.formats(), rule.required());
+        kind, datePatterns, rule.required());
   }
 
   /** The codes of a required binding mapped to themselves, so unbound values become rejects. */
@@ -215,7 +220,7 @@ public final class MappingCompiler {
   private static String target(String value, PrimitiveKind kind, EnumFactory<?> codes, String where,
       List<String> problems) {
     try {
-      String v = kind.convert(value.strip(), PrimitiveKind.dateFormats(List.of()), "yyyy-MM-dd");
+      String v = kind.convert(value.strip());
       if (codes != null) {
         try {
           codes.fromCode(v);

@@ -1,6 +1,5 @@
 package org.fhirbeam.transforms;
 
-import java.math.BigDecimal;
 import java.time.LocalDate;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
@@ -10,21 +9,56 @@ import java.util.Locale;
 import java.util.regex.Pattern;
 
 /**
- * How a FHIR primitive type is checked and written: as a JSON string, number or boolean. Values arrive trimmed
- * and non-empty; {@link #convert} returns the canonical FHIR text or throws {@link BadValue} with a reason that
- * does not repeat the value.
+ * How a FHIR primitive type is checked and written: as a JSON string, number or boolean. Row values are checked
+ * by DuckDB with the same regexes ({@link SqlMapping}); {@link #convert} checks the values written in a mapping
+ * and returns their canonical FHIR text, or throws {@link BadValue} with a reason that does not repeat the value.
  */
 enum PrimitiveKind {
   STRING, CODE, ID, DATE, DATE_TIME, BOOLEAN, INTEGER, DECIMAL, OTHER;
 
-  static final Pattern ID_PATTERN = Pattern.compile("[A-Za-z0-9\\-.]{1,64}");
-  private static final Pattern DECIMAL_PATTERN =
-      Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
-  private static final Pattern INTEGER_PATTERN = Pattern.compile("[0]|[-+]?[1-9][0-9]*");
-  private static final Pattern CODE_PATTERN = Pattern.compile("[^\\s]+( [^\\s]+)*");
-  private static final Pattern DATE_TIME_PATTERN = Pattern.compile(
+  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
+  static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
+  static final String DECIMAL_REGEX = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
+  static final String INTEGER_REGEX = "[0]|[-+]?[1-9][0-9]*";
+  static final String CODE_REGEX = "[^\\s]+( [^\\s]+)*";
+  static final String DATE_TIME_REGEX =
       "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?");
+          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
+  static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
+  static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
+
+  private static final Pattern ID_PATTERN = Pattern.compile(ID_REGEX);
+  private static final Pattern DECIMAL_PATTERN = Pattern.compile(DECIMAL_REGEX);
+  private static final Pattern INTEGER_PATTERN = Pattern.compile(INTEGER_REGEX);
+  private static final Pattern CODE_PATTERN = Pattern.compile(CODE_REGEX);
+  private static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME_REGEX);
+
+  static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
+  static final String DATE_TIME_REASON =
+      "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)";
+  static final String INTEGER_REASON = "value is not a whole number";
+  static final String INTEGER_RANGE_REASON = "value is outside the 32-bit range of FHIR integers";
+  static final String DECIMAL_REASON = "value is not a decimal number";
+  static final String ID_REASON = "value is not a FHIR id (1-64 letters, digits, '-' or '.')";
+  static final String CODE_REASON = "value is not a FHIR code (no leading, trailing or repeated spaces)";
+
+  static String dateReason(String formatsText) {
+    return "value is not a date in the expected format (" + formatsText + ")";
+  }
+
+  /** The rule name reported when a value is not of this type. */
+  String rule() {
+    return switch (this) {
+      case DATE -> "date";
+      case DATE_TIME -> "dateTime";
+      case BOOLEAN -> "boolean";
+      case INTEGER -> "integer";
+      case DECIMAL -> "decimal";
+      case ID -> "id";
+      case CODE -> "code";
+      default -> "value";
+    };
+  }
 
   /** A value that cannot be written as the target type. */
   static final class BadValue extends Exception {
@@ -55,72 +89,120 @@ enum PrimitiveKind {
     return this == INTEGER || this == DECIMAL;
   }
 
-  /** Compiled date input patterns; the default accepts ISO dates only. */
-  static DateTimeFormatter[] dateFormats(List<String> patterns) {
-    if (patterns.isEmpty()) {
-      return new DateTimeFormatter[] {DateTimeFormatter.ISO_LOCAL_DATE};
-    }
-    DateTimeFormatter[] out = new DateTimeFormatter[patterns.size()];
-    for (int i = 0; i < out.length; i++) {
-      // 'uuuu' so that strict resolution accepts plain years.
-      out[i] = DateTimeFormatter.ofPattern(patterns.get(i).replace("yyyy", "uuuu"), Locale.ROOT)
-          .withResolverStyle(ResolverStyle.STRICT);
-    }
-    return out;
+  /** A date input pattern as DuckDB reads it: a regex the text must match, then a strptime format. */
+  record DatePattern(String javaPattern, String regex, String strptime) implements java.io.Serializable {}
+
+  private static String regexLiteral(char c) {
+    return "\\.^$|?*+()[]{}".indexOf(c) >= 0 ? "\\" + c : String.valueOf(c);
   }
 
-  String convert(String value, DateTimeFormatter[] dateFormats, String formatsText) throws BadValue {
+  /** The default input pattern of date elements. */
+  static final String ISO_DATE = "yyyy-MM-dd";
+
+  /**
+   * Translates a date pattern ({@code yyyy}, {@code MM}, {@code M}, {@code dd}, {@code d}, and literal
+   * separators or quoted text) into a strict regex and a strptime format.
+   */
+  static DatePattern datePattern(String pattern) {
+    StringBuilder regex = new StringBuilder();
+    StringBuilder strptime = new StringBuilder();
+    int i = 0;
+    while (i < pattern.length()) {
+      char c = pattern.charAt(i);
+      int run = 1;
+      while (i + run < pattern.length() && pattern.charAt(i + run) == c) {
+        run++;
+      }
+      if (c == 'y' || c == 'u') {
+        if (run != 4) {
+          throw new IllegalArgumentException("'" + pattern + "': write years as yyyy");
+        }
+        regex.append("[0-9]{4}");
+        strptime.append("%Y");
+      } else if (c == 'M' || c == 'd') {
+        if (run > 2) {
+          throw new IllegalArgumentException("'" + pattern + "': " + c + " appears more than twice (month names are"
+              + " not supported)");
+        }
+        regex.append(run == 2 ? "[0-9]{2}" : "[0-9]{1,2}");
+        strptime.append(c == 'M' ? "%m" : "%d");
+      } else if (Character.isLetter(c)) {
+        throw new IllegalArgumentException("'" + pattern + "': pattern letter '" + c
+            + "' is not supported in date formats (use yyyy, MM, M, dd, d and separators)");
+      } else if (c == '\'') {
+        int close = pattern.indexOf('\'', i + 1);
+        if (close < 0) {
+          throw new IllegalArgumentException("'" + pattern + "': unclosed quote");
+        }
+        for (char l : pattern.substring(i + 1, close).toCharArray()) {
+          regex.append(regexLiteral(l));
+          strptime.append(l == '%' ? "%%" : String.valueOf(l));
+        }
+        i = close + 1;
+        continue;
+      } else {
+        for (int k = 0; k < run; k++) {
+          regex.append(regexLiteral(c));
+          strptime.append(c == '%' ? "%%" : String.valueOf(c));
+        }
+      }
+      i += run;
+    }
+    return new DatePattern(pattern, regex.toString(), strptime.toString());
+  }
+
+  /** Checks a value written in a mapping (constant, default, code map target) and returns its FHIR text. */
+  String convert(String value) throws BadValue {
     switch (this) {
       case DATE -> {
-        for (DateTimeFormatter f : dateFormats) {
-          try {
-            return LocalDate.parse(value, f).format(DateTimeFormatter.ISO_LOCAL_DATE);
-          } catch (DateTimeParseException e) {
-            // try the next pattern
-          }
+        try {
+          return LocalDate.parse(value, DateTimeFormatter.ISO_LOCAL_DATE.withResolverStyle(ResolverStyle.STRICT))
+              .format(DateTimeFormatter.ISO_LOCAL_DATE);
+        } catch (DateTimeParseException e) {
+          throw new BadValue("date", dateReason(ISO_DATE));
         }
-        throw new BadValue("date", "value is not a date in the expected format (" + formatsText + ")");
       }
       case DATE_TIME -> {
         if (!DATE_TIME_PATTERN.matcher(value).matches()) {
-          throw new BadValue("dateTime", "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or"
-              + " YYYY-MM-DDThh:mm:ss+zz:zz)");
+          throw new BadValue("dateTime", DATE_TIME_REASON);
         }
         return value;
       }
       case BOOLEAN -> {
-        return switch (value.toLowerCase(Locale.ROOT)) {
-          case "true", "1", "yes", "y" -> "true";
-          case "false", "0", "no", "n" -> "false";
-          default -> throw new BadValue("boolean", "value is not a boolean (true/false, yes/no, 1/0)");
-        };
+        String lower = value.toLowerCase(Locale.ROOT);
+        if (TRUE_WORDS.contains(lower)) {
+          return "true";
+        }
+        if (FALSE_WORDS.contains(lower)) {
+          return "false";
+        }
+        throw new BadValue("boolean", BOOLEAN_REASON);
       }
       case INTEGER -> {
         if (!INTEGER_PATTERN.matcher(value).matches()) {
-          throw new BadValue("integer", "value is not a whole number");
+          throw new BadValue("integer", INTEGER_REASON);
         }
         try {
           return Integer.toString(Integer.parseInt(value));
         } catch (NumberFormatException e) {
-          throw new BadValue("integer", "value is outside the 32-bit range of FHIR integers");
+          throw new BadValue("integer", INTEGER_RANGE_REASON);
         }
       }
       case DECIMAL -> {
         if (!DECIMAL_PATTERN.matcher(value).matches()) {
-          throw new BadValue("decimal", "value is not a decimal number");
+          throw new BadValue("decimal", DECIMAL_REASON);
         }
-        new BigDecimal(value);
         return value;
       }
       case ID -> {
         if (!ID_PATTERN.matcher(value).matches()) {
-          throw new BadValue("id", "value is not a FHIR id (1-64 letters, digits, '-' or '.')");
+          throw new BadValue("id", ID_REASON);
         }
         return value;
       }
       case CODE -> {
         if (!CODE_PATTERN.matcher(value).matches()) {
-          throw new BadValue("code", "value is not a FHIR code (no leading, trailing or repeated spaces)");
+          throw new BadValue("code", CODE_REASON);
         }
         return value;
       }

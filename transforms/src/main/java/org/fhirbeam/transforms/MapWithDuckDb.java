@@ -1,0 +1,216 @@
+package org.fhirbeam.transforms;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import org.apache.beam.sdk.coders.SerializableCoder;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.Create;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.values.PBegin;
+import org.apache.beam.sdk.values.PCollection;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.ReadTask;
+
+/**
+ * Applies one compiled mapping to the files of its source, one file per task, in parallel. For each file a
+ * worker's in-memory DuckDB reads the file and runs the mapping's SQL in one pass, writing two NDJSON part
+ * files itself: the resources ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}).
+ * The output is the list of part files; no row passes through the JVM. Rows are counted in
+ * {@link Counters#rowsIn} (an independent count of the file's rows), {@link Counters#mapped} and
+ * {@link Counters#rejected}, by mapping name.
+ */
+public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile>> {
+  /** The file set of reject records, relative to the output root. */
+  public static final String REJECTS = "rejects/rejects";
+
+  private final CompiledMapping mapping;
+  private final List<ReadTask> tasks;
+  private final DuckDbSettings settings;
+  private final String partsDirectory;
+  private final String runId;
+
+  private MapWithDuckDb(CompiledMapping mapping, List<ReadTask> tasks, DuckDbSettings settings,
+      String partsDirectory, String runId) {
+    this.mapping = mapping;
+    this.tasks = tasks;
+    this.settings = settings;
+    this.partsDirectory = partsDirectory;
+    this.runId = runId;
+  }
+
+  public static MapWithDuckDb of(CompiledMapping mapping, List<ReadTask> tasks) {
+    Objects.requireNonNull(mapping, "mapping");
+    if (tasks == null || tasks.isEmpty()) {
+      throw new IllegalArgumentException("at least one read task is required");
+    }
+    return new MapWithDuckDb(mapping, List.copyOf(tasks), null, null, null);
+  }
+
+  public MapWithDuckDb withSettings(DuckDbSettings settings) {
+    return new MapWithDuckDb(mapping, tasks, Objects.requireNonNull(settings, "settings"), partsDirectory, runId);
+  }
+
+  /** Where workers write part files (a directory every worker can reach). */
+  public MapWithDuckDb withPartsDirectory(String directory) {
+    if (directory == null || directory.isBlank()) {
+      throw new IllegalArgumentException("parts directory must not be empty");
+    }
+    return new MapWithDuckDb(mapping, tasks, settings, directory, runId);
+  }
+
+  /** The run id written into every reject record. */
+  public MapWithDuckDb withRunId(String runId) {
+    if (runId == null || runId.isBlank()) {
+      throw new IllegalArgumentException("runId must not be empty");
+    }
+    return new MapWithDuckDb(mapping, tasks, settings, partsDirectory, runId);
+  }
+
+  /** The file set of this mapping's resources, relative to the output root. */
+  public static String resourceFileSet(String resourceType) {
+    return "fhir/" + resourceType;
+  }
+
+  @Override
+  public PCollection<PartFile> expand(PBegin input) {
+    if (settings == null || partsDirectory == null || runId == null) {
+      throw new IllegalStateException("withSettings(), withPartsDirectory() and withRunId() are required");
+    }
+    return input
+        .apply("ListFiles", Create.of(tasks).withCoder(SerializableCoder.of(ReadTask.class)))
+        .apply("MapFiles", ParDo.of(new MapFileFn(new SqlMapping(mapping), settings, partsDirectory, runId)))
+        .setCoder(SerializableCoder.of(PartFile.class));
+  }
+
+  @Override
+  public void populateDisplayData(DisplayData.Builder builder) {
+    super.populateDisplayData(builder);
+    builder.add(DisplayData.item("mapping", mapping.name()))
+        .add(DisplayData.item("resourceType", mapping.resourceType()))
+        .add(DisplayData.item("files", tasks.size()));
+  }
+
+  static final class MapFileFn extends DoFn<ReadTask, PartFile> {
+    private final SqlMapping sql;
+    private final DuckDbSettings settings;
+    private final String partsDirectory;
+    private final String runId;
+    private transient Connection db;
+
+    MapFileFn(SqlMapping sql, DuckDbSettings settings, String partsDirectory, String runId) {
+      this.sql = sql;
+      this.settings = settings;
+      this.partsDirectory = partsDirectory;
+      this.runId = runId;
+    }
+
+    @Setup
+    public void setup() throws SQLException {
+      db = DuckDb.openInMemory(settings);
+    }
+
+    @ProcessElement
+    public void process(@Element ReadTask task, OutputReceiver<PartFile> out) throws IOException {
+      CompiledMapping m = sql.mapping();
+      String rows = task.textRows(sql.columns());
+      String id = UUID.randomUUID().toString().substring(0, 8);
+      Path dir = Path.of(partsDirectory, m.name() + "-" + id);
+      SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
+          task.firstLocation(), task.columns());
+      long rowsIn;
+      long written;
+      try (Statement st = db.createStatement()) {
+        try (ResultSet rs = st.executeQuery("SELECT count(*) FROM (" + rows + ")")) {
+          rs.next();
+          rowsIn = rs.getLong(1);
+        }
+        // DuckDB writes each line raw: JSON text never holds the \1 delimiter or the \2 quote character.
+        written = st.executeLargeUpdate("COPY (" + sql.outputQuery(rows, origin) + ") TO "
+            + DuckDb.literal(dir.toString()) + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002',"
+            + " ESCAPE '\u0002', PARTITION_BY (kind))");
+      } catch (SQLException e) {
+        throw DuckDb.failure("mapping " + m.name() + " failed on " + task.file(), e);
+      }
+      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn);
+
+      List<PartFile> rejects = parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true);
+      long rejected = rejects.stream().mapToLong(PartFile::lines).sum();
+      List<PartFile> resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
+          resourceFileSet(m.resourceType()), id, false);
+      if (resources.size() == 1) {
+        PartFile only = resources.get(0);
+        resources = List.of(new PartFile(only.target(), only.path(), written - rejected));
+      } else {
+        resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
+      }
+      long mapped = resources.stream().mapToLong(PartFile::lines).sum();
+      Metrics.counter(Counters.NAMESPACE, Counters.mapped(m.name())).inc(mapped);
+      Metrics.counter(Counters.NAMESPACE, Counters.rejected(m.name())).inc(rejected);
+      for (PartFile p : resources) {
+        out.output(p);
+      }
+      for (PartFile p : rejects) {
+        out.output(p);
+      }
+    }
+
+    /** The files DuckDB wrote for one kind of line, with their targets and (when asked) line counts. */
+    private static List<PartFile> parts(Path dir, String fileSet, String id, boolean count) throws IOException {
+      List<PartFile> out = new ArrayList<>();
+      if (!Files.isDirectory(dir)) {
+        return out;
+      }
+      List<Path> files = new ArrayList<>();
+      try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
+        s.forEach(files::add);
+      }
+      files.sort(null);
+      for (int i = 0; i < files.size(); i++) {
+        out.add(new PartFile(fileSet + "-" + id + "-" + i + ".ndjson", files.get(i).toString(),
+            count ? countLines(files.get(i)) : -1));
+      }
+      return out;
+    }
+
+    @Teardown
+    public void teardown() throws SQLException {
+      if (db != null) {
+        db.close();
+      }
+    }
+  }
+
+  /** Counts newline characters: the number of NDJSON lines in a file. */
+  public static long countLines(Path file) throws IOException {
+    long lines = 0;
+    byte[] buf = new byte[1 << 16];
+    try (InputStream in = Files.newInputStream(file)) {
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        for (int i = 0; i < n; i++) {
+          if (buf[i] == '\n') {
+            lines++;
+          }
+        }
+      }
+    }
+    return lines;
+  }
+}

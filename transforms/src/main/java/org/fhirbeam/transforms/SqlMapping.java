@@ -1,0 +1,332 @@
+package org.fhirbeam.transforms;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A compiled mapping as DuckDB SQL: one query turns each source row into one NDJSON line, either the resource as
+ * the JSON text HAPI would write or a reject record saying why not. It reads a relation of text columns (the
+ * source rows). Evaluating the mapping inside DuckDB keeps per-row work out of the JVM and out of Beam.
+ *
+ * <p>The queries are layered: {@code inputs} trims every column a rule reads (empty means missing);
+ * {@code vals} computes each rule's canonical FHIR text and the first failure of the row; the outer query
+ * assembles the JSON, omitting empty elements.
+ */
+public final class SqlMapping implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /** Whitespace stripped from both ends of every input value. */
+  static final String WHITESPACE = " \t\r\n";
+  private static final int REQUIRED = 0;
+  private static final int CODE_MAP = 1;
+  private static final int TYPE = 2;
+  private static final int RANGE = 3;
+  private static final int KINDS = 4;
+
+  /** Why a row was rejected: the element, the rule and a reason that does not repeat the value. */
+  public record Failure(String element, String rule, String reason) implements Serializable {}
+
+  private final CompiledMapping mapping;
+  private final Map<String, String> inputs = new LinkedHashMap<>();
+
+  public SqlMapping(CompiledMapping mapping) {
+    this.mapping = mapping;
+    int i = 0;
+    for (CompiledMapping.Leaf leaf : allLeaves()) {
+      if (leaf.column != null && !inputs.containsKey(leaf.column)) {
+        inputs.put(leaf.column, "i" + i++);
+      }
+    }
+  }
+
+  public CompiledMapping mapping() {
+    return mapping;
+  }
+
+  /** The source columns the mapping reads. */
+  public List<String> columns() {
+    return List.copyOf(inputs.keySet());
+  }
+
+  /** Where the rows of one query come from, for the reject records. */
+  public record Origin(String runId, String source, String file, String positionField, long firstPosition,
+      List<String> rowColumns) {}
+
+  /** Values of the {@code kind} column of {@link #outputQuery}. */
+  public static final String RESOURCE = "resource";
+  public static final String REJECT = "reject";
+
+  /**
+   * A query over {@code source} (text columns) with two columns: {@code kind} ({@link #RESOURCE} or
+   * {@link #REJECT}) and {@code line}, the NDJSON line: the resource's JSON, or a reject record with the run id,
+   * source, file, position ({@code line} or {@code row}), stage, mapping, element, rule, reason and the original
+   * row. Every input row yields exactly one line, in source order.
+   */
+  public String outputQuery(String source, Origin origin) {
+    String reject = "'{\"run_id\":' || to_json(" + lit(origin.runId()) + ") || ',\"source\":' || to_json("
+        + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
+        + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1) + ")"
+        + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
+        + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
+    return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
+        + " CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " ELSE " + reject + " END AS line"
+        + " FROM (" + valuesQuery(source, true) + ")";
+  }
+
+  /** The element, rule and reason of the row's failure as JSON members. */
+  private String failureJson() {
+    StringBuilder sb = new StringBuilder("CASE \"#fail\"");
+    List<CompiledMapping.Leaf> leaves = allLeaves();
+    for (int index = 0; index < leaves.size(); index++) {
+      for (int kind = 0; kind < KINDS; kind++) {
+        Failure f = failure(index * KINDS + kind);
+        sb.append(" WHEN ").append(index * KINDS + kind).append(" THEN '\"element\":' || to_json(")
+            .append(lit(f.element())).append(") || ',\"rule\":' || to_json(").append(lit(f.rule()))
+            .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
+      }
+    }
+    return sb.append(" END").toString();
+  }
+
+  private static String rowJson(List<String> columns) {
+    if (columns.isEmpty()) {
+      return "'{}'";
+    }
+    List<String> fields = new ArrayList<>();
+    for (String c : columns) {
+      fields.add(q(c) + " := CAST(" + q(c) + " AS VARCHAR)");
+    }
+    return "to_json(struct_pack(" + String.join(", ", fields) + "))";
+  }
+
+  /** What a failure code means. */
+  public Failure failure(int code) {
+    int index = code / KINDS;
+    int kind = code % KINDS;
+    CompiledMapping.Leaf leaf = index == 0 ? mapping.id() : mapping.leaves()[index - 1];
+    String element = mapping.resourceType() + "." + leaf.path;
+    return switch (kind) {
+      case REQUIRED -> index == 0
+          ? new Failure(element, "required", "id column '" + leaf.column + "' is empty")
+          : new Failure(element, "required", "required column '" + leaf.column + "' is empty");
+      case CODE_MAP -> new Failure(element, "code-map", "value of column '" + leaf.column
+          + "' is not in the rule's code map (or the element's required value set) and the rule has no default");
+      case RANGE -> new Failure(element, "integer", PrimitiveKind.INTEGER_RANGE_REASON);
+      default -> new Failure(element, leaf.kind.rule(), typeReason(leaf));
+    };
+  }
+
+  private static String typeReason(CompiledMapping.Leaf leaf) {
+    return switch (leaf.kind) {
+      case DATE -> PrimitiveKind.dateReason(leaf.formatsText());
+      case DATE_TIME -> PrimitiveKind.DATE_TIME_REASON;
+      case BOOLEAN -> PrimitiveKind.BOOLEAN_REASON;
+      case INTEGER -> PrimitiveKind.INTEGER_REASON;
+      case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
+      case ID -> PrimitiveKind.ID_REASON;
+      case CODE -> PrimitiveKind.CODE_REASON;
+      default -> "value is not valid";
+    };
+  }
+
+  private List<CompiledMapping.Leaf> allLeaves() {
+    List<CompiledMapping.Leaf> all = new ArrayList<>();
+    all.add(mapping.id());
+    all.addAll(List.of(mapping.leaves()));
+    return all;
+  }
+
+  private String valuesQuery(String source, boolean withPosition) {
+    StringBuilder in = new StringBuilder("SELECT *");
+    for (Map.Entry<String, String> e : inputs.entrySet()) {
+      in.append(", nullif(trim(CAST(").append(q(e.getKey())).append(" AS VARCHAR), ").append(lit(WHITESPACE))
+          .append("), '') AS ").append(q("#" + e.getValue()));
+    }
+    if (withPosition) {
+      in.append(", row_number() OVER () AS \"#pos\"");
+    }
+    in.append(" FROM (").append(source).append(")");
+
+    StringBuilder vals = new StringBuilder("SELECT *, ");
+    CompiledMapping.Leaf id = mapping.id();
+    vals.append(input(id)).append(" AS \"#id\"");
+    List<String> failures = new ArrayList<>();
+    failures.add("CASE WHEN " + input(id) + " IS NULL THEN " + REQUIRED + " WHEN NOT regexp_full_match("
+        + input(id) + ", " + lit(PrimitiveKind.ID_REGEX) + ") THEN " + TYPE + " END");
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (int k = 0; k < leaves.length; k++) {
+      vals.append(", ").append(value(leaves[k])).append(" AS ").append(q("#v" + k));
+      String f = failure(leaves[k], (k + 1) * KINDS);
+      if (f != null) {
+        failures.add(f);
+      }
+    }
+    vals.append(", coalesce(").append(String.join(", ", failures)).append(") AS \"#fail\"");
+    vals.append(" FROM (").append(in).append(")");
+    return vals.toString();
+  }
+
+  private String input(CompiledMapping.Leaf leaf) {
+    return q("#" + inputs.get(leaf.column));
+  }
+
+  /** The rule's canonical FHIR text, or NULL when the element is omitted (or the row is rejected). */
+  private String value(CompiledMapping.Leaf leaf) {
+    if (leaf.constant != null) {
+      return lit(leaf.constant);
+    }
+    String in = input(leaf);
+    String dflt = leaf.defaultValue == null ? "NULL" : lit(leaf.defaultValue);
+    String converted = leaf.codeMap.isEmpty() ? typed(leaf, in) : mapped(leaf, in);
+    if (leaf.defaultValue != null && !leaf.codeMap.isEmpty()) {
+      converted = "coalesce(" + converted + ", " + dflt + ")";
+    }
+    return "CASE WHEN " + in + " IS NULL THEN " + dflt + " ELSE " + converted + " END";
+  }
+
+  private String mapped(CompiledMapping.Leaf leaf, String in) {
+    StringBuilder sb = new StringBuilder("CASE ").append(leaf.ignoreCase ? "lower(" + in + ")" : in);
+    for (Map.Entry<String, String> e : leaf.codeMap.entrySet()) {
+      sb.append(" WHEN ").append(lit(e.getKey())).append(" THEN ").append(lit(e.getValue()));
+    }
+    return sb.append(" END").toString();
+  }
+
+  /** The canonical text of a valid input, NULL for an invalid one. */
+  private static String typed(CompiledMapping.Leaf leaf, String in) {
+    return switch (leaf.kind) {
+      case DATE -> {
+        List<String> tries = new ArrayList<>();
+        for (PrimitiveKind.DatePattern p : leaf.datePatterns) {
+          tries.add("CASE WHEN regexp_full_match(" + in + ", " + lit(p.regex()) + ") THEN strftime(try_strptime("
+              + in + ", " + lit(p.strptime()) + "), '%Y-%m-%d') END");
+        }
+        yield tries.size() == 1 ? tries.get(0) : "coalesce(" + String.join(", ", tries) + ")";
+      }
+      case BOOLEAN -> "CASE WHEN lower(" + in + ") IN (" + lits(PrimitiveKind.TRUE_WORDS) + ") THEN 'true' WHEN lower("
+          + in + ") IN (" + lits(PrimitiveKind.FALSE_WORDS) + ") THEN 'false' END";
+      case INTEGER -> "CASE WHEN regexp_full_match(" + in + ", " + lit(PrimitiveKind.INTEGER_REGEX)
+          + ") THEN CAST(TRY_CAST(" + in + " AS INTEGER) AS VARCHAR) END";
+      case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
+      case DATE_TIME -> matching(in, PrimitiveKind.DATE_TIME_REGEX);
+      case ID -> matching(in, PrimitiveKind.ID_REGEX);
+      case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
+      default -> in;
+    };
+  }
+
+  private static String matching(String in, String regex) {
+    return "CASE WHEN regexp_full_match(" + in + ", " + lit(regex) + ") THEN " + in + " END";
+  }
+
+  /** The failure code of a rule for this row, NULL when it succeeds; null when the rule cannot fail. */
+  private String failure(CompiledMapping.Leaf leaf, int base) {
+    if (leaf.constant != null) {
+      return null;
+    }
+    String in = input(leaf);
+    List<String> whens = new ArrayList<>();
+    if (leaf.required && leaf.defaultValue == null) {
+      whens.add("WHEN " + in + " IS NULL THEN " + (base + REQUIRED));
+    }
+    if (!leaf.codeMap.isEmpty()) {
+      if (leaf.defaultValue == null) {
+        whens.add("WHEN " + in + " IS NOT NULL AND " + mapped(leaf, in) + " IS NULL THEN " + (base + CODE_MAP));
+      }
+    } else if (leaf.kind == PrimitiveKind.INTEGER) {
+      whens.add("WHEN " + in + " IS NOT NULL AND NOT regexp_full_match(" + in + ", "
+          + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN " + (base + TYPE));
+      whens.add("WHEN " + in + " IS NOT NULL AND TRY_CAST(" + in + " AS INTEGER) IS NULL THEN " + (base + RANGE));
+    } else if (!"value".equals(leaf.kind.rule())) {
+      whens.add("WHEN " + in + " IS NOT NULL AND " + typed(leaf, in) + " IS NULL THEN " + (base + TYPE));
+    }
+    return whens.isEmpty() ? null : "CASE " + String.join(" ", whens) + " END";
+  }
+
+  /** The resource's JSON text, in HAPI's element order, with empty elements omitted. */
+  private String resourceJson() {
+    return "'{\"resourceType\":" + jsonString(mapping.resourceType()) + ",\"id\":' || to_json(\"#id\")"
+        + " || coalesce(',' || nullif(" + members(mapping.root()) + ", ''), '') || '}'";
+  }
+
+  /** The members of an object: {@code "name":value} pairs joined by commas, skipping absent ones. */
+  private String members(CompiledMapping.Element[] elements) {
+    List<String> parts = new ArrayList<>();
+    for (CompiledMapping.Element e : elements) {
+      String key = lit(jsonString(e.name) + ":");
+      if (e.repeating) {
+        List<String> items = new ArrayList<>();
+        List<String> present = new ArrayList<>();
+        for (CompiledMapping.Item item : e.items) {
+          items.add(itemJson(item));
+          present.add(present(item));
+        }
+        parts.add("CASE WHEN " + String.join(" OR ", present) + " THEN " + key + " || '[' || concat_ws(',', "
+            + String.join(", ", items) + ") || ']' END");
+      } else {
+        parts.add(key + " || " + itemJson(e.items[0]));
+      }
+    }
+    return "concat_ws(',', " + String.join(", ", parts) + ")";
+  }
+
+  private String itemJson(CompiledMapping.Item item) {
+    if (item.leaf >= 0) {
+      String v = q("#v" + item.leaf);
+      PrimitiveKind kind = mapping.leaves()[item.leaf].kind;
+      return kind.isJsonNumber() || kind == PrimitiveKind.BOOLEAN ? v : "to_json(" + v + ")";
+    }
+    return "CASE WHEN " + present(item) + " THEN '{' || " + members(item.children) + " || '}' END";
+  }
+
+  /**
+   * Whether an item is written: a value, or a composite holding a value from the row. Constants alone never make
+   * a composite exist (a name with only {@code use} is noise); inside a composite that exists they are written.
+   */
+  private String present(CompiledMapping.Item item) {
+    if (item.leaf >= 0) {
+      return q("#v" + item.leaf) + " IS NOT NULL";
+    }
+    List<String> fromRow = new ArrayList<>();
+    collectRowValues(item, fromRow);
+    return fromRow.isEmpty() ? "false" : "(" + String.join(" OR ", fromRow) + ")";
+  }
+
+  private void collectRowValues(CompiledMapping.Item item, List<String> out) {
+    for (CompiledMapping.Element child : item.children) {
+      for (CompiledMapping.Item i : child.items) {
+        if (i.leaf >= 0) {
+          if (mapping.leaves()[i.leaf].constant == null) {
+            out.add(q("#v" + i.leaf) + " IS NOT NULL");
+          }
+        } else {
+          collectRowValues(i, out);
+        }
+      }
+    }
+  }
+
+  private static String jsonString(String s) {
+    // Element names and resource types are plain ASCII identifiers: no escaping is ever needed.
+    return "\"" + s + "\"";
+  }
+
+  static String q(String identifier) {
+    return "\"" + identifier.replace("\"", "\"\"") + "\"";
+  }
+
+  static String lit(String s) {
+    return "'" + s.replace("'", "''") + "'";
+  }
+
+  private static String lits(List<String> values) {
+    List<String> out = new ArrayList<>();
+    for (String v : values) {
+      out.add(lit(v));
+    }
+    return String.join(", ", out);
+  }
+}

@@ -1,0 +1,233 @@
+package org.fhirbeam.transforms;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.empty;
+import static org.hamcrest.Matchers.equalTo;
+
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.parser.IParser;
+import ca.uhn.fhir.parser.StrictErrorHandler;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.fhirbeam.config.ConfigLoader;
+import org.hl7.fhir.r4.model.Patient;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Runs compiled mappings in a real in-memory DuckDB and checks the exact JSON and rejects they produce. */
+class SqlMappingTest {
+  static final List<String> COLUMNS = List.of("patient_id", "first_name", "last_name", "birth_date", "gender");
+  static SqlMapping patient;
+  static IParser strict;
+  static Connection db;
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  @BeforeAll
+  static void compile() throws SQLException {
+    Path repoMapping = Path.of("..", "config", "mappings", "patient.yaml");
+    patient = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(repoMapping), COLUMNS));
+    strict = FhirContext.forR4Cached().newJsonParser().setParserErrorHandler(new StrictErrorHandler());
+    db = DriverManager.getConnection("jdbc:duckdb:");
+  }
+
+  @AfterAll
+  static void close() throws SQLException {
+    db.close();
+  }
+
+  /** What one mapping run over some rows produced. */
+  record Result(List<String> resources, List<String> rejects) {}
+
+  /** Loads rows (all text) into a table and runs both queries of the mapping over it. */
+  static Result run(SqlMapping mapping, List<String> columns, String[]... rows) throws SQLException {
+    try (Statement st = db.createStatement()) {
+      List<String> defs = new ArrayList<>();
+      for (String c : columns) {
+        defs.add(SqlMapping.q(c) + " VARCHAR");
+      }
+      st.execute("CREATE OR REPLACE TABLE src (" + String.join(", ", defs) + ")");
+      try (PreparedStatement insert = db.prepareStatement("INSERT INTO src VALUES ("
+          + String.join(", ", java.util.Collections.nCopies(columns.size(), "?")) + ")")) {
+        for (String[] row : rows) {
+          for (int i = 0; i < row.length; i++) {
+            insert.setString(i + 1, row[i]);
+          }
+          insert.executeUpdate();
+        }
+      }
+      List<String> resources = new ArrayList<>();
+      List<String> rejects = new ArrayList<>();
+      SqlMapping.Origin origin = new SqlMapping.Origin("run-1", "s", "/data/f.csv", "line", 2, columns);
+      try (ResultSet rs = st.executeQuery(mapping.outputQuery("SELECT * FROM src", origin))) {
+        while (rs.next()) {
+          if (rs.getString("kind").equals(SqlMapping.RESOURCE)) {
+            resources.add(rs.getString("line"));
+          } else {
+            JsonNode r = JSON.readTree(rs.getString("line"));
+            assertThat(r.get("run_id").asText() + r.get("source").asText() + r.get("file").asText()
+                + r.get("stage").asText(), equalTo("run-1s/data/f.csvmapping"));
+            assertThat(r.get("row").size(), equalTo(columns.size()));
+            rejects.add((r.get("line").asLong() - 1) + " " + r.get("element").asText() + " "
+                + r.get("rule").asText() + ": " + r.get("reason").asText());
+          }
+        }
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new AssertionError(e);
+      }
+      return new Result(resources, rejects);
+    }
+  }
+
+  static Result map(String[]... rows) throws SQLException {
+    return run(patient, COLUMNS, rows);
+  }
+
+  static String resource(String id, String first, String last, String birth, String gender) throws SQLException {
+    Result r = map(new String[] {id, first, last, birth, gender});
+    assertThat(r.rejects(), empty());
+    assertThat(r.resources().size(), equalTo(1));
+    return r.resources().get(0);
+  }
+
+  @ParameterizedTest
+  @CsvSource(nullValues = "NULL", value = {
+      "m, male", "M, male", "male, male", "MALE, male", "' Male ', male",
+      "f, female", "F, female", "female, female", "Female, female",
+      "o, other", "O, other", "other, other", "OTHER, other",
+      "x, unknown", "unknown, unknown", "'', unknown", "NULL, unknown", "mf, unknown"})
+  void genderIsNormalisedCaseInsensitively(String input, String expected) throws SQLException {
+    assertThat(resource("p1", "A", "B", "2000-01-01", input), equalTo("{\"resourceType\":\"Patient\",\"id\":\"p1\","
+        + "\"name\":[{\"use\":\"official\",\"family\":\"B\",\"given\":[\"A\"]}],\"gender\":\"" + expected
+        + "\",\"birthDate\":\"2000-01-01\"}"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"1984-03-12, 1984-03-12", "' 2000-02-29 ', 2000-02-29", "1900-01-01, 1900-01-01"})
+  void isoDatesAreWrittenAsFhirDates(String input, String expected) throws SQLException {
+    assertThat(resource("p1", "A", "B", input, "f"), equalTo("{\"resourceType\":\"Patient\",\"id\":\"p1\","
+        + "\"name\":[{\"use\":\"official\",\"family\":\"B\",\"given\":[\"A\"]}],\"gender\":\"female\","
+        + "\"birthDate\":\"" + expected + "\"}"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"1999-02-29", "1985-13-01", "not-a-date", "02/03/1990", "1990-1-5", "19900105", "1990-01-05T10:00"})
+  void badDatesAreRejected(String input) throws SQLException {
+    Result r = map(new String[] {"p1", "A", "B", input, "f"});
+    assertThat(r.resources(), empty());
+    assertThat(r.rejects(), contains(
+        "1 Patient.birthDate date: value is not a date in the expected format (yyyy-MM-dd)"));
+  }
+
+  @Test
+  void emptyValuesAreOmittedNeverWrittenEmpty() throws SQLException {
+    assertThat(resource("p1", "", null, "  ", "m"),
+        equalTo("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"male\"}"));
+    assertThat(resource("p2", " \t", "Doe", null, null), equalTo("{\"resourceType\":\"Patient\",\"id\":\"p2\","
+        + "\"name\":[{\"use\":\"official\",\"family\":\"Doe\"}],\"gender\":\"unknown\"}"));
+  }
+
+  @Test
+  void rowsBecomeResourcesOrRejectsWithTheirPositions() throws SQLException {
+    Result r = map(
+        new String[] {"p1", "A", "B", "2000-01-01", "f"},
+        new String[] {null, "A", "B", "bad", "f"},
+        new String[] {"p 3", "A", "B", "2000-01-01", "f"},
+        new String[] {"p4", "Zoë", "O'Brien \"Jr\"", "2000-01-01", "f"});
+    assertThat(r.resources().size(), equalTo(2));
+    assertThat(r.rejects(), contains("2 Patient.id required: id column 'patient_id' is empty",
+        "3 Patient.id id: value is not a FHIR id (1-64 letters, digits, '-' or '.')"));
+    assertThat(r.resources().get(1), equalTo("{\"resourceType\":\"Patient\",\"id\":\"p4\",\"name\":[{\"use\":"
+        + "\"official\",\"family\":\"O'Brien \\\"Jr\\\"\",\"given\":[\"Zoë\"]}],\"gender\":\"female\","
+        + "\"birthDate\":\"2000-01-01\"}"));
+  }
+
+  @Test
+  void outputIsExactlyWhatHapiWritesForTheSameResource() throws SQLException {
+    Result r = map(
+        new String[] {"p1", "Zoë \u2028 \u00a0 😀", "O'Brien", "1990-05-05", "o"},
+        new String[] {"p2", "line\nbreak", "Müller \\ / \t \u0001 \u007f", "1956-01-19", "M"},
+        new String[] {"p3", "Wei", "<b>&amp;</b>", null, null});
+    assertThat(r.rejects(), empty());
+    assertThat(r.resources().size(), equalTo(3));
+    for (String line : r.resources()) {
+      Patient parsed = strict.parseResource(Patient.class, line);
+      assertThat(strict.encodeResourceToString(parsed), equalTo(line));
+    }
+  }
+
+  @Test
+  void typesCodeMapsDefaultsAndRequiredInputs(@TempDir Path dir) throws IOException, SQLException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), """
+        name: t
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          active: {column: active}
+          multipleBirthInteger: {column: births}
+          deceasedDateTime: {column: died}
+          maritalStatus.coding[0].code: {column: marital, map: {M: M, S: S}}
+          maritalStatus.coding[0].system: {value: "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"}
+          birthDate: {column: born, formats: [dd.MM.yyyy, d/M/yyyy], required: true}
+          name[0].family: {column: family, default: Unknown}
+        """);
+    List<String> cols = List.of("id", "active", "births", "died", "marital", "born", "family");
+    SqlMapping m = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), cols));
+    Result r = run(m, cols,
+        new String[] {"a", "Yes", "2", "2001-02-03T04:05:06+01:00", "M", "03.02.1990", null},
+        new String[] {"b", "0", "+7", "2001", null, "3/2/1990", "Lee"},
+        new String[] {"c", "maybe", null, null, null, "03.02.1990", null},
+        new String[] {"d", null, "1.5", null, null, "03.02.1990", null},
+        new String[] {"e", null, "99999999999", null, null, "03.02.1990", null},
+        new String[] {"f", null, null, "2001-02-03 04:05", null, "03.02.1990", null},
+        new String[] {"g", null, null, null, "X", "03.02.1990", null},
+        new String[] {"h", null, null, null, null, null, null},
+        new String[] {"i", null, null, null, null, "1990-02-03", null});
+    assertThat(r.resources(), contains(
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"active\":true,\"name\":[{\"family\":\"Unknown\"}],"
+            + "\"birthDate\":\"1990-02-03\",\"deceasedDateTime\":\"2001-02-03T04:05:06+01:00\",\"maritalStatus\":"
+            + "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus\",\"code\":\"M\"}]},"
+            + "\"multipleBirthInteger\":2}",
+        "{\"resourceType\":\"Patient\",\"id\":\"b\",\"active\":false,\"name\":[{\"family\":\"Lee\"}],"
+            + "\"birthDate\":\"1990-02-03\",\"deceasedDateTime\":\"2001\",\"multipleBirthInteger\":7}"));
+    assertThat(r.rejects(), contains(
+        "3 Patient.active boolean: value is not a boolean (true/false, yes/no, 1/0)",
+        "4 Patient.multipleBirthInteger integer: value is not a whole number",
+        "5 Patient.multipleBirthInteger integer: value is outside the 32-bit range of FHIR integers",
+        "6 Patient.deceasedDateTime dateTime: value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or"
+            + " YYYY-MM-DDThh:mm:ss+zz:zz)",
+        "7 Patient.maritalStatus.coding[0].code code-map: value of column 'marital' is not in the rule's code map"
+            + " (or the element's required value set) and the rule has no default",
+        "8 Patient.birthDate required: required column 'born' is empty",
+        "9 Patient.birthDate date: value is not a date in the expected format (dd.MM.yyyy or d/M/yyyy)"));
+    IParser parser = strict;
+    for (String line : r.resources()) {
+      assertThat(parser.encodeResourceToString(parser.parseResource(Patient.class, line)), equalTo(line));
+    }
+  }
+
+  @Test
+  void datePatternsBecomeStrictRegexesAndStrptimeFormats() {
+    assertThat(PrimitiveKind.datePattern("dd.MM.yyyy"),
+        equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\.[0-9]{4}", "%d.%m.%Y")));
+    assertThat(PrimitiveKind.datePattern("yyyyMMdd'Z'"),
+        equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", "[0-9]{4}[0-9]{2}[0-9]{2}Z", "%Y%m%dZ")));
+  }
+}
