@@ -61,6 +61,8 @@ public final class DuckDb {
       }
       // Row positions in rejects rely on rows arriving in file order.
       st.execute("SET preserve_insertion_order = true");
+      // Timestamps with time zone become text the same way on every machine.
+      st.execute("SET TimeZone = 'UTC'");
       for (String ext : settings.extensions()) {
         try {
           st.execute("LOAD " + ext);

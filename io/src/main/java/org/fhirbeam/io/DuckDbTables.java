@@ -46,13 +46,17 @@ public final class DuckDbTables {
    * ({@code schema.table} to rows).
    */
   public static Map<String, Long> replace(Connection db, List<String> schemas, List<JsonTable> jsonTables,
-      List<QueryTable> queryTables, List<View> views) {
+      List<QueryTable> queryTables, List<View> views, List<String> dropTables) {
     Map<String, Long> counts = new LinkedHashMap<>();
     try (Statement st = db.createStatement()) {
       st.execute("BEGIN TRANSACTION");
       try {
         for (String schema : schemas) {
           st.execute("CREATE SCHEMA IF NOT EXISTS " + DuckDb.identifier(schema));
+        }
+        for (String t : dropTables) {
+          int dot = t.indexOf('.');
+          st.execute("DROP TABLE IF EXISTS " + name(t.substring(0, dot), t.substring(dot + 1)));
         }
         for (QueryTable t : queryTables) {
           List<String> parts = new ArrayList<>();
@@ -86,7 +90,7 @@ public final class DuckDbTables {
         throw e;
       }
     } catch (SQLException e) {
-      throw new IllegalStateException("loading results into DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
+      throw DuckDb.failure("loading results into DuckDB failed", e);
     }
     return counts;
   }

@@ -53,8 +53,8 @@ public final class FileSourcePlanner {
             fileColumns.add(rs.getString(1));
           }
         } catch (SQLException e) {
-          throw new InputException("source " + source.name() + ": cannot read " + file + " as "
-              + format.name().toLowerCase(Locale.ROOT) + ": " + DuckDb.firstLine(e.getMessage()), e);
+          throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
+              + format.name().toLowerCase(Locale.ROOT), e).getMessage());
         }
         columns.addAll(fileColumns);
         tasks.add(task(source.name(), file, format, scan, fileColumns));
@@ -72,9 +72,9 @@ public final class FileSourcePlanner {
           ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2)
           : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
       case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
-      case JSON -> isJsonArray(file)
-          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1)
-          : new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1);
+      case JSON -> !isJsonArray(file) && oneObjectPerLine(file)
+          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1)
+          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
       case AUTO -> throw new IllegalStateException("format must be decided per file");
     };
   }
@@ -83,7 +83,8 @@ public final class FileSourcePlanner {
   static String scan(Path file, Format format) {
     String f = DuckDb.literal(file.toString());
     return switch (format) {
-      case CSV -> "read_csv(" + f + ", header = true, all_varchar = true)";
+      // Header on line 1, no comment lines, no skipped lines: DuckDB must not guess these, or rows vanish.
+      case CSV -> "read_csv(" + f + ", header = true, skip = 0, comment = '', all_varchar = true)";
       case PARQUET -> "read_parquet(" + f + ")";
       case JSON -> "read_json(" + f + ")";
       case AUTO -> throw new IllegalStateException("format must be decided per file");
@@ -142,6 +143,22 @@ public final class FileSourcePlanner {
     }
   }
 
+  /** Whether an NDJSON file has one object on every line: no blank lines, no objects spread over lines. */
+  static boolean oneObjectPerLine(Path file) {
+    try (java.io.BufferedReader in = Files.newBufferedReader(file, java.nio.charset.StandardCharsets.UTF_8)) {
+      String line;
+      while ((line = in.readLine()) != null) {
+        String t = line.strip();
+        if (!t.startsWith("{") || !t.endsWith("}")) {
+          return false;
+        }
+      }
+      return true;
+    } catch (IOException e) {
+      throw new InputException("cannot read " + file + ": " + e.getClass().getSimpleName(), e);
+    }
+  }
+
   private static boolean isJsonArray(Path file) {
     try (InputStream in = Files.newInputStream(file)) {
       int c;
@@ -164,7 +181,7 @@ public final class FileSourcePlanner {
     String pattern = source.path();
     Path literal = Paths.get(pattern).toAbsolutePath().normalize();
     List<Path> files = new ArrayList<>();
-    if (!hasGlob(pattern)) {
+    if (!hasGlob(pattern) || Files.isRegularFile(literal)) {
       if (Files.isRegularFile(literal)) {
         files.add(literal);
       } else if (Files.isDirectory(literal)) {
@@ -176,12 +193,19 @@ public final class FileSourcePlanner {
       }
     } else {
       Path base = globBase(pattern);
-      String glob = Paths.get(pattern).isAbsolute() ? pattern
-          : Paths.get("").toAbsolutePath().toString() + "/" + pattern;
-      PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + normalizeGlob(glob));
+      // Match paths relative to the base, so glob characters in the base's own name cannot interfere.
+      String rest = normalizeGlob(pattern).substring(normalizeGlob(globBaseText(pattern)).length());
+      rest = rest.startsWith("/") ? rest.substring(1) : rest;
+      List<PathMatcher> matchers = new ArrayList<>();
+      matchers.add(FileSystems.getDefault().getPathMatcher("glob:" + rest));
+      // As in shells, '**/' also matches no directory at all.
+      if (rest.contains("**/")) {
+        matchers.add(FileSystems.getDefault().getPathMatcher("glob:" + rest.replace("**/", "")));
+      }
       if (Files.isDirectory(base)) {
         try (Stream<Path> s = Files.walk(base)) {
-          s.filter(Files::isRegularFile).map(p -> p.toAbsolutePath().normalize()).filter(matcher::matches)
+          s.filter(Files::isRegularFile).map(p -> p.toAbsolutePath().normalize())
+              .filter(p -> matchers.stream().anyMatch(m -> m.matches(base.relativize(p))))
               .forEach(files::add);
         } catch (IOException e) {
           throw new InputException("source " + source.name() + ": cannot list " + base, e);
@@ -207,17 +231,26 @@ public final class FileSourcePlanner {
 
   /** The deepest directory of the pattern that has no glob characters. */
   private static Path globBase(String pattern) {
+    String text = globBaseText(pattern);
+    return Paths.get(text.isEmpty() ? "." : text).toAbsolutePath().normalize();
+  }
+
+  /**
+   * The leading directories of the pattern taken literally, as written: those without glob characters, and those
+   * that exist as named (a directory called {@code in [2024]} is a name, not a character class).
+   */
+  private static String globBaseText(String pattern) {
     String[] parts = pattern.split("/", -1);
     StringBuilder base = new StringBuilder(pattern.startsWith("/") ? "/" : "");
     for (int i = 0; i < parts.length - 1; i++) {
-      if (hasGlob(parts[i])) {
+      if (hasGlob(parts[i]) && !Files.isDirectory(Paths.get(base + parts[i]))) {
         break;
       }
       if (!parts[i].isEmpty()) {
         base.append(parts[i]).append('/');
       }
     }
-    return Paths.get(base.length() == 0 ? "." : base.toString()).toAbsolutePath().normalize();
+    return base.toString();
   }
 
   /** Removes {@code ./} and {@code ..} segments that the matcher would otherwise take literally. */

@@ -61,6 +61,39 @@ class FileSourcePlannerTest {
   }
 
   @Test
+  void doubleStarAlsoMatchesNoDirectoryAndBracketsInNamesAreLiteral() throws IOException {
+    Files.createDirectories(dir.resolve("in [2024]/sub"));
+    Files.writeString(dir.resolve("in [2024]/top.csv"), "x\n1\n");
+    Files.writeString(dir.resolve("in [2024]/sub/deep.csv"), "x\n2\n");
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/in [2024]/**/*.csv"));
+    assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(
+        dir.resolve("in [2024]/sub/deep.csv").toString(), dir.resolve("in [2024]/top.csv").toString()));
+    Path literal = Files.writeString(dir.resolve("pat [1].csv"), "x\n1\n");
+    assertThat(new FileSourcePlanner(SETTINGS).plan(source(literal.toString())).tasks().get(0).file(),
+        equalTo(literal.toString()));
+  }
+
+  @Test
+  void csvRowsAreNeverTakenForCommentsOrPreambles() throws Exception {
+    Path csv = Files.writeString(dir.resolve("c.csv"), "id,name\n#3,x\np4,y\n");
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(csv.toString()));
+    try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
+        var rs = st.executeQuery("SELECT count(*) FROM (" + s.tasks().get(0).textRows(List.of()) + ")")) {
+      rs.next();
+      assertThat(rs.getLong(1), equalTo(2L));
+    }
+  }
+
+  @Test
+  void ndjsonLinesAreKnownOnlyWithOneObjectPerLine() throws IOException {
+    Path good = Files.writeString(dir.resolve("a.ndjson"), "{\"x\": 1}\n{\"x\": 2}\n");
+    Path blank = Files.writeString(dir.resolve("b.ndjson"), "{\"x\": 1}\n\n{\"x\": 2}\n");
+    FileSourcePlanner planner = new FileSourcePlanner(SETTINGS);
+    assertThat(planner.plan(source(good.toString())).tasks().get(0).kind(), equalTo(LocationKind.LINE));
+    assertThat(planner.plan(source(blank.toString())).tasks().get(0).kind(), equalTo(LocationKind.ROW));
+  }
+
+  @Test
   void aPatternThatMatchesNothingIsAnError() {
     InputException e = assertThrows(InputException.class,
         () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/*.csv")));

@@ -73,14 +73,14 @@ public final class JobRunner {
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
     boolean loadDuckDb = plan.config().sinks().duckdb();
     String database = Path.of(plan.config().duckdb().database()).toAbsolutePath().normalize().toString();
-    Connection db = null;
     Path staging = output.resolve(".staging-" + runId);
-    try {
-      if (loadDuckDb) {
-        createParent(Path.of(database));
-        // Opened before the pipeline so a locked or broken file stops the run before anything is written.
-        db = DuckDb.openFile(database, plan.config().duckdb(), false);
-      }
+    // The database is opened before the output is touched, so a locked or broken file stops the run first.
+    Connection db = null;
+    if (loadDuckDb) {
+      createParent(Path.of(database));
+      db = DuckDb.openFile(database, plan.config().duckdb(), false);
+    }
+    try (OutputLock lock = OutputLock.acquire(output)) {
       removeStaleStaging();
       Path partsDir = staging.resolve(".parts");
       Path fhirDir = staging.resolve("fhir");
@@ -176,7 +176,13 @@ public final class JobRunner {
           filesOf(fhirDir, m.resourceType())));
     }
     List<DuckDbTables.QueryTable> raw = new ArrayList<>();
-    if (plan.config().sinks().rawCopy()) {
+    List<String> dropped = new ArrayList<>();
+    if (!plan.config().sinks().rawCopy()) {
+      // No copy this run: a copy from an earlier run would be stale, so it goes.
+      for (PlannedSource s : plan.sources().values()) {
+        dropped.add("raw_data." + s.config().name());
+      }
+    } else {
       for (PlannedSource s : plan.sources().values()) {
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
@@ -189,7 +195,7 @@ public final class JobRunner {
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
     Map<String, Long> counts = DuckDbTables.replace(db, List.of("raw_data", "transformed_data", "fhir_resources"),
-        jsonTables, raw, views);
+        jsonTables, raw, views, dropped);
     for (String type : resourcesOut.keySet()) {
       long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
       if (loaded != resourcesOut.get(type)) {
@@ -245,10 +251,8 @@ public final class JobRunner {
     Files.deleteIfExists(output.resolve("run-summary.json"));
   }
 
+  /** Staging directories of runs that were killed; safe to delete while this run holds the output lock. */
   private void removeStaleStaging() throws IOException {
-    if (!Files.isDirectory(output)) {
-      return;
-    }
     try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".staging-*")) {
       for (Path p : s) {
         deleteTree(p);

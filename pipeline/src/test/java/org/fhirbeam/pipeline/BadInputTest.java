@@ -118,6 +118,19 @@ class BadInputTest {
   }
 
   @Test
+  void outputDirectoryInUseByAnotherRun() throws IOException {
+    Path out = tmp.resolve("out");
+    Files.createDirectories(out);
+    try (var channel = java.nio.channels.FileChannel.open(out.resolve(".fhirbeam.lock"),
+        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+        var held = channel.lock()) {
+      Cli r = Cli.run("run", "--output", out.toString(), "--set", "duckdb.database=" + db());
+      assertThat(r.code(), equalTo(2));
+      assertThat(r.err(), equalTo("error: output directory " + out + " is in use by another run\n"));
+    }
+  }
+
+  @Test
   void verbosePrintsTheStackTrace() {
     Cli r = Cli.run("run", "--verbose", "--config", tmp.resolve("missing.yaml").toString());
     assertThat(r.code(), equalTo(2));

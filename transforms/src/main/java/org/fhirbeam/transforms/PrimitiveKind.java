@@ -117,7 +117,7 @@ enum PrimitiveKind {
         if (run != 4) {
           throw new IllegalArgumentException("'" + pattern + "': write years as yyyy");
         }
-        regex.append("[0-9]{4}");
+        regex.append("(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"); // FHIR has no year 0000
         strptime.append("%Y");
       } else if (c == 'M' || c == 'd') {
         if (run > 2) {

@@ -119,7 +119,8 @@ class SqlMappingTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"1984-03-12, 1984-03-12", "' 2000-02-29 ', 2000-02-29", "1900-01-01, 1900-01-01"})
+  @CsvSource({"1984-03-12, 1984-03-12", "' 2000-02-29 ', 2000-02-29", "1900-01-01, 1900-01-01",
+      "0999-12-31, 0999-12-31", "0001-01-01, 0001-01-01"})
   void isoDatesAreWrittenAsFhirDates(String input, String expected) throws SQLException {
     assertThat(resource("p1", "A", "B", input, "f"), equalTo("{\"resourceType\":\"Patient\",\"id\":\"p1\","
         + "\"name\":[{\"use\":\"official\",\"family\":\"B\",\"given\":[\"A\"]}],\"gender\":\"female\","
@@ -127,7 +128,8 @@ class SqlMappingTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"1999-02-29", "1985-13-01", "not-a-date", "02/03/1990", "1990-1-5", "19900105", "1990-01-05T10:00"})
+  @CsvSource({"1999-02-29", "1985-13-01", "not-a-date", "02/03/1990", "1990-1-5", "19900105", "1990-01-05T10:00",
+      "0000-01-01", "+12345-01-01", "-0001-01-01", "990-01-01"})
   void badDatesAreRejected(String input) throws SQLException {
     Result r = map(new String[] {"p1", "A", "B", input, "f"});
     assertThat(r.resources(), empty());
@@ -223,11 +225,13 @@ class SqlMappingTest {
     }
   }
 
+  static final String YEAR = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})";
+
   @Test
   void datePatternsBecomeStrictRegexesAndStrptimeFormats() {
     assertThat(PrimitiveKind.datePattern("dd.MM.yyyy"),
-        equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\.[0-9]{4}", "%d.%m.%Y")));
+        equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\." + YEAR, "%d.%m.%Y")));
     assertThat(PrimitiveKind.datePattern("yyyyMMdd'Z'"),
-        equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", "[0-9]{4}[0-9]{2}[0-9]{2}Z", "%Y%m%dZ")));
+        equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", YEAR + "[0-9]{2}[0-9]{2}Z", "%Y%m%dZ")));
   }
 }
