@@ -13,7 +13,7 @@ import java.util.Set;
  * database) are resolved by the run against the working directory.
  */
 public final class ConfigLoader {
-  private static final Set<String> TOP = Set.of("name", "duckdb", "sources", "mappings", "sinks", "batch_size");
+  private static final Set<String> TOP = Set.of("name", "duckdb", "sources", "mappings", "sinks");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
   private static final Set<String> SOURCE = Set.of("path", "format");
   private static final Set<String> SINKS = Set.of("duckdb");
@@ -41,10 +41,6 @@ public final class ConfigLoader {
     if (sinks.duckdb() && duckdb.readOnly()) {
       throw top.require("duckdb").error("mode read_only cannot be used while sinks.duckdb.enabled is true");
     }
-    int batchSize = top.integer("batch_size", 10_000);
-    if (batchSize < 1) {
-      throw top.get("batch_size").error("must be at least 1");
-    }
 
     ConfigNode mappingList = top.require("mappings");
     List<MappingConfig> mappings = new ArrayList<>();
@@ -67,7 +63,7 @@ public final class ConfigLoader {
     if (mappings.isEmpty()) {
       throw mappingList.error("at least one mapping is required");
     }
-    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, batchSize);
+    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks);
   }
 
   /** Loads one mapping file. */

@@ -14,10 +14,9 @@ import java.util.Map;
  * @param sources sources by name, in declaration order
  * @param mappings the mappings to apply, each loaded from its own file
  * @param sinks optional outputs
- * @param batchSize rows per element moved through Beam
  */
 public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
-    List<MappingConfig> mappings, SinkSettings sinks, int batchSize) {
+    List<MappingConfig> mappings, SinkSettings sinks) {
 
   public PipelineConfig {
     sources = Collections.unmodifiableMap(new LinkedHashMap<>(sources));

@@ -80,7 +80,6 @@ class ConfigLoaderTest {
     assertThat(c.duckdb(), equalTo(new DuckDbSettings("data/x.db", false, "512MB", 0, List.of("json"))));
     assertThat(c.sources().get("patients").path(), equalTo("/in/*.csv"));
     assertThat(c.sources().get("patients").format(), equalTo(SourceConfig.Format.AUTO));
-    assertThat(c.batchSize(), equalTo(10_000));
     MappingConfig m = c.mappings().get(0);
     assertThat(m.resourceType(), equalTo("Patient"));
     assertThat(m.id().column(), equalTo("patient_id"));

@@ -139,6 +139,10 @@ public final class FhirBeam implements Callable<Integer> {
             + " --set sources.patients.path=data/*.csv. Repeatable.")
     Map<String, String> overrides = new LinkedHashMap<>();
 
+    @Option(names = "--profile", description = "Print the time each stage took (plan, pipeline, verify,"
+        + " load_duckdb, commit); run-summary.json always has them.")
+    boolean profile;
+
     @Option(names = "--direct-checks",
         description = "Keep the DirectRunner's immutability and encodability checks on (slow; used by tests).")
     boolean directChecks;
@@ -149,11 +153,14 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() {
       Path file = config != null ? config : Environment.defaultConfig();
+      long start = System.nanoTime();
       JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
+      double planSeconds = (System.nanoTime() - start) / 1e9;
       PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
       PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
-      RunSummary summary = new JobRunner(plan, runner, output, directChecks, err, System.console() != null).run();
-      summary.print(out, output.toAbsolutePath().normalize());
+      RunSummary summary = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
+          System.console() != null).run();
+      summary.print(out, output.toAbsolutePath().normalize(), profile);
       return 0;
     }
   }

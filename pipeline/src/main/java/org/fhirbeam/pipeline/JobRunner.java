@@ -57,8 +57,11 @@ public final class JobRunner {
   private final PrintStream console;
   private final boolean terminal;
 
-  public JobRunner(JobPlan plan, Runner runner, Path output, boolean runnerChecks, PrintStream console,
-      boolean terminal) {
+  private final double planSeconds;
+
+  public JobRunner(JobPlan plan, double planSeconds, Runner runner, Path output, boolean runnerChecks,
+      PrintStream console, boolean terminal) {
+    this.planSeconds = planSeconds;
     this.plan = plan;
     this.runner = runner;
     this.output = output.toAbsolutePath().normalize();
@@ -69,6 +72,9 @@ public final class JobRunner {
 
   public RunSummary run() {
     long start = System.nanoTime();
+    Map<String, Double> stages = new LinkedHashMap<>();
+    stages.put("plan", planSeconds);
+    long mark = start;
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
     boolean loadDuckDb = plan.config().sinks().duckdb();
@@ -100,6 +106,8 @@ public final class JobRunner {
         }
       }
 
+      stages.put("pipeline", (System.nanoTime() - mark) / 1e9);
+      mark = System.nanoTime();
       // What the mappings counted, against what the committed files hold.
       Map<String, Long> rowsIn = new LinkedHashMap<>();
       List<RunSummary.MappingCount> perMapping = new ArrayList<>();
@@ -116,9 +124,11 @@ public final class JobRunner {
         }
       }
       long rejected = numberFiles(rejectsDir, "rejects");
-      double elapsed = (System.nanoTime() - start) / 1e9;
+      stages.put("verify", (System.nanoTime() - mark) / 1e9);
+      mark = System.nanoTime();
+      double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
       RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
-          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null);
+          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages);
       if (!counted.balanced()) {
         throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
             + String.join("; ", counted.imbalances()));
@@ -127,10 +137,14 @@ public final class JobRunner {
       Map<String, Long> tables = Map.of();
       if (loadDuckDb) {
         tables = loadTables(db, fhirDir, resourcesOut);
+        stages.put("load_duckdb", (System.nanoTime() - mark) / 1e9);
+        mark = System.nanoTime();
       }
       commit(staging);
+      stages.put("commit", (System.nanoTime() - mark) / 1e9);
       RunSummary summary = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
-          resourcesOut, rejected, (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null);
+          resourcesOut, rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables,
+          loadDuckDb ? database : null, stages);
       summary.write(output.resolve("run-summary.json"));
       return summary;
     } catch (IOException e) {

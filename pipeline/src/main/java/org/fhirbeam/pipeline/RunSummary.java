@@ -19,7 +19,7 @@ import java.util.Map;
  */
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
-    Map<String, Long> duckdbTables, String database) {
+    Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds) {
 
   /** The rows one mapping read, turned into resources, and rejected. */
   public record MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped,
@@ -101,6 +101,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     m.put("balanced", balanced());
     m.put("elapsed_s", Math.round(elapsedSeconds * 1000) / 1000.0);
     m.put("rows_per_s", Math.round(rowsPerSecond()));
+    Map<String, Double> stages = new LinkedHashMap<>();
+    stageSeconds.forEach((k, v) -> stages.put(k, Math.round(v * 1000) / 1000.0));
+    m.put("stages_s", stages);
     if (database != null) {
       Map<String, Object> db = new LinkedHashMap<>();
       db.put("database", database);
@@ -115,7 +118,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
   }
 
   /** The short human summary printed at the end of a run. */
-  void print(PrintStream out, Path outputDir) {
+  void print(PrintStream out, Path outputDir, boolean profile) {
     out.printf(Locale.ROOT, "Run %s on %s: %,d rows in %.1f s (%,d rows/s)%n", runId, runner, rowsIn(),
         elapsedSeconds, Math.round(rowsPerSecond()));
     for (Map.Entry<String, Long> e : resourcesOut.entrySet()) {
@@ -124,6 +127,11 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
         resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
+    if (profile) {
+      List<String> parts = new ArrayList<>();
+      stageSeconds.forEach((k, v) -> parts.add(String.format(Locale.ROOT, "%s %.2f s", k, v)));
+      out.println("  stages: " + String.join(", ", parts));
+    }
     out.printf("  output: %s (fhir/, rejects/, run-summary.json)%n", outputDir);
     if (database != null) {
       out.printf("  duckdb: %s%n", database);

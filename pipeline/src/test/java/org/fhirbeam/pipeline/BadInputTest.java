@@ -66,11 +66,11 @@ class BadInputTest {
   @Test
   void unknownKeyNamesFileLineAndKey() throws IOException {
     Path config = Files.writeString(tmp.resolve("p.yaml"), Files.readString(
-        HOME.resolve("config/pipelines/default.yaml")).replace("batch_size: 10000", "batch_sise: 10000")
+        HOME.resolve("config/pipelines/default.yaml")).replace("name: default", "nmae: default")
         .replace("../mappings/patient.yaml", HOME.resolve("config/mappings/patient.yaml").toString()));
-    int line = Files.readAllLines(config).indexOf("batch_sise: 10000") + 1;
-    assertThat(failsWithOneLine("--config", config.toString()), equalTo("error: " + config + ":" + line + ": batch_sise:"
-        + " unknown key (expected one of: batch_size, duckdb, mappings, name, sinks, sources)"));
+    int line = Files.readAllLines(config).indexOf("nmae: default") + 1;
+    assertThat(failsWithOneLine("--config", config.toString()), equalTo("error: " + config + ":" + line + ": nmae:"
+        + " unknown key (expected one of: duckdb, mappings, name, sinks, sources)"));
   }
 
   @Test

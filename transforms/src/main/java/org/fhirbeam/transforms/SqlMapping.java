@@ -71,9 +71,13 @@ public final class SqlMapping implements Serializable {
         + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1) + ")"
         + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
+    // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
+    // one thread and would otherwise evaluate the whole mapping in that thread too.
+    String mapped = "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
+        + valuesQuery(source) + ")";
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
-        + " CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " ELSE " + reject + " END AS line"
-        + " FROM (" + valuesQuery(source, true) + ")";
+        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line"
+        + " FROM (SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
   }
 
   /** The element, rule and reason of the row's failure as JSON members. */
@@ -139,16 +143,25 @@ public final class SqlMapping implements Serializable {
     return all;
   }
 
-  private String valuesQuery(String source, boolean withPosition) {
+  private String valuesQuery(String source) {
     StringBuilder in = new StringBuilder("SELECT *");
     for (Map.Entry<String, String> e : inputs.entrySet()) {
       in.append(", nullif(trim(CAST(").append(q(e.getKey())).append(" AS VARCHAR), ").append(lit(WHITESPACE))
           .append("), '') AS ").append(q("#" + e.getValue()));
     }
-    if (withPosition) {
-      in.append(", row_number() OVER () AS \"#pos\"");
-    }
     in.append(" FROM (").append(source).append(")");
+
+    // Each rule's input converted once: its canonical text, or NULL when missing or invalid.
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    StringBuilder typed = new StringBuilder("SELECT *");
+    for (int k = 0; k < leaves.length; k++) {
+      if (leaves[k].constant == null) {
+        String input = input(leaves[k]);
+        typed.append(", ").append(leaves[k].codeMap.isEmpty() ? typed(leaves[k], input) : mapped(leaves[k], input))
+            .append(" AS ").append(q("#t" + k));
+      }
+    }
+    typed.append(" FROM (").append(in).append(")");
 
     StringBuilder vals = new StringBuilder("SELECT *, ");
     CompiledMapping.Leaf id = mapping.id();
@@ -156,16 +169,15 @@ public final class SqlMapping implements Serializable {
     List<String> failures = new ArrayList<>();
     failures.add("CASE WHEN " + input(id) + " IS NULL THEN " + REQUIRED + " WHEN NOT regexp_full_match("
         + input(id) + ", " + lit(PrimitiveKind.ID_REGEX) + ") THEN " + TYPE + " END");
-    CompiledMapping.Leaf[] leaves = mapping.leaves();
     for (int k = 0; k < leaves.length; k++) {
-      vals.append(", ").append(value(leaves[k])).append(" AS ").append(q("#v" + k));
-      String f = failure(leaves[k], (k + 1) * KINDS);
+      vals.append(", ").append(value(leaves[k], k)).append(" AS ").append(q("#v" + k));
+      String f = failure(leaves[k], k, (k + 1) * KINDS);
       if (f != null) {
         failures.add(f);
       }
     }
     vals.append(", coalesce(").append(String.join(", ", failures)).append(") AS \"#fail\"");
-    vals.append(" FROM (").append(in).append(")");
+    vals.append(" FROM (").append(typed).append(")");
     return vals.toString();
   }
 
@@ -174,17 +186,16 @@ public final class SqlMapping implements Serializable {
   }
 
   /** The rule's canonical FHIR text, or NULL when the element is omitted (or the row is rejected). */
-  private String value(CompiledMapping.Leaf leaf) {
+  private String value(CompiledMapping.Leaf leaf, int k) {
     if (leaf.constant != null) {
       return lit(leaf.constant);
     }
-    String in = input(leaf);
     String dflt = leaf.defaultValue == null ? "NULL" : lit(leaf.defaultValue);
-    String converted = leaf.codeMap.isEmpty() ? typed(leaf, in) : mapped(leaf, in);
+    String converted = q("#t" + k);
     if (leaf.defaultValue != null && !leaf.codeMap.isEmpty()) {
       converted = "coalesce(" + converted + ", " + dflt + ")";
     }
-    return "CASE WHEN " + in + " IS NULL THEN " + dflt + " ELSE " + converted + " END";
+    return "CASE WHEN " + input(leaf) + " IS NULL THEN " + dflt + " ELSE " + converted + " END";
   }
 
   private String mapped(CompiledMapping.Leaf leaf, String in) {
@@ -223,25 +234,26 @@ public final class SqlMapping implements Serializable {
   }
 
   /** The failure code of a rule for this row, NULL when it succeeds; null when the rule cannot fail. */
-  private String failure(CompiledMapping.Leaf leaf, int base) {
+  private String failure(CompiledMapping.Leaf leaf, int k, int base) {
     if (leaf.constant != null) {
       return null;
     }
     String in = input(leaf);
+    String converted = q("#t" + k);
     List<String> whens = new ArrayList<>();
     if (leaf.required && leaf.defaultValue == null) {
       whens.add("WHEN " + in + " IS NULL THEN " + (base + REQUIRED));
     }
     if (!leaf.codeMap.isEmpty()) {
       if (leaf.defaultValue == null) {
-        whens.add("WHEN " + in + " IS NOT NULL AND " + mapped(leaf, in) + " IS NULL THEN " + (base + CODE_MAP));
+        whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + CODE_MAP));
       }
     } else if (leaf.kind == PrimitiveKind.INTEGER) {
       whens.add("WHEN " + in + " IS NOT NULL AND NOT regexp_full_match(" + in + ", "
           + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN " + (base + TYPE));
-      whens.add("WHEN " + in + " IS NOT NULL AND TRY_CAST(" + in + " AS INTEGER) IS NULL THEN " + (base + RANGE));
+      whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + RANGE));
     } else if (!"value".equals(leaf.kind.rule())) {
-      whens.add("WHEN " + in + " IS NOT NULL AND " + typed(leaf, in) + " IS NULL THEN " + (base + TYPE));
+      whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + TYPE));
     }
     return whens.isEmpty() ? null : "CASE " + String.join(" ", whens) + " END";
   }
