@@ -26,7 +26,8 @@ import picocli.CommandLine.ScopeType;
 @Command(name = "fhirbeam", mixinStandardHelpOptions = true, versionProvider = FhirBeam.Version.class,
     description = "Maps hospital data (CSV, Parquet, JSON) to FHIR R4 resources with declarative YAML mappings,"
         + " on Apache Beam (DirectRunner or Spark) with DuckDB.",
-    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, CommandLine.HelpCommand.class})
+    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, org.fhirbeam.pipeline.bench.Bench.class,
+        CommandLine.HelpCommand.class})
 public final class FhirBeam implements Callable<Integer> {
   static final int EXIT_RUN_FAILED = 1;
   static final int EXIT_BAD_INPUT = 2;

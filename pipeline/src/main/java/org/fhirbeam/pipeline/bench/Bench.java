@@ -1,0 +1,263 @@
+package org.fhirbeam.pipeline.bench;
+
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.parser.IParser;
+import ca.uhn.fhir.parser.StrictErrorHandler;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.BufferedReader;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.hl7.fhir.r4.model.Patient;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code fhirbeam bench}: generates deterministic patient data once, then runs each case as a separate process
+ * measured from outside, {@code --runs} times, and prints medians with each case's ratio to the DuckDB-only
+ * baseline measured in the same run.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+    description = "Benchmark: the Patient mapping on the DirectRunner (NDJSON only, and with DuckDB tables), on"
+        + " Spark local, and a DuckDB-only SQL baseline, each as its own process (wall time, CPU time, peak RSS).")
+public final class Bench implements Callable<Integer> {
+  @Option(names = "--rows", defaultValue = "1000000", description = "Patient rows (default: ${DEFAULT-VALUE}).")
+  long rows;
+
+  @Option(names = "--runs", defaultValue = "3", description = "Runs per case; medians are reported"
+      + " (default: ${DEFAULT-VALUE}).")
+  int runs;
+
+  @Option(names = "--data", defaultValue = "bench-data", description = "Where generated data is cached"
+      + " (default: ${DEFAULT-VALUE}).")
+  Path data;
+
+  @Option(names = "--cases", split = ",", defaultValue = "direct,direct-duckdb,spark,duckdb-sql",
+      description = "Cases to run (default: ${DEFAULT-VALUE}).")
+  List<String> cases;
+
+  @Option(names = "--java-opts", defaultValue = "-Xmx1g", description = "JVM options of the measured processes"
+      + " (default: ${DEFAULT-VALUE}).")
+  String javaOpts;
+
+  @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as a JSON array.")
+  Path json;
+
+  @CommandLine.Spec
+  CommandLine.Model.CommandSpec spec;
+
+  /** The medians of one case. */
+  record Result(String name, String runner, long rows, long resources, int runs, double wallSeconds,
+      double cpuSeconds, long peakRssBytes) {
+    double rowsPerSecond() {
+      return rows / wallSeconds;
+    }
+
+    double resourcesPerSecond() {
+      return resources / wallSeconds;
+    }
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    PrintWriter out = spec.commandLine().getOut();
+    if (rows < 1 || runs < 1) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--rows and --runs must be at least 1");
+    }
+    String classpath = System.getProperty("java.class.path");
+    Path dir = data.toAbsolutePath().normalize();
+    out.printf(Locale.ROOT, "Generating (or reusing) %,d rows in %s ...%n", rows, dir);
+    out.flush();
+    Path csv = BenchData.csv(dir, rows);
+    BenchData.parquet(dir, rows);
+    Path work = Files.createTempDirectory("fhirbeam-bench");
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> jvm = new ArrayList<>(List.of(java));
+    jvm.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
+    jvm.addAll(opens());
+    jvm.addAll(List.of("-cp", classpath));
+
+    Map<String, Result> results = new LinkedHashMap<>();
+    for (String c : cases) {
+      List<ProcessMeter.Measurement> ms = new ArrayList<>();
+      long resources = -1;
+      for (int r = 0; r < runs; r++) {
+        Path outDir = work.resolve(c + "-" + r);
+        List<String> cmd = new ArrayList<>(jvm);
+        switch (c) {
+          case "direct", "direct-duckdb", "spark" -> {
+            cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
+                c.equals("spark") ? "spark" : "direct",
+                "--output", outDir.toString(), "--set", "sources.patients.path=" + csv));
+            if (c.equals("direct-duckdb")) {
+              cmd.addAll(List.of("--set", "duckdb.database=" + outDir.resolve("fhir.db"), "--set",
+                  "sinks.duckdb.raw_copy=false", "--set", "sinks.duckdb.views=null"));
+            } else {
+              cmd.addAll(List.of("--set", "sinks.duckdb.enabled=false"));
+            }
+          }
+          case "duckdb-sql" -> {
+            Files.createDirectories(outDir);
+            cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
+                outDir.resolve("Patient.ndjson").toString()));
+          }
+          default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
+              + "' (known: direct, direct-duckdb, spark, duckdb-sql)");
+        }
+        ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
+        if (m.exitCode() != 0) {
+          out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
+              + ".log"));
+          return 1;
+        }
+        long produced = c.equals("duckdb-sql") ? Long.parseLong(m.output().strip().lines()
+            .reduce((a, b) -> b).orElse("0").strip()) : verify(outDir);
+        if (resources >= 0 && produced != resources) {
+          out.printf("case %s produced %d resources, then %d%n", c, resources, produced);
+          return 1;
+        }
+        resources = produced;
+        ms.add(m);
+        out.printf(Locale.ROOT, "  %-14s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS%n", c, r + 1,
+            m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20);
+        out.flush();
+        deleteTree(outDir);
+      }
+      results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
+          rows, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
+          median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
+          ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1)));
+    }
+    deleteTree(work);
+    print(out, results);
+    if (json != null) {
+      writeJson(results);
+    }
+    return 0;
+  }
+
+  /**
+   * The {@code --add-opens} this JVM runs with (Spark needs them), whether given on the command line (tests) or
+   * by the runnable jar's manifest (the launcher), for the measured processes.
+   */
+  private static List<String> opens() throws java.io.IOException, java.net.URISyntaxException {
+    List<String> out = new ArrayList<>();
+    for (String arg : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (arg.startsWith("--add-opens")) {
+        out.add(arg);
+      }
+    }
+    Path code = Path.of(Bench.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    if (Files.isRegularFile(code)) {
+      try (java.util.jar.JarFile jar = new java.util.jar.JarFile(code.toFile())) {
+        String attribute = jar.getManifest().getMainAttributes().getValue("Add-Opens");
+        if (attribute != null) {
+          for (String module : attribute.trim().split("\\s+")) {
+            out.add("--add-opens=" + module + "=ALL-UNNAMED");
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Checks a run's output: the files hold as many lines as the summary says, and a spread sample of resources
+   * parses with HAPI's strict parser and re-encodes to the same bytes. Returns the resource count.
+   */
+  private static long verify(Path outDir) throws Exception {
+    JsonNode summary = new ObjectMapper().readTree(outDir.resolve("run-summary.json").toFile());
+    if (!summary.get("balanced").asBoolean()) {
+      throw new IllegalStateException("the run did not balance");
+    }
+    long expected = summary.get("resources_out").get("Patient").asLong();
+    IParser parser = FhirContext.forR4Cached().newJsonParser().setParserErrorHandler(new StrictErrorHandler());
+    long lines = 0;
+    long step = Math.max(1, expected / 1000);
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(outDir.resolve("fhir"), "Patient-*.ndjson")) {
+      for (Path f : files) {
+        try (BufferedReader in = Files.newBufferedReader(f, StandardCharsets.UTF_8)) {
+          String line;
+          while ((line = in.readLine()) != null) {
+            if (lines++ % step == 0) {
+              String again = parser.encodeResourceToString(parser.parseResource(Patient.class, line));
+              if (!again.equals(line)) {
+                throw new IllegalStateException("a resource does not round-trip through HAPI unchanged");
+              }
+            }
+          }
+        }
+      }
+    }
+    if (lines != expected) {
+      throw new IllegalStateException("the files hold " + lines + " resources, the summary says " + expected);
+    }
+    return lines;
+  }
+
+  private static void print(PrintWriter out, Map<String, Result> results) {
+    Result base = results.get("duckdb-sql");
+    out.println();
+    out.printf("%-14s %-7s %12s %12s %13s %10s %8s %8s %9s%n", "case", "runner", "rows", "rows/s", "resources/s",
+        "peak RSS", "wall s", "CPU s", "vs (d)");
+    for (Result r : results.values()) {
+      out.printf(Locale.ROOT, "%-14s %-7s %,12d %,12.0f %,13.0f %7d MB %8.2f %8.2f %9s%n", r.name(), r.runner(),
+          r.rows(), r.rowsPerSecond(), r.resourcesPerSecond(), r.peakRssBytes() >> 20, r.wallSeconds(),
+          r.cpuSeconds(), base == null ? "-" : String.format(Locale.ROOT, "%.2fx",
+              r.rowsPerSecond() / base.rowsPerSecond()));
+    }
+    out.printf("(medians of %d run(s); (d) = duckdb-sql, DuckDB alone writing the same Patient JSON)%n",
+        results.values().iterator().next().runs());
+    out.flush();
+  }
+
+  private void writeJson(Map<String, Result> results) throws java.io.IOException {
+    Result base = results.get("duckdb-sql");
+    List<Map<String, Object>> rowsOut = new ArrayList<>();
+    for (Result r : results.values()) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("case", r.name());
+      m.put("runner", r.runner());
+      m.put("rows", r.rows());
+      m.put("resources", r.resources());
+      m.put("runs", r.runs());
+      m.put("wall_s", r.wallSeconds());
+      m.put("cpu_s", r.cpuSeconds());
+      m.put("rows_per_s", Math.round(r.rowsPerSecond()));
+      m.put("resources_per_s", Math.round(r.resourcesPerSecond()));
+      m.put("peak_rss_bytes", r.peakRssBytes());
+      m.put("ratio_to_duckdb", base == null ? null : r.rowsPerSecond() / base.rowsPerSecond());
+      rowsOut.add(m);
+    }
+    new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rowsOut);
+  }
+
+  static double median(double[] values) {
+    double[] v = values.clone();
+    Arrays.sort(v);
+    return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  }
+
+  private static void deleteTree(Path root) throws java.io.IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (var s = Files.walk(root)) {
+      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+}
