@@ -48,7 +48,11 @@ public final class FileSourcePlanner {
         Format format = formatOf(source, file);
         String scan = scan(file, format);
         List<String> fileColumns = new ArrayList<>();
-        try (ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + scan)) {
+        // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
+        // set them aside the same way.
+        String sniffed = format == Format.CSV ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)"
+            : scan;
+        try (ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + sniffed)) {
           while (rs.next()) {
             fileColumns.add(rs.getString(1));
           }
@@ -69,12 +73,12 @@ public final class FileSourcePlanner {
     return switch (format) {
       // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
       case CSV -> oneRecordPerLine(file)
-          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2)
-          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
-      case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
+          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2, true)
+          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, true);
+      case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
       case JSON -> !isJsonArray(file) && oneObjectPerLine(file)
-          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1)
-          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1);
+          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1, false)
+          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
       case AUTO -> throw new IllegalStateException("format must be decided per file");
     };
   }

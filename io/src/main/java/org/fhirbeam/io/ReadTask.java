@@ -13,9 +13,11 @@ import java.util.List;
  * @param columns the file's columns, in file order
  * @param kind how row positions are counted in this file
  * @param firstLocation the position of the first row (2 for a CSV file whose header is line 1)
+ * @param skipsBadLines whether the scan can set malformed lines aside (CSV): then {@link #textRows} names a table
+ *     that receives them, and they become rejects instead of stopping the run
  */
 public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
-    long firstLocation) implements Serializable {
+    long firstLocation, boolean skipsBadLines) implements Serializable {
 
   /** How a row's position in its file is reported in rejects. */
   public enum LocationKind {
@@ -36,9 +38,11 @@ public record ReadTask(String source, String file, String scan, List<String> col
 
   /**
    * A query over the file with every column as text, plus {@code wanted} columns the file lacks as NULL, so every
-   * file of a source offers the same columns (aligned by name).
+   * file of a source offers the same columns (aligned by name). For a file that {@link #skipsBadLines}, malformed
+   * lines are left out and recorded in the temporary table {@code badLines} (DuckDB's {@code reject_errors}
+   * layout: {@code line}, {@code error_type}, {@code csv_line}, ...); null reads them as errors.
    */
-  public String textRows(List<String> wanted) {
+  public String textRows(List<String> wanted, String badLines) {
     List<String> select = new ArrayList<>();
     for (String c : columns) {
       select.add("CAST(" + DuckDb.identifier(c) + " AS VARCHAR) AS " + DuckDb.identifier(c));
@@ -48,6 +52,11 @@ public record ReadTask(String source, String file, String scan, List<String> col
         select.add("CAST(NULL AS VARCHAR) AS " + DuckDb.identifier(c));
       }
     }
-    return "SELECT " + String.join(", ", select) + " FROM " + scan;
+    String from = scan;
+    if (skipsBadLines && badLines != null) {
+      from = scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true, store_rejects = true, rejects_table = "
+          + DuckDb.literal(badLines) + ", rejects_scan = " + DuckDb.literal(badLines + "_scans") + ")";
+    }
+    return "SELECT " + String.join(", ", select) + " FROM " + from;
   }
 }

@@ -78,7 +78,7 @@ class FileSourcePlannerTest {
     Path csv = Files.writeString(dir.resolve("c.csv"), "id,name\n#3,x\np4,y\n");
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(csv.toString()));
     try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
-        var rs = st.executeQuery("SELECT count(*) FROM (" + s.tasks().get(0).textRows(List.of()) + ")")) {
+        var rs = st.executeQuery("SELECT count(*) FROM (" + s.tasks().get(0).textRows(List.of(), null) + ")")) {
       rs.next();
       assertThat(rs.getLong(1), equalTo(2L));
     }

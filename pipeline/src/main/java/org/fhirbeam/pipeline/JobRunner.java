@@ -200,7 +200,7 @@ public final class JobRunner {
       for (PlannedSource s : plan.sources().values()) {
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
-          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.textRows(List.of()) + ")");
+          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.textRows(List.of(), "raw_bad_lines") + ")");
         }
         raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
       }

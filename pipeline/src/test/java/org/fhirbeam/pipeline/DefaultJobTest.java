@@ -154,6 +154,39 @@ class DefaultJobTest {
   }
 
   @Test
+  void malformedCsvLinesBecomeRejectsWithTheirLinesAndTheRunGoesOn() throws IOException {
+    Path csv = Files.writeString(tmp.resolve("ragged.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
+        + "r1,Ann,Lee,2000-01-01,F\nr2,Bob,Ray,2000-01-02,M,EXTRA\nr3,Cy,Q,2000-01-03,o\nr4\nr5,Eve,Kay,bad,F\n");
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
+        "sinks.duckdb.enabled=false", "--direct-checks");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 5 = resources 2 + rejected 3: OK"));
+    List<String> rejects = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.toList()) {
+        for (String line : Files.readAllLines(f)) {
+          ObjectNode reject = (ObjectNode) JSON.readTree(line);
+          reject.remove("run_id");
+          reject.remove("file");
+          rejects.add(reject.toString());
+        }
+      }
+    }
+    rejects.sort(null);
+    assertThat(rejects, equalTo(List.of(
+        "{\"source\":\"patients\",\"line\":3,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":"
+            + "\"csv-too-many-columns\",\"reason\":\"the line has more fields than the header\",\"raw\":"
+            + "\"r2,Bob,Ray,2000-01-02,M,EXTRA\"}",
+        "{\"source\":\"patients\",\"line\":5,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":"
+            + "\"csv-missing-columns\",\"reason\":\"the line has fewer fields than the header\",\"raw\":\"r4\"}",
+        "{\"source\":\"patients\",\"line\":6,\"stage\":\"mapping\",\"mapping\":\"patient\",\"element\":"
+            + "\"Patient.birthDate\",\"rule\":\"date\",\"reason\":\"value is not a date in the expected format"
+            + " (yyyy-MM-dd)\",\"row\":{\"patient_id\":\"r5\",\"first_name\":\"Eve\",\"last_name\":\"Kay\","
+            + "\"birth_date\":\"bad\",\"gender\":\"F\"}}")));
+  }
+
+  @Test
   void bothRunnersProduceTheSameResourcesFromOtherFilesGivenBySet() throws IOException {
     Path csv = Files.writeString(tmp.resolve("people.csv"),
         "patient_id,first_name,last_name,birth_date,gender\nq1,Ana,Lima,1970-01-01,F\nq2,,,bad,M\n");

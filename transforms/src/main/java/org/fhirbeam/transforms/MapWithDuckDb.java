@@ -129,46 +129,92 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
     @ProcessElement
     public void process(@Element ReadTask task, OutputReceiver<PartFile> out) throws IOException {
       CompiledMapping m = sql.mapping();
-      String rows = task.textRows(sql.columns());
       String id = UUID.randomUUID().toString().substring(0, 8);
+      String badLines = "bad_lines_" + id;
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
-      SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
-          task.firstLocation(), task.columns());
       long rowsIn;
       long written;
+      long badLineCount = 0;
+      List<PartFile> ingestRejects = new ArrayList<>();
       try (Statement st = db.createStatement()) {
-        try (ResultSet rs = st.executeQuery("SELECT count(*) FROM (" + rows + ")")) {
+        try (ResultSet rs = st.executeQuery("SELECT count(*) FROM (" + task.textRows(sql.columns(),
+            badLines) + ")")) {
           rs.next();
           rowsIn = rs.getLong(1);
         }
+        // Rows after a left-out line sit further down the file: reject positions must count those lines.
+        List<Long> skipped = new ArrayList<>();
+        if (task.skipsBadLines()) {
+          try (ResultSet rs = st.executeQuery("SELECT DISTINCT line FROM " + DuckDb.identifier(badLines)
+              + " ORDER BY line")) {
+            while (rs.next()) {
+              skipped.add(rs.getLong(1) - task.firstLocation() - skipped.size() + 1);
+            }
+          }
+        }
+        SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
+            task.firstLocation(), task.columns(), skipped);
         // DuckDB writes each line raw: JSON text never holds the \1 delimiter or the \2 quote character.
-        written = st.executeLargeUpdate("COPY (" + sql.outputQuery(rows, origin) + ") TO "
+        written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
+            origin) + ") TO "
             + DuckDb.literal(dir.toString()) + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002',"
             + " ESCAPE '\u0002', PARTITION_BY (kind))");
+        if (task.skipsBadLines()) {
+          // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
+          Path bad = dir.resolve("bad-lines.ndjson");
+          badLineCount = st.executeLargeUpdate("COPY (" + badLinesQuery(badLines, origin, m.name()) + ") TO "
+              + DuckDb.literal(bad.toString()) + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002',"
+              + " ESCAPE '\u0002')");
+          if (badLineCount > 0) {
+            ingestRejects.add(new PartFile(REJECTS + "-" + id + "-ingest.ndjson", bad.toString(), badLineCount));
+          }
+          for (String t : List.of(badLines, badLines + "_scans", badLines + "_copy", badLines + "_copy_scans")) {
+            st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(t));
+          }
+        }
       } catch (SQLException e) {
         throw DuckDb.failure("mapping " + m.name() + " failed on " + task.file(), e);
       }
-      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn);
+      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn + badLineCount);
 
-      List<PartFile> rejects = parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true);
-      long rejected = rejects.stream().mapToLong(PartFile::lines).sum();
+      List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true));
+      long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
+      rejects.addAll(ingestRejects);
       List<PartFile> resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
           resourceFileSet(m.resourceType()), id, false);
       if (resources.size() == 1) {
         PartFile only = resources.get(0);
-        resources = List.of(new PartFile(only.target(), only.path(), written - rejected));
+        resources = List.of(new PartFile(only.target(), only.path(), written - mappingRejects));
       } else {
         resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
       }
       long mapped = resources.stream().mapToLong(PartFile::lines).sum();
       Metrics.counter(Counters.NAMESPACE, Counters.mapped(m.name())).inc(mapped);
-      Metrics.counter(Counters.NAMESPACE, Counters.rejected(m.name())).inc(rejected);
+      Metrics.counter(Counters.NAMESPACE, Counters.rejected(m.name())).inc(mappingRejects + badLineCount);
       for (PartFile p : resources) {
         out.output(p);
       }
       for (PartFile p : rejects) {
         out.output(p);
       }
+    }
+
+    /** Reject records for the lines DuckDB set aside, one per line, in line order. */
+    private static String badLinesQuery(String table, SqlMapping.Origin origin, String mapping) {
+      return "SELECT '{\"run_id\":' || to_json(" + DuckDb.literal(origin.runId()) + ") || ',\"source\":' || to_json("
+          + DuckDb.literal(origin.source()) + ") || ',\"file\":' || to_json(" + DuckDb.literal(origin.file())
+          + ") || ',\"line\":' || line || ',\"stage\":\"ingest\",\"mapping\":' || to_json("
+          + DuckDb.literal(mapping) + ") || ',\"rule\":' || to_json('csv-' || replace(lower(error_type), ' ', '-'))"
+          + " || ',\"reason\":' || to_json(CASE error_type"
+          + " WHEN 'TOO MANY COLUMNS' THEN 'the line has more fields than the header'"
+          + " WHEN 'MISSING COLUMNS' THEN 'the line has fewer fields than the header'"
+          + " WHEN 'UNQUOTED VALUE' THEN 'a value has a quote inside it that is not escaped'"
+          + " WHEN 'INVALID UNICODE' THEN 'the line is not valid UTF-8'"
+          + " WHEN 'LINE SIZE OVER MAXIMUM' THEN 'the line is longer than DuckDB''s maximum line size'"
+          + " ELSE 'the line cannot be read as CSV' END)"
+          + " || ',\"raw\":' || to_json(csv_line) || '}'"
+          + " FROM (SELECT line, min(error_type) AS error_type, any_value(csv_line) AS csv_line FROM "
+          + DuckDb.identifier(table) + " GROUP BY line) ORDER BY line";
     }
 
     /** The files DuckDB wrote for one kind of line, with their targets and (when asked) line counts. */

@@ -51,9 +51,19 @@ public final class SqlMapping implements Serializable {
     return List.copyOf(inputs.keySet());
   }
 
-  /** Where the rows of one query come from, for the reject records. */
+  /**
+   * Where the rows of one query come from, for the reject records.
+   *
+   * @param skipped for each line the reader left out (in order), the row number from which on rows sit one line
+   *     further down; empty when none was left out
+   */
   public record Origin(String runId, String source, String file, String positionField, long firstPosition,
-      List<String> rowColumns) {}
+      List<String> rowColumns, List<Long> skipped) {
+    public Origin {
+      rowColumns = List.copyOf(rowColumns);
+      skipped = List.copyOf(skipped);
+    }
+  }
 
   /** Values of the {@code kind} column of {@link #outputQuery}. */
   public static final String RESOURCE = "resource";
@@ -68,7 +78,8 @@ public final class SqlMapping implements Serializable {
   public String outputQuery(String source, Origin origin) {
     String reject = "'{\"run_id\":' || to_json(" + lit(origin.runId()) + ") || ',\"source\":' || to_json("
         + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
-        + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1) + ")"
+        + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1) + skippedLines(origin)
+        + ")"
         + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
@@ -78,6 +89,18 @@ public final class SqlMapping implements Serializable {
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
         + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line"
         + " FROM (SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
+  }
+
+  /** How many left-out lines precede a row: its position moves down by that many lines. */
+  private static String skippedLines(Origin origin) {
+    if (origin.skipped().isEmpty()) {
+      return "";
+    }
+    List<String> values = new ArrayList<>();
+    for (Long v : origin.skipped()) {
+      values.add(Long.toString(v));
+    }
+    return " + len(list_filter([" + String.join(", ", values) + "], x -> x <= \"#pos\"))";
   }
 
   /** The element, rule and reason of the row's failure as JSON members. */
