@@ -86,9 +86,7 @@ public final class YamlFiles {
         boolean last = i == parts.length - 1;
         NodeTuple existing = find(current, parts[i]);
         if (last) {
-          Tag tag = resolver.resolve(NodeId.scalar, e.getValue(), true);
-          ScalarNode value = new ScalarNode(tag, e.getValue(), mark, mark, DumperOptions.ScalarStyle.PLAIN);
-          replace(current, existing, parts[i], value, mark);
+          replace(current, existing, parts[i], overrideValue(e.getValue(), mark, setting, resolver), mark);
         } else if (existing != null && existing.getValueNode() instanceof MappingNode child) {
           current = child;
         } else if (existing == null || isNullScalar(existing.getValueNode())) {
@@ -102,6 +100,46 @@ public final class YamlFiles {
         }
       }
     }
+  }
+
+  /**
+   * The node for an override's value: a YAML flow list or mapping when it starts with {@code [} or {@code {}
+   * (e.g. {@code duckdb.extensions=[json,icu]}), a scalar typed as YAML would type it otherwise. Every node is
+   * marked with the setting, so errors inside it point at {@code --set}.
+   */
+  private static Node overrideValue(String value, Mark mark, String setting, Resolver resolver) {
+    String t = value.strip();
+    if (t.startsWith("[") || t.startsWith("{")) {
+      Node parsed;
+      try {
+        parsed = new Yaml(new SafeConstructor(new LoaderOptions())).compose(new java.io.StringReader(t));
+      } catch (YAMLException e) {
+        throw new ConfigException(setting, "", "malformed YAML value");
+      }
+      return remark(parsed, mark);
+    }
+    Tag tag = resolver.resolve(NodeId.scalar, value, true);
+    return new ScalarNode(tag, value, mark, mark, DumperOptions.ScalarStyle.PLAIN);
+  }
+
+  private static Node remark(Node node, Mark mark) {
+    if (node instanceof ScalarNode s) {
+      return new ScalarNode(s.getTag(), s.getValue(), mark, mark, s.getScalarStyle());
+    }
+    if (node instanceof org.yaml.snakeyaml.nodes.SequenceNode seq) {
+      List<Node> items = new ArrayList<>();
+      for (Node item : seq.getValue()) {
+        items.add(remark(item, mark));
+      }
+      return new org.yaml.snakeyaml.nodes.SequenceNode(seq.getTag(), true, items, mark, mark,
+          DumperOptions.FlowStyle.FLOW);
+    }
+    MappingNode map = (MappingNode) node;
+    List<NodeTuple> tuples = new ArrayList<>();
+    for (NodeTuple tuple : map.getValue()) {
+      tuples.add(new NodeTuple(remark(tuple.getKeyNode(), mark), remark(tuple.getValueNode(), mark)));
+    }
+    return new MappingNode(map.getTag(), true, tuples, mark, mark, DumperOptions.FlowStyle.FLOW);
   }
 
   private static boolean isNullScalar(Node n) {

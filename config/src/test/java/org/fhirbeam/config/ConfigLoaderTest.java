@@ -181,6 +181,21 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void overridesTakeFlowListsAndMappings() throws IOException {
+    Map<String, String> set = new LinkedHashMap<>();
+    set.put("duckdb.extensions", "[json, icu]");
+    set.put("sinks", "{duckdb: {enabled: false}}");
+    PipelineConfig c = load(PIPELINE, set);
+    assertThat(c.duckdb().extensions(), contains("json", "icu"));
+    assertThat(c.sinks().duckdb(), equalTo(false));
+    ConfigException e = reject(PIPELINE, Map.of("duckdb.extensions", "[json, Bad-Name]"));
+    assertThat(e.getMessage(), equalTo("--set duckdb.extensions=[json, Bad-Name]: duckdb.extensions[1]:"
+        + " 'Bad-Name' is not an extension name"));
+    ConfigException malformed = reject(PIPELINE, Map.of("duckdb.extensions", "[json"));
+    assertThat(malformed.getMessage(), equalTo("--set duckdb.extensions=[json: malformed YAML value"));
+  }
+
+  @Test
   void badOverrideIsLocatedAtTheSetting() {
     ConfigException e = reject(PIPELINE, Map.of("duckdb.thread", "2"));
     assertThat(e.getMessage(), equalTo("--set duckdb.thread=2: duckdb.thread: unknown key (expected one of:"
