@@ -43,10 +43,12 @@ public final class DuckDbTables {
 
   /**
    * Replaces the given tables and views in one transaction and returns the row count of each table
-   * ({@code schema.table} to rows).
+   * ({@code schema.table} to rows). {@code beforeCommit} sees the counts just before the commit; if it throws,
+   * the transaction rolls back.
    */
   public static Map<String, Long> replace(Connection db, List<String> schemas, List<JsonTable> jsonTables,
-      List<QueryTable> queryTables, List<View> views, List<String> dropTables) {
+      List<QueryTable> queryTables, List<View> views, List<String> dropTables,
+      java.util.function.Consumer<Map<String, Long>> beforeCommit) {
     Map<String, Long> counts = new LinkedHashMap<>();
     try (Statement st = db.createStatement()) {
       st.execute("BEGIN TRANSACTION");
@@ -79,6 +81,7 @@ public final class DuckDbTables {
             throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
           }
         }
+        beforeCommit.accept(counts);
         st.execute("COMMIT");
       } catch (SQLException | RuntimeException e) {
         // DuckDB closes a statement that failed: roll back through a fresh one so the first error is reported.

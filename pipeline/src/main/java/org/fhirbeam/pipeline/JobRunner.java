@@ -134,19 +134,38 @@ public final class JobRunner {
             + String.join("; ", counted.imbalances()));
       }
 
-      Map<String, Long> tables = Map.of();
-      if (loadDuckDb) {
-        tables = loadTables(db, fhirDir, resourcesOut);
-        stages.put("load_duckdb", (System.nanoTime() - mark) / 1e9);
-        mark = System.nanoTime();
+      // The staged files replace the previous ones just before the database commits; if either step fails,
+      // the previous files are put back and the database rolls back.
+      RunSummary[] done = new RunSummary[1];
+      Swap swap = new Swap(runId);
+      long loadStart = mark;
+      java.util.function.Consumer<Map<String, Long>> replaceFiles = tables -> {
+        if (loadDuckDb) {
+          stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
+        }
+        long commitStart = System.nanoTime();
+        done[0] = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping, resourcesOut,
+            rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages);
+        try {
+          done[0].write(staging.resolve("run-summary.json"));
+          swap.in(staging);
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+        stages.put("commit", (System.nanoTime() - commitStart) / 1e9);
+      };
+      try {
+        if (loadDuckDb) {
+          loadTables(db, fhirDir, resourcesOut, replaceFiles);
+        } else {
+          replaceFiles.accept(Map.of());
+        }
+      } catch (RuntimeException e) {
+        swap.restore();
+        throw e;
       }
-      commit(staging);
-      stages.put("commit", (System.nanoTime() - mark) / 1e9);
-      RunSummary summary = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
-          resourcesOut, rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables,
-          loadDuckDb ? database : null, stages);
-      summary.write(output.resolve("run-summary.json"));
-      return summary;
+      swap.dropBackups();
+      return done[0];
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
@@ -161,8 +180,8 @@ public final class JobRunner {
     }
   }
 
-  private Map<String, Long> loadTables(Connection db, Path fhirDir, Map<String, Long> resourcesOut)
-      throws IOException {
+  private Map<String, Long> loadTables(Connection db, Path fhirDir, Map<String, Long> resourcesOut,
+      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     for (String type : resourcesOut.keySet()) {
       LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
@@ -208,16 +227,18 @@ public final class JobRunner {
     List<DuckDbTables.View> views = new ArrayList<>();
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
-    Map<String, Long> counts = DuckDbTables.replace(db, List.of("raw_data", "transformed_data", "fhir_resources"),
-        jsonTables, raw, views, dropped);
-    for (String type : resourcesOut.keySet()) {
-      long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
-      if (loaded != resourcesOut.get(type)) {
-        throw new UnbalancedRunException("DuckDB table fhir_resources." + type.toLowerCase(java.util.Locale.ROOT)
-            + " holds " + loaded + " rows but the pipeline wrote " + resourcesOut.get(type) + " resources");
-      }
-    }
-    return counts;
+    return DuckDbTables.replace(db, List.of("raw_data", "transformed_data", "fhir_resources"), jsonTables, raw,
+        views, dropped, counts -> {
+          for (String type : resourcesOut.keySet()) {
+            long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
+            if (loaded != resourcesOut.get(type)) {
+              throw new UnbalancedRunException("DuckDB table fhir_resources."
+                  + type.toLowerCase(java.util.Locale.ROOT) + " holds " + loaded + " rows but the pipeline wrote "
+                  + resourcesOut.get(type) + " resources");
+            }
+          }
+          beforeCommit.accept(counts);
+        });
   }
 
   /**
@@ -255,21 +276,75 @@ public final class JobRunner {
     return files;
   }
 
-  /** Replaces the previous results with the staged ones: the directories are swapped by renames. */
-  private void commit(Path staging) throws IOException {
-    for (String dir : List.of("fhir", "rejects")) {
-      Path target = output.resolve(dir);
-      deleteTree(target);
-      Files.move(staging.resolve(dir), target, StandardCopyOption.ATOMIC_MOVE);
+  /**
+   * Moves staged results into place by renames, keeping the previous ones aside until the run has committed, so
+   * they can be put back if the database commit fails.
+   */
+  private final class Swap {
+    private static final List<String> NAMES = List.of("fhir", "rejects", "run-summary.json");
+    private final String runId;
+    private final List<Path[]> moved = new ArrayList<>();
+
+    Swap(String runId) {
+      this.runId = runId;
     }
-    Files.deleteIfExists(output.resolve("run-summary.json"));
+
+    void in(Path staging) throws IOException {
+      for (String name : NAMES) {
+        Path target = output.resolve(name);
+        Path backup = null;
+        if (Files.exists(target)) {
+          backup = output.resolve(".previous-" + runId + "-" + name);
+          Files.move(target, backup, StandardCopyOption.ATOMIC_MOVE);
+        }
+        moved.add(new Path[] {target, backup});
+        Files.move(staging.resolve(name), target, StandardCopyOption.ATOMIC_MOVE);
+      }
+    }
+
+    void restore() {
+      for (int i = moved.size() - 1; i >= 0; i--) {
+        Path target = moved.get(i)[0];
+        Path backup = moved.get(i)[1];
+        deleteTree(target);
+        if (backup != null) {
+          try {
+            Files.move(backup, target, StandardCopyOption.ATOMIC_MOVE);
+          } catch (IOException e) {
+            throw new UncheckedIOException(e);
+          }
+        }
+      }
+    }
+
+    void dropBackups() {
+      for (Path[] m : moved) {
+        if (m[1] != null) {
+          deleteTree(m[1]);
+        }
+      }
+    }
   }
 
-  /** Staging directories of runs that were killed; safe to delete while this run holds the output lock. */
+  /**
+   * Leftovers of runs that were killed, safe to handle while this run holds the output lock: staging directories
+   * go; previous results set aside by a run killed while committing are put back.
+   */
   private void removeStaleStaging() throws IOException {
     try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".staging-*")) {
       for (Path p : s) {
         deleteTree(p);
+      }
+    }
+    try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".previous-*")) {
+      for (Path backup : s) {
+        String name = backup.getFileName().toString();
+        for (String original : Swap.NAMES) {
+          if (name.endsWith("-" + original)) {
+            deleteTree(output.resolve(original));
+            Files.move(backup, output.resolve(original), StandardCopyOption.ATOMIC_MOVE);
+          }
+        }
       }
     }
   }

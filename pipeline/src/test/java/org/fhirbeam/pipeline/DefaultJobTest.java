@@ -71,6 +71,36 @@ class DefaultJobTest {
     assertOutputs(out, db, Runner.DIRECT);
   }
 
+  @Test
+  void aRunThatFailsWhileLoadingLeavesThePreviousOutputAndDatabase() throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    Map<String, byte[]> before = snapshot(out);
+    Cli failed = Cli.run("run", "--output", out.toString(), "--set", "duckdb.database=" + db, "--set",
+        "sources.patients.path=" + Files.writeString(tmp.resolve("two.csv"),
+            "patient_id,first_name,last_name,birth_date,gender\nz1,A,B,2000-01-01,F\nz2,C,D,2000-01-02,M\n"),
+        "--set", "sinks.duckdb.views={broken: SELECT * FROM no_such_table}");
+    assertThat(failed.code(), equalTo(2));
+    assertThat(failed.err(), containsString("view broken: Catalog Error: Table with name no_such_table does not exist"));
+    Map<String, byte[]> after = snapshot(out);
+    assertThat(after.keySet(), equalTo(before.keySet()));
+    for (String name : before.keySet()) {
+      assertThat(name, java.util.Arrays.equals(after.get(name), before.get(name)), equalTo(true));
+    }
+    assertOutputs(out, db, Runner.DIRECT);
+  }
+
+  static Map<String, byte[]> snapshot(Path dir) throws IOException {
+    Map<String, byte[]> files = new java.util.TreeMap<>();
+    try (Stream<Path> all = Files.walk(dir)) {
+      for (Path p : all.filter(Files::isRegularFile).toList()) {
+        files.put(dir.relativize(p).toString(), Files.readAllBytes(p));
+      }
+    }
+    return files;
+  }
+
   void assertOutputs(Path out, Path db, Runner runner) throws Exception {
     List<String> resources = new ArrayList<>();
     try (Stream<Path> files = Files.list(out.resolve("fhir"))) {
