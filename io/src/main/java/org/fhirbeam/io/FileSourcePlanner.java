@@ -61,7 +61,8 @@ public final class FileSourcePlanner {
               + format.name().toLowerCase(Locale.ROOT), e).getMessage());
         }
         columns.addAll(fileColumns);
-        tasks.add(task(source.name(), file, format, scan, fileColumns));
+        tasks.add(task(source.name(), file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
+            fileColumns));
       }
     } catch (SQLException e) {
       throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
@@ -93,6 +94,18 @@ public final class FileSourcePlanner {
       case JSON -> "read_json(" + f + ")";
       case AUTO -> throw new IllegalStateException("format must be decided per file");
     };
+  }
+
+  /**
+   * Reads every field of a JSON file as text (nested values as JSON text): DuckDB's guessed types come from a
+   * sample, and a value of another type further down would otherwise stop the whole read.
+   */
+  private static String jsonAsText(Path file, List<String> columns) {
+    List<String> fields = new ArrayList<>();
+    for (String c : columns) {
+      fields.add(DuckDb.literal(c) + ": 'VARCHAR'");
+    }
+    return "read_json(" + DuckDb.literal(file.toString()) + ", columns = {" + String.join(", ", fields) + "})";
   }
 
   static Format formatOf(SourceConfig source, Path file) {

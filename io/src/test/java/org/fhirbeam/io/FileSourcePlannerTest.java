@@ -85,6 +85,25 @@ class FileSourcePlannerTest {
   }
 
   @Test
+  void jsonFieldsAreReadAsTextWhateverTypeTheSampleSuggested() throws Exception {
+    StringBuilder ndjson = new StringBuilder();
+    for (int i = 0; i < 25_000; i++) {
+      ndjson.append("{\"id\": ").append(i).append(", \"o\": {\"a\": 1}}\n");
+    }
+    ndjson.append("{\"id\": \"x-1\", \"o\": \"text\"}\n");
+    Path file = Files.writeString(dir.resolve("drift.ndjson"), ndjson);
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(file.toString()));
+    try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
+        var rs = st.executeQuery("SELECT count(*), max(id), min(o) FROM (" + s.tasks().get(0).textRows(List.of(), null)
+            + ")")) {
+      rs.next();
+      assertThat(rs.getLong(1), equalTo(25_001L));
+      assertThat(rs.getString(2), equalTo("x-1"));
+      assertThat(rs.getString(3), equalTo("text"));
+    }
+  }
+
+  @Test
   void ndjsonLinesAreKnownOnlyWithOneObjectPerLine() throws IOException {
     Path good = Files.writeString(dir.resolve("a.ndjson"), "{\"x\": 1}\n{\"x\": 2}\n");
     Path blank = Files.writeString(dir.resolve("b.ndjson"), "{\"x\": 1}\n\n{\"x\": 2}\n");
