@@ -132,6 +132,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       String id = UUID.randomUUID().toString().substring(0, 8);
       String badLines = "bad_lines_" + id;
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
+      Files.createDirectories(dir.getParent());
       long rowsIn;
       long written;
       long badLineCount = 0;
