@@ -13,13 +13,11 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.stream.Stream;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
@@ -30,9 +28,9 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.ReadTask;
-import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.transforms.CompiledMapping;
 
 /**
@@ -169,7 +167,7 @@ public final class JobRunner {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
-      deleteTree(staging);
+      FileTrees.deleteTree(staging);
       if (db != null) {
         try {
           db.close();
@@ -250,7 +248,7 @@ public final class JobRunner {
     long lines = 0;
     for (int i = 0; i < parts.size(); i++) {
       Path part = Path.of(parts.get(i));
-      lines += MapWithDuckDb.countLines(part);
+      lines += FileTrees.countLines(part);
       Files.move(part, dir.resolve(String.format(java.util.Locale.ROOT, "%s-%05d-of-%05d.ndjson.tmp", type, i,
           parts.size())), StandardCopyOption.ATOMIC_MOVE);
     }
@@ -306,7 +304,7 @@ public final class JobRunner {
       for (int i = moved.size() - 1; i >= 0; i--) {
         Path target = moved.get(i)[0];
         Path backup = moved.get(i)[1];
-        deleteTree(target);
+        FileTrees.deleteTree(target);
         if (backup != null) {
           try {
             Files.move(backup, target, StandardCopyOption.ATOMIC_MOVE);
@@ -320,7 +318,7 @@ public final class JobRunner {
     void dropBackups() {
       for (Path[] m : moved) {
         if (m[1] != null) {
-          deleteTree(m[1]);
+          FileTrees.deleteTree(m[1]);
         }
       }
     }
@@ -333,7 +331,7 @@ public final class JobRunner {
   private void removeStaleStaging() throws IOException {
     try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".staging-*")) {
       for (Path p : s) {
-        deleteTree(p);
+        FileTrees.deleteTree(p);
       }
     }
     try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".previous-*")) {
@@ -341,7 +339,7 @@ public final class JobRunner {
         String name = backup.getFileName().toString();
         for (String original : Swap.NAMES) {
           if (name.endsWith("-" + original)) {
-            deleteTree(output.resolve(original));
+            FileTrees.deleteTree(output.resolve(original));
             Files.move(backup, output.resolve(original), StandardCopyOption.ATOMIC_MOVE);
           }
         }
@@ -355,19 +353,6 @@ public final class JobRunner {
       Files.createDirectories(parent);
     } catch (IOException e) {
       throw new InputException("cannot create directory " + parent + " for the DuckDB database", e);
-    }
-  }
-
-  static void deleteTree(Path root) {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(root)) {
-      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
     }
   }
 

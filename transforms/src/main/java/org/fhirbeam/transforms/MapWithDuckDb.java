@@ -1,7 +1,6 @@
 package org.fhirbeam.transforms;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,6 +24,7 @@ import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
 
@@ -231,7 +231,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       files.sort(null);
       for (int i = 0; i < files.size(); i++) {
         out.add(new PartFile(fileSet + "-" + id + "-" + i + ".ndjson", files.get(i).toString(),
-            count ? countLines(files.get(i)) : -1));
+            count ? FileTrees.countLines(files.get(i)) : -1));
       }
       return out;
     }
@@ -242,22 +242,5 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         db.close();
       }
     }
-  }
-
-  /** Counts newline characters: the number of NDJSON lines in a file. */
-  public static long countLines(Path file) throws IOException {
-    long lines = 0;
-    byte[] buf = new byte[1 << 16];
-    try (InputStream in = Files.newInputStream(file)) {
-      int n;
-      while ((n = in.read(buf)) > 0) {
-        for (int i = 0; i < n; i++) {
-          if (buf[i] == '\n') {
-            lines++;
-          }
-        }
-      }
-    }
-    return lines;
   }
 }

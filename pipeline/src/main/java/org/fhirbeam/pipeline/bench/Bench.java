@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.fhirbeam.io.FileTrees;
 import org.hl7.fhir.r4.model.Patient;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -133,14 +134,14 @@ public final class Bench implements Callable<Integer> {
         out.printf(Locale.ROOT, "  %-14s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS%n", c, r + 1,
             m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20);
         out.flush();
-        deleteTree(outDir);
+        FileTrees.deleteTree(outDir);
       }
       results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
           rows, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
           ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1)));
     }
-    deleteTree(work);
+    FileTrees.deleteTree(work);
     print(out, results);
     if (json != null) {
       writeJson(results);
@@ -248,16 +249,5 @@ public final class Bench implements Callable<Integer> {
     double[] v = values.clone();
     Arrays.sort(v);
     return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-  }
-
-  private static void deleteTree(Path root) throws java.io.IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (var s = Files.walk(root)) {
-      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }
