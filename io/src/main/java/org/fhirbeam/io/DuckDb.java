@@ -89,7 +89,8 @@ public final class DuckDb {
   /**
    * An error from a query over data, safe to log: DuckDB's messages can quote the values of the row they failed
    * on, so only the error's category (e.g. {@code Conversion Error}) and a line number, when DuckDB gives one,
-   * are kept; the cause is not chained.
+   * are kept (binder, parser and catalog errors, which are about the query's text, keep their message); the
+   * cause is not chained.
    */
   public static IllegalStateException failure(String what, SQLException e) {
     String m = firstLine(e.getMessage());
@@ -97,6 +98,10 @@ public final class DuckDb {
     String category = colon > 0 && colon < 40 ? m.substring(0, colon) : "DuckDB error";
     java.util.regex.Matcher line = java.util.regex.Pattern.compile("(?i)\\bline:? (\\d+)").matcher(
         String.valueOf(e.getMessage()));
+    if (category.equals("Binder Error") || category.equals("Parser Error") || category.equals("Catalog Error")) {
+      // About the query's text, never a row's values: the whole line helps and is safe.
+      return new IllegalStateException(what + ": " + m);
+    }
     return new IllegalStateException(what + ": " + category + (line.find() ? " at line " + line.group(1) : ""));
   }
 

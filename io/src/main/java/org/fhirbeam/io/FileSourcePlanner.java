@@ -60,6 +60,12 @@ public final class FileSourcePlanner {
           throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
               + format.name().toLowerCase(Locale.ROOT), e).getMessage());
         }
+        for (String c : fileColumns) {
+          if (c.startsWith("#")) {
+            throw new InputException("source " + source.name() + ": " + file + " has a column named '" + c
+                + "'; names starting with '#' are reserved for fhirbeam's own columns, so rename it");
+          }
+        }
         columns.addAll(fileColumns);
         tasks.add(task(source.name(), file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
             fileColumns));

@@ -113,6 +113,14 @@ class FileSourcePlannerTest {
   }
 
   @Test
+  void columnNamesStartingWithHashAreReserved() throws IOException {
+    Path csv = Files.writeString(dir.resolve("h.csv"), "#id,name\n1,x\n");
+    InputException e = assertThrows(InputException.class, () -> new FileSourcePlanner(SETTINGS).plan(source(csv.toString())));
+    assertThat(e.getMessage(), equalTo("source patients: " + csv + " has a column named '#id'; names starting with '#'"
+        + " are reserved for fhirbeam's own columns, so rename it"));
+  }
+
+  @Test
   void aPatternThatMatchesNothingIsAnError() {
     InputException e = assertThrows(InputException.class,
         () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/*.csv")));

@@ -12,15 +12,14 @@ import org.fhirbeam.config.InputException;
 
 /**
  * One run at a time per output directory: an OS file lock on {@code .fhirbeam.lock}, released when the run ends
- * or its process dies. A second run into the same directory stops before touching anything.
+ * or its process dies. A second run into the same directory stops before touching anything. The file stays: a
+ * lock file that is deleted while locked lets two later runs lock two different files.
  */
 final class OutputLock implements AutoCloseable {
-  private final Path file;
   private final FileChannel channel;
   private final FileLock lock;
 
-  private OutputLock(Path file, FileChannel channel, FileLock lock) {
-    this.file = file;
+  private OutputLock(FileChannel channel, FileLock lock) {
     this.channel = channel;
     this.lock = lock;
   }
@@ -35,7 +34,7 @@ final class OutputLock implements AutoCloseable {
       if (lock == null) {
         throw new OverlappingFileLockException();
       }
-      return new OutputLock(output.resolve(".fhirbeam.lock"), channel, lock);
+      return new OutputLock(channel, lock);
     } catch (OverlappingFileLockException e) {
       closeQuietly(channel);
       throw new InputException("output directory " + output + " is in use by another run");
@@ -59,7 +58,6 @@ final class OutputLock implements AutoCloseable {
   @Override
   public void close() {
     try {
-      Files.deleteIfExists(file); // tidy output; a waiting run simply retries after this one ends
       lock.release();
       channel.close();
     } catch (IOException e) {

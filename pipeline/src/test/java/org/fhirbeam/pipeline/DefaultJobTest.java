@@ -94,7 +94,7 @@ class DefaultJobTest {
   static Map<String, byte[]> snapshot(Path dir) throws IOException {
     Map<String, byte[]> files = new java.util.TreeMap<>();
     try (Stream<Path> all = Files.walk(dir)) {
-      for (Path p : all.filter(Files::isRegularFile).toList()) {
+      for (Path p : all.filter(Files::isRegularFile).filter(p -> !p.endsWith(".fhirbeam.lock")).toList()) {
         files.put(dir.relativize(p).toString(), Files.readAllBytes(p));
       }
     }
@@ -150,7 +150,7 @@ class DefaultJobTest {
         "fhir_resources.patient", 34, "transformed_data.patient", 34))));
     try (Stream<Path> all = Files.list(out)) {
       assertThat(all.map(p -> p.getFileName().toString()).sorted().toList(),
-          equalTo(List.of("fhir", "rejects", "run-summary.json")));
+          equalTo(List.of(".fhirbeam.lock", "fhir", "rejects", "run-summary.json")));
     }
 
     Properties readOnly = new Properties();
@@ -214,6 +214,26 @@ class DefaultJobTest {
             + "\"Patient.birthDate\",\"rule\":\"date\",\"reason\":\"value is not a date in the expected format"
             + " (yyyy-MM-dd)\",\"row\":{\"patient_id\":\"r5\",\"first_name\":\"Eve\",\"last_name\":\"Kay\","
             + "\"birth_date\":\"bad\",\"gender\":\"F\"}}")));
+  }
+
+  @Test
+  void aLineThatIsNotUtf8IsAnIngestRejectAndTheRunBalances() throws IOException {
+    byte[] csv = ("patient_id,first_name,last_name,birth_date,gender\nu1,Ann,Lee,2000-01-01,F\nu2,B_b,Ray,2000-01-02,M\n"
+        + "u3,Cy,Q,2000-01-03,o\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    int underscore = new String(csv, java.nio.charset.StandardCharsets.UTF_8).indexOf("B_b") + 1;
+    csv[underscore] = (byte) 0xFF; // the '_' in B_b becomes a byte that is not UTF-8
+    Path file = Files.write(tmp.resolve("bad-bytes.csv"), csv);
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + file, "--set",
+        "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 3 = resources 2 + rejected 1: OK"));
+    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
+      JsonNode reject = JSON.readTree(Files.readAllLines(files.findFirst().orElseThrow()).get(0));
+      assertThat(reject.get("line").asLong(), equalTo(3L));
+      assertThat(reject.get("stage").asText(), equalTo("ingest"));
+      assertThat(reject.get("rule").asText(), equalTo("csv-invalid-encoding"));
+    }
   }
 
   @Test

@@ -129,7 +129,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
     @ProcessElement
     public void process(@Element ReadTask task, OutputReceiver<PartFile> out) throws IOException {
       CompiledMapping m = sql.mapping();
-      String id = UUID.randomUUID().toString().substring(0, 8);
+      String id = UUID.randomUUID().toString().replace("-", "");
       String badLines = "bad_lines_" + id;
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
       Files.createDirectories(dir.getParent());
@@ -138,8 +138,14 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       long badLineCount = 0;
       List<PartFile> ingestRejects = new ArrayList<>();
       try (Statement st = db.createStatement()) {
-        try (ResultSet rs = st.executeQuery("SELECT count(*) FROM (" + task.textRows(sql.columns(),
-            badLines) + ")")) {
+        // Counted independently of the mapping query, but over every column: DuckDB only checks (and sets aside)
+        // a line's encoding when it reads the values, so a pruned count would disagree with the mapping's scan.
+        List<String> every = new ArrayList<>();
+        for (String c : task.columns()) {
+          every.add(DuckDb.identifier(c));
+        }
+        try (ResultSet rs = st.executeQuery("SELECT count(\"#all\") FROM (SELECT hash(" + String.join(", ", every)
+            + ") AS \"#all\" FROM (" + task.textRows(sql.columns(), badLines) + "))")) {
           rs.next();
           rowsIn = rs.getLong(1);
         }
@@ -168,6 +174,18 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
               + " ESCAPE '\u0002')");
           if (badLineCount > 0) {
             ingestRejects.add(new PartFile(REJECTS + "-" + id + "-ingest.ndjson", bad.toString(), badLineCount));
+          }
+          try (ResultSet rs = st.executeQuery("SELECT count(*) FROM ((SELECT DISTINCT line FROM "
+              + DuckDb.identifier(badLines) + ") EXCEPT (SELECT DISTINCT line FROM "
+              + DuckDb.identifier(badLines + "_copy") + ")) UNION ALL SELECT count(*) FROM ((SELECT DISTINCT line FROM "
+              + DuckDb.identifier(badLines + "_copy") + ") EXCEPT (SELECT DISTINCT line FROM "
+              + DuckDb.identifier(badLines) + "))")) {
+            while (rs.next()) {
+              if (rs.getLong(1) != 0) {
+                throw new IllegalStateException("mapping " + m.name() + " on " + task.file()
+                    + ": the count and the mapping set aside different lines");
+              }
+            }
           }
           for (String t : List.of(badLines, badLines + "_scans", badLines + "_copy", badLines + "_copy_scans")) {
             st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(t));
@@ -210,7 +228,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           + " WHEN 'TOO MANY COLUMNS' THEN 'the line has more fields than the header'"
           + " WHEN 'MISSING COLUMNS' THEN 'the line has fewer fields than the header'"
           + " WHEN 'UNQUOTED VALUE' THEN 'a value has a quote inside it that is not escaped'"
-          + " WHEN 'INVALID UNICODE' THEN 'the line is not valid UTF-8'"
+          + " WHEN 'INVALID ENCODING' THEN 'the line is not valid in the file''s encoding (UTF-8)'"
           + " WHEN 'LINE SIZE OVER MAXIMUM' THEN 'the line is longer than DuckDB''s maximum line size'"
           + " ELSE 'the line cannot be read as CSV' END)"
           + " || ',\"raw\":' || to_json(csv_line) || '}'"

@@ -219,6 +219,10 @@ public final class MappingCompiler {
   /** Checks a value written in the mapping (constant, default, code map target) against the target type. */
   private static String target(String value, PrimitiveKind kind, EnumFactory<?> codes, String where,
       List<String> problems) {
+    if (value.isBlank()) {
+      problems.add(where + "must not be empty (FHIR has no empty values)");
+      return value;
+    }
     try {
       String v = kind.convert(value.strip());
       if (codes != null) {

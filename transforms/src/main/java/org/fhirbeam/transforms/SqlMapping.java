@@ -305,7 +305,7 @@ public final class SqlMapping implements Serializable {
         parts.add(key + " || " + itemJson(e.items[0]));
       }
     }
-    return "concat_ws(',', " + String.join(", ", parts) + ")";
+    return parts.isEmpty() ? "''" : "concat_ws(',', " + String.join(", ", parts) + ")";
   }
 
   private String itemJson(CompiledMapping.Item item) {

@@ -112,6 +112,13 @@ class MappingCompilerTest {
   }
 
   @Test
+  void blankConstantsDefaultsAndTargetsAreRejected() throws IOException {
+    assertThat(problems("  name[0].family: {value: \" \"}\n  name[0].given[0]: {column: first_name, default: \"\"}\n"),
+        contains(at(6) + "name[0].family: value: must not be empty (FHIR has no empty values)",
+            at(7) + "name[0].given[0]: default: must not be empty (FHIR has no empty values)"));
+  }
+
+  @Test
   void idIsSetOnlyByTheIdRule() throws IOException {
     assertThat(problems("  id: {column: patient_id}\n"),
         contains(at(6) + "id: the resource id is set by the mapping's 'id' rule"));

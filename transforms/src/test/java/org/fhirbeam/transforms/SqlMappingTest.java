@@ -228,6 +228,14 @@ class SqlMappingTest {
   static final String YEAR = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})";
 
   @Test
+  void aMappingWithOnlyAnIdWritesJustTheId(@TempDir Path dir) throws IOException, SQLException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), "source: s\nresource: Patient\nid: {column: id}\nelements: {}\n");
+    SqlMapping m = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), List.of("id")));
+    assertThat(run(m, List.of("id"), new String[] {"x1"}).resources(),
+        contains("{\"resourceType\":\"Patient\",\"id\":\"x1\"}"));
+  }
+
+  @Test
   void datePatternsBecomeStrictRegexesAndStrptimeFormats() {
     assertThat(PrimitiveKind.datePattern("dd.MM.yyyy"),
         equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\." + YEAR, "%d.%m.%Y")));
