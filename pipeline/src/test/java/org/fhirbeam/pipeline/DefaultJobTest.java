@@ -217,6 +217,29 @@ class DefaultJobTest {
   }
 
   @Test
+  void lineNumbersStayTrueAroundRunsOfMalformedLines() throws IOException {
+    Path csv = Files.writeString(tmp.resolve("runs.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
+        + "bad2\nk3,A,B,no-date,F\nbad4\nbad5\nk6,A,B,2000-13-01,F\nk7,A,B,2000-01-01,F\nbad8\n");
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
+        "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 7 = resources 1 + rejected 6: OK"));
+    List<String> positions = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.toList()) {
+        for (String line : Files.readAllLines(f)) {
+          JsonNode reject = JSON.readTree(line);
+          positions.add(reject.get("line").asLong() + " " + reject.get("stage").asText());
+        }
+      }
+    }
+    positions.sort(java.util.Comparator.comparingLong(p -> Long.parseLong(p.split(" ")[0])));
+    assertThat(positions, equalTo(List.of("2 ingest", "3 mapping", "4 ingest", "5 ingest", "6 mapping",
+        "8 ingest")));
+  }
+
+  @Test
   void aLineThatIsNotUtf8IsAnIngestRejectAndTheRunBalances() throws IOException {
     byte[] csv = ("patient_id,first_name,last_name,birth_date,gender\nu1,Ann,Lee,2000-01-01,F\nu2,B_b,Ray,2000-01-02,M\n"
         + "u3,Cy,Q,2000-01-03,o\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);

@@ -149,13 +149,21 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           rs.next();
           rowsIn = rs.getLong(1);
         }
-        // Rows after a left-out line sit further down the file: reject positions must count those lines.
-        List<Long> skipped = new ArrayList<>();
-        if (task.skipsBadLines()) {
-          try (ResultSet rs = st.executeQuery("SELECT DISTINCT line FROM " + DuckDb.identifier(badLines)
-              + " ORDER BY line")) {
-            while (rs.next()) {
-              skipped.add(rs.getLong(1) - task.firstLocation() - skipped.size() + 1);
+        // Rows after a left-out line sit further down the file: line numbers in rejects must count those lines.
+        // The i-th left-out line L (1-based, in order) comes after L - first - i + 1 rows that were read. Files
+        // whose records are not one per line report row numbers among the rows read instead.
+        String skipped = null;
+        if (task.skipsBadLines() && task.kind() == ReadTask.LocationKind.LINE) {
+          skipped = badLines + "_shift";
+          // Consecutive left-out lines share a row number: the row after them moves down by all of them.
+          st.execute("CREATE TEMP TABLE " + DuckDb.identifier(skipped) + " AS SELECT line - " + task.firstLocation()
+              + " - n + 2 AS \"#from\", max(n) AS \"#lines\" FROM (SELECT line, row_number() OVER (ORDER BY line)"
+              + " AS n FROM (SELECT DISTINCT line FROM " + DuckDb.identifier(badLines) + ")) GROUP BY \"#from\"");
+          try (ResultSet rs = st.executeQuery("SELECT count(*) FROM " + DuckDb.identifier(skipped))) {
+            rs.next();
+            if (rs.getLong(1) == 0) {
+              st.execute("DROP TABLE " + DuckDb.identifier(skipped));
+              skipped = null;
             }
           }
         }
@@ -187,7 +195,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
               }
             }
           }
-          for (String t : List.of(badLines, badLines + "_scans", badLines + "_copy", badLines + "_copy_scans")) {
+          for (String t : List.of(badLines, badLines + "_scans", badLines + "_copy", badLines + "_copy_scans",
+              badLines + "_shift")) {
             st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(t));
           }
         }

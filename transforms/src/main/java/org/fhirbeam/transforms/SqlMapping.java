@@ -54,14 +54,14 @@ public final class SqlMapping implements Serializable {
   /**
    * Where the rows of one query come from, for the reject records.
    *
-   * @param skipped for each line the reader left out (in order), the row number from which on rows sit one line
-   *     further down; empty when none was left out
+   * @param skippedLines a table with one row per line the reader left out, {@code "#from"} (the row number from
+   *     which on rows sit further down) and {@code "#lines"} (how many lines further, counting this one), or
+   *     null when no line was left out
    */
   public record Origin(String runId, String source, String file, String positionField, long firstPosition,
-      List<String> rowColumns, List<Long> skipped) {
+      List<String> rowColumns, String skippedLines) {
     public Origin {
       rowColumns = List.copyOf(rowColumns);
-      skipped = List.copyOf(skipped);
     }
   }
 
@@ -78,29 +78,21 @@ public final class SqlMapping implements Serializable {
   public String outputQuery(String source, Origin origin) {
     String reject = "'{\"run_id\":' || to_json(" + lit(origin.runId()) + ") || ',\"source\":' || to_json("
         + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
-        + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1) + skippedLines(origin)
-        + ")"
+        + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1)
+        + (origin.skippedLines() == null ? "" : " + coalesce(\"#lines\", 0)") + ")"
         + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
     String mapped = "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
         + valuesQuery(source) + ")";
+    String numbered = "(SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
+    if (origin.skippedLines() != null) {
+      // The last left-out line at or before each row tells how far down the row sits (a sort-merge join).
+      numbered = numbered + " AS t ASOF LEFT JOIN " + q(origin.skippedLines()) + " AS s ON t.\"#pos\" >= s.\"#from\"";
+    }
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
-        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line"
-        + " FROM (SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
-  }
-
-  /** How many left-out lines precede a row: its position moves down by that many lines. */
-  private static String skippedLines(Origin origin) {
-    if (origin.skipped().isEmpty()) {
-      return "";
-    }
-    List<String> values = new ArrayList<>();
-    for (Long v : origin.skipped()) {
-      values.add(Long.toString(v));
-    }
-    return " + len(list_filter([" + String.join(", ", values) + "], x -> x <= \"#pos\"))";
+        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
   }
 
   /** The element, rule and reason of the row's failure as JSON members. */

@@ -74,7 +74,7 @@ class SqlMappingTest {
       }
       List<String> resources = new ArrayList<>();
       List<String> rejects = new ArrayList<>();
-      SqlMapping.Origin origin = new SqlMapping.Origin("run-1", "s", "/data/f.csv", "line", 2, columns, List.of());
+      SqlMapping.Origin origin = new SqlMapping.Origin("run-1", "s", "/data/f.csv", "line", 2, columns, null);
       try (ResultSet rs = st.executeQuery(mapping.outputQuery("SELECT * FROM src", origin))) {
         while (rs.next()) {
           if (rs.getString("kind").equals(SqlMapping.RESOURCE)) {
