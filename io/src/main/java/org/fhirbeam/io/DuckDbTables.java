@@ -39,15 +39,39 @@ public final class DuckDbTables {
   /** A view, with where it was declared for error messages. */
   public record View(String name, String sql, String location) {}
 
+  /** The table of committed runs. */
+  static final String RUNS = "main.fhirbeam_runs";
+
   private DuckDbTables() {}
+
+  /** Whether a run committed its tables to this database. */
+  public static boolean committed(Connection db, String runId) {
+    try (Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main'"
+            + " AND table_name = 'fhirbeam_runs'")) {
+      rs.next();
+      if (rs.getLong(1) == 0) {
+        return false;
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("reading the run history failed", e);
+    }
+    try (Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT count(*) FROM " + RUNS + " WHERE run_id = " + DuckDb.literal(runId))) {
+      rs.next();
+      return rs.getLong(1) > 0;
+    } catch (SQLException e) {
+      throw DuckDb.failure("reading the run history failed", e);
+    }
+  }
 
   /**
    * Replaces the given tables and views in one transaction and returns the row count of each table
    * ({@code schema.table} to rows). {@code beforeCommit} sees the counts just before the commit; if it throws,
    * the transaction rolls back.
    */
-  public static Map<String, Long> replace(Connection db, List<String> schemas, List<JsonTable> jsonTables,
-      List<QueryTable> queryTables, List<View> views, List<String> dropTables,
+  public static Map<String, Long> replace(Connection db, String runId, List<String> schemas,
+      List<JsonTable> jsonTables, List<QueryTable> queryTables, List<View> views, List<String> dropTables,
       java.util.function.Consumer<Map<String, Long>> beforeCommit) {
     Map<String, Long> counts = new LinkedHashMap<>();
     try (Statement st = db.createStatement()) {
@@ -81,6 +105,9 @@ public final class DuckDbTables {
             throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
           }
         }
+        // The run is recorded in the same transaction, so after a crash the next run can tell whether it committed.
+        st.execute("CREATE TABLE IF NOT EXISTS " + RUNS + " (run_id VARCHAR PRIMARY KEY, committed_at TIMESTAMPTZ)");
+        st.execute("INSERT INTO " + RUNS + " VALUES (" + DuckDb.literal(runId) + ", now())");
         beforeCommit.accept(counts);
         st.execute("COMMIT");
       } catch (SQLException | RuntimeException e) {

@@ -85,7 +85,7 @@ public final class JobRunner {
       db = DuckDb.openFile(database, plan.config().duckdb(), false);
     }
     try (OutputLock lock = OutputLock.acquire(output)) {
-      removeStaleStaging();
+      recoverInterruptedRuns(db);
       Path partsDir = staging.resolve(".parts");
       Path fhirDir = staging.resolve("fhir");
       Path rejectsDir = staging.resolve("rejects");
@@ -154,7 +154,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, fhirDir, resourcesOut, replaceFiles);
+          loadTables(db, runId, fhirDir, resourcesOut, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -178,7 +178,7 @@ public final class JobRunner {
     }
   }
 
-  private Map<String, Long> loadTables(Connection db, Path fhirDir, Map<String, Long> resourcesOut,
+  private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Map<String, Long> resourcesOut,
       java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     for (String type : resourcesOut.keySet()) {
@@ -225,8 +225,8 @@ public final class JobRunner {
     List<DuckDbTables.View> views = new ArrayList<>();
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
-    return DuckDbTables.replace(db, List.of("raw_data", "transformed_data", "fhir_resources"), jsonTables, raw,
-        views, dropped, counts -> {
+    return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources"), jsonTables,
+        raw, views, dropped, counts -> {
           for (String type : resourcesOut.keySet()) {
             long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
             if (loaded != resourcesOut.get(type)) {
@@ -315,36 +315,64 @@ public final class JobRunner {
       }
     }
 
+    /** After the commit the previous results are garbage: renamed first, so a crash never leaves half of one. */
     void dropBackups() {
       for (Path[] m : moved) {
         if (m[1] != null) {
-          FileTrees.deleteTree(m[1]);
+          try {
+            Path trash = output.resolve(".trash-" + m[1].getFileName().toString().substring(".previous-".length()));
+            Files.move(m[1], trash, StandardCopyOption.ATOMIC_MOVE);
+            FileTrees.deleteTree(trash);
+          } catch (IOException | UncheckedIOException e) {
+            // the run has committed; the next run deletes what is left
+          }
         }
       }
     }
   }
 
   /**
-   * Leftovers of runs that were killed, safe to handle while this run holds the output lock: staging directories
-   * go; previous results set aside by a run killed while committing are put back.
+   * Leftovers of runs that were killed, handled while this run holds the output lock. Staging directories and
+   * trash go. Previous results that a run set aside while committing are put back if that run did not commit
+   * (its id is not in the database's run table; without the DuckDB sink: its staging still held files), and
+   * thrown away if it did.
    */
-  private void removeStaleStaging() throws IOException {
-    try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".staging-*")) {
-      for (Path p : s) {
-        FileTrees.deleteTree(p);
-      }
-    }
+  private void recoverInterruptedRuns(Connection db) throws IOException {
     try (DirectoryStream<Path> s = Files.newDirectoryStream(output, ".previous-*")) {
       for (Path backup : s) {
-        String name = backup.getFileName().toString();
+        String rest = backup.getFileName().toString().substring(".previous-".length());
         for (String original : Swap.NAMES) {
-          if (name.endsWith("-" + original)) {
+          if (!rest.endsWith("-" + original)) {
+            continue;
+          }
+          String runId = rest.substring(0, rest.length() - original.length() - 1);
+          boolean committed = db != null ? DuckDbTables.committed(db, runId)
+              : !stagedFilesLeft(output.resolve(".staging-" + runId));
+          if (committed) {
+            FileTrees.deleteTree(backup);
+          } else {
             FileTrees.deleteTree(output.resolve(original));
             Files.move(backup, output.resolve(original), StandardCopyOption.ATOMIC_MOVE);
           }
         }
       }
     }
+    for (String pattern : List.of(".staging-*", ".trash-*")) {
+      try (DirectoryStream<Path> s = Files.newDirectoryStream(output, pattern)) {
+        for (Path p : s) {
+          FileTrees.deleteTree(p);
+        }
+      }
+    }
+  }
+
+  private static boolean stagedFilesLeft(Path staging) {
+    for (String name : Swap.NAMES) {
+      if (Files.exists(staging.resolve(name))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static void createParent(Path file) {

@@ -91,6 +91,39 @@ class DefaultJobTest {
     assertOutputs(out, db, Runner.DIRECT);
   }
 
+  @Test
+  void theNextRunPutsBackResultsSetAsideByARunKilledBeforeItsCommitAndDropsThoseOfOneKilledAfter()
+      throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    String committedRun = JSON.readTree(out.resolve("run-summary.json").toFile()).get("run_id").asText();
+    Map<String, byte[]> before = snapshot(out);
+    String[] broken = {"run", "--output", out.toString(), "--set", "duckdb.database=" + db, "--set",
+        "sinks.duckdb.views={broken: SELECT * FROM no_such_table}"};
+
+    // Killed before its commit: its new fhir/ is in place, the previous one set aside.
+    Files.move(out.resolve("fhir"), out.resolve(".previous-20260101T000000Z-deadbeef-fhir"));
+    Files.createDirectories(out.resolve("fhir"));
+    Files.writeString(out.resolve("fhir/Patient-00000-of-00001.ndjson"), "{\"half\":true}\n");
+    assertThat(Cli.run(broken).code(), equalTo(2));
+    Map<String, byte[]> restored = snapshot(out);
+    assertThat(restored.keySet(), equalTo(before.keySet()));
+    for (String name : before.keySet()) {
+      assertThat(name, java.util.Arrays.equals(restored.get(name), before.get(name)), equalTo(true));
+    }
+
+    // Killed after its commit: what was set aside is garbage.
+    Files.createDirectories(out.resolve(".previous-" + committedRun + "-rejects"));
+    Files.writeString(out.resolve(".previous-" + committedRun + "-rejects/rejects-old.ndjson"), "{}\n");
+    assertThat(Cli.run(broken).code(), equalTo(2));
+    assertThat(snapshot(out).keySet(), equalTo(before.keySet()));
+    try (Stream<Path> left = Files.list(out)) {
+      assertThat(left.map(p -> p.getFileName().toString()).filter(n -> n.startsWith(".previous")).count(),
+          equalTo(0L));
+    }
+  }
+
   static Map<String, byte[]> snapshot(Path dir) throws IOException {
     Map<String, byte[]> files = new java.util.TreeMap<>();
     try (Stream<Path> all = Files.walk(dir)) {
