@@ -49,8 +49,8 @@ public final class Bench implements Callable<Integer> {
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
 
-  @Option(names = "--java-opts", defaultValue = "-Xmx1g", description = "JVM options of the measured processes"
-      + " (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--java-opts", defaultValue = "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+      description = "JVM options of the measured processes, as the launcher's (default: ${DEFAULT-VALUE}).")
   String javaOpts;
 
   @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as a JSON array.")
