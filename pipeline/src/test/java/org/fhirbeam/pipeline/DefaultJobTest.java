@@ -204,6 +204,25 @@ class DefaultJobTest {
     }
   }
 
+  /** Runs the default mapping over one input file, without the DuckDB sink. */
+  Cli runOn(Path input, Path out) {
+    return Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + input, "--set",
+        "sinks.duckdb.enabled=false", "--direct-checks");
+  }
+
+  /** Every reject record the run wrote. */
+  static List<ObjectNode> rejects(Path out) throws IOException {
+    List<ObjectNode> rejects = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.toList()) {
+        for (String line : Files.readAllLines(f)) {
+          rejects.add((ObjectNode) JSON.readTree(line));
+        }
+      }
+    }
+    return rejects;
+  }
+
   static List<String> row(Statement st, String sql) throws SQLException {
     try (ResultSet rs = st.executeQuery(sql)) {
       assertThat(sql, rs.next(), equalTo(true));
@@ -221,20 +240,14 @@ class DefaultJobTest {
     Path csv = Files.writeString(tmp.resolve("ragged.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
         + "r1,Ann,Lee,2000-01-01,F\nr2,Bob,Ray,2000-01-02,M,EXTRA\nr3,Cy,Q,2000-01-03,o\nr4\nr5,Eve,Kay,bad,F\n");
     Path out = tmp.resolve("out");
-    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
-        "sinks.duckdb.enabled=false", "--direct-checks");
+    Cli r = runOn(csv, out);
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 5 = resources 2 + rejected 3: OK"));
     List<String> rejects = new ArrayList<>();
-    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
-      for (Path f : files.toList()) {
-        for (String line : Files.readAllLines(f)) {
-          ObjectNode reject = (ObjectNode) JSON.readTree(line);
-          reject.remove("run_id");
-          reject.remove("file");
-          rejects.add(reject.toString());
-        }
-      }
+    for (ObjectNode reject : rejects(out)) {
+      reject.remove("run_id");
+      reject.remove("file");
+      rejects.add(reject.toString());
     }
     rejects.sort(null);
     assertThat(rejects, equalTo(List.of(
@@ -254,18 +267,12 @@ class DefaultJobTest {
     Path csv = Files.writeString(tmp.resolve("runs.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
         + "bad2\nk3,A,B,no-date,F\nbad4\nbad5\nk6,A,B,2000-13-01,F\nk7,A,B,2000-01-01,F\nbad8\n");
     Path out = tmp.resolve("out");
-    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
-        "sinks.duckdb.enabled=false");
+    Cli r = runOn(csv, out);
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 7 = resources 1 + rejected 6: OK"));
     List<String> positions = new ArrayList<>();
-    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
-      for (Path f : files.toList()) {
-        for (String line : Files.readAllLines(f)) {
-          JsonNode reject = JSON.readTree(line);
-          positions.add(reject.get("line").asLong() + " " + reject.get("stage").asText());
-        }
-      }
+    for (JsonNode reject : rejects(out)) {
+      positions.add(reject.get("line").asLong() + " " + reject.get("stage").asText());
     }
     positions.sort(java.util.Comparator.comparingLong(p -> Long.parseLong(p.split(" ")[0])));
     assertThat(positions, equalTo(List.of("2 ingest", "3 mapping", "4 ingest", "5 ingest", "6 mapping",
@@ -280,16 +287,14 @@ class DefaultJobTest {
     csv[underscore] = (byte) 0xFF; // the '_' in B_b becomes a byte that is not UTF-8
     Path file = Files.write(tmp.resolve("bad-bytes.csv"), csv);
     Path out = tmp.resolve("out");
-    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + file, "--set",
-        "sinks.duckdb.enabled=false");
+    Cli r = runOn(file, out);
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 3 = resources 2 + rejected 1: OK"));
-    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
-      JsonNode reject = JSON.readTree(Files.readAllLines(files.findFirst().orElseThrow()).get(0));
-      assertThat(reject.get("line").asLong(), equalTo(3L));
-      assertThat(reject.get("stage").asText(), equalTo("ingest"));
-      assertThat(reject.get("rule").asText(), equalTo("csv-invalid-encoding"));
-    }
+    List<ObjectNode> rejects = rejects(out);
+    assertThat(rejects.size(), equalTo(1));
+    assertThat(rejects.get(0).get("line").asLong(), equalTo(3L));
+    assertThat(rejects.get(0).get("stage").asText(), equalTo("ingest"));
+    assertThat(rejects.get(0).get("rule").asText(), equalTo("csv-invalid-encoding"));
   }
 
   @Test
