@@ -58,14 +58,6 @@ public final class ConfigNode {
     return node instanceof ScalarNode s && Tag.NULL.equals(s.getTag());
   }
 
-  public boolean isMap() {
-    return node instanceof MappingNode;
-  }
-
-  public boolean isScalar() {
-    return node instanceof ScalarNode && !isNull();
-  }
-
   /** The scalar's text after interpolation. */
   public String text() {
     if (!(node instanceof ScalarNode scalar) || isNull()) {

@@ -122,7 +122,7 @@ public final class MappingCompiler {
         if (next.leaf >= 0 || !next.children.isEmpty()) {
           throw new PathProblem("is mapped twice (" + normalized + " already has a rule)");
         }
-        PrimitiveKind kind = PrimitiveKind.of(elementDef.getName(), elementDef.getName());
+        PrimitiveKind kind = PrimitiveKind.of(elementDef.getName());
         EnumFactory<?> codes = child.getInstanceConstructorArguments() instanceof EnumFactory<?> f ? f : null;
         CompiledMapping.Leaf leaf = leaf(rule, kind, codes, sourceColumns, mapping, problems);
         if (leaf != null) {

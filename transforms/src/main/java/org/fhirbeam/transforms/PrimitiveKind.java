@@ -71,7 +71,7 @@ enum PrimitiveKind {
     }
   }
 
-  static PrimitiveKind of(String fhirType, String fhirTypeName) {
+  static PrimitiveKind of(String fhirType) {
     return switch (fhirType) {
       case "string", "markdown" -> STRING;
       case "code" -> CODE;
