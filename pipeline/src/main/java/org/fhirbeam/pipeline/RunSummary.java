@@ -21,6 +21,18 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds) {
 
+  public RunSummary {
+    stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
+  }
+
+  /** The same summary with one more stage timed (the commit, which ends after the summary file is written). */
+  RunSummary withStage(String stage, double seconds) {
+    Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
+    stages.put(stage, seconds);
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
+        duckdbTables, database, stages);
+  }
+
   /** The rows one mapping read, turned into resources, and rejected. */
   public record MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped,
       long rejected) {

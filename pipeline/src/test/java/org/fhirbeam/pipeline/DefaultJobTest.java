@@ -151,15 +151,10 @@ class DefaultJobTest {
     }
 
     List<JsonNode> rejects = new ArrayList<>();
-    try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
-      for (Path f : files.toList()) {
-        for (String line : Files.readAllLines(f, StandardCharsets.UTF_8)) {
-          ObjectNode reject = (ObjectNode) JSON.readTree(line);
-          assertThat(reject.remove("run_id").asText().isEmpty(), equalTo(false));
-          reject.put("file", HOME.relativize(Path.of(reject.get("file").asText())).toString());
-          rejects.add(reject);
-        }
-      }
+    for (ObjectNode reject : rejects(out)) {
+      assertThat(reject.remove("run_id").asText().isEmpty(), equalTo(false));
+      reject.put("file", HOME.relativize(Path.of(reject.get("file").asText())).toString());
+      rejects.add(reject);
     }
     List<JsonNode> expectedRejects = new ArrayList<>();
     for (String line : Files.readAllLines(EXPECTED.resolve("rejects.ndjson"), StandardCharsets.UTF_8)) {
@@ -215,7 +210,7 @@ class DefaultJobTest {
     List<ObjectNode> rejects = new ArrayList<>();
     try (Stream<Path> files = Files.list(out.resolve("rejects"))) {
       for (Path f : files.toList()) {
-        for (String line : Files.readAllLines(f)) {
+        for (String line : Files.readAllLines(f, StandardCharsets.UTF_8)) {
           rejects.add((ObjectNode) JSON.readTree(line));
         }
       }

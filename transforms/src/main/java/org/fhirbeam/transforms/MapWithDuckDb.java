@@ -107,6 +107,13 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         .add(DisplayData.item("files", tasks.size()));
   }
 
+  /**
+   * COPY options (without the closing parenthesis) that write one text column as raw lines: JSON text never
+   * holds the \1 delimiter or the \2 quote character, so DuckDB never quotes or escapes anything.
+   */
+  private static final String RAW_LINES =
+      " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002', ESCAPE '\u0002'";
+
   static final class MapFileFn extends DoFn<ReadTask, PartFile> {
     private final SqlMapping sql;
     private final DuckDbSettings settings;
@@ -169,17 +176,13 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         }
         SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
             task.firstLocation(), task.columns(), skipped);
-        // DuckDB writes each line raw: JSON text never holds the \1 delimiter or the \2 quote character.
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
-            origin) + ") TO "
-            + DuckDb.literal(dir.toString()) + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002',"
-            + " ESCAPE '\u0002', PARTITION_BY (kind))");
+            origin) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
           badLineCount = st.executeLargeUpdate("COPY (" + badLinesQuery(badLines, origin, m.name()) + ") TO "
-              + DuckDb.literal(bad.toString()) + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002',"
-              + " ESCAPE '\u0002')");
+              + DuckDb.literal(bad.toString()) + RAW_LINES + ")");
           if (badLineCount > 0) {
             ingestRejects.add(new PartFile(REJECTS + "-" + id + "-ingest.ndjson", bad.toString(), badLineCount));
           }
