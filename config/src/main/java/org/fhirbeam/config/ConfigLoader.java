@@ -13,14 +13,14 @@ import java.util.Set;
  * database) are resolved by the run against the working directory.
  */
 public final class ConfigLoader {
-  private static final Set<String> TOP = Set.of("name", "duckdb", "sources", "mappings", "sinks");
+  private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
   private static final Set<String> SOURCE = Set.of("path", "format");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
   private static final Set<String> RULE =
-      Set.of("column", "value", "map", "ignore_case", "default", "formats", "required");
+      Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "required");
 
   private final Interpolator interpolator;
 
@@ -36,7 +36,8 @@ public final class ConfigLoader {
 
     String name = top.string("name", fileStem(file));
     DuckDbSettings duckdb = duckdb(top.get("duckdb"));
-    Map<String, SourceConfig> sources = sources(top.require("sources"));
+    String inputDir = top.string("input_dir", null);
+    Map<String, SourceConfig> sources = sources(top.require("sources"), inputDir);
     SinkSettings sinks = sinks(top.get("sinks"));
     if (sinks.duckdb() && duckdb.readOnly()) {
       throw top.require("duckdb").error("mode read_only cannot be used while sinks.duckdb.enabled is true");
@@ -73,22 +74,26 @@ public final class ConfigLoader {
     String name = f.string("name", fileStem(file));
     String source = f.requiredString("source");
     String resource = f.requiredString("resource");
-    ValueRule id = rule("id", f.require("id"));
+    ValueRule id = rule("id", f.require("id"), file);
     List<ValueRule> elements = new ArrayList<>();
     for (Map.Entry<String, ConfigNode> e : f.require("elements").entries().entrySet()) {
-      elements.add(rule(e.getKey(), e.getValue()));
+      elements.add(rule(e.getKey(), e.getValue(), file));
     }
     return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location());
   }
 
-  private ValueRule rule(String path, ConfigNode node) {
+  private ValueRule rule(String path, ConfigNode node, Path mappingFile) {
     ConfigNode.Fields f = node.fields(RULE);
     String column = f.string("column", null);
     String constant = f.string("value", null);
-    if ((column == null) == (constant == null)) {
-      throw node.error("give exactly one of 'column' or 'value'");
+    String expression = f.string("expr", null);
+    if ((column != null ? 1 : 0) + (constant != null ? 1 : 0) + (expression != null ? 1 : 0) != 1) {
+      throw node.error("give exactly one of 'column', 'value' or 'expr'");
     }
     Map<String, String> codeMap = new LinkedHashMap<>();
+    if (f.has("map") && f.has("map_file")) {
+      throw f.get("map_file").error("give either 'map' or 'map_file', not both");
+    }
     if (f.has("map")) {
       for (Map.Entry<String, ConfigNode> e : f.get("map").entries().entrySet()) {
         codeMap.put(e.getKey(), e.getValue().text());
@@ -97,25 +102,30 @@ public final class ConfigLoader {
         throw f.get("map").error("a code map needs at least one entry");
       }
     }
+    if (f.has("map_file")) {
+      ConfigNode ref = f.get("map_file");
+      codeMap = ConceptMaps.load(mappingFile.toAbsolutePath().getParent().resolve(ref.text()).normalize(), ref);
+    }
     boolean ignoreCase = f.bool("ignore_case", false);
     if (ignoreCase && codeMap.isEmpty()) {
-      throw f.get("ignore_case").error("only applies together with 'map'");
+      throw f.get("ignore_case").error("only applies together with 'map' or 'map_file'");
     }
     if (constant != null && (!codeMap.isEmpty() || f.has("default") || f.has("required"))) {
-      throw node.error("a constant 'value' takes no 'map', 'default' or 'required'");
+      throw node.error("a constant 'value' takes no 'map', 'map_file', 'default' or 'required'");
     }
     if (ignoreCase) {
       Map<String, String> folded = new LinkedHashMap<>();
       for (Map.Entry<String, String> e : codeMap.entrySet()) {
         String k = e.getKey().toLowerCase(java.util.Locale.ROOT);
         if (folded.containsKey(k) && !folded.get(k).equals(e.getValue())) {
-          throw f.get("map").error("keys '" + k + "' differ only in case but map to different codes");
+          throw f.get(f.has("map") ? "map" : "map_file").error("keys '" + k
+              + "' differ only in case but map to different codes");
         }
         folded.put(k, e.getValue());
       }
       codeMap = folded;
     }
-    return new ValueRule(path, column, constant, codeMap, ignoreCase, f.string("default", null),
+    return new ValueRule(path, column, constant, expression, codeMap, ignoreCase, f.string("default", null),
         f.stringList("formats"), f.bool("required", false), node.location());
   }
 
@@ -151,14 +161,19 @@ public final class ConfigLoader {
         extensions);
   }
 
-  private Map<String, SourceConfig> sources(ConfigNode node) {
+  /** Relative source paths are resolved against {@code inputDir} when it is set. */
+  private Map<String, SourceConfig> sources(ConfigNode node, String inputDir) {
     Map<String, SourceConfig> out = new LinkedHashMap<>();
     for (Map.Entry<String, ConfigNode> e : node.entries().entrySet()) {
       if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*")) {
         throw e.getValue().error("source names are letters, digits and underscores");
       }
       ConfigNode.Fields f = e.getValue().fields(SOURCE);
-      out.put(e.getKey(), new SourceConfig(e.getKey(), f.requiredString("path"),
+      String path = f.requiredString("path");
+      if (inputDir != null && !inputDir.isBlank() && !Path.of(path).isAbsolute()) {
+        path = inputDir.replaceAll("/+$", "") + "/" + path;
+      }
+      out.put(e.getKey(), new SourceConfig(e.getKey(), path,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), e.getValue().location()));
     }
     if (out.isEmpty()) {

@@ -5,20 +5,22 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * How one FHIR element gets its value from a row: from a column or a constant, optionally translated by a
- * code map, with a default for empty (and unmapped) input.
+ * How one FHIR element gets its value from a row: from a column, a constant or an expression, optionally
+ * translated by a code map, with a default for empty (and unmapped) input.
  *
  * @param path the FHIR path the value goes to, for example {@code name[0].given[0]}; {@code id} for the id rule
  * @param column the source column read, or null for a constant
- * @param constant the constant value, or null when read from a column
+ * @param constant the constant value, or null when read from a column or an expression
+ * @param expression the expression text (see the mapping reference), or null
  * @param codeMap source code to target code; empty when values are taken as they are
  * @param ignoreCase whether code map keys match regardless of case
  * @param defaultValue value used when the input is empty, or not in the code map; null for none
- * @param formats input patterns ({@link java.time.format.DateTimeFormatter} syntax) for date values
+ * @param formats input patterns for date values (see the mapping reference)
  * @param required whether an empty input makes the row a reject instead of omitting the element
  * @param location where the rule is written, for error messages
  */
-public record ValueRule(String path, String column, String constant, Map<String, String> codeMap,
+public record ValueRule(String path, String column, String constant, String expression,
+    Map<String, String> codeMap,
     boolean ignoreCase, String defaultValue, List<String> formats, boolean required, String location)
     implements Serializable {
 

@@ -219,17 +219,17 @@ class ConfigLoaderTest {
   }
 
   @Test
-  void mappingRuleNeedsExactlyOneOfColumnAndValue() throws IOException {
+  void mappingRuleNeedsExactlyOneOfColumnValueAndExpr() throws IOException {
     Files.writeString(mapping, MAPPING.replace("column: birth_date", "column: birth_date\n    value: 2000-01-01"));
     assertThat(reject(PIPELINE).getMessage(),
-        equalTo(mapping + ":13: elements.birthDate: give exactly one of 'column' or 'value'"));
+        equalTo(mapping + ":13: elements.birthDate: give exactly one of 'column', 'value' or 'expr'"));
   }
 
   @Test
   void unknownMappingRuleKeyIsRejected() throws IOException {
     Files.writeString(mapping, MAPPING.replace("default: unknown", "defualt: unknown"));
     assertThat(reject(PIPELINE).getMessage(), equalTo(mapping + ":11: elements.gender.defualt: unknown key"
-        + " (expected one of: column, default, formats, ignore_case, map, required, value)"));
+        + " (expected one of: column, default, expr, formats, ignore_case, map, map_file, required, value)"));
   }
 
   @Test

@@ -69,8 +69,9 @@ public final class CompiledMapping implements Serializable {
     private static final long serialVersionUID = 1L;
 
     final String path;
-    final String column;
-    /** The canonical FHIR text of the constant, or null when the value comes from a column. */
+    /** Where the value comes from: a column or an expression; null for a constant. */
+    final Expr input;
+    /** The canonical FHIR text of the constant, or null when the value comes from the row. */
     final String constant;
     /** Source code (lower-cased when {@link #ignoreCase}) to canonical target text; empty when values pass as they are. */
     final Map<String, String> codeMap;
@@ -79,11 +80,13 @@ public final class CompiledMapping implements Serializable {
     final PrimitiveKind kind;
     final List<PrimitiveKind.DatePattern> datePatterns;
     final boolean required;
+    /** Whether the input is a list (split()) whose pieces become repetitions. */
+    final boolean list;
 
-    Leaf(String path, String column, String constant, Map<String, String> codeMap, boolean ignoreCase,
+    Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
         String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, boolean required) {
       this.path = path;
-      this.column = column;
+      this.input = input;
       this.constant = constant;
       this.codeMap = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(codeMap));
       this.ignoreCase = ignoreCase;
@@ -91,6 +94,15 @@ public final class CompiledMapping implements Serializable {
       this.kind = kind;
       this.datePatterns = List.copyOf(datePatterns);
       this.required = required;
+      this.list = input != null && Expr.isList(input);
+    }
+
+    /** The input as reasons name it: {@code column 'X'} or {@code expression 'lower(X)'}. */
+    String inputText() {
+      if (input == null) {
+        return "constant";
+      }
+      return input instanceof Expr.Column c ? "column '" + c.name() + "'" : "expression '" + Expr.text(input) + "'";
     }
 
     String formatsText() {

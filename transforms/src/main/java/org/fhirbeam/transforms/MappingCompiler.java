@@ -29,10 +29,9 @@ import org.hl7.fhir.r4.model.EnumFactory;
  * once, each with file, line and path.
  */
 public final class MappingCompiler {
-  private static final Pattern SEGMENT = Pattern.compile("([A-Za-z][A-Za-z0-9]*)(?:\\[(\\d+)\\])?");
-  /** Elements the mapping does not set through element rules. */
-  private static final Set<String> RESERVED = Set.of("id", "meta", "implicitRules", "language", "text",
-      "contained", "extension", "modifierExtension");
+  private static final Pattern SEGMENT = Pattern.compile("([A-Za-z][A-Za-z0-9]*)(?:\\[([^\\[\\]]+)\\])?");
+  /** Elements of the resource that element rules do not set. */
+  private static final Set<String> RESERVED = Set.of("id", "text", "contained", "modifierExtension");
 
   private MappingCompiler() {}
 
@@ -60,11 +59,11 @@ public final class MappingCompiler {
     List<CompiledMapping.Leaf> leaves = new ArrayList<>();
     List<CompiledMapping.FlatColumn> flat = new ArrayList<>();
     ValueRule idRule = mapping.id();
-    if (idRule.column() == null || !idRule.codeMap().isEmpty() || idRule.defaultValue() != null
+    if (idRule.constant() != null || !idRule.codeMap().isEmpty() || idRule.defaultValue() != null
         || !idRule.formats().isEmpty()) {
-      problems.add(idRule.location() + ": id: the id rule takes a 'column' and nothing else");
+      problems.add(idRule.location() + ": id: the id rule takes a 'column' or an 'expr' and nothing else");
     }
-    CompiledMapping.Leaf id = leaf(idRule, PrimitiveKind.ID, null, sourceColumns, mapping, problems);
+    CompiledMapping.Leaf id = leaf(idRule, PrimitiveKind.ID, null, false, sourceColumns, mapping, problems);
     MutableItem root = new MutableItem();
     for (ValueRule rule : mapping.elements()) {
       try {
@@ -83,16 +82,19 @@ public final class MappingCompiler {
   private static void place(RuntimeResourceDefinition def, MutableItem root, ValueRule rule,
       Collection<String> sourceColumns, MappingConfig mapping, List<CompiledMapping.Leaf> leaves,
       List<CompiledMapping.FlatColumn> flat, List<String> problems) throws PathProblem {
-    String[] segments = rule.path().split("\\.", -1);
+    List<String> segments = segments(rule.path());
     BaseRuntimeElementCompositeDefinition<?> current = def;
     MutableItem item = root;
     StringBuilder normalized = new StringBuilder();
-    for (int i = 0; i < segments.length; i++) {
-      Matcher m = SEGMENT.matcher(segments[i]);
+    boolean flatPath = true;
+    for (int i = 0; i < segments.size(); i++) {
+      Matcher m = SEGMENT.matcher(segments.get(i));
       if (!m.matches()) {
-        throw new PathProblem("'" + segments[i] + "' is not a path segment (write name or name[index])");
+        throw new PathProblem("'" + segments.get(i) + "' is not a path segment (write name, name[index] or"
+            + " extension[url])");
       }
       String name = m.group(1);
+      String bracket = m.group(2);
       if (i == 0 && RESERVED.contains(name)) {
         throw new PathProblem(name.equals("id") ? "the resource id is set by the mapping's 'id' rule"
             : "element '" + name + "' cannot be set by an element rule");
@@ -102,35 +104,64 @@ public final class MappingCompiler {
         throw new PathProblem("'" + name + "' is not an element of " + current.getName() + " (elements: "
             + String.join(", ", childNames(current)) + ")");
       }
+      boolean extension = name.equals("extension");
       boolean repeating = child.getMax() != 1;
-      int index = m.group(2) == null ? 0 : Integer.parseInt(m.group(2));
-      if (!repeating && m.group(2) != null) {
+      if (extension && (bracket == null || bracket.matches("\\d+"))) {
+        throw new PathProblem("extensions are picked by url: write extension[http://...] (or extension[name]"
+            + " inside an extension)");
+      }
+      if (!extension && bracket != null && !bracket.matches("\\d+")) {
+        throw new PathProblem("'" + bracket + "' is not an index: only extension[...] takes a url");
+      }
+      if (!repeating && bracket != null) {
         throw new PathProblem("'" + name + "' is single-valued in " + current.getName() + ", so it takes no index");
       }
       BaseRuntimeElementDefinition<?> elementDef = child.getChildByName(name);
       int order = current.getChildren().indexOf(child);
-      normalized.append(i == 0 ? "" : ".").append(name).append(repeating ? "[" + index + "]" : "");
       MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating));
+      int index;
+      if (extension) {
+        index = element.urls.computeIfAbsent(bracket, u -> element.urls.size());
+        normalized.append(i == 0 ? "" : ".").append(name).append("[").append(bracket).append("]");
+        flatPath = false;
+      } else {
+        index = bracket == null ? 0 : Integer.parseInt(bracket);
+        normalized.append(i == 0 ? "" : ".").append(name).append(repeating ? "[" + index + "]" : "");
+      }
+      boolean created = !element.items.containsKey(index);
       MutableItem next = element.items.computeIfAbsent(index, k -> new MutableItem());
-      boolean last = i == segments.length - 1;
+      if (extension && created) {
+        // The url is part of the extension, written first as HAPI does.
+        CompiledMapping.Leaf url = new CompiledMapping.Leaf(normalized + ".url", null, bracket, Map.of(), false,
+            null, PrimitiveKind.OTHER, List.of(), false);
+        MutableElement urlElement = new MutableElement("url", -1, false);
+        MutableItem urlItem = new MutableItem();
+        urlItem.leaf = leaves.size();
+        leaves.add(url);
+        urlElement.items.put(0, urlItem);
+        next.children.put("url", urlElement);
+      }
+      boolean last = i == segments.size() - 1;
       if (elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_DATATYPE
           || elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_XHTML_HL7ORG) {
         if (!last) {
           throw new PathProblem("'" + name + "' is a " + elementDef.getName() + ", which has no element '"
-              + segments[i + 1] + "'");
+              + segments.get(i + 1) + "'");
         }
         if (next.leaf >= 0 || !next.children.isEmpty()) {
           throw new PathProblem("is mapped twice (" + normalized + " already has a rule)");
         }
         PrimitiveKind kind = PrimitiveKind.of(elementDef.getName());
         EnumFactory<?> codes = child.getInstanceConstructorArguments() instanceof EnumFactory<?> f ? f : null;
-        CompiledMapping.Leaf leaf = leaf(rule, kind, codes, sourceColumns, mapping, problems);
+        CompiledMapping.Leaf leaf = leaf(rule, kind, codes, repeating, sourceColumns, mapping, problems);
         if (leaf != null) {
           next.leaf = leaves.size();
           leaves.add(leaf);
           String path = normalized.toString();
-          flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path, sqlType(kind),
-              i == 0 && !repeating));
+          if (flatPath && !leaf.list) {
+            flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path, sqlType(kind),
+                i == 0 && !repeating));
+          }
         }
         return;
       }
@@ -147,14 +178,55 @@ public final class MappingCompiler {
     }
   }
 
+  /** Splits a path at the dots outside brackets (urls in extension[...] have dots of their own). */
+  static List<String> segments(String path) {
+    List<String> out = new ArrayList<>();
+    int depth = 0;
+    int start = 0;
+    for (int i = 0; i < path.length(); i++) {
+      char ch = path.charAt(i);
+      if (ch == '[') {
+        depth++;
+      } else if (ch == ']') {
+        depth--;
+      } else if (ch == '.' && depth == 0) {
+        out.add(path.substring(start, i));
+        start = i + 1;
+      }
+    }
+    out.add(path.substring(start));
+    return out;
+  }
+
   /** Checks and compiles one value rule; problems are collected, and null is returned when there are any. */
   private static CompiledMapping.Leaf leaf(ValueRule rule, PrimitiveKind kind, EnumFactory<?> codes,
-      Collection<String> sourceColumns, MappingConfig mapping, List<String> problems) {
+      boolean repeating, Collection<String> sourceColumns, MappingConfig mapping, List<String> problems) {
     int before = problems.size();
     String where = rule.location() + ": " + rule.path() + ": ";
-    if (rule.column() != null && sourceColumns != null && !sourceColumns.contains(rule.column())) {
-      problems.add(where + "column '" + rule.column() + "' is not in source " + mapping.source()
-          + " (columns: " + String.join(", ", sourceColumns) + ")");
+    Expr input = null;
+    if (rule.column() != null) {
+      input = new Expr.Column(rule.column());
+      if (sourceColumns != null && !sourceColumns.contains(rule.column())) {
+        problems.add(where + "column '" + rule.column() + "' is not in source " + mapping.source()
+            + " (columns: " + String.join(", ", sourceColumns) + ")");
+      }
+    } else if (rule.expression() != null) {
+      try {
+        input = Expr.parse(rule.expression());
+        List<String> found = new ArrayList<>();
+        Expr.check(input, sourceColumns, repeating, found, MappingCompiler::isResourceType);
+        for (String f : found) {
+          problems.add(where + "expr: " + f.replace("is not in the source", "is not in source " + mapping.source()));
+        }
+      } catch (Expr.BadExpression e) {
+        problems.add(where + "expr: " + e.getMessage());
+      }
+    }
+    boolean list = input != null && Expr.isList(input);
+    if (list && repeating && (!rule.codeMap().isEmpty() || rule.defaultValue() != null || !rule.formats().isEmpty()
+        || (kind != PrimitiveKind.STRING && kind != PrimitiveKind.OTHER))) {
+      problems.add(where + "split() makes repetitions of text elements (string, uri, ...) without map, default"
+          + " or formats");
     }
     if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE) {
       problems.add(where + "'formats' applies to date elements only");
@@ -176,17 +248,20 @@ public final class MappingCompiler {
     for (Map.Entry<String, String> e : rule.codeMap().entrySet()) {
       codeMap.put(e.getKey(), target(e.getValue(), kind, codes, where + "map." + e.getKey() + ": ", problems));
     }
-    if (codes != null && rule.column() != null && codeMap.isEmpty()) {
-      // A required binding: every value the column may hold must be checked, so values pass through the codes.
-      return problems.size() > before ? null
-          : new CompiledMapping.Leaf(rule.path(), rule.column(), null, identityMap(codes), false, defaultValue,
-              kind, datePatterns, rule.required());
-    }
     if (problems.size() > before) {
       return null;
     }
-    return new CompiledMapping.Leaf(rule.path(), rule.column(), constant, codeMap, rule.ignoreCase(), defaultValue,
+    if (codes != null && input != null && codeMap.isEmpty()) {
+      // A required binding: every value the input may hold must be checked, so values pass through the codes.
+      return new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
+          datePatterns, rule.required());
+    }
+    return new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
         kind, datePatterns, rule.required());
+  }
+
+  private static boolean isResourceType(String name) {
+    return fhirContext().getResourceTypes().contains(name);
   }
 
   /** The codes of a required binding mapped to themselves, so unbound values become rejects. */
@@ -291,6 +366,8 @@ public final class MappingCompiler {
     final int order;
     final boolean repeating;
     final TreeMap<Integer, MutableItem> items = new TreeMap<>();
+    /** For extensions: the url of each item, numbered in order of first appearance. */
+    final Map<String, Integer> urls = new LinkedHashMap<>();
 
     MutableElement(String name, int order, boolean repeating) {
       this.name = name;

@@ -30,15 +30,26 @@ public final class SqlMapping implements Serializable {
   public record Failure(String element, String rule, String reason) implements Serializable {}
 
   private final CompiledMapping mapping;
+  /** Source column to the alias of its trimmed value. */
   private final Map<String, String> inputs = new LinkedHashMap<>();
+  /** Position (in {@link #allLeaves}) of each leaf whose input is an expression, to the alias of its value. */
+  private final Map<Integer, String> expressions = new LinkedHashMap<>();
 
   public SqlMapping(CompiledMapping mapping) {
     this.mapping = mapping;
-    int i = 0;
-    for (CompiledMapping.Leaf leaf : allLeaves()) {
-      if (leaf.column != null && !inputs.containsKey(leaf.column)) {
-        inputs.put(leaf.column, "i" + i++);
+    List<String> columns = new ArrayList<>();
+    List<CompiledMapping.Leaf> all = allLeaves();
+    for (int k = 0; k < all.size(); k++) {
+      CompiledMapping.Leaf leaf = all.get(k);
+      if (leaf.input != null) {
+        Expr.columns(leaf.input, columns);
+        if (!(leaf.input instanceof Expr.Column)) {
+          expressions.put(k, "#e" + k);
+        }
       }
+    }
+    for (int i = 0; i < columns.size(); i++) {
+      inputs.put(columns.get(i), "i" + i);
     }
   }
 
@@ -129,10 +140,10 @@ public final class SqlMapping implements Serializable {
     String element = mapping.resourceType() + "." + leaf.path;
     return switch (kind) {
       case REQUIRED -> index == 0
-          ? new Failure(element, "required", "id column '" + leaf.column + "' is empty")
-          : new Failure(element, "required", "required column '" + leaf.column + "' is empty");
-      case CODE_MAP -> new Failure(element, "code-map", "value of column '" + leaf.column
-          + "' is not in the rule's code map (or the element's required value set) and the rule has no default");
+          ? new Failure(element, "required", "id " + leaf.inputText() + " is empty")
+          : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
+      case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText()
+          + " is not in the rule's code map (or the element's required value set) and the rule has no default");
       case RANGE -> new Failure(element, "integer", PrimitiveKind.INTEGER_RANGE_REASON);
       default -> new Failure(element, leaf.kind.rule(), typeReason(leaf));
     };
@@ -165,6 +176,18 @@ public final class SqlMapping implements Serializable {
           .append("), '') AS ").append(q("#" + e.getValue()));
     }
     in.append(" FROM (").append(source).append(")");
+    if (!expressions.isEmpty()) {
+      StringBuilder ex = new StringBuilder("SELECT *");
+      List<CompiledMapping.Leaf> all = allLeaves();
+      for (Map.Entry<Integer, String> e : expressions.entrySet()) {
+        String sql = Expr.sql(all.get(e.getKey()).input, c -> q("#" + inputs.get(c)));
+        if (all.get(e.getKey()).list) {
+          sql = "CASE WHEN len(" + sql + ") > 0 THEN " + sql + " END";
+        }
+        ex.append(", ").append(sql).append(" AS ").append(q(e.getValue()));
+      }
+      in = ex.append(" FROM (").append(in).append(")");
+    }
 
     // Each rule's input converted once: its canonical text, or NULL when missing or invalid.
     CompiledMapping.Leaf[] leaves = mapping.leaves();
@@ -197,7 +220,20 @@ public final class SqlMapping implements Serializable {
   }
 
   private String input(CompiledMapping.Leaf leaf) {
-    return q("#" + inputs.get(leaf.column));
+    if (leaf.input instanceof Expr.Column c) {
+      return q("#" + inputs.get(c.name()));
+    }
+    return q(expressions.get(leaf == mapping.id() ? 0 : indexOf(leaf) + 1));
+  }
+
+  private int indexOf(CompiledMapping.Leaf leaf) {
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (int k = 0; k < leaves.length; k++) {
+      if (leaves[k] == leaf) {
+        return k;
+      }
+    }
+    throw new IllegalArgumentException("not a leaf of this mapping");
   }
 
   /** The rule's canonical FHIR text, or NULL when the element is omitted (or the row is rejected). */
@@ -223,6 +259,9 @@ public final class SqlMapping implements Serializable {
 
   /** The canonical text of a valid input, NULL for an invalid one. */
   private static String typed(CompiledMapping.Leaf leaf, String in) {
+    if (leaf.list) {
+      return in;
+    }
     return switch (leaf.kind) {
       case DATE -> {
         List<String> tries = new ArrayList<>();
@@ -303,15 +342,22 @@ public final class SqlMapping implements Serializable {
   private String itemJson(CompiledMapping.Item item) {
     if (item.leaf >= 0) {
       String v = q("#v" + item.leaf);
-      PrimitiveKind kind = mapping.leaves()[item.leaf].kind;
+      CompiledMapping.Leaf leaf = mapping.leaves()[item.leaf];
+      PrimitiveKind kind = leaf.kind;
+      if (leaf.list) {
+        // The pieces of a split() value, each a repetition of the element.
+        return "array_to_string(list_transform(" + v + ", p -> to_json(p)), ',')";
+      }
       return kind.isJsonNumber() || kind == PrimitiveKind.BOOLEAN ? v : "to_json(" + v + ")";
     }
     return "CASE WHEN " + present(item) + " THEN '{' || " + members(item.children) + " || '}' END";
   }
 
   /**
-   * Whether an item is written: a value, or a composite holding a value from the row. Constants alone never make
-   * a composite exist (a name with only {@code use} is noise); inside a composite that exists they are written.
+   * Whether an item is written: a value, or a composite holding a value from the row. A composite with rules on
+   * the row exists only when one of them has a value (a name whose family and given are empty is not written,
+   * even with a constant {@code use}); a composite made of constants only (a {@code meta.profile}, the
+   * {@code type} of an identifier) is always written where its parent is.
    */
   private String present(CompiledMapping.Item item) {
     if (item.leaf >= 0) {
@@ -319,7 +365,7 @@ public final class SqlMapping implements Serializable {
     }
     List<String> fromRow = new ArrayList<>();
     collectRowValues(item, fromRow);
-    return fromRow.isEmpty() ? "false" : "(" + String.join(" OR ", fromRow) + ")";
+    return fromRow.isEmpty() ? "true" : "(" + String.join(" OR ", fromRow) + ")";
   }
 
   private void collectRowValues(CompiledMapping.Item item, List<String> out) {
