@@ -108,11 +108,11 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
   }
 
   /**
-   * COPY options (without the closing parenthesis) that write one text column as raw lines: JSON text never
-   * holds the \1 delimiter or the \2 quote character, so DuckDB never quotes or escapes anything.
+   * COPY options (without the closing parenthesis) that write one text column as raw lines: no quote character
+   * (with one, DuckDB quotes every value holding a '#'), and JSON text never holds the raw \1 delimiter, so
+   * DuckDB writes each line exactly as it is.
    */
-  private static final String RAW_LINES =
-      " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '\u0002', ESCAPE '\u0002'";
+  private static final String RAW_LINES = " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE ''";
 
   static final class MapFileFn extends DoFn<ReadTask, PartFile> {
     private final SqlMapping sql;

@@ -35,13 +35,14 @@ class MapWithDuckDbTest {
   @TempDir
   Path dir;
 
+  /** Values hold '#', which once made DuckDB quote the lines it wrote. */
   @Test
   void eachFileBecomesResourceAndRejectPartsAndEveryRowIsCounted() throws IOException {
     Files.writeString(dir.resolve("a.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
-        + "a1,Ann,Lee,2000-01-01,F\na2,,,bad,M\na3,Cy,Q,1999-12-31,x,EXTRA\n");
+        + "a1,#Ann,Lee # 2,2000-01-01,F\na2,,,bad,M\na3,Cy,Q#,1999-12-31,x,EXTRA\n");
     Files.writeString(dir.resolve("b.ndjson"), "{\"patient_id\": \"b1\", \"gender\": \"o\"}\n");
     var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", dir + "/*.{csv,ndjson}",
-        SourceConfig.Format.AUTO, "test"));
+        SourceConfig.Format.AUTO, false, "test"));
     CompiledMapping mapping = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(
         Path.of("..", "config", "mappings", "patient.yaml")), source.columns());
 
@@ -82,8 +83,8 @@ class MapWithDuckDbTest {
       }
       bySet.values().forEach(lines -> lines.sort(null));
       assertThat(bySet.get("fhir/Patient"), equalTo(List.of(
-          "{\"resourceType\":\"Patient\",\"id\":\"a1\",\"name\":[{\"use\":\"official\",\"family\":\"Lee\",\"given\":"
-              + "[\"Ann\"]}],\"gender\":\"female\",\"birthDate\":\"2000-01-01\"}",
+          "{\"resourceType\":\"Patient\",\"id\":\"a1\",\"name\":[{\"use\":\"official\",\"family\":\"Lee # 2\","
+              + "\"given\":[\"#Ann\"]}],\"gender\":\"female\",\"birthDate\":\"2000-01-01\"}",
           "{\"resourceType\":\"Patient\",\"id\":\"b1\",\"gender\":\"other\"}")));
       List<String> rejects = bySet.get("rejects/rejects");
       assertThat(rejects.size(), equalTo(2));
@@ -95,7 +96,7 @@ class MapWithDuckDbTest {
       assertThat(rejects.get(1), equalTo("{\"run_id\":\"run-1\",\"source\":\"patients\",\"file\":\""
           + csv + "\",\"line\":4,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":"
           + "\"csv-too-many-columns\",\"reason\":\"the line has more fields than the header\",\"raw\":"
-          + "\"a3,Cy,Q,1999-12-31,x,EXTRA\"}"));
+          + "\"a3,Cy,Q#,1999-12-31,x,EXTRA\"}"));
       return null;
     }
   }
