@@ -4,15 +4,13 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.Reader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import org.apache.commons.csv.CSVFormat;
-import org.apache.commons.csv.CSVParser;
-import org.apache.commons.csv.CSVRecord;
+import com.fasterxml.jackson.databind.MappingIterator;
+import com.fasterxml.jackson.dataformat.csv.CsvMapper;
+import com.fasterxml.jackson.dataformat.csv.CsvSchema;
 
 /**
  * Reads the code map of a rule's {@code map_file}: a CSV file with the columns {@code source} and {@code target}
@@ -37,20 +35,23 @@ final class ConceptMaps {
 
   private static Map<String, String> csv(Path file) {
     Map<String, String> out = new LinkedHashMap<>();
-    CSVFormat format = CSVFormat.DEFAULT.builder().setHeader().setSkipHeaderRecord(true).setTrim(true).get();
-    try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8); CSVParser p = CSVParser.parse(r, format)) {
-      if (!p.getHeaderMap().containsKey("source") || !p.getHeaderMap().containsKey("target")) {
-        throw new ConfigException(file + ":1", "header", "a concept map CSV needs the columns 'source' and 'target'"
-            + " (found: " + String.join(", ", p.getHeaderNames()) + ")");
-      }
-      for (CSVRecord rec : p) {
-        String where = file + ":" + (rec.getParser().getCurrentLineNumber());
-        if (!rec.isSet("source") || !rec.isSet("target")) {
-          throw new ConfigException(where, "row", "has fewer columns than the header");
+    CsvMapper mapper = new CsvMapper();
+    CsvSchema schema = CsvSchema.emptySchema().withHeader();
+    try (MappingIterator<Map<String, String>> rows = mapper.readerForMapOf(String.class).with(schema)
+        .readValues(file.toFile())) {
+      while (rows.hasNext()) {
+        Map<String, String> row = rows.next();
+        String where = file + ":" + rows.getCurrentLocation().getLineNr();
+        if (!row.containsKey("source") || !row.containsKey("target")) {
+          throw new ConfigException(file + ":1", "header", "a concept map CSV needs the columns 'source' and"
+              + " 'target' (found: " + String.join(", ", row.keySet()) + ")");
         }
-        put(out, rec.get("source"), rec.get("target"), where);
+        put(out, row.get("source").strip(), row.get("target").strip(), where);
       }
-    } catch (IOException | java.io.UncheckedIOException e) {
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof ConfigException c) {
+        throw c;
+      }
       throw new ConfigException(file.toString(), "map_file", "cannot be read as CSV: " + e.getMessage());
     }
     return out;

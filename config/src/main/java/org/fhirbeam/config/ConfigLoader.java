@@ -15,7 +15,7 @@ import java.util.Set;
 public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
-  private static final Set<String> SOURCE = Set.of("path", "format");
+  private static final Set<String> SOURCE = Set.of("path", "format", "optional");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
@@ -174,7 +174,8 @@ public final class ConfigLoader {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path,
-          f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), e.getValue().location()));
+          f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
+          e.getValue().location()));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");

@@ -198,7 +198,7 @@ public final class FileSourcePlanner {
 
   /**
    * Expands a source path: a file, a directory (its files with known extensions), or a glob. Matches are
-   * absolute and sorted; none is an error.
+   * absolute and sorted; none is an error unless the source is optional.
    */
   static List<Path> expand(SourceConfig source) {
     String pattern = source.path();
@@ -235,7 +235,7 @@ public final class FileSourcePlanner {
         }
       }
     }
-    if (files.isEmpty()) {
+    if (files.isEmpty() && !source.optional()) {
       throw new InputException("source " + source.name() + ": path " + pattern + " matches no file");
     }
     files.sort(null);

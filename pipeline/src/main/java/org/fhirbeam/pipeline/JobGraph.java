@@ -23,6 +23,9 @@ final class JobGraph {
   static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot) {
     List<PCollection<PartFile>> parts = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
+      if (plan.sources().get(mapping.source()).tasks().isEmpty()) {
+        continue; // an optional source without files: no rows, so nothing to map
+      }
       parts.add(p.apply("Map" + capitalize(mapping.name()),
           MapWithDuckDb.of(mapping, plan.sources().get(mapping.source()).tasks())
               .withSettings(plan.config().duckdb())

@@ -36,7 +36,8 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     List<CompiledMapping> mappings = new ArrayList<>();
     for (MappingConfig m : config.mappings()) {
       PlannedSource source = sources.computeIfAbsent(m.source(), n -> planner.plan(config.sources().get(n)));
-      mappings.add(MappingCompiler.compile(m, source.columns()));
+      // An optional source without files has no known columns: its mapping is still checked against FHIR.
+      mappings.add(MappingCompiler.compile(m, source.tasks().isEmpty() ? null : source.columns()));
     }
     return new JobPlan(config, sources, List.copyOf(mappings));
   }

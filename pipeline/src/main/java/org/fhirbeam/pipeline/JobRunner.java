@@ -216,6 +216,10 @@ public final class JobRunner {
       }
     } else {
       for (PlannedSource s : plan.sources().values()) {
+        if (s.tasks().isEmpty()) {
+          dropped.add("raw_data." + s.config().name());
+          continue;
+        }
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
           queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.textRows(List.of(), "raw_bad_lines") + ")");
