@@ -15,7 +15,7 @@ import java.util.Set;
 public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
-  private static final Set<String> SOURCE = Set.of("path", "format", "optional");
+  private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
@@ -169,11 +169,18 @@ public final class ConfigLoader {
         throw e.getValue().error("source names are letters, digits and underscores");
       }
       ConfigNode.Fields f = e.getValue().fields(SOURCE);
-      String path = f.requiredString("path");
-      if (inputDir != null && !inputDir.isBlank() && !Path.of(path).isAbsolute()) {
+      String path = f.string("path", null);
+      String sql = f.string("sql", null);
+      if ((path == null) == (sql == null)) {
+        throw e.getValue().error("give exactly one of 'path' (files) or 'sql' (a query over the file sources)");
+      }
+      if (sql != null && (f.has("format") || f.has("optional"))) {
+        throw e.getValue().error("a 'sql' source takes no 'format' or 'optional'");
+      }
+      if (path != null && inputDir != null && !inputDir.isBlank() && !Path.of(path).isAbsolute()) {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
-      out.put(e.getKey(), new SourceConfig(e.getKey(), path,
+      out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
           e.getValue().location()));
     }

@@ -14,6 +14,7 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -74,6 +75,45 @@ public final class FileSourcePlanner {
       throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
     }
     return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns));
+  }
+
+  /**
+   * Plans a query source: one task that runs the source's SQL, in which every planned file source is a table of
+   * text columns (all its files, aligned by column name). Malformed lines in those files stop the query with an
+   * error rather than vanishing from it. Rows are numbered in query order ({@code row_number} in rejects).
+   */
+  public PlannedSource planQuery(SourceConfig source, Map<String, PlannedSource> fileSources) {
+    List<String> ctes = new ArrayList<>();
+    for (PlannedSource f : fileSources.values()) {
+      if (f.tasks().isEmpty()) {
+        continue;
+      }
+      List<String> parts = new ArrayList<>();
+      for (ReadTask t : f.tasks()) {
+        parts.add(t.textRows(f.columns(), null));
+      }
+      ctes.add(DuckDb.identifier(f.config().name()) + " AS (" + String.join(" UNION ALL ", parts) + ")");
+    }
+    String query = source.sql().strip().replaceAll(";\\s*$", "");
+    String scan = "(" + (ctes.isEmpty() ? "" : "WITH " + String.join(", ", ctes) + " ") + query + ")";
+    List<String> columns = new ArrayList<>();
+    try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + scan)) {
+      while (rs.next()) {
+        columns.add(rs.getString(1));
+      }
+    } catch (SQLException e) {
+      throw new InputException(DuckDb.failure(source.location() + ": sql: source " + source.name()
+          + ": the query failed", e).getMessage());
+    }
+    for (String c : columns) {
+      if (c.startsWith("#")) {
+        throw new InputException(source.location() + ": sql: column '" + c + "' starts with '#', which is"
+            + " reserved for fhirbeam's own columns");
+      }
+    }
+    ReadTask task = new ReadTask(source.name(), "sql:" + source.name(), scan, columns, LocationKind.ROW, 1, false);
+    return new PlannedSource(source, List.of(task), List.copyOf(columns));
   }
 
   private static ReadTask task(String source, Path file, Format format, String sql, List<String> columns) {

@@ -26,7 +26,7 @@ class FileSourcePlannerTest {
   Path dir;
 
   static SourceConfig source(String path) {
-    return new SourceConfig("patients", path, Format.AUTO, false, "test:1");
+    return new SourceConfig("patients", path, null, Format.AUTO, false, "test:1");
   }
 
   @Test

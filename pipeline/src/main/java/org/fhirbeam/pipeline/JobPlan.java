@@ -3,7 +3,10 @@ package org.fhirbeam.pipeline;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
+import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
@@ -32,10 +35,27 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
 
   static JobPlan fromConfig(PipelineConfig config) {
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
-    Map<String, PlannedSource> sources = new LinkedHashMap<>();
+    Set<String> used = new HashSet<>();
+    for (MappingConfig m : config.mappings()) {
+      used.add(m.source());
+    }
+    boolean anyQuery = config.sources().values().stream().anyMatch(s -> s.sql() != null && used.contains(s.name()));
+    // File sources first (all of them when a query source may read them), then the query sources over them.
+    Map<String, PlannedSource> files = new LinkedHashMap<>();
+    for (SourceConfig s : config.sources().values()) {
+      if (s.sql() == null && (anyQuery || used.contains(s.name()))) {
+        files.put(s.name(), planner.plan(s));
+      }
+    }
+    Map<String, PlannedSource> sources = new LinkedHashMap<>(files);
+    for (SourceConfig s : config.sources().values()) {
+      if (s.sql() != null && used.contains(s.name())) {
+        sources.put(s.name(), planner.planQuery(s, files));
+      }
+    }
     List<CompiledMapping> mappings = new ArrayList<>();
     for (MappingConfig m : config.mappings()) {
-      PlannedSource source = sources.computeIfAbsent(m.source(), n -> planner.plan(config.sources().get(n)));
+      PlannedSource source = sources.get(m.source());
       // An optional source without files has no known columns: its mapping is still checked against FHIR.
       mappings.add(MappingCompiler.compile(m, source.tasks().isEmpty() ? null : source.columns()));
     }

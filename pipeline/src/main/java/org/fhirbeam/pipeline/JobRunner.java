@@ -96,7 +96,7 @@ public final class JobRunner {
       Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
       JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString());
       PipelineResult result = p.run();
-      int files = plan.sources().values().stream().mapToInt(s -> s.tasks().size()).sum();
+      int files = plan.mappings().stream().mapToInt(m -> plan.sources().get(m.source()).tasks().size()).sum();
       try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {
         PipelineResult.State state = result.waitUntilFinish();
         if (state != PipelineResult.State.DONE) {
