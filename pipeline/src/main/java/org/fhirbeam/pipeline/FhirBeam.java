@@ -26,7 +26,7 @@ import picocli.CommandLine.ScopeType;
 @Command(name = "fhirbeam", mixinStandardHelpOptions = true, versionProvider = FhirBeam.Version.class,
     description = "Maps hospital data (CSV, Parquet, JSON) to FHIR R4 resources with declarative YAML mappings,"
         + " on Apache Beam (DirectRunner or Spark) with DuckDB.",
-    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, org.fhirbeam.pipeline.bench.Bench.class,
+    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, FhirBeam.PreviewCommand.class, org.fhirbeam.pipeline.bench.Bench.class,
         CommandLine.HelpCommand.class})
 public final class FhirBeam implements Callable<Integer> {
   static final int EXIT_RUN_FAILED = 1;
@@ -188,6 +188,41 @@ public final class FhirBeam implements Callable<Integer> {
       }
       spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
           config.mappings().size());
+      return 0;
+    }
+  }
+
+  /** {@code fhirbeam preview}. */
+  @Command(name = "preview", mixinStandardHelpOptions = true,
+      description = "Run mappings on the first rows of their sources, without a pipeline or output, and print each"
+          + " resource (pretty JSON) with the rule behind every element, or why the row is rejected."
+          + " Prints row contents: for development data.")
+  static final class PreviewCommand implements Callable<Integer> {
+    @Option(names = "--config", paramLabel = "FILE",
+        description = "Pipeline configuration (default: config/pipelines/default.yaml of the installation).")
+    Path config;
+
+    @Option(names = "--mapping", paramLabel = "NAME", description = "Only this mapping (default: all).")
+    String mapping;
+
+    @Option(names = "--rows", paramLabel = "N", defaultValue = "3",
+        description = "Rows per mapping (default: ${DEFAULT-VALUE}).")
+    int rows;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override a key, as for run.")
+    Map<String, String> overrides = new LinkedHashMap<>();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      if (rows < 1) {
+        throw new CommandLine.ParameterException(spec.commandLine(), "--rows must be at least 1");
+      }
+      Path file = config != null ? config : Environment.defaultConfig();
+      PipelineConfig loaded = new ConfigLoader(Environment.variables()).load(file, overrides);
+      Preview.run(loaded, mapping, rows, new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true));
       return 0;
     }
   }

@@ -34,6 +34,9 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
   }
 
   static JobPlan fromConfig(PipelineConfig config) {
+    // HAPI's definitions of the resource types load while DuckDB looks at the files.
+    java.util.concurrent.CompletableFuture<Void> definitions = java.util.concurrent.CompletableFuture.runAsync(
+        () -> MappingCompiler.loadDefinitions(config.mappings().stream().map(MappingConfig::resourceType).toList()));
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
     Set<String> used = new HashSet<>();
     for (MappingConfig m : config.mappings()) {
@@ -53,6 +56,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
         sources.put(s.name(), planner.planQuery(s, files));
       }
     }
+    definitions.join();
     List<CompiledMapping> mappings = new ArrayList<>();
     for (MappingConfig m : config.mappings()) {
       PlannedSource source = sources.get(m.source());

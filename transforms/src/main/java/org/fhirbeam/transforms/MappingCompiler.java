@@ -39,6 +39,17 @@ public final class MappingCompiler {
     return FhirContext.forR4Cached();
   }
 
+  /** Loads HAPI's definitions of these resource types (unknown names are left for {@link #compile} to report). */
+  public static void loadDefinitions(Collection<String> resourceTypes) {
+    for (String type : resourceTypes) {
+      try {
+        fhirContext().getResourceDefinition(type);
+      } catch (DataFormatException e) {
+        // reported by compile()
+      }
+    }
+  }
+
   /**
    * Compiles {@code mapping}; {@code sourceColumns} lists the columns its source has (null to skip that check).
    */

@@ -95,8 +95,7 @@ public final class SqlMapping implements Serializable {
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
-    String mapped = "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
-        + valuesQuery(source) + ")";
+    String mapped = detailQuery(source);
     String numbered = "(SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
     if (origin.skippedLines() != null) {
       // The last left-out line at or before each row tells how far down the row sits (a sort-merge join).
@@ -104,6 +103,40 @@ public final class SqlMapping implements Serializable {
     }
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
         + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
+  }
+
+  /** One element rule as previews show it: the query column holding its value, its path and its rule. */
+  public record ElementRule(String column, String path, String rule) implements Serializable {}
+
+  /** The element rules in mapping order (extension urls left out), for {@link #detailQuery}. */
+  public List<ElementRule> elementRules() {
+    List<ElementRule> out = new ArrayList<>();
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (int k = 0; k < leaves.length; k++) {
+      CompiledMapping.Leaf leaf = leaves[k];
+      if (leaf.input == null && leaf.path.endsWith("].url")) {
+        continue;
+      }
+      String rule = leaf.input == null ? "value" : leaf.inputText();
+      if (!leaf.codeMap.isEmpty()) {
+        rule += " via code map";
+      }
+      if (leaf.defaultValue != null) {
+        rule += ", default '" + leaf.defaultValue + "'";
+      }
+      out.add(new ElementRule("#v" + k, leaf.path, rule));
+    }
+    return out;
+  }
+
+  /**
+   * A query over {@code source} with everything known about each row, which {@link #outputQuery} builds on and
+   * previews show: the element values ({@link ElementRule#column}), the resource JSON in {@code "#json"} (NULL
+   * for a reject) and the failure code in {@code "#fail"} (see {@link #failure}).
+   */
+  public String detailQuery(String source) {
+    return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
+        + valuesQuery(source) + ")";
   }
 
   /** The element, rule and reason of the row's failure as JSON members. */

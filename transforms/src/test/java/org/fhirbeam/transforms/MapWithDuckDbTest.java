@@ -41,7 +41,7 @@ class MapWithDuckDbTest {
     Files.writeString(dir.resolve("a.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
         + "a1,#Ann,Lee # 2,2000-01-01,F\na2,,,bad,M\na3,Cy,Q#,1999-12-31,x,EXTRA\n");
     Files.writeString(dir.resolve("b.ndjson"), "{\"patient_id\": \"b1\", \"gender\": \"o\"}\n");
-    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", dir + "/*.{csv,ndjson}",
+    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", dir + "/*.{csv,ndjson}", null,
         SourceConfig.Format.AUTO, false, "test"));
     CompiledMapping mapping = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(
         Path.of("..", "config", "mappings", "patient.yaml")), source.columns());

@@ -1,0 +1,105 @@
+package org.fhirbeam.pipeline;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintStream;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.ReadTask;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.SqlMapping;
+
+/**
+ * Runs compiled mappings on the first rows of their sources, with no pipeline and no output, and prints per row
+ * the resource built (pretty JSON) and the rule behind every element, or the reason the row is rejected. The
+ * fast loop for writing a mapping. It prints row contents to the terminal (its purpose), never to a log.
+ */
+final class Preview {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private Preview() {}
+
+  /** Plans only the mappings asked for ({@code mappingName} null for all) and previews {@code rows} rows of each. */
+  static void run(PipelineConfig config, String mappingName, int rows, PrintStream out) {
+    List<MappingConfig> chosen = new ArrayList<>();
+    for (MappingConfig m : config.mappings()) {
+      if (mappingName == null || m.name().equals(mappingName)) {
+        chosen.add(m);
+      }
+    }
+    if (chosen.isEmpty()) {
+      List<String> names = config.mappings().stream().map(MappingConfig::name).toList();
+      throw new InputException("no mapping is named '" + mappingName + "' in " + config.file() + " (mappings: "
+          + String.join(", ", names) + ")");
+    }
+    JobPlan plan = JobPlan.fromConfig(new PipelineConfig(config.file(), config.name(), config.duckdb(),
+        config.sources(), chosen, config.sinks()));
+    try (Connection db = DuckDb.openInMemory(config.duckdb())) {
+      for (CompiledMapping m : plan.mappings()) {
+        preview(db, m, plan.sources().get(m.source()), rows, "preview_bad_lines_" + m.name(), out);
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("preview failed", e);
+    }
+  }
+
+  private static void preview(Connection db, CompiledMapping m, PlannedSource source, int rows, String badLines,
+      PrintStream out) throws SQLException {
+    SqlMapping sql = new SqlMapping(m);
+    out.printf("== mapping %s: source %s -> %s%n", m.name(), m.source(), m.resourceType());
+    if (source.tasks().isEmpty()) {
+      out.println("   (the source has no files)");
+      return;
+    }
+    ReadTask task = source.tasks().get(0);
+    out.printf("   the first %d row(s) of %s%n", rows, task.file());
+    List<SqlMapping.ElementRule> rules = sql.elementRules();
+    String input = "SELECT * FROM (" + task.textRows(sql.columns(), badLines) + ") LIMIT " + rows;
+    int shown = 0;
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery(sql.detailQuery(input))) {
+      while (rs.next()) {
+        shown++;
+        int fail = rs.getInt("#fail");
+        if (!rs.wasNull()) {
+          SqlMapping.Failure f = sql.failure(fail);
+          out.printf("%n-- row %d: REJECTED%n   %s  rule %s: %s%n", shown, f.element(), f.rule(), f.reason());
+          continue;
+        }
+        String json = rs.getString("#json");
+        out.printf("%n-- row %d: %s/%s%n", shown, m.resourceType(), JSON.readTree(json).get("id").asText());
+        out.println(indent(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(json))));
+        out.println("   set by:");
+        int width = rules.stream().mapToInt(r -> r.path().length()).max().orElse(10);
+        for (SqlMapping.ElementRule r : rules) {
+          if (rs.getObject(r.column()) != null) {
+            out.printf("     %-" + width + "s  <- %s%n", r.path(), r.rule());
+          }
+        }
+      }
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("a previewed resource is not JSON", e);
+    }
+    if (task.skipsBadLines()) {
+      try (Statement st = db.createStatement();
+          ResultSet rs = st.executeQuery("SELECT count(*) FROM " + DuckDb.identifier(badLines))) {
+        if (rs.next() && rs.getLong(1) > 0) {
+          out.printf("%n   %d malformed line(s) among them were set aside (a run reports them as rejects)%n",
+              rs.getLong(1));
+        }
+      }
+    }
+    out.printf("%n   %d row(s) previewed%n%n", shown);
+  }
+
+  private static String indent(String text) {
+    return "   " + text.replace("\n", "\n   ");
+  }
+}
