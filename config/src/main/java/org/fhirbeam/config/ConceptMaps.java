@@ -41,7 +41,7 @@ final class ConceptMaps {
         .readValues(file.toFile())) {
       while (rows.hasNext()) {
         Map<String, String> row = rows.next();
-        String where = file + ":" + rows.getCurrentLocation().getLineNr();
+        String where = file + ":" + rows.getParser().currentTokenLocation().getLineNr();
         if (!row.containsKey("source") || !row.containsKey("target")) {
           throw new ConfigException(file + ":1", "header", "a concept map CSV needs the columns 'source' and"
               + " 'target' (found: " + String.join(", ", row.keySet()) + ")");

@@ -237,4 +237,49 @@ class ConfigLoaderTest {
     Files.writeString(mapping, MAPPING.replace("map: {M: male, f: female}", "map: {M: male, m: female}"));
     assertThat(reject(PIPELINE).problem(), equalTo("keys 'm' differ only in case but map to different codes"));
   }
+
+  @Test
+  void conceptMapFilesLoadFromCsvAndFhirConceptMapJson() throws IOException {
+    Files.writeString(dir.resolve("g.csv"), "source,target,display\nM,male,Male\n\"F\",female,\"Fem, ale\"\n");
+    Files.writeString(mapping, MAPPING.replace("map: {M: male, f: female}", "map_file: g.csv"));
+    assertThat(load(PIPELINE, Map.of()).mappings().get(0).elements().get(0).codeMap(),
+        equalTo(Map.of("m", "male", "f", "female")));
+    Files.writeString(dir.resolve("g.json"), """
+        {"resourceType": "ConceptMap", "group": [{"element": [
+          {"code": "1", "target": [{"code": "male", "equivalence": "equivalent"}]},
+          {"code": "2", "target": [{"code": "x", "equivalence": "unmatched"}, {"code": "female"}]},
+          {"code": "9", "target": [{"equivalence": "unmatched"}]}]}]}
+        """);
+    Files.writeString(mapping, MAPPING.replace("map: {M: male, f: female}", "map_file: g.json")
+        .replace("ignore_case: true\n    ", ""));
+    assertThat(load(PIPELINE, Map.of()).mappings().get(0).elements().get(0).codeMap(),
+        equalTo(Map.of("1", "male", "2", "female")));
+  }
+
+  @Test
+  void conceptMapFileProblemsNameTheFileAndLine() throws IOException {
+    Files.writeString(mapping, MAPPING.replace("map: {M: male, f: female}", "map_file: g.csv"));
+    assertThat(reject(PIPELINE).getMessage(),
+        equalTo(mapping + ":10: elements.gender.map_file: concept map file " + dir.resolve("g.csv") + " does not exist"));
+    Files.writeString(dir.resolve("g.csv"), "code,target\nM,male\n");
+    assertThat(reject(PIPELINE).getMessage(), equalTo(dir.resolve("g.csv") + ":1: header: a concept map CSV needs"
+        + " the columns 'source' and 'target' (found: code, target)"));
+    Files.writeString(dir.resolve("g.csv"), "source,target\nM,male\nF,female\nM,female\n");
+    assertThat(reject(PIPELINE).getMessage(), equalTo(dir.resolve("g.csv") + ":4: source: code 'M' is mapped twice,"
+        + " to different targets"));
+  }
+
+  @Test
+  void sourcesAreFilesOrAQueryAndResolveAgainstInputDir() throws IOException {
+    PipelineConfig c = load(PIPELINE.replace("name: test\n", "name: test\ninput_dir: /exports/2024/\n").replace(
+        "    path: ${INPUT}/*.csv\n", "    path: p/*.csv\n    optional: true\n  abs: {path: /x/a.csv}\n"
+            + "  joined: {sql: 'SELECT * FROM patients JOIN abs USING (id)'}\n"), Map.of());
+    assertThat(c.sources().get("patients"), equalTo(new SourceConfig("patients", "/exports/2024/p/*.csv", null,
+        SourceConfig.Format.AUTO, true, pipeline("x") + ":10")));
+    assertThat(c.sources().get("abs").path(), equalTo("/x/a.csv"));
+    assertThat(c.sources().get("joined").sql(), equalTo("SELECT * FROM patients JOIN abs USING (id)"));
+    assertThat(reject(PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    path: a.csv\n    sql: SELECT 1\n"))
+        .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files) or 'sql'"
+            + " (a query over the file sources)"));
+  }
 }
