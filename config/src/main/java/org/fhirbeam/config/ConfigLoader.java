@@ -20,7 +20,8 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
   private static final Set<String> RULE =
-      Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "required");
+      Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "timezone",
+          "required");
 
   private final Interpolator interpolator;
 
@@ -126,7 +127,7 @@ public final class ConfigLoader {
       codeMap = folded;
     }
     return new ValueRule(path, column, constant, expression, codeMap, ignoreCase, f.string("default", null),
-        f.stringList("formats"), f.bool("required", false), node.location());
+        f.stringList("formats"), f.string("timezone", null), f.bool("required", false), node.location());
   }
 
   private DuckDbSettings duckdb(ConfigNode node) {

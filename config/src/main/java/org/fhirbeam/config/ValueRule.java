@@ -15,13 +15,15 @@ import java.util.Map;
  * @param codeMap source code to target code; empty when values are taken as they are
  * @param ignoreCase whether code map keys match regardless of case
  * @param defaultValue value used when the input is empty, or not in the code map; null for none
- * @param formats input patterns for date values (see the mapping reference)
+ * @param formats input patterns for date and dateTime values (see the mapping reference)
+ * @param timezone the IANA time zone of date-time inputs without an offset, and of dateTime output; null for UTC
  * @param required whether an empty input makes the row a reject instead of omitting the element
  * @param location where the rule is written, for error messages
  */
 public record ValueRule(String path, String column, String constant, String expression,
     Map<String, String> codeMap,
-    boolean ignoreCase, String defaultValue, List<String> formats, boolean required, String location)
+    boolean ignoreCase, String defaultValue, List<String> formats, String timezone, boolean required,
+    String location)
     implements Serializable {
 
   public ValueRule {

@@ -80,11 +80,14 @@ public final class CompiledMapping implements Serializable {
     final PrimitiveKind kind;
     final List<PrimitiveKind.DatePattern> datePatterns;
     final boolean required;
+    /** The IANA zone of date-time inputs without an offset and of the written dateTime; null for UTC. */
+    final String timezone;
     /** Whether the input is a list (split()) whose pieces become repetitions. */
     final boolean list;
 
     Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
-        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, boolean required) {
+        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
+        boolean required) {
       this.path = path;
       this.input = input;
       this.constant = constant;
@@ -94,6 +97,7 @@ public final class CompiledMapping implements Serializable {
       this.kind = kind;
       this.datePatterns = List.copyOf(datePatterns);
       this.required = required;
+      this.timezone = timezone;
       this.list = input != null && Expr.isList(input);
     }
 

@@ -144,7 +144,7 @@ public final class MappingCompiler {
       if (extension && created) {
         // The url is part of the extension, written first as HAPI does.
         CompiledMapping.Leaf url = new CompiledMapping.Leaf(normalized + ".url", null, bracket, Map.of(), false,
-            null, PrimitiveKind.OTHER, List.of(), false);
+            null, PrimitiveKind.OTHER, List.of(), null, false);
         MutableElement urlElement = new MutableElement("url", -1, false);
         MutableItem urlItem = new MutableItem();
         urlItem.leaf = leaves.size();
@@ -239,17 +239,32 @@ public final class MappingCompiler {
       problems.add(where + "split() makes repetitions of text elements (string, uri, ...) without map, default"
           + " or formats");
     }
-    if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE) {
-      problems.add(where + "'formats' applies to date elements only");
+    if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE && kind != PrimitiveKind.DATE_TIME) {
+      problems.add(where + "'formats' applies to date and dateTime elements only");
     }
     List<PrimitiveKind.DatePattern> datePatterns = new ArrayList<>();
-    if (kind == PrimitiveKind.DATE) {
-      for (String f : rule.formats().isEmpty() ? List.of(PrimitiveKind.ISO_DATE) : rule.formats()) {
+    if (kind == PrimitiveKind.DATE || kind == PrimitiveKind.DATE_TIME) {
+      List<String> formats = rule.formats().isEmpty() && kind == PrimitiveKind.DATE ? List.of(PrimitiveKind.ISO_DATE)
+          : rule.formats();
+      for (String f : formats) {
         try {
-          datePatterns.add(PrimitiveKind.datePattern(f));
+          PrimitiveKind.DatePattern p = PrimitiveKind.datePattern(f);
+          if (kind == PrimitiveKind.DATE && p.hasTime()) {
+            problems.add(where + "formats: '" + f + "' has a time of day, which a date element cannot hold");
+          } else if (p.hasTime() && !p.hasOffset() && rule.timezone() == null) {
+            problems.add(where + "formats: '" + f + "' has a time but no offset (X): say which 'timezone' it is in");
+          }
+          datePatterns.add(p);
         } catch (IllegalArgumentException e) {
           problems.add(where + "formats: " + e.getMessage());
         }
+      }
+    }
+    if (rule.timezone() != null) {
+      if (kind != PrimitiveKind.DATE_TIME || rule.formats().isEmpty()) {
+        problems.add(where + "'timezone' applies to dateTime elements with 'formats' only");
+      } else if (!rule.timezone().equals("UTC") && !java.time.ZoneId.getAvailableZoneIds().contains(rule.timezone())) {
+        problems.add(where + "timezone: '" + rule.timezone() + "' is not an IANA time zone (like Europe/Berlin or UTC)");
       }
     }
     String constant = rule.constant() == null ? null : target(rule.constant(), kind, codes, where + "value: ", problems);
@@ -265,10 +280,10 @@ public final class MappingCompiler {
     if (codes != null && input != null && codeMap.isEmpty()) {
       // A required binding: every value the input may hold must be checked, so values pass through the codes.
       return new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
-          datePatterns, rule.required());
+          datePatterns, rule.timezone(), rule.required());
     }
     return new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
-        kind, datePatterns, rule.required());
+        kind, datePatterns, rule.timezone(), rule.required());
   }
 
   private static boolean isResourceType(String name) {

@@ -89,8 +89,16 @@ enum PrimitiveKind {
     return this == INTEGER || this == DECIMAL;
   }
 
-  /** A date input pattern as DuckDB reads it: a regex the text must match, then a strptime format. */
-  record DatePattern(String javaPattern, String regex, String strptime) implements java.io.Serializable {}
+  /**
+   * A date or date-time input pattern as DuckDB reads it: a regex the text must match, then a strptime format;
+   * whether it has a time of day, an offset ({@code X}) and a fraction of seconds ({@code SSS}).
+   */
+  record DatePattern(String javaPattern, String regex, String strptime, boolean hasTime, boolean hasOffset,
+      boolean hasFraction) implements java.io.Serializable {}
+
+  static String dateTimeReason(String formatsText) {
+    return "value is not a date/time in the expected format (" + formatsText + ")";
+  }
 
   private static String regexLiteral(char c) {
     return "\\.^$|?*+()[]{}".indexOf(c) >= 0 ? "\\" + c : String.valueOf(c);
@@ -100,12 +108,16 @@ enum PrimitiveKind {
   static final String ISO_DATE = "yyyy-MM-dd";
 
   /**
-   * Translates a date pattern ({@code yyyy}, {@code MM}, {@code M}, {@code dd}, {@code d}, and literal
-   * separators or quoted text) into a strict regex and a strptime format.
+   * Translates a pattern ({@code yyyy}, {@code MM}, {@code M}, {@code dd}, {@code d}; for date-times also
+   * {@code HH}, {@code H}, {@code mm}, {@code ss}, {@code SSS} and the offset {@code X}; literal separators or
+   * quoted text) into a strict regex and a strptime format.
    */
   static DatePattern datePattern(String pattern) {
     StringBuilder regex = new StringBuilder();
     StringBuilder strptime = new StringBuilder();
+    boolean time = false;
+    boolean offset = false;
+    boolean fraction = false;
     int i = 0;
     while (i < pattern.length()) {
       char c = pattern.charAt(i);
@@ -126,9 +138,24 @@ enum PrimitiveKind {
         }
         regex.append(run == 2 ? "[0-9]{2}" : "[0-9]{1,2}");
         strptime.append(c == 'M' ? "%m" : "%d");
+      } else if (c == 'H' && run <= 2) {
+        regex.append(run == 2 ? "([01][0-9]|2[0-3])" : "([01]?[0-9]|2[0-3])");
+        strptime.append("%H");
+        time = true;
+      } else if ((c == 'm' || c == 's') && run == 2) {
+        regex.append("[0-5][0-9]");
+        strptime.append(c == 'm' ? "%M" : "%S");
+      } else if (c == 'S' && run == 3) {
+        regex.append("[0-9]{3}");
+        strptime.append("%g");
+        fraction = true;
+      } else if (c == 'X' && run <= 3) {
+        regex.append("(Z|[+-][0-9]{2}(:?[0-9]{2})?)");
+        strptime.append("%z");
+        offset = true;
       } else if (Character.isLetter(c)) {
-        throw new IllegalArgumentException("'" + pattern + "': pattern letter '" + c
-            + "' is not supported in date formats (use yyyy, MM, M, dd, d and separators)");
+        throw new IllegalArgumentException("'" + pattern + "': pattern letter '" + c + "' (" + run + " times) is not"
+            + " supported (use yyyy, MM, M, dd, d; HH, H, mm, ss, SSS, X; and separators)");
       } else if (c == '\'') {
         int close = pattern.indexOf('\'', i + 1);
         if (close < 0) {
@@ -148,7 +175,10 @@ enum PrimitiveKind {
       }
       i += run;
     }
-    return new DatePattern(pattern, regex.toString(), strptime.toString());
+    if (!time && (offset || fraction || strptime.indexOf("%M") >= 0 || strptime.indexOf("%S") >= 0)) {
+      throw new IllegalArgumentException("'" + pattern + "': minutes, seconds and offsets need hours (HH)");
+    }
+    return new DatePattern(pattern, regex.toString(), strptime.toString(), time, offset, fraction);
   }
 
   /** Checks a value written in a mapping (constant, default, code map target) and returns its FHIR text. */

@@ -185,7 +185,8 @@ public final class SqlMapping implements Serializable {
   private static String typeReason(CompiledMapping.Leaf leaf) {
     return switch (leaf.kind) {
       case DATE -> PrimitiveKind.dateReason(leaf.formatsText());
-      case DATE_TIME -> PrimitiveKind.DATE_TIME_REASON;
+      case DATE_TIME -> leaf.datePatterns.isEmpty() ? PrimitiveKind.DATE_TIME_REASON
+          : PrimitiveKind.dateTimeReason(leaf.formatsText());
       case BOOLEAN -> PrimitiveKind.BOOLEAN_REASON;
       case INTEGER -> PrimitiveKind.INTEGER_REASON;
       case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
@@ -309,11 +310,40 @@ public final class SqlMapping implements Serializable {
       case INTEGER -> "CASE WHEN regexp_full_match(" + in + ", " + lit(PrimitiveKind.INTEGER_REGEX)
           + ") THEN CAST(TRY_CAST(" + in + " AS INTEGER) AS VARCHAR) END";
       case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
-      case DATE_TIME -> matching(in, PrimitiveKind.DATE_TIME_REGEX);
+      case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
+          : dateTimes(leaf, in);
       case ID -> matching(in, PrimitiveKind.ID_REGEX);
       case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
       default -> in;
     };
+  }
+
+  /**
+   * Date-times read with input patterns: a date alone stays a date; a time is read in its offset, or in the
+   * rule's time zone when the pattern has none, and written in the rule's zone (UTC by default) with its offset,
+   * {@code Z} for UTC. The session's time zone is never involved.
+   */
+  private static String dateTimes(CompiledMapping.Leaf leaf, String in) {
+    String zone = lit(leaf.timezone == null ? "UTC" : leaf.timezone);
+    List<String> tries = new ArrayList<>();
+    for (PrimitiveKind.DatePattern p : leaf.datePatterns) {
+      // DuckDB's %z reads +hh:mm but not Z.
+      String text0 = p.hasOffset() ? "regexp_replace(" + in + ", 'Z$', '+00:00')" : in;
+      String parsed = "try_strptime(" + text0 + ", " + lit(p.strptime()) + ")";
+      String text;
+      if (!p.hasTime()) {
+        text = "strftime(" + parsed + ", '%Y-%m-%d')";
+      } else {
+        String instant = p.hasOffset() ? parsed : "timezone(" + zone + ", " + parsed + ")";
+        String minutes = "datediff('minute', timezone('UTC', t), l)";
+        text = "list_transform([" + instant + "], t -> list_transform([timezone(" + zone + ", t)], l -> strftime(l, "
+            + lit(p.hasFraction() ? "%Y-%m-%dT%H:%M:%S.%g" : "%Y-%m-%dT%H:%M:%S") + ") || CASE WHEN " + minutes
+            + " = 0 THEN 'Z' ELSE CASE WHEN " + minutes + " < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(" + minutes
+            + ") // 60 AS VARCHAR), 2, '0') || ':' || lpad(CAST(abs(" + minutes + ") % 60 AS VARCHAR), 2, '0') END)[1])[1]";
+      }
+      tries.add("CASE WHEN regexp_full_match(" + in + ", " + lit(p.regex()) + ") THEN " + text + " END");
+    }
+    return tries.size() == 1 ? tries.get(0) : "coalesce(" + String.join(", ", tries) + ")";
   }
 
   private static String matching(String in, String regex) {

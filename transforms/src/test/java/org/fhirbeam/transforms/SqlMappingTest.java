@@ -238,8 +238,85 @@ class SqlMappingTest {
   @Test
   void datePatternsBecomeStrictRegexesAndStrptimeFormats() {
     assertThat(PrimitiveKind.datePattern("dd.MM.yyyy"),
-        equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\." + YEAR, "%d.%m.%Y")));
+        equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\." + YEAR, "%d.%m.%Y", false, false,
+            false)));
     assertThat(PrimitiveKind.datePattern("yyyyMMdd'Z'"),
-        equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", YEAR + "[0-9]{2}[0-9]{2}Z", "%Y%m%dZ")));
+        equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", YEAR + "[0-9]{2}[0-9]{2}Z", "%Y%m%dZ", false, false,
+            false)));
+    assertThat(PrimitiveKind.datePattern("M/d/yyyy H:mm:ss.SSSX"),
+        equalTo(new PrimitiveKind.DatePattern("M/d/yyyy H:mm:ss.SSSX", "[0-9]{1,2}/[0-9]{1,2}/" + YEAR
+            + " ([01]?[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{3}(Z|[+-][0-9]{2}(:?[0-9]{2})?)",
+            "%m/%d/%Y %H:%M:%S.%g%z", true, true, true)));
+  }
+
+  @Test
+  void dateTimesAreReadWithPatternsAndTimeZonesAndWrittenWithTheirOffset(@TempDir Path dir)
+      throws IOException, SQLException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), """
+        source: s
+        resource: Encounter
+        id: {column: id}
+        elements:
+          status: {value: finished}
+          class.code: {value: AMB}
+          period.start: {column: local, formats: ["dd.MM.yyyy HH:mm", "dd.MM.yyyy"], timezone: Europe/Berlin}
+          period.end: {column: stamped, formats: ["yyyy-MM-dd'T'HH:mm:ss.SSSX"]}
+        """);
+    List<String> cols = List.of("id", "local", "stamped");
+    SqlMapping m = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), cols));
+    Result r = run(m, cols,
+        new String[] {"a", "05.01.2024 10:30", "2024-01-05T12:00:00.250+02:00"},
+        new String[] {"b", "05.07.2024 10:30", "2024-07-05T12:00:00.000Z"},
+        new String[] {"c", "31.03.2024 02:30", null},
+        new String[] {"d", "05.07.2024", null},
+        new String[] {"e", "05.13.2024 10:30", null},
+        new String[] {"f", null, "2024-07-05T12:00:00Z"});
+    String head = "{\"resourceType\":\"Encounter\",\"id\":\"";
+    String tail = "\"status\":\"finished\",\"class\":{\"code\":\"AMB\"}";
+    assertThat(r.resources(), contains(
+        head + "a\"," + tail + ",\"period\":{\"start\":\"2024-01-05T10:30:00+01:00\",\"end\":\"2024-01-05T10:00:00.250Z\"}}",
+        head + "b\"," + tail + ",\"period\":{\"start\":\"2024-07-05T10:30:00+02:00\",\"end\":\"2024-07-05T12:00:00.000Z\"}}",
+        // 02:30 does not exist on the night clocks go forward; ICU moves it an hour on, as java.time does.
+        head + "c\"," + tail + ",\"period\":{\"start\":\"2024-03-31T03:30:00+02:00\"}}",
+        head + "d\"," + tail + ",\"period\":{\"start\":\"2024-07-05\"}}"));
+    assertThat(r.rejects(), contains(
+        "5 Encounter.period.start dateTime: value is not a date/time in the expected format (dd.MM.yyyy HH:mm or"
+            + " dd.MM.yyyy)",
+        "6 Encounter.period.end dateTime: value is not a date/time in the expected format"
+            + " (yyyy-MM-dd'T'HH:mm:ss.SSSX)"));
+    assertThat(java.time.ZonedDateTime.of(2024, 3, 31, 2, 30, 0, 0, java.time.ZoneId.of("Europe/Berlin"))
+        .toOffsetDateTime().toString(), equalTo("2024-03-31T03:30+02:00"));
+    for (String line : r.resources()) {
+      assertThat(strict.encodeResourceToString(strict.parseResource(org.hl7.fhir.r4.model.Encounter.class, line)),
+          equalTo(line));
+    }
+  }
+
+  @Test
+  void dateTimePatternProblemsAreFoundBeforeTheRun(@TempDir Path dir) throws IOException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          birthDate: {column: v, formats: ["yyyy-MM-dd HH:mm"]}
+          deceasedDateTime: {column: v, formats: ["yyyy-MM-dd HH:mm"]}
+          name[0].family: {column: v, timezone: UTC}
+          multipleBirthInteger: {column: v, formats: [yyyy]}
+          contact[0].period.start: {column: v, formats: ["yyyy-MM-dd HH:mm"], timezone: Mars/Olympus}
+          contact[0].period.end: {column: v, formats: ["yyyy-MM-dd mm"]}
+        """);
+    MappingException e = org.junit.jupiter.api.Assertions.assertThrows(MappingException.class,
+        () -> MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), List.of("id", "v")));
+    String f = file.toString();
+    assertThat(e.problems(), contains(
+        f + ":5: birthDate: formats: 'yyyy-MM-dd HH:mm' has a time of day, which a date element cannot hold",
+        f + ":6: deceasedDateTime: formats: 'yyyy-MM-dd HH:mm' has a time but no offset (X): say which 'timezone'"
+            + " it is in",
+        f + ":7: name[0].family: 'timezone' applies to dateTime elements with 'formats' only",
+        f + ":8: multipleBirthInteger: 'formats' applies to date and dateTime elements only",
+        f + ":9: contact[0].period.start: timezone: 'Mars/Olympus' is not an IANA time zone (like Europe/Berlin or"
+            + " UTC)",
+        f + ":10: contact[0].period.end: formats: 'yyyy-MM-dd mm': minutes, seconds and offsets need hours (HH)"));
   }
 }
