@@ -39,6 +39,9 @@ public sealed interface Expr extends Serializable {
   /** A function of the language: its arity, result, and which arguments must be constants or conditions. */
   record Fn(String name, int minArgs, int maxArgs, Returns returns, String signature, String help) {}
 
+  /** Java regex syntax that RE2, DuckDB's engine, rejects: look-around and back-references. */
+  Pattern RE2_UNSUPPORTED = Pattern.compile("\\(\\?<?[=!]|(?<!\\\\)\\\\[1-9]");
+
   /** Every function, in the order the documentation lists them. */
   List<Fn> FUNCTIONS = List.of(
       new Fn("lower", 1, 1, Returns.VALUE, "lower(x)", "lower case"),
@@ -186,6 +189,10 @@ public sealed interface Expr extends Serializable {
         if (args.get(1) instanceof Literal l) {
           try {
             Pattern.compile(l.text());
+            if (RE2_UNSUPPORTED.matcher(l.text()).find()) {
+              problems.add(f.name() + "(): '" + l.text() + "' uses look-around or a back-reference, which DuckDB's"
+                  + " regular expressions (RE2) do not support");
+            }
           } catch (PatternSyntaxException ex) {
             problems.add(f.name() + "(): '" + l.text() + "' is not a regular expression: " + ex.getDescription());
           }
@@ -273,7 +280,7 @@ public sealed interface Expr extends Serializable {
     return switch (c.function()) {
       case "lower" -> "lower(" + v.apply(0) + ")";
       case "upper" -> "upper(" + v.apply(0) + ")";
-      case "trim" -> v.apply(0);
+      case "trim" -> clean(v.apply(0));
       case "concat" -> "(" + String.join(" || ", values(c, column, 0)) + ")";
       case "join" -> clean("concat_ws(" + a.get(0) + ", " + joined(c, column, 1) + ")");
       case "substring" -> clean("substring(" + v.apply(0) + ", " + a.get(1)
