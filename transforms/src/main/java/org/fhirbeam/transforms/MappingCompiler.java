@@ -5,6 +5,8 @@ import ca.uhn.fhir.context.BaseRuntimeElementCompositeDefinition;
 import ca.uhn.fhir.context.BaseRuntimeElementDefinition;
 import ca.uhn.fhir.context.BaseRuntimeElementDefinition.ChildTypeEnum;
 import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.context.RuntimeChildChoiceDefinition;
+import ca.uhn.fhir.context.RuntimeChildExtension;
 import ca.uhn.fhir.context.RuntimeResourceDefinition;
 import ca.uhn.fhir.parser.DataFormatException;
 import java.util.ArrayList;
@@ -112,6 +114,18 @@ public final class MappingCompiler {
       }
       BaseRuntimeChildDefinition child = current.getChildByName(name);
       if (child == null) {
+        for (BaseRuntimeChildDefinition c : current.getChildren()) {
+          if (c instanceof RuntimeChildChoiceDefinition choice && !(c instanceof RuntimeChildExtension)
+              && c.getElementName().equals(name)) {
+            List<String> options = new ArrayList<>();
+            for (String n : choice.getValidChildNames()) {
+              options.add(n);
+            }
+            options.sort(null);
+            throw new PathProblem("'" + name + "' is a choice element: name it with its type ("
+                + String.join(", ", options) + ")");
+          }
+        }
         throw new PathProblem("'" + name + "' is not an element of " + current.getName() + " (elements: "
             + String.join(", ", childNames(current)) + ")");
       }
@@ -340,10 +354,12 @@ public final class MappingCompiler {
     }
   }
 
+  /** The names of a composite's elements; choice elements as {@code value[x]}. */
   private static List<String> childNames(BaseRuntimeElementCompositeDefinition<?> def) {
     List<String> names = new ArrayList<>();
     for (BaseRuntimeChildDefinition c : def.getChildren()) {
-      names.add(c.getElementName());
+      boolean choice = c instanceof RuntimeChildChoiceDefinition && !(c instanceof RuntimeChildExtension);
+      names.add(c.getElementName() + (choice ? "[x]" : ""));
     }
     return names;
   }

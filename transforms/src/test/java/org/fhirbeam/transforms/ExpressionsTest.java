@@ -177,6 +177,7 @@ class ExpressionsTest {
           name[0].given[0]: {expr: "upper(G"}
           name[0].suffix[0]: {expr: "part(G, ',', 0)"}
           name[0].prefix[0]: {expr: "regex_replace(G, '(a)\\\\1(?=b)', '')"}
+          deceased: {column: G}
         """);
     MappingException e = assertThrows(MappingException.class, () -> MappingCompiler.compile(
         new ConfigLoader(Map.of()).loadMapping(file), List.of("ID", "LAST", "G")));
@@ -199,8 +200,10 @@ class ExpressionsTest {
         f + ":14: name[0].given[0]: expr: ')' is missing at character 8 of 'upper(G'",
         f + ":15: name[0].suffix[0]: expr: part(): the piece number must be a whole number from 1",
         f + ":16: name[0].prefix[0]: expr: regex_replace(): '(a)\\1(?=b)' uses look-around or a back-reference,"
-            + " which DuckDB's regular expressions (RE2) do not support"));
-    assertThat(e.getMessage(), containsString("mapping m has 13 errors:"));
+            + " which DuckDB's regular expressions (RE2) do not support",
+        f + ":17: deceased: 'deceased' is a choice element: name it with its type (deceasedBoolean,"
+            + " deceasedDateTime)"));
+    assertThat(e.getMessage(), containsString("mapping m has 14 errors:"));
   }
 
   @Test

@@ -72,7 +72,7 @@ class MappingCompilerTest {
     assertThat(p.size(), equalTo(3));
     assertThat(p.get(0), equalTo(at(6) + "gendr: 'gendr' is not an element of Patient (elements: id, meta,"
         + " implicitRules, language, text, contained, extension, modifierExtension, identifier, active, name,"
-        + " telecom, gender, birthDate, deceased, address, maritalStatus, multipleBirth, photo, contact,"
+        + " telecom, gender, birthDate, deceased[x], address, maritalStatus, multipleBirth[x], photo, contact,"
         + " communication, generalPractitioner, managingOrganization, link)"));
     assertThat(p.get(1), equalTo(at(7) + "birthDate: column 'birthdate' is not in source patients (columns:"
         + " patient_id, first_name, last_name, birth_date, gender)"));
