@@ -67,6 +67,11 @@ public final class FhirBeam implements Callable<Integer> {
     return cl.execute(args);
   }
 
+  /** The installation directory (where config/ and testdata/ are). */
+  public static Path home() {
+    return Environment.home();
+  }
+
   @Override
   public Integer call() {
     spec.commandLine().usage(spec.commandLine().getOut());

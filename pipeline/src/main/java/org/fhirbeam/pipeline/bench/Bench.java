@@ -20,7 +20,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.fhirbeam.io.FileTrees;
-import org.hl7.fhir.r4.model.Patient;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -32,9 +31,11 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = "Benchmark: the Patient mapping on the DirectRunner (NDJSON only, and with DuckDB tables), on"
-        + " Spark local, and a DuckDB-only SQL baseline, each as its own process (wall time, CPU time, peak RSS).")
+        + " Spark local, the Synthea mapping set on the DirectRunner, and a DuckDB-only SQL baseline, each as its"
+        + " own process (wall time, CPU time, peak RSS).")
 public final class Bench implements Callable<Integer> {
-  @Option(names = "--rows", defaultValue = "1000000", description = "Patient rows (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--rows", defaultValue = "1000000", description = "Patient rows; for the synthea case, input rows"
+      + " over all its files (default: ${DEFAULT-VALUE}).")
   long rows;
 
   @Option(names = "--runs", defaultValue = "3", description = "Runs per case; medians are reported"
@@ -45,7 +46,7 @@ public final class Bench implements Callable<Integer> {
       + " (default: ${DEFAULT-VALUE}).")
   Path data;
 
-  @Option(names = "--cases", split = ",", defaultValue = "direct,direct-duckdb,spark,duckdb-sql",
+  @Option(names = "--cases", split = ",", defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql",
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
 
@@ -83,6 +84,7 @@ public final class Bench implements Callable<Integer> {
     out.flush();
     Path csv = BenchData.csv(dir, rows);
     BenchData.parquet(dir, rows);
+    Path synthea = cases.contains("synthea") ? SyntheaBenchData.folder(dir, rows) : null;
     Path work = Files.createTempDirectory("fhirbeam-bench");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> jvm = new ArrayList<>(List.of(java));
@@ -94,6 +96,7 @@ public final class Bench implements Callable<Integer> {
     for (String c : cases) {
       List<ProcessMeter.Measurement> ms = new ArrayList<>();
       long resources = -1;
+      long rowsIn = rows;
       for (int r = 0; r < runs; r++) {
         Path outDir = work.resolve(c + "-" + r);
         List<String> cmd = new ArrayList<>(jvm);
@@ -109,13 +112,16 @@ public final class Bench implements Callable<Integer> {
               cmd.addAll(List.of("--set", "sinks.duckdb.enabled=false"));
             }
           }
+          case "synthea" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--config",
+              org.fhirbeam.pipeline.FhirBeam.home().resolve("config/pipelines/synthea.yaml").toString(),
+              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "sinks.duckdb.enabled=false"));
           case "duckdb-sql" -> {
             Files.createDirectories(outDir);
             cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
                 outDir.resolve("Patient.ndjson").toString()));
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct, direct-duckdb, spark, duckdb-sql)");
+              + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
         if (m.exitCode() != 0) {
@@ -125,6 +131,9 @@ public final class Bench implements Callable<Integer> {
         }
         long produced = c.equals("duckdb-sql") ? Long.parseLong(m.output().strip().lines()
             .reduce((a, b) -> b).orElse("0").strip()) : verify(outDir);
+        if (!c.equals("duckdb-sql")) {
+          rowsIn = new ObjectMapper().readTree(outDir.resolve("run-summary.json").toFile()).get("rows_in").asLong();
+        }
         if (resources >= 0 && produced != resources) {
           out.printf("case %s produced %d resources, then %d%n", c, resources, produced);
           return 1;
@@ -137,7 +146,7 @@ public final class Bench implements Callable<Integer> {
         FileTrees.deleteTree(outDir);
       }
       results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
-          rows, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
+          rowsIn, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
           ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1)));
     }
@@ -183,17 +192,20 @@ public final class Bench implements Callable<Integer> {
     if (!summary.get("balanced").asBoolean()) {
       throw new IllegalStateException("the run did not balance");
     }
-    long expected = summary.get("resources_out").get("Patient").asLong();
+    long expected = 0;
+    for (JsonNode count : summary.get("resources_out")) {
+      expected += count.asLong();
+    }
     IParser parser = FhirContext.forR4Cached().newJsonParser().setParserErrorHandler(new StrictErrorHandler());
     long lines = 0;
     long step = Math.max(1, expected / 1000);
-    try (DirectoryStream<Path> files = Files.newDirectoryStream(outDir.resolve("fhir"), "Patient-*.ndjson")) {
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(outDir.resolve("fhir"), "*.ndjson")) {
       for (Path f : files) {
         try (BufferedReader in = Files.newBufferedReader(f, StandardCharsets.UTF_8)) {
           String line;
           while ((line = in.readLine()) != null) {
             if (lines++ % step == 0) {
-              String again = parser.encodeResourceToString(parser.parseResource(Patient.class, line));
+              String again = parser.encodeResourceToString(parser.parseResource(line));
               if (!again.equals(line)) {
                 throw new IllegalStateException("a resource does not round-trip through HAPI unchanged");
               }
@@ -219,7 +231,8 @@ public final class Bench implements Callable<Integer> {
           r.cpuSeconds(), base == null ? "-" : String.format(Locale.ROOT, "%.2fx",
               r.rowsPerSecond() / base.rowsPerSecond()));
     }
-    out.printf("(medians of %d run(s); (d) = duckdb-sql, DuckDB alone writing the same Patient JSON)%n",
+    out.printf("(medians of %d run(s); (d) = duckdb-sql, DuckDB alone writing the same Patient JSON;"
+        + " synthea = the ten mappings of config/pipelines/synthea.yaml over all rows of all its files)%n",
         results.values().iterator().next().runs());
     out.flush();
   }
