@@ -34,6 +34,8 @@ public final class SqlMapping implements Serializable {
   private final Map<String, String> inputs = new LinkedHashMap<>();
   /** Position (in {@link #allLeaves}) of each leaf whose input is an expression, to the alias of its value. */
   private final Map<Integer, String> expressions = new LinkedHashMap<>();
+  /** The presence flag column of each composite item with rules on the row; built on first use. */
+  private transient Map<CompiledMapping.Item, String> flags;
 
   public SqlMapping(CompiledMapping mapping) {
     this.mapping = mapping;
@@ -136,7 +138,47 @@ public final class SqlMapping implements Serializable {
    */
   public String detailQuery(String source) {
     return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
-        + valuesQuery(source) + ")";
+        + presenceQuery(valuesQuery(source)) + ")";
+  }
+
+  /**
+   * Adds one boolean column per composite item that has rules on the row: whether any of them has a value.
+   * Computed once per row, so assembling the JSON tests a flag instead of repeating the check at every level
+   * (which made large mappings, such as Synthea's Patient, an order of magnitude slower).
+   */
+  private String presenceQuery(String values) {
+    StringBuilder sb = new StringBuilder("SELECT *");
+    for (java.util.Map.Entry<CompiledMapping.Item, String> e : presenceFlags().entrySet()) {
+      List<String> fromRow = new ArrayList<>();
+      collectRowValues(e.getKey(), fromRow);
+      sb.append(", (").append(String.join(" OR ", fromRow)).append(") AS ").append(q(e.getValue()));
+    }
+    return sb.append(" FROM (").append(values).append(")").toString();
+  }
+
+  /** The flag column of every composite item with rules on the row, numbered in tree order. */
+  private Map<CompiledMapping.Item, String> presenceFlags() {
+    if (flags == null) {
+      Map<CompiledMapping.Item, String> out = new LinkedHashMap<>(); // items compare by identity
+      collectComposites(mapping.root(), out);
+      flags = out;
+    }
+    return flags;
+  }
+
+  private void collectComposites(CompiledMapping.Element[] elements, Map<CompiledMapping.Item, String> out) {
+    for (CompiledMapping.Element e : elements) {
+      for (CompiledMapping.Item item : e.items) {
+        if (item.leaf < 0) {
+          List<String> fromRow = new ArrayList<>();
+          collectRowValues(item, fromRow);
+          if (!fromRow.isEmpty()) {
+            out.put(item, "#p" + out.size());
+          }
+          collectComposites(item.children, out);
+        }
+      }
+    }
   }
 
   /** The element, rule and reason of the row's failure as JSON members. */
@@ -376,59 +418,164 @@ public final class SqlMapping implements Serializable {
   }
 
   /** The resource's JSON text, in HAPI's element order, with empty elements omitted. */
+  /**
+   * The resource's JSON text, in HAPI's element order, with absent elements left out. It is one flat
+   * {@code concat} of pieces, each guarded by when it is written, instead of nested concatenations (which copied
+   * every object once per level it is nested in: several times slower for Synthea's Patient). The comma before a
+   * member or array item is written when an earlier sibling is present.
+   */
   private String resourceJson() {
-    return "'{\"resourceType\":" + jsonString(mapping.resourceType()) + ",\"id\":' || to_json(\"#id\")"
-        + " || coalesce(',' || nullif(" + members(mapping.root()) + ", ''), '') || '}'";
+    List<Piece> pieces = new ArrayList<>();
+    pieces.add(new Piece(null, "{\"resourceType\":" + jsonString(mapping.resourceType()) + ",\"id\":", null));
+    pieces.add(new Piece(null, null, "to_json(\"#id\")"));
+    Siblings top = new Siblings();
+    top.always = true; // the id is always there
+    members(mapping.root(), null, top, pieces);
+    pieces.add(new Piece(null, "}", null));
+    List<String> args = new ArrayList<>();
+    for (Piece p : merge(pieces)) {
+      String expr = p.text() != null ? lit(p.text()) : p.sql();
+      args.add(p.guard() == null ? expr : "CASE WHEN " + p.guard() + " THEN " + expr + " END");
+    }
+    return "concat(" + String.join(", ", args) + ")";
   }
 
-  /** The members of an object: {@code "name":value} pairs joined by commas, skipping absent ones. */
-  private String members(CompiledMapping.Element[] elements) {
-    List<String> parts = new ArrayList<>();
-    for (CompiledMapping.Element e : elements) {
-      String key = lit(jsonString(e.name) + ":");
-      if (e.repeating) {
-        List<String> items = new ArrayList<>();
-        List<String> present = new ArrayList<>();
-        for (CompiledMapping.Item item : e.items) {
-          items.add(itemJson(item));
-          present.add(present(item));
-        }
-        parts.add("CASE WHEN " + String.join(" OR ", present) + " THEN " + key + " || '[' || concat_ws(',', "
-            + String.join(", ", items) + ") || ']' END");
+  /** A piece of JSON: constant text or a SQL expression (NULL when absent), written when the guard holds. */
+  private record Piece(String guard, String text, String sql) {}
+
+  /** Adjacent constant pieces with the same guard become one. */
+  private static List<Piece> merge(List<Piece> pieces) {
+    List<Piece> out = new ArrayList<>();
+    for (Piece p : pieces) {
+      Piece last = out.isEmpty() ? null : out.get(out.size() - 1);
+      if (last != null && last.text() != null && p.text() != null && java.util.Objects.equals(last.guard(), p.guard())) {
+        out.set(out.size() - 1, new Piece(p.guard(), last.text() + p.text(), null));
       } else {
-        parts.add(key + " || " + itemJson(e.items[0]));
+        out.add(p);
       }
     }
-    return parts.isEmpty() ? "''" : "concat_ws(',', " + String.join(", ", parts) + ")";
+    return out;
   }
 
-  private String itemJson(CompiledMapping.Item item) {
-    if (item.leaf >= 0) {
-      String v = q("#v" + item.leaf);
-      CompiledMapping.Leaf leaf = mapping.leaves()[item.leaf];
-      PrimitiveKind kind = leaf.kind;
-      if (leaf.list) {
-        // The pieces of a split() value, each a repetition of the element.
-        return "array_to_string(list_transform(" + v + ", p -> to_json(p)), ',')";
-      }
-      return kind.isJsonNumber() || kind == PrimitiveKind.BOOLEAN ? v : "to_json(" + v + ")";
+  /** What is known about the earlier members of an object (or items of an array): when any is present. */
+  private static final class Siblings {
+    boolean always;
+    final List<String> conditions = new ArrayList<>();
+
+    /** The separator before the next member: constant text, or null when it depends on the row. */
+    String constantSeparator() {
+      return always ? "," : conditions.isEmpty() ? "" : null;
     }
-    return "CASE WHEN " + present(item) + " THEN '{' || " + members(item.children) + " || '}' END";
+
+    String separatorSql() {
+      return "CASE WHEN " + String.join(" OR ", conditions) + " THEN ',' ELSE '' END";
+    }
+
+    void add(String presence) {
+      if (presence == null) {
+        always = true;
+      } else {
+        conditions.add(presence);
+      }
+    }
+  }
+
+  /** Constant text after the separator as a piece (or two: the separator depends on the row). */
+  private static void constantAfter(Siblings earlier, String guard, String text, List<Piece> out) {
+    String sep = earlier.constantSeparator();
+    if (sep != null) {
+      out.add(new Piece(guard, sep + text, null));
+    } else {
+      out.add(new Piece(guard, null, earlier.separatorSql() + " || " + lit(text)));
+    }
   }
 
   /**
-   * Whether an item is written: a value, or a composite holding a value from the row. A composite with rules on
-   * the row exists only when one of them has a value (a name whose family and given are empty is not written,
-   * even with a constant {@code use}); a composite made of constants only (a {@code meta.profile}, the
+   * The members of an object. {@code guard} is when the enclosing object is written (null: always); a value
+   * from the row implies it, since an object is written when any value inside it is there.
+   */
+  private void members(CompiledMapping.Element[] elements, String guard, Siblings earlier, List<Piece> out) {
+    for (CompiledMapping.Element e : elements) {
+      String key = jsonString(e.name) + ":";
+      if (e.repeating) {
+        List<String> present = new ArrayList<>();
+        boolean always = false;
+        for (CompiledMapping.Item item : e.items) {
+          String p = present(item);
+          if (p == null) {
+            always = true;
+          } else {
+            present.add(p);
+          }
+        }
+        String g = always ? guard : "(" + String.join(" OR ", present) + ")";
+        constantAfter(earlier, g, key + "[", out);
+        Siblings items = new Siblings();
+        for (CompiledMapping.Item item : e.items) {
+          item(item, "", guard, items, out);
+        }
+        out.add(new Piece(g, "]", null));
+        earlier.add(always ? null : g);
+      } else {
+        item(e.items[0], key, guard, earlier, out);
+      }
+    }
+  }
+
+  /** One value or object, after the separator and {@code prefix}; records its presence in {@code earlier}. */
+  private void item(CompiledMapping.Item item, String prefix, String guard, Siblings earlier, List<Piece> out) {
+    if (item.leaf < 0) {
+      String flag = presenceFlags().get(item);
+      String g = flag == null ? guard : q(flag);
+      constantAfter(earlier, g, prefix + "{", out);
+      members(item.children, g, new Siblings(), out);
+      out.add(new Piece(g, "}", null));
+      earlier.add(flag == null ? null : q(flag));
+      return;
+    }
+    CompiledMapping.Leaf leaf = mapping.leaves()[item.leaf];
+    boolean raw = leaf.kind.isJsonNumber() || leaf.kind == PrimitiveKind.BOOLEAN;
+    if (leaf.constant != null && (raw || isPlainText(leaf.constant))) {
+      constantAfter(earlier, guard, prefix + (raw ? leaf.constant : "\"" + leaf.constant + "\""), out);
+      earlier.add(null);
+      return;
+    }
+    String v = q("#v" + item.leaf);
+    String json = leaf.list
+        // The pieces of a split() value, each a repetition of the element.
+        ? "array_to_string(list_transform(" + v + ", p -> to_json(p)), ',')"
+        : raw ? v : "to_json(" + v + ")";
+    String sep = earlier.constantSeparator();
+    String text = sep != null ? lit(sep + prefix) + " || " + json
+        : earlier.separatorSql() + " || " + lit(prefix) + " || " + json;
+    // A value from the row is NULL when absent, and so is the concatenation; a constant needs the guard.
+    out.add(new Piece(leaf.constant != null ? guard : null, null, text));
+    earlier.add(leaf.constant != null ? null : v + " IS NOT NULL");
+  }
+
+  /** Whether a JSON string of this text is the text in quotes (no character is escaped). */
+  private static boolean isPlainText(String s) {
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f || c == '\u2028' || c == '\u2029') {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * When an item is written, as SQL, or null for always. A value is written when present. A composite with rules
+   * on the row exists only when one of them has a value (a name whose family and given are empty is not
+   * written, even with a constant {@code use}); a composite made of constants only (a {@code meta.profile}, the
    * {@code type} of an identifier) is always written where its parent is.
    */
   private String present(CompiledMapping.Item item) {
     if (item.leaf >= 0) {
-      return q("#v" + item.leaf) + " IS NOT NULL";
+      return mapping.leaves()[item.leaf].constant != null ? null : q("#v" + item.leaf) + " IS NOT NULL";
     }
-    List<String> fromRow = new ArrayList<>();
-    collectRowValues(item, fromRow);
-    return fromRow.isEmpty() ? "true" : "(" + String.join(" OR ", fromRow) + ")";
+    String flag = presenceFlags().get(item);
+    return flag == null ? null : q(flag);
   }
 
   private void collectRowValues(CompiledMapping.Item item, List<String> out) {
