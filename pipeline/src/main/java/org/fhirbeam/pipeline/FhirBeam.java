@@ -6,8 +6,10 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
@@ -16,6 +18,7 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.transforms.MappingCompiler;
+import org.fhirbeam.transforms.MappingException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -173,8 +176,9 @@ public final class FhirBeam implements Callable<Integer> {
 
   /** {@code fhirbeam check-config}. */
   @Command(name = "check-config", mixinStandardHelpOptions = true,
-      description = "Check a pipeline configuration and its mappings (keys, types, FHIR paths) without reading"
-          + " data. Exit code 2 names file, line and key of the first problem.")
+      description = "Check a pipeline configuration and its mappings (keys, types, FHIR paths, expressions)"
+          + " without opening the data files (so source columns are checked by preview and run). Exit code 2"
+          + " names file, line and key of each problem.")
   static final class CheckConfig implements Callable<Integer> {
     @Parameters(paramLabel = "FILE", description = "The pipeline configuration to check.")
     Path file;
@@ -188,8 +192,16 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() {
       PipelineConfig config = new ConfigLoader(Environment.variables()).load(file, overrides);
+      List<MappingException> errors = new ArrayList<>();
       for (MappingConfig m : config.mappings()) {
-        MappingCompiler.compile(m, null);
+        try {
+          MappingCompiler.compile(m, null);
+        } catch (MappingException e) {
+          errors.add(e);
+        }
+      }
+      if (!errors.isEmpty()) {
+        throw MappingException.combine(errors);
       }
       spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
           config.mappings().size());

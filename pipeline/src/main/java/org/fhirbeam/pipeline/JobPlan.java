@@ -14,6 +14,7 @@ import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MappingCompiler;
+import org.fhirbeam.transforms.MappingException;
 
 /**
  * Everything decided before the pipeline starts: the checked configuration, each source's files and columns,
@@ -58,10 +59,18 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     }
     definitions.join();
     List<CompiledMapping> mappings = new ArrayList<>();
+    List<MappingException> errors = new ArrayList<>();
     for (MappingConfig m : config.mappings()) {
       PlannedSource source = sources.get(m.source());
-      // An optional source without files has no known columns: its mapping is still checked against FHIR.
-      mappings.add(MappingCompiler.compile(m, source.tasks().isEmpty() ? null : source.columns()));
+      try {
+        // An optional source without files has no known columns: its mapping is still checked against FHIR.
+        mappings.add(MappingCompiler.compile(m, source.tasks().isEmpty() ? null : source.columns()));
+      } catch (MappingException e) {
+        errors.add(e);
+      }
+    }
+    if (!errors.isEmpty()) {
+      throw MappingException.combine(errors);
     }
     return new JobPlan(config, sources, List.copyOf(mappings));
   }

@@ -75,7 +75,7 @@ final class Preview {
         }
         String json = rs.getString("#json");
         out.printf("%n-- row %d: %s/%s%n", shown, m.resourceType(), JSON.readTree(json).get("id").asText());
-        out.println(indent(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(json))));
+        out.println(indent(pretty(json)));
         out.println("   set by:");
         int width = rules.stream().mapToInt(r -> r.path().length()).max().orElse(10);
         for (SqlMapping.ElementRule r : rules) {
@@ -84,7 +84,7 @@ final class Preview {
           }
         }
       }
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (java.io.IOException e) {
       throw new IllegalStateException("a previewed resource is not JSON", e);
     }
     if (task.skipsBadLines()) {
@@ -97,6 +97,18 @@ final class Preview {
       }
     }
     out.printf("%n   %d row(s) previewed%n%n", shown);
+  }
+
+  /** The JSON indented, every token as written (numbers keep their digits: 2.50 stays 2.50). */
+  static String pretty(String json) throws java.io.IOException {
+    java.io.StringWriter w = new java.io.StringWriter();
+    try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(json);
+        com.fasterxml.jackson.core.JsonGenerator g = JSON.getFactory().createGenerator(w).useDefaultPrettyPrinter()) {
+      while (p.nextToken() != null) {
+        g.copyCurrentEventExact(p);
+      }
+    }
+    return w.toString();
   }
 
   private static String indent(String text) {

@@ -170,7 +170,7 @@ public final class MappingCompiler {
       if (elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_DATATYPE
           || elementDef.getChildType() == ChildTypeEnum.PRIMITIVE_XHTML_HL7ORG) {
         if (!last) {
-          throw new PathProblem("'" + name + "' is a " + elementDef.getName() + ", which has no element '"
+          throw new PathProblem("'" + name + "' is " + article(elementDef.getName()) + ", which has no element '"
               + segments.get(i + 1) + "'");
         }
         if (next.leaf >= 0 || !next.children.isEmpty()) {
@@ -191,7 +191,7 @@ public final class MappingCompiler {
         return;
       }
       if (last) {
-        throw new PathProblem("'" + name + "' is a " + elementDef.getName()
+        throw new PathProblem("'" + name + "' is " + article(elementDef.getName())
             + ", not a single value: map its elements (" + String.join(", ",
                 childNames((BaseRuntimeElementCompositeDefinition<?>) elementDef)) + ")");
       }
@@ -201,6 +201,11 @@ public final class MappingCompiler {
       current = (BaseRuntimeElementCompositeDefinition<?>) elementDef;
       item = next;
     }
+  }
+
+  /** "a string", "an Extension". */
+  private static String article(String typeName) {
+    return ("AEIOUaeiou".indexOf(typeName.charAt(0)) >= 0 ? "an " : "a ") + typeName;
   }
 
   /** Splits a path at the dots outside brackets (urls in extension[...] have dots of their own). */

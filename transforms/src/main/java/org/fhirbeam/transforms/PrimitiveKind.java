@@ -109,8 +109,9 @@ enum PrimitiveKind {
 
   /**
    * Translates a pattern ({@code yyyy}, {@code MM}, {@code M}, {@code dd}, {@code d}; for date-times also
-   * {@code HH}, {@code H}, {@code mm}, {@code ss}, {@code SSS} and the offset {@code X}; literal separators or
-   * quoted text) into a strict regex and a strptime format.
+   * {@code HH}, {@code H}, the 12-hour {@code hh}, {@code h} with the marker {@code a}, {@code mm}, {@code ss},
+   * {@code SSS} and the offset {@code X}; literal separators or quoted text) into a strict regex and a strptime
+   * format.
    */
   static DatePattern datePattern(String pattern) {
     StringBuilder regex = new StringBuilder();
@@ -118,6 +119,8 @@ enum PrimitiveKind {
     boolean time = false;
     boolean offset = false;
     boolean fraction = false;
+    boolean twelveHour = false;
+    boolean marker = false;
     int i = 0;
     while (i < pattern.length()) {
       char c = pattern.charAt(i);
@@ -142,6 +145,15 @@ enum PrimitiveKind {
         regex.append(run == 2 ? "([01][0-9]|2[0-3])" : "([01]?[0-9]|2[0-3])");
         strptime.append("%H");
         time = true;
+      } else if (c == 'h' && run <= 2) {
+        regex.append(run == 2 ? "(0[1-9]|1[0-2])" : "(0?[1-9]|1[0-2])");
+        strptime.append("%I");
+        time = true;
+        twelveHour = true;
+      } else if (c == 'a' && run == 1) {
+        regex.append("[AaPp][Mm]");
+        strptime.append("%p");
+        marker = true;
       } else if ((c == 'm' || c == 's') && run == 2) {
         regex.append("[0-5][0-9]");
         strptime.append(c == 'm' ? "%M" : "%S");
@@ -155,7 +167,7 @@ enum PrimitiveKind {
         offset = true;
       } else if (Character.isLetter(c)) {
         throw new IllegalArgumentException("'" + pattern + "': pattern letter '" + c + "' (" + run + " times) is not"
-            + " supported (use yyyy, MM, M, dd, d; HH, H, mm, ss, SSS, X; and separators)");
+            + " supported (use yyyy, MM, M, dd, d; HH, H, hh, h, a, mm, ss, SSS, X; and separators)");
       } else if (c == '\'') {
         int close = pattern.indexOf('\'', i + 1);
         if (close < 0) {
@@ -174,6 +186,10 @@ enum PrimitiveKind {
         }
       }
       i += run;
+    }
+    if (twelveHour != marker) {
+      throw new IllegalArgumentException("'" + pattern + "': a 12-hour clock (hh) needs its AM/PM marker (a),"
+          + " and the other way round");
     }
     if (!time && (offset || fraction || strptime.indexOf("%M") >= 0 || strptime.indexOf("%S") >= 0)) {
       throw new IllegalArgumentException("'" + pattern + "': minutes, seconds and offsets need hours (HH)");

@@ -260,7 +260,7 @@ class SqlMappingTest {
           status: {value: finished}
           class.code: {value: AMB}
           period.start: {column: local, formats: ["dd.MM.yyyy HH:mm", "dd.MM.yyyy"], timezone: Europe/Berlin}
-          period.end: {column: stamped, formats: ["yyyy-MM-dd'T'HH:mm:ss.SSSX"]}
+          period.end: {column: stamped, formats: ["yyyy-MM-dd'T'HH:mm:ss.SSSX", "M/d/yyyy h:mm a"], timezone: UTC}
         """);
     List<String> cols = List.of("id", "local", "stamped");
     SqlMapping m = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), cols));
@@ -270,7 +270,9 @@ class SqlMappingTest {
         new String[] {"c", "31.03.2024 02:30", null},
         new String[] {"d", "05.07.2024", null},
         new String[] {"e", "05.13.2024 10:30", null},
-        new String[] {"f", null, "2024-07-05T12:00:00Z"});
+        new String[] {"f", null, "2024-07-05T12:00:00Z"},
+        new String[] {"g", null, "7/5/2024 2:05 pm"},
+        new String[] {"h", null, "7/5/2024 12:05 AM"});
     String head = "{\"resourceType\":\"Encounter\",\"id\":\"";
     String tail = "\"status\":\"finished\",\"class\":{\"code\":\"AMB\"}";
     assertThat(r.resources(), contains(
@@ -278,12 +280,14 @@ class SqlMappingTest {
         head + "b\"," + tail + ",\"period\":{\"start\":\"2024-07-05T10:30:00+02:00\",\"end\":\"2024-07-05T12:00:00.000Z\"}}",
         // 02:30 does not exist on the night clocks go forward; ICU moves it an hour on, as java.time does.
         head + "c\"," + tail + ",\"period\":{\"start\":\"2024-03-31T03:30:00+02:00\"}}",
-        head + "d\"," + tail + ",\"period\":{\"start\":\"2024-07-05\"}}"));
+        head + "d\"," + tail + ",\"period\":{\"start\":\"2024-07-05\"}}",
+        head + "g\"," + tail + ",\"period\":{\"end\":\"2024-07-05T14:05:00Z\"}}",
+        head + "h\"," + tail + ",\"period\":{\"end\":\"2024-07-05T00:05:00Z\"}}"));
     assertThat(r.rejects(), contains(
         "5 Encounter.period.start dateTime: value is not a date/time in the expected format (dd.MM.yyyy HH:mm or"
             + " dd.MM.yyyy)",
         "6 Encounter.period.end dateTime: value is not a date/time in the expected format"
-            + " (yyyy-MM-dd'T'HH:mm:ss.SSSX)"));
+            + " (yyyy-MM-dd'T'HH:mm:ss.SSSX or M/d/yyyy h:mm a)"));
     assertThat(java.time.ZonedDateTime.of(2024, 3, 31, 2, 30, 0, 0, java.time.ZoneId.of("Europe/Berlin"))
         .toOffsetDateTime().toString(), equalTo("2024-03-31T03:30+02:00"));
     for (String line : r.resources()) {
@@ -305,6 +309,7 @@ class SqlMappingTest {
           multipleBirthInteger: {column: v, formats: [yyyy]}
           contact[0].period.start: {column: v, formats: ["yyyy-MM-dd HH:mm"], timezone: Mars/Olympus}
           contact[0].period.end: {column: v, formats: ["yyyy-MM-dd mm"]}
+          contact[1].period.start: {column: v, formats: ["yyyy-MM-dd hh:mm"], timezone: UTC}
         """);
     MappingException e = org.junit.jupiter.api.Assertions.assertThrows(MappingException.class,
         () -> MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), List.of("id", "v")));
@@ -317,6 +322,8 @@ class SqlMappingTest {
         f + ":8: multipleBirthInteger: 'formats' applies to date and dateTime elements only",
         f + ":9: contact[0].period.start: timezone: 'Mars/Olympus' is not an IANA time zone (like Europe/Berlin or"
             + " UTC)",
-        f + ":10: contact[0].period.end: formats: 'yyyy-MM-dd mm': minutes, seconds and offsets need hours (HH)"));
+        f + ":10: contact[0].period.end: formats: 'yyyy-MM-dd mm': minutes, seconds and offsets need hours (HH)",
+        f + ":11: contact[1].period.start: formats: 'yyyy-MM-dd hh:mm': a 12-hour clock (hh) needs its AM/PM"
+            + " marker (a), and the other way round"));
   }
 }
