@@ -79,7 +79,7 @@ final class Preview {
         out.println("   set by:");
         int width = rules.stream().mapToInt(r -> r.path().length()).max().orElse(10);
         for (SqlMapping.ElementRule r : rules) {
-          if (rs.getObject(r.column()) != null) {
+          if (rs.getBoolean(r.column())) {
             out.printf("     %-" + width + "s  <- %s%n", r.path(), r.rule());
           }
         }

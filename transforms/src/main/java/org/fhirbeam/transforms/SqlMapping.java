@@ -107,7 +107,10 @@ public final class SqlMapping implements Serializable {
         + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
   }
 
-  /** One element rule as previews show it: the query column holding its value, its path and its rule. */
+  /**
+   * One element rule as previews show it: the boolean query column telling whether the rule wrote its element
+   * in the row's resource, its path and its rule.
+   */
   public record ElementRule(String column, String path, String rule) implements Serializable {}
 
   /** The element rules in mapping order (extension urls left out), for {@link #detailQuery}. */
@@ -126,7 +129,7 @@ public final class SqlMapping implements Serializable {
       if (leaf.defaultValue != null) {
         rule += ", default '" + leaf.defaultValue + "'";
       }
-      out.add(new ElementRule("#v" + k, leaf.path, rule));
+      out.add(new ElementRule("#s" + k, leaf.path, rule));
     }
     return out;
   }
@@ -137,8 +140,25 @@ public final class SqlMapping implements Serializable {
    * for a reject) and the failure code in {@code "#fail"} (see {@link #failure}).
    */
   public String detailQuery(String source) {
-    return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\" FROM ("
-        + presenceQuery(valuesQuery(source)) + ")";
+    StringBuilder written = new StringBuilder();
+    writtenWhen(mapping.root(), "true", written);
+    return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\"" + written
+        + " FROM (" + presenceQuery(valuesQuery(source)) + ")";
+  }
+
+  /** For every leaf, whether it is written: its value is there, or (a constant) its enclosing object is. */
+  private void writtenWhen(CompiledMapping.Element[] elements, String guard, StringBuilder out) {
+    for (CompiledMapping.Element e : elements) {
+      for (CompiledMapping.Item item : e.items) {
+        if (item.leaf >= 0) {
+          String cond = mapping.leaves()[item.leaf].constant != null ? guard : q("#v" + item.leaf) + " IS NOT NULL";
+          out.append(", ").append(cond).append(" AS ").append(q("#s" + item.leaf));
+        } else {
+          String flag = presenceFlags().get(item);
+          writtenWhen(item.children, flag == null ? guard : q(flag), out);
+        }
+      }
+    }
   }
 
   /**
