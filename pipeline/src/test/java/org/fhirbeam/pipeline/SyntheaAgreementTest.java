@@ -40,14 +40,36 @@ class SyntheaAgreementTest {
   @TempDir
   Path tmp;
 
-  @Test
-  void mappedCsvAgreesWithSyntheasOwnFhirOnEveryFieldTheCsvCarries() throws IOException {
-    Path out = tmp.resolve("out");
+  static Path run(Path tmp, Runner runner) {
+    Path out = tmp.resolve("out-" + runner.label());
     Cli r = Cli.run("run", "--config", DefaultJobTest.HOME.resolve("config/pipelines/synthea.yaml").toString(),
-        "--set", "input_dir=" + SHARED.resolve("csv"), "--set", "duckdb.database=" + tmp.resolve("s.db"),
-        "--output", out.toString());
+        "--runner", runner.label(), "--set", "input_dir=" + SHARED.resolve("csv"), "--set",
+        "duckdb.database=" + tmp.resolve(runner.label() + ".db"), "--output", out.toString());
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 16,052 = resources 16,052 + rejected 0: OK"));
+    return out;
+  }
+
+  @Test
+  void bothRunnersWriteTheSameResourcesForTheSharedExport() throws IOException {
+    Path direct = run(tmp, Runner.DIRECT).resolve("fhir");
+    Path spark = run(tmp, Runner.SPARK).resolve("fhir");
+    List<String> names;
+    try (Stream<Path> s = Files.list(direct)) {
+      names = s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
+    try (Stream<Path> s = Files.list(spark)) {
+      assertThat(s.map(p -> p.getFileName().toString()).sorted().toList(), equalTo(names));
+    }
+    assertThat(names.size(), equalTo(9));
+    for (String n : names) {
+      assertThat(n, Files.mismatch(direct.resolve(n), spark.resolve(n)), equalTo(-1L));
+    }
+  }
+
+  @Test
+  void mappedCsvAgreesWithSyntheasOwnFhirOnEveryFieldTheCsvCarries() throws IOException {
+    Path out = run(tmp, Runner.DIRECT);
 
     Map<String, List<JsonNode>> ours = byType(out.resolve("fhir"));
     Map<String, JsonNode> ourPatients = new HashMap<>();
