@@ -179,6 +179,15 @@ public final class MappingCompiler {
         PrimitiveKind kind = PrimitiveKind.of(elementDef.getName());
         EnumFactory<?> codes = child.getInstanceConstructorArguments() instanceof EnumFactory<?> f ? f : null;
         CompiledMapping.Leaf leaf = leaf(rule, kind, codes, repeating, sourceColumns, mapping, problems);
+        checkUris(rule, elementDef.getName(), name, problems);
+        if (elementDef.getName().equals("instant")) {
+          for (String f : rule.formats()) {
+            if (!f.contains("ss")) {
+              problems.add(rule.location() + ": " + rule.path() + ": formats: '" + f + "': an instant needs a time"
+                  + " with seconds (ss)");
+            }
+          }
+        }
         if (leaf != null) {
           next.leaf = leaves.size();
           leaves.add(leaf);
@@ -201,6 +210,35 @@ public final class MappingCompiler {
       current = (BaseRuntimeElementCompositeDefinition<?>) elementDef;
       item = next;
     }
+  }
+
+  private static final Pattern ABSOLUTE_URI = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*:\\S+");
+
+  /**
+   * Checks the values a mapping writes into URI elements: no spaces, and for a {@code system} (of a Coding,
+   * Identifier or Quantity) an absolute URI such as {@code http://snomed.info/sct} or {@code urn:oid:1.2.3}.
+   */
+  private static void checkUris(ValueRule rule, String fhirType, String elementName, List<String> problems) {
+    if (!fhirType.equals("uri") && !fhirType.equals("url") && !fhirType.equals("canonical")) {
+      return;
+    }
+    Map<String, String> written = new LinkedHashMap<>();
+    if (rule.constant() != null) {
+      written.put("value", rule.constant().strip());
+    }
+    if (rule.defaultValue() != null) {
+      written.put("default", rule.defaultValue().strip());
+    }
+    rule.codeMap().forEach((k, v) -> written.put("map." + k, v.strip()));
+    written.forEach((key, value) -> {
+      String where = rule.location() + ": " + rule.path() + ": " + key + ": '" + value + "' ";
+      if (value.chars().anyMatch(Character::isWhitespace)) {
+        problems.add(where + "is not a URI (it has spaces)");
+      } else if (elementName.equals("system") && !ABSOLUTE_URI.matcher(value).matches()) {
+        problems.add(where + "is not an absolute URI: a system is named by one, like http://snomed.info/sct or"
+            + " urn:oid:2.16.840.1.113883.6.238");
+      }
+    });
   }
 
   /** "a string", "an Extension". */

@@ -178,6 +178,9 @@ class ExpressionsTest {
           name[0].suffix[0]: {expr: "part(G, ',', 0)"}
           name[0].prefix[0]: {expr: "regex_replace(G, '(a)\\\\1(?=b)', '')"}
           deceased: {column: G}
+          maritalStatus.coding[0].system: {value: snomed}
+          identifier[0].system: {value: "http://x.org/a b"}
+          meta.lastUpdated: {column: G, formats: [yyyy-MM-dd]}
         """);
     MappingException e = assertThrows(MappingException.class, () -> MappingCompiler.compile(
         new ConfigLoader(Map.of()).loadMapping(file), List.of("ID", "LAST", "G")));
@@ -202,8 +205,12 @@ class ExpressionsTest {
         f + ":16: name[0].prefix[0]: expr: regex_replace(): '(a)\\1(?=b)' uses look-around or a back-reference,"
             + " which DuckDB's regular expressions (RE2) do not support",
         f + ":17: deceased: 'deceased' is a choice element: name it with its type (deceasedBoolean,"
-            + " deceasedDateTime)"));
-    assertThat(e.getMessage(), containsString("mapping m has 14 errors:"));
+            + " deceasedDateTime)",
+        f + ":18: maritalStatus.coding[0].system: value: 'snomed' is not an absolute URI: a system is named by one,"
+            + " like http://snomed.info/sct or urn:oid:2.16.840.1.113883.6.238",
+        f + ":19: identifier[0].system: value: 'http://x.org/a b' is not a URI (it has spaces)",
+        f + ":20: meta.lastUpdated: formats: 'yyyy-MM-dd': an instant needs a time with seconds (ss)"));
+    assertThat(e.getMessage(), containsString("mapping m has 17 errors:"));
   }
 
   @Test
