@@ -20,6 +20,14 @@ public final class Counters {
     return "mapped/" + mapping;
   }
 
+  /**
+   * Milliseconds a mapping's tasks spent in DuckDB, summed over tasks: reading, mapping and writing happen in
+   * one query there.
+   */
+  public static String millis(String mapping) {
+    return "ms/" + mapping;
+  }
+
   /** Rows a mapping rejected. */
   public static String rejected(String mapping) {
     return "rejected/" + mapping;

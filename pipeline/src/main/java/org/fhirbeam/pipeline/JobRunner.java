@@ -113,7 +113,8 @@ public final class JobRunner {
         long read = counterExact(result, Counters.rowsIn(m.name()));
         rowsIn.putIfAbsent(m.source(), read);
         perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
-            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name()))));
+            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name())),
+            counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
       for (CompiledMapping m : plan.mappings()) {

@@ -33,9 +33,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         duckdbTables, database, stages);
   }
 
-  /** The rows one mapping read, turned into resources, and rejected. */
+  /**
+   * The rows one mapping read, turned into resources, and rejected, and the seconds its tasks spent reading,
+   * mapping and writing them (one DuckDB query per file, summed over tasks).
+   */
   public record MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped,
-      long rejected) {
+      long rejected, double seconds) {
     boolean balanced() {
       return rowsIn == mapped + rejected;
     }
@@ -107,6 +110,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       e.put("rows_in", c.rowsIn());
       e.put("mapped", c.mapped());
       e.put("rejected", c.rejected());
+      e.put("seconds", Math.round(c.seconds() * 1000) / 1000.0);
       perMapping.add(e);
     }
     m.put("mappings", perMapping);
@@ -143,6 +147,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       List<String> parts = new ArrayList<>();
       stageSeconds.forEach((k, v) -> parts.add(String.format(Locale.ROOT, "%s %.2f s", k, v)));
       out.println("  stages: " + String.join(", ", parts));
+      out.println("  per mapping (read, map and write are one DuckDB query per file):");
+      for (MappingCount c : mappings) {
+        out.printf(Locale.ROOT, "    %-28s %,10d rows in %,10d mapped %,8d rejected %7.2f s %,10d rows/s%n",
+            c.mapping(), c.rowsIn(), c.mapped(), c.rejected(), c.seconds(),
+            c.seconds() > 0 ? Math.round(c.rowsIn() / c.seconds()) : 0);
+      }
     }
     out.printf("  output: %s (fhir/, rejects/, run-summary.json)%n", outputDir);
     if (database != null) {

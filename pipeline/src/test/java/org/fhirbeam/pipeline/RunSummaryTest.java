@@ -16,8 +16,8 @@ class RunSummaryTest {
         rejectsWritten, 2.0, Map.of(), null, Map.of());
   }
 
-  static final MappingCount PATIENT = new MappingCount("patient", "patients", "Patient", 10, 8, 2);
-  static final MappingCount LAB = new MappingCount("lab", "labs", "Observation", 7, 6, 1);
+  static final MappingCount PATIENT = new MappingCount("patient", "patients", "Patient", 10, 8, 2, 0.5);
+  static final MappingCount LAB = new MappingCount("lab", "labs", "Observation", 7, 6, 1, 0.5);
 
   @Test
   void balancesWhenEveryRowIsAResourceOrARejectAndEverythingWasWritten() {
@@ -31,7 +31,7 @@ class RunSummaryTest {
 
   @Test
   void twoMappingsOfOneSourceEachAccountForEveryRow() {
-    MappingCount names = new MappingCount("names", "patients", "RelatedPerson", 10, 10, 0);
+    MappingCount names = new MappingCount("names", "patients", "RelatedPerson", 10, 10, 0, 0.5);
     RunSummary s = new RunSummary("r", "direct", "c.yaml", Map.of("patients", 10L), List.of(PATIENT, names),
         Map.of("Patient", 8L, "RelatedPerson", 10L), 2, 1.0, Map.of(), null, Map.of());
     assertThat(s.imbalances(), empty());
@@ -39,7 +39,7 @@ class RunSummaryTest {
 
   @Test
   void aLostRowInMappingOrWritingIsNamed() {
-    RunSummary lostInMapping = summary(List.of(new MappingCount("patient", "patients", "Patient", 10, 7, 2), LAB),
+    RunSummary lostInMapping = summary(List.of(new MappingCount("patient", "patients", "Patient", 10, 7, 2, 0.5), LAB),
         Map.of("Patient", 7L, "Observation", 6L), 3);
     assertThat(lostInMapping.imbalances(), contains("mapping patient: rows in 10 != mapped 7 + rejected 2"));
     RunSummary lostInWriting = summary(List.of(PATIENT, LAB), Map.of("Patient", 8L, "Observation", 5L), 2);

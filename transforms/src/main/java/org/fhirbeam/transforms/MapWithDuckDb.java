@@ -140,6 +140,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       String badLines = "bad_lines_" + id;
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
       Files.createDirectories(dir.getParent());
+      long started = System.nanoTime();
       long rowsIn;
       long written;
       long badLineCount = 0;
@@ -207,6 +208,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         throw DuckDb.failure("mapping " + m.name() + " failed on " + task.file(), e);
       }
       Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn + badLineCount);
+      Metrics.counter(Counters.NAMESPACE, Counters.millis(m.name())).inc((System.nanoTime() - started) / 1_000_000);
 
       List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
