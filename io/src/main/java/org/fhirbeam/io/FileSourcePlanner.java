@@ -95,7 +95,8 @@ public final class FileSourcePlanner {
       ctes.add(DuckDb.identifier(f.config().name()) + " AS (" + String.join(" UNION ALL ", parts) + ")");
     }
     String query = source.sql().strip().replaceAll(";\\s*$", "");
-    String scan = "(" + (ctes.isEmpty() ? "" : "WITH " + String.join(", ", ctes) + " ") + query + ")";
+    // The query may end in a -- comment: the closing parenthesis goes on a line of its own.
+    String scan = "(" + (ctes.isEmpty() ? "" : "WITH " + String.join(", ", ctes) + " ") + query + "\n)";
     List<String> columns = new ArrayList<>();
     try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement();
         ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + scan)) {

@@ -256,9 +256,10 @@ public sealed interface Expr extends Serializable {
    */
   static String sql(Expr e, Function<String, String> column) {
     if (e instanceof Call c && c.function().equals("split")) {
-      return "list_filter(list_transform(string_split(" + value(c.args().get(0), column) + ", "
-          + SqlMapping.lit(((Literal) c.args().get(1)).text()) + "), p -> nullif(trim(p, "
-          + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')), p -> p IS NOT NULL)";
+      // Missing when there is no piece: an empty list is no value.
+      return "nullif(list_filter(list_transform(string_split(" + value(c.args().get(0), column) + ", "
+          + SqlMapping.lit(((Literal) c.args().get(1)).text()) + "), lambda p: nullif(trim(p, "
+          + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')), lambda p: p IS NOT NULL), [])";
     }
     return e instanceof Column ? value(e, column) : clean(value(e, column));
   }
@@ -288,7 +289,14 @@ public sealed interface Expr extends Serializable {
       case "regex_replace" -> clean("regexp_replace(" + v.apply(0) + ", " + a.get(1) + ", " + a.get(2) + ", 'g')");
       case "part" -> clean("split_part(" + v.apply(0) + ", " + a.get(1) + ", " + ((Literal) c.args().get(2)).text()
           + ")");
-      case "coalesce" -> "coalesce(" + joined(c, column, 0) + ")";
+      case "coalesce" -> {
+        // An empty constant is no value either.
+        List<String> parts = new ArrayList<>();
+        for (String v0 : values(c, column, 0)) {
+          parts.add("nullif(" + v0 + ", '')");
+        }
+        yield "coalesce(" + String.join(", ", parts) + ")";
+      }
       case "if" -> "CASE WHEN " + cond.apply(0) + " THEN " + v.apply(1) + (c.args().size() > 2 ? " ELSE "
           + v.apply(2) : "") + " END";
       case "uuid" -> uuidSql("to_json(list_value(" + a.get(0) + ", " + joined(c, column, 1) + "))");
@@ -348,7 +356,7 @@ public sealed interface Expr extends Serializable {
    * {@code UUID.nameUUIDFromBytes(name.getBytes(UTF_8))}.
    */
   static String uuidSql(String nameSql) {
-    return "list_transform([md5(" + nameSql + ")], h -> substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-3'"
+    return "list_transform([md5(" + nameSql + ")], lambda h: substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-3'"
         + " || substr(h, 14, 3) || '-' || substr('89ab89ab89ab89ab', strpos('0123456789abcdef', substr(h, 17, 1)), 1)"
         + " || substr(h, 18, 3) || '-' || substr(h, 21, 12))[1]";
   }

@@ -277,9 +277,6 @@ public final class SqlMapping implements Serializable {
       List<CompiledMapping.Leaf> all = allLeaves();
       for (Map.Entry<Integer, String> e : expressions.entrySet()) {
         String sql = Expr.sql(all.get(e.getKey()).input, c -> q("#" + inputs.get(c)));
-        if (all.get(e.getKey()).list) {
-          sql = "CASE WHEN len(" + sql + ") > 0 THEN " + sql + " END";
-        }
         ex.append(", ").append(sql).append(" AS ").append(q(e.getValue()));
       }
       in = ex.append(" FROM (").append(in).append(")");
@@ -398,7 +395,7 @@ public final class SqlMapping implements Serializable {
       } else {
         String instant = p.hasOffset() ? parsed : "timezone(" + zone + ", " + parsed + ")";
         String minutes = "datediff('minute', timezone('UTC', t), l)";
-        text = "list_transform([" + instant + "], t -> list_transform([timezone(" + zone + ", t)], l -> strftime(l, "
+        text = "list_transform([" + instant + "], lambda t: list_transform([timezone(" + zone + ", t)], lambda l: strftime(l, "
             + lit(p.hasFraction() ? "%Y-%m-%dT%H:%M:%S.%g" : "%Y-%m-%dT%H:%M:%S") + ") || CASE WHEN " + minutes
             + " = 0 THEN 'Z' ELSE CASE WHEN " + minutes + " < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(" + minutes
             + ") // 60 AS VARCHAR), 2, '0') || ':' || lpad(CAST(abs(" + minutes + ") % 60 AS VARCHAR), 2, '0') END)[1])[1]";
@@ -563,7 +560,7 @@ public final class SqlMapping implements Serializable {
     String v = q("#v" + item.leaf);
     String json = leaf.list
         // The pieces of a split() value, each a repetition of the element.
-        ? "array_to_string(list_transform(" + v + ", p -> to_json(p)), ',')"
+        ? "array_to_string(list_transform(" + v + ", lambda p: to_json(p)), ',')"
         : raw ? v : "to_json(" + v + ")";
     String sep = earlier.constantSeparator();
     String text = sep != null ? lit(sep + prefix) + " || " + json
