@@ -296,11 +296,12 @@ public final class MappingCompiler {
       problems.add(where + "split() makes repetitions of text elements (string, uri, ...) without map, default"
           + " or formats");
     }
-    if (!rule.formats().isEmpty() && kind != PrimitiveKind.DATE && kind != PrimitiveKind.DATE_TIME) {
-      problems.add(where + "'formats' applies to date and dateTime elements only");
+    boolean temporal = kind == PrimitiveKind.DATE || kind == PrimitiveKind.DATE_TIME || kind == PrimitiveKind.INSTANT;
+    if (!rule.formats().isEmpty() && !temporal) {
+      problems.add(where + "'formats' applies to date, dateTime and instant elements only");
     }
     List<PrimitiveKind.DatePattern> datePatterns = new ArrayList<>();
-    if (kind == PrimitiveKind.DATE || kind == PrimitiveKind.DATE_TIME) {
+    if (temporal) {
       List<String> formats = rule.formats().isEmpty() && kind == PrimitiveKind.DATE ? List.of(PrimitiveKind.ISO_DATE)
           : rule.formats();
       for (String f : formats) {
@@ -318,8 +319,8 @@ public final class MappingCompiler {
       }
     }
     if (rule.timezone() != null) {
-      if (kind != PrimitiveKind.DATE_TIME || rule.formats().isEmpty()) {
-        problems.add(where + "'timezone' applies to dateTime elements with 'formats' only");
+      if (kind == PrimitiveKind.DATE || !temporal || rule.formats().isEmpty()) {
+        problems.add(where + "'timezone' applies to dateTime and instant elements with 'formats' only");
       } else if (!rule.timezone().equals("UTC") && !java.time.ZoneId.getAvailableZoneIds().contains(rule.timezone())) {
         problems.add(where + "timezone: '" + rule.timezone() + "' is not an IANA time zone (like Europe/Berlin or UTC)");
       }

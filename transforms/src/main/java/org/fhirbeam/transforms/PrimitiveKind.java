@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
  * and returns their canonical FHIR text, or throws {@link BadValue} with a reason that does not repeat the value.
  */
 enum PrimitiveKind {
-  STRING, CODE, ID, DATE, DATE_TIME, BOOLEAN, INTEGER, DECIMAL, OTHER;
+  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, BOOLEAN, INTEGER, DECIMAL, OTHER;
 
   // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
   static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
@@ -24,6 +24,9 @@ enum PrimitiveKind {
   static final String DATE_TIME_REGEX =
       "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
           + "(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
+  static final String INSTANT_REGEX =
+      "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
+          + "T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
@@ -32,10 +35,13 @@ enum PrimitiveKind {
   private static final Pattern INTEGER_PATTERN = Pattern.compile(INTEGER_REGEX);
   private static final Pattern CODE_PATTERN = Pattern.compile(CODE_REGEX);
   private static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME_REGEX);
+  private static final Pattern INSTANT_PATTERN = Pattern.compile(INSTANT_REGEX);
 
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =
       "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)";
+  static final String INSTANT_REASON =
+      "value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00)";
   static final String INTEGER_REASON = "value is not a whole number";
   static final String INTEGER_RANGE_REASON = "value is outside the 32-bit range of FHIR integers";
   static final String DECIMAL_REASON = "value is not a decimal number";
@@ -51,6 +57,7 @@ enum PrimitiveKind {
     return switch (this) {
       case DATE -> "date";
       case DATE_TIME -> "dateTime";
+      case INSTANT -> "instant";
       case BOOLEAN -> "boolean";
       case INTEGER -> "integer";
       case DECIMAL -> "decimal";
@@ -77,7 +84,8 @@ enum PrimitiveKind {
       case "code" -> CODE;
       case "id" -> ID;
       case "date" -> DATE;
-      case "dateTime", "instant" -> DATE_TIME;
+      case "dateTime" -> DATE_TIME;
+      case "instant" -> INSTANT;
       case "boolean" -> BOOLEAN;
       case "integer", "positiveInt", "unsignedInt" -> INTEGER;
       case "decimal" -> DECIMAL;
@@ -94,7 +102,13 @@ enum PrimitiveKind {
    * whether it has a time of day, an offset ({@code X}) and a fraction of seconds ({@code SSS}).
    */
   record DatePattern(String javaPattern, String regex, String strptime, boolean hasTime, boolean hasOffset,
-      boolean hasFraction) implements java.io.Serializable {}
+      boolean hasFraction, boolean hasMonth, boolean hasDay) implements java.io.Serializable {
+
+    /** The strftime format of the date part, at the precision the pattern reads: year, month or day. */
+    String datePrecision() {
+      return hasDay ? "%Y-%m-%d" : hasMonth ? "%Y-%m" : "%Y";
+    }
+  }
 
   static String dateTimeReason(String formatsText) {
     return "value is not a date/time in the expected format (" + formatsText + ")";
@@ -121,6 +135,9 @@ enum PrimitiveKind {
     boolean fraction = false;
     boolean twelveHour = false;
     boolean marker = false;
+    boolean year = false;
+    boolean month = false;
+    boolean day = false;
     int i = 0;
     while (i < pattern.length()) {
       char c = pattern.charAt(i);
@@ -134,6 +151,7 @@ enum PrimitiveKind {
         }
         regex.append("(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"); // FHIR has no year 0000
         strptime.append("%Y");
+        year = true;
       } else if (c == 'M' || c == 'd') {
         if (run > 2) {
           throw new IllegalArgumentException("'" + pattern + "': " + c + " appears more than twice (month names are"
@@ -141,6 +159,8 @@ enum PrimitiveKind {
         }
         regex.append(run == 2 ? "[0-9]{2}" : "[0-9]{1,2}");
         strptime.append(c == 'M' ? "%m" : "%d");
+        month |= c == 'M';
+        day |= c == 'd';
       } else if (c == 'H' && run <= 2) {
         regex.append(run == 2 ? "([01][0-9]|2[0-3])" : "([01]?[0-9]|2[0-3])");
         strptime.append("%H");
@@ -162,7 +182,7 @@ enum PrimitiveKind {
         strptime.append("%g");
         fraction = true;
       } else if (c == 'X' && run <= 3) {
-        regex.append("(Z|[+-][0-9]{2}(:?[0-9]{2})?)");
+        regex.append("(Z|[+-]((0[0-9]|1[0-3])(:?[0-5][0-9])?|14(:?00)?))"); // FHIR's offsets: -14:00 to +14:00
         strptime.append("%z");
         offset = true;
       } else if (Character.isLetter(c)) {
@@ -187,6 +207,10 @@ enum PrimitiveKind {
       }
       i += run;
     }
+    if (!year || (day && !month) || (time && !day)) {
+      throw new IllegalArgumentException("'" + pattern + "': a pattern reads the year (yyyy), then optionally the"
+          + " month (MM), the day (dd) and a time: nothing may be left out in between");
+    }
     if (twelveHour != marker) {
       throw new IllegalArgumentException("'" + pattern + "': a 12-hour clock (hh) needs its AM/PM marker (a),"
           + " and the other way round");
@@ -194,7 +218,7 @@ enum PrimitiveKind {
     if (!time && (offset || fraction || strptime.indexOf("%M") >= 0 || strptime.indexOf("%S") >= 0)) {
       throw new IllegalArgumentException("'" + pattern + "': minutes, seconds and offsets need hours (HH)");
     }
-    return new DatePattern(pattern, regex.toString(), strptime.toString(), time, offset, fraction);
+    return new DatePattern(pattern, regex.toString(), strptime.toString(), time, offset, fraction, month, day);
   }
 
   /** Checks a value written in a mapping (constant, default, code map target) and returns its FHIR text. */
@@ -211,6 +235,12 @@ enum PrimitiveKind {
       case DATE_TIME -> {
         if (!DATE_TIME_PATTERN.matcher(value).matches()) {
           throw new BadValue("dateTime", DATE_TIME_REASON);
+        }
+        return value;
+      }
+      case INSTANT -> {
+        if (!INSTANT_PATTERN.matcher(value).matches()) {
+          throw new BadValue("instant", INSTANT_REASON);
         }
         return value;
       }

@@ -249,6 +249,8 @@ public final class SqlMapping implements Serializable {
       case DATE -> PrimitiveKind.dateReason(leaf.formatsText());
       case DATE_TIME -> leaf.datePatterns.isEmpty() ? PrimitiveKind.DATE_TIME_REASON
           : PrimitiveKind.dateTimeReason(leaf.formatsText());
+      case INSTANT -> leaf.datePatterns.isEmpty() ? PrimitiveKind.INSTANT_REASON
+          : PrimitiveKind.dateTimeReason(leaf.formatsText());
       case BOOLEAN -> PrimitiveKind.BOOLEAN_REASON;
       case INTEGER -> PrimitiveKind.INTEGER_REASON;
       case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
@@ -360,7 +362,7 @@ public final class SqlMapping implements Serializable {
         List<String> tries = new ArrayList<>();
         for (PrimitiveKind.DatePattern p : leaf.datePatterns) {
           tries.add("CASE WHEN regexp_full_match(" + in + ", " + lit(p.regex()) + ") THEN strftime(try_strptime("
-              + in + ", " + lit(p.strptime()) + "), '%Y-%m-%d') END");
+              + in + ", " + lit(p.strptime()) + "), " + lit(p.datePrecision()) + ") END");
         }
         yield tries.size() == 1 ? tries.get(0) : "coalesce(" + String.join(", ", tries) + ")";
       }
@@ -370,7 +372,9 @@ public final class SqlMapping implements Serializable {
           + ") THEN CAST(TRY_CAST(" + in + " AS INTEGER) AS VARCHAR) END";
       case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
       case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
-          : dateTimes(leaf, in);
+          : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
+      case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.INSTANT_REGEX)
+          : dateTimes(leaf, in, PrimitiveKind.INSTANT_REGEX);
       case ID -> matching(in, PrimitiveKind.ID_REGEX);
       case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
       default -> in;
@@ -382,7 +386,7 @@ public final class SqlMapping implements Serializable {
    * rule's time zone when the pattern has none, and written in the rule's zone (UTC by default) with its offset,
    * {@code Z} for UTC. The session's time zone is never involved.
    */
-  private static String dateTimes(CompiledMapping.Leaf leaf, String in) {
+  private static String dateTimes(CompiledMapping.Leaf leaf, String in, String outputRegex) {
     String zone = lit(leaf.timezone == null ? "UTC" : leaf.timezone);
     List<String> tries = new ArrayList<>();
     for (PrimitiveKind.DatePattern p : leaf.datePatterns) {
@@ -391,7 +395,7 @@ public final class SqlMapping implements Serializable {
       String parsed = "try_strptime(" + text0 + ", " + lit(p.strptime()) + ")";
       String text;
       if (!p.hasTime()) {
-        text = "strftime(" + parsed + ", '%Y-%m-%d')";
+        text = "strftime(" + parsed + ", " + lit(p.datePrecision()) + ")";
       } else {
         String instant = p.hasOffset() ? parsed : "timezone(" + zone + ", " + parsed + ")";
         String minutes = "datediff('minute', timezone('UTC', t), l)";
@@ -402,7 +406,10 @@ public final class SqlMapping implements Serializable {
       }
       tries.add("CASE WHEN regexp_full_match(" + in + ", " + lit(p.regex()) + ") THEN " + text + " END");
     }
-    return tries.size() == 1 ? tries.get(0) : "coalesce(" + String.join(", ", tries) + ")";
+    String any = tries.size() == 1 ? tries.get(0) : "coalesce(" + String.join(", ", tries) + ")";
+    // A time moved into another zone can leave FHIR's range (year 0000, year 10000): then it is no value.
+    return "list_transform([" + any + "], lambda r: CASE WHEN regexp_full_match(r, " + lit(outputRegex)
+        + ") THEN r END)[1]";
   }
 
   private static String matching(String in, String regex) {

@@ -136,6 +136,6 @@ class MappingCompilerTest {
   @Test
   void formatsOnlyApplyToDates() throws IOException {
     assertThat(problems("  name[0].family: {column: last_name, formats: [yyyy]}\n"),
-        contains(at(6) + "name[0].family: 'formats' applies to date and dateTime elements only"));
+        contains(at(6) + "name[0].family: 'formats' applies to date, dateTime and instant elements only"));
   }
 }

@@ -239,14 +239,14 @@ class SqlMappingTest {
   void datePatternsBecomeStrictRegexesAndStrptimeFormats() {
     assertThat(PrimitiveKind.datePattern("dd.MM.yyyy"),
         equalTo(new PrimitiveKind.DatePattern("dd.MM.yyyy", "[0-9]{2}\\.[0-9]{2}\\." + YEAR, "%d.%m.%Y", false, false,
-            false)));
+            false, true, true)));
     assertThat(PrimitiveKind.datePattern("yyyyMMdd'Z'"),
         equalTo(new PrimitiveKind.DatePattern("yyyyMMdd'Z'", YEAR + "[0-9]{2}[0-9]{2}Z", "%Y%m%dZ", false, false,
-            false)));
+            false, true, true)));
     assertThat(PrimitiveKind.datePattern("M/d/yyyy H:mm:ss.SSSX"),
         equalTo(new PrimitiveKind.DatePattern("M/d/yyyy H:mm:ss.SSSX", "[0-9]{1,2}/[0-9]{1,2}/" + YEAR
-            + " ([01]?[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{3}(Z|[+-][0-9]{2}(:?[0-9]{2})?)",
-            "%m/%d/%Y %H:%M:%S.%g%z", true, true, true)));
+            + " ([01]?[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{3}(Z|[+-]((0[0-9]|1[0-3])(:?[0-5][0-9])?|14(:?00)?))",
+            "%m/%d/%Y %H:%M:%S.%g%z", true, true, true, true, true)));
   }
 
   @Test
@@ -297,6 +297,49 @@ class SqlMappingTest {
   }
 
   @Test
+  void dateTimesKeepTheirPrecisionAndStayInsideFhirsRanges(@TempDir Path dir) throws IOException, SQLException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), """
+        source: s
+        resource: Observation
+        id: {column: id}
+        elements:
+          status: {value: final}
+          code.text: {value: x}
+          meta.lastUpdated: {column: stamp}
+          effectiveDateTime: {column: when, formats: ["yyyy-MM-dd'T'HH:mm:ssX", yyyy-MM, yyyy], timezone: Europe/Berlin}
+          issued: {column: at, formats: ["yyyy-MM-dd'T'HH:mm:ssX"]}
+        """);
+    List<String> cols = List.of("id", "stamp", "when", "at");
+    SqlMapping m = new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), cols));
+    Result r = run(m, cols,
+        new String[] {"a", "2024-05-01T10:00:00Z", "2024-05", null},
+        new String[] {"b", null, "1999", null},
+        new String[] {"c", "2024-05-01", null, null},
+        new String[] {"d", null, "2024-01-05T10:30:00+99:99", null},
+        new String[] {"e", null, "9999-12-31T23:30:00-05:00", null},
+        new String[] {"f", null, "2024-01-05T10:30:00-14:00", "2024-01-05T10:30:00-14:00"});
+    String head = "{\"resourceType\":\"Observation\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"meta\":{\"lastUpdated\":\"2024-05-01T10:00:00Z\"},\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+            + "\"effectiveDateTime\":\"2024-05\"}",
+        head + "b\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"effectiveDateTime\":\"1999\"}",
+        head + "f\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"effectiveDateTime\":"
+            + "\"2024-01-06T01:30:00+01:00\",\"issued\":\"2024-01-06T00:30:00Z\"}"));
+    assertThat(r.rejects(), contains(
+        "3 Observation.meta.lastUpdated instant: value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset"
+            + " such as Z or +01:00)",
+        "4 Observation.effectiveDateTime dateTime: value is not a date/time in the expected format"
+            + " (yyyy-MM-dd'T'HH:mm:ssX or yyyy-MM or yyyy)",
+        // Written in Berlin time, the last half hour of 9999 would be in the year 10000.
+        "5 Observation.effectiveDateTime dateTime: value is not a date/time in the expected format"
+            + " (yyyy-MM-dd'T'HH:mm:ssX or yyyy-MM or yyyy)"));
+    for (String line : r.resources()) {
+      assertThat(strict.encodeResourceToString(strict.parseResource(org.hl7.fhir.r4.model.Observation.class, line)),
+          equalTo(line));
+    }
+  }
+
+  @Test
   void dateTimePatternProblemsAreFoundBeforeTheRun(@TempDir Path dir) throws IOException {
     Path file = Files.writeString(dir.resolve("m.yaml"), """
         source: s
@@ -310,6 +353,7 @@ class SqlMappingTest {
           contact[0].period.start: {column: v, formats: ["yyyy-MM-dd HH:mm"], timezone: Mars/Olympus}
           contact[0].period.end: {column: v, formats: ["yyyy-MM-dd mm"]}
           contact[1].period.start: {column: v, formats: ["yyyy-MM-dd hh:mm"], timezone: UTC}
+          contact[1].period.end: {column: v, formats: ["MM/dd"]}
         """);
     MappingException e = org.junit.jupiter.api.Assertions.assertThrows(MappingException.class,
         () -> MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), List.of("id", "v")));
@@ -318,12 +362,14 @@ class SqlMappingTest {
         f + ":5: birthDate: formats: 'yyyy-MM-dd HH:mm' has a time of day, which a date element cannot hold",
         f + ":6: deceasedDateTime: formats: 'yyyy-MM-dd HH:mm' has a time but no offset (X): say which 'timezone'"
             + " it is in",
-        f + ":7: name[0].family: 'timezone' applies to dateTime elements with 'formats' only",
-        f + ":8: multipleBirthInteger: 'formats' applies to date and dateTime elements only",
+        f + ":7: name[0].family: 'timezone' applies to dateTime and instant elements with 'formats' only",
+        f + ":8: multipleBirthInteger: 'formats' applies to date, dateTime and instant elements only",
         f + ":9: contact[0].period.start: timezone: 'Mars/Olympus' is not an IANA time zone (like Europe/Berlin or"
             + " UTC)",
         f + ":10: contact[0].period.end: formats: 'yyyy-MM-dd mm': minutes, seconds and offsets need hours (HH)",
         f + ":11: contact[1].period.start: formats: 'yyyy-MM-dd hh:mm': a 12-hour clock (hh) needs its AM/PM"
-            + " marker (a), and the other way round"));
+            + " marker (a), and the other way round",
+        f + ":12: contact[1].period.end: formats: 'MM/dd': a pattern reads the year (yyyy), then optionally the month"
+            + " (MM), the day (dd) and a time: nothing may be left out in between"));
   }
 }
