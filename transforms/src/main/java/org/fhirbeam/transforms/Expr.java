@@ -39,9 +39,6 @@ public sealed interface Expr extends Serializable {
   /** A function of the language: its arity, result, and which arguments must be constants or conditions. */
   record Fn(String name, int minArgs, int maxArgs, Returns returns, String signature, String help) {}
 
-  /** Java regex syntax that RE2, DuckDB's engine, rejects: look-around and back-references. */
-  Pattern RE2_UNSUPPORTED = Pattern.compile("\\(\\?<?[=!]|(?<!\\\\)\\\\[1-9]");
-
   /** Every function, in the order the documentation lists them. */
   List<Fn> FUNCTIONS = List.of(
       new Fn("lower", 1, 1, Returns.VALUE, "lower(x)", "lower case"),
@@ -185,16 +182,20 @@ public sealed interface Expr extends Serializable {
       java.util.function.Predicate<String> isResourceType) {
     List<Expr> args = call.args();
     switch (f.name()) {
-      case "regex_replace", "matches" -> {
-        if (args.get(1) instanceof Literal l) {
+      case "regex_replace" -> {
+        // The pattern itself is checked by DuckDB when the mapping is compiled (see MappingCompiler).
+        if (args.get(1) instanceof Literal l && args.get(2) instanceof Literal r) {
           try {
-            Pattern.compile(l.text());
-            if (RE2_UNSUPPORTED.matcher(l.text()).find()) {
-              problems.add(f.name() + "(): '" + l.text() + "' uses look-around or a back-reference, which DuckDB's"
-                  + " regular expressions (RE2) do not support");
+            int groups = Pattern.compile(l.text()).matcher("").groupCount();
+            java.util.regex.Matcher m = Pattern.compile("\\\\([0-9])").matcher(r.text());
+            while (m.find()) {
+              if (Integer.parseInt(m.group(1)) > groups) {
+                problems.add("regex_replace(): the replacement uses group \\" + m.group(1) + ", but the pattern has "
+                    + groups + " group(s)");
+              }
             }
           } catch (PatternSyntaxException ex) {
-            problems.add(f.name() + "(): '" + l.text() + "' is not a regular expression: " + ex.getDescription());
+            // reported by DuckDB's check
           }
         }
       }
@@ -241,6 +242,19 @@ public sealed interface Expr extends Serializable {
     } else if (e instanceof Call call) {
       for (Expr a : call.args()) {
         columns(a, out);
+      }
+    }
+  }
+
+  /** The regular expressions an expression uses (constant patterns of matches() and regex_replace()). */
+  static void regexes(Expr e, List<String> out) {
+    if (e instanceof Call c) {
+      if ((c.function().equals("matches") || c.function().equals("regex_replace")) && c.args().size() > 1
+          && c.args().get(1) instanceof Literal l) {
+        out.add(l.text());
+      }
+      for (Expr a : c.args()) {
+        regexes(a, out);
       }
     }
   }

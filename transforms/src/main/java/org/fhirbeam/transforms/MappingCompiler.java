@@ -286,6 +286,14 @@ public final class MappingCompiler {
         for (String f : found) {
           problems.add(where + "expr: " + f.replace("is not in the source", "is not in source " + mapping.source()));
         }
+        List<String> patterns = new ArrayList<>();
+        Expr.regexes(input, patterns);
+        for (String p : patterns) {
+          String error = Re2.check(p);
+          if (error != null) {
+            problems.add(where + "expr: '" + p + "' is not a regular expression DuckDB can run (RE2): " + error);
+          }
+        }
       } catch (Expr.BadExpression e) {
         problems.add(where + "expr: " + e.getMessage());
       }

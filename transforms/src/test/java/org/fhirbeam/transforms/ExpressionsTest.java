@@ -177,6 +177,8 @@ class ExpressionsTest {
           name[0].given[0]: {expr: "upper(G"}
           name[0].suffix[0]: {expr: "part(G, ',', 0)"}
           name[0].prefix[0]: {expr: "regex_replace(G, '(a)\\\\1(?=b)', '')"}
+          name[0].prefix[1]: {expr: "regex_replace(G, '(b)', 'X\\\\2')"}
+          name[0].suffix[1]: {expr: "if(matches(G, '[0-9]++'), G)"}
           deceased: {column: G}
           maritalStatus.coding[0].system: {value: snomed}
           identifier[0].system: {value: "http://x.org/a b"}
@@ -195,22 +197,26 @@ class ExpressionsTest {
         f + ":8: birthDate: expr: column 'G' is a value where a condition is expected (write present(G) or"
             + " eq(G, '...'))",
         f + ":9: active: expr: eq() is a condition where a value is expected",
-        f + ":10: telecom[0].value: expr: regex_replace(): '(' is not a regular expression: Unclosed group",
+        f + ":10: telecom[0].value: expr: '(' is not a regular expression DuckDB can run (RE2): missing ): (",
         f + ":11: managingOrganization.reference: expr: ref(): 'Organisation' is not a FHIR R4 resource type",
         f + ":12: extension[0].valueString: extensions are picked by url: write extension[http://...] (or"
             + " extension[name] inside an extension)",
         f + ":13: address[http://x].city: 'http://x' is not an index: only extension[...] takes a url",
         f + ":14: name[0].given[0]: expr: ')' is missing at character 8 of 'upper(G'",
         f + ":15: name[0].suffix[0]: expr: part(): the piece number must be a whole number from 1",
-        f + ":16: name[0].prefix[0]: expr: regex_replace(): '(a)\\1(?=b)' uses look-around or a back-reference,"
-            + " which DuckDB's regular expressions (RE2) do not support",
-        f + ":17: deceased: 'deceased' is a choice element: name it with its type (deceasedBoolean,"
+        f + ":16: name[0].prefix[0]: expr: '(a)\\1(?=b)' is not a regular expression DuckDB can run (RE2): invalid"
+            + " escape sequence: \\1",
+        f + ":17: name[0].prefix[1]: expr: regex_replace(): the replacement uses group \\2, but the pattern has 1"
+            + " group(s)",
+        f + ":18: name[0].suffix[1]: expr: '[0-9]++' is not a regular expression DuckDB can run (RE2): bad"
+            + " repetition operator: ++",
+        f + ":19: deceased: 'deceased' is a choice element: name it with its type (deceasedBoolean,"
             + " deceasedDateTime)",
-        f + ":18: maritalStatus.coding[0].system: value: 'snomed' is not an absolute URI: a system is named by one,"
+        f + ":20: maritalStatus.coding[0].system: value: 'snomed' is not an absolute URI: a system is named by one,"
             + " like http://snomed.info/sct or urn:oid:2.16.840.1.113883.6.238",
-        f + ":19: identifier[0].system: value: 'http://x.org/a b' is not a URI (it has spaces)",
-        f + ":20: meta.lastUpdated: formats: 'yyyy-MM-dd': an instant needs a time with seconds (ss)"));
-    assertThat(e.getMessage(), containsString("mapping m has 17 errors:"));
+        f + ":21: identifier[0].system: value: 'http://x.org/a b' is not a URI (it has spaces)",
+        f + ":22: meta.lastUpdated: formats: 'yyyy-MM-dd': an instant needs a time with seconds (ss)"));
+    assertThat(e.getMessage(), containsString("mapping m has 19 errors:"));
   }
 
   @Test
