@@ -123,11 +123,14 @@ public final class CompiledMapping implements Serializable {
     private static final long serialVersionUID = 1L;
 
     final String name;
+    /** The element's position in its parent's definition: the alternatives of a choice element share it. */
+    final int order;
     final boolean repeating;
     final Item[] items;
 
-    Element(String name, boolean repeating, Item[] items) {
+    Element(String name, int order, boolean repeating, Item[] items) {
       this.name = name;
+      this.order = order;
       this.repeating = repeating;
       this.items = items;
     }

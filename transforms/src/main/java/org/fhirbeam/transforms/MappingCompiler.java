@@ -141,6 +141,12 @@ public final class MappingCompiler {
       if (!repeating && bracket != null) {
         throw new PathProblem("'" + name + "' is single-valued in " + current.getName() + ", so it takes no index");
       }
+      if (current.getName().equals("Extension")) {
+        boolean hasValue = item.children.keySet().stream().anyMatch(k -> k.startsWith("value"));
+        if ((extension && hasValue) || (name.startsWith("value") && item.children.containsKey("extension"))) {
+          throw new PathProblem("an extension has either a value or nested extensions, not both (FHIR rule ext-1)");
+        }
+      }
       BaseRuntimeElementDefinition<?> elementDef = child.getChildByName(name);
       int order = current.getChildren().indexOf(child);
       MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating));
@@ -474,7 +480,7 @@ public final class MappingCompiler {
       for (MutableItem i : items.values()) {
         out.add(new CompiledMapping.Item(i.leaf, i.leaf >= 0 ? null : i.freezeChildren()));
       }
-      return new CompiledMapping.Element(name, repeating, out.toArray(new CompiledMapping.Item[0]));
+      return new CompiledMapping.Element(name, order, repeating, out.toArray(new CompiledMapping.Item[0]));
     }
   }
 }

@@ -24,7 +24,8 @@ public final class SqlMapping implements Serializable {
   private static final int CODE_MAP = 1;
   private static final int TYPE = 2;
   private static final int RANGE = 3;
-  private static final int KINDS = 4;
+  private static final int CHOICE = 4;
+  private static final int KINDS = 5;
 
   /** Why a row was rejected: the element, the rule and a reason that does not repeat the value. */
   public record Failure(String element, String rule, String reason) implements Serializable {}
@@ -143,7 +144,62 @@ public final class SqlMapping implements Serializable {
     StringBuilder written = new StringBuilder();
     writtenWhen(mapping.root(), "true", written);
     return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\"" + written
-        + " FROM (" + presenceQuery(valuesQuery(source)) + ")";
+        + " FROM (" + choiceQuery(presenceQuery(valuesQuery(source))) + ")";
+  }
+
+  /**
+   * Rejects rows in which two types of one choice element ({@code valueQuantity} and {@code valueString}) both
+   * have a value: the failure names the later one. Without such rules, the query is unchanged.
+   */
+  private String choiceQuery(String presence) {
+    List<String> whens = new ArrayList<>();
+    choiceConflicts(mapping.root(), whens);
+    if (whens.isEmpty()) {
+      return presence;
+    }
+    return "SELECT * REPLACE (coalesce(\"#fail\", CASE " + String.join(" ", whens) + " END) AS \"#fail\") FROM ("
+        + presence + ")";
+  }
+
+  private void choiceConflicts(CompiledMapping.Element[] elements, List<String> whens) {
+    // Alternatives of one choice element share its position in the parent's definition.
+    Map<Integer, List<CompiledMapping.Element>> byOrder = new LinkedHashMap<>();
+    for (CompiledMapping.Element e : elements) {
+      byOrder.computeIfAbsent(e.order, k -> new ArrayList<>()).add(e);
+      for (CompiledMapping.Item item : e.items) {
+        if (item.leaf < 0) {
+          choiceConflicts(item.children, whens);
+        }
+      }
+    }
+    for (List<CompiledMapping.Element> alternatives : byOrder.values()) {
+      for (int later = 1; later < alternatives.size(); later++) {
+        CompiledMapping.Item item = alternatives.get(later).items[0];
+        List<String> earlier = new ArrayList<>();
+        for (int k = 0; k < later; k++) {
+          String p = present(alternatives.get(k).items[0]);
+          earlier.add(p == null ? "true" : p);
+        }
+        String self = present(item);
+        whens.add("WHEN " + (self == null ? "true" : self) + " AND (" + String.join(" OR ", earlier) + ") THEN "
+            + ((firstLeaf(item) + 1) * KINDS + CHOICE));
+      }
+    }
+  }
+
+  private static int firstLeaf(CompiledMapping.Item item) {
+    if (item.leaf >= 0) {
+      return item.leaf;
+    }
+    for (CompiledMapping.Element e : item.children) {
+      for (CompiledMapping.Item i : e.items) {
+        int l = firstLeaf(i);
+        if (l >= 0) {
+          return l;
+        }
+      }
+    }
+    return -1;
   }
 
   /** For every leaf, whether it is written: its value is there, or (a constant) its enclosing object is. */
@@ -240,6 +296,8 @@ public final class SqlMapping implements Serializable {
       case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText()
           + " is not in the rule's code map (or the element's required value set) and the rule has no default");
       case RANGE -> new Failure(element, "integer", PrimitiveKind.INTEGER_RANGE_REASON);
+      case CHOICE -> new Failure(element, "choice", "another type of this choice element also has a value in the"
+          + " row; FHIR allows one (make the rules' conditions exclusive)");
       default -> new Failure(element, leaf.kind.rule(), typeReason(leaf));
     };
   }

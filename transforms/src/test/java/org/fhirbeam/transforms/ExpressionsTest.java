@@ -138,6 +138,29 @@ class ExpressionsTest {
   }
 
   @Test
+  void aRowThatSetsTwoTypesOfOneChoiceElementIsRejected(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("ID", "T", "V");
+    SqlMapping m = compile(dir, """
+        source: s
+        resource: Observation
+        id: {column: ID}
+        elements:
+          status: {value: final}
+          code.text: {value: x}
+          valueQuantity.value: {expr: "if(eq(T, 'n'), V)"}
+          valueString: {expr: "if(ne(T, 'x'), V)"}
+        """, cols);
+    SqlMappingTest.Result r = SqlMappingTest.run(m, cols, new String[] {"a", "n", "5"},
+        new String[] {"b", "s", "five"}, new String[] {"c", "x", "5"});
+    String head = "{\"resourceType\":\"Observation\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "b\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"valueString\":\"five\"}",
+        head + "c\",\"status\":\"final\",\"code\":{\"text\":\"x\"}}"));
+    assertThat(r.rejects(), contains("1 Observation.valueString choice: another type of this choice element also has"
+        + " a value in the row; FHIR allows one (make the rules' conditions exclusive)"));
+  }
+
+  @Test
   void emptyExpressionResultsAreMissingAndRequiredOnesReject(@TempDir Path dir) throws IOException, SQLException {
     List<String> cols = List.of("ID", "V");
     SqlMapping m = compile(dir, """
@@ -183,6 +206,8 @@ class ExpressionsTest {
           maritalStatus.coding[0].system: {value: snomed}
           identifier[0].system: {value: "http://x.org/a b"}
           meta.lastUpdated: {column: G, formats: [yyyy-MM-dd]}
+          extension[http://x.org/e].valueString: {column: G}
+          extension[http://x.org/e].extension[part].valueString: {column: G}
         """);
     MappingException e = assertThrows(MappingException.class, () -> MappingCompiler.compile(
         new ConfigLoader(Map.of()).loadMapping(file), List.of("ID", "LAST", "G")));
@@ -215,8 +240,10 @@ class ExpressionsTest {
         f + ":20: maritalStatus.coding[0].system: value: 'snomed' is not an absolute URI: a system is named by one,"
             + " like http://snomed.info/sct or urn:oid:2.16.840.1.113883.6.238",
         f + ":21: identifier[0].system: value: 'http://x.org/a b' is not a URI (it has spaces)",
-        f + ":22: meta.lastUpdated: formats: 'yyyy-MM-dd': an instant needs a time with seconds (ss)"));
-    assertThat(e.getMessage(), containsString("mapping m has 19 errors:"));
+        f + ":22: meta.lastUpdated: formats: 'yyyy-MM-dd': an instant needs a time with seconds (ss)",
+        f + ":24: extension[http://x.org/e].extension[part].valueString: an extension has either a value or nested"
+            + " extensions, not both (FHIR rule ext-1)"));
+    assertThat(e.getMessage(), containsString("mapping m has 20 errors:"));
   }
 
   @Test
