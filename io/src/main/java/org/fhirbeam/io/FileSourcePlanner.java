@@ -78,14 +78,16 @@ public final class FileSourcePlanner {
   }
 
   /**
-   * Plans a query source: one task that runs the source's SQL, in which every planned file source is a table of
+   * Plans a query source: one task that runs the source's SQL, in which each given file source is a table of
    * text columns (all its files, aligned by column name). Malformed lines in those files stop the query with an
    * error rather than vanishing from it. Rows are numbered in query order ({@code row_number} in rejects).
    */
   public PlannedSource planQuery(SourceConfig source, Map<String, PlannedSource> fileSources) {
     List<String> ctes = new ArrayList<>();
+    List<String> withoutFiles = new ArrayList<>();
     for (PlannedSource f : fileSources.values()) {
       if (f.tasks().isEmpty()) {
+        withoutFiles.add(f.config().name());
         continue;
       }
       List<String> parts = new ArrayList<>();
@@ -105,7 +107,9 @@ public final class FileSourcePlanner {
       }
     } catch (SQLException e) {
       throw new InputException(DuckDb.failure(source.location() + ": sql: source " + source.name()
-          + ": the query failed", e).getMessage());
+          + ": the query failed", e).getMessage() + (withoutFiles.isEmpty() ? ""
+              : " (optional source(s) without files, so not available to the query: "
+                  + String.join(", ", withoutFiles) + ")"));
     }
     for (String c : columns) {
       if (c.startsWith("#")) {

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
@@ -43,11 +44,21 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     for (MappingConfig m : config.mappings()) {
       used.add(m.source());
     }
-    boolean anyQuery = config.sources().values().stream().anyMatch(s -> s.sql() != null && used.contains(s.name()));
-    // File sources first (all of them when a query source may read them), then the query sources over them.
+    // File sources first (those the mappings read, and those a query names), then the query sources over them.
+    Set<String> needed = new HashSet<>(used);
+    for (SourceConfig s : config.sources().values()) {
+      if (s.sql() != null && used.contains(s.name())) {
+        for (SourceConfig f : config.sources().values()) {
+          if (f.sql() == null && Pattern.compile("\\b" + Pattern.quote(f.name()) + "\\b", Pattern.CASE_INSENSITIVE)
+              .matcher(s.sql()).find()) {
+            needed.add(f.name());
+          }
+        }
+      }
+    }
     Map<String, PlannedSource> files = new LinkedHashMap<>();
     for (SourceConfig s : config.sources().values()) {
-      if (s.sql() == null && (anyQuery || used.contains(s.name()))) {
+      if (s.sql() == null && needed.contains(s.name())) {
         files.put(s.name(), planner.plan(s));
       }
     }
