@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.dataformat.csv.CsvMapper;
@@ -42,9 +43,15 @@ final class ConceptMaps {
       while (rows.hasNext()) {
         Map<String, String> row = rows.next();
         String where = file + ":" + rows.getParser().currentTokenLocation().getLineNr();
-        if (!row.containsKey("source") || !row.containsKey("target")) {
+        List<String> header = new java.util.ArrayList<>();
+        ((com.fasterxml.jackson.dataformat.csv.CsvParser) rows.getParser()).getSchema()
+            .forEach(c -> header.add(c.getName()));
+        if (!header.contains("source") || !header.contains("target")) {
           throw new ConfigException(file + ":1", "header", "a concept map CSV needs the columns 'source' and"
-              + " 'target' (found: " + String.join(", ", row.keySet()) + ")");
+              + " 'target' (found: " + String.join(", ", header) + ")");
+        }
+        if (row.get("source") == null || row.get("target") == null) {
+          throw new ConfigException(where, "row", "has fewer columns than the header");
         }
         put(out, row.get("source").strip(), row.get("target").strip(), where);
       }

@@ -265,6 +265,9 @@ class ConfigLoaderTest {
     Files.writeString(dir.resolve("g.csv"), "code,target\nM,male\n");
     assertThat(reject(PIPELINE).getMessage(), equalTo(dir.resolve("g.csv") + ":1: header: a concept map CSV needs"
         + " the columns 'source' and 'target' (found: code, target)"));
+    Files.writeString(dir.resolve("g.csv"), "source,target\nM,male\nF\n");
+    assertThat(reject(PIPELINE).getMessage(), equalTo(dir.resolve("g.csv") + ":3: row: has fewer columns than the"
+        + " header"));
     Files.writeString(dir.resolve("g.csv"), "source,target\nM,male\nF,female\nM,female\n");
     assertThat(reject(PIPELINE).getMessage(), equalTo(dir.resolve("g.csv") + ":4: source: code 'M' is mapped twice,"
         + " to different targets"));

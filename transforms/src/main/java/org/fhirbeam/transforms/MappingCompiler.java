@@ -148,6 +148,15 @@ public final class MappingCompiler {
         }
       }
       BaseRuntimeElementDefinition<?> elementDef = child.getChildByName(name);
+      if (elementDef == null || elementDef.getChildType() == ChildTypeEnum.RESOURCE
+          || elementDef.getChildType() == ChildTypeEnum.CONTAINED_RESOURCES
+          || elementDef.getChildType() == ChildTypeEnum.CONTAINED_RESOURCE_LIST
+          || (elementDef.getChildType() != ChildTypeEnum.PRIMITIVE_DATATYPE
+              && elementDef.getChildType() != ChildTypeEnum.PRIMITIVE_XHTML_HL7ORG
+              && !(elementDef instanceof BaseRuntimeElementCompositeDefinition<?>))) {
+        throw new PathProblem("'" + name + "' holds a whole resource, which an element rule cannot build (map that"
+            + " resource with a mapping of its own)");
+      }
       int order = current.getChildren().indexOf(child);
       MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating));
       int index;
