@@ -275,7 +275,10 @@ public sealed interface Expr extends Serializable {
           + SqlMapping.lit(((Literal) c.args().get(1)).text()) + "), lambda p: nullif(trim(p, "
           + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')), lambda p: p IS NOT NULL), [])";
     }
-    return e instanceof Column ? value(e, column) : clean(value(e, column));
+    // Columns are trimmed already; uuid() text and ref() of a column cannot be blank or have spaces at the ends.
+    boolean clean = e instanceof Column || e instanceof Call c && (c.function().equals("uuid")
+        || c.function().equals("ref") && c.args().get(1) instanceof Column);
+    return clean ? value(e, column) : clean(value(e, column));
   }
 
   private static String value(Expr e, Function<String, String> column) {
