@@ -89,6 +89,11 @@ public final class Bench implements Callable<Integer> {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> jvm = new ArrayList<>(List.of(java));
     jvm.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
+    // The launcher's class-data-sharing archive, so that the measured processes start as `./fhirbeam run` does.
+    String cds = System.getenv("FHIRBEAM_CDS_OPTS");
+    if (cds != null && !cds.isBlank()) {
+      jvm.addAll(Arrays.asList(cds.trim().split("\\s+")));
+    }
     jvm.addAll(opens());
     jvm.addAll(List.of("-cp", classpath));
 
