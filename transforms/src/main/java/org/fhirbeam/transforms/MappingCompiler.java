@@ -441,7 +441,7 @@ public final class MappingCompiler {
     return switch (kind) {
       case DATE -> "DATE";
       case BOOLEAN -> "BOOLEAN";
-      case INTEGER -> "BIGINT";
+      case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "BIGINT";
       case DECIMAL -> "DOUBLE";
       default -> "VARCHAR";
     };

@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
  * and returns their canonical FHIR text, or throws {@link BadValue} with a reason that does not repeat the value.
  */
 enum PrimitiveKind {
-  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, BOOLEAN, INTEGER, DECIMAL, OTHER;
+  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
   // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
   static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
@@ -59,7 +59,7 @@ enum PrimitiveKind {
       case DATE_TIME -> "dateTime";
       case INSTANT -> "instant";
       case BOOLEAN -> "boolean";
-      case INTEGER -> "integer";
+      case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "integer";
       case DECIMAL -> "decimal";
       case ID -> "id";
       case CODE -> "code";
@@ -87,14 +87,35 @@ enum PrimitiveKind {
       case "dateTime" -> DATE_TIME;
       case "instant" -> INSTANT;
       case "boolean" -> BOOLEAN;
-      case "integer", "positiveInt", "unsignedInt" -> INTEGER;
+      case "integer" -> INTEGER;
+      case "positiveInt" -> POSITIVE_INT;
+      case "unsignedInt" -> UNSIGNED_INT;
       case "decimal" -> DECIMAL;
       default -> OTHER;
     };
   }
 
   boolean isJsonNumber() {
-    return this == INTEGER || this == DECIMAL;
+    return isInteger() || this == DECIMAL;
+  }
+
+  /** integer, positiveInt and unsignedInt: whole numbers, each with its lowest value. */
+  boolean isInteger() {
+    return this == INTEGER || this == POSITIVE_INT || this == UNSIGNED_INT;
+  }
+
+  /** The lowest value of an integer type. */
+  long lowest() {
+    return this == POSITIVE_INT ? 1 : this == UNSIGNED_INT ? 0 : Integer.MIN_VALUE;
+  }
+
+  /** Why a whole number is out of this type's range. */
+  String rangeReason() {
+    return switch (this) {
+      case POSITIVE_INT -> "value is outside the range of FHIR positiveInt (1 to 2147483647)";
+      case UNSIGNED_INT -> "value is outside the range of FHIR unsignedInt (0 to 2147483647)";
+      default -> INTEGER_RANGE_REASON;
+    };
   }
 
   /**
@@ -254,14 +275,18 @@ enum PrimitiveKind {
         }
         throw new BadValue("boolean", BOOLEAN_REASON);
       }
-      case INTEGER -> {
+      case INTEGER, POSITIVE_INT, UNSIGNED_INT -> {
         if (!INTEGER_PATTERN.matcher(value).matches()) {
           throw new BadValue("integer", INTEGER_REASON);
         }
         try {
-          return Integer.toString(Integer.parseInt(value));
+          int v = Integer.parseInt(value);
+          if (v < lowest()) {
+            throw new BadValue("integer", rangeReason());
+          }
+          return Integer.toString(v);
         } catch (NumberFormatException e) {
-          throw new BadValue("integer", INTEGER_RANGE_REASON);
+          throw new BadValue("integer", rangeReason());
         }
       }
       case DECIMAL -> {

@@ -295,7 +295,7 @@ public final class SqlMapping implements Serializable {
           : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
       case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText()
           + " is not in the rule's code map (or the element's required value set) and the rule has no default");
-      case RANGE -> new Failure(element, "integer", PrimitiveKind.INTEGER_RANGE_REASON);
+      case RANGE -> new Failure(element, "integer", leaf.kind.rangeReason());
       case CHOICE -> new Failure(element, "choice", "another type of this choice element also has a value in the"
           + " row; FHIR allows one (make the rules' conditions exclusive)");
       default -> new Failure(element, leaf.kind.rule(), typeReason(leaf));
@@ -310,7 +310,7 @@ public final class SqlMapping implements Serializable {
       case INSTANT -> leaf.datePatterns.isEmpty() ? PrimitiveKind.INSTANT_REASON
           : PrimitiveKind.dateTimeReason(leaf.formatsText());
       case BOOLEAN -> PrimitiveKind.BOOLEAN_REASON;
-      case INTEGER -> PrimitiveKind.INTEGER_REASON;
+      case INTEGER, POSITIVE_INT, UNSIGNED_INT -> PrimitiveKind.INTEGER_REASON;
       case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
       case ID -> PrimitiveKind.ID_REASON;
       case CODE -> PrimitiveKind.CODE_REASON;
@@ -426,8 +426,9 @@ public final class SqlMapping implements Serializable {
       }
       case BOOLEAN -> "CASE WHEN lower(" + in + ") IN (" + lits(PrimitiveKind.TRUE_WORDS) + ") THEN 'true' WHEN lower("
           + in + ") IN (" + lits(PrimitiveKind.FALSE_WORDS) + ") THEN 'false' END";
-      case INTEGER -> "CASE WHEN regexp_full_match(" + in + ", " + lit(PrimitiveKind.INTEGER_REGEX)
-          + ") THEN CAST(TRY_CAST(" + in + " AS INTEGER) AS VARCHAR) END";
+      case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "CASE WHEN regexp_full_match(" + in + ", "
+          + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN list_transform([TRY_CAST(" + in + " AS INTEGER)], lambda n:"
+          + " CASE WHEN n >= " + leaf.kind.lowest() + " THEN CAST(n AS VARCHAR) END)[1] END";
       case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
       case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
@@ -489,7 +490,7 @@ public final class SqlMapping implements Serializable {
       if (leaf.defaultValue == null) {
         whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + CODE_MAP));
       }
-    } else if (leaf.kind == PrimitiveKind.INTEGER) {
+    } else if (leaf.kind.isInteger()) {
       whens.add("WHEN " + in + " IS NOT NULL AND NOT regexp_full_match(" + in + ", "
           + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN " + (base + TYPE));
       whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + RANGE));

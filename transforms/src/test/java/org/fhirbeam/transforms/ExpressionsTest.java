@@ -160,6 +160,36 @@ class ExpressionsTest {
   }
 
   @Test
+  void positiveAndUnsignedIntegersKeepToTheirRanges(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("ID", "N");
+    SqlMapping m = compile(dir, """
+        source: s
+        resource: MedicationRequest
+        id: {column: ID}
+        elements:
+          status: {value: active}
+          intent: {value: order}
+          medicationCodeableConcept.text: {value: x}
+          subject.display: {value: y}
+          dispenseRequest.numberOfRepeatsAllowed: {column: N}
+        """, cols);
+    SqlMappingTest.Result r = SqlMappingTest.run(m, cols, new String[] {"a", "0"}, new String[] {"b", "-1"},
+        new String[] {"c", "+3"});
+    String body = "\"status\":\"active\",\"intent\":\"order\",\"medicationCodeableConcept\":{\"text\":\"x\"},"
+        + "\"subject\":{\"display\":\"y\"},\"dispenseRequest\":{\"numberOfRepeatsAllowed\":";
+    assertThat(r.resources(), contains(
+        "{\"resourceType\":\"MedicationRequest\",\"id\":\"a\"," + body + "0}}",
+        "{\"resourceType\":\"MedicationRequest\",\"id\":\"c\"," + body + "3}}"));
+    assertThat(r.rejects(), contains("2 MedicationRequest.dispenseRequest.numberOfRepeatsAllowed integer: value is"
+        + " outside the range of FHIR unsignedInt (0 to 2147483647)"));
+    Path file = Files.writeString(dir.resolve("e.yaml"), "source: s\nresource: Encounter\nid: {column: ID}\n"
+        + "elements:\n  status: {value: finished}\n  class.code: {value: AMB}\n  diagnosis[0].rank: {value: 0}\n");
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(new ConfigLoader(Map.of())
+        .loadMapping(file), cols)).getMessage(), equalTo(file + ":7: diagnosis[0].rank: value: value is outside"
+            + " the range of FHIR positiveInt (1 to 2147483647)"));
+  }
+
+  @Test
   void emptyExpressionResultsAreMissingAndRequiredOnesReject(@TempDir Path dir) throws IOException, SQLException {
     List<String> cols = List.of("ID", "V");
     SqlMapping m = compile(dir, """
