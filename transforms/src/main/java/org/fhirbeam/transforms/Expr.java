@@ -276,9 +276,9 @@ public sealed interface Expr extends Serializable {
           + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')), lambda p: p IS NOT NULL), [])";
     }
     // Columns are trimmed already; uuid() text and ref() of a column cannot be blank or have spaces at the ends.
-    boolean clean = e instanceof Column || e instanceof Call c && (c.function().equals("uuid")
+    boolean alreadyClean = e instanceof Column || e instanceof Call c && (c.function().equals("uuid")
         || c.function().equals("ref") && c.args().get(1) instanceof Column);
-    return clean ? value(e, column) : clean(value(e, column));
+    return alreadyClean ? value(e, column) : clean(value(e, column));
   }
 
   private static String value(Expr e, Function<String, String> column) {
@@ -289,6 +289,7 @@ public sealed interface Expr extends Serializable {
       return SqlMapping.lit(l.text());
     }
     Call c = (Call) e;
+    // Constant arguments as SQL literals (null for the others); check() made sure they are constants where needed.
     List<String> a = new ArrayList<>();
     for (Expr arg : c.args()) {
       a.add(arg instanceof Literal l ? SqlMapping.lit(l.text()) : null);
