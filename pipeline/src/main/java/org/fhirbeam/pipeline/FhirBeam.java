@@ -140,7 +140,7 @@ public final class FhirBeam implements Callable<Integer> {
     Path output;
 
     @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
-        description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[*]); default: ${DEFAULT-VALUE}.")
+        description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[N] with N the cores); default: ${DEFAULT-VALUE}.")
     Runner runner;
 
     @Option(names = "--set", paramLabel = "KEY=VALUE", mapFallbackValue = "",
