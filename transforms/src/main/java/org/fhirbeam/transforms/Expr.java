@@ -308,10 +308,10 @@ public sealed interface Expr extends Serializable {
       case "part" -> clean("split_part(" + v.apply(0) + ", " + a.get(1) + ", " + ((Literal) c.args().get(2)).text()
           + ")");
       case "coalesce" -> {
-        // An empty constant is no value either.
+        // A blank constant is no value either.
         List<String> parts = new ArrayList<>();
         for (String v0 : values(c, column, 0)) {
-          parts.add("nullif(" + v0 + ", '')");
+          parts.add(clean(v0));
         }
         yield "coalesce(" + String.join(", ", parts) + ")";
       }

@@ -208,8 +208,10 @@ public final class MappingCompiler {
           leaves.add(leaf);
           String path = normalized.toString();
           if (flatPath && !leaf.list) {
-            flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path, sqlType(kind),
-                i == 0 && !repeating));
+            // A date read at year or month precision is no SQL DATE: such columns keep the text.
+            boolean partial = leaf.datePatterns.stream().anyMatch(p -> !p.hasDay());
+            flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path,
+                partial ? "VARCHAR" : sqlType(kind), i == 0 && !repeating));
           }
         }
         return;

@@ -246,11 +246,18 @@ enum PrimitiveKind {
   String convert(String value) throws BadValue {
     switch (this) {
       case DATE -> {
+        // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD, each a real year, month or day.
         try {
+          if (value.matches("[0-9]{4}")) {
+            return java.time.Year.parse(value).toString();
+          }
+          if (value.matches("[0-9]{4}-[0-9]{2}")) {
+            return java.time.YearMonth.parse(value).toString();
+          }
           return LocalDate.parse(value, DateTimeFormatter.ISO_LOCAL_DATE.withResolverStyle(ResolverStyle.STRICT))
               .format(DateTimeFormatter.ISO_LOCAL_DATE);
         } catch (DateTimeParseException e) {
-          throw new BadValue("date", dateReason(ISO_DATE));
+          throw new BadValue("date", dateReason("yyyy-MM-dd, yyyy-MM or yyyy"));
         }
       }
       case DATE_TIME -> {

@@ -120,7 +120,7 @@ public final class SqlMapping implements Serializable {
     CompiledMapping.Leaf[] leaves = mapping.leaves();
     for (int k = 0; k < leaves.length; k++) {
       CompiledMapping.Leaf leaf = leaves[k];
-      if (leaf.input == null && leaf.path.endsWith("].url")) {
+      if (leaf.input == null && leaf.path.matches(".*extension\\[[^\\]]*\\]\\.url")) { // the compiler's url
         continue;
       }
       String rule = leaf.input == null ? "value" : leaf.inputText();
@@ -153,7 +153,7 @@ public final class SqlMapping implements Serializable {
    */
   private String choiceQuery(String presence) {
     List<String> whens = new ArrayList<>();
-    choiceConflicts(mapping.root(), whens);
+    choiceConflicts(mapping.root(), "true", whens);
     if (whens.isEmpty()) {
       return presence;
     }
@@ -161,14 +161,16 @@ public final class SqlMapping implements Serializable {
         + presence + ")";
   }
 
-  private void choiceConflicts(CompiledMapping.Element[] elements, List<String> whens) {
+  /** {@code guard}: when the enclosing object is written, which is when a constant-only alternative is. */
+  private void choiceConflicts(CompiledMapping.Element[] elements, String guard, List<String> whens) {
     // Alternatives of one choice element share its position in the parent's definition.
     Map<Integer, List<CompiledMapping.Element>> byOrder = new LinkedHashMap<>();
     for (CompiledMapping.Element e : elements) {
       byOrder.computeIfAbsent(e.order, k -> new ArrayList<>()).add(e);
       for (CompiledMapping.Item item : e.items) {
         if (item.leaf < 0) {
-          choiceConflicts(item.children, whens);
+          String flag = presenceFlags().get(item);
+          choiceConflicts(item.children, flag == null ? guard : q(flag), whens);
         }
       }
     }
@@ -178,10 +180,10 @@ public final class SqlMapping implements Serializable {
         List<String> earlier = new ArrayList<>();
         for (int k = 0; k < later; k++) {
           String p = present(alternatives.get(k).items[0]);
-          earlier.add(p == null ? "true" : p);
+          earlier.add(p == null ? guard : p);
         }
         String self = present(item);
-        whens.add("WHEN " + (self == null ? "true" : self) + " AND (" + String.join(" OR ", earlier) + ") THEN "
+        whens.add("WHEN " + (self == null ? guard : self) + " AND (" + String.join(" OR ", earlier) + ") THEN "
             + ((firstLeaf(item) + 1) * KINDS + CHOICE));
       }
     }

@@ -160,6 +160,41 @@ class ExpressionsTest {
   }
 
   @Test
+  void constantChoicesInAnAbsentPartConflictWithNothingAndPartialDatesKeepTextColumns(@TempDir Path dir)
+      throws IOException, SQLException {
+    List<String> cols = List.of("ID", "T", "B");
+    SqlMapping m = compile(dir, """
+        source: s
+        resource: Observation
+        id: {column: ID}
+        elements:
+          status: {value: final}
+          code.text: {expr: "coalesce(' ', T, 'none')"}
+          component[0].code.text: {column: T}
+          component[0].valueString: {value: a}
+          component[0].valueBoolean: {value: "true"}
+          effectiveDateTime: {column: B, formats: [yyyy]}
+        """, cols);
+    SqlMappingTest.Result r = SqlMappingTest.run(m, cols, new String[] {"a", null, "1990"},
+        new String[] {"b", "t", null});
+    // Without a component the two constant types conflict with nothing; with one they always do.
+    assertThat(r.resources(), contains(
+        "{\"resourceType\":\"Observation\",\"id\":\"a\",\"status\":\"final\",\"code\":{\"text\":\"none\"},"
+            + "\"effectiveDateTime\":\"1990\"}"));
+    assertThat(r.rejects(), contains("2 Observation.component[0].valueString choice: another type of this choice"
+        + " element also has a value in the row; FHIR allows one (make the rules' conditions exclusive)"));
+    Path dates = Files.writeString(dir.resolve("d.yaml"), "source: s\nresource: Patient\nid: {column: ID}\n"
+        + "elements:\n  birthDate: {column: B, formats: [yyyy, dd.MM.yyyy]}\n  deceasedDateTime: {value: '2001'}\n");
+    CompiledMapping patient = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(dates), cols);
+    assertThat(patient.flatColumns().get(0).sqlType(), equalTo("VARCHAR"));
+    Path constant = Files.writeString(dir.resolve("c.yaml"), "source: s\nresource: Patient\nid: {column: ID}\n"
+        + "elements:\n  birthDate: {value: '1990-05'}\n");
+    assertThat(SqlMappingTest.run(new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of())
+        .loadMapping(constant), cols)), cols, new String[] {"p", null, null}).resources(),
+        contains("{\"resourceType\":\"Patient\",\"id\":\"p\",\"birthDate\":\"1990-05\"}"));
+  }
+
+  @Test
   void positiveAndUnsignedIntegersKeepToTheirRanges(@TempDir Path dir) throws IOException, SQLException {
     List<String> cols = List.of("ID", "N");
     SqlMapping m = compile(dir, """

@@ -107,7 +107,7 @@ class MappingCompilerTest {
   @Test
   void constantsAreCheckedAgainstTheirType() throws IOException {
     assertThat(problems("  birthDate: {value: 12/01/1990}\n  active: {value: maybe}\n"), contains(
-        at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd)",
+        at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd, yyyy-MM or yyyy)",
         at(7) + "active: value: value is not a boolean (true/false, yes/no, 1/0)"));
   }
 
