@@ -6,19 +6,15 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.InputException;
-import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.transforms.MappingCompiler;
-import org.fhirbeam.transforms.MappingException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -192,17 +188,7 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() {
       PipelineConfig config = new ConfigLoader(Environment.variables()).load(file, overrides);
-      List<MappingException> errors = new ArrayList<>();
-      for (MappingConfig m : config.mappings()) {
-        try {
-          MappingCompiler.compile(m, null);
-        } catch (MappingException e) {
-          errors.add(e);
-        }
-      }
-      if (!errors.isEmpty()) {
-        throw MappingException.combine(errors);
-      }
+      MappingCompiler.compileAll(config.mappings(), m -> null);
       spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
           config.mappings().size());
       return 0;

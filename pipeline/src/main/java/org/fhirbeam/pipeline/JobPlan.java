@@ -1,6 +1,5 @@
 package org.fhirbeam.pipeline;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.HashSet;
@@ -15,7 +14,6 @@ import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MappingCompiler;
-import org.fhirbeam.transforms.MappingException;
 
 /**
  * Everything decided before the pipeline starts: the checked configuration, each source's files and columns,
@@ -69,20 +67,11 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
     }
     definitions.join();
-    List<CompiledMapping> mappings = new ArrayList<>();
-    List<MappingException> errors = new ArrayList<>();
-    for (MappingConfig m : config.mappings()) {
+    // An optional source without files has no known columns: its mapping is still checked against FHIR.
+    List<CompiledMapping> mappings = MappingCompiler.compileAll(config.mappings(), m -> {
       PlannedSource source = sources.get(m.source());
-      try {
-        // An optional source without files has no known columns: its mapping is still checked against FHIR.
-        mappings.add(MappingCompiler.compile(m, source.tasks().isEmpty() ? null : source.columns()));
-      } catch (MappingException e) {
-        errors.add(e);
-      }
-    }
-    if (!errors.isEmpty()) {
-      throw MappingException.combine(errors);
-    }
+      return source.tasks().isEmpty() ? null : source.columns();
+    });
     return new JobPlan(config, sources, List.copyOf(mappings));
   }
 }

@@ -105,131 +105,143 @@ public sealed interface Expr extends Serializable {
 
   /**
    * Checks an expression used as a rule's value (or, with {@code listAllowed}, as a whole rule on a repeating
-   * element): functions exist with the right number and kind of arguments, columns exist (when
-   * {@code columns} is not null), constant arguments are constants; collects every problem in {@code problems}.
+   * element): functions exist with the right number and kind of arguments, columns exist in source
+   * {@code sourceName} (when {@code columns} is not null), constant arguments are constants, and regular
+   * expressions run in DuckDB; collects every problem in {@code problems}.
    */
-  static void check(Expr e, Collection<String> columns, boolean listAllowed, List<String> problems,
-      java.util.function.Predicate<String> isResourceType) {
-    checkAs(e, Returns.VALUE, listAllowed, columns, problems, isResourceType);
-  }
-
-  private static void checkAs(Expr e, Returns expected, boolean listAllowed, Collection<String> columns,
+  static void check(Expr e, Collection<String> columns, String sourceName, boolean listAllowed,
       List<String> problems, java.util.function.Predicate<String> isResourceType) {
-    if (e instanceof Column c) {
-      if (columns != null && !columns.contains(c.name())) {
-        problems.add("column '" + c.name() + "' is not in the source (columns: " + String.join(", ", columns) + ")");
-      }
-      if (expected == Returns.CONDITION) {
-        problems.add("column '" + c.name() + "' is a value where a condition is expected (write present("
-            + c.name() + ") or eq(" + c.name() + ", '...'))");
-      }
-      return;
-    }
-    if (e instanceof Literal l) {
-      if (expected == Returns.CONDITION) {
-        problems.add("constant '" + l.text() + "' is a value where a condition is expected");
-      }
-      return;
-    }
-    Call call = (Call) e;
-    Fn f = function(call.function());
-    if (f == null) {
-      List<String> names = new ArrayList<>();
-      for (Fn g : FUNCTIONS) {
-        names.add(g.name());
-      }
-      problems.add("unknown function '" + call.function() + "' (functions: " + String.join(", ", names) + ")");
-      return;
-    }
-    int n = call.args().size();
-    if (n < f.minArgs() || n > f.maxArgs()) {
-      problems.add(call.function() + " takes " + (f.minArgs() == f.maxArgs() ? f.minArgs()
-          : f.maxArgs() == 99 ? "at least " + f.minArgs() : f.minArgs() + " to " + f.maxArgs())
-          + " arguments: " + f.signature());
-      return;
-    }
-    if (f.returns() == Returns.LIST && !listAllowed) {
-      problems.add(f.name() + "() makes repetitions: it must be the whole rule of a repeating element");
-    } else if (f.returns() != Returns.LIST && f.returns() != expected) {
-      problems.add(f.name() + "() is a " + (f.returns() == Returns.CONDITION ? "condition where a value"
-          : "value where a condition") + " is expected");
-    }
-    for (int i = 0; i < n; i++) {
-      Expr a = call.args().get(i);
-      boolean isCondition = switch (f.name()) {
-        case "and", "or", "not" -> true;
-        case "if" -> i == 0;
-        default -> false;
-      };
-      boolean mustBeConstant = switch (f.name()) {
-        case "join", "uuid", "ref" -> i == 0;
-        case "regex_replace" -> i >= 1;
-        case "part" -> i >= 1;
-        case "split", "matches" -> i == 1;
-        case "in" -> i >= 1;
-        default -> false;
-      };
-      if (mustBeConstant && !(a instanceof Literal)) {
-        problems.add("argument " + (i + 1) + " of " + f.name() + "() must be a constant in quotes: " + f.signature());
-        continue;
-      }
-      checkAs(a, isCondition ? Returns.CONDITION : Returns.VALUE, false, columns, problems, isResourceType);
-    }
-    checkConstants(call, f, problems, isResourceType);
+    new Checker(columns, sourceName, problems, isResourceType).check(e, Returns.VALUE, listAllowed);
   }
 
-  private static void checkConstants(Call call, Fn f, List<String> problems,
+  /** What one check of an expression needs at every node. */
+  record Checker(Collection<String> columns, String sourceName, List<String> problems,
       java.util.function.Predicate<String> isResourceType) {
-    List<Expr> args = call.args();
-    switch (f.name()) {
-      case "regex_replace" -> {
-        // The pattern itself is checked by DuckDB when the mapping is compiled (see MappingCompiler).
-        if (args.get(1) instanceof Literal l && args.get(2) instanceof Literal r) {
-          try {
-            int groups = Pattern.compile(l.text()).matcher("").groupCount();
-            java.util.regex.Matcher m = Pattern.compile("\\\\([0-9])").matcher(r.text());
-            while (m.find()) {
-              if (Integer.parseInt(m.group(1)) > groups) {
-                problems.add("regex_replace(): the replacement uses group \\" + m.group(1) + ", but the pattern has "
-                    + groups + " group(s)");
+
+    void check(Expr e, Returns expected, boolean listAllowed) {
+      if (e instanceof Column c) {
+        if (columns != null && !columns.contains(c.name())) {
+          problems.add("column '" + c.name() + "' is not in source " + sourceName + " (columns: "
+              + String.join(", ", columns) + ")");
+        }
+        if (expected == Returns.CONDITION) {
+          problems.add("column '" + c.name() + "' is a value where a condition is expected (write present("
+              + c.name() + ") or eq(" + c.name() + ", '...'))");
+        }
+        return;
+      }
+      if (e instanceof Literal l) {
+        if (expected == Returns.CONDITION) {
+          problems.add("constant '" + l.text() + "' is a value where a condition is expected");
+        }
+        return;
+      }
+      Call call = (Call) e;
+      Fn f = function(call.function());
+      if (f == null) {
+        List<String> names = new ArrayList<>();
+        for (Fn g : FUNCTIONS) {
+          names.add(g.name());
+        }
+        problems.add("unknown function '" + call.function() + "' (functions: " + String.join(", ", names) + ")");
+        return;
+      }
+      int n = call.args().size();
+      if (n < f.minArgs() || n > f.maxArgs()) {
+        problems.add(call.function() + " takes " + (f.minArgs() == f.maxArgs() ? f.minArgs()
+            : f.maxArgs() == 99 ? "at least " + f.minArgs() : f.minArgs() + " to " + f.maxArgs())
+            + " arguments: " + f.signature());
+        return;
+      }
+      if (f.returns() == Returns.LIST && !listAllowed) {
+        problems.add(f.name() + "() makes repetitions: it must be the whole rule of a repeating element");
+      } else if (f.returns() != Returns.LIST && f.returns() != expected) {
+        problems.add(f.name() + "() is a " + (f.returns() == Returns.CONDITION ? "condition where a value"
+            : "value where a condition") + " is expected");
+      }
+      for (int i = 0; i < n; i++) {
+        Expr a = call.args().get(i);
+        boolean isCondition = switch (f.name()) {
+          case "and", "or", "not" -> true;
+          case "if" -> i == 0;
+          default -> false;
+        };
+        boolean mustBeConstant = switch (f.name()) {
+          case "join", "uuid", "ref" -> i == 0;
+          case "regex_replace" -> i >= 1;
+          case "part" -> i >= 1;
+          case "split", "matches" -> i == 1;
+          case "in" -> i >= 1;
+          default -> false;
+        };
+        if (mustBeConstant && !(a instanceof Literal)) {
+          problems.add("argument " + (i + 1) + " of " + f.name() + "() must be a constant in quotes: " + f.signature());
+          continue;
+        }
+        check(a, isCondition ? Returns.CONDITION : Returns.VALUE, false);
+      }
+      checkConstants(call, f);
+    }
+
+    private void checkConstants(Call call, Fn f) {
+      List<Expr> args = call.args();
+      if ((f.name().equals("regex_replace") || f.name().equals("matches")) && args.get(1) instanceof Literal l) {
+        // Checked by the engine that will run it: Java's accepts patterns DuckDB's RE2 refuses.
+        String error = Re2.check(l.text());
+        if (error != null) {
+          problems.add("'" + l.text() + "' is not a regular expression DuckDB can run (RE2): " + error);
+        }
+      }
+      switch (f.name()) {
+        case "regex_replace" -> {
+          if (args.get(1) instanceof Literal l && args.get(2) instanceof Literal r) {
+            try {
+              int groups = Pattern.compile(l.text()).matcher("").groupCount();
+              java.util.regex.Matcher m = Pattern.compile("\\\\([0-9])").matcher(r.text());
+              while (m.find()) {
+                if (Integer.parseInt(m.group(1)) > groups) {
+                  problems.add("regex_replace(): the replacement uses group \\" + m.group(1) + ", but the pattern has "
+                      + groups + " group(s)");
+                }
               }
+            } catch (PatternSyntaxException ex) {
+              // reported by DuckDB's check
             }
-          } catch (PatternSyntaxException ex) {
-            // reported by DuckDB's check
           }
         }
-      }
-      case "part" -> {
-        if (args.get(2) instanceof Literal l && !l.text().matches("[1-9][0-9]{0,5}")) {
-          problems.add("part(): the piece number must be a whole number from 1");
-        }
-        if (args.get(1) instanceof Literal l && l.text().isEmpty()) {
-          problems.add("part(): the separator must not be empty");
-        }
-      }
-      case "split" -> {
-        if (args.get(1) instanceof Literal l && l.text().isEmpty()) {
-          problems.add("split(): the separator must not be empty");
-        }
-      }
-      case "substring" -> {
-        for (int i = 1; i < args.size(); i++) {
-          if (!(args.get(i) instanceof Literal l) || !l.text().matches("[0-9]{1,6}") || (i == 1 && l.text().equals("0"))) {
-            problems.add("substring(): start (from 1) and length must be whole numbers");
+        case "part" -> {
+          if (args.get(2) instanceof Literal l && !l.text().matches("[1-9][0-9]{0,5}")) {
+            problems.add("part(): the piece number must be a whole number from 1");
+          }
+          if (args.get(1) instanceof Literal l && l.text().isEmpty()) {
+            problems.add("part(): the separator must not be empty");
           }
         }
-      }
-      case "ref" -> {
-        if (args.get(0) instanceof Literal l && !isResourceType.test(l.text())) {
-          problems.add("ref(): '" + l.text() + "' is not a FHIR R4 resource type");
+        case "split" -> {
+          if (args.get(1) instanceof Literal l && l.text().isEmpty()) {
+            problems.add("split(): the separator must not be empty");
+          }
         }
-      }
-      case "uuid" -> {
-        if (args.get(0) instanceof Literal l && l.text().isBlank()) {
-          problems.add("uuid(): the namespace must not be empty");
+        case "substring" -> {
+          for (int i = 1; i < args.size(); i++) {
+            if (!(args.get(i) instanceof Literal l) || !l.text().matches("[0-9]{1,6}")
+                || (i == 1 && l.text().equals("0"))) {
+              problems.add("substring(): start (from 1) and length must be whole numbers");
+            }
+          }
         }
+        case "ref" -> {
+          if (args.get(0) instanceof Literal l && !isResourceType.test(l.text())) {
+            problems.add("ref(): '" + l.text() + "' is not a FHIR R4 resource type");
+          }
+        }
+        case "uuid" -> {
+          if (args.get(0) instanceof Literal l && l.text().isBlank()) {
+            problems.add("uuid(): the namespace must not be empty");
+          }
+        }
+        default -> { }
       }
-      default -> { }
     }
   }
 
@@ -242,19 +254,6 @@ public sealed interface Expr extends Serializable {
     } else if (e instanceof Call call) {
       for (Expr a : call.args()) {
         columns(a, out);
-      }
-    }
-  }
-
-  /** The regular expressions an expression uses (constant patterns of matches() and regex_replace()). */
-  static void regexes(Expr e, List<String> out) {
-    if (e instanceof Call c) {
-      if ((c.function().equals("matches") || c.function().equals("regex_replace")) && c.args().size() > 1
-          && c.args().get(1) instanceof Literal l) {
-        out.add(l.text());
-      }
-      for (Expr a : c.args()) {
-        regexes(a, out);
       }
     }
   }

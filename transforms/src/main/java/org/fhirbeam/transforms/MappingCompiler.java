@@ -53,6 +53,27 @@ public final class MappingCompiler {
   }
 
   /**
+   * Compiles every mapping, {@code columns} giving the columns of each one's source (null to skip that check);
+   * the problems of all mappings are reported together, in one {@link MappingException}.
+   */
+  public static List<CompiledMapping> compileAll(List<MappingConfig> mappings,
+      java.util.function.Function<MappingConfig, Collection<String>> columns) {
+    List<CompiledMapping> out = new ArrayList<>();
+    List<MappingException> errors = new ArrayList<>();
+    for (MappingConfig m : mappings) {
+      try {
+        out.add(compile(m, columns.apply(m)));
+      } catch (MappingException e) {
+        errors.add(e);
+      }
+    }
+    if (!errors.isEmpty()) {
+      throw MappingException.combine(errors);
+    }
+    return out;
+  }
+
+  /**
    * Compiles {@code mapping}; {@code sourceColumns} lists the columns its source has (null to skip that check).
    */
   public static CompiledMapping compile(MappingConfig mapping, Collection<String> sourceColumns) {
@@ -195,14 +216,6 @@ public final class MappingCompiler {
         EnumFactory<?> codes = child.getInstanceConstructorArguments() instanceof EnumFactory<?> f ? f : null;
         CompiledMapping.Leaf leaf = leaf(rule, kind, codes, repeating, sourceColumns, mapping, problems);
         checkUris(rule, elementDef.getName(), name, problems);
-        if (elementDef.getName().equals("instant")) {
-          for (String f : rule.formats()) {
-            if (!f.contains("ss")) {
-              problems.add(rule.location() + ": " + rule.path() + ": formats: '" + f + "': an instant needs a time"
-                  + " with seconds (ss)");
-            }
-          }
-        }
         if (leaf != null) {
           next.leaf = leaves.size();
           leaves.add(leaf);
@@ -289,30 +302,17 @@ public final class MappingCompiler {
     int before = problems.size();
     String where = rule.location() + ": " + rule.path() + ": ";
     Expr input = null;
-    if (rule.column() != null) {
-      input = new Expr.Column(rule.column());
-      if (sourceColumns != null && !sourceColumns.contains(rule.column())) {
-        problems.add(where + "column '" + rule.column() + "' is not in source " + mapping.source()
-            + " (columns: " + String.join(", ", sourceColumns) + ")");
-      }
-    } else if (rule.expression() != null) {
-      try {
-        input = Expr.parse(rule.expression());
-        List<String> found = new ArrayList<>();
-        Expr.check(input, sourceColumns, repeating, found, MappingCompiler::isResourceType);
-        for (String f : found) {
-          problems.add(where + "expr: " + f.replace("is not in the source", "is not in source " + mapping.source()));
-        }
-        List<String> patterns = new ArrayList<>();
-        Expr.regexes(input, patterns);
-        for (String p : patterns) {
-          String error = Re2.check(p);
-          if (error != null) {
-            problems.add(where + "expr: '" + p + "' is not a regular expression DuckDB can run (RE2): " + error);
-          }
-        }
-      } catch (Expr.BadExpression e) {
-        problems.add(where + "expr: " + e.getMessage());
+    try {
+      input = rule.column() != null ? new Expr.Column(rule.column())
+          : rule.expression() != null ? Expr.parse(rule.expression()) : null;
+    } catch (Expr.BadExpression e) {
+      problems.add(where + "expr: " + e.getMessage());
+    }
+    if (input != null) {
+      List<String> found = new ArrayList<>();
+      Expr.check(input, sourceColumns, mapping.source(), repeating, found, MappingCompiler::isResourceType);
+      for (String f : found) {
+        problems.add(where + (rule.column() != null ? "" : "expr: ") + f);
       }
     }
     boolean list = input != null && Expr.isList(input);
@@ -336,6 +336,9 @@ public final class MappingCompiler {
             problems.add(where + "formats: '" + f + "' has a time of day, which a date element cannot hold");
           } else if (p.hasTime() && !p.hasOffset() && rule.timezone() == null) {
             problems.add(where + "formats: '" + f + "' has a time but no offset (X): say which 'timezone' it is in");
+          }
+          if (kind == PrimitiveKind.INSTANT && !f.contains("ss")) {
+            problems.add(where + "formats: '" + f + "': an instant needs a time with seconds (ss)");
           }
           datePatterns.add(p);
         } catch (IllegalArgumentException e) {
