@@ -33,10 +33,13 @@ public final class SqlMapping implements Serializable {
   private final CompiledMapping mapping;
   /** Source column to the alias of its trimmed value. */
   private final Map<String, String> inputs = new LinkedHashMap<>();
-  /** Position (in {@link #allLeaves}) of each leaf whose input is an expression, to the alias of its value. */
-  private final Map<Integer, String> expressions = new LinkedHashMap<>();
-  /** The presence flag column of each composite item with rules on the row; built on first use. */
-  private transient Map<CompiledMapping.Item, String> flags;
+  /** Each leaf whose input is an expression (leaves compare by identity), to the alias of its value. */
+  private final Map<CompiledMapping.Leaf, String> expressions = new LinkedHashMap<>();
+  /** The presence flag of each composite item with rules on the row; built on first use. */
+  private transient Map<CompiledMapping.Item, Flag> flags;
+
+  /** A presence flag: its column, and the SQL that computes it (any value from the row under the item). */
+  private record Flag(String column, String sql) {}
 
   public SqlMapping(CompiledMapping mapping) {
     this.mapping = mapping;
@@ -47,7 +50,7 @@ public final class SqlMapping implements Serializable {
       if (leaf.input != null) {
         Expr.columns(leaf.input, columns);
         if (!(leaf.input instanceof Expr.Column)) {
-          expressions.put(k, "#e" + k);
+          expressions.put(leaf, "#e" + k);
         }
       }
     }
@@ -169,8 +172,7 @@ public final class SqlMapping implements Serializable {
       byOrder.computeIfAbsent(e.order, k -> new ArrayList<>()).add(e);
       for (CompiledMapping.Item item : e.items) {
         if (item.leaf < 0) {
-          String flag = presenceFlags().get(item);
-          choiceConflicts(item.children, flag == null ? guard : q(flag), whens);
+          choiceConflicts(item.children, guardWithin(item, guard), whens);
         }
       }
     }
@@ -212,8 +214,7 @@ public final class SqlMapping implements Serializable {
           String cond = mapping.leaves()[item.leaf].constant != null ? guard : q("#v" + item.leaf) + " IS NOT NULL";
           out.append(", ").append(cond).append(" AS ").append(q("#s" + item.leaf));
         } else {
-          String flag = presenceFlags().get(item);
-          writtenWhen(item.children, flag == null ? guard : q(flag), out);
+          writtenWhen(item.children, guardWithin(item, guard), out);
         }
       }
     }
@@ -226,32 +227,36 @@ public final class SqlMapping implements Serializable {
    */
   private String presenceQuery(String values) {
     StringBuilder sb = new StringBuilder("SELECT *");
-    for (java.util.Map.Entry<CompiledMapping.Item, String> e : presenceFlags().entrySet()) {
-      List<String> fromRow = new ArrayList<>();
-      collectRowValues(e.getKey(), fromRow);
-      sb.append(", (").append(String.join(" OR ", fromRow)).append(") AS ").append(q(e.getValue()));
+    for (Flag f : presenceFlags().values()) {
+      sb.append(", (").append(f.sql()).append(") AS ").append(q(f.column()));
     }
     return sb.append(" FROM (").append(values).append(")").toString();
   }
 
-  /** The flag column of every composite item with rules on the row, numbered in tree order. */
-  private Map<CompiledMapping.Item, String> presenceFlags() {
+  /** The flag of every composite item with rules on the row, numbered in tree order. */
+  private Map<CompiledMapping.Item, Flag> presenceFlags() {
     if (flags == null) {
-      Map<CompiledMapping.Item, String> out = new LinkedHashMap<>(); // items compare by identity
+      Map<CompiledMapping.Item, Flag> out = new LinkedHashMap<>(); // items compare by identity
       collectComposites(mapping.root(), out);
       flags = out;
     }
     return flags;
   }
 
-  private void collectComposites(CompiledMapping.Element[] elements, Map<CompiledMapping.Item, String> out) {
+  /** When the parts of a composite item are written: its flag, or (made of constants only) its parent's guard. */
+  private String guardWithin(CompiledMapping.Item composite, String parentGuard) {
+    Flag flag = presenceFlags().get(composite);
+    return flag == null ? parentGuard : q(flag.column());
+  }
+
+  private void collectComposites(CompiledMapping.Element[] elements, Map<CompiledMapping.Item, Flag> out) {
     for (CompiledMapping.Element e : elements) {
       for (CompiledMapping.Item item : e.items) {
         if (item.leaf < 0) {
           List<String> fromRow = new ArrayList<>();
           collectRowValues(item, fromRow);
           if (!fromRow.isEmpty()) {
-            out.put(item, "#p" + out.size());
+            out.put(item, new Flag("#p" + out.size(), String.join(" OR ", fromRow)));
           }
           collectComposites(item.children, out);
         }
@@ -336,9 +341,8 @@ public final class SqlMapping implements Serializable {
     in.append(" FROM (").append(source).append(")");
     if (!expressions.isEmpty()) {
       StringBuilder ex = new StringBuilder("SELECT *");
-      List<CompiledMapping.Leaf> all = allLeaves();
-      for (Map.Entry<Integer, String> e : expressions.entrySet()) {
-        String sql = Expr.sql(all.get(e.getKey()).input, c -> q("#" + inputs.get(c)));
+      for (Map.Entry<CompiledMapping.Leaf, String> e : expressions.entrySet()) {
+        String sql = Expr.sql(e.getKey().input, c -> q("#" + inputs.get(c)));
         ex.append(", ").append(sql).append(" AS ").append(q(e.getValue()));
       }
       in = ex.append(" FROM (").append(in).append(")");
@@ -378,17 +382,7 @@ public final class SqlMapping implements Serializable {
     if (leaf.input instanceof Expr.Column c) {
       return q("#" + inputs.get(c.name()));
     }
-    return q(expressions.get(leaf == mapping.id() ? 0 : indexOf(leaf) + 1));
-  }
-
-  private int indexOf(CompiledMapping.Leaf leaf) {
-    CompiledMapping.Leaf[] leaves = mapping.leaves();
-    for (int k = 0; k < leaves.length; k++) {
-      if (leaves[k] == leaf) {
-        return k;
-      }
-    }
-    throw new IllegalArgumentException("not a leaf of this mapping");
+    return q(expressions.get(leaf));
   }
 
   /** The rule's canonical FHIR text, or NULL when the element is omitted (or the row is rejected). */
@@ -459,11 +453,12 @@ public final class SqlMapping implements Serializable {
         text = "strftime(" + parsed + ", " + lit(p.datePrecision()) + ")";
       } else {
         String instant = p.hasOffset() ? parsed : "timezone(" + zone + ", " + parsed + ")";
-        String minutes = "datediff('minute', timezone('UTC', t), l)";
-        text = "list_transform([" + instant + "], lambda t: list_transform([timezone(" + zone + ", t)], lambda l: strftime(l, "
-            + lit(p.hasFraction() ? "%Y-%m-%dT%H:%M:%S.%g" : "%Y-%m-%dT%H:%M:%S") + ") || CASE WHEN " + minutes
-            + " = 0 THEN 'Z' ELSE CASE WHEN " + minutes + " < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(" + minutes
-            + ") // 60 AS VARCHAR), 2, '0') || ':' || lpad(CAST(abs(" + minutes + ") % 60 AS VARCHAR), 2, '0') END)[1])[1]";
+        // t: the instant; l: its local time in the zone; m: the zone's offset there, in minutes (each computed once).
+        text = "list_transform([" + instant + "], lambda t: list_transform([timezone(" + zone + ", t)], lambda l:"
+            + " list_transform([datediff('minute', timezone('UTC', t), l)], lambda m: strftime(l, "
+            + lit(p.hasFraction() ? "%Y-%m-%dT%H:%M:%S.%g" : "%Y-%m-%dT%H:%M:%S") + ") || CASE WHEN m = 0 THEN 'Z'"
+            + " ELSE CASE WHEN m < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(m) // 60 AS VARCHAR), 2, '0') || ':'"
+            + " || lpad(CAST(abs(m) % 60 AS VARCHAR), 2, '0') END)[1])[1])[1]";
       }
       tries.add("CASE WHEN regexp_full_match(" + in + ", " + lit(p.regex()) + ") THEN " + text + " END");
     }
@@ -502,7 +497,6 @@ public final class SqlMapping implements Serializable {
     return whens.isEmpty() ? null : "CASE " + String.join(" ", whens) + " END";
   }
 
-  /** The resource's JSON text, in HAPI's element order, with empty elements omitted. */
   /**
    * The resource's JSON text, in HAPI's element order, with absent elements left out. It is one flat
    * {@code concat} of pieces, each guarded by when it is written, instead of nested concatenations (which copied
@@ -583,24 +577,17 @@ public final class SqlMapping implements Serializable {
     for (CompiledMapping.Element e : elements) {
       String key = jsonString(e.name) + ":";
       if (e.repeating) {
-        List<String> present = new ArrayList<>();
-        boolean always = false;
-        for (CompiledMapping.Item item : e.items) {
-          String p = present(item);
-          if (p == null) {
-            always = true;
-          } else {
-            present.add(p);
-          }
-        }
-        String g = always ? guard : "(" + String.join(" OR ", present) + ")";
-        constantAfter(earlier, g, key + "[", out);
+        // The items first, so the array's guard can be taken from their presence.
         Siblings items = new Siblings();
+        List<Piece> inner = new ArrayList<>();
         for (CompiledMapping.Item item : e.items) {
-          item(item, "", guard, items, out);
+          item(item, "", guard, items, inner);
         }
+        String g = items.always ? guard : "(" + String.join(" OR ", items.conditions) + ")";
+        constantAfter(earlier, g, key + "[", out);
+        out.addAll(inner);
         out.add(new Piece(g, "]", null));
-        earlier.add(always ? null : g);
+        earlier.add(items.always ? null : g);
       } else {
         item(e.items[0], key, guard, earlier, out);
       }
@@ -610,19 +597,18 @@ public final class SqlMapping implements Serializable {
   /** One value or object, after the separator and {@code prefix}; records its presence in {@code earlier}. */
   private void item(CompiledMapping.Item item, String prefix, String guard, Siblings earlier, List<Piece> out) {
     if (item.leaf < 0) {
-      String flag = presenceFlags().get(item);
-      String g = flag == null ? guard : q(flag);
+      String g = guardWithin(item, guard);
       constantAfter(earlier, g, prefix + "{", out);
       members(item.children, g, new Siblings(), out);
       out.add(new Piece(g, "}", null));
-      earlier.add(flag == null ? null : q(flag));
+      earlier.add(present(item));
       return;
     }
     CompiledMapping.Leaf leaf = mapping.leaves()[item.leaf];
     boolean raw = leaf.kind.isJsonNumber() || leaf.kind == PrimitiveKind.BOOLEAN;
     if (leaf.constant != null && (raw || isPlainText(leaf.constant))) {
       constantAfter(earlier, guard, prefix + (raw ? leaf.constant : "\"" + leaf.constant + "\""), out);
-      earlier.add(null);
+      earlier.add(present(item));
       return;
     }
     String v = q("#v" + item.leaf);
@@ -635,7 +621,7 @@ public final class SqlMapping implements Serializable {
         : earlier.separatorSql() + " || " + lit(prefix) + " || " + json;
     // A value from the row is NULL when absent, and so is the concatenation; a constant needs the guard.
     out.add(new Piece(leaf.constant != null ? guard : null, null, text));
-    earlier.add(leaf.constant != null ? null : v + " IS NOT NULL");
+    earlier.add(present(item));
   }
 
   /** Whether a JSON string of this text is the text in quotes (no character is escaped). */
@@ -659,8 +645,8 @@ public final class SqlMapping implements Serializable {
     if (item.leaf >= 0) {
       return mapping.leaves()[item.leaf].constant != null ? null : q("#v" + item.leaf) + " IS NOT NULL";
     }
-    String flag = presenceFlags().get(item);
-    return flag == null ? null : q(flag);
+    Flag flag = presenceFlags().get(item);
+    return flag == null ? null : q(flag.column());
   }
 
   private void collectRowValues(CompiledMapping.Item item, List<String> out) {
