@@ -13,7 +13,9 @@ import java.util.Set;
  * database) are resolved by the run against the working directory.
  */
 public final class ConfigLoader {
-  private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks");
+  private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks",
+      "validation");
+  private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
   private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional");
   private static final Set<String> SINKS = Set.of("duckdb");
@@ -40,6 +42,7 @@ public final class ConfigLoader {
     String inputDir = top.string("input_dir", null);
     Map<String, SourceConfig> sources = sources(top.require("sources"), inputDir);
     SinkSettings sinks = sinks(top.get("sinks"));
+    ValidationSettings validation = validation(top.get("validation"), file);
     if (sinks.duckdb() && duckdb.readOnly()) {
       throw top.require("duckdb").error("mode read_only cannot be used while sinks.duckdb.enabled is true");
     }
@@ -65,7 +68,7 @@ public final class ConfigLoader {
     if (mappings.isEmpty()) {
       throw mappingList.error("at least one mapping is required");
     }
-    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks);
+    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation);
   }
 
   /** Loads one mapping file. */
@@ -212,6 +215,49 @@ public final class ConfigLoader {
       }
     }
     return new SinkSettings(d.bool("enabled", true), d.bool("raw_copy", true), views, locations);
+  }
+
+  /** Package paths are resolved against the configuration file, as mapping files are. */
+  private ValidationSettings validation(ConfigNode node, Path file) {
+    if (node == null) {
+      return ValidationSettings.OFF;
+    }
+    ConfigNode.Fields f = node.fields(VALIDATION);
+    ValidationSettings.Mode mode = f.enumValue("mode", ValidationSettings.Mode.class, ValidationSettings.Mode.FULL);
+    double rate = 0.01;
+    if (f.has("sample_rate")) {
+      ConfigNode r = f.get("sample_rate");
+      try {
+        rate = Double.parseDouble(r.text().trim());
+      } catch (NumberFormatException e) {
+        throw r.error("'" + r.text() + "' is not a number");
+      }
+      if (!(rate > 0 && rate <= 1)) {
+        throw r.error("must be greater than 0 and at most 1 (0.01 validates 1% of the resources)");
+      }
+      if (mode != ValidationSettings.Mode.SAMPLE) {
+        throw r.error("only applies with mode: sample");
+      }
+    }
+    List<String> profiles = f.stringList("profiles");
+    for (int i = 0; i < profiles.size(); i++) {
+      if (!profiles.get(i).matches("[a-z][a-z0-9+.-]*:\\S+")) {
+        throw f.get("profiles").list().get(i).error("'" + profiles.get(i) + "' is not a profile's canonical URL");
+      }
+    }
+    List<String> packages = new ArrayList<>();
+    Path base = file.toAbsolutePath().getParent();
+    if (f.has("packages")) {
+      for (ConfigNode p : f.get("packages").list()) {
+        Path resolved = base.resolve(p.text().trim()).normalize();
+        if (!java.nio.file.Files.exists(resolved)) {
+          throw p.error("no file or folder " + resolved);
+        }
+        packages.add(resolved.toString());
+      }
+    }
+    return new ValidationSettings(mode, rate, profiles, packages,
+        f.enumValue("reject_on", ValidationSettings.RejectOn.class, ValidationSettings.RejectOn.ERROR));
   }
 
   private static String fileStem(Path file) {

@@ -14,9 +14,10 @@ import java.util.Map;
  * @param sources sources by name, in declaration order
  * @param mappings the mappings to apply, each loaded from its own file
  * @param sinks optional outputs
+ * @param validation how the built resources are validated
  */
 public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
-    List<MappingConfig> mappings, SinkSettings sinks) {
+    List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation) {
 
   public PipelineConfig {
     sources = Collections.unmodifiableMap(new LinkedHashMap<>(sources));

@@ -32,4 +32,25 @@ public final class Counters {
   public static String rejected(String mapping) {
     return "rejected/" + mapping;
   }
+
+  /** Resources of a mapping that were validated. */
+  public static String validated(String mapping) {
+    return "validated/" + mapping;
+  }
+
+  /**
+   * Resources of a mapping that validation moved to the rejects (counted in {@link #rejected} too, and taken off
+   * {@link #mapped}'s count by whoever reads it).
+   */
+  public static String invalid(String mapping) {
+    return "invalid/" + mapping;
+  }
+
+  /** The prefix of {@link #issue} counters. */
+  public static final String ISSUE_PREFIX = "issue/";
+
+  /** Validation issues of a mapping's resources, by severity, category and message id (which may hold '/'). */
+  public static String issue(String mapping, String severity, String category, String messageId) {
+    return ISSUE_PREFIX + mapping + "/" + severity + "/" + category + "/" + messageId;
+  }
 }
