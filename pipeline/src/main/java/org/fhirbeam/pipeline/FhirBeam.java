@@ -25,7 +25,8 @@ import picocli.CommandLine.ScopeType;
 @Command(name = "fhirbeam", mixinStandardHelpOptions = true, versionProvider = FhirBeam.Version.class,
     description = "Maps hospital data (CSV, Parquet, JSON) to FHIR R4 resources with declarative YAML mappings,"
         + " on Apache Beam (DirectRunner or Spark) with DuckDB.",
-    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, FhirBeam.PreviewCommand.class, org.fhirbeam.pipeline.bench.Bench.class,
+    subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, FhirBeam.PreviewCommand.class, ValidateCommand.class,
+        org.fhirbeam.pipeline.bench.Bench.class,
         CommandLine.HelpCommand.class})
 public final class FhirBeam implements Callable<Integer> {
   static final int EXIT_RUN_FAILED = 1;

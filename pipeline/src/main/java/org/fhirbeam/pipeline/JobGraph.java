@@ -11,10 +11,12 @@ import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
+import org.fhirbeam.validation.ValidateResources;
 
 /**
  * Builds the job's Beam graph, identical for every runner: each mapping reads the files of its source and runs
- * in DuckDB, one file per task, writing resource and reject part files; the parts of successful tasks are then
+ * in DuckDB, one file per task, writing resource and reject part files; when the job validates, each resource
+ * part is validated next (invalid resources move to reject parts); the parts of successful tasks are then
  * committed into the staging output.
  */
 final class JobGraph {
@@ -26,11 +28,16 @@ final class JobGraph {
       if (plan.sources().get(mapping.source()).tasks().isEmpty()) {
         continue; // an optional source without files: no rows, so nothing to map
       }
-      parts.add(p.apply("Map" + capitalize(mapping.name()),
+      PCollection<PartFile> mapped = p.apply("Map" + capitalize(mapping.name()),
           MapWithDuckDb.of(mapping, plan.sources().get(mapping.source()).tasks())
               .withSettings(plan.config().duckdb())
               .withPartsDirectory(partsDir)
-              .withRunId(runId)));
+              .withRunId(runId));
+      if (plan.config().validation().enabled()) {
+        mapped = mapped.apply("Validate" + capitalize(mapping.name()),
+            ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
+      }
+      parts.add(mapped);
     }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))

@@ -9,11 +9,13 @@ import java.util.regex.Pattern;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MappingCompiler;
+import org.fhirbeam.validation.FhirValidation;
 
 /**
  * Everything decided before the pipeline starts: the checked configuration, each source's files and columns,
@@ -23,8 +25,11 @@ import org.fhirbeam.transforms.MappingCompiler;
  * @param config the loaded configuration
  * @param sources planned sources by name (only those some mapping reads)
  * @param mappings compiled mappings in configuration order
+ * @param validator the validator when the job validates (built here, once per JVM, so loading definitions stays
+ *     out of the pipeline), else null
  */
-public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources, List<CompiledMapping> mappings) {
+public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources, List<CompiledMapping> mappings,
+    FhirValidation validator) {
 
   /** Loads, checks and plans a job. */
   public static JobPlan create(java.nio.file.Path configFile, Map<String, String> overrides,
@@ -37,6 +42,10 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     // HAPI's definitions of the resource types load while DuckDB looks at the files.
     java.util.concurrent.CompletableFuture<Void> definitions = java.util.concurrent.CompletableFuture.runAsync(
         () -> MappingCompiler.loadDefinitions(config.mappings().stream().map(MappingConfig::resourceType).toList()));
+    java.util.concurrent.CompletableFuture<FhirValidation> validator = config.validation().enabled()
+        ? java.util.concurrent.CompletableFuture.supplyAsync(() -> FhirValidation.shared(
+            config.validation().packages().stream().map(java.nio.file.Path::of).toList()))
+        : java.util.concurrent.CompletableFuture.completedFuture(null);
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
     Set<String> used = new HashSet<>();
     for (MappingConfig m : config.mappings()) {
@@ -72,6 +81,15 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       PlannedSource source = sources.get(m.source());
       return source.tasks().isEmpty() ? null : source.columns();
     });
-    return new JobPlan(config, sources, List.copyOf(mappings));
+    FhirValidation v;
+    try {
+      v = validator.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      if (e.getCause() instanceof IllegalArgumentException bad) {
+        throw new InputException(config.file() + ": validation.packages: " + bad.getMessage(), bad);
+      }
+      throw e;
+    }
+    return new JobPlan(config, sources, List.copyOf(mappings), v);
   }
 }

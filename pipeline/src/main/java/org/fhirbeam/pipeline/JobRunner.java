@@ -25,6 +25,7 @@ import org.apache.beam.sdk.metrics.MetricQueryResults;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
@@ -112,10 +113,13 @@ public final class JobRunner {
       for (CompiledMapping m : plan.mappings()) {
         long read = counterExact(result, Counters.rowsIn(m.name()));
         rowsIn.putIfAbsent(m.source(), read);
+        // Resources that validation rejected were counted as mapped by the mapping stage first.
         perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
-            counterExact(result, Counters.mapped(m.name())), counterExact(result, Counters.rejected(m.name())),
+            counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name())),
+            counterExact(result, Counters.rejected(m.name())),
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
+      RunSummary.Validation validation = validationSummary(result);
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
       for (CompiledMapping m : plan.mappings()) {
         if (!resourcesOut.containsKey(m.resourceType())) {
@@ -127,7 +131,7 @@ public final class JobRunner {
       mark = System.nanoTime();
       double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
       RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
-          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages);
+          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages, validation);
       if (!counted.balanced()) {
         throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
             + String.join("; ", counted.imbalances()));
@@ -145,7 +149,8 @@ public final class JobRunner {
         }
         commitStart[0] = System.nanoTime();
         done[0] = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping, resourcesOut,
-            rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages);
+            rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
+            validation);
         try {
           done[0].write(staging.resolve("run-summary.json"));
           swap.in(staging);
@@ -388,6 +393,34 @@ public final class JobRunner {
     } catch (IOException e) {
       throw new InputException("cannot create directory " + parent + " for the DuckDB database", e);
     }
+  }
+
+  /** The validation counters of a finished pipeline, or null when the job does not validate. */
+  private RunSummary.Validation validationSummary(PipelineResult result) {
+    ValidationSettings v = plan.config().validation();
+    if (!v.enabled()) {
+      return null;
+    }
+    Map<String, Long> validated = new LinkedHashMap<>();
+    Map<String, Long> invalid = new LinkedHashMap<>();
+    for (CompiledMapping m : plan.mappings()) {
+      validated.put(m.name(), counterExact(result, Counters.validated(m.name())));
+      invalid.put(m.name(), counterExact(result, Counters.invalid(m.name())));
+    }
+    List<RunSummary.IssueCount> issues = new ArrayList<>();
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      String name = c.getName().getName();
+      if (name.startsWith(Counters.ISSUE_PREFIX)) {
+        // mapping/severity/category/message id; only the message id may hold '/'
+        String[] p = name.substring(Counters.ISSUE_PREFIX.length()).split("/", 4);
+        issues.add(new RunSummary.IssueCount(p[0], p[1], p[2], p[3], c.getAttempted()));
+      }
+    }
+    issues.sort(java.util.Comparator.comparingLong(RunSummary.IssueCount::count).reversed()
+        .thenComparing(RunSummary.IssueCount::mapping).thenComparing(RunSummary.IssueCount::messageId));
+    return new RunSummary.Validation(v.mode().name().toLowerCase(java.util.Locale.ROOT), v.sampleRate(),
+        v.rejectOn().name().toLowerCase(java.util.Locale.ROOT), plan.validator().buildSeconds(), validated, invalid,
+        issues);
   }
 
   /** Sum of the counters whose name starts with {@code prefix}, while the pipeline runs (0 if unavailable). */

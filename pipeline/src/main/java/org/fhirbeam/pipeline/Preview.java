@@ -11,6 +11,7 @@ import java.util.List;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.ReadTask;
@@ -41,7 +42,7 @@ final class Preview {
           + String.join(", ", names) + ")");
     }
     JobPlan plan = JobPlan.fromConfig(new PipelineConfig(config.file(), config.name(), config.duckdb(),
-        config.sources(), chosen, config.sinks()));
+        config.sources(), chosen, config.sinks(), ValidationSettings.OFF));
     try (Connection db = DuckDb.openInMemory(config.duckdb())) {
       for (CompiledMapping m : plan.mappings()) {
         preview(db, m, plan.sources().get(m.source()), rows, "preview_bad_lines_" + m.name(), out);

@@ -19,7 +19,7 @@ import java.util.Map;
  */
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
-    Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds) {
+    Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation) {
 
   public RunSummary {
     stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
@@ -30,8 +30,62 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages);
+        duckdbTables, database, stages, validation);
   }
+
+  /**
+   * What validation found, when the job validates: resources validated and rejected per mapping, and every issue
+   * counted by mapping, severity, category and message id (most frequent first).
+   */
+  public record Validation(String mode, double sampleRate, String rejectOn, double startupSeconds,
+      Map<String, Long> validatedByMapping, Map<String, Long> invalidByMapping, List<IssueCount> issues) {
+
+    public long validated() {
+      return validatedByMapping.values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    public long invalid() {
+      return invalidByMapping.values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    /** Issue counts summed by severity, then category. */
+    Map<String, Long> bySeverity() {
+      Map<String, Long> out = new java.util.TreeMap<>();
+      for (IssueCount i : issues) {
+        out.merge(i.severity() + (i.category().equals("content") ? "" : " (" + i.category() + ")"), i.count(),
+            Long::sum);
+      }
+      return out;
+    }
+
+    Map<String, Object> toJson() {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("mode", mode);
+      if (mode.equals("sample")) {
+        m.put("sample_rate", sampleRate);
+      }
+      m.put("reject_on", rejectOn);
+      m.put("startup_s", Math.round(startupSeconds * 1000) / 1000.0);
+      m.put("validated", validatedByMapping);
+      m.put("rejected", invalidByMapping);
+      m.put("issues_by_severity", bySeverity());
+      List<Map<String, Object>> list = new ArrayList<>();
+      for (IssueCount i : issues) {
+        Map<String, Object> e = new LinkedHashMap<>();
+        e.put("mapping", i.mapping());
+        e.put("severity", i.severity());
+        e.put("category", i.category());
+        e.put("message_id", i.messageId());
+        e.put("count", i.count());
+        list.add(e);
+      }
+      m.put("issues", list);
+      return m;
+    }
+  }
+
+  /** How often one kind of issue was found in one mapping's resources. */
+  public record IssueCount(String mapping, String severity, String category, String messageId, long count) {}
 
   /**
    * The rows one mapping read, turned into resources, and rejected, and the seconds its tasks spent reading,
@@ -120,6 +174,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>();
     stageSeconds.forEach((k, v) -> stages.put(k, Math.round(v * 1000) / 1000.0));
     m.put("stages_s", stages);
+    if (validation != null) {
+      m.put("validation", validation.toJson());
+    }
     if (database != null) {
       Map<String, Object> db = new LinkedHashMap<>();
       db.put("database", database);
@@ -143,6 +200,13 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
         resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
+    if (validation != null) {
+      List<String> severities = new ArrayList<>();
+      validation.bySeverity().forEach((k, v) -> severities.add(String.format(Locale.ROOT, "%,d %s", v, k)));
+      out.printf(Locale.ROOT, "  validation (%s%s): %,d resources checked, %,d rejected; issues: %s%n",
+          validation.mode(), validation.mode().equals("sample") ? " " + validation.sampleRate() : "",
+          validation.validated(), validation.invalid(), severities.isEmpty() ? "none" : String.join(", ", severities));
+    }
     if (profile) {
       List<String> parts = new ArrayList<>();
       stageSeconds.forEach((k, v) -> parts.add(String.format(Locale.ROOT, "%s %.2f s", k, v)));
