@@ -286,4 +286,30 @@ class ConfigLoaderTest {
         .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files) or 'sql'"
             + " (a query over the file sources)"));
   }
+
+  @Test
+  void validationSettingsLoadWithPackagesResolvedAgainstTheConfiguration() throws IOException {
+    Files.writeString(dir.resolve("ig.tgz"), "x");
+    PipelineConfig c = load(PIPELINE + "validation:\n  mode: sample\n  sample_rate: 0.05\n  packages: [ig.tgz]\n"
+        + "  profiles: [\"http://example.org/StructureDefinition/p\"]\n  reject_on: warning\n", Map.of());
+    assertThat(c.validation(), equalTo(new ValidationSettings(ValidationSettings.Mode.SAMPLE, 0.05,
+        List.of("http://example.org/StructureDefinition/p"), List.of(dir.resolve("ig.tgz").toString()),
+        ValidationSettings.RejectOn.WARNING)));
+    assertThat(load(PIPELINE, Map.of()).validation(), equalTo(ValidationSettings.OFF));
+  }
+
+  @Test
+  void badValidationSettingsNameTheirKey() {
+    ConfigException e = reject(PIPELINE + "validation:\n  mode: strict\n");
+    assertThat(e.key(), equalTo("validation.mode"));
+    assertThat(e.problem(), equalTo("'strict' is not one of off, sample, full"));
+    e = reject(PIPELINE + "validation:\n  mode: full\n  sample_rate: 0.1\n");
+    assertThat(e.key(), equalTo("validation.sample_rate"));
+    assertThat(e.problem(), equalTo("only applies with mode: sample"));
+    e = reject(PIPELINE + "validation:\n  mode: sample\n  sample_rate: 2\n");
+    assertThat(e.problem(), equalTo("must be greater than 0 and at most 1 (0.01 validates 1% of the resources)"));
+    e = reject(PIPELINE + "validation:\n  packages: [missing.tgz]\n");
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":13: validation.packages[0]: no file or folder "
+        + dir.resolve("missing.tgz")));
+  }
 }

@@ -108,7 +108,8 @@ final class ValidateCommand implements Callable<Integer> {
         invalid |= i.severity().isError();
         if (i.severity() != Severity.INFORMATION || information) {
           out.printf(Locale.ROOT, "%s  %s  %s  %s  %s%n", r.where(), i.severity().code(),
-              i.location() == null || i.location().isEmpty() ? "-" : i.location(), i.messageId(), i.message());
+              i.location() == null || i.location().isEmpty() ? "-" : i.location(),
+              i.messageId().isEmpty() ? "-" : i.messageId(), i.message());
         }
       }
       if (invalid) {

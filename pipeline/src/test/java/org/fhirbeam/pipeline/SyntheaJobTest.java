@@ -3,6 +3,7 @@ package org.fhirbeam.pipeline;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.not;
 
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.parser.IParser;
@@ -47,6 +48,9 @@ class SyntheaJobTest {
         "--set", "duckdb.database=" + tmp.resolve(runner.label() + ".db"));
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 117 = resources 115 + rejected 2: OK"));
+    // Every resource validated against base R4 and the US Core profiles it claims: no errors, so none rejected.
+    assertThat(r.out(), containsString("validation (full): 115 resources checked, 0 rejected; issues: "));
+    assertThat(r.out(), not(containsString(" error")));
     Map<String, String> files = new TreeMap<>();
     for (String set : List.of("fhir", "rejects")) {
       try (var s = Files.list(out.resolve(set))) {

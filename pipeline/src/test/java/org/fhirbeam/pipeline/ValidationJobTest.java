@@ -1,0 +1,128 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Validation inside a run, on both runners: resources that break base R4 or the US Core profile they claim become
+ * rejects of stage validation with the element and the validator's message id, and the run still balances.
+ */
+class ValidationJobTest {
+  static final Path US_CORE = DefaultJobTest.HOME.resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz");
+
+  @TempDir
+  Path tmp;
+
+  Path job(String validation) throws IOException {
+    // p2 has no name, which US Core requires; p3 has a phone number without a system, which FHIR's invariant
+    // cpt-2 forbids. Neither is something the mapping can see.
+    Files.writeString(tmp.resolve("people.csv"),
+        "id,name,sex,phone\np1,Ann,female,\np2,,male,\np3,Cy,female,555-0100\np4,Di,other,\n");
+    Files.writeString(tmp.resolve("m.yaml"), """
+        source: people
+        resource: Patient
+        id: {column: id}
+        elements:
+          meta.profile[0]: {value: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"}
+          identifier[0].system: {value: "urn:example:mrn"}
+          identifier[0].value: {column: id}
+          name[0].family: {column: name}
+          gender: {column: sex}
+          telecom[0].value: {column: phone}
+        """);
+    return Files.writeString(tmp.resolve("p.yaml"), "input_dir: " + tmp + "\nsources:\n  people: {path: people.csv}\n"
+        + "mappings: [m.yaml]\nvalidation:\n" + validation.indent(2));
+  }
+
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void invalidResourcesAreRejectedWithTheirLocationAndTheRunBalances(Runner runner) throws IOException {
+    Path config = job("mode: full\npackages: [" + US_CORE + "]\n");
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--config", config.toString(), "--runner", runner.label(), "--output", out.toString(),
+        "--set", "duckdb.database=" + tmp.resolve("x.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
+    assertThat(r.out(), containsString("validation (full): 4 resources checked, 2 rejected; issues: 3 error,"));
+    List<String> ids = new ArrayList<>();
+    for (String line : Files.readAllLines(out.resolve("fhir/Patient-00000-of-00001.ndjson"))) {
+      ids.add(DefaultJobTest.JSON.readTree(line).get("id").asText());
+    }
+    assertThat(ids, equalTo(List.of("p1", "p4")));
+    List<String> rejects = new ArrayList<>();
+    try (var files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.sorted().toList()) {
+        for (String line : Files.readAllLines(f)) {
+          JsonNode j = DefaultJobTest.JSON.readTree(line);
+          rejects.add(j.get("resource_id").asText() + " " + j.get("stage").asText() + " " + j.get("element").asText()
+              + " " + j.get("rule").asText() + " " + j.get("issues").size());
+        }
+      }
+    }
+    rejects.sort(null);
+    assertThat(rejects, equalTo(List.of("p2 validation Patient Validation_VAL_Profile_Minimum 1",
+        "p3 validation Patient.telecom[0] http://hl7.org/fhir/StructureDefinition/ContactPoint#cpt-2 2")));
+    JsonNode summary = DefaultJobTest.JSON.readTree(out.resolve("run-summary.json").toFile());
+    assertThat(summary.at("/mappings/0/mapped").asLong(), equalTo(2L));
+    assertThat(summary.at("/mappings/0/rejected").asLong(), equalTo(2L));
+    assertThat(summary.at("/validation/validated/m").asLong(), equalTo(4L));
+    assertThat(summary.at("/validation/rejected/m").asLong(), equalTo(2L));
+    assertThat(summary.at("/validation/issues_by_severity/error").asLong(), equalTo(3L));
+  }
+
+  @Test
+  void rejectOnNeverOnlyCountsTheIssues() throws IOException {
+    Path config = job("mode: full\npackages: [" + US_CORE + "]\nreject_on: never\n");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(),
+        "--set", "duckdb.database=" + tmp.resolve("x.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 4 + rejected 0: OK"));
+    assertThat(r.out(), containsString("validation (full): 4 resources checked, 0 rejected; issues: 3 error,"));
+  }
+
+  @Test
+  void aPackageThatIsNotAFhirPackageStopsTheRunBeforeItStarts() throws IOException {
+    Path bad = Files.writeString(tmp.resolve("bad.tgz"), "not a package");
+    Path config = job("mode: sample\nsample_rate: 0.5\npackages: [" + bad + "]\n");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(),
+        "--set", "duckdb.database=" + tmp.resolve("x.db"));
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), containsString("validation.packages: cannot load FHIR definitions from " + bad));
+    assertThat(Files.exists(tmp.resolve("out/fhir")), equalTo(false));
+  }
+
+  @Test
+  void theValidateCommandPrintsEachErrorWithFileLineAndLocationAndExitsWithOne() throws IOException {
+    Path file = Files.writeString(tmp.resolve("r.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"female\"}\n"
+            + "{\"resourceType\":\"Patient\",\"id\":\"b\",\"active\":\"yes\"}\n");
+    Cli r = Cli.run("validate", file.toString(), "--outcome", tmp.resolve("oo.json").toString());
+    assertThat(r.err(), r.code(), equalTo(1));
+    assertThat(r.out(), containsString(file + ":2  error  Patient.active  Type_Specific_Checks_DT_Boolean_Value"
+        + "  Boolean values must be 'true' or 'false'\n"));
+    assertThat(r.out(), containsString("INVALID: 2 resource(s) in 1 file(s), 1 with errors\n"));
+    JsonNode oo = DefaultJobTest.JSON.readTree(tmp.resolve("oo.json").toFile());
+    assertThat(oo.get("resourceType").asText(), equalTo("OperationOutcome"));
+    assertThat(oo.at("/issue/0/diagnostics").asText(), equalTo(file + ":1"));
+
+    Cli good = Cli.run("validate", file.toString().replace("r.ndjson", "g.json"));
+    assertThat(good.code(), equalTo(2));
+    Files.writeString(tmp.resolve("g.json"), "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"female\"}");
+    good = Cli.run("validate", tmp.resolve("g.json").toString(), "--profile",
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient", "--package", US_CORE.toString());
+    assertThat(good.code(), equalTo(1));
+    assertThat(good.out(), containsString("Patient.identifier: minimum required = 1"));
+  }
+}
