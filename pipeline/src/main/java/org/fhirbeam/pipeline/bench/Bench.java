@@ -19,6 +19,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.fhirbeam.io.FileTrees;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -46,9 +48,14 @@ public final class Bench implements Callable<Integer> {
       + " (default: ${DEFAULT-VALUE}).")
   Path data;
 
-  @Option(names = "--cases", split = ",", defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql",
+  @Option(names = "--cases", split = ",",
+      defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,validate-synthea",
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
+
+  @Option(names = "--validate-rows", defaultValue = "5000", description = "Input rows of the sets that the"
+      + " validate-* cases validate in full (default: ${DEFAULT-VALUE}).")
+  long validateRows;
 
   @Option(names = "--java-opts", defaultValue = "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
       description = "JVM options of the measured processes, as the launcher's (default: ${DEFAULT-VALUE}).")
@@ -97,7 +104,34 @@ public final class Bench implements Callable<Integer> {
     jvm.addAll(opens());
     jvm.addAll(List.of("-cp", classpath));
 
+    // The validate-* cases validate the output of a run on a smaller input, made once here and not measured.
+    Map<String, Path> toValidate = new LinkedHashMap<>();
+    for (String c : cases) {
+      if (c.startsWith("validate-")) {
+        Path prepared = work.resolve(c + "-input");
+        List<String> cmd = new ArrayList<>(jvm);
+        cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--output", prepared.toString(),
+            "--set", "sinks.duckdb.enabled=false", "--set", "validation.mode=off"));
+        switch (c) {
+          case "validate-patient" -> cmd.addAll(List.of("--set", "sources.patients.path="
+              + BenchData.csv(dir, validateRows)));
+          case "validate-synthea" -> cmd.addAll(List.of("--config", org.fhirbeam.pipeline.FhirBeam.home()
+              .resolve("config/pipelines/synthea.yaml").toString(), "--set", "input_dir="
+              + SyntheaBenchData.folder(dir, validateRows)));
+          default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c + "'");
+        }
+        ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-input.log"));
+        if (m.exitCode() != 0) {
+          out.printf("preparing %s failed (exit %d); its output is in %s%n", c, m.exitCode(),
+              work.resolve(c + "-input.log"));
+          return 1;
+        }
+        toValidate.put(c, prepared.resolve("fhir"));
+      }
+    }
+
     Map<String, Result> results = new LinkedHashMap<>();
+    Map<String, Double> validationRates = new LinkedHashMap<>();
     for (String c : cases) {
       List<ProcessMeter.Measurement> ms = new ArrayList<>();
       long resources = -1;
@@ -117,18 +151,48 @@ public final class Bench implements Callable<Integer> {
               cmd.addAll(List.of("--set", "sinks.duckdb.enabled=false"));
             }
           }
+          case "direct-sample-1pct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
+              "--output", outDir.toString(), "--set", "sources.patients.path=" + csv, "--set",
+              "sinks.duckdb.enabled=false", "--set", "validation.mode=sample", "--set", "validation.sample_rate=0.01"));
           case "synthea" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--config",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/pipelines/synthea.yaml").toString(),
-              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "sinks.duckdb.enabled=false"));
+              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "sinks.duckdb.enabled=false",
+              "--set", "validation.mode=off"));
+          case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
+              org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
+              org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
           case "duckdb-sql" -> {
             Files.createDirectories(outDir);
             cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
                 outDir.resolve("Patient.ndjson").toString()));
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql)");
+              + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql, direct-sample-1pct, validate-patient,"
+              + " validate-synthea)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
+        if (c.startsWith("validate-")) {
+          // Exit code 1 means errors were found, which is a result, not a failure of the case.
+          Matcher rate = Pattern.compile(
+              "VALID: ([\\d,]+) resource.*validator start-up ([\\d.]+) s .*; validation ([\\d.]+) s", Pattern.DOTALL)
+              .matcher(m.output());
+          if (m.exitCode() > 1 || !rate.find()) {
+            out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
+                + ".log"));
+            return 1;
+          }
+          long checked = Long.parseLong(rate.group(1).replace(",", ""));
+          double seconds = Double.parseDouble(rate.group(3));
+          validationRates.merge(c, checked / seconds, (a, b) -> a + b);
+          ms.add(m);
+          resources = checked;
+          rowsIn = checked;
+          out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall (validator start-up %s s, validating %.1f s:"
+              + " %,.0f resources/s), %,6d MB peak RSS%n", c, r + 1, m.wallSeconds(), rate.group(2), seconds,
+              checked / seconds, m.peakRssBytes() >> 20);
+          out.flush();
+          continue;
+        }
         if (m.exitCode() != 0) {
           out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
               + ".log"));
@@ -157,6 +221,18 @@ public final class Bench implements Callable<Integer> {
     }
     FileTrees.deleteTree(work);
     print(out, results);
+    if (!validationRates.isEmpty()) {
+      out.println();
+      validationRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%s: full validation %,.0f resources/s (mean of"
+          + " %d run(s), start-up excluded; HAPI's validator on %d cores)%n", c, sum / runs, runs,
+          Runtime.getRuntime().availableProcessors()));
+      Result plain = results.get("direct");
+      Result sampled = results.get("direct-sample-1pct");
+      if (plain != null && sampled != null) {
+        out.printf(Locale.ROOT, "1%% sampled validation keeps %.0f%% of the unvalidated Patient throughput%n",
+            100 * sampled.rowsPerSecond() / plain.rowsPerSecond());
+      }
+    }
     if (json != null) {
       writeJson(results);
     }
