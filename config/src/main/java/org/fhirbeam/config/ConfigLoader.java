@@ -76,6 +76,10 @@ public final class ConfigLoader {
     ConfigNode root = YamlFiles.read(file, interpolator);
     ConfigNode.Fields f = root.fields(MAPPING);
     String name = f.string("name", fileStem(file));
+    if (!name.matches("[A-Za-z0-9_-]+")) {
+      throw (f.has("name") ? f.get("name") : root).error("mapping names are letters, digits, '_' and '-' (it names"
+          + " files and counters), not '" + name + "'");
+    }
     String source = f.requiredString("source");
     String resource = f.requiredString("resource");
     ValueRule id = rule("id", f.require("id"), file);
@@ -235,9 +239,7 @@ public final class ConfigLoader {
       if (!(rate > 0 && rate <= 1)) {
         throw r.error("must be greater than 0 and at most 1 (0.01 validates 1% of the resources)");
       }
-      if (mode != ValidationSettings.Mode.SAMPLE) {
-        throw r.error("only applies with mode: sample");
-      }
+      // Kept, but used only in sample mode: --set validation.mode=full must work on a sampling configuration.
     }
     List<String> profiles = f.stringList("profiles");
     for (int i = 0; i < profiles.size(); i++) {

@@ -303,9 +303,6 @@ class ConfigLoaderTest {
     ConfigException e = reject(PIPELINE + "validation:\n  mode: strict\n");
     assertThat(e.key(), equalTo("validation.mode"));
     assertThat(e.problem(), equalTo("'strict' is not one of off, sample, full"));
-    e = reject(PIPELINE + "validation:\n  mode: full\n  sample_rate: 0.1\n");
-    assertThat(e.key(), equalTo("validation.sample_rate"));
-    assertThat(e.problem(), equalTo("only applies with mode: sample"));
     e = reject(PIPELINE + "validation:\n  mode: sample\n  sample_rate: 2\n");
     assertThat(e.problem(), equalTo("must be greater than 0 and at most 1 (0.01 validates 1% of the resources)"));
     e = reject(PIPELINE + "validation:\n  packages: [missing.tgz]\n");

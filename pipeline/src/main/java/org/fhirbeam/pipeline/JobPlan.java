@@ -85,8 +85,8 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     try {
       v = validator.join();
     } catch (java.util.concurrent.CompletionException e) {
-      if (e.getCause() instanceof IllegalArgumentException bad) {
-        throw new InputException(config.file() + ": validation.packages: " + bad.getMessage(), bad);
+      if (e.getCause() instanceof IllegalArgumentException || e.getCause() instanceof IllegalStateException) {
+        throw new InputException(config.file() + ": validation.packages: " + e.getCause().getMessage(), e.getCause());
       }
       throw e;
     }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,17 +14,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.stream.Stream;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.validation.FhirValidation;
 import org.fhirbeam.validation.FhirValidation.Issue;
 import org.fhirbeam.validation.FhirValidation.Severity;
-import org.hl7.fhir.instance.model.api.IBaseResource;
-import org.hl7.fhir.r4.model.StructureDefinition;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -36,6 +31,8 @@ import picocli.CommandLine.Parameters;
         + " Prints each error and warning with file, line and FHIRPath location, then a summary. Exit code 1 when"
         + " an error is found, 2 for unreadable input.")
 final class ValidateCommand implements Callable<Integer> {
+  private static final int BATCH = 512;
+
   @Parameters(paramLabel = "PATH", arity = "1..*", description = "Files or folders (*.ndjson, *.json, *.xml).")
   List<Path> paths;
 
@@ -59,8 +56,10 @@ final class ValidateCommand implements Callable<Integer> {
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
-  /** One validated resource: where it came from and what was found. */
-  record Result(String where, List<Issue> issues) {}
+  private final long[] bySeverity = new long[Severity.values().length];
+  private long unavailable;
+  private long resources;
+  private long invalidResources;
 
   @Override
   public Integer call() throws IOException {
@@ -68,13 +67,20 @@ final class ValidateCommand implements Callable<Integer> {
     List<Path> definitions = new ArrayList<>(packages);
     List<String> profileUrls = new ArrayList<>();
     for (String p : profiles) {
-      Path file = Path.of(p);
-      if (!p.contains("://") && Files.isRegularFile(file)) {
-        definitions.add(file);
-        profileUrls.add(profileUrl(file));
-      } else {
+      if (p.contains("://") || p.startsWith("urn:")) {
         profileUrls.add(p);
+        continue;
       }
+      Path file = Path.of(p);
+      if (!Files.isRegularFile(file)) {
+        throw new InputException("--profile " + p + ": neither a canonical URL nor a file");
+      }
+      try {
+        profileUrls.add(FhirValidation.profileUrl(file));
+      } catch (IllegalArgumentException e) {
+        throw new InputException("--profile " + e.getMessage(), e);
+      }
+      definitions.add(file);
     }
     for (Path d : definitions) {
       if (!Files.exists(d)) {
@@ -86,20 +92,70 @@ final class ValidateCommand implements Callable<Integer> {
     FhirValidation validation;
     try {
       validation = FhirValidation.build(definitions);
-    } catch (IllegalArgumentException e) {
+    } catch (IllegalArgumentException | IllegalStateException e) {
       throw new InputException(e.getMessage(), e);
     }
     double startup = (System.nanoTime() - start) / 1e9;
     long validateStart = System.nanoTime();
-    List<Result> results = validateAll(validation, files, profileUrls);
+    try (JsonGenerator oo = outcome == null ? null : startOutcome()) {
+      List<String> where = new ArrayList<>();
+      List<String> batch = new ArrayList<>();
+      for (Path f : files) {
+        if (f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".ndjson")) {
+          try (BufferedReader in = Files.newBufferedReader(f, StandardCharsets.UTF_8)) {
+            String line;
+            for (int n = 1; (line = in.readLine()) != null; n++) {
+              if (!line.isBlank()) {
+                where.add(f + ":" + n);
+                batch.add(line);
+                if (batch.size() == BATCH) {
+                  report(validation.validateAll(batch, profileUrls), where, out, oo);
+                  batch.clear();
+                  where.clear();
+                }
+              }
+            }
+          } catch (CharacterCodingException e) {
+            throw new InputException(f + " is not UTF-8 text", e);
+          }
+        } else {
+          where.add(f.toString());
+          batch.add(new String(Files.readAllBytes(f), StandardCharsets.UTF_8));
+        }
+      }
+      report(validation.validateAll(batch, profileUrls), where, out, oo);
+      if (oo != null) {
+        oo.writeEndArray();
+        oo.writeEndObject();
+      }
+    }
     double seconds = (System.nanoTime() - validateStart) / 1e9;
 
-    long[] bySeverity = new long[Severity.values().length];
-    long unavailable = 0;
-    int invalidResources = 0;
-    for (Result r : results) {
+    long errors = bySeverity[Severity.ERROR.ordinal()] + bySeverity[Severity.FATAL.ordinal()];
+    out.printf(Locale.ROOT, "%s: %,d resource(s) in %,d file(s), %,d with errors%n", errors > 0 ? "INVALID" : "VALID",
+        resources, files.size(), invalidResources);
+    out.printf(Locale.ROOT, "  issues: %,d error(s), %,d warning(s), %,d information; %,d not checkable offline"
+        + " (terminology-unavailable)%n", errors, bySeverity[Severity.WARNING.ordinal()],
+        bySeverity[Severity.INFORMATION.ordinal()], unavailable);
+    out.printf(Locale.ROOT, "  validator start-up %.1f s (%,d definitions loaded besides R4); validation %.1f s"
+        + " (%,.0f resources/s)%n", startup, validation.loadedResources(), seconds,
+        seconds > 0 ? resources / seconds : 0);
+    if (outcome != null) {
+      out.printf("  OperationOutcome: %s%n", outcome);
+    }
+    return errors > 0 ? FhirBeam.EXIT_RUN_FAILED : 0;
+  }
+
+  /** Prints and counts one batch's issues, in input order, and adds them to the OperationOutcome. */
+  private void report(List<List<Issue>> results, List<String> where, PrintWriter out, JsonGenerator oo)
+      throws IOException {
+    for (int r = 0; r < results.size(); r++) {
+      resources++;
       boolean invalid = false;
-      for (Issue i : r.issues()) {
+      for (Issue i : results.get(r)) {
+        if (oo != null) {
+          writeIssue(oo, i, where.get(r));
+        }
         if (i.category().equals(Issue.TERMINOLOGY_UNAVAILABLE)) {
           unavailable++;
           continue;
@@ -107,7 +163,7 @@ final class ValidateCommand implements Callable<Integer> {
         bySeverity[i.severity().ordinal()]++;
         invalid |= i.severity().isError();
         if (i.severity() != Severity.INFORMATION || information) {
-          out.printf(Locale.ROOT, "%s  %s  %s  %s  %s%n", r.where(), i.severity().code(),
+          out.printf(Locale.ROOT, "%s  %s  %s  %s  %s%n", where.get(r), i.severity().code(),
               i.location() == null || i.location().isEmpty() ? "-" : i.location(),
               i.messageId().isEmpty() ? "-" : i.messageId(), i.message());
         }
@@ -116,35 +172,7 @@ final class ValidateCommand implements Callable<Integer> {
         invalidResources++;
       }
     }
-    long errors = bySeverity[Severity.ERROR.ordinal()] + bySeverity[Severity.FATAL.ordinal()];
-    out.printf(Locale.ROOT, "%s: %,d resource(s) in %,d file(s), %,d with errors%n", errors > 0 ? "INVALID" : "VALID",
-        results.size(), files.size(), invalidResources);
-    out.printf(Locale.ROOT, "  issues: %,d error(s), %,d warning(s), %,d information; %,d not checkable offline"
-        + " (terminology-unavailable)%n", errors, bySeverity[Severity.WARNING.ordinal()],
-        bySeverity[Severity.INFORMATION.ordinal()], unavailable);
-    out.printf(Locale.ROOT, "  validator start-up %.1f s (%,d definitions loaded besides R4); validation %.1f s"
-        + " (%,.0f resources/s)%n", startup, validation.loadedResources(), seconds,
-        seconds > 0 ? results.size() / seconds : 0);
-    if (outcome != null) {
-      writeOutcome(results);
-      out.printf("  OperationOutcome: %s%n", outcome);
-    }
-    return errors > 0 ? FhirBeam.EXIT_RUN_FAILED : 0;
-  }
-
-  private static String profileUrl(Path file) throws IOException {
-    String text = Files.readString(file);
-    var ctx = ca.uhn.fhir.context.FhirContext.forR4Cached();
-    IBaseResource r;
-    try {
-      r = (text.stripLeading().startsWith("<") ? ctx.newXmlParser() : ctx.newJsonParser()).parseResource(text);
-    } catch (RuntimeException e) {
-      throw new InputException("--profile " + file + " is not a FHIR resource: " + e.getMessage(), e);
-    }
-    if (!(r instanceof StructureDefinition sd) || !sd.hasUrl()) {
-      throw new InputException("--profile " + file + " is not a StructureDefinition with a url");
-    }
-    return sd.getUrl();
+    out.flush();
   }
 
   private List<Path> inputFiles() throws IOException {
@@ -168,76 +196,35 @@ final class ValidateCommand implements Callable<Integer> {
     return n.endsWith(".ndjson") || n.endsWith(".json") || n.endsWith(".xml");
   }
 
-  /** Validates every resource, several at a time (one per core); results keep the input order. */
-  private static List<Result> validateAll(FhirValidation validation, List<Path> files, List<String> profiles)
-      throws IOException {
-    ExecutorService pool = Executors.newFixedThreadPool(Runtime.getRuntime().availableProcessors());
-    try {
-      List<Future<Result>> futures = new ArrayList<>();
-      for (Path f : files) {
-        if (f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".ndjson")) {
-          try (BufferedReader in = Files.newBufferedReader(f, StandardCharsets.UTF_8)) {
-            String line;
-            for (int n = 1; (line = in.readLine()) != null; n++) {
-              if (!line.isBlank()) {
-                String text = line;
-                String where = f + ":" + n;
-                futures.add(pool.submit(() -> new Result(where, validation.validate(text, profiles))));
-              }
-            }
-          }
-        } else {
-          String text = new String(Files.readAllBytes(f), StandardCharsets.UTF_8);
-          futures.add(pool.submit(() -> new Result(f.toString(), validation.validate(text, profiles))));
-        }
-      }
-      List<Result> results = new ArrayList<>();
-      for (Future<Result> r : futures) {
-        results.add(r.get());
-      }
-      return results;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IOException("interrupted", e);
-    } catch (ExecutionException e) {
-      throw new IllegalStateException("validation failed", e.getCause());
-    } finally {
-      pool.shutdownNow();
-    }
+  private JsonGenerator startOutcome() throws IOException {
+    JsonGenerator g = new JsonFactory().createGenerator(outcome.toFile(), JsonEncoding.UTF8);
+    g.useDefaultPrettyPrinter();
+    g.writeStartObject();
+    g.writeStringField("resourceType", "OperationOutcome");
+    g.writeArrayFieldStart("issue");
+    return g;
   }
 
-  private void writeOutcome(List<Result> results) throws IOException {
-    try (JsonGenerator g = new JsonFactory().createGenerator(outcome.toFile(), JsonEncoding.UTF8)) {
-      g.useDefaultPrettyPrinter();
-      g.writeStartObject();
-      g.writeStringField("resourceType", "OperationOutcome");
-      g.writeArrayFieldStart("issue");
-      for (Result r : results) {
-        for (Issue i : r.issues()) {
-          g.writeStartObject();
-          g.writeStringField("severity", i.severity().code());
-          g.writeStringField("code", i.category().equals(Issue.TERMINOLOGY_UNAVAILABLE) ? "not-supported"
-              : i.severity().isError() ? "invalid" : "informational");
-          g.writeObjectFieldStart("details");
-          g.writeArrayFieldStart("coding");
-          g.writeStartObject();
-          g.writeStringField("system", "https://fhirbeam.org/validation/message-id");
-          g.writeStringField("code", i.messageId());
-          g.writeEndObject();
-          g.writeEndArray();
-          g.writeStringField("text", i.message());
-          g.writeEndObject();
-          g.writeStringField("diagnostics", r.where());
-          if (i.location() != null && !i.location().isEmpty()) {
-            g.writeArrayFieldStart("expression");
-            g.writeString(i.location());
-            g.writeEndArray();
-          }
-          g.writeEndObject();
-        }
-      }
+  private static void writeIssue(JsonGenerator g, Issue i, String where) throws IOException {
+    g.writeStartObject();
+    g.writeStringField("severity", i.severity().code());
+    g.writeStringField("code", i.category().equals(Issue.TERMINOLOGY_UNAVAILABLE) ? "not-supported"
+        : i.severity().isError() ? "invalid" : "informational");
+    g.writeObjectFieldStart("details");
+    g.writeArrayFieldStart("coding");
+    g.writeStartObject();
+    g.writeStringField("system", "https://fhirbeam.org/validation/message-id");
+    g.writeStringField("code", i.messageId());
+    g.writeEndObject();
+    g.writeEndArray();
+    g.writeStringField("text", i.message());
+    g.writeEndObject();
+    g.writeStringField("diagnostics", where);
+    if (i.location() != null && !i.location().isEmpty()) {
+      g.writeArrayFieldStart("expression");
+      g.writeString(i.location());
       g.writeEndArray();
-      g.writeEndObject();
     }
+    g.writeEndObject();
   }
 }

@@ -124,5 +124,9 @@ class ValidationJobTest {
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient", "--package", US_CORE.toString());
     assertThat(good.code(), equalTo(1));
     assertThat(good.out(), containsString("Patient.identifier: minimum required = 1"));
+
+    Cli missingProfile = Cli.run("validate", tmp.resolve("g.json").toString(), "--profile", "no-such-profile.json");
+    assertThat(missingProfile.code(), equalTo(2));
+    assertThat(missingProfile.err(), containsString("--profile no-such-profile.json: neither a canonical URL nor a file"));
   }
 }

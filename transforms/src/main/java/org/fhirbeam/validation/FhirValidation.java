@@ -29,6 +29,10 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.stream.Stream;
 import org.hl7.fhir.common.hapi.validation.support.CommonCodeSystemsTerminologyService;
 import org.hl7.fhir.common.hapi.validation.support.InMemoryTerminologyServerValidationSupport;
@@ -119,7 +123,27 @@ public final class FhirValidation {
    * a CSV file: over half the time of validating a small resource. One instance per thread, reused, gives the
    * same issues (ValidatorCasesTest and the Synthea checks run on this path).
    */
-  private final ThreadLocal<InstanceValidator> validators;
+  private final ThreadLocal<Reused> validators;
+
+  /**
+   * A thread's instance validator and how often it has been used. The HL7 validator keeps a map of narrative
+   * elements it has seen and never clears it, so a reused instance is replaced after {@link #REUSES} resources to
+   * keep memory flat.
+   */
+  private static final class Reused {
+    InstanceValidator validator;
+    int uses;
+  }
+
+  private static final int REUSES = 1_000;
+
+  /** Validation is CPU-bound and thread-safe: one pool per JVM, one daemon thread per core. */
+  private static final ExecutorService POOL = Executors.newFixedThreadPool(
+      Runtime.getRuntime().availableProcessors(), r -> {
+        Thread t = new Thread(r, "fhirbeam-validate");
+        t.setDaemon(true);
+        return t;
+      });
 
   private FhirValidation(FhirContext context, IValidationSupport support, List<Path> definitions, int loaded,
       Map<String, List<String>> globalProfiles) {
@@ -129,14 +153,16 @@ public final class FhirValidation {
     this.worker = WorkerContextValidationSupportAdapter.newVersionSpecificWorkerContextWrapper(support);
     this.definitions = definitions;
     this.loadedResources = loaded;
-    this.validators = ThreadLocal.withInitial(this::newInstanceValidator);
+    this.validators = ThreadLocal.withInitial(Reused::new);
   }
 
   private InstanceValidator newInstanceValidator() {
     InstanceValidator v = new InstanceValidator(worker, new FhirInstanceValidator.NullEvaluationContext(),
         new XVerExtensionManagerOld(worker), new ValidatorSession(), new ValidatorSettings());
     v.setResourceIdRule(IdStatus.OPTIONAL);
-    v.setBestPracticeWarningLevel(BestPracticeWarningLevel.Warning);
+    // Best-practice recommendations (narrative, an Observation's performer) are information, not warnings, so
+    // reject_on: warning rejects resources with real warnings only.
+    v.setBestPracticeWarningLevel(BestPracticeWarningLevel.Hint);
     // As the HL7 validator: an extension must be defined somewhere loaded (a typo in a url is an error), except
     // under FHIR's own extension namespace (other versions' extensions, the extensions pack) and FHIR's example
     // domain; a profile named in meta.profile that is not loaded is a warning, not an error.
@@ -172,7 +198,13 @@ public final class FhirValidation {
     long start = System.nanoTime();
     FhirValidation v = create(definitions);
     // The first validation loads and indexes R4's definitions; done here, it stays out of the per-resource time.
-    v.validate("{\"resourceType\":\"Basic\",\"code\":{\"text\":\"warm-up\"}}", List.of());
+    List<Issue> warmUp = v.validate("{\"resourceType\":\"Basic\",\"code\":{\"text\":\"warm-up\"}}",
+        List.of());
+    if (warmUp.stream().anyMatch(i -> i.severity().isError())) {
+      // A validator that fails on this would fail on every resource and reject them all.
+      throw new IllegalStateException("the FHIR validator does not work with these definitions: "
+          + warmUp.stream().filter(i -> i.severity().isError()).map(Issue::message).toList());
+    }
     v.buildSeconds = (System.nanoTime() - start) / 1e9;
     return v;
   }
@@ -219,14 +251,35 @@ public final class FhirValidation {
       parser.setParserErrorHandler(QUIET);
       IBaseResource r = parser.parseResource(text);
       return add(into, r);
-    } catch (IOException | DataFormatException e) {
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof IllegalArgumentException already && already.getMessage().startsWith("cannot load")) {
+        throw already;
+      }
       throw new IllegalArgumentException("cannot load FHIR definitions from " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The canonical URL of a StructureDefinition file (JSON or XML); an IllegalArgumentException if it is not one. */
+  public static String profileUrl(Path file) {
+    try {
+      String text = withoutByteOrderMark(Files.readString(file));
+      FhirContext ctx = FhirContext.forR4Cached();
+      IParser parser = text.stripLeading().startsWith("<") ? ctx.newXmlParser() : ctx.newJsonParser();
+      parser.setParserErrorHandler(QUIET);
+      if (parser.parseResource(text) instanceof org.hl7.fhir.r4.model.StructureDefinition sd && sd.hasUrl()) {
+        return sd.getUrl();
+      }
+      throw new IllegalArgumentException(file + " is not a StructureDefinition with a url");
+    } catch (IOException | DataFormatException e) {
+      throw new IllegalArgumentException(file + " is not a readable FHIR StructureDefinition: " + e.getMessage(), e);
     }
   }
 
   private static boolean isDefinitionFile(Path f) {
     String n = f.getFileName().toString().toLowerCase(Locale.ROOT);
-    return Files.isRegularFile(f) && (n.endsWith(".json") || n.endsWith(".xml") || n.endsWith(".tgz"));
+    // An unpacked package's own files (package.json, .index.json) are not conformance resources.
+    return Files.isRegularFile(f) && !n.startsWith(".") && !n.equals("package.json")
+        && (n.endsWith(".json") || n.endsWith(".xml") || n.endsWith(".tgz"));
   }
 
   private static int loadPackage(FhirContext ctx, LocalDefinitions into, Path path) throws IOException {
@@ -370,6 +423,30 @@ public final class FhirValidation {
         || c.getContent() != org.hl7.fhir.r4.model.CodeSystem.CodeSystemContentMode.COMPLETE;
   }
 
+  /**
+   * Validates several resources at once, one per core, and returns their issues in the same order. The same
+   * {@code profiles} apply to every resource.
+   */
+  public List<List<Issue>> validateAll(List<String> resources, List<String> profiles) {
+    List<Future<List<Issue>>> futures = new ArrayList<>();
+    for (String r : resources) {
+      futures.add(POOL.submit(() -> validate(r, profiles)));
+    }
+    List<List<Issue>> results = new ArrayList<>();
+    try {
+      for (Future<List<Issue>> f : futures) {
+        results.add(f.get());
+      }
+    } catch (InterruptedException e) {
+      futures.forEach(f -> f.cancel(true));
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while validating", e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("validation failed: " + e.getCause().getClass().getSimpleName(), e.getCause());
+    }
+    return results;
+  }
+
   /** Whether the value set a message names can be expanded from what is loaded (remembered per url). */
   private boolean expandableValueSetIn(String message) {
     java.util.regex.Matcher m = VALUE_SET_URL.matcher(message == null ? "" : message);
@@ -424,11 +501,22 @@ public final class FhirValidation {
     Manager.FhirFormat format = text.stripLeading().startsWith("<") ? Manager.FhirFormat.XML : Manager.FhirFormat.JSON;
     List<ValidationMessage> messages = new ArrayList<>();
     try {
-      validators.get().validate(null, messages, new ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)),
+      Reused mine = validators.get();
+      if (mine.validator == null || mine.uses++ >= REUSES) {
+        mine.validator = newInstanceValidator();
+        mine.uses = 1;
+      }
+      mine.validator.validate(null, messages, new ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)),
           format, explicit);
     } catch (FHIRException e) {
       issues.add(new Issue(Severity.FATAL, "", "PARSE", "not valid FHIR " + format + ": " + e.getMessage(),
           Issue.CONTENT));
+    } catch (RuntimeException e) {
+      // A validator failure on one odd resource is that resource's problem, not the run's; the instance that
+      // failed is not reused.
+      validators.get().validator = null;
+      issues.add(new Issue(Severity.FATAL, "", "VALIDATOR_FAILED", "the validator failed on this resource: "
+          + e.getClass().getSimpleName(), Issue.CONTENT));
     }
     for (ValidationMessage m : messages) {
       Severity severity = switch (m.getLevel()) {

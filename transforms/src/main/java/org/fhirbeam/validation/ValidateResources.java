@@ -17,10 +17,6 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -104,13 +100,6 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
 
   static final class ValidateFn extends DoFn<PartFile, PartFile> {
     private static final int BATCH = 256;
-    /** Validation is CPU-bound and the validator is thread-safe: one pool per JVM, one thread per core. */
-    private static final ExecutorService POOL = Executors.newFixedThreadPool(
-        Runtime.getRuntime().availableProcessors(), r -> {
-          Thread t = new Thread(r, "fhirbeam-validate");
-          t.setDaemon(true);
-          return t;
-        });
 
     private final String mapping;
     private final String source;
@@ -160,7 +149,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
           }
           if (batch.size() == BATCH || (line == null && !batch.isEmpty())) {
             validated += batch.size();
-            List<List<FhirValidation.Issue>> results = validateAll(batch);
+            List<List<FhirValidation.Issue>> results = validation.validateAll(batch, settings.profiles());
             for (int i = 0; i < batch.size(); i++) {
               List<FhirValidation.Issue> rejecting = count(results.get(i));
               if (!rejecting.isEmpty()) {
@@ -197,28 +186,9 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
           }
         }
       }
-      Files.delete(file);
+      // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
       out.output(new PartFile(part.target(), kept.toString(), lines - invalid));
       out.output(new PartFile("rejects/rejects-" + name + "-validation.ndjson", rejectsFile.toString(), invalid));
-    }
-
-    private List<List<FhirValidation.Issue>> validateAll(List<String> batch) throws IOException {
-      List<Future<List<FhirValidation.Issue>>> futures = new ArrayList<>();
-      for (String r : batch) {
-        futures.add(POOL.submit(() -> validation.validate(r, settings.profiles())));
-      }
-      List<List<FhirValidation.Issue>> results = new ArrayList<>();
-      try {
-        for (Future<List<FhirValidation.Issue>> f : futures) {
-          results.add(f.get());
-        }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IOException("interrupted while validating", e);
-      } catch (ExecutionException e) {
-        throw new IllegalStateException("validation of a " + mapping + " resource failed", e.getCause());
-      }
-      return results;
     }
 
     /** Counts every issue and returns those that reject the resource. */

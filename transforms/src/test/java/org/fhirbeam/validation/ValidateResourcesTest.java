@@ -36,6 +36,7 @@ class ValidateResourcesTest {
   @TempDir
   Path dir;
 
+  /** Best-practice recommendations (a narrative, here) are counted as information, so they reject nothing. */
   @Test
   void invalidResourcesMoveToTheRejectsWithTheirIssuesAndEverythingIsCounted() throws IOException {
     Path part = dir.resolve("p0");
@@ -64,7 +65,7 @@ class ValidateResourcesTest {
         "issue/patient/error/content/Terminology_TX_NoValid_16", 1L,
         "issue/patient/error/content/", 1L,
         "issue/patient/error/content/Type_Specific_Checks_DT_Boolean_Value", 1L,
-        "issue/patient/warning/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L))));
+        "issue/patient/information/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L))));
   }
 
   static final class PartsAre implements SerializableFunction<Iterable<PartFile>, Void> {

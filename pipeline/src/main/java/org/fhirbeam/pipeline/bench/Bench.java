@@ -209,7 +209,7 @@ public final class Bench implements Callable<Integer> {
         }
         resources = produced;
         ms.add(m);
-        out.printf(Locale.ROOT, "  %-14s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS%n", c, r + 1,
+        out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS%n", c, r + 1,
             m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20);
         out.flush();
         FileTrees.deleteTree(outDir);
@@ -304,10 +304,10 @@ public final class Bench implements Callable<Integer> {
   private static void print(PrintWriter out, Map<String, Result> results) {
     Result base = results.get("duckdb-sql");
     out.println();
-    out.printf("%-14s %-7s %12s %12s %13s %10s %8s %8s %9s%n", "case", "runner", "rows", "rows/s", "resources/s",
+    out.printf("%-18s %-7s %12s %12s %13s %10s %8s %8s %9s%n", "case", "runner", "rows", "rows/s", "resources/s",
         "peak RSS", "wall s", "CPU s", "vs (d)");
     for (Result r : results.values()) {
-      out.printf(Locale.ROOT, "%-14s %-7s %,12d %,12.0f %,13.0f %7d MB %8.2f %8.2f %9s%n", r.name(), r.runner(),
+      out.printf(Locale.ROOT, "%-18s %-7s %,12d %,12.0f %,13.0f %7d MB %8.2f %8.2f %9s%n", r.name(), r.runner(),
           r.rows(), r.rowsPerSecond(), r.resourcesPerSecond(), r.peakRssBytes() >> 20, r.wallSeconds(),
           r.cpuSeconds(), base == null ? "-" : String.format(Locale.ROOT, "%.2fx",
               r.rowsPerSecond() / base.rowsPerSecond()));
