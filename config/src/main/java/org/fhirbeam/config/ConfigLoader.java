@@ -16,7 +16,8 @@ public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks",
       "validation");
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
-  private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions");
+  private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
+      "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
@@ -166,7 +167,7 @@ public final class ConfigLoader {
       }
     }
     return new DuckDbSettings(database, readOnly, memoryLimit == null ? null : memoryLimit.trim(), threads,
-        extensions);
+        extensions, f.string("temp_directory", null), f.string("extension_directory", null));
   }
 
   /** Relative source paths are resolved against {@code inputDir} when it is set. */

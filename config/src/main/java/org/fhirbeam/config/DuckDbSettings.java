@@ -12,12 +12,24 @@ import java.util.List;
  * @param memoryLimit DuckDB's {@code memory_limit}, for example {@code 1GB}; null keeps DuckDB's default
  * @param threads DuckDB's {@code threads}; 0 means auto (DuckDB's default, the number of cores)
  * @param extensions extensions loaded on every connection
+ * @param tempDirectory DuckDB's {@code temp_directory} (where it spills when over its memory limit); null keeps
+ *     DuckDB's default
+ * @param extensionDirectory DuckDB's {@code extension_directory}, where extensions that are not built in are
+ *     looked for (never downloaded); null keeps DuckDB's default ({@code ~/.duckdb/extensions})
  */
 public record DuckDbSettings(String database, boolean readOnly, String memoryLimit, int threads,
-    List<String> extensions) implements Serializable {
+    List<String> extensions, String tempDirectory, String extensionDirectory) implements Serializable {
+
+  /** Extensions statically linked into the DuckDB JDBC driver: loading them never needs a file. */
+  public static final List<String> BUILT_IN = List.of("json", "parquet", "icu", "core_functions");
 
   public DuckDbSettings {
     extensions = List.copyOf(extensions);
+  }
+
+  /** Settings with DuckDB's default temporary and extension directories. */
+  public DuckDbSettings(String database, boolean readOnly, String memoryLimit, int threads, List<String> extensions) {
+    this(database, readOnly, memoryLimit, threads, extensions, null, null);
   }
 
   /** Access mode of the database file. */

@@ -2,6 +2,7 @@ package org.fhirbeam.io;
 
 import java.sql.Connection;
 import java.sql.DriverManager;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Properties;
@@ -14,7 +15,13 @@ public final class DuckDb {
 
   /** A private in-memory database, as used by workers to read files. */
   public static Connection openInMemory(DuckDbSettings settings) throws SQLException {
-    return configure(DriverManager.getConnection("jdbc:duckdb:"), settings);
+    Connection c = DriverManager.getConnection("jdbc:duckdb:");
+    try {
+      return configure(c, settings);
+    } catch (SQLException | RuntimeException e) {
+      closeQuietly(c);
+      throw e;
+    }
   }
 
   /**
@@ -37,6 +44,9 @@ public final class DuckDb {
     } catch (SQLException e) {
       closeQuietly(c);
       throw new InputException("DuckDB database " + path + ": " + firstLine(e.getMessage()), e);
+    } catch (RuntimeException e) {
+      closeQuietly(c);
+      throw e;
     }
   }
 
@@ -63,17 +73,54 @@ public final class DuckDb {
       st.execute("SET preserve_insertion_order = true");
       // Timestamps with time zone become text the same way on every machine.
       st.execute("SET TimeZone = 'UTC'");
+      if (settings.tempDirectory() != null) {
+        st.execute("SET temp_directory = " + literal(settings.tempDirectory()));
+      }
+      // Never download an extension: an air-gapped hospital cannot, and a run must not depend on the network.
+      st.execute("SET autoinstall_known_extensions = false");
+      st.execute("SET autoload_known_extensions = false");
+      if (settings.extensionDirectory() != null) {
+        st.execute("SET extension_directory = " + literal(settings.extensionDirectory()));
+      }
       for (String ext : settings.extensions()) {
         try {
-          st.execute("LOAD " + ext);
+          st.execute("LOAD " + identifier(ext));
         } catch (SQLException e) {
-          throw new InputException("DuckDB extension '" + ext + "' is not available on this machine and cannot"
-              + " be downloaded; install it into a local extension_directory (INSTALL " + ext
-              + " FROM a local repository) or remove it from duckdb.extensions", e);
+          throw new InputException(missingExtension(c, ext, settings.extensionDirectory()), e);
         }
       }
     }
     return c;
+  }
+
+  /** What to do about an extension that is neither built in nor installed locally. */
+  private static String missingExtension(Connection c, String ext, String configuredDirectory) {
+    String version = "v?";
+    String platform = "?";
+    String directory = configuredDirectory;
+    // DuckDB closes a statement whose query failed: ask through a new one.
+    try (Statement st = c.createStatement();
+        ResultSet rs = st.executeQuery("SELECT version(), (SELECT platform FROM pragma_platform()),"
+        + " current_setting('extension_directory')")) {
+      if (rs.next()) {
+        version = rs.getString(1);
+        platform = rs.getString(2);
+        if (directory == null || directory.isBlank()) {
+          directory = rs.getString(3);
+        }
+      }
+    } catch (SQLException ignored) {
+      // the message below still names the extension and what to do
+    }
+    if (directory == null || directory.isBlank()) {
+      directory = System.getProperty("user.home") + "/.duckdb/extensions";
+    }
+    return "DuckDB extension '" + ext + "' (duckdb.extensions) is not built into DuckDB " + version
+        + " and is not installed in " + directory + "; runs never download extensions. On a machine with network"
+        + " access run INSTALL " + ext + " in DuckDB " + version + " and copy " + ext + ".duckdb_extension into "
+        + directory + "/" + version + "/" + platform + "/ here (or point duckdb.extension_directory at a folder"
+        + " laid out that way), or remove it from duckdb.extensions (built in: "
+        + String.join(", ", DuckDbSettings.BUILT_IN) + ")";
   }
 
   /** A SQL string literal. */

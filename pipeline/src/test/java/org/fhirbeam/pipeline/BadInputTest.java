@@ -75,6 +75,14 @@ class BadInputTest {
   }
 
   @Test
+  void anExtensionThatCannotBeLoadedStopsTheRunBeforeItReadsAnything() throws IOException {
+    String error = failsWithOneLine("--set", "duckdb.extensions=[json, spatial]", "--set",
+        "duckdb.extension_directory=" + tmp.resolve("ext"), "--set", "duckdb.database=" + db());
+    assertThat(error, startsWith("error: DuckDB extension 'spatial' (duckdb.extensions) is not built into DuckDB"
+        + " v1.5.6 and is not installed in " + tmp.resolve("ext") + "; runs never download extensions."));
+  }
+
+  @Test
   void inputPatternMatchingNoFile() throws IOException {
     assertThat(failsWithOneLine("--set", "sources.patients.path=" + tmp + "/nothing/*.csv",
         "--set", "duckdb.database=" + db()),
