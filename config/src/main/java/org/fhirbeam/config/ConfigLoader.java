@@ -18,7 +18,7 @@ public final class ConfigLoader {
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
-  private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional");
+  private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional", "sheet", "header_row");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
@@ -183,15 +183,19 @@ public final class ConfigLoader {
       if ((path == null) == (sql == null)) {
         throw e.getValue().error("give exactly one of 'path' (files) or 'sql' (a query over the file sources)");
       }
-      if (sql != null && (f.has("format") || f.has("optional"))) {
-        throw e.getValue().error("a 'sql' source takes no 'format' or 'optional'");
+      if (sql != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
+        throw e.getValue().error("a 'sql' source takes no 'format', 'optional', 'sheet' or 'header_row'");
+      }
+      int headerRow = f.integer("header_row", 1);
+      if (headerRow < 1) {
+        throw f.get("header_row").error("must be 1 or more (the row of the sheet that holds the column names)");
       }
       if (path != null && inputDir != null && !inputDir.isBlank() && !Path.of(path).isAbsolute()) {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location()));
+          e.getValue().location(), f.string("sheet", null), headerRow));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");

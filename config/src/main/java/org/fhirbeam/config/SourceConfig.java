@@ -12,12 +12,19 @@ import java.io.Serializable;
  * @param format the file format, or {@link Format#AUTO} to decide by each file's extension
  * @param optional whether a path that matches no file is allowed (the source then has no rows)
  * @param location where the source is declared, for error messages
+ * @param sheet Excel files: the sheet, by name or 1-based number; null for the first
+ * @param headerRow Excel files: the 1-based row that holds the column names; the rows below it are the data
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
-    String location) implements Serializable {
+    String location, String sheet, int headerRow) implements Serializable {
 
-  /** File formats read through DuckDB. */
+  /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
-    AUTO, CSV, PARQUET, JSON
+    AUTO, CSV, PARQUET, JSON, XLSX
+  }
+
+  /** A source without Excel options. */
+  public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
+    this(name, path, sql, format, optional, location, null, 1);
   }
 }

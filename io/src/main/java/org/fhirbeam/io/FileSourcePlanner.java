@@ -47,12 +47,15 @@ public final class FileSourcePlanner {
     try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement()) {
       for (Path file : files) {
         Format format = formatOf(source, file);
-        String scan = scan(file, format);
+        // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
+        Path readFile = format == Format.XLSX
+            ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
+        String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format);
         List<String> fileColumns = new ArrayList<>();
         // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
         // set them aside the same way.
-        String sniffed = format == Format.CSV ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)"
-            : scan;
+        String sniffed = format == Format.CSV || format == Format.XLSX
+            ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)" : scan;
         try (ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + sniffed)) {
           while (rs.next()) {
             fileColumns.add(rs.getString(1));
@@ -68,8 +71,16 @@ public final class FileSourcePlanner {
           }
         }
         columns.addAll(fileColumns);
-        tasks.add(task(source.name(), file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
-            fileColumns));
+        if (format == Format.XLSX) {
+          // Line n of the CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
+          tasks.add(oneRecordPerLine(readFile)
+              ? new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
+                  source.headerRow() + 1, true)
+              : new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true));
+        } else {
+          tasks.add(task(source.name(), file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
+              fileColumns));
+        }
       }
     } catch (SQLException e) {
       throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
@@ -131,9 +142,12 @@ public final class FileSourcePlanner {
       case JSON -> !isJsonArray(file) && oneObjectPerLine(file)
           ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1, false)
           : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
-      case AUTO -> throw new IllegalStateException("format must be decided per file");
+      case AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; Excel is read as CSV");
     };
   }
+
+  /** Where Excel sheets are converted to CSV, shared by runs on this machine. */
+  static final Path EXCEL_CACHE = Path.of(System.getProperty("java.io.tmpdir"), "fhirbeam-excel");
 
   /** The DuckDB table function call that reads one file. */
   static String scan(Path file, Format format) {
@@ -143,7 +157,7 @@ public final class FileSourcePlanner {
       case CSV -> "read_csv(" + f + ", header = true, skip = 0, comment = '', all_varchar = true)";
       case PARQUET -> "read_parquet(" + f + ")";
       case JSON -> "read_json(" + f + ")";
-      case AUTO -> throw new IllegalStateException("format must be decided per file");
+      case AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; Excel is read as CSV");
     };
   }
 
@@ -173,8 +187,12 @@ public final class FileSourcePlanner {
     if (name.endsWith(".json") || name.endsWith(".ndjson") || name.endsWith(".jsonl")) {
       return Format.JSON;
     }
+    if (name.endsWith(".xlsx")) {
+      return Format.XLSX;
+    }
     throw new InputException("source " + source.name() + ": cannot tell the format of " + file
-        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl); set sources." + source.name() + ".format");
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx); set sources." + source.name()
+        + ".format");
   }
 
   /**

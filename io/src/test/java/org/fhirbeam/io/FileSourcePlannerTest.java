@@ -133,7 +133,7 @@ class FileSourcePlannerTest {
     InputException e = assertThrows(InputException.class,
         () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/a.txt")));
     assertThat(e.getMessage(), equalTo("source patients: cannot tell the format of " + dir.resolve("a.txt")
-        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl); set sources.patients.format"));
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx); set sources.patients.format"));
   }
 
   @Test
