@@ -18,7 +18,10 @@ public final class ConfigLoader {
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
-  private static final Set<String> SOURCE = Set.of("path", "sql", "format", "optional", "sheet", "header_row");
+  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "format", "optional", "sheet",
+      "header_row");
+  private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
+      "partition_column", "partitions");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
@@ -180,8 +183,13 @@ public final class ConfigLoader {
       ConfigNode.Fields f = e.getValue().fields(SOURCE);
       String path = f.string("path", null);
       String sql = f.string("sql", null);
-      if ((path == null) == (sql == null)) {
-        throw e.getValue().error("give exactly one of 'path' (files) or 'sql' (a query over the file sources)");
+      JdbcSource jdbc = f.has("jdbc") ? jdbc(f.get("jdbc")) : null;
+      if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) != 1) {
+        throw e.getValue().error("give exactly one of 'path' (files), 'sql' (a query over the file sources) or"
+            + " 'jdbc' (a database table or query)");
+      }
+      if (jdbc != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
+        throw e.getValue().error("a 'jdbc' source takes no 'format', 'optional', 'sheet' or 'header_row'");
       }
       if (sql != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
         throw e.getValue().error("a 'sql' source takes no 'format', 'optional', 'sheet' or 'header_row'");
@@ -195,12 +203,41 @@ public final class ConfigLoader {
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location(), f.string("sheet", null), headerRow));
+          e.getValue().location(), f.string("sheet", null), headerRow, jdbc));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
     }
     return out;
+  }
+
+  private static JdbcSource jdbc(ConfigNode node) {
+    ConfigNode.Fields f = node.fields(JDBC);
+    String url = f.requiredString("url");
+    if (!url.startsWith("jdbc:")) {
+      throw f.get("url").error("a JDBC URL starts with 'jdbc:'");
+    }
+    if (url.toLowerCase(java.util.Locale.ROOT).contains("password=")) {
+      throw f.get("url").error("no password in the URL: use password_env or password_file");
+    }
+    String table = f.string("table", null);
+    String query = f.string("query", null);
+    if ((table == null) == (query == null)) {
+      throw node.error("give exactly one of 'table' or 'query'");
+    }
+    if (f.has("password_env") && f.has("password_file")) {
+      throw f.get("password_file").error("give either 'password_env' or 'password_file', not both");
+    }
+    int partitions = f.integer("partitions", 1);
+    if (partitions < 1) {
+      throw f.get("partitions").error("must be at least 1");
+    }
+    String column = f.string("partition_column", null);
+    if (partitions > 1 && column == null) {
+      throw f.get("partitions").error("needs partition_column (a numeric column whose range is split)");
+    }
+    return new JdbcSource(url, f.string("user", null), f.string("password_env", null),
+        f.string("password_file", null), table, query, column, partitions);
   }
 
   private SinkSettings sinks(ConfigNode node) {

@@ -14,9 +14,10 @@ import java.io.Serializable;
  * @param location where the source is declared, for error messages
  * @param sheet Excel files: the sheet, by name or 1-based number; null for the first
  * @param headerRow Excel files: the 1-based row that holds the column names; the rows below it are the data
+ * @param jdbc a database table or query read over JDBC; null for files and query sources
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
-    String location, String sheet, int headerRow) implements Serializable {
+    String location, String sheet, int headerRow, JdbcSource jdbc) implements Serializable {
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
@@ -25,6 +26,6 @@ public record SourceConfig(String name, String path, String sql, Format format, 
 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
-    this(name, path, sql, format, optional, location, null, 1);
+    this(name, path, sql, format, optional, location, null, 1, null);
   }
 }

@@ -283,8 +283,8 @@ class ConfigLoaderTest {
     assertThat(c.sources().get("abs").path(), equalTo("/x/a.csv"));
     assertThat(c.sources().get("joined").sql(), equalTo("SELECT * FROM patients JOIN abs USING (id)"));
     assertThat(reject(PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    path: a.csv\n    sql: SELECT 1\n"))
-        .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files) or 'sql'"
-            + " (a query over the file sources)"));
+        .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files), 'sql'"
+            + " (a query over the file sources) or 'jdbc' (a database table or query)"));
   }
 
   @Test

@@ -97,6 +97,10 @@ public final class FileSourcePlanner {
     List<String> ctes = new ArrayList<>();
     List<String> withoutFiles = new ArrayList<>();
     for (PlannedSource f : fileSources.values()) {
+      if (f.config().jdbc() != null) {
+        throw new InputException(source.location() + ": sql: source " + source.name() + " names " + f.config().name()
+            + ", a jdbc source; a sql source reads file sources only (give the jdbc source a query: instead)");
+      }
       if (f.tasks().isEmpty()) {
         withoutFiles.add(f.config().name());
         continue;

@@ -1,6 +1,9 @@
 package org.fhirbeam.io;
 
 import java.io.Serializable;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -15,9 +18,11 @@ import java.util.List;
  * @param firstLocation the position of the first row (2 for a CSV file whose header is line 1)
  * @param skipsBadLines whether the scan can set malformed lines aside (CSV): then {@link #textRows} names a table
  *     that receives them, and they become rejects instead of stopping the run
+ * @param jdbc for a database source: the partition to copy into DuckDB before {@code scan} can be read (see
+ *     {@link #prepare}); null for files
  */
 public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
-    long firstLocation, boolean skipsBadLines) implements Serializable {
+    long firstLocation, boolean skipsBadLines, JdbcRead jdbc) implements Serializable {
 
   /** How a row's position in its file is reported in rejects. */
   public enum LocationKind {
@@ -36,6 +41,31 @@ public record ReadTask(String source, String file, String scan, List<String> col
     columns = List.copyOf(columns);
   }
 
+  /** A task over a file. */
+  public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
+      long firstLocation, boolean skipsBadLines) {
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null);
+  }
+
+  /**
+   * Makes the task readable on {@code db}: a database partition is copied into the table its {@link #scan} names
+   * (drop it with {@link #release}); a file needs nothing.
+   */
+  public void prepare(Connection db) throws SQLException {
+    if (jdbc != null) {
+      jdbc.copyInto(db, source, scan);
+    }
+  }
+
+  /** Drops what {@link #prepare} made. */
+  public void release(Connection db) throws SQLException {
+    if (jdbc != null) {
+      try (Statement st = db.createStatement()) {
+        st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(scan));
+      }
+    }
+  }
+
   /**
    * A query over the file with every column as text, plus {@code wanted} columns the file lacks as NULL, so every
    * file of a source offers the same columns (aligned by name). For a file that {@link #skipsBadLines}, malformed
@@ -52,7 +82,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
         select.add("CAST(NULL AS VARCHAR) AS " + DuckDb.identifier(c));
       }
     }
-    String from = scan;
+    String from = jdbc != null ? DuckDb.identifier(scan) : scan;
     if (skipsBadLines && badLines != null) {
       from = scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true, store_rejects = true, rejects_table = "
           + DuckDb.literal(badLines) + ", rejects_scan = " + DuckDb.literal(badLines + "_scans") + ")";

@@ -13,6 +13,7 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.JdbcSourcePlanner;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MappingCompiler;
 import org.fhirbeam.validation.FhirValidation;
@@ -65,7 +66,9 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     }
     Map<String, PlannedSource> files = new LinkedHashMap<>();
     for (SourceConfig s : config.sources().values()) {
-      if (s.sql() == null && needed.contains(s.name())) {
+      if (s.jdbc() != null && needed.contains(s.name())) {
+        files.put(s.name(), JdbcSourcePlanner.plan(s));
+      } else if (s.sql() == null && needed.contains(s.name())) {
         files.put(s.name(), planner.plan(s));
       }
     }

@@ -222,7 +222,8 @@ public final class JobRunner {
       }
     } else {
       for (PlannedSource s : plan.sources().values()) {
-        if (s.tasks().isEmpty()) {
+        // A database source's rows already live in a database: no raw copy of them.
+        if (s.tasks().isEmpty() || s.config().jdbc() != null) {
           dropped.add("raw_data." + s.config().name());
           continue;
         }

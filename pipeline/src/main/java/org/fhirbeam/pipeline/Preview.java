@@ -63,6 +63,7 @@ final class Preview {
     ReadTask task = source.tasks().get(0);
     out.printf("   the first %d row(s) of %s%n", rows, task.file());
     List<SqlMapping.ElementRule> rules = sql.elementRules();
+    task.prepare(db);
     String input = "SELECT * FROM (" + task.textRows(sql.columns(), badLines) + ") LIMIT " + rows;
     int shown = 0;
     try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery(sql.detailQuery(input))) {

@@ -146,6 +146,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       long badLineCount = 0;
       List<PartFile> ingestRejects = new ArrayList<>();
       try (Statement st = db.createStatement()) {
+        task.prepare(db); // a database partition is copied into this task's DuckDB first
         // Counted independently of the mapping query, but over every column: DuckDB only checks (and sets aside)
         // a line's encoding when it reads the values, so a pruned count would disagree with the mapping's scan.
         List<String> every = new ArrayList<>();
@@ -204,6 +205,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
             st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(t));
           }
         }
+        task.release(db);
       } catch (SQLException e) {
         throw DuckDb.failure("mapping " + m.name() + " failed on " + task.file(), e);
       }

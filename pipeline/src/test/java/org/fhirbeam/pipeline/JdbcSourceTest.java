@@ -1,0 +1,133 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * A PostgreSQL table as a source, against a real server on loopback, through the command line on both runners:
+ * read in parallel key ranges (plus the rows without a key), it gives the same resources as the same rows in a
+ * CSV file; bad credentials and an unreachable server stop the run before it starts.
+ */
+class JdbcSourceTest {
+  static PostgresServer pg;
+
+  @TempDir
+  Path tmp;
+
+  static final String[] ROWS = {
+      "1,p1,Maria,Garcia,1984-03-12,F", "2,p2,John,Smith,1979-11-02,M", "3,p3,Ann,Lee,not a date,F",
+      "7,p4,Cy,Begay,2001-07-30,other", "10,p5,Bo,Ng,1990-01-01,m", ",p6,Di,Roe,1970-05-06,f"};
+
+  @BeforeAll
+  static void startPostgres() throws Exception {
+    pg = PostgresServer.start();
+    try (Connection c = pg.connect("postgres"); Statement st = c.createStatement()) {
+      st.execute("CREATE DATABASE clinic");
+    }
+    try (Connection c = pg.connect("clinic"); Statement st = c.createStatement()) {
+      st.execute("CREATE TABLE patients (row_id integer, patient_id text, first_name text, last_name text,"
+          + " birth_date text, gender text)");
+      for (String r : ROWS) {
+        String[] f = r.split(",", -1);
+        st.execute("INSERT INTO patients VALUES (" + (f[0].isEmpty() ? "NULL" : f[0]) + ", '" + f[1] + "', '" + f[2]
+            + "', '" + f[3] + "', '" + f[4] + "', '" + f[5] + "')");
+      }
+    }
+  }
+
+  @AfterAll
+  static void stopPostgres() throws Exception {
+    if (pg != null) {
+      pg.close();
+    }
+  }
+
+  Path config(String jdbc) throws IOException {
+    return Files.writeString(tmp.resolve("p.yaml"), "sources:\n  patients:\n    jdbc:\n" + jdbc.indent(6)
+        + "mappings: [" + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
+  }
+
+  /** Every resource of an output, sorted: parallel reads write one part file each. */
+  static List<String> resources(Path out) throws IOException {
+    List<String> lines = new ArrayList<>();
+    try (var files = Files.list(out.resolve("fhir"))) {
+      for (Path f : files.toList()) {
+        lines.addAll(Files.readAllLines(f));
+      }
+    }
+    lines.sort(null);
+    return lines;
+  }
+
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void aTableReadInKeyRangesGivesTheSameResourcesAsTheSameRowsInCsv(Runner runner) throws IOException {
+    Path config = config("url: " + pg.url("clinic") + "\nuser: " + PostgresServer.USER + "\npassword_file: "
+        + pg.passwordFile + "\ntable: public.patients\npartition_column: row_id\npartitions: 3\n");
+    Path out = tmp.resolve("db");
+    Cli r = Cli.run("run", "--config", config.toString(), "--runner", runner.label(), "--output", out.toString(),
+        "--set", "duckdb.database=" + tmp.resolve("db.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 6 = resources 5 + rejected 1: OK"));
+
+    StringBuilder csv = new StringBuilder("row_id,patient_id,first_name,last_name,birth_date,gender\n");
+    for (String row : ROWS) {
+      csv.append(row).append('\n');
+    }
+    Path csvFile = Files.writeString(tmp.resolve("patients.csv"), csv);
+    Path fromCsv = tmp.resolve("csv");
+    Cli c = Cli.run("run", "--runner", runner.label(), "--output", fromCsv.toString(), "--set",
+        "sources.patients.path=" + csvFile, "--set", "duckdb.database=" + tmp.resolve("csv.db"));
+    assertThat(c.err(), c.code(), equalTo(0));
+    assertThat(resources(out).size(), equalTo(5));
+    assertThat(resources(out), equalTo(resources(fromCsv)));
+
+    List<String> rejects;
+    try (var files = Files.list(out.resolve("rejects"))) {
+      rejects = Files.readAllLines(files.findFirst().orElseThrow());
+    }
+    JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
+    assertThat(reject.get("file").asText(), equalTo("jdbc:" + pg.url("clinic") + " public.patients part 1 of 4"));
+    assertThat(reject.get("row").get("patient_id").asText(), equalTo("p3"));
+  }
+
+  @Test
+  void wrongCredentialsAndAnUnreachableServerStopTheRunWithExitCodeTwo() throws IOException {
+    Path wrong = Files.writeString(tmp.resolve("wrong-pw"), "not-the-password\n");
+    Cli r = Cli.run("run", "--config", config("url: " + pg.url("clinic") + "\nuser: " + PostgresServer.USER
+        + "\npassword_file: " + wrong + "\ntable: patients\n").toString(), "--output", tmp.resolve("o").toString());
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), containsString("error: source patients: cannot connect to " + pg.url("clinic")
+        + " patients: FATAL: password authentication failed for user \"fhirbeam\""));
+    assertThat(r.err(), org.hamcrest.Matchers.not(containsString("not-the-password")));
+
+    Cli down = Cli.run("run", "--config", config("url: jdbc:postgresql://127.0.0.1:1/clinic\nuser: x\n"
+        + "table: patients\n").toString(), "--output", tmp.resolve("o").toString());
+    assertThat(down.code(), equalTo(2));
+    assertThat(down.err(), containsString("error: source patients: cannot connect to jdbc:postgresql://127.0.0.1:1/clinic"));
+  }
+
+  @Test
+  void aPasswordInTheUrlIsRefused() throws IOException {
+    Cli r = Cli.run("check-config", config("url: " + pg.url("clinic") + "?password=x\ntable: patients\n").toString());
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), containsString("jdbc.url: no password in the URL: use password_env or password_file"));
+  }
+}
