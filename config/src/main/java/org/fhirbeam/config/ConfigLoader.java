@@ -18,8 +18,10 @@ public final class ConfigLoader {
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
-  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "format", "optional", "sheet",
+  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
       "header_row");
+  private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
+      "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
       "partition_column", "partitions");
   private static final Set<String> SINKS = Set.of("duckdb");
@@ -184,12 +186,14 @@ public final class ConfigLoader {
       String path = f.string("path", null);
       String sql = f.string("sql", null);
       JdbcSource jdbc = f.has("jdbc") ? jdbc(f.get("jdbc")) : null;
-      if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) != 1) {
-        throw e.getValue().error("give exactly one of 'path' (files), 'sql' (a query over the file sources) or"
-            + " 'jdbc' (a database table or query)");
+      HttpSource http = f.has("http") ? http(f.get("http")) : null;
+      if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) + (http != null ? 1 : 0) != 1) {
+        throw e.getValue().error("give exactly one of 'path' (files), 'sql' (a query over the file sources),"
+            + " 'jdbc' (a database table or query) or 'http' (a REST API)");
       }
-      if (jdbc != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
-        throw e.getValue().error("a 'jdbc' source takes no 'format', 'optional', 'sheet' or 'header_row'");
+      if ((jdbc != null || http != null)
+          && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
+        throw e.getValue().error("a 'jdbc' or 'http' source takes no 'format', 'optional', 'sheet' or 'header_row'");
       }
       if (sql != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
         throw e.getValue().error("a 'sql' source takes no 'format', 'optional', 'sheet' or 'header_row'");
@@ -203,12 +207,38 @@ public final class ConfigLoader {
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location(), f.string("sheet", null), headerRow, jdbc));
+          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
     }
     return out;
+  }
+
+  private static HttpSource http(ConfigNode node) {
+    ConfigNode.Fields f = node.fields(HTTP);
+    String url = f.requiredString("url");
+    if (!url.startsWith("http://") && !url.startsWith("https://")) {
+      throw f.get("url").error("an http source's url starts with http:// or https://");
+    }
+    if (f.has("next_link") && f.has("page_param")) {
+      throw f.get("page_param").error("give either 'next_link' or 'page_param', not both");
+    }
+    Map<String, String> headers = new LinkedHashMap<>();
+    if (f.has("headers_env")) {
+      for (Map.Entry<String, ConfigNode> h : f.get("headers_env").entries().entrySet()) {
+        if (!h.getValue().text().matches("[A-Za-z_][A-Za-z0-9_]*")) {
+          throw h.getValue().error("the name of the environment variable holding the header's value");
+        }
+        headers.put(h.getKey(), h.getValue().text());
+      }
+    }
+    int retries = f.integer("max_retries", 4);
+    if (retries < 0) {
+      throw f.get("max_retries").error("must be 0 or more");
+    }
+    return new HttpSource(url, f.string("items", null), f.string("next_link", null), f.string("page_param", null),
+        headers, retries);
   }
 
   private static JdbcSource jdbc(ConfigNode node) {

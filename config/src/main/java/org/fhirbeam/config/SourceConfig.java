@@ -14,18 +14,25 @@ import java.io.Serializable;
  * @param location where the source is declared, for error messages
  * @param sheet Excel files: the sheet, by name or 1-based number; null for the first
  * @param headerRow Excel files: the 1-based row that holds the column names; the rows below it are the data
- * @param jdbc a database table or query read over JDBC; null for files and query sources
+ * @param jdbc a database table or query read over JDBC; null for other sources
+ * @param http a REST API whose JSON pages are fetched before the run; null for other sources
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
-    String location, String sheet, int headerRow, JdbcSource jdbc) implements Serializable {
+    String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http) implements Serializable {
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
     AUTO, CSV, PARQUET, JSON, XLSX
   }
 
+  /** A file source with Excel options. */
+  public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
+      String sheet, int headerRow) {
+    this(name, path, sql, format, optional, location, sheet, headerRow, null, null);
+  }
+
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
-    this(name, path, sql, format, optional, location, null, 1, null);
+    this(name, path, sql, format, optional, location, null, 1, null, null);
   }
 }

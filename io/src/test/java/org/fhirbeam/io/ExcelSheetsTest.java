@@ -90,7 +90,7 @@ class ExcelSheetsTest {
   void aSheetByNameBelowItsHeaderRowIsReadWithTypedCellsAsText() throws Exception {
     Path file = workbook();
     PlannedSource p = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
-        file.toString(), null, SourceConfig.Format.AUTO, false, "test", "Patients", 2, null));
+        file.toString(), null, SourceConfig.Format.AUTO, false, "test", "Patients", 2));
     assertThat(p.columns(), equalTo(List.of("patient_id", "first_name", "birth_date", "visits", "weight", "active",
         "seen", "total")));
     ReadTask t = p.tasks().get(0);
@@ -107,7 +107,7 @@ class ExcelSheetsTest {
   void aSheetByNumberAndTheFirstSheetByDefault() throws Exception {
     Path file = workbook();
     PlannedSource second = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
-        file.toString(), null, SourceConfig.Format.XLSX, false, "test", "2", 2, null));
+        file.toString(), null, SourceConfig.Format.XLSX, false, "test", "2", 2));
     assertThat(second.columns().get(0), equalTo("patient_id"));
     PlannedSource first = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
         file.toString(), null, SourceConfig.Format.AUTO, false, "test"));
@@ -119,7 +119,7 @@ class ExcelSheetsTest {
     Path file = workbook();
     InputException missing = assertThrows(InputException.class, () -> new FileSourcePlanner(
         FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people", file.toString(), null,
-            SourceConfig.Format.AUTO, false, "test", "Visits", 1, null)));
+            SourceConfig.Format.AUTO, false, "test", "Visits", 1)));
     assertThat(missing.getMessage(), equalTo("source people: " + file + " has no sheet 'Visits' (sheets: Notes,"
         + " Patients; give a name or a number from 1)"));
     Path broken = Files.write(dir.resolve("broken.xlsx"), Files.readAllBytes(file), java.nio.file.StandardOpenOption.CREATE);

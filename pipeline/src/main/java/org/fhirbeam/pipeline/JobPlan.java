@@ -13,6 +13,7 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.HttpSourcePlanner;
 import org.fhirbeam.io.JdbcSourcePlanner;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MappingCompiler;
@@ -68,6 +69,8 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     for (SourceConfig s : config.sources().values()) {
       if (s.jdbc() != null && needed.contains(s.name())) {
         files.put(s.name(), JdbcSourcePlanner.plan(s));
+      } else if (s.http() != null && needed.contains(s.name())) {
+        files.put(s.name(), new HttpSourcePlanner(config.duckdb(), System.getenv()).plan(s));
       } else if (s.sql() == null && needed.contains(s.name())) {
         files.put(s.name(), planner.plan(s));
       }
