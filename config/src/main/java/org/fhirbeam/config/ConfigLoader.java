@@ -19,7 +19,9 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
-      "header_row");
+      "header_row", "delimiter", "quote", "escape", "encoding");
+  private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
+      "quote", "escape", "encoding");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
@@ -191,13 +193,14 @@ public final class ConfigLoader {
         throw e.getValue().error("give exactly one of 'path' (files), 'sql' (a query over the file sources),"
             + " 'jdbc' (a database table or query) or 'http' (a REST API)");
       }
-      if ((jdbc != null || http != null)
-          && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
-        throw e.getValue().error("a 'jdbc' or 'http' source takes no 'format', 'optional', 'sheet' or 'header_row'");
+      if (path == null) {
+        for (String k : FILE_ONLY) {
+          if (f.has(k)) {
+            throw f.get(k).error("only file sources ('path') take '" + k + "'");
+          }
+        }
       }
-      if (sql != null && (f.has("format") || f.has("optional") || f.has("sheet") || f.has("header_row"))) {
-        throw e.getValue().error("a 'sql' source takes no 'format', 'optional', 'sheet' or 'header_row'");
-      }
+
       int headerRow = f.integer("header_row", 1);
       if (headerRow < 1) {
         throw f.get("header_row").error("must be 1 or more (the row of the sheet that holds the column names)");
@@ -207,12 +210,29 @@ public final class ConfigLoader {
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http));
+          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f)));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
     }
     return out;
+  }
+
+  private static CsvOptions csvOptions(ConfigNode.Fields f) {
+    for (String k : List.of("delimiter", "quote", "escape")) {
+      if (f.has(k)) {
+        String v = f.get(k).text();
+        if (!(v.length() == 1 || v.equals("\\t"))) {
+          throw f.get(k).error("one character (or \\t for a tab), not '" + v + "'");
+        }
+      }
+    }
+    String encoding = f.string("encoding", null);
+    if (encoding != null && !List.of("utf-8", "utf-16", "latin-1").contains(encoding.toLowerCase(java.util.Locale.ROOT))) {
+      throw f.get("encoding").error("'" + encoding + "' is not one of utf-8, utf-16, latin-1");
+    }
+    return new CsvOptions(f.string("delimiter", null), f.string("quote", null), f.string("escape", null),
+        encoding == null ? null : encoding.toLowerCase(java.util.Locale.ROOT));
   }
 
   private static HttpSource http(ConfigNode node) {

@@ -16,9 +16,11 @@ import java.io.Serializable;
  * @param headerRow Excel files: the 1-based row that holds the column names; the rows below it are the data
  * @param jdbc a database table or query read over JDBC; null for other sources
  * @param http a REST API whose JSON pages are fetched before the run; null for other sources
+ * @param csv how CSV files are read (delimiter, quote, escape, encoding); {@link CsvOptions#DETECT} by default
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
-    String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http) implements Serializable {
+    String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv)
+    implements Serializable {
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
@@ -28,11 +30,11 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A file source with Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
-    this(name, path, sql, format, optional, location, sheet, headerRow, null, null);
+    this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT);
   }
 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
-    this(name, path, sql, format, optional, location, null, 1, null, null);
+    this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT);
   }
 }

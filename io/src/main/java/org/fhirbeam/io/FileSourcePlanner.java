@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.Locale;
 import java.util.Set;
 import java.util.stream.Stream;
+import org.fhirbeam.config.CsvOptions;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
@@ -50,7 +51,8 @@ public final class FileSourcePlanner {
         // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
         Path readFile = format == Format.XLSX
             ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
-        String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format);
+        String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
+            format == Format.XLSX ? CsvOptions.DETECT : source.csv());
         List<String> fileColumns = new ArrayList<>();
         // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
         // set them aside the same way.
@@ -73,12 +75,12 @@ public final class FileSourcePlanner {
         columns.addAll(fileColumns);
         if (format == Format.XLSX) {
           // Line n of the CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
-          tasks.add(oneRecordPerLine(readFile)
+          tasks.add(oneRecordPerLine(readFile, '"')
               ? new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
                   source.headerRow() + 1, true)
               : new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true));
         } else {
-          tasks.add(task(source.name(), file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
+          tasks.add(task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
               fileColumns));
         }
       }
@@ -136,10 +138,11 @@ public final class FileSourcePlanner {
     return new PlannedSource(source, List.of(task), List.copyOf(columns));
   }
 
-  private static ReadTask task(String source, Path file, Format format, String sql, List<String> columns) {
+  private static ReadTask task(SourceConfig config, Path file, Format format, String sql, List<String> columns) {
+    String source = config.name();
     return switch (format) {
       // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
-      case CSV -> oneRecordPerLine(file)
+      case CSV -> oneRecordPerLine(file, config.csv().quote() == null ? '"' : config.csv().quote().charAt(0))
           ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2, true)
           : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, true);
       case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
@@ -150,15 +153,21 @@ public final class FileSourcePlanner {
     };
   }
 
+  private static String csvOption(String name, String value) {
+    return value == null ? "" : ", " + name + " = " + DuckDb.literal(value.equals("\\t") ? "\t" : value);
+  }
+
   /** Where Excel sheets are converted to CSV, shared by runs on this machine. */
   static final Path EXCEL_CACHE = Path.of(System.getProperty("java.io.tmpdir"), "fhirbeam-excel");
 
   /** The DuckDB table function call that reads one file. */
-  static String scan(Path file, Format format) {
+  static String scan(Path file, Format format, CsvOptions csv) {
     String f = DuckDb.literal(file.toString());
     return switch (format) {
       // Header on line 1, no comment lines, no skipped lines: DuckDB must not guess these, or rows vanish.
-      case CSV -> "read_csv(" + f + ", header = true, skip = 0, comment = '', all_varchar = true)";
+      case CSV -> "read_csv(" + f + ", header = true, skip = 0, comment = '', all_varchar = true"
+          + csvOption("delim", csv.delimiter()) + csvOption("quote", csv.quote()) + csvOption("escape", csv.escape())
+          + csvOption("encoding", csv.encoding()) + ")";
       case PARQUET -> "read_parquet(" + f + ")";
       case JSON -> "read_json(" + f + ")";
       case AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; Excel is read as CSV");
@@ -181,7 +190,8 @@ public final class FileSourcePlanner {
     if (source.format() != Format.AUTO) {
       return source.format();
     }
-    String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+    // DuckDB reads gzip-compressed CSV and JSON itself, by the .gz extension.
+    String name = file.getFileName().toString().toLowerCase(Locale.ROOT).replaceAll("\\.gz$", "");
     if (name.endsWith(".csv")) {
       return Format.CSV;
     }
@@ -195,7 +205,7 @@ public final class FileSourcePlanner {
       return Format.XLSX;
     }
     throw new InputException("source " + source.name() + ": cannot tell the format of " + file
-        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx); set sources." + source.name()
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx, and .gz of the text ones); set sources." + source.name()
         + ".format");
   }
 
@@ -203,8 +213,8 @@ public final class FileSourcePlanner {
    * Whether every line after the header holds exactly one record: no blank lines and no line breaks inside
    * quoted values. One pass over the bytes, far cheaper than the read itself.
    */
-  static boolean oneRecordPerLine(Path file) {
-    try (InputStream in = new java.io.BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+  static boolean oneRecordPerLine(Path file, char quote) {
+    try (InputStream in = open(file)) {
       byte[] buf = new byte[1 << 16];
       boolean inQuote = false;
       int previous = '\n';
@@ -212,7 +222,7 @@ public final class FileSourcePlanner {
       while ((n = in.read(buf)) > 0) {
         for (int i = 0; i < n; i++) {
           int b = buf[i];
-          if (b == '"') {
+          if (b == quote) {
             inQuote = !inQuote;
           } else if (b == '\n') {
             if (inQuote || previous == '\n') {
@@ -235,7 +245,8 @@ public final class FileSourcePlanner {
 
   /** Whether an NDJSON file has one object on every line: no blank lines, no objects spread over lines. */
   static boolean oneObjectPerLine(Path file) {
-    try (java.io.BufferedReader in = Files.newBufferedReader(file, java.nio.charset.StandardCharsets.UTF_8)) {
+    try (java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(open(file),
+        java.nio.charset.StandardCharsets.UTF_8))) {
       String line;
       while ((line = in.readLine()) != null) {
         String t = line.strip();
@@ -249,8 +260,15 @@ public final class FileSourcePlanner {
     }
   }
 
+  /** The file's bytes, decompressed when it is gzip (.gz). */
+  private static InputStream open(Path file) throws IOException {
+    InputStream in = new java.io.BufferedInputStream(Files.newInputStream(file), 1 << 16);
+    return file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz")
+        ? new java.util.zip.GZIPInputStream(in, 1 << 16) : in;
+  }
+
   private static boolean isJsonArray(Path file) {
-    try (InputStream in = Files.newInputStream(file)) {
+    try (InputStream in = open(file)) {
       int c;
       while ((c = in.read()) >= 0) {
         if (!Character.isWhitespace(c) && c != 0xEF && c != 0xBB && c != 0xBF) {
@@ -310,9 +328,9 @@ public final class FileSourcePlanner {
   }
 
   private static boolean knownExtension(Path p) {
-    String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
+    String n = p.getFileName().toString().toLowerCase(Locale.ROOT).replaceAll("\\.gz$", "");
     return n.endsWith(".csv") || n.endsWith(".parquet") || n.endsWith(".json") || n.endsWith(".ndjson")
-        || n.endsWith(".jsonl");
+        || n.endsWith(".jsonl") || n.endsWith(".xlsx");
   }
 
   private static boolean hasGlob(String s) {

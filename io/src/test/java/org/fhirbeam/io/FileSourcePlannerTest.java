@@ -133,7 +133,7 @@ class FileSourcePlannerTest {
     InputException e = assertThrows(InputException.class,
         () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/a.txt")));
     assertThat(e.getMessage(), equalTo("source patients: cannot tell the format of " + dir.resolve("a.txt")
-        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx); set sources.patients.format"));
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx, and .gz of the text ones); set sources.patients.format"));
   }
 
   @Test
@@ -147,17 +147,41 @@ class FileSourcePlannerTest {
 
   @Test
   void csvLinesAreKnownOnlyWithoutBlankLinesOrQuotedBreaks() throws IOException {
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("a.csv"), "a,b\n1,\"x,y\"\n2,z\n")),
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("a.csv"), "a,b\n1,\"x,y\"\n2,z\n"), '\"'),
         equalTo(true));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("b.csv"), "a,b\r\n1,x\r\n")),
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("b.csv"), "a,b\r\n1,x\r\n"), '\"'),
         equalTo(true));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("c.csv"), "a,b\n1,x\n\n2,y\n")),
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("c.csv"), "a,b\n1,x\n\n2,y\n"), '\"'),
         equalTo(false));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n")),
+    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n"), '\"'),
         equalTo(false));
     Files.writeString(dir.resolve("e.csv"), "a,b\n1,x\n\n2,y\n");
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/e.csv"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));
     assertThat(s.tasks().get(0).firstLocation(), equalTo(1L));
+  }
+
+  @Test
+  void csvOptionsAndGzipAreReadAsConfigured() throws Exception {
+    Path raw = dir.resolve("l1.csv");
+    Files.write(raw, "id;name\n1;M\u00fcller\n2;'A;B'\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    Path gz = dir.resolve("l1.csv.gz");
+    try (var out = new java.util.zip.GZIPOutputStream(Files.newOutputStream(gz))) {
+      out.write(Files.readAllBytes(raw));
+    }
+    Files.delete(raw);
+    SourceConfig c = new SourceConfig("people", gz.toString(), null, SourceConfig.Format.AUTO, false, "test", null, 1,
+        null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"));
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
+    assertThat(s.columns(), contains("id", "name"));
+    assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE)); // line numbers known through the gzip
+    List<String> rows = new java.util.ArrayList<>();
+    try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
+        var rs = st.executeQuery(s.tasks().get(0).textRows(List.of(), null))) {
+      while (rs.next()) {
+        rows.add(rs.getString(1) + "|" + rs.getString(2));
+      }
+    }
+    assertThat(rows, contains("1|M\u00fcller", "2|A;B"));
   }
 }
