@@ -19,7 +19,8 @@ import java.util.Map;
  */
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
-    Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation) {
+    Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
+    Map<String, Map<String, List<String>>> columnDrift) {
 
   public RunSummary {
     stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
@@ -30,7 +31,29 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation);
+        duckdbTables, database, stages, validation, columnDrift);
+  }
+
+  /**
+   * Per source, the files that lack some of the source's columns (the union over its files, aligned by name), with
+   * the columns each lacks: those values are null for that file's rows. Empty when every file has every column.
+   */
+  static Map<String, Map<String, List<String>>> drift(Map<String, org.fhirbeam.io.FileSourcePlanner.PlannedSource>
+      sources) {
+    Map<String, Map<String, List<String>>> out = new LinkedHashMap<>();
+    for (Map.Entry<String, org.fhirbeam.io.FileSourcePlanner.PlannedSource> e : sources.entrySet()) {
+      Map<String, List<String>> missing = new LinkedHashMap<>();
+      for (org.fhirbeam.io.ReadTask t : e.getValue().tasks()) {
+        List<String> lacks = e.getValue().columns().stream().filter(c -> !t.columns().contains(c)).toList();
+        if (!lacks.isEmpty()) {
+          missing.put(t.file(), lacks);
+        }
+      }
+      if (!missing.isEmpty()) {
+        out.put(e.getKey(), missing);
+      }
+    }
+    return out;
   }
 
   /**
@@ -174,6 +197,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>();
     stageSeconds.forEach((k, v) -> stages.put(k, Math.round(v * 1000) / 1000.0));
     m.put("stages_s", stages);
+    m.put("column_drift", columnDrift == null ? Map.of() : columnDrift);
     if (validation != null) {
       m.put("validation", validation.toJson());
     }
@@ -200,6 +224,10 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
         resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
+    if (columnDrift != null) {
+      columnDrift.forEach((source, files) -> files.forEach((file, lacks) -> out.printf(Locale.ROOT,
+          "  column drift: source %s: %s lacks %s (null there)%n", source, file, String.join(", ", lacks))));
+    }
     if (validation != null) {
       List<String> severities = new ArrayList<>();
       validation.bySeverity().forEach((k, v) -> severities.add(String.format(Locale.ROOT, "%,d %s", v, k)));
