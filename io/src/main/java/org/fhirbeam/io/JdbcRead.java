@@ -36,6 +36,10 @@ public record JdbcRead(JdbcSource source, String select, List<String> columns) i
     if (source.user() != null) {
       props.setProperty("user", source.user());
     }
+    if (source.url().startsWith("jdbc:duckdb:")) {
+      // A DuckDB file that is only a source is opened read-only: several tasks read it at once, nothing writes.
+      props.setProperty("duckdb.read_only", "true");
+    }
     String password = source.password(System.getenv());
     if (password != null) {
       props.setProperty("password", password);
