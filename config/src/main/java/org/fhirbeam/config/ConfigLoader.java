@@ -19,9 +19,9 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
-      "header_row", "delimiter", "quote", "escape", "encoding");
+      "header_row", "delimiter", "quote", "escape", "encoding", "on_error");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
-      "quote", "escape", "encoding");
+      "quote", "escape", "encoding", "on_error");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
@@ -210,7 +210,9 @@ public final class ConfigLoader {
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f)));
+          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
+          f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
+              == SourceConfig.OnError.SKIP_FILE));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");

@@ -17,10 +17,12 @@ import java.io.Serializable;
  * @param jdbc a database table or query read over JDBC; null for other sources
  * @param http a REST API whose JSON pages are fetched before the run; null for other sources
  * @param csv how CSV files are read (delimiter, quote, escape, encoding); {@link CsvOptions#DETECT} by default
+ * @param skipBadFiles {@code on_error: skip_file}: a file that cannot be read is left out and reported instead of
+ *     stopping the run
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
-    String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv)
-    implements Serializable {
+    String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv,
+    boolean skipBadFiles) implements Serializable {
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
@@ -30,11 +32,14 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A file source with Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
-    this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT);
+    this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false);
   }
+
+  /** What to do with a file that cannot be read. */
+  public enum OnError { FAIL, SKIP_FILE }
 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
-    this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT);
+    this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false);
   }
 }

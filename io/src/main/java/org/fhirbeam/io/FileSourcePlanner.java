@@ -32,8 +32,20 @@ import org.fhirbeam.io.ReadTask.LocationKind;
  */
 public final class FileSourcePlanner {
 
-  /** The planned source: its files as read tasks and the union of their columns, in first-seen order. */
-  public record PlannedSource(SourceConfig config, List<ReadTask> tasks, List<String> columns) {}
+  /**
+   * The planned source: its files as read tasks, the union of their columns in first-seen order, and the files
+   * left out because they could not be read ({@code on_error: skip_file}), with the reason.
+   */
+  public record PlannedSource(SourceConfig config, List<ReadTask> tasks, List<String> columns,
+      Map<String, String> skipped) {
+    public PlannedSource {
+      skipped = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(skipped));
+    }
+
+    public PlannedSource(SourceConfig config, List<ReadTask> tasks, List<String> columns) {
+      this(config, tasks, columns, Map.of());
+    }
+  }
 
   private final DuckDbSettings settings;
 
@@ -45,49 +57,63 @@ public final class FileSourcePlanner {
     List<Path> files = expand(source);
     List<ReadTask> tasks = new ArrayList<>();
     Set<String> columns = new LinkedHashSet<>();
-    try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement()) {
+    Map<String, String> skipped = new java.util.LinkedHashMap<>();
+    try (Connection db = DuckDb.openInMemory(settings)) {
       for (Path file : files) {
-        Format format = formatOf(source, file);
-        // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
-        Path readFile = format == Format.XLSX
-            ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
-        String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
-            format == Format.XLSX ? CsvOptions.DETECT : source.csv());
-        List<String> fileColumns = new ArrayList<>();
-        // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
-        // set them aside the same way.
-        String sniffed = format == Format.CSV || format == Format.XLSX
-            ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)" : scan;
-        try (ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + sniffed)) {
-          while (rs.next()) {
-            fileColumns.add(rs.getString(1));
+        try {
+          ReadTask t = planFile(db, source, file);
+          columns.addAll(t.columns());
+          tasks.add(t);
+        } catch (InputException | java.io.UncheckedIOException e) {
+          if (!source.skipBadFiles()) {
+            throw e;
           }
-        } catch (SQLException e) {
-          throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
-              + format.name().toLowerCase(Locale.ROOT), e).getMessage());
-        }
-        for (String c : fileColumns) {
-          if (c.startsWith("#")) {
-            throw new InputException("source " + source.name() + ": " + file + " has a column named '" + c
-                + "'; names starting with '#' are reserved for fhirbeam's own columns, so rename it");
-          }
-        }
-        columns.addAll(fileColumns);
-        if (format == Format.XLSX) {
-          // Line n of the CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
-          tasks.add(oneRecordPerLine(readFile, '"')
-              ? new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
-                  source.headerRow() + 1, true)
-              : new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true));
-        } else {
-          tasks.add(task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
-              fileColumns));
+          skipped.put(file.toString(), e.getMessage()); // on_error: skip_file: reported, not read
         }
       }
     } catch (SQLException e) {
       throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
     }
-    return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns));
+    return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns), skipped);
+  }
+
+  /** One file of a source as a read task, its columns asked of DuckDB; an InputException if it cannot be read. */
+  private ReadTask planFile(Connection db, SourceConfig source, Path file) {
+    Format format = formatOf(source, file);
+    // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
+    Path readFile = format == Format.XLSX
+        ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
+    String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
+        format == Format.XLSX ? CsvOptions.DETECT : source.csv());
+    List<String> fileColumns = new ArrayList<>();
+    // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
+    // set them aside the same way.
+    String sniffed = format == Format.CSV || format == Format.XLSX
+        ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)" : scan;
+    // A fresh statement per file: DuckDB closes one whose query failed, and a skipped file must not end the loop.
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + sniffed)) {
+      while (rs.next()) {
+        fileColumns.add(rs.getString(1));
+      }
+    } catch (SQLException e) {
+      throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
+          + format.name().toLowerCase(Locale.ROOT), e).getMessage());
+    }
+    for (String c : fileColumns) {
+      if (c.startsWith("#")) {
+        throw new InputException("source " + source.name() + ": " + file + " has a column named '" + c
+            + "'; names starting with '#' are reserved for fhirbeam's own columns, so rename it");
+      }
+    }
+    if (format == Format.XLSX) {
+      // Line n of the CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
+      return oneRecordPerLine(readFile, '"')
+          ? new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
+              source.headerRow() + 1, true)
+          : new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true);
+    }
+    return task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
+        fileColumns);
   }
 
   /**

@@ -132,7 +132,7 @@ public final class JobRunner {
       double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
       RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
           resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages, validation,
-          RunSummary.drift(plan.sources()));
+          RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
       if (!counted.balanced()) {
         throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
             + String.join("; ", counted.imbalances()));
@@ -151,7 +151,7 @@ public final class JobRunner {
         commitStart[0] = System.nanoTime();
         done[0] = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping, resourcesOut,
             rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
-            validation, RunSummary.drift(plan.sources()));
+            validation, RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
         try {
           done[0].write(staging.resolve("run-summary.json"));
           swap.in(staging);

@@ -20,7 +20,7 @@ import java.util.Map;
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
-    Map<String, Map<String, List<String>>> columnDrift) {
+    Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
 
   public RunSummary {
     stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
@@ -31,7 +31,19 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles);
+  }
+
+  /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
+  static Map<String, Map<String, String>> skipped(Map<String, org.fhirbeam.io.FileSourcePlanner.PlannedSource>
+      sources) {
+    Map<String, Map<String, String>> out = new LinkedHashMap<>();
+    sources.forEach((name, s) -> {
+      if (!s.skipped().isEmpty()) {
+        out.put(name, s.skipped());
+      }
+    });
+    return out;
   }
 
   /**
@@ -198,6 +210,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     stageSeconds.forEach((k, v) -> stages.put(k, Math.round(v * 1000) / 1000.0));
     m.put("stages_s", stages);
     m.put("column_drift", columnDrift == null ? Map.of() : columnDrift);
+    m.put("skipped_files", skippedFiles == null ? Map.of() : skippedFiles);
     if (validation != null) {
       m.put("validation", validation.toJson());
     }
@@ -224,6 +237,10 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
         resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
+    if (skippedFiles != null) {
+      skippedFiles.forEach((source, files) -> files.forEach((file, why) -> out.printf(Locale.ROOT,
+          "  skipped (on_error: skip_file): source %s: %s%n", source, file)));
+    }
     if (columnDrift != null) {
       columnDrift.forEach((source, files) -> files.forEach((file, lacks) -> out.printf(Locale.ROOT,
           "  column drift: source %s: %s lacks %s (null there)%n", source, file, String.join(", ", lacks))));

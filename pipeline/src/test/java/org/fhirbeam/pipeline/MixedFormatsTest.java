@@ -98,4 +98,37 @@ class MixedFormatsTest {
     assertThat(summary.at("/column_drift/patients").toString(), equalTo("{\"" + dir.resolve("b.csv")
         + "\":[\"gender\"]}"));
   }
+
+  @Test
+  void aBrokenFileStopsTheRunOrIsSkippedAndReportedAsConfigured() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("broken"));
+    Files.writeString(dir.resolve("a.csv"), HEADER + "\n" + ROWS.get(0) + "\n");
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:"); Statement st = c.createStatement()) {
+      st.execute("COPY (SELECT 'p9' AS patient_id FROM range(1000)) TO '" + dir.resolve("b.parquet")
+          + "' (FORMAT parquet)");
+    }
+    byte[] whole = Files.readAllBytes(dir.resolve("b.parquet"));
+    Files.write(dir.resolve("b.parquet"), java.util.Arrays.copyOf(whole, whole.length / 2)); // truncated
+    Files.writeString(dir.resolve("c.xlsx"), "not a workbook");
+
+    Cli failed = Cli.run("run", "--output", tmp.resolve("out-fail").toString(), "--set", "sources.patients.path="
+        + dir, "--set", "duckdb.database=" + tmp.resolve("f.db"));
+    assertThat(failed.code(), equalTo(2));
+    assertThat(failed.err(), containsString("error: source patients: cannot read " + dir.resolve("b.parquet")
+        + " as parquet"));
+    assertThat(Files.exists(tmp.resolve("out-fail/fhir")), equalTo(false));
+
+    Cli skipped = Cli.run("run", "--output", tmp.resolve("out-skip").toString(), "--set", "sources.patients.path="
+        + dir, "--set", "sources.patients.on_error=skip_file", "--set", "duckdb.database=" + tmp.resolve("s.db"));
+    assertThat(skipped.err(), skipped.code(), equalTo(0));
+    assertThat(skipped.out(), containsString("balance: rows in 1 = resources 1 + rejected 0: OK"));
+    assertThat(skipped.out(), containsString("skipped (on_error: skip_file): source patients: "
+        + dir.resolve("b.parquet")));
+    assertThat(skipped.out(), containsString("skipped (on_error: skip_file): source patients: "
+        + dir.resolve("c.xlsx")));
+    JsonNode summary = DefaultJobTest.JSON.readTree(tmp.resolve("out-skip/run-summary.json").toFile());
+    assertThat(summary.at("/skipped_files/patients").size(), equalTo(2));
+    assertThat(summary.at("/skipped_files/patients").get(dir.resolve("c.xlsx").toString()).asText(),
+        containsString("is not a readable Excel workbook"));
+  }
 }

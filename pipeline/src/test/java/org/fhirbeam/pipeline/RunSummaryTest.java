@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 class RunSummaryTest {
   static RunSummary summary(List<MappingCount> mappings, Map<String, Long> written, long rejectsWritten) {
     return new RunSummary("r", "direct", "c.yaml", Map.of("patients", 10L, "labs", 7L), mappings, written,
-        rejectsWritten, 2.0, Map.of(), null, Map.of(), null, Map.of());
+        rejectsWritten, 2.0, Map.of(), null, Map.of(), null, Map.of(), Map.of());
   }
 
   static final MappingCount PATIENT = new MappingCount("patient", "patients", "Patient", 10, 8, 2, 0.5);
@@ -33,7 +33,7 @@ class RunSummaryTest {
   void twoMappingsOfOneSourceEachAccountForEveryRow() {
     MappingCount names = new MappingCount("names", "patients", "RelatedPerson", 10, 10, 0, 0.5);
     RunSummary s = new RunSummary("r", "direct", "c.yaml", Map.of("patients", 10L), List.of(PATIENT, names),
-        Map.of("Patient", 8L, "RelatedPerson", 10L), 2, 1.0, Map.of(), null, Map.of(), null, Map.of());
+        Map.of("Patient", 8L, "RelatedPerson", 10L), 2, 1.0, Map.of(), null, Map.of(), null, Map.of(), Map.of());
     assertThat(s.imbalances(), empty());
   }
 
