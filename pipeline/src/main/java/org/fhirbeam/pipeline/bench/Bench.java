@@ -132,6 +132,7 @@ public final class Bench implements Callable<Integer> {
 
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
+    Map<String, Double> sourceRates = new LinkedHashMap<>();
     for (String c : cases) {
       List<ProcessMeter.Measurement> ms = new ArrayList<>();
       long resources = -1;
@@ -161,6 +162,7 @@ public final class Bench implements Callable<Integer> {
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
+          case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
           case "duckdb-sql" -> {
             Files.createDirectories(outDir);
             cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
@@ -168,7 +170,7 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql, direct-sample-1pct, validate-patient,"
-              + " validate-synthea)");
+              + " validate-synthea, source)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
         if (c.startsWith("validate-")) {
@@ -198,6 +200,21 @@ public final class Bench implements Callable<Integer> {
               + ".log"));
           return 1;
         }
+        if (c.equals("source")) {
+          // Rows, then the seconds spent reading: the rate with the JVM's start and the planning excluded.
+          List<String> lines = m.output().strip().lines().toList();
+          long read = Long.parseLong(lines.get(lines.size() - 2).strip());
+          double seconds = Double.parseDouble(lines.get(lines.size() - 1).strip());
+          sourceRates.merge(c, read / seconds, Double::sum);
+          resources = 0;
+          rowsIn = read;
+          ms.add(m);
+          out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS; reading alone %.2f s"
+              + " (%,.0f rows/s)%n", c, r + 1, m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20, seconds,
+              read / seconds);
+          out.flush();
+          continue;
+        }
         long produced = c.equals("duckdb-sql") ? Long.parseLong(m.output().strip().lines()
             .reduce((a, b) -> b).orElse("0").strip()) : verify(outDir);
         if (!c.equals("duckdb-sql")) {
@@ -221,6 +238,8 @@ public final class Bench implements Callable<Integer> {
     }
     FileTrees.deleteTree(work);
     print(out, results);
+    sourceRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%nsource: reading the Patient CSV alone %,.0f rows/s"
+        + " (mean of %d run(s), JVM start and planning excluded; the table's rows/s include them)%n", sum / runs, runs));
     if (!validationRates.isEmpty()) {
       out.println();
       validationRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%s: full validation %,.0f resources/s (mean of"
