@@ -19,9 +19,10 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
-      "header_row", "delimiter", "quote", "escape", "encoding", "on_error");
+      "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
-      "quote", "escape", "encoding", "on_error");
+      "quote", "escape", "encoding", "on_error", "s3");
+  private static final Set<String> S3 = Set.of("endpoint", "region", "path_style");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
@@ -205,19 +206,35 @@ public final class ConfigLoader {
       if (headerRow < 1) {
         throw f.get("header_row").error("must be 1 or more (the row of the sheet that holds the column names)");
       }
-      if (path != null && inputDir != null && !inputDir.isBlank() && !Path.of(path).isAbsolute()) {
+      if (path != null && inputDir != null && !inputDir.isBlank() && !path.contains("://")
+          && !Path.of(path).isAbsolute()) {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
           e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
           f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
-              == SourceConfig.OnError.SKIP_FILE));
+              == SourceConfig.OnError.SKIP_FILE, s3(f, path)));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
     }
     return out;
+  }
+
+  private static S3Settings s3(ConfigNode.Fields f, String path) {
+    if (!f.has("s3")) {
+      return S3Settings.DEFAULT;
+    }
+    if (path == null || !path.startsWith("s3://")) {
+      throw f.get("s3").error("only applies to a path starting with s3://");
+    }
+    ConfigNode.Fields s = f.get("s3").fields(S3);
+    String endpoint = s.string("endpoint", null);
+    if (endpoint != null && !endpoint.matches("https?://.+")) {
+      throw s.get("endpoint").error("an endpoint URL starts with http:// or https://");
+    }
+    return new S3Settings(endpoint, s.string("region", null), s.bool("path_style", endpoint != null));
   }
 
   private static CsvOptions csvOptions(ConfigNode.Fields f) {

@@ -19,10 +19,11 @@ import java.io.Serializable;
  * @param csv how CSV files are read (delimiter, quote, escape, encoding); {@link CsvOptions#DETECT} by default
  * @param skipBadFiles {@code on_error: skip_file}: a file that cannot be read is left out and reported instead of
  *     stopping the run
+ * @param s3 for an {@code s3://} path: the endpoint, region and addressing style
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
     String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv,
-    boolean skipBadFiles) implements Serializable {
+    boolean skipBadFiles, S3Settings s3) implements Serializable {
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
@@ -32,7 +33,8 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A file source with Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
-    this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false);
+    this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false,
+        S3Settings.DEFAULT);
   }
 
   /** What to do with a file that cannot be read. */
@@ -40,6 +42,7 @@ public record SourceConfig(String name, String path, String sql, Format format, 
 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
-    this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false);
+    this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false,
+        S3Settings.DEFAULT);
   }
 }

@@ -54,7 +54,11 @@ public final class FileSourcePlanner {
   }
 
   public PlannedSource plan(SourceConfig source) {
-    List<Path> files = expand(source);
+    // Objects of an s3:// source are fetched first and read as local files; rejects name the object.
+    Map<Path, String> objects = source.path() != null && source.path().startsWith("s3://")
+        ? S3Objects.fetch(source) : Map.of();
+    List<Path> files = objects.isEmpty() && !source.path().startsWith("s3://") ? expand(source)
+        : new ArrayList<>(objects.keySet());
     List<ReadTask> tasks = new ArrayList<>();
     Set<String> columns = new LinkedHashSet<>();
     Map<String, String> skipped = new java.util.LinkedHashMap<>();
@@ -62,6 +66,9 @@ public final class FileSourcePlanner {
       for (Path file : files) {
         try {
           ReadTask t = planFile(db, source, file);
+          if (objects.containsKey(file)) {
+            t = t.withFile(objects.get(file));
+          }
           columns.addAll(t.columns());
           tasks.add(t);
         } catch (InputException | java.io.UncheckedIOException e) {

@@ -93,8 +93,7 @@ public final class HttpSourcePlanner {
     List<ReadTask> tasks = new ArrayList<>();
     for (ReadTask t : planned.tasks()) {
       // Rejects name the API, and an item's position among all items fetched (line of the fetched NDJSON).
-      tasks.add(new ReadTask(t.source(), "http:" + http.url(), t.scan(), t.columns(), t.kind(), t.firstLocation(),
-          t.skipsBadLines(), t.jdbc()));
+      tasks.add(t.withFile("http:" + http.url()));
     }
     return new PlannedSource(source, List.copyOf(tasks), planned.columns());
   }

@@ -47,6 +47,11 @@ public record ReadTask(String source, String file, String scan, List<String> col
     this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null);
   }
 
+  /** The same task, named {@code file} in rejects and summaries (a fetched object by its URI, for example). */
+  public ReadTask withFile(String file) {
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc);
+  }
+
   /**
    * Makes the task readable on {@code db}: a database partition is copied into the table its {@link #scan} names
    * (drop it with {@link #release}); a file needs nothing.

@@ -171,7 +171,8 @@ class FileSourcePlannerTest {
     }
     Files.delete(raw);
     SourceConfig c = new SourceConfig("people", gz.toString(), null, SourceConfig.Format.AUTO, false, "test", null, 1,
-        null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"), false);
+        null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"), false,
+        org.fhirbeam.config.S3Settings.DEFAULT);
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
     assertThat(s.columns(), contains("id", "name"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE)); // line numbers known through the gzip

@@ -1,0 +1,129 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+
+import java.io.IOException;
+import java.net.HttpURLConnection;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
+
+/**
+ * An s3:// source against a real S3-compatible store on loopback (Adobe S3Mock in its own JVM): objects matching
+ * the key pattern are fetched and give the same resources as the same rows in local files; a missing bucket or no
+ * matching object stops the run with exit code 2.
+ */
+class S3SourceTest {
+  static Process s3mock;
+  static int port;
+  static Path store;
+
+  @TempDir
+  Path tmp;
+
+  @BeforeAll
+  static void startS3() throws Exception {
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    store = Files.createTempDirectory("fhirbeam-s3mock");
+    Path jar = Path.of("target/s3mock/s3mock-exec.jar").toAbsolutePath();
+    s3mock = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
+        "-jar", jar.toString(), "--server.ssl.enabled=false", "--server.address=127.0.0.1",
+        "--server.port=" + port, "--http.port=0", "--com.adobe.testing.s3mock.store.root=" + store)
+        .redirectErrorStream(true).redirectOutput(store.resolveSibling(store.getFileName() + ".log").toFile()).start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      try {
+        HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + "/").toURL().openConnection();
+        c.setConnectTimeout(500);
+        if (c.getResponseCode() > 0) {
+          break;
+        }
+      } catch (IOException notYet) {
+        if (System.nanoTime() > deadline || !s3mock.isAlive()) {
+          throw new IllegalStateException("S3Mock did not start", notYet);
+        }
+        Thread.sleep(250);
+      }
+    }
+    // The source finds credentials through the AWS default chain; Java system properties are part of it.
+    System.setProperty("aws.accessKeyId", "test");
+    System.setProperty("aws.secretAccessKey", "test-secret");
+    try (S3Client s3 = S3Client.builder().httpClient(UrlConnectionHttpClient.create()).region(Region.US_EAST_1)
+        .endpointOverride(URI.create("http://127.0.0.1:" + port)).forcePathStyle(true)
+        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test-secret")))
+        .build()) {
+      s3.createBucket(b -> b.bucket("clinic"));
+      s3.putObject(b -> b.bucket("clinic").key("exports/2024/a.csv"), RequestBody.fromString(
+          "patient_id,first_name,last_name,birth_date,gender\np1,Maria,Garcia,1984-03-12,F\np2,John,Smith,bad,M\n"));
+      s3.putObject(b -> b.bucket("clinic").key("exports/2024/b.csv"), RequestBody.fromString(
+          "patient_id,first_name,last_name,birth_date,gender\np3,Cy,Begay,2001-07-30,other\n"));
+      s3.putObject(b -> b.bucket("clinic").key("exports/2024/notes.txt"), RequestBody.fromString("not data"));
+    }
+  }
+
+  @AfterAll
+  static void stopS3() throws Exception {
+    if (s3mock != null) {
+      s3mock.destroy();
+      s3mock.waitFor(20, TimeUnit.SECONDS);
+    }
+    org.fhirbeam.io.FileTrees.deleteTree(store);
+  }
+
+  Cli run(String path, String name) throws IOException {
+    Path config = Files.writeString(tmp.resolve(name + ".yaml"), "sources:\n  patients:\n    path: " + path
+        + "\n    s3: {endpoint: \"http://127.0.0.1:" + port + "\", region: us-east-1}\nmappings: ["
+        + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
+    return Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out-" + name).toString(), "--set",
+        "duckdb.database=" + tmp.resolve(name + ".db"));
+  }
+
+  @Test
+  void objectsMatchingTheKeyPatternAreReadLikeLocalFiles() throws IOException {
+    Cli r = run("s3://clinic/exports/*/*.csv", "s3");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 3 = resources 2 + rejected 1: OK"));
+    Path local = Files.createDirectories(tmp.resolve("local"));
+    Files.writeString(local.resolve("a.csv"),
+        "patient_id,first_name,last_name,birth_date,gender\np1,Maria,Garcia,1984-03-12,F\np2,John,Smith,bad,M\n");
+    Files.writeString(local.resolve("b.csv"),
+        "patient_id,first_name,last_name,birth_date,gender\np3,Cy,Begay,2001-07-30,other\n");
+    Cli l = Cli.run("run", "--output", tmp.resolve("out-local").toString(), "--set", "sources.patients.path=" + local,
+        "--set", "duckdb.database=" + tmp.resolve("l.db"));
+    assertThat(l.err(), l.code(), equalTo(0));
+    assertThat(MixedFormatsTest.resources(tmp.resolve("out-s3")), equalTo(MixedFormatsTest.resources(
+        tmp.resolve("out-local"))));
+    List<String> rejects;
+    try (var files = Files.list(tmp.resolve("out-s3/rejects"))) {
+      rejects = Files.readAllLines(files.findFirst().orElseThrow());
+    }
+    assertThat(rejects.get(0), containsString("\"file\":\"s3://clinic/exports/2024/a.csv\",\"line\":3,"));
+  }
+
+  @Test
+  void aMissingBucketOrNoMatchingObjectStopsTheRun() throws IOException {
+    Cli none = run("s3://clinic/exports/*/*.parquet", "none");
+    assertThat(none.code(), equalTo(2));
+    assertThat(none.err(), equalTo("error: source patients: no object matches s3://clinic/exports/*/*.parquet\n"));
+    Cli bucket = run("s3://no-such-bucket/x/*.csv", "bucket");
+    assertThat(bucket.code(), equalTo(2));
+    assertThat(bucket.err(), containsString("error: source patients: s3://no-such-bucket/x/*.csv: "));
+  }
+}
