@@ -19,9 +19,9 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
-      "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3");
+      "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
-      "quote", "escape", "encoding", "on_error", "s3");
+      "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields");
   private static final Set<String> S3 = Set.of("endpoint", "region", "path_style");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
@@ -214,10 +214,34 @@ public final class ConfigLoader {
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
           e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
           f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
-              == SourceConfig.OnError.SKIP_FILE, s3(f, path)));
+              == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f)));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
+    }
+    return out;
+  }
+
+  private static final String DOTTED = "[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*";
+
+  private static String jsonPath(ConfigNode.Fields f, String key) {
+    String p = f.string(key, null);
+    if (p != null && !p.matches(DOTTED)) {
+      throw f.get(key).error("a dotted path of field names, like entry or contact.telecom, not '" + p + "'");
+    }
+    return p;
+  }
+
+  private static Map<String, String> jsonFields(ConfigNode.Fields f) {
+    Map<String, String> out = new LinkedHashMap<>();
+    if (f.has("fields")) {
+      for (Map.Entry<String, ConfigNode> e : f.get("fields").entries().entrySet()) {
+        if (!e.getValue().text().matches(DOTTED)) {
+          throw e.getValue().error("a dotted path of field names, like address.city, not '" + e.getValue().text()
+              + "'");
+        }
+        out.put(e.getKey(), e.getValue().text());
+      }
     }
     return out;
   }

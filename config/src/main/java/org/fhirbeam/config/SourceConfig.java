@@ -20,10 +20,18 @@ import java.io.Serializable;
  * @param skipBadFiles {@code on_error: skip_file}: a file that cannot be read is left out and reported instead of
  *     stopping the run
  * @param s3 for an {@code s3://} path: the endpoint, region and addressing style
+ * @param unnest JSON files: dotted path to an array in each record whose elements are the rows; null for none
+ * @param fields JSON files: extra columns (name to dotted path within the record or unnested element)
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
     String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv,
-    boolean skipBadFiles, S3Settings s3) implements Serializable {
+    boolean skipBadFiles, S3Settings s3, String unnest, java.util.Map<String, String> fields)
+    implements Serializable {
+
+  public SourceConfig {
+    fields = fields == null ? java.util.Map.of()
+        : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(fields));
+  }
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */
   public enum Format {
@@ -34,7 +42,7 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
     this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT);
+        S3Settings.DEFAULT, null, java.util.Map.of());
   }
 
   /** What to do with a file that cannot be read. */
@@ -43,6 +51,6 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
     this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT);
+        S3Settings.DEFAULT, null, java.util.Map.of());
   }
 }

@@ -87,6 +87,9 @@ public final class FileSourcePlanner {
   /** One file of a source as a read task, its columns asked of DuckDB; an InputException if it cannot be read. */
   private ReadTask planFile(Connection db, SourceConfig source, Path file) {
     Format format = formatOf(source, file);
+    if (format == Format.JSON && (source.unnest() != null || !source.fields().isEmpty())) {
+      return planNestedJson(db, source, file);
+    }
     // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
     Path readFile = format == Format.XLSX
         ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
@@ -121,6 +124,54 @@ public final class FileSourcePlanner {
     }
     return task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
         fileColumns);
+  }
+
+  /**
+   * A JSON file whose rows are the elements of an array in each record ({@code unnest}) and/or that gains columns
+   * reached by path ({@code fields}). Each record is read as JSON text; the columns are the elements' (or records')
+   * top-level fields, in first-seen order, plus the declared fields, every value as text (objects and arrays as
+   * JSON). Rows are numbered in order ({@code row_number} in rejects).
+   */
+  private ReadTask planNestedJson(Connection db, SourceConfig source, Path file) {
+    String records = "read_json_objects(" + DuckDb.literal(file.toString()) + ", format = 'auto')";
+    String items = source.unnest() == null ? "SELECT json AS \"#j\" FROM " + records
+        : "SELECT unnest(json_extract(json, " + DuckDb.literal("$." + source.unnest() + "[*]") + ")) AS \"#j\" FROM "
+            + records;
+    List<String> keys = new ArrayList<>();
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT k FROM (SELECT"
+        + " unnest(json_keys(\"#j\")) AS k, row_number() OVER () AS n FROM (" + items + ") WHERE json_type(\"#j\")"
+        + " = 'OBJECT') GROUP BY k ORDER BY min(n)")) {
+      while (rs.next()) {
+        keys.add(rs.getString(1));
+      }
+    } catch (SQLException e) {
+      throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as json", e)
+          .getMessage());
+    }
+    List<String> columns = new ArrayList<>();
+    List<String> select = new ArrayList<>();
+    for (String k : keys) {
+      if (!source.fields().containsKey(k)) {
+        columns.add(k);
+        select.add("json_extract_string(\"#j\", " + DuckDb.literal("$." + jsonKey(k)) + ") AS " + DuckDb.identifier(k));
+      }
+    }
+    for (Map.Entry<String, String> f : source.fields().entrySet()) {
+      columns.add(f.getKey());
+      select.add("json_extract_string(\"#j\", " + DuckDb.literal("$." + f.getValue()) + ") AS "
+          + DuckDb.identifier(f.getKey()));
+    }
+    if (columns.isEmpty()) {
+      throw new InputException("source " + source.name() + ": " + file + " has no "
+          + (source.unnest() != null ? "objects in '" + source.unnest() + "' (unnest)" : "fields"));
+    }
+    String scan = "(SELECT " + String.join(", ", select) + " FROM (" + items + "))";
+    return new ReadTask(source.name(), file.toString(), scan, columns, LocationKind.ROW, 1, false);
+  }
+
+  /** A field name as a JSON path step: quoted unless it is a plain identifier. */
+  private static String jsonKey(String k) {
+    return k.matches("[A-Za-z_][A-Za-z0-9_]*") ? k : "\"" + k.replace("\"", "\\\"") + "\"";
   }
 
   /**

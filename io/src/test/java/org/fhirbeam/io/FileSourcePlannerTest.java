@@ -172,7 +172,7 @@ class FileSourcePlannerTest {
     Files.delete(raw);
     SourceConfig c = new SourceConfig("people", gz.toString(), null, SourceConfig.Format.AUTO, false, "test", null, 1,
         null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"), false,
-        org.fhirbeam.config.S3Settings.DEFAULT);
+        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
     assertThat(s.columns(), contains("id", "name"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE)); // line numbers known through the gzip
@@ -184,5 +184,32 @@ class FileSourcePlannerTest {
       }
     }
     assertThat(rows, contains("1|M\u00fcller", "2|A;B"));
+  }
+
+  @Test
+  void nestedJsonIsUnnestedAndReachedByPath() throws Exception {
+    Files.writeString(dir.resolve("bundle.json"), "{\"resourceType\":\"Bundle\",\"entry\":["
+        + "{\"id\":\"a\",\"name\":{\"family\":\"Lee\"},\"tags\":[1,2]},"
+        + "{\"id\":\"b\",\"name\":{\"family\":\"Ng\"},\"extra\":true}]}\n"
+        + "{\"entry\":[{\"id\":\"c\"}]}\n");
+    SourceConfig c = new SourceConfig("people", dir + "/bundle.json", null, SourceConfig.Format.AUTO, false, "test",
+        null, 1, null, null, org.fhirbeam.config.CsvOptions.DETECT, false, org.fhirbeam.config.S3Settings.DEFAULT,
+        "entry", java.util.Map.of("family", "name.family"));
+    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
+    assertThat(s.columns(), contains("id", "name", "tags", "extra", "family"));
+    assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));
+    List<String> rows = new java.util.ArrayList<>();
+    try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
+        var rs = st.executeQuery(s.tasks().get(0).textRows(List.of(), null))) {
+      while (rs.next()) {
+        List<String> row = new java.util.ArrayList<>();
+        for (int i = 1; i <= 5; i++) {
+          row.add(rs.getString(i));
+        }
+        rows.add(String.join("|", row.stream().map(String::valueOf).toList()));
+      }
+    }
+    assertThat(rows, contains("a|{\"family\":\"Lee\"}|[1,2]|null|Lee", "b|{\"family\":\"Ng\"}|null|true|Ng",
+        "c|null|null|null|null"));
   }
 }

@@ -131,4 +131,26 @@ class MixedFormatsTest {
     assertThat(summary.at("/skipped_files/patients").get(dir.resolve("c.xlsx").toString()).asText(),
         containsString("is not a readable Excel workbook"));
   }
+
+  @Test
+  void nestedJsonUnnestedAndReachedByPathGivesTheSameResourcesAsFlatCsv() throws Exception {
+    StringBuilder entries = new StringBuilder();
+    for (String row : ROWS) {
+      String[] f = row.split(",");
+      entries.append(entries.length() == 0 ? "" : ",").append("{\"patient_id\":\"").append(f[0])
+          .append("\",\"name\":{\"first\":\"").append(f[1]).append("\",\"last\":\"").append(f[2])
+          .append("\"},\"birth_date\":\"").append(f[3]).append("\",\"gender\":\"").append(f[4]).append("\"}");
+    }
+    Path json = Files.writeString(tmp.resolve("export.json"), "{\"exported\":\"2024-05-01\",\"entry\":[" + entries
+        + "]}");
+    Path config = Files.writeString(tmp.resolve("nested.yaml"), "sources:\n  patients:\n    path: " + json
+        + "\n    unnest: entry\n    fields: {first_name: name.first, last_name: name.last}\nmappings: ["
+        + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out-nested").toString(), "--set",
+        "duckdb.database=" + tmp.resolve("n.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 5 = resources 5 + rejected 0: OK"));
+    run(Files.writeString(tmp.resolve("flat.csv"), HEADER + "\n" + String.join("\n", ROWS) + "\n").toString(), "flat");
+    assertThat(resources(tmp.resolve("out-nested")), equalTo(resources(tmp.resolve("out-flat"))));
+  }
 }
