@@ -120,6 +120,8 @@ public final class JobRunner {
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
       RunSummary.Validation validation = validationSummary(result);
+      Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
+      Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
       for (CompiledMapping m : plan.mappings()) {
         if (!resourcesOut.containsKey(m.resourceType())) {
@@ -132,7 +134,7 @@ public final class JobRunner {
       double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
       RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
           resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages, validation,
-          RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
+          drift, skipped);
       if (!counted.balanced()) {
         throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
             + String.join("; ", counted.imbalances()));
@@ -151,7 +153,7 @@ public final class JobRunner {
         commitStart[0] = System.nanoTime();
         done[0] = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping, resourcesOut,
             rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
-            validation, RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
+            validation, drift, skipped);
         try {
           done[0].write(staging.resolve("run-summary.json"));
           swap.in(staging);

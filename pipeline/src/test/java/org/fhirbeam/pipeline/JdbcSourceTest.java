@@ -11,7 +11,6 @@ import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -64,18 +63,6 @@ class JdbcSourceTest {
         + "mappings: [" + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
   }
 
-  /** Every resource of an output, sorted: parallel reads write one part file each. */
-  static List<String> resources(Path out) throws IOException {
-    List<String> lines = new ArrayList<>();
-    try (var files = Files.list(out.resolve("fhir"))) {
-      for (Path f : files.toList()) {
-        lines.addAll(Files.readAllLines(f));
-      }
-    }
-    lines.sort(null);
-    return lines;
-  }
-
   @ParameterizedTest
   @EnumSource(Runner.class)
   void aTableReadInKeyRangesGivesTheSameResourcesAsTheSameRowsInCsv(Runner runner) throws IOException {
@@ -96,8 +83,9 @@ class JdbcSourceTest {
     Cli c = Cli.run("run", "--runner", runner.label(), "--output", fromCsv.toString(), "--set",
         "sources.patients.path=" + csvFile, "--set", "duckdb.database=" + tmp.resolve("csv.db"));
     assertThat(c.err(), c.code(), equalTo(0));
-    assertThat(resources(out).size(), equalTo(5));
-    assertThat(resources(out), equalTo(resources(fromCsv)));
+    // Parallel reads write one part file each: MixedFormatsTest.resources collects and sorts them.
+    assertThat(MixedFormatsTest.resources(out).size(), equalTo(5));
+    assertThat(MixedFormatsTest.resources(out), equalTo(MixedFormatsTest.resources(fromCsv)));
 
     List<String> rejects;
     try (var files = Files.list(out.resolve("rejects"))) {
