@@ -349,6 +349,10 @@ public final class ConfigLoader {
         if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*")) {
           throw e.getValue().error("view names are letters, digits and underscores");
         }
+        if (e.getKey().equalsIgnoreCase("data_quality_report")) {
+          // Every run creates this view from its quality figures; a user view would silently replace it.
+          throw e.getValue().error("data_quality_report is the run's data-quality view; give this view another name");
+        }
         views.put(e.getKey(), e.getValue().text());
         locations.put(e.getKey(), e.getValue().location());
       }

@@ -67,12 +67,13 @@ public final class DuckDbTables {
 
   /**
    * Replaces the given tables and views in one transaction and returns the row count of each table
-   * ({@code schema.table} to rows). {@code beforeCommit} sees the counts just before the commit; if it throws,
-   * the transaction rolls back.
+   * ({@code schema.table} to rows). {@code afterLoad} statements (the quality figures) run after the tables and
+   * views exist, in the same transaction. {@code beforeCommit} sees the counts just before the commit; if it
+   * throws, the transaction rolls back.
    */
   public static Map<String, Long> replace(Connection db, String runId, List<String> schemas,
       List<JsonTable> jsonTables, List<QueryTable> queryTables, List<View> views, List<String> dropTables,
-      java.util.function.Consumer<Map<String, Long>> beforeCommit) {
+      List<String> afterLoad, java.util.function.Consumer<Map<String, Long>> beforeCommit) {
     Map<String, Long> counts = new LinkedHashMap<>();
     try (Statement st = db.createStatement()) {
       st.execute("BEGIN TRANSACTION");
@@ -104,6 +105,9 @@ public final class DuckDbTables {
           } catch (SQLException e) {
             throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
           }
+        }
+        for (String statement : afterLoad) {
+          st.execute(statement);
         }
         // The run is recorded in the same transaction, so after a crash the next run can tell whether it committed.
         st.execute("CREATE TABLE IF NOT EXISTS " + RUNS + " (run_id VARCHAR PRIMARY KEY, committed_at TIMESTAMPTZ)");

@@ -26,7 +26,7 @@ import picocli.CommandLine.ScopeType;
     description = "Maps hospital data (CSV, Parquet, JSON) to FHIR R4 resources with declarative YAML mappings,"
         + " on Apache Beam (DirectRunner or Spark) with DuckDB.",
     subcommands = {FhirBeam.Run.class, FhirBeam.CheckConfig.class, FhirBeam.PreviewCommand.class, ValidateCommand.class,
-        org.fhirbeam.pipeline.bench.Bench.class,
+        FhirBeam.Report.class, org.fhirbeam.pipeline.bench.Bench.class,
         CommandLine.HelpCommand.class})
 public final class FhirBeam implements Callable<Integer> {
   static final int EXIT_RUN_FAILED = 1;
@@ -227,6 +227,45 @@ public final class FhirBeam implements Callable<Integer> {
       Path file = config != null ? config : Environment.defaultConfig();
       PipelineConfig loaded = new ConfigLoader(Environment.variables()).load(file, overrides);
       Preview.run(loaded, mapping, rows, new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true));
+      return 0;
+    }
+  }
+
+  /** {@code fhirbeam report}. */
+  @Command(name = "report", mixinStandardHelpOptions = true,
+      description = "Print the data-quality report of the latest run in a DuckDB database (counts only, no record"
+          + " values) and the path of its HTML page.")
+  static final class Report implements Callable<Integer> {
+    @Option(names = "--db", paramLabel = "FILE", defaultValue = "data/fhir_mappings.db",
+        description = "DuckDB database the runs loaded (default: ${DEFAULT-VALUE}).")
+    Path db;
+
+    @Option(names = "--output", paramLabel = "DIR", defaultValue = "output",
+        description = "The run's output directory, where report/quality.html is (default: ${DEFAULT-VALUE}).")
+    Path output;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws java.sql.SQLException {
+      String path = db.toAbsolutePath().normalize().toString();
+      if (!java.nio.file.Files.isRegularFile(db)) {
+        throw new InputException("DuckDB database " + path + " does not exist; run fhirbeam run first");
+      }
+      QualityReport report;
+      try (java.sql.Connection c = org.fhirbeam.io.DuckDb.openFile(path,
+          new org.fhirbeam.config.DuckDbSettings(path, true, null, 0, java.util.List.of()), true)) {
+        String runId = QualityReport.latestRun(c);
+        if (runId == null) {
+          throw new InputException("DuckDB database " + path + " holds no quality figures; run fhirbeam run first");
+        }
+        report = QualityReport.load(c, runId);
+      }
+      PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
+      report.print(out);
+      Path html = output.resolve("report").resolve("quality.html").toAbsolutePath().normalize();
+      out.println("  HTML report: " + html + (java.nio.file.Files.isRegularFile(html) ? "" : " (not found)"));
       return 0;
     }
   }

@@ -30,6 +30,7 @@ import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
+import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
@@ -93,6 +94,9 @@ public final class JobRunner {
       Files.createDirectories(partsDir);
       Files.createDirectories(fhirDir);
       Files.createDirectories(rejectsDir);
+      // Staged and swapped like fhir/, so a failed run leaves the previous report (empty without the DuckDB sink,
+      // where the figures are computed).
+      Files.createDirectories(staging.resolve("report"));
 
       Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
       JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString());
@@ -146,6 +150,7 @@ public final class JobRunner {
       long[] commitStart = new long[1];
       Swap swap = new Swap(runId);
       long loadStart = mark;
+      Connection database0 = db;
       java.util.function.Consumer<Map<String, Long>> replaceFiles = tables -> {
         if (loadDuckDb) {
           stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
@@ -155,6 +160,10 @@ public final class JobRunner {
             rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
             validation, drift, skipped);
         try {
+          if (loadDuckDb) {
+            // Read back inside the loading transaction: the files show exactly what is about to commit.
+            QualityReport.load(database0, runId).write(staging.resolve("report"));
+          }
           done[0].write(staging.resolve("run-summary.json"));
           swap.in(staging);
         } catch (IOException e) {
@@ -163,7 +172,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, fhirDir, resourcesOut, replaceFiles);
+          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -188,8 +197,9 @@ public final class JobRunner {
     }
   }
 
-  private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Map<String, Long> resourcesOut,
-      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
+  private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Path rejectsDir,
+      Map<String, Long> resourcesOut, RunSummary counted, java.util.function.Consumer<Map<String, Long>> beforeCommit)
+      throws IOException {
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     for (String type : resourcesOut.keySet()) {
       LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
@@ -240,8 +250,8 @@ public final class JobRunner {
     List<DuckDbTables.View> views = new ArrayList<>();
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
-    return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources"), jsonTables,
-        raw, views, dropped, counts -> {
+    return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
+        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted), counts -> {
           for (String type : resourcesOut.keySet()) {
             long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
             if (loaded != resourcesOut.get(type)) {
@@ -252,6 +262,31 @@ public final class JobRunner {
           }
           beforeCommit.accept(counts);
         });
+  }
+
+  /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
+  private List<String> qualityStatements(String runId, Path rejectsDir, Map<String, Long> resourcesOut,
+      RunSummary counted) throws IOException {
+    List<QualityTables.Mapping> mappings = new ArrayList<>();
+    for (RunSummary.MappingCount c : counted.mappings()) {
+      CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
+      List<QualityTables.Element> elements = new ArrayList<>();
+      for (CompiledMapping.FlatColumn f : m.flatColumns()) {
+        elements.add(new QualityTables.Element(f.path(), f.name(), f.temporal()));
+      }
+      mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
+          c.rejected(), elements));
+    }
+    List<QualityTables.Issue> issues = new ArrayList<>();
+    Long validated = null;
+    if (counted.validation() != null) {
+      validated = counted.validation().validated();
+      for (RunSummary.IssueCount i : counted.validation().issues()) {
+        issues.add(new QualityTables.Issue(i.mapping(), i.severity(), i.category(), i.messageId(), i.count()));
+      }
+    }
+    return QualityTables.statements(runId, plan.config().name(), counted.rowsIn(), validated, mappings,
+        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues);
   }
 
   /**
@@ -294,7 +329,7 @@ public final class JobRunner {
    * they can be put back if the database commit fails.
    */
   private final class Swap {
-    private static final List<String> NAMES = List.of("fhir", "rejects", "run-summary.json");
+    private static final List<String> NAMES = List.of("fhir", "rejects", "report", "run-summary.json");
     private final String runId;
     private final List<Path[]> moved = new ArrayList<>();
 

@@ -182,7 +182,7 @@ class DefaultJobTest {
         "fhir_resources.patient", 34, "transformed_data.patient", 34))));
     try (Stream<Path> all = Files.list(out)) {
       assertThat(all.map(p -> p.getFileName().toString()).sorted().toList(),
-          equalTo(List.of(".fhirbeam.lock", "fhir", "rejects", "run-summary.json")));
+          equalTo(List.of(".fhirbeam.lock", "fhir", "rejects", "report", "run-summary.json")));
     }
 
     Properties readOnly = new Properties();
@@ -190,7 +190,7 @@ class DefaultJobTest {
     try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db, readOnly);
         Statement st = c.createStatement()) {
       assertThat(row(st, "SELECT total_records, first_name_populated, last_name_populated, birth_date_populated,"
-          + " valid_gender FROM data_quality_report"), equalTo(List.of("40", "37", "38", "37", "36")));
+          + " valid_gender FROM raw_completeness"), equalTo(List.of("40", "37", "38", "37", "36")));
       assertThat(row(st, "SELECT count(*), count(DISTINCT id), count(birth_date) FROM fhir_resources.patient"),
           equalTo(List.of("34", "34", "31")));
       assertThat(row(st, "SELECT gender, birth_date, resource->>'$.name[0].family' FROM fhir_resources.patient"

@@ -12,9 +12,19 @@ import java.util.Map;
 public final class CompiledMapping implements Serializable {
   private static final long serialVersionUID = 1L;
 
-  /** A column of the flat views of the output: one per mapped element. */
-  public record FlatColumn(String name, String path, String jsonPath, String sqlType, boolean topLevel)
-      implements Serializable {}
+  /**
+   * A column of the flat views of the output: one per mapped element. {@code fhirType} is the element's FHIR
+   * primitive as rules name it ({@code date}, {@code dateTime}, {@code instant}, {@code decimal}, ... or
+   * {@code value}), so quality checks can find the dates.
+   */
+  public record FlatColumn(String name, String path, String jsonPath, String sqlType, boolean topLevel,
+      String fhirType) implements Serializable {
+
+    /** Whether the element holds a date or a point in time. */
+    public boolean temporal() {
+      return fhirType.equals("date") || fhirType.equals("dateTime") || fhirType.equals("instant");
+    }
+  }
 
   private final String name;
   private final String source;

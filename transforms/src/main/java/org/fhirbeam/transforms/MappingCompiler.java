@@ -224,7 +224,7 @@ public final class MappingCompiler {
             // A date read at year or month precision is no SQL DATE: such columns keep the text.
             boolean partial = leaf.datePatterns.stream().anyMatch(p -> !p.hasDay());
             flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path,
-                partial ? "VARCHAR" : sqlType(kind), i == 0 && !repeating));
+                partial ? "VARCHAR" : sqlType(kind), i == 0 && !repeating, kind.rule()));
           }
         }
         return;

@@ -50,9 +50,9 @@ class MappingCompilerTest {
         """), COLUMNS);
     assertThat(c.resourceType(), equalTo("Patient"));
     assertThat(c.flatColumns(), contains(
-        new CompiledMapping.FlatColumn("name_0_given_0", "name[0].given[0]", "$.name[0].given[0]", "VARCHAR", false),
-        new CompiledMapping.FlatColumn("birth_date", "birthDate", "$.birthDate", "DATE", true),
-        new CompiledMapping.FlatColumn("active", "active", "$.active", "BOOLEAN", true)));
+        new CompiledMapping.FlatColumn("name_0_given_0", "name[0].given[0]", "$.name[0].given[0]", "VARCHAR", false, "value"),
+        new CompiledMapping.FlatColumn("birth_date", "birthDate", "$.birthDate", "DATE", true, "date"),
+        new CompiledMapping.FlatColumn("active", "active", "$.active", "BOOLEAN", true, "boolean")));
   }
 
   @Test

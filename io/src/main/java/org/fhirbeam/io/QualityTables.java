@@ -1,0 +1,169 @@
+package org.fhirbeam.io;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The SQL that computes a run's data-quality figures in schema {@code quality}, run inside the transaction that
+ * loads the run's tables, over the tables it just created: so the figures describe exactly what was committed and
+ * are materialised once, not recomputed from JSON at query time. History tables ({@code runs}, {@code mappings},
+ * {@code completeness}, {@code rejects_by_reason}, {@code checks}, {@code validation_issues}) gain rows for each
+ * run; {@code quality.rejects} holds only the latest run's rejects (they carry PHI, so they do not pile up).
+ */
+public final class QualityTables {
+  /** The reserved name of the per-mapping summary view in schema {@code main}. */
+  public static final String REPORT_VIEW = "data_quality_report";
+
+  /** A declared element of a mapping: its FHIR path, its column in transformed_data, and whether it is a date. */
+  public record Element(String path, String column, boolean temporal) {}
+
+  /** What one mapping counted, and its declared elements. */
+  public record Mapping(String name, String source, String resourceType, long rowsIn, long mapped, long rejected,
+      List<Element> elements) {
+    public Mapping {
+      elements = List.copyOf(elements);
+    }
+
+    String resourceTable() {
+      return DuckDb.identifier("fhir_resources") + "." + DuckDb.identifier(resourceType.toLowerCase(Locale.ROOT));
+    }
+  }
+
+  /** How often validation found one kind of issue in one mapping's resources. */
+  public record Issue(String mapping, String severity, String category, String messageId, long count) {}
+
+  private QualityTables() {}
+
+  /**
+   * The statements for one run, in order. {@code types} are the resource types loaded into
+   * {@code fhir_resources}; {@code rejectFiles} the run's reject NDJSON files;
+   * {@code validated} how many resources validation checked, null when the job does not validate.
+   */
+  public static List<String> statements(String runId, String job, long rowsIn, Long validated, List<Mapping> mappings,
+      List<String> types, List<String> rejectFiles, List<Issue> issues) {
+    String run = DuckDb.literal(runId);
+    List<String> sql = new ArrayList<>();
+    sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
+        + " rows_in BIGINT, resources BIGINT, rejected BIGINT, validated BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.mappings (run_id VARCHAR, position INTEGER, mapping VARCHAR,"
+        + " source VARCHAR, resource_type VARCHAR, rows_in BIGINT, resources BIGINT, rejected BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.completeness (run_id VARCHAR, mapping VARCHAR, position INTEGER,"
+        + " element VARCHAR, column_name VARCHAR, populated BIGINT, total BIGINT, share DOUBLE)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.rejects_by_reason (run_id VARCHAR, mapping VARCHAR, stage VARCHAR,"
+        + " rule VARCHAR, count BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.checks (run_id VARCHAR, mapping VARCHAR, \"check\" VARCHAR,"
+        + " element VARCHAR, failed BIGINT, total BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.validation_issues (run_id VARCHAR, mapping VARCHAR,"
+        + " severity VARCHAR, category VARCHAR, message_id VARCHAR, count BIGINT)");
+    // A run id is new each run, but a crash-free retry of the same id must not count twice.
+    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues")) {
+      sql.add("DELETE FROM quality." + t + " WHERE run_id = " + run);
+    }
+
+    sql.add("CREATE OR REPLACE TABLE quality.rejects AS " + rejects(rejectFiles));
+
+    for (int i = 0; i < mappings.size(); i++) {
+      Mapping m = mappings.get(i);
+      sql.add("INSERT INTO quality.mappings VALUES (" + run + ", " + i + ", " + DuckDb.literal(m.name()) + ", "
+          + DuckDb.literal(m.source()) + ", " + DuckDb.literal(m.resourceType()) + ", " + m.rowsIn() + ", "
+          + m.mapped() + ", " + m.rejected() + ")");
+    }
+
+    List<String> completeness = new ArrayList<>();
+    for (Mapping m : mappings) {
+      String table = DuckDb.identifier("transformed_data") + "." + DuckDb.identifier(m.name());
+      for (int i = 0; i < m.elements().size(); i++) {
+        Element e = m.elements().get(i);
+        String col = DuckDb.identifier(e.column());
+        completeness.add("SELECT " + run + ", " + DuckDb.literal(m.name()) + ", " + i + ", "
+            + DuckDb.literal(e.path()) + ", " + DuckDb.literal(e.column()) + ", count(" + col + "), count(*),"
+            + " CASE WHEN count(*) = 0 THEN NULL ELSE count(" + col + ") / count(*) END FROM " + table);
+      }
+    }
+    if (!completeness.isEmpty()) {
+      sql.add("INSERT INTO quality.completeness " + String.join(" UNION ALL ", completeness));
+    }
+
+    sql.add("INSERT INTO quality.rejects_by_reason SELECT " + run + ", mapping, stage, rule, count(*)"
+        + " FROM quality.rejects GROUP BY mapping, stage, rule ORDER BY mapping, stage, rule");
+
+    List<String> ids = new ArrayList<>();
+    for (String type : types) {
+      ids.add("SELECT " + DuckDb.literal(type + "/") + " || id AS ref FROM " + DuckDb.identifier("fhir_resources")
+          + "." + DuckDb.identifier(type.toLowerCase(Locale.ROOT)));
+    }
+    String today = "strftime(current_date, '%Y-%m-%d')";
+    for (Mapping m : mappings) {
+      String name = DuckDb.literal(m.name());
+      String prefix = "INSERT INTO quality.checks SELECT " + run + ", " + name + ", ";
+      sql.add(prefix + "'duplicate_id', NULL, count(*) - count(DISTINCT id), count(*) FROM " + m.resourceTable());
+      sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*)"
+          + " FROM (SELECT t.atom ->> '$' AS ref FROM " + m.resourceTable() + " AS r, json_tree(r.resource) AS t"
+          + " WHERE t.key = 'reference' AND t.type = 'VARCHAR') AS refs"
+          + " LEFT JOIN (SELECT DISTINCT ref FROM (" + String.join(" UNION ALL ", ids) + ")) AS ids"
+          + " ON refs.ref = ids.ref");
+      for (Element e : m.elements()) {
+        if (e.temporal()) {
+          String col = "CAST(" + DuckDb.identifier(e.column()) + " AS VARCHAR)";
+          // ISO dates and date-times compare as text, at any precision (a year alone included).
+          sql.add(prefix + "'not_in_future', " + DuckDb.literal(e.path()) + ", count(*) FILTER (WHERE left(" + col
+              + ", 10) > " + today + "), count(" + col + ") FROM " + DuckDb.identifier("transformed_data") + "."
+              + DuckDb.identifier(m.name()));
+        }
+      }
+      if (m.resourceType().equals("Patient")) {
+        sql.add(prefix + "'birth_before_death', 'deceasedDateTime', count(*) FILTER (WHERE left(d, 10) < b),"
+            + " count(*) FROM (SELECT resource ->> 'birthDate' AS b, resource ->> 'deceasedDateTime' AS d FROM "
+            + m.resourceTable() + ") WHERE b IS NOT NULL AND d IS NOT NULL");
+      }
+    }
+
+    for (Issue i : issues) {
+      sql.add("INSERT INTO quality.validation_issues VALUES (" + run + ", " + DuckDb.literal(i.mapping()) + ", "
+          + DuckDb.literal(i.severity()) + ", " + DuckDb.literal(i.category()) + ", "
+          + DuckDb.literal(i.messageId()) + ", " + i.count() + ")");
+    }
+
+    List<String> resourceCounts = new ArrayList<>();
+    for (String type : types) {
+      resourceCounts.add("(SELECT count(*) FROM " + DuckDb.identifier("fhir_resources") + "."
+          + DuckDb.identifier(type.toLowerCase(Locale.ROOT)) + ")");
+    }
+    sql.add("INSERT INTO quality.runs SELECT " + run + ", now(), " + DuckDb.literal(job) + ", " + rowsIn + ", "
+        + (resourceCounts.isEmpty() ? "0" : String.join(" + ", resourceCounts))
+        + ", (SELECT count(*) FROM quality.rejects), " + (validated == null ? "NULL" : validated.toString()));
+
+    sql.add("CREATE OR REPLACE VIEW main." + REPORT_VIEW + " AS"
+        + " WITH latest AS (SELECT run_id FROM quality.runs ORDER BY time DESC, run_id DESC LIMIT 1)"
+        + " SELECT m.run_id, m.mapping, m.resource_type, m.rows_in, m.resources, m.rejected,"
+        + " CASE WHEN m.rows_in = 0 THEN NULL ELSE m.rejected / m.rows_in END AS reject_rate,"
+        + " c.completeness, coalesce(k.failed_checks, 0) AS failed_checks"
+        + " FROM quality.mappings AS m JOIN latest USING (run_id)"
+        + " LEFT JOIN (SELECT run_id, mapping, avg(share) AS completeness FROM quality.completeness"
+        + " GROUP BY run_id, mapping) AS c USING (run_id, mapping)"
+        + " LEFT JOIN (SELECT run_id, mapping, sum(failed) AS failed_checks FROM quality.checks"
+        + " GROUP BY run_id, mapping) AS k USING (run_id, mapping)"
+        + " ORDER BY m.position");
+    return sql;
+  }
+
+  /** The run's rejects as a table, the original row (or resource, or unreadable line) kept as JSON. */
+  private static String rejects(List<String> files) {
+    if (files.isEmpty()) {
+      return "SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::BIGINT AS line,"
+          + " NULL::BIGINT AS row_number, NULL::VARCHAR AS stage, NULL::VARCHAR AS mapping, NULL::VARCHAR AS element,"
+          + " NULL::VARCHAR AS rule, NULL::VARCHAR AS reason, NULL::JSON AS row_json LIMIT 0";
+    }
+    List<String> quoted = new ArrayList<>();
+    for (String f : files) {
+      quoted.add(DuckDb.literal(f));
+    }
+    return "SELECT json ->> 'run_id' AS run_id, json ->> 'source' AS source, json ->> 'file' AS file,"
+        + " TRY_CAST(json ->> 'line' AS BIGINT) AS line, TRY_CAST(json ->> 'row_number' AS BIGINT) AS row_number,"
+        + " json ->> 'stage' AS stage, json ->> 'mapping' AS mapping, json ->> 'element' AS element,"
+        + " json ->> 'rule' AS rule, json ->> 'reason' AS reason,"
+        + " coalesce(json -> 'row', json -> 'resource', json -> 'raw') AS row_json"
+        + " FROM read_ndjson_objects([" + String.join(", ", quoted) + "])";
+  }
+}

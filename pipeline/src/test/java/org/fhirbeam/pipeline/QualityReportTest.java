@@ -1,0 +1,235 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.greaterThan;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.ResultSetMetaData;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The data-quality report of the shipped Synthea job, run twice into the same output and database: the quality
+ * schema answers the same numbers as report/quality.json, the second run adds to the history and shows a trend,
+ * the report command prints it, and headless Chromium renders the HTML page.
+ */
+class QualityReportTest {
+  @TempDir
+  static Path tmp;
+  static Path out;
+  static Path db;
+  static JsonNode first;
+  static JsonNode second;
+
+  @BeforeAll
+  static void runTwice() throws IOException {
+    out = tmp.resolve("out");
+    db = tmp.resolve("synthea.db");
+    first = run();
+    second = run();
+  }
+
+  static JsonNode run() throws IOException {
+    Cli r = Cli.run("run", "--config", SyntheaJobTest.CONFIG.toString(), "--output", out.toString(),
+        "--set", "duckdb.database=" + db);
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("quality report: " + out.resolve("report/quality.html")));
+    return DefaultJobTest.JSON.readTree(out.resolve("report/quality.json").toFile());
+  }
+
+  @Test
+  void theReportCountsTheSampleExactlyAndTheDatabaseAgrees() throws SQLException {
+    JsonNode run = first.get("run");
+    assertThat(List.of(run.get("job").asText(), run.get("rows_in").asLong(), run.get("resources").asLong(),
+        run.get("rejected").asLong(), run.get("validated").asLong()), equalTo(List.of("synthea", 117L, 115L, 2L, 115L)));
+    assertThat(first.get("previous_run").isNull(), equalTo(true));
+    Map<String, String> mappings = new TreeMap<>();
+    for (JsonNode m : first.get("mappings")) {
+      mappings.put(m.get("mapping").asText(), m.get("rows_in") + " " + m.get("resources") + " " + m.get("rejected")
+          + " " + m.get("failed_checks"));
+    }
+    assertThat(mappings, equalTo(new TreeMap<>(Map.of("synthea_allergy_intolerance", "5 5 0 0",
+        "synthea_condition", "12 11 1 0", "synthea_encounter", "18 18 0 0", "synthea_immunization", "10 10 0 0",
+        "synthea_medication_request", "8 8 0 0", "synthea_observation", "44 43 1 0", "synthea_organization", "3 3 0 0",
+        "synthea_patient", "5 5 0 0", "synthea_practitioner", "4 4 0 0", "synthea_procedure", "8 8 0 0"))));
+    List<String> rejects = new ArrayList<>();
+    first.get("rejects_by_reason").forEach(r -> rejects.add(r.get("mapping").asText() + " " + r.get("stage").asText()
+        + " " + r.get("rule").asText() + " " + r.get("count").asLong()));
+    assertThat(rejects, equalTo(List.of("synthea_condition mapping dateTime 1", "synthea_observation mapping decimal 1")));
+    // Every reference resolves (SyntheaJobTest counts 232), no id repeats, no date lies in the future.
+    long references = 0;
+    long failed = 0;
+    for (JsonNode c : first.get("checks")) {
+      failed += c.get("failed").asLong();
+      if (c.get("check").asText().equals("reference_resolves")) {
+        references += c.get("total").asLong();
+      }
+    }
+    assertThat(List.of(first.get("checks").size(), references, failed), equalTo(List.of(36, 232L, 0L)));
+    Map<String, String> patient = new java.util.LinkedHashMap<>();
+    for (JsonNode c : first.get("completeness")) {
+      if (c.get("mapping").asText().equals("synthea_patient") && c.get("share").asDouble() < 1) {
+        patient.put(c.get("element").asText(), c.get("populated") + "/" + c.get("total"));
+      }
+    }
+    assertThat(patient.toString(), equalTo("{identifier[3].type.coding[0].system=4/5,"
+        + " identifier[3].type.coding[0].code=4/5, identifier[3].type.coding[0].display=4/5,"
+        + " identifier[3].type.text=4/5, identifier[3].system=4/5, identifier[3].value=4/5,"
+        + " identifier[4].type.coding[0].system=4/5, identifier[4].type.coding[0].code=4/5,"
+        + " identifier[4].type.coding[0].display=4/5, identifier[4].type.text=4/5, identifier[4].system=4/5,"
+        + " identifier[4].value=4/5, name[0].prefix[0]=4/5, name[0].suffix[0]=1/5, name[1].use=1/5,"
+        + " name[1].family=1/5, name[1].given[0]=1/5, deceasedDateTime=1/5}"));
+    assertThat(first.get("completeness").size(), equalTo(186));
+
+    // The DuckDB tables answer the same numbers as the JSON, for the first run as for the second.
+    String runId = run.get("run_id").asText();
+    try (Connection c = readOnly(); Statement st = c.createStatement()) {
+      String where = " WHERE run_id = '" + runId + "'";
+      assertThat(rows(st, "SELECT job, rows_in, resources, rejected, validated FROM quality.runs" + where),
+          equalTo(List.of(List.of("synthea", "117", "115", "2", "115"))));
+      assertThat(json(rows(st, "SELECT mapping, element, populated, total, share FROM quality.completeness" + where
+          + " ORDER BY (SELECT position FROM quality.mappings AS m WHERE m.run_id = completeness.run_id"
+          + " AND m.mapping = completeness.mapping), position")), equalTo(json(first.get("completeness"))));
+      assertThat(json(rows(st, "SELECT mapping, stage, rule, count FROM quality.rejects_by_reason" + where
+          + " ORDER BY count DESC, mapping")), equalTo(json(first.get("rejects_by_reason"))));
+      assertThat(rows(st, "SELECT count(*), sum(failed), sum(total) FILTER (WHERE \"check\" = 'reference_resolves')"
+          + " FROM quality.checks" + where), equalTo(List.of(List.of("36", "0", "232"))));
+      // quality.rejects keeps the latest run's rejects with their original rows.
+      assertThat(rows(st, "SELECT mapping, stage, rule, line, json_type(row_json) = 'OBJECT' FROM quality.rejects"
+          + " ORDER BY mapping"), equalTo(List.of(List.of("synthea_condition", "mapping", "dateTime", "13", "true"),
+              List.of("synthea_observation", "mapping", "decimal", "45", "true"))));
+    }
+  }
+
+  @Test
+  void theSecondRunAddsToTheHistoryAndShowsATrend() throws SQLException, IOException {
+    String firstId = first.get("run").get("run_id").asText();
+    String secondId = second.get("run").get("run_id").asText();
+    assertThat(second.get("previous_run").get("run_id").asText(), equalTo(firstId));
+    try (Connection c = readOnly(); Statement st = c.createStatement()) {
+      assertThat(rows(st, "SELECT run_id, rows_in, resources, rejected FROM quality.runs ORDER BY time"),
+          equalTo(List.of(List.of(firstId, "117", "115", "2"), List.of(secondId, "117", "115", "2"))));
+      assertThat(rows(st, "SELECT run_id, count(*) FROM quality.completeness GROUP BY run_id ORDER BY run_id"),
+          equalTo(List.of(List.of(firstId, "186"), List.of(secondId, "186"))));
+      assertThat(rows(st, "SELECT count(DISTINCT run_id), count(*) FROM quality.rejects"),
+          equalTo(List.of(List.of("1", "2"))));
+      // The view shows the latest run, one row per mapping.
+      assertThat(rows(st, "SELECT mapping, rows_in, resources, rejected, round(reject_rate, 4), failed_checks"
+          + " FROM main.data_quality_report WHERE mapping IN ('synthea_condition', 'synthea_patient')"),
+          equalTo(List.of(List.of("synthea_patient", "5", "5", "0", "0.0", "0"),
+              List.of("synthea_condition", "12", "11", "1", "0.0833", "0"))));
+      assertThat(rows(st, "SELECT DISTINCT run_id FROM main.data_quality_report"), equalTo(List.of(List.of(secondId))));
+    }
+    String html = Files.readString(out.resolve("report/quality.html"));
+    assertThat(html, containsString("Against the previous run <code>" + firstId + "</code>"));
+    assertThat(html, containsString("rows in +0, resources +0, rejected +0."));
+  }
+
+  @Test
+  void theReportCommandPrintsTheLatestRun() {
+    Cli r = Cli.run("report", "--db", db.toString(), "--output", out.toString());
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("Data quality of run " + second.get("run").get("run_id").asText()
+        + " (synthea, "));
+    assertThat(r.out(), containsString("117 rows in, 115 resources, 2 rejected"));
+    assertThat(r.out(), containsString("  synthea_patient                        5         5        0     0.0%"
+        + "      86.3%       0"));
+    assertThat(r.out(), containsString("    1  synthea_condition mapping dateTime"));
+    assertThat(r.out(), containsString("checks: 36 run, all passed"));
+    assertThat(r.out(), containsString("HTML report: " + out.resolve("report/quality.html")));
+    assertThat(r.out(), containsString("trend against " + first.get("run").get("run_id").asText()));
+    Cli missing = Cli.run("report", "--db", tmp.resolve("none.db").toString());
+    assertThat(missing.code(), equalTo(2));
+  }
+
+  /** Chromium, without network or profile, renders the page: the text it shows, and a screenshot of it. */
+  @Test
+  void chromiumRendersTheReport() throws IOException, InterruptedException {
+    Path page = out.resolve("report/quality.html");
+    String dom = chromium(page, "--dump-dom");
+    assertThat(dom, containsString("synthea_patient"));
+    assertThat(dom, containsString("synthea_observation"));
+    assertThat(dom, containsString("86.3%"));
+    assertThat(dom, containsString("20.0% (1 of 5)"));
+    assertThat(dom.contains("<svg") && dom.contains("class=\"bar\""), equalTo(true));
+    assertThat(dom, containsString("Against the previous run"));
+    Path png = tmp.resolve("quality.png");
+    chromium(page, "--screenshot=" + png, "--window-size=1200,2000");
+    assertThat(Files.size(png), greaterThan(20_000L));
+  }
+
+  private static String chromium(Path page, String... what) throws IOException, InterruptedException {
+    Path profile = Files.createTempDirectory(tmp, "chromium");
+    List<String> cmd = new ArrayList<>(List.of("chromium", "--headless", "--no-sandbox", "--disable-gpu",
+        "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--user-data-dir=" + profile));
+    cmd.addAll(List.of(what));
+    cmd.add(page.toUri().toString());
+    Path stdout = tmp.resolve("chromium.out");
+    // Fails (not skips) without chromium: .ci/run installs it.
+    Process p = new ProcessBuilder(cmd).redirectOutput(stdout.toFile())
+        .redirectError(tmp.resolve("chromium.err").toFile()).start();
+    assertThat("chromium finished", p.waitFor(120, TimeUnit.SECONDS), equalTo(true));
+    assertThat(Files.readString(tmp.resolve("chromium.err")), p.exitValue(), equalTo(0));
+    return Files.readString(stdout);
+  }
+
+  private static Connection readOnly() throws SQLException {
+    Properties p = new Properties();
+    p.setProperty("duckdb.read_only", "true");
+    return DriverManager.getConnection("jdbc:duckdb:" + db, p);
+  }
+
+  /** Rows as the JSON the report writes, so numbers compare by value (1.0 and 1 alike). */
+  private static String json(List<List<String>> rows) {
+    List<String> out = new ArrayList<>();
+    for (List<String> r : rows) {
+      out.add(String.join("|", r.stream().map(v -> v == null ? "null" : v.matches("-?[0-9.E-]+")
+          ? new java.math.BigDecimal(v).stripTrailingZeros().toPlainString() : v).toList()));
+    }
+    return String.join("\n", out);
+  }
+
+  private static String json(JsonNode array) {
+    List<String> out = new ArrayList<>();
+    for (JsonNode e : array) {
+      List<String> values = new ArrayList<>();
+      e.fields().forEachRemaining(f -> values.add(f.getValue().isNull() ? "null" : f.getValue().isNumber()
+          ? f.getValue().decimalValue().stripTrailingZeros().toPlainString() : f.getValue().asText()));
+      out.add(String.join("|", values));
+    }
+    return String.join("\n", out);
+  }
+
+  static List<List<String>> rows(Statement st, String sql) throws SQLException {
+    List<List<String>> rows = new ArrayList<>();
+    try (ResultSet rs = st.executeQuery(sql)) {
+      ResultSetMetaData md = rs.getMetaData();
+      while (rs.next()) {
+        List<String> row = new ArrayList<>();
+        for (int i = 1; i <= md.getColumnCount(); i++) {
+          row.add(rs.getString(i));
+        }
+        rows.add(row);
+      }
+    }
+    return rows;
+  }
+}
