@@ -38,14 +38,18 @@ public final class QualityTables {
   /**
    * The statements for one run, in order. {@code types} are the resource types loaded into
    * {@code fhir_resources}; {@code rejectFiles} the run's reject NDJSON files;
+   * {@code output} the run's output directory, where its HTML report is;
    * {@code validated} how many resources validation checked, null when the job does not validate.
    */
-  public static List<String> statements(String runId, String job, long rowsIn, Long validated, List<Mapping> mappings,
+  public static List<String> statements(String runId, String job, String output, long rowsIn, Long validated,
+      List<Mapping> mappings,
       List<String> types, List<String> rejectFiles, List<Issue> issues) {
     String run = DuckDb.literal(runId);
     List<String> sql = new ArrayList<>();
     sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
-        + " rows_in BIGINT, resources BIGINT, rejected BIGINT, validated BIGINT)");
+        + " rows_in BIGINT, resources BIGINT, rejected BIGINT, validated BIGINT, output VARCHAR)");
+    // Databases written before runs recorded their output directory.
+    sql.add("ALTER TABLE quality.runs ADD COLUMN IF NOT EXISTS output VARCHAR");
     sql.add("CREATE TABLE IF NOT EXISTS quality.mappings (run_id VARCHAR, position INTEGER, mapping VARCHAR,"
         + " source VARCHAR, resource_type VARCHAR, rows_in BIGINT, resources BIGINT, rejected BIGINT)");
     sql.add("CREATE TABLE IF NOT EXISTS quality.completeness (run_id VARCHAR, mapping VARCHAR, position INTEGER,"
@@ -132,7 +136,8 @@ public final class QualityTables {
     }
     sql.add("INSERT INTO quality.runs SELECT " + run + ", now(), " + DuckDb.literal(job) + ", " + rowsIn + ", "
         + (resourceCounts.isEmpty() ? "0" : String.join(" + ", resourceCounts))
-        + ", (SELECT count(*) FROM quality.rejects), " + (validated == null ? "NULL" : validated.toString()));
+        + ", (SELECT count(*) FROM quality.rejects), " + (validated == null ? "NULL" : validated.toString()) + ", "
+        + DuckDb.literal(output));
 
     sql.add("CREATE OR REPLACE VIEW main." + REPORT_VIEW + " AS"
         + " WITH latest AS (SELECT run_id FROM quality.runs ORDER BY time DESC, run_id DESC LIMIT 1)"

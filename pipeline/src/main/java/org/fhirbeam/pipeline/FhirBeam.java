@@ -240,8 +240,8 @@ public final class FhirBeam implements Callable<Integer> {
         description = "DuckDB database the runs loaded (default: ${DEFAULT-VALUE}).")
     Path db;
 
-    @Option(names = "--output", paramLabel = "DIR", defaultValue = "output",
-        description = "The run's output directory, where report/quality.html is (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--output", paramLabel = "DIR",
+        description = "The run's output directory, where report/quality.html is (default: the one the run wrote).")
     Path output;
 
     @CommandLine.Spec
@@ -261,6 +261,9 @@ public final class FhirBeam implements Callable<Integer> {
           throw new InputException("DuckDB database " + path + " holds no quality figures; run fhirbeam run first");
         }
         report = QualityReport.load(c, runId);
+        if (output == null) {
+          output = Path.of(QualityReport.outputOf(c, runId));
+        }
       }
       PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
       report.print(out);

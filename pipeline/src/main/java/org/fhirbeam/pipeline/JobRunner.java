@@ -285,7 +285,7 @@ public final class JobRunner {
         issues.add(new QualityTables.Issue(i.mapping(), i.severity(), i.category(), i.messageId(), i.count()));
       }
     }
-    return QualityTables.statements(runId, plan.config().name(), counted.rowsIn(), validated, mappings,
+    return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated, mappings,
         List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues);
   }
 

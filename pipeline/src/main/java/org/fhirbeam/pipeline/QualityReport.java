@@ -60,6 +60,18 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
     }
   }
 
+  /** The output directory a run wrote, or {@code output} when the database does not record it. */
+  static String outputOf(Connection db, String runId) {
+    try (Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT output FROM quality.runs WHERE run_id = " + DuckDb.literal(runId))) {
+      String output = rs.next() ? rs.getString(1) : null;
+      return output == null ? "output" : output;
+    } catch (SQLException e) {
+      // A database written before runs recorded their output directory.
+      return "output";
+    }
+  }
+
   /** Reads one run's figures, with the run before it for the trend. */
   static QualityReport load(Connection db, String runId) {
     String run = DuckDb.literal(runId);
