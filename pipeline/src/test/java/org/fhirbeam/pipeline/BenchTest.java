@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,14 +21,14 @@ class BenchTest {
   @Test
   void benchRunsEachCaseAsAProcessAndReportsMedians() throws Exception {
     Path json = tmp.resolve("bench.json");
-    Cli r = Cli.run("bench", "--rows", "300", "--runs", "1", "--cases", "direct,duckdb-sql", "--data",
+    Cli r = Cli.run("bench", "--rows", "300", "--runs", "1", "--cases", "direct,duckdb-sql,analytics", "--data",
         tmp.resolve("data").toString(), "--json", json.toString(), "--java-opts", "-Xmx512m");
     assertThat(r.out() + r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("(medians of 1 run(s); (d) = duckdb-sql"));
     assertThat(Files.exists(tmp.resolve("data/patients-300.csv")), equalTo(true));
     assertThat(Files.exists(tmp.resolve("data/patients-300.parquet")), equalTo(true));
     JsonNode results = new ObjectMapper().readTree(json.toFile());
-    assertThat(results.size(), equalTo(2));
+    assertThat(results.size(), equalTo(3));
     JsonNode direct = results.get(0);
     JsonNode baseline = results.get(1);
     assertThat(direct.get("case").asText(), equalTo("direct"));
@@ -39,6 +40,17 @@ class BenchTest {
     assertThat(baseline.get("ratio_to_duckdb").asDouble(), equalTo(1.0));
     assertThat(direct.get("peak_rss_bytes").asLong(), greaterThan(0L));
     assertThat(direct.get("wall_s").asDouble(), greaterThan(0.0));
+    // The analytics case queried the database of a run on the same 300 rows: each query has a time.
+    JsonNode analytics = results.get(2);
+    assertThat(analytics.get("case").asText(), equalTo("analytics"));
+    List<String> names = new java.util.ArrayList<>();
+    analytics.get("query_median_ms").fieldNames().forEachRemaining(names::add);
+    assertThat(names, equalTo(List.of(
+        "count_by_gender", "count_by_age_band", "data_quality_report", "lookup_by_id")));
+    for (JsonNode ms : analytics.get("query_median_ms")) {
+      assertThat(ms.asDouble(), greaterThan(0.0));
+    }
+    assertThat(r.out(), containsString("analytics: queries on the DuckDB database of the 300-row Patient run"));
   }
 
   @Test

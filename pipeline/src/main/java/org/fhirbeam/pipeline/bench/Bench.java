@@ -49,7 +49,8 @@ public final class Bench implements Callable<Integer> {
   Path data;
 
   @Option(names = "--cases", split = ",",
-      defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,validate-synthea",
+      defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,validate-synthea,"
+          + "analytics",
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
 
@@ -104,8 +105,22 @@ public final class Bench implements Callable<Integer> {
     jvm.addAll(opens());
     jvm.addAll(List.of("-cp", classpath));
 
-    // The validate-* cases validate the output of a run on a smaller input, made once here and not measured.
+    // The validate-* cases validate the output of a run on a smaller input, made once here and not measured;
+    // the analytics case queries the DuckDB database of a run on all rows, made the same way.
     Map<String, Path> toValidate = new LinkedHashMap<>();
+    Path analyticsDb = work.resolve("analytics.db");
+    if (cases.contains("analytics")) {
+      List<String> cmd = new ArrayList<>(jvm);
+      cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--output",
+          work.resolve("analytics-input").toString(), "--set", "sources.patients.path=" + csv, "--set",
+          "duckdb.database=" + analyticsDb));
+      ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve("analytics-input.log"));
+      if (m.exitCode() != 0) {
+        out.printf("preparing analytics failed (exit %d); its output is in %s%n", m.exitCode(),
+            work.resolve("analytics-input.log"));
+        return 1;
+      }
+    }
     for (String c : cases) {
       if (c.startsWith("validate-")) {
         Path prepared = work.resolve(c + "-input");
@@ -133,6 +148,9 @@ public final class Bench implements Callable<Integer> {
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
     Map<String, Double> sourceRates = new LinkedHashMap<>();
+    Map<String, List<Double>> queryMillis = new LinkedHashMap<>();
+    Map<String, List<Double>> queryP90 = new LinkedHashMap<>();
+    long analyticsRss = -1;
     for (String c : cases) {
       List<ProcessMeter.Measurement> ms = new ArrayList<>();
       long resources = -1;
@@ -163,6 +181,7 @@ public final class Bench implements Callable<Integer> {
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
           case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
+          case "analytics" -> cmd.addAll(List.of(AnalyticsBench.class.getName(), analyticsDb.toString()));
           case "duckdb-sql" -> {
             Files.createDirectories(outDir);
             cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
@@ -170,7 +189,7 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql, direct-sample-1pct, validate-patient,"
-              + " validate-synthea, source)");
+              + " validate-synthea, source, analytics)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
         if (c.startsWith("validate-")) {
@@ -199,6 +218,20 @@ public final class Bench implements Callable<Integer> {
           out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
               + ".log"));
           return 1;
+        }
+        if (c.equals("analytics")) {
+          Matcher q = Pattern.compile("(?m)^query (\\S+) ([\\d.]+) ([\\d.]+) (\\d+)$").matcher(m.output());
+          StringBuilder line = new StringBuilder();
+          while (q.find()) {
+            queryMillis.computeIfAbsent(q.group(1), k -> new ArrayList<>()).add(Double.parseDouble(q.group(2)));
+            queryP90.computeIfAbsent(q.group(1), k -> new ArrayList<>()).add(Double.parseDouble(q.group(3)));
+            line.append(String.format(Locale.ROOT, " %s %s ms", q.group(1), q.group(2)));
+          }
+          resources = 0;
+          ms.add(m);
+          out.printf(Locale.ROOT, "  %-18s run %d:%s%n", c, r + 1, line);
+          out.flush();
+          continue;
         }
         if (c.equals("source")) {
           // Rows, then the seconds spent reading: the rate with the JVM's start and the planning excluded.
@@ -231,15 +264,31 @@ public final class Bench implements Callable<Integer> {
         out.flush();
         FileTrees.deleteTree(outDir);
       }
+      if (c.equals("analytics")) {
+        // Query times, not a throughput: printed in their own table below.
+        analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
+        continue;
+      }
       results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
           rowsIn, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
           ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1)));
     }
     FileTrees.deleteTree(work);
-    print(out, results);
+    if (!results.isEmpty()) {
+      print(out, results);
+    }
     sourceRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%nsource: reading the Patient CSV alone %,.0f rows/s"
         + " (mean of %d run(s), JVM start and planning excluded; the table's rows/s include them)%n", sum / runs, runs));
+    if (!queryMillis.isEmpty()) {
+      out.printf(Locale.ROOT, "%nanalytics: queries on the DuckDB database of the %,d-row Patient run, warm, over JDBC"
+          + " (%d executions after %d warm-up ones per run; medians over %d run(s))%n", rows, AnalyticsBench.TIMED,
+          AnalyticsBench.WARM_UP, runs);
+      out.printf("%-22s %12s %12s%n", "query", "median ms", "p90 ms");
+      queryMillis.forEach((name, values) -> out.printf(Locale.ROOT, "%-22s %12.2f %12.2f%n", name,
+          median(values.stream().mapToDouble(Double::doubleValue).toArray()),
+          median(queryP90.get(name).stream().mapToDouble(Double::doubleValue).toArray())));
+    }
     if (!validationRates.isEmpty()) {
       out.println();
       validationRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%s: full validation %,.0f resources/s (mean of"
@@ -253,7 +302,7 @@ public final class Bench implements Callable<Integer> {
       }
     }
     if (json != null) {
-      writeJson(results);
+      writeJson(results, queryMillis, analyticsRss);
     }
     return 0;
   }
@@ -337,7 +386,8 @@ public final class Bench implements Callable<Integer> {
     out.flush();
   }
 
-  private void writeJson(Map<String, Result> results) throws java.io.IOException {
+  private void writeJson(Map<String, Result> results, Map<String, List<Double>> queryMillis, long analyticsRss)
+      throws java.io.IOException {
     Result base = results.get("duckdb-sql");
     List<Map<String, Object>> rowsOut = new ArrayList<>();
     for (Result r : results.values()) {
@@ -353,6 +403,22 @@ public final class Bench implements Callable<Integer> {
       m.put("resources_per_s", Math.round(r.resourcesPerSecond()));
       m.put("peak_rss_bytes", r.peakRssBytes());
       m.put("ratio_to_duckdb", base == null ? null : r.rowsPerSecond() / base.rowsPerSecond());
+      rowsOut.add(m);
+    }
+    if (!queryMillis.isEmpty()) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("case", "analytics");
+      m.put("runner", "duckdb");
+      m.put("rows", rows);
+      m.put("runs", runs);
+      m.put("rows_per_s", null);
+      m.put("resources_per_s", null);
+      m.put("peak_rss_bytes", analyticsRss);
+      m.put("ratio_to_duckdb", null);
+      Map<String, Double> medians = new LinkedHashMap<>();
+      queryMillis.forEach((name, values) -> medians.put(name,
+          median(values.stream().mapToDouble(Double::doubleValue).toArray())));
+      m.put("query_median_ms", medians);
       rowsOut.add(m);
     }
     new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rowsOut);
