@@ -39,6 +39,9 @@ public final class FhirBeam implements Callable<Integer> {
   CommandLine.Model.CommandSpec spec;
 
   public static void main(String[] args) {
+    // SLF4J binds its provider on first use. When two threads get there together (the validator is built beside
+    // the planning), it replays their early log calls and prints a warning per logger: bind it here, first.
+    org.slf4j.LoggerFactory.getILoggerFactory();
     System.exit(execute(System.out, System.err, System.getenv(), args));
   }
 
