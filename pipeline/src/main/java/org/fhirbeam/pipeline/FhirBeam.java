@@ -162,15 +162,22 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() {
       Path file = config != null ? config : Environment.defaultConfig();
-      long start = System.nanoTime();
-      JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
-      double planSeconds = (System.nanoTime() - start) / 1e9;
-      PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
-      PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
-      RunSummary summary = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
-          System.console() != null).run();
-      summary.print(out, output.toAbsolutePath().normalize(), profile);
-      return 0;
+      if (runner == Runner.SPARK) {
+        Runner.startLocalSpark();
+      }
+      try {
+        long start = System.nanoTime();
+        JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
+        double planSeconds = (System.nanoTime() - start) / 1e9;
+        PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
+        PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
+        RunSummary summary = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
+            System.console() != null).run();
+        summary.print(out, output.toAbsolutePath().normalize(), profile);
+        return 0;
+      } finally {
+        Runner.stopLocalSpark();
+      }
     }
   }
 

@@ -1,11 +1,15 @@
 package org.fhirbeam.pipeline;
 
+import java.util.concurrent.CompletableFuture;
 import org.apache.beam.runners.direct.DirectOptions;
 import org.apache.beam.runners.direct.DirectRunner;
-import org.apache.beam.runners.spark.SparkPipelineOptions;
+import org.apache.beam.runners.spark.SparkContextOptions;
 import org.apache.beam.runners.spark.SparkRunner;
+import org.apache.beam.runners.spark.coders.SparkRunnerKryoRegistrator;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
 
 /** The runners a job can use, and the only place that builds runner-specific options. */
 public enum Runner {
@@ -13,6 +17,44 @@ public enum Runner {
   DIRECT,
   /** Beam's Spark runner on a local Spark ({@code local[N]}, N = the cores) in this JVM. */
   SPARK;
+
+  /**
+   * The local Spark context of this JVM's run, started by {@link #startLocalSpark} while the job is planned. Spark
+   * allows one context per JVM, hence one static field, as in Beam's own context factory.
+   */
+  private static CompletableFuture<JavaSparkContext> localSpark;
+
+  /**
+   * Starts the local Spark context ({@code local[N]}, N = the cores) in the background, so that its second or so
+   * of start-up overlaps the planning instead of following it. The run then uses it as a provided context, as
+   * it would use a cluster's; {@link #stopLocalSpark} stops it.
+   */
+  static synchronized void startLocalSpark() {
+    if (localSpark != null) {
+      throw new IllegalStateException("a local Spark context is already running");
+    }
+    localSpark = CompletableFuture.supplyAsync(() -> {
+      SparkConf conf = new SparkConf()
+          // local[N], not local[*]: Spark then needs no staged jars, and the cores are known.
+          .setMaster("local[" + Runtime.getRuntime().availableProcessors() + "]")
+          .setAppName("fhirbeam")
+          // What Beam's context factory sets on the contexts it makes.
+          .set("spark.kryo.registrator", SparkRunnerKryoRegistrator.class.getName());
+      // Nobody looks at the web UI of a Spark that lives for one local run; starting it costs about 0.5 s.
+      // A value the user set (a spark.* system property, which SparkConf reads) stays.
+      conf.setIfMissing("spark.ui.enabled", "false");
+      return new JavaSparkContext(conf);
+    });
+  }
+
+  /** Stops the context {@link #startLocalSpark} started, if any (Beam leaves a provided context running). */
+  static synchronized void stopLocalSpark() {
+    if (localSpark != null) {
+      CompletableFuture<JavaSparkContext> started = localSpark;
+      localSpark = null;
+      started.thenAccept(JavaSparkContext::stop).exceptionally(e -> null).join();
+    }
+  }
 
   /**
    * Options for this runner. {@code runnerChecks} turns on the DirectRunner's immutability and encodability
@@ -33,15 +75,22 @@ public enum Runner {
         yield o;
       }
       case SPARK -> {
-        SparkPipelineOptions o = PipelineOptionsFactory.create().as(SparkPipelineOptions.class);
+        SparkContextOptions o = PipelineOptionsFactory.create().as(SparkContextOptions.class);
         o.setRunner(SparkRunner.class);
-        // local[N], not local[*]: Beam skips staging the classpath only for masters matching local[digits], and
-        // with local[*] Spark copied every jar through its file server before the first task (seconds per run).
-        o.setSparkMaster("local[" + Runtime.getRuntime().availableProcessors() + "]");
-        // Nobody looks at the web UI of a Spark that lives for one local run; starting it costs about 0.5 s.
-        // Spark reads spark.* system properties into the context's configuration; a value set by the user stays.
-        if (System.getProperty("spark.ui.enabled") == null) {
-          System.setProperty("spark.ui.enabled", "false");
+        CompletableFuture<JavaSparkContext> started;
+        synchronized (Runner.class) {
+          started = localSpark;
+        }
+        if (started != null) {
+          o.setUsesProvidedSparkContext(true);
+          o.setProvidedSparkContext(started.join());
+        } else {
+          // Beam starts a context of its own: local[N], not local[*], since Beam skips staging the classpath only
+          // for masters matching local[digits] (with local[*] Spark copied every jar before the first task).
+          o.setSparkMaster("local[" + Runtime.getRuntime().availableProcessors() + "]");
+          if (System.getProperty("spark.ui.enabled") == null) {
+            System.setProperty("spark.ui.enabled", "false");
+          }
         }
         o.setEnableSparkMetricSinks(false);
         o.setAppName(jobName);
