@@ -98,6 +98,13 @@ class HttpSourceTest {
     }
     assertThat(rejects.get(0), containsString("\"file\":\"http:http://127.0.0.1:" + server.getAddress().getPort()
         + "/patients\",\"line\":2,"));
+
+    // The Spark runner reads the same pages.
+    Cli spark = Cli.run("run", "--runner", "spark", "--config", config("/patients").toString(), "--output",
+        tmp.resolve("spark").toString(), "--set", "duckdb.database=" + tmp.resolve("s.db"));
+    assertThat(spark.err(), spark.code(), equalTo(0));
+    assertThat(Files.readString(tmp.resolve("spark/fhir/Patient-00000-of-00001.ndjson")),
+        equalTo(Files.readString(tmp.resolve("csv/fhir/Patient-00000-of-00001.ndjson"))));
   }
 
   @Test

@@ -44,8 +44,12 @@ class MixedFormatsTest {
   }
 
   Cli run(String path, String name) {
-    Cli r = Cli.run("run", "--output", tmp.resolve("out-" + name).toString(), "--set", "sources.patients.path=" + path,
-        "--set", "duckdb.database=" + tmp.resolve(name + ".db"));
+    return run(path, name, "direct");
+  }
+
+  Cli run(String path, String name, String runner) {
+    Cli r = Cli.run("run", "--runner", runner, "--output", tmp.resolve("out-" + name).toString(), "--set",
+        "sources.patients.path=" + path, "--set", "duckdb.database=" + tmp.resolve(name + ".db"));
     assertThat(r.err(), r.code(), equalTo(0));
     return r;
   }
@@ -84,6 +88,11 @@ class MixedFormatsTest {
     assertThat(r.out(), containsString("balance: rows in 5 = resources 5 + rejected 0: OK"));
     assertThat(resources(tmp.resolve("out-mixed")), equalTo(resources(tmp.resolve("out-one"))));
     assertThat(r.out(), org.hamcrest.Matchers.not(containsString("column drift")));
+    // The same union on the Spark runner.
+    Cli spark = run(mixed.toString(), "mixed-spark", "spark");
+    assertThat(spark.out(), containsString("Run "));
+    assertThat(spark.out(), containsString(" on spark: 5 rows"));
+    assertThat(resources(tmp.resolve("out-mixed-spark")), equalTo(resources(tmp.resolve("out-one"))));
   }
 
   @Test

@@ -87,12 +87,14 @@ class S3SourceTest {
     org.fhirbeam.io.FileTrees.deleteTree(store);
   }
 
-  Cli run(String path, String name) throws IOException {
+  Cli run(String path, String name, String... more) throws IOException {
     Path config = Files.writeString(tmp.resolve(name + ".yaml"), "sources:\n  patients:\n    path: " + path
         + "\n    s3: {endpoint: \"http://127.0.0.1:" + port + "\", region: us-east-1}\nmappings: ["
         + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
-    return Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out-" + name).toString(), "--set",
-        "duckdb.database=" + tmp.resolve(name + ".db"));
+    List<String> args = new java.util.ArrayList<>(List.of("run", "--config", config.toString(), "--output",
+        tmp.resolve("out-" + name).toString(), "--set", "duckdb.database=" + tmp.resolve(name + ".db")));
+    args.addAll(List.of(more));
+    return Cli.run(args.toArray(String[]::new));
   }
 
   @Test
@@ -109,6 +111,11 @@ class S3SourceTest {
         "--set", "duckdb.database=" + tmp.resolve("l.db"));
     assertThat(l.err(), l.code(), equalTo(0));
     assertThat(MixedFormatsTest.resources(tmp.resolve("out-s3")), equalTo(MixedFormatsTest.resources(
+        tmp.resolve("out-local"))));
+    // The Spark runner reads the same objects.
+    Cli spark = run("s3://clinic/exports/*/*.csv", "s3-spark", "--runner", "spark");
+    assertThat(spark.err(), spark.code(), equalTo(0));
+    assertThat(MixedFormatsTest.resources(tmp.resolve("out-s3-spark")), equalTo(MixedFormatsTest.resources(
         tmp.resolve("out-local"))));
     List<String> rejects;
     try (var files = Files.list(tmp.resolve("out-s3/rejects"))) {
