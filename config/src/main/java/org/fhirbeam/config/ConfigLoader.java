@@ -26,7 +26,7 @@ public final class ConfigLoader {
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
-      "partition_column", "partitions");
+      "partition_column", "partitions", "key");
   private static final Set<String> SINKS = Set.of("duckdb");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
@@ -329,8 +329,9 @@ public final class ConfigLoader {
     if (partitions > 1 && column == null) {
       throw f.get("partitions").error("needs partition_column (a numeric column whose range is split)");
     }
+    List<String> key = f.has("key") ? f.stringList("key") : column != null ? List.of(column) : List.of();
     return new JdbcSource(url, f.string("user", null), f.string("password_env", null),
-        f.string("password_file", null), table, query, column, partitions);
+        f.string("password_file", null), table, query, column, partitions, key);
   }
 
   private SinkSettings sinks(ConfigNode node) {

@@ -15,9 +15,15 @@ import java.io.Serializable;
  * @param partitionColumn a numeric column whose range is split into {@code partitions} parallel reads; null reads
  *     in one task
  * @param partitions how many key ranges to read in parallel (rows whose key is null form one more task)
+ * @param key the columns that identify a row, named with their values in the row's reject records (default: the
+ *     partition column; empty for none)
  */
 public record JdbcSource(String url, String user, String passwordEnv, String passwordFile, String table,
-    String query, String partitionColumn, int partitions) implements Serializable {
+    String query, String partitionColumn, int partitions, java.util.List<String> key) implements Serializable {
+
+  public JdbcSource {
+    key = java.util.List.copyOf(key);
+  }
 
   /** The password, from the environment or the file; null when neither is configured. */
   public String password(java.util.Map<String, String> env) {

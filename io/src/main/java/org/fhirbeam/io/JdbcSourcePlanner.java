@@ -40,6 +40,12 @@ public final class JdbcSourcePlanner {
           columns.add(name);
         }
       }
+      for (String k : j.key()) {
+        if (!columns.contains(k)) {
+          throw new InputException(source.location() + ": jdbc.key: " + source.name() + " has no column '" + k
+              + "' (columns: " + String.join(", ", columns) + ")");
+        }
+      }
       if (j.partitionColumn() == null) {
         partitions.add(select);
       } else {

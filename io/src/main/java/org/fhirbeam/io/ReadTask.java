@@ -47,6 +47,11 @@ public record ReadTask(String source, String file, String scan, List<String> col
     this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null);
   }
 
+  /** The columns that identify a row in rejects besides its position (a database source's key); often none. */
+  public List<String> keyColumns() {
+    return jdbc == null ? List.of() : jdbc.source().key();
+  }
+
   /** The same task, named {@code file} in rejects and summaries (a fetched object by its URI, for example). */
   public ReadTask withFile(String file) {
     return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc);

@@ -94,6 +94,32 @@ class JdbcSourceTest {
     JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
     assertThat(reject.get("file").asText(), equalTo("jdbc:" + pg.url("clinic") + " public.patients part 1 of 4"));
     assertThat(reject.get("row").get("patient_id").asText(), equalTo("p3"));
+    // The row's key in its table: the partition column by default.
+    assertThat(reject.get("key").toString(), equalTo("{\"row_id\":\"3\"}"));
+    assertThat(reject.get("row_number").asLong(), equalTo(3L));
+  }
+
+  @Test
+  void rejectsNameTheConfiguredKeyColumns() throws IOException {
+    Path config = config("url: " + pg.url("clinic") + "\nuser: " + PostgresServer.USER + "\npassword_file: "
+        + pg.passwordFile + "\nquery: SELECT * FROM public.patients ORDER BY row_id\nkey: [patient_id, last_name]\n");
+    Path out = tmp.resolve("keyed");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set",
+        "duckdb.database=" + tmp.resolve("k.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    List<String> rejects;
+    try (var files = Files.list(out.resolve("rejects"))) {
+      rejects = Files.readAllLines(files.findFirst().orElseThrow());
+    }
+    assertThat(rejects.size(), equalTo(1));
+    JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
+    assertThat(reject.get("key").toString(), equalTo("{\"patient_id\":\"p3\",\"last_name\":\"Lee\"}"));
+
+    Path unknown = config("url: " + pg.url("clinic") + "\nuser: " + PostgresServer.USER + "\npassword_file: "
+        + pg.passwordFile + "\ntable: public.patients\nkey: [mrn]\n");
+    Cli bad = Cli.run("run", "--config", unknown.toString(), "--output", tmp.resolve("bad").toString());
+    assertThat(bad.code(), equalTo(2));
+    assertThat(bad.err(), containsString("jdbc.key: patients has no column 'mrn' (columns: row_id, patient_id,"));
   }
 
   @Test

@@ -177,7 +177,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           }
         }
         SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
-            task.firstLocation(), task.columns(), skipped);
+            task.firstLocation(), task.columns(), skipped, task.keyColumns());
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
             origin) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
         if (task.skipsBadLines()) {

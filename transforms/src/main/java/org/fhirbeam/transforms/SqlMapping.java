@@ -74,11 +74,20 @@ public final class SqlMapping implements Serializable {
    * @param skippedLines a table with one row per line the reader left out, {@code "#from"} (the row number from
    *     which on rows sit further down) and {@code "#lines"} (how many lines further, counting this one), or
    *     null when no line was left out
+   * @param keyColumns columns whose values identify the row in its table (a database source's key), written as
+   *     the reject's {@code key}; empty when the position is enough
    */
   public record Origin(String runId, String source, String file, String positionField, long firstPosition,
-      List<String> rowColumns, String skippedLines) {
+      List<String> rowColumns, String skippedLines, List<String> keyColumns) {
     public Origin {
       rowColumns = List.copyOf(rowColumns);
+      keyColumns = List.copyOf(keyColumns);
+    }
+
+    /** An origin whose rows are identified by their position alone. */
+    public Origin(String runId, String source, String file, String positionField, long firstPosition,
+        List<String> rowColumns, String skippedLines) {
+      this(runId, source, file, positionField, firstPosition, rowColumns, skippedLines, List.of());
     }
   }
 
@@ -97,6 +106,7 @@ public final class SqlMapping implements Serializable {
         + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
         + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1)
         + (origin.skippedLines() == null ? "" : " + coalesce(\"#lines\", 0)") + ")"
+        + (origin.keyColumns().isEmpty() ? "" : " || ',\"key\":' || " + rowJson(origin.keyColumns()))
         + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
