@@ -19,9 +19,9 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
-      "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields");
+      "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
-      "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields");
+      "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> S3 = Set.of("endpoint", "region", "path_style");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
@@ -274,8 +274,19 @@ public final class ConfigLoader {
     if (encoding != null && !List.of("utf-8", "utf-16", "latin-1").contains(encoding.toLowerCase(java.util.Locale.ROOT))) {
       throw f.get("encoding").error("'" + encoding + "' is not one of utf-8, utf-16, latin-1");
     }
+    Map<String, String> types = new LinkedHashMap<>();
+    if (f.has("types")) {
+      for (Map.Entry<String, ConfigNode> e : f.get("types").entries().entrySet()) {
+        String type = e.getValue().text().strip();
+        // A DuckDB type name, possibly with parameters: checked by DuckDB when the file is opened.
+        if (!type.matches("[A-Za-z][A-Za-z0-9_ ]*(\\(\\s*\\d+\\s*(,\\s*\\d+\\s*)?\\))?")) {
+          throw e.getValue().error("'" + type + "' is not a type name such as INTEGER, DOUBLE, DATE or DECIMAL(10,2)");
+        }
+        types.put(e.getKey(), type.toUpperCase(java.util.Locale.ROOT));
+      }
+    }
     return new CsvOptions(f.string("delimiter", null), f.string("quote", null), f.string("escape", null),
-        encoding == null ? null : encoding.toLowerCase(java.util.Locale.ROOT));
+        encoding == null ? null : encoding.toLowerCase(java.util.Locale.ROOT), types);
   }
 
   private static HttpSource http(ConfigNode node) {

@@ -81,6 +81,13 @@ public final class FileSourcePlanner {
     } catch (SQLException e) {
       throw new InputException("source " + source.name() + ": DuckDB failed: " + DuckDb.firstLine(e.getMessage()), e);
     }
+    // DuckDB ignores a type for a column a file lacks: a misspelt column would silently stay text.
+    for (String typed : source.csv().types().keySet()) {
+      if (!tasks.isEmpty() && !columns.contains(typed)) {
+        throw new InputException(source.location() + ": types." + typed + ": no file of source " + source.name()
+            + " has a column '" + typed + "' (columns: " + String.join(", ", columns) + ")");
+      }
+    }
     return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns), skipped);
   }
 
@@ -94,7 +101,7 @@ public final class FileSourcePlanner {
     Path readFile = format == Format.XLSX
         ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
     String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
-        format == Format.XLSX ? CsvOptions.DETECT : source.csv());
+        format == Format.XLSX ? source.csv().typesOnly() : source.csv());
     List<String> fileColumns = new ArrayList<>();
     // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
     // set them aside the same way.
@@ -237,6 +244,16 @@ public final class FileSourcePlanner {
     };
   }
 
+  /** DuckDB's {@code types} option: the named columns are converted while reading; a value that fails is an error. */
+  private static String types(Map<String, String> types) {
+    if (types.isEmpty()) {
+      return "";
+    }
+    List<String> pairs = new ArrayList<>();
+    types.forEach((column, type) -> pairs.add(DuckDb.literal(column) + ": " + DuckDb.literal(type)));
+    return ", types = {" + String.join(", ", pairs) + "}";
+  }
+
   private static String csvOption(String name, String value) {
     return value == null ? "" : ", " + name + " = " + DuckDb.literal(value.equals("\\t") ? "\t" : value);
   }
@@ -251,7 +268,7 @@ public final class FileSourcePlanner {
       // Header on line 1, no comment lines, no skipped lines: DuckDB must not guess these, or rows vanish.
       case CSV -> "read_csv(" + f + ", header = true, skip = 0, comment = '', all_varchar = true"
           + csvOption("delim", csv.delimiter()) + csvOption("quote", csv.quote()) + csvOption("escape", csv.escape())
-          + csvOption("encoding", csv.encoding()) + ")";
+          + csvOption("encoding", csv.encoding()) + types(csv.types()) + ")";
       case PARQUET -> "read_parquet(" + f + ")";
       case JSON -> "read_json(" + f + ")";
       case AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; Excel is read as CSV");

@@ -262,6 +262,42 @@ class DefaultJobTest {
   }
 
   @Test
+  void aValueThatDoesNotConvertToItsDeclaredColumnTypeIsAnIngestRejectWithItsLine() throws IOException {
+    Path csv = Files.writeString(tmp.resolve("typed.csv"), "patient_id,first_name,last_name,birth_date,gender,visits\n"
+        + "t1,Ann,Lee,2000-01-01,F,3\nt2,Bob,Ray,2000-01-02,M,three\nt3,Cy,Q,2000-02-30,o,1\nt4,Di,Roe,,f,\n");
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
+        "sources.patients.types.visits=INTEGER", "--set", "sources.patients.types.birth_date=date", "--set",
+        "duckdb.database=" + tmp.resolve("typed.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
+    List<String> rejects = new ArrayList<>();
+    for (ObjectNode reject : rejects(out)) {
+      reject.remove("run_id");
+      reject.remove("file");
+      rejects.add(reject.toString());
+    }
+    rejects.sort(null);
+    assertThat(rejects, equalTo(List.of(
+        "{\"source\":\"patients\",\"line\":3,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":\"csv-cast\","
+            + "\"reason\":\"the value of column visits does not convert to the type declared for it in types\","
+            + "\"raw\":\"t2,Bob,Ray,2000-01-02,M,three\"}",
+        "{\"source\":\"patients\",\"line\":4,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":\"csv-cast\","
+            + "\"reason\":\"the value of column birth_date does not convert to the type declared for it in types\","
+            + "\"raw\":\"t3,Cy,Q,2000-02-30,o,1\"}")));
+
+    Cli bad = Cli.run("run", "--output", tmp.resolve("bad").toString(), "--set", "sources.patients.path=" + csv,
+        "--set", "sources.patients.types.visits=INTEGER; DROP", "--set", "duckdb.database=" + tmp.resolve("b.db"));
+    assertThat(bad.code(), equalTo(2));
+    assertThat(bad.err(), containsString("types.visits: 'INTEGER; DROP' is not a type name"));
+    Cli misspelt = Cli.run("run", "--output", tmp.resolve("bad").toString(), "--set", "sources.patients.path="
+        + csv, "--set", "sources.patients.types.visit=INTEGER", "--set", "duckdb.database=" + tmp.resolve("b.db"));
+    assertThat(misspelt.code(), equalTo(2));
+    assertThat(misspelt.err(), containsString("types.visit: no file of source patients has a column 'visit'"
+        + " (columns: patient_id, first_name, last_name, birth_date, gender, visits)"));
+  }
+
+  @Test
   void lineNumbersStayTrueAroundRunsOfMalformedLines() throws IOException {
     Path csv = Files.writeString(tmp.resolve("runs.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
         + "bad2\nk3,A,B,no-date,F\nbad4\nbad5\nk6,A,B,2000-13-01,F\nk7,A,B,2000-01-01,F\nbad8\n");

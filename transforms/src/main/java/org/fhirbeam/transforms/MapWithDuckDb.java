@@ -246,9 +246,13 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           + " WHEN 'UNQUOTED VALUE' THEN 'a value has a quote inside it that is not escaped'"
           + " WHEN 'INVALID ENCODING' THEN 'the line is not valid in the file''s encoding (UTF-8)'"
           + " WHEN 'LINE SIZE OVER MAXIMUM' THEN 'the line is longer than DuckDB''s maximum line size'"
+          // Column name and declared type only: DuckDB's own message quotes the value.
+          + " WHEN 'CAST' THEN 'the value of column ' || column_name || ' does not convert to the type declared"
+          + " for it in types'"
           + " ELSE 'the line cannot be read as CSV' END)"
           + " || ',\"raw\":' || to_json(csv_line) || '}'"
-          + " FROM (SELECT line, min(error_type) AS error_type, any_value(csv_line) AS csv_line FROM "
+          + " FROM (SELECT line, min(error_type) AS error_type, any_value(csv_line) AS csv_line,"
+          + " min(column_name) FILTER (WHERE error_type = 'CAST') AS column_name FROM "
           + DuckDb.identifier(table) + " GROUP BY line) ORDER BY line";
     }
 
