@@ -17,7 +17,7 @@ public final class ConfigLoader {
       "validation");
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
-      "temp_directory", "extension_directory");
+      "temp_directory", "extension_directory", "preserve_insertion_order");
   private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
       "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
@@ -175,7 +175,8 @@ public final class ConfigLoader {
       }
     }
     return new DuckDbSettings(database, readOnly, memoryLimit == null ? null : memoryLimit.trim(), threads,
-        extensions, f.string("temp_directory", null), f.string("extension_directory", null));
+        extensions, f.string("temp_directory", null), f.string("extension_directory", null),
+        f.bool("preserve_insertion_order", true));
   }
 
   /** Relative source paths are resolved against {@code inputDir} when it is set. */

@@ -16,9 +16,13 @@ import java.util.List;
  *     DuckDB's default
  * @param extensionDirectory DuckDB's {@code extension_directory}, where extensions that are not built in are
  *     looked for (never downloaded); null keeps DuckDB's default ({@code ~/.duckdb/extensions})
+ * @param preserveInsertionOrder DuckDB's {@code preserve_insertion_order}; false lets DuckDB load and copy with
+ *     less memory, in any order. The mapping tasks keep it on whatever it says: reject line numbers count rows in
+ *     file order.
  */
 public record DuckDbSettings(String database, boolean readOnly, String memoryLimit, int threads,
-    List<String> extensions, String tempDirectory, String extensionDirectory) implements Serializable {
+    List<String> extensions, String tempDirectory, String extensionDirectory, boolean preserveInsertionOrder)
+    implements Serializable {
 
   /** Extensions statically linked into the DuckDB JDBC driver: loading them never needs a file. */
   public static final List<String> BUILT_IN = List.of("json", "parquet", "icu", "core_functions");
@@ -30,6 +34,12 @@ public record DuckDbSettings(String database, boolean readOnly, String memoryLim
   /** Settings with DuckDB's default temporary and extension directories. */
   public DuckDbSettings(String database, boolean readOnly, String memoryLimit, int threads, List<String> extensions) {
     this(database, readOnly, memoryLimit, threads, extensions, null, null);
+  }
+
+  /** Settings that keep rows in insertion order. */
+  public DuckDbSettings(String database, boolean readOnly, String memoryLimit, int threads, List<String> extensions,
+      String tempDirectory, String extensionDirectory) {
+    this(database, readOnly, memoryLimit, threads, extensions, tempDirectory, extensionDirectory, true);
   }
 
   /** Access mode of the database file. */

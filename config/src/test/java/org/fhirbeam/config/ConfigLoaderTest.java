@@ -110,7 +110,7 @@ class ConfigLoaderTest {
   void unknownKeyNamesFileLineAndKey() throws IOException {
     ConfigException e = reject(PIPELINE.replace("  threads: auto", "  threads: auto\n  theads: 2"));
     assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":6: duckdb.theads: unknown key (expected"
-        + " one of: database, extension_directory, extensions, memory_limit, mode, temp_directory, threads)"));
+        + " one of: database, extension_directory, extensions, memory_limit, mode, preserve_insertion_order, temp_directory, threads)"));
   }
 
   @Test
@@ -199,7 +199,7 @@ class ConfigLoaderTest {
   void badOverrideIsLocatedAtTheSetting() {
     ConfigException e = reject(PIPELINE, Map.of("duckdb.thread", "2"));
     assertThat(e.getMessage(), equalTo("--set duckdb.thread=2: duckdb.thread: unknown key (expected one of:"
-        + " database, extension_directory, extensions, memory_limit, mode, temp_directory, threads)"));
+        + " database, extension_directory, extensions, memory_limit, mode, preserve_insertion_order, temp_directory, threads)"));
     ConfigException nested = reject(PIPELINE, Map.of("name.x", "2"));
     assertThat(nested.getMessage(), equalTo("--set name.x=2: name: is a single value or list, so it has no key 'x'"));
   }

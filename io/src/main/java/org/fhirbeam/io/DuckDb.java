@@ -69,8 +69,7 @@ public final class DuckDb {
       if (settings.threads() > 0) {
         st.execute("SET threads = " + settings.threads());
       }
-      // Row positions in rejects rely on rows arriving in file order.
-      st.execute("SET preserve_insertion_order = true");
+      st.execute("SET preserve_insertion_order = " + settings.preserveInsertionOrder());
       // Timestamps with time zone become text the same way on every machine.
       st.execute("SET TimeZone = 'UTC'");
       if (settings.tempDirectory() != null) {

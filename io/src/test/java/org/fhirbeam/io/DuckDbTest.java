@@ -41,6 +41,11 @@ class DuckDbTest {
       assertThat(setting(c, "preserve_insertion_order"), equalTo("true"));
       assertThat(setting(c, "autoinstall_known_extensions"), equalTo("false"));
     }
+    DuckDbSettings unordered = new DuckDbSettings("unused.db", false, "300MB", 1, List.of(), null, null, false);
+    try (Connection c = DuckDb.openInMemory(unordered)) {
+      assertThat(setting(c, "preserve_insertion_order"), equalTo("false"));
+      assertThat(setting(c, "memory_limit"), equalTo("286.1 MiB"));
+    }
   }
 
   @Test
