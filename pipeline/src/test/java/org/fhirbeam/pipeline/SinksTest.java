@@ -224,4 +224,43 @@ class SinksTest {
         List.of("a", "A2"), List.of("b", "B1"), List.of("c", "C2"), List.of("d", "D2"), List.of("e", "E2"),
         List.of("f", "F3"))));
   }
+
+  @Test
+  void gzipUpsertOfTheSameResourcesKeepsOneCompressedLinePerId() throws Exception {
+    Path out = tmp.resolve("out");
+    String[] args = {"--output", out.toString(), "--set", "sinks.duckdb.enabled=false", "--set",
+        "sinks.ndjson.compression=gzip", "--set", "sinks.ndjson.mode=upsert"};
+    run(args);
+    run(args);
+    assertThat(names(out.resolve("fhir")), equalTo(List.of("Patient-00000-of-00001.ndjson.gz")));
+    assertThat(MixedFormatsTest.resources(out), equalTo(expectedPatients()));
+  }
+
+  @Test
+  void aFailedAppendOrUpsertLeavesThePreviousFilesAndTables() throws Exception {
+    for (String mode : List.of("append", "upsert")) {
+      Path out = tmp.resolve("out-" + mode);
+      Path db = tmp.resolve(mode + ".db");
+      List<String> args = new ArrayList<>(List.of("--output", out.toString(), "--set", "duckdb.database=" + db,
+          "--set", "sinks.parquet.enabled=true", "--set", "sinks.parquet.mode=" + mode, "--set",
+          "sinks.ndjson.mode=" + mode, "--set", "sinks.duckdb.mode=" + mode));
+      run(args.toArray(String[]::new));
+      java.util.Map<String, byte[]> before = DefaultJobTest.snapshot(out);
+      List<List<String>> rows = queryDb(db, "SELECT id, CAST(resource AS VARCHAR) FROM fhir_resources.patient"
+          + " ORDER BY ALL");
+      // Fails after the files are staged and the tables loaded, just before the commit.
+      args.addAll(List.of("--set", "sinks.duckdb.views={broken: SELECT * FROM no_such_table}"));
+      List<String> all = new ArrayList<>(List.of("run"));
+      all.addAll(args);
+      assertThat(Cli.run(all.toArray(String[]::new)).code(), equalTo(2));
+      java.util.Map<String, byte[]> after = DefaultJobTest.snapshot(out);
+      assertThat(after.keySet(), equalTo(before.keySet()));
+      for (String name : before.keySet()) {
+        assertThat(name, Arrays.equals(after.get(name), before.get(name)), equalTo(true));
+      }
+      assertThat(queryDb(db, "SELECT id, CAST(resource AS VARCHAR) FROM fhir_resources.patient ORDER BY ALL"),
+          equalTo(rows));
+      assertThat(rows.size(), equalTo(34));
+    }
+  }
 }
