@@ -150,8 +150,10 @@ final class FileSinks {
         for (Path f : old) {
           quoted.add(DuckDb.literal(f.toString()));
         }
+        // By name: parts of earlier runs may have other typed columns, only their resource is read.
         source = DuckDbTables.upsertQuery(old.isEmpty() ? DuckDbTables.NO_RESOURCES
-            : "SELECT resource AS json FROM read_parquet([" + String.join(", ", quoted) + "])", incoming);
+            : "SELECT resource AS json FROM read_parquet([" + String.join(", ", quoted) + "], union_by_name = true)",
+            incoming);
         order = " ORDER BY 1";
       } else if (sinks.parquetMode() == WriteMode.APPEND) {
         for (Path f : old) {
