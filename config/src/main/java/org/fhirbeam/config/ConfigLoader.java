@@ -27,8 +27,10 @@ public final class ConfigLoader {
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
       "partition_column", "partitions", "key");
-  private static final Set<String> SINKS = Set.of("duckdb");
-  private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views");
+  private static final Set<String> SINKS = Set.of("duckdb", "ndjson", "parquet");
+  private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
+  private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
+  private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
   private static final Set<String> RULE =
       Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "timezone",
@@ -351,8 +353,23 @@ public final class ConfigLoader {
       return new SinkSettings(true, true, Map.of(), Map.of());
     }
     ConfigNode.Fields f = node.fields(SINKS);
+    SinkSettings.Compression compression = SinkSettings.Compression.NONE;
+    WriteMode ndjsonMode = WriteMode.OVERWRITE;
+    if (f.has("ndjson")) {
+      ConfigNode.Fields n = f.get("ndjson").fields(NDJSON_SINK);
+      compression = n.enumValue("compression", SinkSettings.Compression.class, SinkSettings.Compression.NONE);
+      ndjsonMode = n.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE);
+    }
+    boolean parquet = false;
+    WriteMode parquetMode = WriteMode.OVERWRITE;
+    if (f.has("parquet")) {
+      ConfigNode.Fields q = f.get("parquet").fields(PARQUET_SINK);
+      parquet = q.bool("enabled", false);
+      parquetMode = q.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE);
+    }
     if (!f.has("duckdb")) {
-      return new SinkSettings(true, true, Map.of(), Map.of());
+      return new SinkSettings(true, true, Map.of(), Map.of(), WriteMode.OVERWRITE, compression, ndjsonMode, parquet,
+          parquetMode);
     }
     ConfigNode.Fields d = f.get("duckdb").fields(DUCKDB_SINK);
     Map<String, String> views = new LinkedHashMap<>();
@@ -370,7 +387,8 @@ public final class ConfigLoader {
         locations.put(e.getKey(), e.getValue().location());
       }
     }
-    return new SinkSettings(d.bool("enabled", true), d.bool("raw_copy", true), views, locations);
+    return new SinkSettings(d.bool("enabled", true), d.bool("raw_copy", true), views, locations,
+        d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE), compression, ndjsonMode, parquet, parquetMode);
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

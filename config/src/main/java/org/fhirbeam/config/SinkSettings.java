@@ -4,18 +4,41 @@ import java.io.Serializable;
 import java.util.Map;
 
 /**
- * Which outputs a run writes besides the FHIR NDJSON files, rejects and summary that it always writes.
+ * Which outputs a run writes besides the FHIR NDJSON files, rejects and summary that it always writes, and how
+ * each resource sink treats the previous run's output.
  *
  * @param duckdb whether resources are loaded into tables of the DuckDB database
  * @param rawCopy whether the ingested source rows are copied into schema {@code raw_data}
  * @param views SQL views (name to SELECT statement) created in the database after the tables are loaded
  * @param viewLocations where each view is declared, for error messages
+ * @param duckdbMode how {@code fhir_resources} and {@code transformed_data} tables take this run's resources
+ * @param ndjsonCompression whether the FHIR NDJSON files are gzip-compressed
+ * @param ndjsonMode how the {@code fhir/} files take this run's resources
+ * @param parquet whether a Parquet dataset per resource type is written
+ * @param parquetMode how the {@code parquet/} datasets take this run's resources
  */
 public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> views,
-    Map<String, String> viewLocations) implements Serializable {
+    Map<String, String> viewLocations, WriteMode duckdbMode, Compression ndjsonCompression, WriteMode ndjsonMode,
+    boolean parquet, WriteMode parquetMode) implements Serializable {
+
+  /** Compression of the FHIR NDJSON files. */
+  public enum Compression {
+    NONE, GZIP;
+
+    /** What the files' names end with. */
+    public String extension() {
+      return this == GZIP ? ".ndjson.gz" : ".ndjson";
+    }
+  }
 
   public SinkSettings {
     views = Map.copyOf(views);
     viewLocations = Map.copyOf(viewLocations);
+  }
+
+  /** The defaults of every setting this does not name: uncompressed NDJSON, no Parquet, every sink overwrites. */
+  public SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> views, Map<String, String> viewLocations) {
+    this(duckdb, rawCopy, views, viewLocations, WriteMode.OVERWRITE, Compression.NONE, WriteMode.OVERWRITE, false,
+        WriteMode.OVERWRITE);
   }
 }

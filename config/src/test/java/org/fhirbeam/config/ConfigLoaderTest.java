@@ -196,6 +196,30 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void sinkModesCompressionAndParquetDefaultToTodaysOutputsAndAreChecked() throws IOException {
+    SinkSettings defaults = load(PIPELINE, Map.of()).sinks();
+    assertThat(List.of(defaults.ndjsonCompression(), defaults.ndjsonMode(), defaults.parquet(),
+        defaults.parquetMode(), defaults.duckdbMode()), equalTo(List.of(SinkSettings.Compression.NONE,
+            WriteMode.OVERWRITE, false, WriteMode.OVERWRITE, WriteMode.OVERWRITE)));
+    SinkSettings set = load(PIPELINE + """
+        sinks:
+          ndjson: {compression: gzip, mode: append}
+          parquet: {enabled: true, mode: upsert}
+          duckdb: {mode: append, raw_copy: false}
+        """, Map.of()).sinks();
+    assertThat(List.of(set.ndjsonCompression(), set.ndjsonMode(), set.parquet(), set.parquetMode(),
+        set.duckdbMode(), set.duckdb(), set.rawCopy()), equalTo(List.of(SinkSettings.Compression.GZIP,
+            WriteMode.APPEND, true, WriteMode.UPSERT, WriteMode.APPEND, true, false)));
+    assertThat(SinkSettings.Compression.GZIP.extension(), equalTo(".ndjson.gz"));
+    assertThat(reject(PIPELINE, Map.of("sinks.ndjson.mode", "merge")).getMessage(), equalTo(
+        "--set sinks.ndjson.mode=merge: sinks.ndjson.mode: 'merge' is not one of overwrite, append, upsert"));
+    assertThat(reject(PIPELINE, Map.of("sinks.ndjson.compression", "zstd")).getMessage(), equalTo(
+        "--set sinks.ndjson.compression=zstd: sinks.ndjson.compression: 'zstd' is not one of none, gzip"));
+    assertThat(reject(PIPELINE, Map.of("sinks.parquet.path", "x")).getMessage(), equalTo(
+        "--set sinks.parquet.path=x: sinks.parquet.path: unknown key (expected one of: enabled, mode)"));
+  }
+
+  @Test
   void badOverrideIsLocatedAtTheSetting() {
     ConfigException e = reject(PIPELINE, Map.of("duckdb.thread", "2"));
     assertThat(e.getMessage(), equalTo("--set duckdb.thread=2: duckdb.thread: unknown key (expected one of:"

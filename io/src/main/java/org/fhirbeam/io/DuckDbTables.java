@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.WriteMode;
 
 /**
  * Loads a run's results into the DuckDB database file in one transaction, through DuckDB's bulk readers (no
@@ -21,11 +22,20 @@ public final class DuckDbTables {
   /** A column computed from each resource: a JSON path ({@code $} for the whole resource) cast to a type. */
   public record Column(String name, String jsonPath, String sqlType) {}
 
-  /** A table filled from NDJSON files, one row per line. */
-  public record JsonTable(String schema, String table, List<Column> columns, List<String> files) {
+  /**
+   * A table filled from NDJSON files, one row per line. {@code mode} says what happens to the rows it already
+   * holds; in {@link WriteMode#UPSERT} a table with a {@code resourcesTable} (a table already upserted in the same
+   * transaction, with a {@code resource} column) is rebuilt from that table's resources instead of the files.
+   */
+  public record JsonTable(String schema, String table, List<Column> columns, List<String> files, WriteMode mode,
+      String resourcesTable) {
     public JsonTable {
       columns = List.copyOf(columns);
       files = List.copyOf(files);
+    }
+
+    public JsonTable(String schema, String table, List<Column> columns, List<String> files) {
+      this(schema, table, columns, files, WriteMode.OVERWRITE, null);
     }
   }
 
@@ -95,7 +105,9 @@ public final class DuckDbTables {
           counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
         }
         for (JsonTable t : jsonTables) {
-          st.execute(createJsonTable(t));
+          for (String statement : jsonTableStatements(t)) {
+            st.execute(statement);
+          }
           counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
         }
         for (View v : views) {
@@ -129,10 +141,47 @@ public final class DuckDbTables {
     return counts;
   }
 
-  static String createJsonTable(JsonTable t) {
-    List<String> select = new ArrayList<>();
+  /** The statements that fill a table from its files, as its mode says. */
+  static List<String> jsonTableStatements(JsonTable t) {
+    String target = name(t.schema(), t.table());
     List<String> empty = new ArrayList<>();
     for (Column c : t.columns()) {
+      empty.add(DuckDb.identifier(c.name()) + " " + c.sqlType());
+    }
+    String createEmpty = " " + target + " (" + String.join(", ", empty) + ")";
+    String incoming = t.files().isEmpty() ? null : "SELECT json FROM " + ndjsonObjects(t.files());
+    String select = "SELECT " + selectList(t.columns()) + " FROM ";
+    return switch (t.mode()) {
+      case OVERWRITE -> List.of(incoming == null ? "CREATE OR REPLACE TABLE" + createEmpty
+          : "CREATE OR REPLACE TABLE " + target + " AS " + select + "(" + incoming + ")");
+      case APPEND -> incoming == null ? List.of("CREATE TABLE IF NOT EXISTS" + createEmpty)
+          : List.of("CREATE TABLE IF NOT EXISTS" + createEmpty,
+              "INSERT INTO " + target + " BY NAME " + select + "(" + incoming + ")");
+      case UPSERT -> t.resourcesTable() != null
+          ? List.of("CREATE OR REPLACE TABLE " + target + " AS " + select + "(SELECT resource AS json FROM "
+              + t.resourcesTable() + ")")
+          : List.of("CREATE TABLE IF NOT EXISTS" + createEmpty, "CREATE OR REPLACE TABLE " + target + " AS " + select
+              + "(" + upsertQuery("SELECT resource AS json FROM " + target,
+                  incoming == null ? NO_RESOURCES : incoming) + ") ORDER BY 1");
+    };
+  }
+
+  /** A query with a {@code json} column and no rows. */
+  public static final String NO_RESOURCES = "SELECT CAST(NULL AS JSON) AS json WHERE false";
+
+  /** DuckDB's reader of NDJSON files (plain or {@code .gz}), one {@code json} value per line. */
+  public static String ndjsonObjects(List<String> files) {
+    List<String> quoted = new ArrayList<>();
+    for (String f : files) {
+      quoted.add(DuckDb.literal(f));
+    }
+    return "read_ndjson_objects([" + String.join(", ", quoted) + "])";
+  }
+
+  /** The columns computed from a {@code json} column holding one resource, for a SELECT list. */
+  public static String selectList(List<Column> columns) {
+    List<String> select = new ArrayList<>();
+    for (Column c : columns) {
       String expr = c.jsonPath().equals("$") ? "json"
           : "json_extract_string(json, " + DuckDb.literal(c.jsonPath()) + ")";
       if (!c.sqlType().equals("VARCHAR")) {
@@ -140,18 +189,28 @@ public final class DuckDbTables {
             : "TRY_CAST(" + expr + " AS " + c.sqlType() + ")";
       }
       select.add(expr + " AS " + DuckDb.identifier(c.name()));
-      empty.add(DuckDb.identifier(c.name()) + " " + c.sqlType());
     }
-    String target = name(t.schema(), t.table());
-    if (t.files().isEmpty()) {
-      return "CREATE OR REPLACE TABLE " + target + " (" + String.join(", ", empty) + ")";
-    }
-    List<String> files = new ArrayList<>();
-    for (String f : t.files()) {
-      files.add(DuckDb.literal(f));
-    }
-    return "CREATE OR REPLACE TABLE " + target + " AS SELECT " + String.join(", ", select)
-        + " FROM read_ndjson_objects([" + String.join(", ", files) + "])";
+    return String.join(", ", select);
+  }
+
+  /**
+   * Merges two queries of resources of one type (each with a {@code json} column) into one resource per id: of
+   * the previous and the incoming one, the one with the newer {@code meta.lastUpdated} wins; when they are equal
+   * or either has none, the incoming one. Several resources with one id on the same side are first reduced to
+   * the one with the newest {@code meta.lastUpdated} (then the smallest text, so the result does not depend on
+   * the order of the files).
+   */
+  public static String upsertQuery(String previous, String incoming) {
+    return "SELECT CASE WHEN n.id IS NULL THEN o.json WHEN o.id IS NULL THEN n.json WHEN o.last_updated >"
+        + " n.last_updated THEN o.json ELSE n.json END AS json FROM (" + newestPerId(previous) + ") o FULL OUTER JOIN ("
+        + newestPerId(incoming) + ") n ON o.id = n.id";
+  }
+
+  private static String newestPerId(String query) {
+    return "SELECT json, id, last_updated FROM (SELECT json, json_extract_string(json, '$.id') AS id,"
+        + " TRY_CAST(json_extract_string(json, '$.meta.lastUpdated') AS TIMESTAMPTZ) AS last_updated FROM (" + query
+        + ")) QUALIFY row_number() OVER (PARTITION BY id ORDER BY last_updated DESC NULLS LAST,"
+        + " CAST(json AS VARCHAR)) = 1";
   }
 
   private static long count(Statement st, String schema, String table) throws SQLException {

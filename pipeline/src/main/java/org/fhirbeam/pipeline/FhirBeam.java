@@ -149,7 +149,7 @@ public final class FhirBeam implements Callable<Integer> {
     Map<String, String> overrides = new LinkedHashMap<>();
 
     @Option(names = "--profile", description = "Print the time each stage took (plan, pipeline, verify,"
-        + " load_duckdb, commit); run-summary.json always has them.")
+        + " write_files, load_duckdb, commit); run-summary.json always has them.")
     boolean profile;
 
     @Option(names = "--direct-checks",

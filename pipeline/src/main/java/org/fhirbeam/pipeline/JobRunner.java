@@ -25,6 +25,8 @@ import org.apache.beam.sdk.metrics.MetricQueryResults;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
@@ -144,6 +146,27 @@ public final class JobRunner {
             + String.join("; ", counted.imbalances()));
       }
 
+      // The file sinks are built in the staging directory too; without the DuckDB sink a private in-memory
+      // DuckDB does their SQL.
+      SinkSettings sinks = plan.config().sinks();
+      Map<String, List<String>> runFiles;
+      try (Connection scratch = loadDuckDb ? null : DuckDb.openInMemory(plan.config().duckdb())) {
+        FileSinks fileSinks = new FileSinks(loadDuckDb ? db : scratch, sinks, runId, output, staging);
+        runFiles = fileSinks.ndjson(List.copyOf(resourcesOut.keySet()));
+        if (sinks.parquet()) {
+          Map<String, List<DuckDbTables.Column>> typed = new LinkedHashMap<>();
+          for (String type : resourcesOut.keySet()) {
+            List<DuckDbTables.Column> columns = new ArrayList<>(resourceColumns(type));
+            typed.put(type, columns.subList(1, columns.size() - 1));
+          }
+          fileSinks.parquet(runFiles, typed, sourceKeys());
+        }
+      } catch (SQLException e) {
+        throw DuckDb.failure("writing the file sinks failed", e);
+      }
+      stages.put("write_files", (System.nanoTime() - mark) / 1e9);
+      mark = System.nanoTime();
+
       // The staged files replace the previous ones just before the database commits; if either step fails,
       // the previous files are put back and the database rolls back.
       RunSummary[] done = new RunSummary[1];
@@ -172,7 +195,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, replaceFiles);
+          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -197,25 +220,17 @@ public final class JobRunner {
     }
   }
 
-  private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Path rejectsDir,
-      Map<String, Long> resourcesOut, RunSummary counted, java.util.function.Consumer<Map<String, Long>> beforeCommit)
-      throws IOException {
+  private Map<String, Long> loadTables(Connection db, String runId, Map<String, List<String>> runFiles,
+      Path rejectsDir, Map<String, Long> resourcesOut, RunSummary counted,
+      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
+    WriteMode mode = plan.config().sinks().duckdbMode();
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
+    Map<String, Long> before = new LinkedHashMap<>();
     for (String type : resourcesOut.keySet()) {
-      LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
-      columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
-      for (CompiledMapping m : plan.mappings()) {
-        if (m.resourceType().equals(type)) {
-          for (CompiledMapping.FlatColumn c : m.flatColumns()) {
-            if (c.topLevel()) {
-              columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
-            }
-          }
-        }
-      }
-      columns.add(new DuckDbTables.Column("resource", "$", "JSON"));
-      jsonTables.add(new DuckDbTables.JsonTable("fhir_resources", type.toLowerCase(java.util.Locale.ROOT),
-          List.copyOf(columns), filesOf(fhirDir, type)));
+      String table = type.toLowerCase(java.util.Locale.ROOT);
+      before.put(type, rows(db, "fhir_resources", table));
+      jsonTables.add(new DuckDbTables.JsonTable("fhir_resources", table, resourceColumns(type), runFiles.get(type),
+          mode, null));
     }
     for (CompiledMapping m : plan.mappings()) {
       List<DuckDbTables.Column> columns = new ArrayList<>();
@@ -223,8 +238,11 @@ public final class JobRunner {
       for (CompiledMapping.FlatColumn c : m.flatColumns()) {
         columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
       }
-      jsonTables.add(new DuckDbTables.JsonTable("transformed_data", m.name(), columns,
-          filesOf(fhirDir, m.resourceType())));
+      // Upserted, the table is rebuilt from the upserted resources of its type, as an overwrite builds it from all
+      // the type's files.
+      jsonTables.add(new DuckDbTables.JsonTable("transformed_data", m.name(), columns, runFiles.get(m.resourceType()),
+          mode, mode == WriteMode.UPSERT ? DuckDb.identifier("fhir_resources") + "."
+              + DuckDb.identifier(m.resourceType().toLowerCase(java.util.Locale.ROOT)) : null));
     }
     List<DuckDbTables.QueryTable> raw = new ArrayList<>();
     List<String> dropped = new ArrayList<>();
@@ -253,15 +271,90 @@ public final class JobRunner {
     return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
         jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted), counts -> {
           for (String type : resourcesOut.keySet()) {
-            long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
-            if (loaded != resourcesOut.get(type)) {
-              throw new UnbalancedRunException("DuckDB table fhir_resources."
-                  + type.toLowerCase(java.util.Locale.ROOT) + " holds " + loaded + " rows but the pipeline wrote "
-                  + resourcesOut.get(type) + " resources");
+            String table = type.toLowerCase(java.util.Locale.ROOT);
+            long loaded = counts.get("fhir_resources." + table);
+            long expected = switch (mode) {
+              case OVERWRITE -> resourcesOut.get(type);
+              case APPEND -> before.get(type) + resourcesOut.get(type);
+              // One row per id, whatever the previous table held.
+              case UPSERT -> distinctIds(db, table);
+            };
+            if (loaded != expected) {
+              throw new UnbalancedRunException("DuckDB table fhir_resources." + table + " holds " + loaded
+                  + " rows but should hold " + expected + " (" + mode.name().toLowerCase(java.util.Locale.ROOT)
+                  + " of the " + resourcesOut.get(type) + " resources the pipeline wrote)");
             }
           }
           beforeCommit.accept(counts);
         });
+  }
+
+  /** The columns of {@code fhir_resources.<type>}: id, the mappings' typed top-level columns, the resource. */
+  private List<DuckDbTables.Column> resourceColumns(String type) {
+    LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
+    columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
+    for (CompiledMapping m : plan.mappings()) {
+      if (m.resourceType().equals(type)) {
+        for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+          if (c.topLevel()) {
+            columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
+          }
+        }
+      }
+    }
+    columns.add(new DuckDbTables.Column("resource", "$", "JSON"));
+    return List.copyOf(columns);
+  }
+
+  /**
+   * Per resource type, the source column its ids are taken from unchanged, when every mapping of the type takes
+   * them from one (the same) column.
+   */
+  private Map<String, String> sourceKeys() {
+    Map<String, String> keys = new LinkedHashMap<>();
+    Map<String, Boolean> usable = new LinkedHashMap<>();
+    for (CompiledMapping m : plan.mappings()) {
+      String column = m.idColumn();
+      String known = keys.get(m.resourceType());
+      boolean ok = column != null && (known == null || known.equals(column))
+          && usable.getOrDefault(m.resourceType(), true);
+      usable.put(m.resourceType(), ok);
+      keys.put(m.resourceType(), column);
+    }
+    keys.keySet().removeIf(type -> !usable.get(type));
+    return keys;
+  }
+
+  /** Rows of a table, 0 when it does not exist yet. */
+  private static long rows(Connection db, String schema, String table) {
+    try (java.sql.PreparedStatement st = db.prepareStatement(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?")) {
+      st.setString(1, schema);
+      st.setString(2, table);
+      try (java.sql.ResultSet rs = st.executeQuery()) {
+        rs.next();
+        if (rs.getLong(1) == 0) {
+          return 0;
+        }
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("reading the database's tables failed", e);
+    }
+    return single(db, "SELECT count(*) FROM " + DuckDb.identifier(schema) + "." + DuckDb.identifier(table));
+  }
+
+  private static long distinctIds(Connection db, String table) {
+    return single(db, "SELECT count(DISTINCT id) FROM " + DuckDb.identifier("fhir_resources") + "."
+        + DuckDb.identifier(table));
+  }
+
+  private static long single(Connection db, String sql) {
+    try (java.sql.Statement st = db.createStatement(); java.sql.ResultSet rs = st.executeQuery(sql)) {
+      rs.next();
+      return rs.getLong(1);
+    } catch (SQLException e) {
+      throw DuckDb.failure("counting rows failed", e);
+    }
   }
 
   /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
@@ -294,7 +387,19 @@ public final class JobRunner {
    * returns how many lines they hold.
    */
   private static long numberFiles(Path dir, String type) throws IOException {
-    List<String> parts = filesOf(dir, type);
+    List<String> parts = new ArrayList<>(filesOf(dir, type));
+    // Part names hold random task ids: ordered by content instead, equal inputs give byte-identical files.
+    Map<String, String> firstLines = new LinkedHashMap<>();
+    for (String part : parts) {
+      try (java.io.BufferedReader in = Files.newBufferedReader(Path.of(part))) {
+        String first = in.readLine();
+        firstLines.put(part, first == null ? "" : first);
+      }
+    }
+    parts.sort((a, b) -> {
+      int c = firstLines.get(a).compareTo(firstLines.get(b));
+      return c != 0 ? c : compareContents(Path.of(a), Path.of(b));
+    });
     long lines = 0;
     for (int i = 0; i < parts.size(); i++) {
       Path part = Path.of(parts.get(i));
@@ -309,6 +414,23 @@ public final class JobRunner {
       }
     }
     return lines;
+  }
+
+  private static int compareContents(Path a, Path b) {
+    try {
+      long at = Files.mismatch(a, b);
+      if (at < 0) {
+        return 0;
+      }
+      try (java.io.RandomAccessFile ra = new java.io.RandomAccessFile(a.toFile(), "r");
+          java.io.RandomAccessFile rb = new java.io.RandomAccessFile(b.toFile(), "r")) {
+        ra.seek(at);
+        rb.seek(at);
+        return Integer.compare(ra.read(), rb.read());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   private static List<String> filesOf(Path dir, String destination) throws IOException {
@@ -329,7 +451,7 @@ public final class JobRunner {
    * they can be put back if the database commit fails.
    */
   private final class Swap {
-    private static final List<String> NAMES = List.of("fhir", "rejects", "report", "run-summary.json");
+    private static final List<String> NAMES = List.of("fhir", "parquet", "rejects", "report", "run-summary.json");
     private final String runId;
     private final List<Path[]> moved = new ArrayList<>();
 
@@ -339,6 +461,9 @@ public final class JobRunner {
 
     void in(Path staging) throws IOException {
       for (String name : NAMES) {
+        if (!Files.exists(staging.resolve(name))) {
+          continue; // a sink this run does not write (parquet/) keeps what an earlier run wrote
+        }
         Path target = output.resolve(name);
         Path backup = null;
         if (Files.exists(target)) {

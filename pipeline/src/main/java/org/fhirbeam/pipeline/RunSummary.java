@@ -263,7 +263,8 @@ public record RunSummary(String runId, String runner, String config, Map<String,
             c.seconds() > 0 ? Math.round(c.rowsIn() / c.seconds()) : 0);
       }
     }
-    out.printf("  output: %s (fhir/, rejects/, report/, run-summary.json)%n", outputDir);
+    out.printf("  output: %s (fhir/, %srejects/, report/, run-summary.json)%n", outputDir,
+        java.nio.file.Files.isDirectory(outputDir.resolve("parquet")) ? "parquet/, " : "");
     if (database != null) {
       out.printf("  duckdb: %s%n", database);
       out.printf("  quality report: %s%n", outputDir.resolve("report").resolve("quality.html"));

@@ -33,7 +33,7 @@ import picocli.CommandLine.Parameters;
 final class ValidateCommand implements Callable<Integer> {
   private static final int BATCH = 512;
 
-  @Parameters(paramLabel = "PATH", arity = "1..*", description = "Files or folders (*.ndjson, *.json, *.xml).")
+  @Parameters(paramLabel = "PATH", arity = "1..*", description = "Files or folders (*.ndjson, *.ndjson.gz, *.json, *.xml).")
   List<Path> paths;
 
   @Option(names = "--profile", paramLabel = "URL|FILE",
@@ -101,8 +101,12 @@ final class ValidateCommand implements Callable<Integer> {
       List<String> where = new ArrayList<>();
       List<String> batch = new ArrayList<>();
       for (Path f : files) {
-        if (f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".ndjson")) {
-          try (BufferedReader in = Files.newBufferedReader(f, StandardCharsets.UTF_8)) {
+        String lower = f.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (lower.endsWith(".ndjson") || lower.endsWith(".ndjson.gz")) {
+          // Strict decoding, as Files.newBufferedReader does: bytes that are not UTF-8 are an error.
+          try (BufferedReader in = new BufferedReader(new java.io.InputStreamReader(lower.endsWith(".gz")
+              ? new java.util.zip.GZIPInputStream(Files.newInputStream(f), 1 << 16) : Files.newInputStream(f),
+              StandardCharsets.UTF_8.newDecoder()))) {
             String line;
             for (int n = 1; (line = in.readLine()) != null; n++) {
               if (!line.isBlank()) {
@@ -193,7 +197,7 @@ final class ValidateCommand implements Callable<Integer> {
 
   private static boolean isResourceFile(Path f) {
     String n = f.getFileName().toString().toLowerCase(Locale.ROOT);
-    return n.endsWith(".ndjson") || n.endsWith(".json") || n.endsWith(".xml");
+    return n.endsWith(".ndjson") || n.endsWith(".ndjson.gz") || n.endsWith(".json") || n.endsWith(".xml");
   }
 
   private JsonGenerator startOutcome() throws IOException {

@@ -36,7 +36,13 @@ class MixedFormatsTest {
     List<String> lines = new ArrayList<>();
     try (var files = Files.list(out.resolve("fhir"))) {
       for (Path f : files.toList()) {
-        lines.addAll(Files.readAllLines(f));
+        if (f.getFileName().toString().endsWith(".gz")) {
+          try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(f))) {
+            lines.addAll(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).lines().toList());
+          }
+        } else {
+          lines.addAll(Files.readAllLines(f));
+        }
       }
     }
     lines.sort(null);

@@ -66,6 +66,14 @@ public final class CompiledMapping implements Serializable {
     return id;
   }
 
+  /**
+   * The source column the id is taken from unchanged (trimmed), or null when the id rule is an expression, a
+   * constant, or maps or defaults the value: then no column of the row holds the id as written.
+   */
+  public String idColumn() {
+    return id.input instanceof Expr.Column c && id.codeMap.isEmpty() && id.defaultValue == null ? c.name() : null;
+  }
+
   Leaf[] leaves() {
     return leaves;
   }

@@ -12,11 +12,11 @@ import java.sql.Statement;
  * cached: names, genders in every spelling the mapping accepts, birth dates spread over a century, and about 1%
  * bad rows (impossible dates, empty and malformed ids) so the reject path is measured too.
  */
-final class BenchData {
+public final class BenchData {
   private BenchData() {}
 
   /** The CSV file of {@code rows} patients under {@code dir}, generated if missing. */
-  static Path csv(Path dir, long rows) throws SQLException, java.io.IOException {
+  public static Path csv(Path dir, long rows) throws SQLException, java.io.IOException {
     return generate(dir, rows, "csv", "(HEADER)");
   }
 
