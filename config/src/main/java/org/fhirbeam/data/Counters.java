@@ -53,4 +53,30 @@ public final class Counters {
   public static String issue(String mapping, String severity, String category, String messageId) {
     return ISSUE_PREFIX + mapping + "/" + severity + "/" + category + "/" + messageId;
   }
+
+  /**
+   * Resources of a mapping that a {@code reject} FHIRPath rule moved to the rejects (counted in {@link #rejected}
+   * too, and taken off {@link #mapped}'s count by whoever reads it).
+   */
+  public static String ruleRejected(String mapping) {
+    return "rule_rejected/" + mapping;
+  }
+
+  /** The prefix of {@link #checkFailed} counters. */
+  public static final String CHECK_FAILED_PREFIX = "check_failed/";
+  /** The prefix of {@link #checkTotal} counters. */
+  public static final String CHECK_TOTAL_PREFIX = "check_total/";
+
+  /**
+   * Failures of a check counted by a stage ({@code valid_code}, {@code in_range}, a {@code warn} rule), by mapping,
+   * check and element (empty for a rule; it may hold '/').
+   */
+  public static String checkFailed(String mapping, String check, String element) {
+    return CHECK_FAILED_PREFIX + mapping + "/" + check + "/" + element;
+  }
+
+  /** What a check of {@link #checkFailed} looked at. */
+  public static String checkTotal(String mapping, String check, String element) {
+    return CHECK_TOTAL_PREFIX + mapping + "/" + check + "/" + element;
+  }
 }

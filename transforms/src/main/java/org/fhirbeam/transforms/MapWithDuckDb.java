@@ -176,10 +176,15 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
             }
           }
         }
+        StringBuilder checkPartitions = new StringBuilder();
+        for (String c : sql.checkColumns()) {
+          checkPartitions.append(", ").append(DuckDb.identifier(c));
+        }
         SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
             task.firstLocation(), task.columns(), skipped);
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
-            origin) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
+            origin) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind"
+            + checkPartitions + "))");
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
@@ -212,16 +217,28 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn + badLineCount);
       Metrics.counter(Counters.NAMESPACE, Counters.millis(m.name())).inc((System.nanoTime() - started) / 1_000_000);
 
-      List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true));
+      // The checks' counts name the directories below each kind (the same values under both kinds).
+      List<SqlMapping.Check> checks = sql.checks();
+      long[][] counts = new long[checks.size()][2];
+      Path rejectDir = countedDir(dir.resolve("kind=" + SqlMapping.REJECT), sql.checkColumns(), checks.size(), counts);
+      Path resourceDir = countedDir(dir.resolve("kind=" + SqlMapping.RESOURCE), sql.checkColumns(), checks.size(),
+          counts);
+      for (int i = 0; i < checks.size(); i++) {
+        String element = checks.get(i).element() == null ? "" : checks.get(i).element();
+        Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(m.name(), checks.get(i).check(), element))
+            .inc(counts[i][0]);
+        Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(m.name(), checks.get(i).check(), element))
+            .inc(counts[i][1]);
+      }
+      List<PartFile> rejects = new ArrayList<>(parts(rejectDir, REJECTS, id, true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
       rejects.addAll(ingestRejects);
-      List<PartFile> resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
-          resourceFileSet(m.resourceType()), id, false);
+      List<PartFile> resources = parts(resourceDir, resourceFileSet(m.resourceType()), id, false);
       if (resources.size() == 1) {
         PartFile only = resources.get(0);
         resources = List.of(new PartFile(only.target(), only.path(), written - mappingRejects));
       } else {
-        resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
+        resources = parts(resourceDir, resourceFileSet(m.resourceType()), id, true);
       }
       long mapped = resources.stream().mapToLong(PartFile::lines).sum();
       Metrics.counter(Counters.NAMESPACE, Counters.mapped(m.name())).inc(mapped);
@@ -250,6 +267,42 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           + " || ',\"raw\":' || to_json(csv_line) || '}'"
           + " FROM (SELECT line, min(error_type) AS error_type, any_value(csv_line) AS csv_line FROM "
           + DuckDb.identifier(table) + " GROUP BY line) ORDER BY line";
+    }
+
+    /**
+     * The directory holding one kind's files, below the directories named after the check columns, whose values
+     * are read into {@code counts}; {@code kindDir} itself without checks (or when no row is of this kind).
+     */
+    private static Path countedDir(Path kindDir, List<String> columns, int checks, long[][] counts)
+        throws IOException {
+      Path d = kindDir;
+      List<String> values = new ArrayList<>();
+      for (String c : columns) {
+        if (!Files.isDirectory(d)) {
+          return kindDir;
+        }
+        Path next = null;
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(d, c + "=*")) {
+          for (Path p : s) {
+            if (next != null) {
+              throw new IllegalStateException("check counts differ between rows of one task: " + d);
+            }
+            next = p;
+          }
+        }
+        if (next == null) {
+          return kindDir;
+        }
+        values.add(next.getFileName().toString().substring(c.length() + 1));
+        d = next;
+      }
+      if (!columns.isEmpty()) {
+        long[][] parsed = SqlMapping.parseCounts(values, checks);
+        for (int i = 0; i < checks; i++) {
+          counts[i] = parsed[i];
+        }
+      }
+      return d;
     }
 
     /** The files DuckDB wrote for one kind of line, with their targets and (when asked) line counts. */

@@ -65,7 +65,13 @@ public final class SqlMapping implements Serializable {
 
   /** The source columns the mapping reads. */
   public List<String> columns() {
-    return List.copyOf(inputs.keySet());
+    List<String> out = new ArrayList<>(inputs.keySet());
+    for (String c : mapping.ruleColumns()) {
+      if (!out.contains(c)) {
+        out.add(c);
+      }
+    }
+    return List.copyOf(out);
   }
 
   /**
@@ -97,18 +103,132 @@ public final class SqlMapping implements Serializable {
         + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
         + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1)
         + (origin.skippedLines() == null ? "" : " + coalesce(\"#lines\", 0)") + ")"
-        + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
+        + " || ',\"stage\":' || " + stageJson() + " || ',\"mapping\":' || to_json(" + lit(mapping.name())
+        + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
     String mapped = detailQuery(source);
-    String numbered = "(SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
+    // The checks' counts are window aggregates over all rows, computed in the window that numbers the rows (which
+    // holds every row anyway), so they cost no second pass over the file.
+    StringBuilder counts = new StringBuilder();
+    List<String[]> conditions = checkConditions();
+    for (int i = 0; i < conditions.size(); i++) {
+      counts.append(", count(*) FILTER (WHERE \"#fail\" IS NULL AND ").append(conditions.get(i)[0])
+          .append(") OVER () AS ").append(q("#cf" + i)).append(", count(*) FILTER (WHERE \"#fail\" IS NULL AND ")
+          .append(conditions.get(i)[1]).append(") OVER () AS ").append(q("#ct" + i));
+    }
+    String numbered = "(SELECT *, row_number() OVER () AS \"#pos\"" + counts + " FROM (" + mapped + "))";
     if (origin.skippedLines() != null) {
       // The last left-out line at or before each row tells how far down the row sits (a sort-merge join).
       numbered = numbered + " AS t ASOF LEFT JOIN " + q(origin.skippedLines()) + " AS s ON t.\"#pos\" >= s.\"#from\"";
     }
+    StringBuilder partitions = new StringBuilder();
+    for (int chunk = 0; chunk * CHECKS_PER_COLUMN < conditions.size(); chunk++) {
+      List<String> values = new ArrayList<>();
+      for (int i = chunk * CHECKS_PER_COLUMN; i < Math.min(conditions.size(), (chunk + 1) * CHECKS_PER_COLUMN); i++) {
+        values.add(q("#cf" + i));
+        values.add(q("#ct" + i));
+      }
+      partitions.append(", concat_ws('_', ").append(String.join(", ", values)).append(") AS ")
+          .append(q(checkColumns().get(chunk)));
+    }
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
-        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
+        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line" + partitions + " FROM "
+        + numbered;
+  }
+
+  /** Checks whose counts go into one column of {@link #checkColumns}: short enough for a directory name. */
+  private static final int CHECKS_PER_COLUMN = 6;
+
+  /** A check the mapping query counts: its name and element (null for a rule), as {@code quality.checks} has them. */
+  public record Check(String check, String element) implements Serializable {}
+
+  /**
+   * The checks counted while mapping, over the rows that become resources: every {@code warn} SQL rule (its name;
+   * failed: the predicate is not true; total: the rows), {@code valid_code} of each element with a declared code
+   * map (failed: a present value not in the map, so the default was written; total: present values), and
+   * {@code in_range} of each number element with a range (failed: a value outside it; total: values written).
+   */
+  public List<Check> checks() {
+    List<Check> out = new ArrayList<>();
+    for (org.fhirbeam.config.QualityRule r : mapping.sqlRules()) {
+      if (r.severity() == org.fhirbeam.config.QualityRule.Severity.WARN) {
+        out.add(new Check(r.name(), null));
+      }
+    }
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (CompiledMapping.Leaf leaf : leaves) {
+      if (leaf.declaredMap && leaf.input != null) {
+        out.add(new Check("valid_code", leaf.path));
+      }
+    }
+    for (CompiledMapping.Leaf leaf : leaves) {
+      if ((leaf.rangeMin != null || leaf.rangeMax != null) && leaf.input != null) {
+        out.add(new Check("in_range", leaf.path));
+      }
+    }
+    return out;
+  }
+
+  /** For each of {@link #checks}, the SQL conditions of a failure and of a counted row. */
+  private List<String[]> checkConditions() {
+    List<String[]> out = new ArrayList<>();
+    for (org.fhirbeam.config.QualityRule r : mapping.sqlRules()) {
+      if (r.severity() == org.fhirbeam.config.QualityRule.Severity.WARN) {
+        out.add(new String[] {"NOT coalesce((" + r.sql() + "), false)", "true"});
+      }
+    }
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (int k = 0; k < leaves.length; k++) {
+      if (leaves[k].declaredMap && leaves[k].input != null) {
+        String in = input(leaves[k]);
+        out.add(new String[] {in + " IS NOT NULL AND " + q("#t" + k) + " IS NULL", in + " IS NOT NULL"});
+      }
+    }
+    for (int k = 0; k < leaves.length; k++) {
+      CompiledMapping.Leaf leaf = leaves[k];
+      if ((leaf.rangeMin != null || leaf.rangeMax != null) && leaf.input != null) {
+        String v = "TRY_CAST(" + q("#v" + k) + " AS DOUBLE)";
+        List<String> outside = new ArrayList<>();
+        if (leaf.rangeMin != null) {
+          outside.add(v + " < " + leaf.rangeMin.toPlainString() + "::DOUBLE");
+        }
+        if (leaf.rangeMax != null) {
+          outside.add(v + " > " + leaf.rangeMax.toPlainString() + "::DOUBLE");
+        }
+        out.add(new String[] {"(" + String.join(" OR ", outside) + ")", q("#v" + k) + " IS NOT NULL"});
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The partition columns of {@link #outputQuery} that carry the checks' counts: each holds, for up to six checks,
+   * {@code failed_total} pairs joined by {@code _}, the same on every row. Written with {@code PARTITION_BY}, they
+   * name the directory of the part files (see {@link #parseCounts}).
+   */
+  public List<String> checkColumns() {
+    List<String> out = new ArrayList<>();
+    int n = checkConditions().size();
+    for (int chunk = 0; chunk * CHECKS_PER_COLUMN < n; chunk++) {
+      out.add("q" + chunk);
+    }
+    return out;
+  }
+
+  /** The failed and total count of each check, in order, from the values of {@link #checkColumns}. */
+  public static long[][] parseCounts(List<String> values, int checks) {
+    long[][] out = new long[checks][2];
+    int i = 0;
+    for (String v : values) {
+      String[] parts = v.split("_");
+      for (int p = 0; p + 1 < parts.length; p += 2, i++) {
+        out[i][0] = Long.parseLong(parts[p]);
+        out[i][1] = Long.parseLong(parts[p + 1]);
+      }
+    }
+    return out;
   }
 
   /**
@@ -147,7 +267,42 @@ public final class SqlMapping implements Serializable {
     StringBuilder written = new StringBuilder();
     writtenWhen(mapping.root(), "true", written);
     return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\"" + written
-        + " FROM (" + choiceQuery(presenceQuery(valuesQuery(source))) + ")";
+        + " FROM (" + rulesQuery(choiceQuery(presenceQuery(valuesQuery(source)))) + ")";
+  }
+
+  /**
+   * Rejects rows that break a {@code reject} SQL rule (the first one, in file order), unless the mapping rejected
+   * them already. The predicates read the source row's columns as they are read (text; not trimmed).
+   */
+  private String rulesQuery(String inner) {
+    List<String> whens = new ArrayList<>();
+    List<org.fhirbeam.config.QualityRule> rules = mapping.sqlRules();
+    for (int r = 0; r < rules.size(); r++) {
+      if (rules.get(r).severity() == org.fhirbeam.config.QualityRule.Severity.REJECT) {
+        whens.add("WHEN NOT coalesce((" + rules.get(r).sql() + "), false) THEN " + (ruleBase() + r));
+      }
+    }
+    if (whens.isEmpty()) {
+      return inner;
+    }
+    return "SELECT * REPLACE (coalesce(\"#fail\", CASE " + String.join(" ", whens) + " END) AS \"#fail\") FROM ("
+        + inner + ")";
+  }
+
+  /** The failure code of SQL rule 0; rule r fails with {@code ruleBase() + r}. */
+  private int ruleBase() {
+    return (mapping.leaves().length + 1) * KINDS;
+  }
+
+  /** The stage of the row's failure as a JSON string: {@code quality} for a rule, else {@code mapping}. */
+  private String stageJson() {
+    return mapping.sqlRules().isEmpty() ? "'\"mapping\"'"
+        : "CASE WHEN \"#fail\" >= " + ruleBase() + " THEN '\"quality\"' ELSE '\"mapping\"' END";
+  }
+
+  /** The stage a failure code belongs to: {@code quality} for a SQL rule, {@code mapping} otherwise. */
+  public String stage(int code) {
+    return code >= ruleBase() ? "quality" : "mapping";
   }
 
   /**
@@ -276,6 +431,12 @@ public final class SqlMapping implements Serializable {
             .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
       }
     }
+    for (int r = 0; r < mapping.sqlRules().size(); r++) {
+      Failure f = failure(ruleBase() + r);
+      sb.append(" WHEN ").append(ruleBase() + r).append(" THEN '\"element\":' || to_json(")
+          .append(lit(f.element())).append(") || ',\"rule\":' || to_json(").append(lit(f.rule()))
+          .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
+    }
     return sb.append(" END").toString();
   }
 
@@ -292,6 +453,11 @@ public final class SqlMapping implements Serializable {
 
   /** What a failure code means. */
   public Failure failure(int code) {
+    if (code >= ruleBase()) {
+      org.fhirbeam.config.QualityRule rule = mapping.sqlRules().get(code - ruleBase());
+      return new Failure(mapping.resourceType(), rule.name(), "the row does not meet the rule's SQL condition: "
+          + rule.sql());
+    }
     int index = code / KINDS;
     int kind = code % KINDS;
     CompiledMapping.Leaf leaf = index == 0 ? mapping.id() : mapping.leaves()[index - 1];
