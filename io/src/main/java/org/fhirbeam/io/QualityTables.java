@@ -30,6 +30,9 @@ public final class QualityTables {
     }
   }
 
+  /** A check the pipeline counted while it ran: a warn rule, valid codes of an element, an element's range. */
+  public record Check(String mapping, String check, String element, long failed, long total) {}
+
   /** How often validation found one kind of issue in one mapping's resources. */
   public record Issue(String mapping, String severity, String category, String messageId, long count) {}
 
@@ -39,11 +42,13 @@ public final class QualityTables {
    * The statements for one run, in order. {@code types} are the resource types loaded into
    * {@code fhir_resources}; {@code rejectFiles} the run's reject NDJSON files;
    * {@code output} the run's output directory, where its HTML report is;
-   * {@code validated} how many resources validation checked, null when the job does not validate.
+   * {@code validated} how many resources validation checked, null when the job does not validate;
+   * {@code counted} the checks the pipeline counted; {@code externalPrefixes} the starts of references to targets
+   * outside the run ({@code Practitioner/}, {@code https://...}).
    */
   public static List<String> statements(String runId, String job, String output, long rowsIn, Long validated,
-      List<Mapping> mappings,
-      List<String> types, List<String> rejectFiles, List<Issue> issues) {
+      List<Mapping> mappings, List<String> types, List<String> rejectFiles, List<Issue> issues,
+      List<Check> counted, List<String> externalPrefixes) {
     String run = DuckDb.literal(runId);
     List<String> sql = new ArrayList<>();
     sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
@@ -102,11 +107,24 @@ public final class QualityTables {
       String name = DuckDb.literal(m.name());
       String prefix = "INSERT INTO quality.checks SELECT " + run + ", " + name + ", ";
       sql.add(prefix + "'duplicate_id', NULL, count(*) - count(DISTINCT id), count(*) FROM " + m.resourceTable());
-      sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*)"
-          + " FROM (SELECT t.atom ->> '$' AS ref FROM " + m.resourceTable() + " AS r, json_tree(r.resource) AS t"
+      String refs = "(SELECT t.atom ->> '$' AS ref FROM " + m.resourceTable() + " AS r, json_tree(r.resource) AS t"
           + " WHERE t.key = 'reference' AND t.type = 'VARCHAR') AS refs"
           + " LEFT JOIN (SELECT DISTINCT ref FROM (" + String.join(" UNION ALL ", ids) + ")) AS ids"
-          + " ON refs.ref = ids.ref");
+          + " ON refs.ref = ids.ref";
+      if (externalPrefixes.isEmpty()) {
+        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*) FROM " + refs);
+      } else {
+        // A reference to a declared external target that the run does not hold is no failure: counted apart.
+        List<String> starts = new ArrayList<>();
+        for (String p : externalPrefixes) {
+          starts.add("starts_with(refs.ref, " + DuckDb.literal(p) + ")");
+        }
+        String external = "(" + String.join(" OR ", starts) + ")";
+        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL AND NOT " + external
+            + "), count(*) FILTER (WHERE ids.ref IS NOT NULL OR NOT " + external + ") FROM " + refs);
+        sql.add(prefix + "'reference_external', NULL, 0, count(*) FILTER (WHERE ids.ref IS NULL AND " + external
+            + ") FROM " + refs);
+      }
       for (Element e : m.elements()) {
         if (e.temporal()) {
           String col = "CAST(" + DuckDb.identifier(e.column()) + " AS VARCHAR)";
@@ -121,6 +139,12 @@ public final class QualityTables {
             + " count(*) FROM (SELECT resource ->> 'birthDate' AS b, resource ->> 'deceasedDateTime' AS d FROM "
             + m.resourceTable() + ") WHERE b IS NOT NULL AND d IS NOT NULL");
       }
+    }
+
+    for (Check c : counted) {
+      sql.add("INSERT INTO quality.checks VALUES (" + run + ", " + DuckDb.literal(c.mapping()) + ", "
+          + DuckDb.literal(c.check()) + ", " + (c.element() == null ? "NULL" : DuckDb.literal(c.element())) + ", "
+          + c.failed() + ", " + c.total() + ")");
     }
 
     for (Issue i : issues) {

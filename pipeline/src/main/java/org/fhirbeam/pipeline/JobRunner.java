@@ -117,13 +117,15 @@ public final class JobRunner {
       for (CompiledMapping m : plan.mappings()) {
         long read = counterExact(result, Counters.rowsIn(m.name()));
         rowsIn.putIfAbsent(m.source(), read);
-        // Resources that validation rejected were counted as mapped by the mapping stage first.
+        // Resources that FHIRPath rules or validation rejected were counted as mapped by the mapping stage first.
         perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
-            counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name())),
+            counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name()))
+                - counterExact(result, Counters.ruleRejected(m.name())),
             counterExact(result, Counters.rejected(m.name())),
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
       RunSummary.Validation validation = validationSummary(result);
+      List<QualityTables.Check> counted0 = countedChecks(result);
       Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
       Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
@@ -172,7 +174,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, replaceFiles);
+          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, counted0, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -198,8 +200,8 @@ public final class JobRunner {
   }
 
   private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Path rejectsDir,
-      Map<String, Long> resourcesOut, RunSummary counted, java.util.function.Consumer<Map<String, Long>> beforeCommit)
-      throws IOException {
+      Map<String, Long> resourcesOut, RunSummary counted, List<QualityTables.Check> checks,
+      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     for (String type : resourcesOut.keySet()) {
       LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
@@ -251,7 +253,8 @@ public final class JobRunner {
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
     return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
-        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted), counts -> {
+        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted, checks),
+        counts -> {
           for (String type : resourcesOut.keySet()) {
             long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
             if (loaded != resourcesOut.get(type)) {
@@ -266,7 +269,7 @@ public final class JobRunner {
 
   /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
   private List<String> qualityStatements(String runId, Path rejectsDir, Map<String, Long> resourcesOut,
-      RunSummary counted) throws IOException {
+      RunSummary counted, List<QualityTables.Check> checks) throws IOException {
     List<QualityTables.Mapping> mappings = new ArrayList<>();
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
@@ -286,7 +289,37 @@ public final class JobRunner {
       }
     }
     return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated, mappings,
-        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues);
+        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
+        plan.config().externalPrefixes());
+  }
+
+  /**
+   * The checks the stages counted while the pipeline ran (warn rules, valid codes, ranges), per mapping in
+   * configuration order, then by check and element.
+   */
+  private List<QualityTables.Check> countedChecks(PipelineResult result) {
+    Map<String, long[]> byName = new java.util.TreeMap<>();
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      String name = c.getName().getName();
+      int which = name.startsWith(Counters.CHECK_FAILED_PREFIX) ? 0 : name.startsWith(Counters.CHECK_TOTAL_PREFIX) ? 1
+          : -1;
+      if (which >= 0) {
+        String key = name.substring(which == 0 ? Counters.CHECK_FAILED_PREFIX.length()
+            : Counters.CHECK_TOTAL_PREFIX.length());
+        byName.computeIfAbsent(key, k -> new long[2])[which] += c.getAttempted();
+      }
+    }
+    List<QualityTables.Check> out = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      byName.forEach((key, counts) -> {
+        // mapping/check/element; only the element may hold '/'
+        String[] p = key.split("/", 3);
+        if (p[0].equals(m.name())) {
+          out.add(new QualityTables.Check(p[0], p[1], p[2].isEmpty() ? null : p[2], counts[0], counts[1]));
+        }
+      });
+    }
+    return out;
   }
 
   /**
