@@ -196,4 +196,63 @@ class QualityRulesTest {
     });
     assertThat(refs, equalTo(List.of("patients reference_resolves 0/0", "labs reference_resolves 5/8")));
   }
+
+  @Test
+  void rulesThatDuckDbOrHapiCannotRunStopTheRunNamingFileLineAndKey() throws IOException {
+    Path config = job("");
+    Path mapping = Files.writeString(tmp.resolve("labs.yaml"), LABS_MAPPING.replace("""
+          dated: {severity: warn, fhirpath: "effective.exists()"}
+        """, """
+          bad_sql: {severity: warn, sql: "unit IS NOT"}
+          unknown_column: {severity: reject, sql: "units IS NOT NULL"}
+          not_a_condition: {severity: warn, sql: "upper(unit)"}
+          bad_path: {severity: reject, fhirpath: "value.exists("}
+        """).replace("valueQuantity.unit: {column: unit}", "valueQuantity.unit: {column: unit, range: {min: 0}}"));
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(), "--set",
+        "duckdb.database=" + tmp.resolve("q.db"));
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), equalTo("error: mapping labs has 5 errors:\n"
+        + "  " + mapping + ":25: valueQuantity.unit: 'range' applies to decimal and integer elements only\n"
+        + "  " + mapping + ":10: rules.bad_sql.sql: syntax error at or near \")\"\n"
+        + "  " + mapping + ":11: rules.unknown_column.sql: Referenced column \"units\" not found in FROM clause!"
+        + " (the source's columns: id, patient, performer, status, code, value, unit, date)\n"
+        + "  " + mapping + ":12: rules.not_a_condition.sql: is not a condition: it gives varchar, not true or false\n"
+        + "  " + mapping + ":13: rules.bad_path.fhirpath: is not a FHIRPath expression: Error @1, 14: Expression"
+        + " terminated unexpectedly\n"));
+    assertThat(Files.exists(tmp.resolve("out/fhir")), equalTo(false));
+  }
+
+  @Test
+  void badRuleDeclarationsAreConfigurationErrors() throws IOException {
+    Path config = job("");
+    Path mapping = tmp.resolve("labs.yaml");
+    List<String> errors = new ArrayList<>();
+    for (String[] edit : new String[][] {
+        {"severity: reject, sql: \"coalesce", "severity: fatal, sql: \"coalesce"},
+        {"severity: warn, sql: \"unit IS NOT NULL\"", "severity: warn, sql: \"unit IS NOT NULL\", fhirpath: \"id\""},
+        {"has_unit:", "in_range:"},
+        {"has_unit:", "2nd:"},
+        {"range: {min: 0, max: 300}", "range: {min: 300, max: 0}"},
+        {"range: {min: 0, max: 300}", "range: {low: 0}"}}) {
+      Files.writeString(mapping, LABS_MAPPING.replace(edit[0], edit[1]));
+      Cli r = Cli.run("check-config", config.toString());
+      assertThat(r.out(), r.code(), equalTo(2));
+      errors.add(r.err().replace(mapping.toString(), "labs.yaml"));
+    }
+    assertThat(errors, equalTo(List.of(
+        "error: labs.yaml:5: rules.not_in_error.severity: 'fatal' is not one of warn, reject\n",
+        "error: labs.yaml:6: rules.has_unit: give exactly one of 'sql' (a predicate over the source row) or"
+            + " 'fhirpath' (an invariant over the built resource)\n",
+        "error: labs.yaml:6: rules.in_range: 'in_range' is the name of a built-in check; give the rule another"
+            + " name\n",
+        "error: labs.yaml:6: rules.2nd: rule names are letters, digits, '_' and '-', starting with a letter (the"
+            + " name is the rule of its rejects and the name of its check)\n",
+        "error: labs.yaml:21: elements.valueQuantity.value.range.min: min is greater than max\n",
+        "error: labs.yaml:21: elements.valueQuantity.value.range.low: unknown key (expected one of: max, min)\n")));
+    Files.writeString(mapping, LABS_MAPPING);
+    Cli r = Cli.run("check-config", job("external_references: [Practitioner, 'not a prefix']\n").toString());
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), equalTo("error: " + config + ":7: external_references[1]: 'not a prefix' is neither a"
+        + " resource type (like Practitioner) nor a reference prefix (like https://fhir.example.org/ or urn:oid:)\n"));
+  }
 }

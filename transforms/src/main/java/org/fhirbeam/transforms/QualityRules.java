@@ -58,8 +58,11 @@ final class QualityRules {
       }
       return null;
     } catch (SQLException e) {
-      String m = String.valueOf(e.getMessage()).replaceFirst("^[A-Za-z ]+ Error: ", "");
-      return firstLine(m);
+      String m = firstLine(String.valueOf(e.getMessage()).replaceFirst("^[A-Za-z ]+ Error: ", ""));
+      if (columns != null && m.startsWith("Referenced column")) {
+        m += " (the source's columns: " + String.join(", ", columns) + ")";
+      }
+      return m;
     }
   }
 
