@@ -65,9 +65,10 @@ class QualityRulesTest {
       """;
 
   Path job(String extra) throws IOException {
-    // o2 and o5 lie outside the range, o5's status is not in the map, o3 is entered in error (a reject SQL rule),
-    // o4 has no value (a reject FHIRPath rule), o4 and o6 have no unit, o5 no date; o6's patient p7 is not in the
-    // run; the performers are external.
+    // o2 and o5 lie outside the range, the statuses of o3 and o5 are not in the map, o3 is entered in error (a
+    // reject SQL rule), o4 has no value (a reject FHIRPath rule), o4 and o6 have no unit, o5 no date; o6's patient
+    // p7 is not in the run; the performers are external. Checks counted while mapping (has_unit, valid_code,
+    // in_range) count every row read; FHIRPath warn rules (dated) the resources that stay.
     Files.writeString(tmp.resolve("labs.csv"), """
         id,patient,performer,status,code,value,unit,date
         o1,p1,d1,final,718-7,13.5,g/dL,2024-01-05
@@ -137,12 +138,12 @@ class QualityRulesTest {
         "patients valid_code gender 1/3",
         "labs dated null 1/4",
         "labs duplicate_id null 0/4",
-        "labs has_unit null 2/5",
-        "labs in_range valueQuantity.value 2/4",
+        "labs has_unit null 2/6",
+        "labs in_range valueQuantity.value 2/5",
         "labs not_in_future effectiveDateTime 0/3",
         "labs reference_external null 0/4",
         "labs reference_resolves null 1/4",
-        "labs valid_code status 1/5");
+        "labs valid_code status 2/6");
     JsonNode report = DefaultJobTest.JSON.readTree(out.resolve("report/quality.json").toFile());
     List<String> checks = new ArrayList<>();
     report.get("checks").forEach(c -> checks.add(c.get("mapping").asText() + " " + c.get("check").asText() + " "
@@ -168,16 +169,16 @@ class QualityRulesTest {
           equalTo(List.of(List.of("quality", "has_value", "true", "o4"), List.of("quality", "not_in_error", "true",
               "o3"))));
       assertThat(QualityReportTest.rows(st, "SELECT mapping, failed_checks FROM main.data_quality_report"),
-          equalTo(List.of(List.of("patients", "1"), List.of("labs", "7"))));
+          equalTo(List.of(List.of("patients", "1"), List.of("labs", "8"))));
     }
     String html = Files.readString(out.resolve("report/quality.html"));
-    assertThat(html, containsString("<td>labs</td><td>has_unit</td><td></td><td>2</td><td>5</td>"
+    assertThat(html, containsString("<td>labs</td><td>has_unit</td><td></td><td>2</td><td>6</td>"
         + "<td class=\"fail\">failed</td>"));
     Cli printed = Cli.run("report", "--db", db.toString());
     assertThat(printed.err(), printed.code(), equalTo(0));
     assertThat(printed.out(), containsString("checks: 13 run, 6 failed: patients valid_code(gender) 1 of 3;"
-        + " labs dated 1 of 4; labs has_unit 2 of 5; labs in_range(valueQuantity.value) 2 of 4;"
-        + " labs reference_resolves 1 of 4; labs valid_code(status) 1 of 5"));
+        + " labs dated 1 of 4; labs has_unit 2 of 6; labs in_range(valueQuantity.value) 2 of 5;"
+        + " labs reference_resolves 1 of 4; labs valid_code(status) 2 of 6"));
   }
 
   @Test

@@ -109,46 +109,24 @@ public final class SqlMapping implements Serializable {
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
     String mapped = detailQuery(source);
-    // The checks' counts are window aggregates over all rows, computed in the window that numbers the rows (which
-    // holds every row anyway), so they cost no second pass over the file.
-    StringBuilder counts = new StringBuilder();
-    List<String[]> conditions = checkConditions();
-    for (int i = 0; i < conditions.size(); i++) {
-      counts.append(", count(*) FILTER (WHERE \"#fail\" IS NULL AND ").append(conditions.get(i)[0])
-          .append(") OVER () AS ").append(q("#cf" + i)).append(", count(*) FILTER (WHERE \"#fail\" IS NULL AND ")
-          .append(conditions.get(i)[1]).append(") OVER () AS ").append(q("#ct" + i));
-    }
-    String numbered = "(SELECT *, row_number() OVER () AS \"#pos\"" + counts + " FROM (" + mapped + "))";
+    String numbered = "(SELECT *, row_number() OVER () AS \"#pos\" FROM (" + mapped + "))";
     if (origin.skippedLines() != null) {
       // The last left-out line at or before each row tells how far down the row sits (a sort-merge join).
       numbered = numbered + " AS t ASOF LEFT JOIN " + q(origin.skippedLines()) + " AS s ON t.\"#pos\" >= s.\"#from\"";
     }
-    StringBuilder partitions = new StringBuilder();
-    for (int chunk = 0; chunk * CHECKS_PER_COLUMN < conditions.size(); chunk++) {
-      List<String> values = new ArrayList<>();
-      for (int i = chunk * CHECKS_PER_COLUMN; i < Math.min(conditions.size(), (chunk + 1) * CHECKS_PER_COLUMN); i++) {
-        values.add(q("#cf" + i));
-        values.add(q("#ct" + i));
-      }
-      partitions.append(", concat_ws('_', ").append(String.join(", ", values)).append(") AS ")
-          .append(q(checkColumns().get(chunk)));
-    }
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
-        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line" + partitions + " FROM "
-        + numbered;
+        + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
   }
-
-  /** Checks whose counts go into one column of {@link #checkColumns}: short enough for a directory name. */
-  private static final int CHECKS_PER_COLUMN = 6;
 
   /** A check the mapping query counts: its name and element (null for a rule), as {@code quality.checks} has them. */
   public record Check(String check, String element) implements Serializable {}
 
   /**
-   * The checks counted while mapping, over the rows that become resources: every {@code warn} SQL rule (its name;
-   * failed: the predicate is not true; total: the rows), {@code valid_code} of each element with a declared code
-   * map (failed: a present value not in the map, so the default was written; total: present values), and
-   * {@code in_range} of each number element with a range (failed: a value outside it; total: values written).
+   * The checks counted while mapping, over every row read: every {@code warn} SQL rule (its name; failed: the
+   * predicate is not true; total: the rows), {@code valid_code} of each element with a declared code map (failed:
+   * a present input value that is not in the map, so the default was written or, without one, the row was
+   * rejected; total: present input values), and {@code in_range} of each number element with a range (failed: a
+   * valid number outside it; total: valid numbers and defaults).
    */
   public List<Check> checks() {
     List<Check> out = new ArrayList<>();
@@ -204,28 +182,17 @@ public final class SqlMapping implements Serializable {
   }
 
   /**
-   * The partition columns of {@link #outputQuery} that carry the checks' counts: each holds, for up to six checks,
-   * {@code failed_total} pairs joined by {@code _}, the same on every row. Written with {@code PARTITION_BY}, they
-   * name the directory of the part files (see {@link #parseCounts}).
+   * The sums of {@link #checks} over the rows of {@link #detailQuery}: for each check, its failed count and its
+   * total, in order, as SQL aggregates (each NULL over no rows). The mapping query's rows are not kept anywhere to
+   * be counted afterwards, so the caller adds these to a query that scans the task's rows anyway (its row count).
+   * They count every row read, not only those that become resources: that needs no row's failure, whose date
+   * and pattern checks would cost five times as much.
    */
-  public List<String> checkColumns() {
+  public List<String> checkSums() {
     List<String> out = new ArrayList<>();
-    int n = checkConditions().size();
-    for (int chunk = 0; chunk * CHECKS_PER_COLUMN < n; chunk++) {
-      out.add("q" + chunk);
-    }
-    return out;
-  }
-
-  /** The failed and total count of each check, in order, from the values of {@link #checkColumns}. */
-  public static long[][] parseCounts(List<String> values, int checks) {
-    long[][] out = new long[checks][2];
-    int i = 0;
-    for (String v : values) {
-      String[] parts = v.split("_");
-      for (int p = 0; p + 1 < parts.length; p += 2, i++) {
-        out[i][0] = Long.parseLong(parts[p]);
-        out[i][1] = Long.parseLong(parts[p + 1]);
+    for (String[] c : checkConditions()) {
+      for (String condition : c) {
+        out.add("sum(CASE WHEN " + condition + " THEN 1 ELSE 0 END)");
       }
     }
     return out;
