@@ -79,4 +79,17 @@ public final class Counters {
   public static String checkTotal(String mapping, String check, String element) {
     return CHECK_TOTAL_PREFIX + mapping + "/" + check + "/" + element;
   }
+
+  /** The prefix of {@link #columnPopulated} counters. */
+  public static final String COLUMN_POPULATED_PREFIX = "column_populated/";
+
+  /** Rows a mapping read in which a source column has a value (neither NULL nor empty); the column may hold '/'. */
+  public static String columnPopulated(String mapping, String column) {
+    return COLUMN_POPULATED_PREFIX + mapping + "/" + column;
+  }
+
+  /** Rows a mapping read from its files, without the lines that could not be read: the total of its columns. */
+  public static String rowsRead(String mapping) {
+    return "rows_read/" + mapping;
+  }
 }

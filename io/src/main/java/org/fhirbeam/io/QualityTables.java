@@ -8,7 +8,8 @@ import java.util.Locale;
  * The SQL that computes a run's data-quality figures in schema {@code quality}, run inside the transaction that
  * loads the run's tables, over the tables it just created: so the figures describe exactly what was committed and
  * are materialised once, not recomputed from JSON at query time. History tables ({@code runs}, {@code mappings},
- * {@code completeness}, {@code rejects_by_reason}, {@code checks}, {@code validation_issues}) gain rows for each
+ * {@code completeness}, {@code source_columns}, {@code rejects_by_reason}, {@code checks},
+ * {@code validation_issues}) gain rows for each
  * run; {@code quality.rejects} holds only the latest run's rejects (they carry PHI, so they do not pile up).
  */
 public final class QualityTables {
@@ -33,6 +34,9 @@ public final class QualityTables {
   /** A check the pipeline counted while it ran: a warn rule, valid codes of an element, an element's range. */
   public record Check(String mapping, String check, String element, long failed, long total) {}
 
+  /** How many rows of a source have a value in one of its columns (neither NULL nor empty), of how many read. */
+  public record SourceColumn(String source, int position, String column, long populated, long total) {}
+
   /** How often validation found one kind of issue in one mapping's resources. */
   public record Issue(String mapping, String severity, String category, String messageId, long count) {}
 
@@ -44,11 +48,12 @@ public final class QualityTables {
    * {@code output} the run's output directory, where its HTML report is;
    * {@code validated} how many resources validation checked, null when the job does not validate;
    * {@code counted} the checks the pipeline counted; {@code externalPrefixes} the starts of references to targets
-   * outside the run ({@code Practitioner/}, {@code https://...}).
+   * outside the run ({@code Practitioner/}, {@code https://...}); {@code sourceColumns} how often each source
+   * column has a value.
    */
   public static List<String> statements(String runId, String job, String output, long rowsIn, Long validated,
       List<Mapping> mappings, List<String> types, List<String> rejectFiles, List<Issue> issues,
-      List<Check> counted, List<String> externalPrefixes) {
+      List<Check> counted, List<String> externalPrefixes, List<SourceColumn> sourceColumns) {
     String run = DuckDb.literal(runId);
     List<String> sql = new ArrayList<>();
     sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
@@ -65,8 +70,11 @@ public final class QualityTables {
         + " element VARCHAR, failed BIGINT, total BIGINT)");
     sql.add("CREATE TABLE IF NOT EXISTS quality.validation_issues (run_id VARCHAR, mapping VARCHAR,"
         + " severity VARCHAR, category VARCHAR, message_id VARCHAR, count BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.source_columns (run_id VARCHAR, source VARCHAR, position INTEGER,"
+        + " column_name VARCHAR, populated BIGINT, total BIGINT, share DOUBLE)");
     // A run id is new each run, but a crash-free retry of the same id must not count twice.
-    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues")) {
+    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues",
+        "source_columns")) {
       sql.add("DELETE FROM quality." + t + " WHERE run_id = " + run);
     }
 
@@ -139,6 +147,12 @@ public final class QualityTables {
             + " count(*) FROM (SELECT resource ->> 'birthDate' AS b, resource ->> 'deceasedDateTime' AS d FROM "
             + m.resourceTable() + ") WHERE b IS NOT NULL AND d IS NOT NULL");
       }
+    }
+
+    for (SourceColumn c : sourceColumns) {
+      sql.add("INSERT INTO quality.source_columns VALUES (" + run + ", " + DuckDb.literal(c.source()) + ", "
+          + c.position() + ", " + DuckDb.literal(c.column()) + ", " + c.populated() + ", " + c.total() + ", "
+          + (c.total() == 0 ? "NULL" : c.populated() + " / " + c.total()) + ")");
     }
 
     for (Check c : counted) {

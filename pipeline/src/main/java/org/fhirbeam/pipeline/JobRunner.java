@@ -126,6 +126,7 @@ public final class JobRunner {
       }
       RunSummary.Validation validation = validationSummary(result);
       List<QualityTables.Check> counted0 = countedChecks(result);
+      List<QualityTables.SourceColumn> sourceColumns = sourceColumns(result);
       Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
       Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
@@ -174,7 +175,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, counted0, replaceFiles);
+          loadTables(db, runId, fhirDir, rejectsDir, resourcesOut, counted, counted0, sourceColumns, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -201,7 +202,8 @@ public final class JobRunner {
 
   private Map<String, Long> loadTables(Connection db, String runId, Path fhirDir, Path rejectsDir,
       Map<String, Long> resourcesOut, RunSummary counted, List<QualityTables.Check> checks,
-      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
+      List<QualityTables.SourceColumn> sourceColumns, java.util.function.Consumer<Map<String, Long>> beforeCommit)
+      throws IOException {
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     for (String type : resourcesOut.keySet()) {
       LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
@@ -253,7 +255,8 @@ public final class JobRunner {
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
     return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
-        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted, checks),
+        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted, checks,
+        sourceColumns),
         counts -> {
           for (String type : resourcesOut.keySet()) {
             long loaded = counts.get("fhir_resources." + type.toLowerCase(java.util.Locale.ROOT));
@@ -269,7 +272,8 @@ public final class JobRunner {
 
   /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
   private List<String> qualityStatements(String runId, Path rejectsDir, Map<String, Long> resourcesOut,
-      RunSummary counted, List<QualityTables.Check> checks) throws IOException {
+      RunSummary counted, List<QualityTables.Check> checks, List<QualityTables.SourceColumn> sourceColumns)
+      throws IOException {
     List<QualityTables.Mapping> mappings = new ArrayList<>();
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
@@ -290,7 +294,36 @@ public final class JobRunner {
     }
     return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated, mappings,
         List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
-        plan.config().externalPrefixes());
+        plan.config().externalPrefixes(), sourceColumns);
+  }
+
+  /**
+   * How often each column of each source has a value, in the source's column order, as the first mapping reading
+   * the source counted it (every mapping of a source reads the same rows).
+   */
+  private List<QualityTables.SourceColumn> sourceColumns(PipelineResult result) {
+    Map<String, Long> populated = new LinkedHashMap<>();
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      String name = c.getName().getName();
+      if (name.startsWith(Counters.COLUMN_POPULATED_PREFIX)) {
+        populated.merge(name.substring(Counters.COLUMN_POPULATED_PREFIX.length()), c.getAttempted(), Long::sum);
+      }
+    }
+    List<QualityTables.SourceColumn> out = new ArrayList<>();
+    java.util.Set<String> done = new java.util.HashSet<>();
+    for (CompiledMapping m : plan.mappings()) {
+      PlannedSource source = plan.sources().get(m.source());
+      if (source.tasks().isEmpty() || !done.add(m.source())) {
+        continue;
+      }
+      long rows = counterExact(result, Counters.rowsRead(m.name()));
+      List<String> columns = source.columns();
+      for (int i = 0; i < columns.size(); i++) {
+        out.add(new QualityTables.SourceColumn(m.source(), i, columns.get(i),
+            populated.getOrDefault(m.name() + "/" + columns.get(i), 0L), rows));
+      }
+    }
+    return out;
   }
 
   /**

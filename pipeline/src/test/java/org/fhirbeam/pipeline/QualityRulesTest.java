@@ -24,7 +24,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  * Data-quality rules declared in mappings, through the command line on both runners: a reject SQL rule and a
  * reject FHIRPath rule move their rows and resources to the rejects (stage quality) and the run still balances;
  * warn rules, valid codes of code-mapped elements and ranges of numbers are counted in quality.checks, the JSON
- * and HTML report and the report command; references to declared external targets are counted apart. Bad rules
+ * and HTML report and the report command; references to declared external targets are counted apart; every
+ * source column's populated share is measured. Bad rules
  * stop the run before it reads anything, naming file, line and key.
  */
 class QualityRulesTest {
@@ -154,6 +155,14 @@ class QualityRulesTest {
     report.get("rejects_by_reason").forEach(x -> rejectsByReason.add(x.get("mapping").asText() + " "
         + x.get("stage").asText() + " " + x.get("rule").asText() + " " + x.get("count").asLong()));
     assertThat(rejectsByReason, equalTo(List.of("labs quality has_value 1", "labs quality not_in_error 1")));
+    // Every column of every source, mapped or not, with how many of the rows read have a value.
+    List<String> columns = new ArrayList<>();
+    report.get("source_columns").forEach(x -> columns.add(x.get("source").asText() + "." + x.get("column").asText()
+        + " " + x.get("populated").asLong() + "/" + x.get("total").asLong()));
+    List<String> expectedColumns = List.of("labs.id 6/6", "labs.patient 6/6", "labs.performer 6/6",
+        "labs.status 6/6", "labs.code 6/6", "labs.value 5/6", "labs.unit 4/6", "labs.date 5/6", "people.id 3/3",
+        "people.sex 3/3");
+    assertThat(columns, equalTo(expectedColumns));
     Properties ro = new Properties();
     ro.setProperty("duckdb.read_only", "true");
     try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db, ro); Statement st = c.createStatement()) {
@@ -164,6 +173,14 @@ class QualityRulesTest {
         rows.add(row.get(0) + " " + row.get(1) + " " + row.get(2) + " " + row.get(3) + "/" + row.get(4));
       }
       assertThat(rows, equalTo(expected));
+      List<String> columnRows = new ArrayList<>();
+      for (List<String> row : QualityReportTest.rows(st, "SELECT source, column_name, populated, total,"
+          + " round(share, 4) FROM quality.source_columns ORDER BY source, position")) {
+        columnRows.add(row.get(0) + "." + row.get(1) + " " + row.get(2) + "/" + row.get(3));
+        assertThat(row.get(4), equalTo(String.valueOf(Math.round(Double.parseDouble(row.get(2))
+            / Double.parseDouble(row.get(3)) * 10000) / 10000.0)));
+      }
+      assertThat(columnRows, equalTo(expectedColumns));
       assertThat(QualityReportTest.rows(st, "SELECT stage, rule, resource_id IS NULL, json_extract_string(row_json,"
           + " '$.id') FROM (SELECT *, NULL AS resource_id FROM quality.rejects) ORDER BY rule"),
           equalTo(List.of(List.of("quality", "has_value", "true", "o4"), List.of("quality", "not_in_error", "true",
@@ -172,6 +189,8 @@ class QualityRulesTest {
           equalTo(List.of(List.of("patients", "1"), List.of("labs", "8"))));
     }
     String html = Files.readString(out.resolve("report/quality.html"));
+    assertThat(html, containsString("<h3>source labs</h3>"));
+    assertThat(html, containsString("66.7% (4 of 6)"));
     assertThat(html, containsString("<td>labs</td><td>has_unit</td><td></td><td>2</td><td>6</td>"
         + "<td class=\"fail\">failed</td>"));
     Cli printed = Cli.run("report", "--db", db.toString());
