@@ -269,6 +269,13 @@ class QualityRulesTest {
             + " name is the rule of its rejects and the name of its check)\n",
         "error: labs.yaml:21: elements.valueQuantity.value.range.min: min is greater than max\n",
         "error: labs.yaml:21: elements.valueQuantity.value.range.low: unknown key (expected one of: max, min)\n")));
+    // check-config does not open the data, so it checks a predicate's syntax but not its columns.
+    Files.writeString(mapping, LABS_MAPPING.replace("unit IS NOT NULL", "units IS NOT NULL"));
+    Cli ok = Cli.run("check-config", config.toString());
+    assertThat(ok.err(), ok.code(), equalTo(0));
+    Files.writeString(mapping, LABS_MAPPING.replace("unit IS NOT NULL", "unit IS NOT"));
+    Cli syntax = Cli.run("check-config", config.toString());
+    assertThat(syntax.err(), equalTo("error: " + mapping + ":6: rules.has_unit.sql: syntax error at or near \")\"\n"));
     Files.writeString(mapping, LABS_MAPPING);
     Cli r = Cli.run("check-config", job("external_references: [Practitioner, 'not a prefix']\n").toString());
     assertThat(r.code(), equalTo(2));

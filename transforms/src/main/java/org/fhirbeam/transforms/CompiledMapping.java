@@ -119,14 +119,24 @@ public final class CompiledMapping implements Serializable {
     /** Whether the input is a list (split()) whose pieces become repetitions. */
     final boolean list;
     /** Whether {@link #codeMap} is the rule's own ({@code map}/{@code map_file}), not a required binding's codes. */
-    boolean declaredMap;
+    final boolean declaredMap;
     /** The plausible range of a number element (a warn check); null bounds are open. */
-    java.math.BigDecimal rangeMin;
-    java.math.BigDecimal rangeMax;
+    final java.math.BigDecimal rangeMin;
+    final java.math.BigDecimal rangeMax;
 
     Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
         String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
         boolean required) {
+      this(path, input, constant, codeMap, ignoreCase, defaultValue, kind, datePatterns, timezone, required, false,
+          null, null);
+    }
+
+    Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
+        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
+        boolean required, boolean declaredMap, java.math.BigDecimal rangeMin, java.math.BigDecimal rangeMax) {
+      this.declaredMap = declaredMap;
+      this.rangeMin = rangeMin;
+      this.rangeMax = rangeMax;
       this.path = path;
       this.input = input;
       this.constant = constant;

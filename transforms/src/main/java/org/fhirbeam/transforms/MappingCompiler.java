@@ -384,19 +384,13 @@ public final class MappingCompiler {
     if (problems.size() > before) {
       return null;
     }
-    CompiledMapping.Leaf out;
     if (codes != null && input != null && codeMap.isEmpty()) {
       // A required binding: every value the input may hold must be checked, so values pass through the codes.
-      out = new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
-          datePatterns, rule.timezone(), rule.required());
-    } else {
-      out = new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
-          kind, datePatterns, rule.timezone(), rule.required());
-      out.declaredMap = !codeMap.isEmpty();
+      return new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
+          datePatterns, rule.timezone(), rule.required(), false, rule.rangeMin(), rule.rangeMax());
     }
-    out.rangeMin = rule.rangeMin();
-    out.rangeMax = rule.rangeMax();
-    return out;
+    return new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
+        kind, datePatterns, rule.timezone(), rule.required(), !codeMap.isEmpty(), rule.rangeMin(), rule.rangeMax());
   }
 
   private static boolean isResourceType(String name) {

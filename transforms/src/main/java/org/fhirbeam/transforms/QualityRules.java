@@ -33,10 +33,10 @@ final class QualityRules {
         db = DriverManager.getConnection("jdbc:duckdb:");
       }
       if (columns == null) {
-        try (PreparedStatement ps = db.prepareStatement("SELECT json_serialize_sql(?)::JSON ->> 'error'"
-            + ", json_serialize_sql(?)::JSON ->> 'error_message'")) {
-          ps.setString(1, "SELECT (" + predicate + ")");
-          ps.setString(2, "SELECT (" + predicate + ")");
+        // DuckDB's parser alone (json_serialize_sql takes a constant, not a parameter).
+        String parsed = "json_serialize_sql(" + SqlMapping.lit("SELECT (" + predicate + ")") + ")::JSON";
+        try (PreparedStatement ps = db.prepareStatement("SELECT " + parsed + " ->> 'error', " + parsed
+            + " ->> 'error_message'")) {
           try (ResultSet rs = ps.executeQuery()) {
             rs.next();
             return "true".equals(rs.getString(1)) ? firstLine(rs.getString(2)) : null;
