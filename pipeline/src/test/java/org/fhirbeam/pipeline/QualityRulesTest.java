@@ -201,6 +201,14 @@ class QualityRulesTest {
   }
 
   @Test
+  void previewShowsTheRowsASqlRuleRejects() throws IOException {
+    Cli r = Cli.run("preview", "--config", job("").toString(), "--mapping", "labs", "--rows", "3");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("-- row 3: REJECTED by a quality rule\n   Observation  rule not_in_error: the"
+        + " row does not meet the rule's SQL condition: coalesce(lower(status), '') <> 'entered-in-error'\n"));
+  }
+
+  @Test
   void withoutExternalTargetsEveryReferenceOutsideTheRunFails() throws IOException {
     Path out = tmp.resolve("out");
     Cli r = Cli.run("run", "--config", job("").toString(), "--output", out.toString(), "--set",

@@ -140,7 +140,14 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
         String line;
         while ((line = in.readLine()) != null) {
           lines++;
-          IBaseResource resource = parser.parseResource(line);
+          IBaseResource resource;
+          try {
+            resource = parser.parseResource(line);
+          } catch (ca.uhn.fhir.parser.DataFormatException e) {
+            // HAPI's message may quote the resource: the part and line say where, without the values.
+            throw new IllegalStateException("mapping " + mapping + ": line " + lines + " of " + file
+                + " is not a resource HAPI can read, so its FHIRPath rules cannot run");
+          }
           int rejecting = -1;
           for (int r = 0; r < rules.size() && rejecting < 0; r++) {
             if (rules.get(r).severity() == QualityRule.Severity.REJECT && !holds(resource, r)) {
