@@ -14,7 +14,7 @@ import java.util.Set;
  */
 public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks",
-      "validation");
+      "validation", "external_references");
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory", "preserve_insertion_order");
@@ -31,10 +31,17 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
-  private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements");
+  private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules");
   private static final Set<String> RULE =
       Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "timezone",
-          "required");
+          "required", "range");
+  private static final Set<String> RANGE = Set.of("min", "max");
+  private static final Set<String> QUALITY_RULE = Set.of("severity", "sql", "fhirpath");
+  /**
+   * Names of the built-in quality checks, which a rule (whose name is its check's name) cannot take.
+   */
+  public static final Set<String> BUILT_IN_CHECKS = Set.of("duplicate_id", "reference_resolves",
+      "reference_external", "not_in_future", "birth_before_death", "valid_code", "in_range");
 
   private final Interpolator interpolator;
 
@@ -79,7 +86,8 @@ public final class ConfigLoader {
     if (mappings.isEmpty()) {
       throw mappingList.error("at least one mapping is required");
     }
-    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation);
+    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation,
+        externalReferences(top));
   }
 
   /** Loads one mapping file. */
@@ -98,7 +106,55 @@ public final class ConfigLoader {
     for (Map.Entry<String, ConfigNode> e : f.require("elements").entries().entrySet()) {
       elements.add(rule(e.getKey(), e.getValue(), file));
     }
-    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location());
+    List<QualityRule> rules = new ArrayList<>();
+    if (f.has("rules")) {
+      for (Map.Entry<String, ConfigNode> e : f.get("rules").entries().entrySet()) {
+        rules.add(qualityRule(e.getKey(), e.getValue()));
+      }
+    }
+    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location(), rules);
+  }
+
+  private static QualityRule qualityRule(String name, ConfigNode node) {
+    if (!name.matches("[A-Za-z][A-Za-z0-9_-]*")) {
+      throw node.error("rule names are letters, digits, '_' and '-', starting with a letter (the name is the"
+          + " rule of its rejects and the name of its check)");
+    }
+    if (BUILT_IN_CHECKS.contains(name)) {
+      throw node.error("'" + name + "' is the name of a built-in check; give the rule another name");
+    }
+    ConfigNode.Fields f = node.fields(QUALITY_RULE);
+    QualityRule.Severity severity = f.require("severity").enumValue(QualityRule.Severity.class);
+    String sql = f.string("sql", null);
+    String fhirPath = f.string("fhirpath", null);
+    if ((sql == null) == (fhirPath == null)) {
+      throw node.error("give exactly one of 'sql' (a predicate over the source row) or 'fhirpath' (an invariant"
+          + " over the built resource)");
+    }
+    String text = sql != null ? sql : fhirPath;
+    if (text.isBlank()) {
+      throw f.get(sql != null ? "sql" : "fhirpath").error("must not be empty");
+    }
+    return new QualityRule(name, severity, sql == null ? null : sql.strip(), fhirPath == null ? null : fhirPath.strip(),
+        (sql != null ? f.get("sql") : f.get("fhirpath")).location());
+  }
+
+  /** Resource types ({@code Practitioner}) or reference prefixes ({@code https://...}, {@code urn:oid:}). */
+  private static List<String> externalReferences(ConfigNode.Fields top) {
+    if (!top.has("external_references")) {
+      return List.of();
+    }
+    List<String> out = new ArrayList<>();
+    for (ConfigNode n : top.get("external_references").list()) {
+      String v = n.text().strip();
+      if (!v.matches("[A-Z][A-Za-z]*") && !(v.contains("/") || v.contains(":")) || v.chars().anyMatch(
+          Character::isWhitespace)) {
+        throw n.error("'" + v + "' is neither a resource type (like Practitioner) nor a reference prefix (like"
+            + " https://fhir.example.org/ or urn:oid:)");
+      }
+      out.add(v);
+    }
+    return out;
   }
 
   private ValueRule rule(String path, ConfigNode node, Path mappingFile) {
@@ -129,8 +185,8 @@ public final class ConfigLoader {
     if (ignoreCase && codeMap.isEmpty()) {
       throw f.get("ignore_case").error("only applies together with 'map' or 'map_file'");
     }
-    if (constant != null && (!codeMap.isEmpty() || f.has("default") || f.has("required"))) {
-      throw node.error("a constant 'value' takes no 'map', 'map_file', 'default' or 'required'");
+    if (constant != null && (!codeMap.isEmpty() || f.has("default") || f.has("required") || f.has("range"))) {
+      throw node.error("a constant 'value' takes no 'map', 'map_file', 'default', 'required' or 'range'");
     }
     if (ignoreCase) {
       Map<String, String> folded = new LinkedHashMap<>();
@@ -144,8 +200,37 @@ public final class ConfigLoader {
       }
       codeMap = folded;
     }
+    java.math.BigDecimal[] range = range(f.get("range"));
     return new ValueRule(path, column, constant, expression, codeMap, ignoreCase, f.string("default", null),
-        f.stringList("formats"), f.string("timezone", null), f.bool("required", false), node.location());
+        f.stringList("formats"), f.string("timezone", null), f.bool("required", false), node.location(), range[0],
+        range[1]);
+  }
+
+  /** {@code {min: 0, max: 300}}: either bound may be left out, not both. */
+  private static java.math.BigDecimal[] range(ConfigNode node) {
+    java.math.BigDecimal[] out = new java.math.BigDecimal[2];
+    if (node == null) {
+      return out;
+    }
+    ConfigNode.Fields f = node.fields(RANGE);
+    List<String> keys = List.of("min", "max");
+    for (int i = 0; i < 2; i++) {
+      if (f.has(keys.get(i))) {
+        ConfigNode b = f.get(keys.get(i));
+        try {
+          out[i] = new java.math.BigDecimal(b.text().strip());
+        } catch (NumberFormatException e) {
+          throw b.error("'" + b.text() + "' is not a number");
+        }
+      }
+    }
+    if (out[0] == null && out[1] == null) {
+      throw node.error("give 'min', 'max' or both");
+    }
+    if (out[0] != null && out[1] != null && out[0].compareTo(out[1]) > 0) {
+      throw f.get("min").error("min is greater than max");
+    }
+    return out;
   }
 
   private DuckDbSettings duckdb(ConfigNode node) {

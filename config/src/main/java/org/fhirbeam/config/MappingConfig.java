@@ -14,11 +14,13 @@ import java.util.List;
  * @param id how the resource id is made
  * @param elements element rules in file order
  * @param location where the mapping starts, for error messages
+ * @param rules data-quality rules in file order
  */
 public record MappingConfig(String name, String file, String source, String resourceType, ValueRule id,
-    List<ValueRule> elements, String location) implements Serializable {
+    List<ValueRule> elements, String location, List<QualityRule> rules) implements Serializable {
 
   public MappingConfig {
     elements = List.copyOf(elements);
+    rules = List.copyOf(rules);
   }
 }

@@ -15,12 +15,30 @@ import java.util.Map;
  * @param mappings the mappings to apply, each loaded from its own file
  * @param sinks optional outputs
  * @param validation how the built resources are validated
+ * @param externalReferences reference targets outside the run: resource types ({@code Practitioner}) or
+ *     reference prefixes ({@code https://fhir.example.org/}), which the reference check counts apart
  */
 public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
-    List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation) {
+    List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation,
+    List<String> externalReferences) {
 
   public PipelineConfig {
     sources = Collections.unmodifiableMap(new LinkedHashMap<>(sources));
     mappings = List.copyOf(mappings);
+    externalReferences = List.copyOf(externalReferences);
+  }
+
+  public PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
+      List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation) {
+    this(file, name, duckdb, sources, mappings, sinks, validation, List.of());
+  }
+
+  /** The prefixes of references to external targets: {@code Type/} for a resource type. */
+  public List<String> externalPrefixes() {
+    List<String> out = new java.util.ArrayList<>();
+    for (String e : externalReferences) {
+      out.add(e.matches("[A-Z][A-Za-z]*") ? e + "/" : e);
+    }
+    return out;
   }
 }

@@ -19,12 +19,26 @@ import java.util.Map;
  * @param timezone the IANA time zone of date-time inputs without an offset, and of dateTime output; null for UTC
  * @param required whether an empty input makes the row a reject instead of omitting the element
  * @param location where the rule is written, for error messages
+ * @param rangeMin the smallest plausible value of a number element (a warn check), or null for none
+ * @param rangeMax the largest plausible value of a number element, or null for none
  */
 public record ValueRule(String path, String column, String constant, String expression,
     Map<String, String> codeMap,
     boolean ignoreCase, String defaultValue, List<String> formats, String timezone, boolean required,
-    String location)
+    String location, java.math.BigDecimal rangeMin, java.math.BigDecimal rangeMax)
     implements Serializable {
+
+  public ValueRule(String path, String column, String constant, String expression, Map<String, String> codeMap,
+      boolean ignoreCase, String defaultValue, List<String> formats, String timezone, boolean required,
+      String location) {
+    this(path, column, constant, expression, codeMap, ignoreCase, defaultValue, formats, timezone, required, location,
+        null, null);
+  }
+
+  /** Whether the rule declares a plausible range. */
+  public boolean hasRange() {
+    return rangeMin != null || rangeMax != null;
+  }
 
   public ValueRule {
     codeMap = Map.copyOf(codeMap);

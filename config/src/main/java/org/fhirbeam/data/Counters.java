@@ -53,4 +53,43 @@ public final class Counters {
   public static String issue(String mapping, String severity, String category, String messageId) {
     return ISSUE_PREFIX + mapping + "/" + severity + "/" + category + "/" + messageId;
   }
+
+  /**
+   * Resources of a mapping that a {@code reject} FHIRPath rule moved to the rejects (counted in {@link #rejected}
+   * too, and taken off {@link #mapped}'s count by whoever reads it).
+   */
+  public static String ruleRejected(String mapping) {
+    return "rule_rejected/" + mapping;
+  }
+
+  /** The prefix of {@link #checkFailed} counters. */
+  public static final String CHECK_FAILED_PREFIX = "check_failed/";
+  /** The prefix of {@link #checkTotal} counters. */
+  public static final String CHECK_TOTAL_PREFIX = "check_total/";
+
+  /**
+   * Failures of a check counted by a stage ({@code valid_code}, {@code in_range}, a {@code warn} rule), by mapping,
+   * check and element (empty for a rule; it may hold '/').
+   */
+  public static String checkFailed(String mapping, String check, String element) {
+    return CHECK_FAILED_PREFIX + mapping + "/" + check + "/" + element;
+  }
+
+  /** What a check of {@link #checkFailed} looked at. */
+  public static String checkTotal(String mapping, String check, String element) {
+    return CHECK_TOTAL_PREFIX + mapping + "/" + check + "/" + element;
+  }
+
+  /** The prefix of {@link #columnPopulated} counters. */
+  public static final String COLUMN_POPULATED_PREFIX = "column_populated/";
+
+  /** Rows a mapping read in which a source column has a value (neither NULL nor empty); the column may hold '/'. */
+  public static String columnPopulated(String mapping, String column) {
+    return COLUMN_POPULATED_PREFIX + mapping + "/" + column;
+  }
+
+  /** Rows a mapping read from its files, without the lines that could not be read: the total of its columns. */
+  public static String rowsRead(String mapping) {
+    return "rows_read/" + mapping;
+  }
 }

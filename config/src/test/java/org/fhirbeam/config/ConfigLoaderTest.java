@@ -253,8 +253,8 @@ class ConfigLoaderTest {
   void unknownMappingRuleKeyIsRejected() throws IOException {
     Files.writeString(mapping, MAPPING.replace("default: unknown", "defualt: unknown"));
     assertThat(reject(PIPELINE).getMessage(), equalTo(mapping + ":11: elements.gender.defualt: unknown key"
-        + " (expected one of: column, default, expr, formats, ignore_case, map, map_file, required, timezone,"
-        + " value)"));
+        + " (expected one of: column, default, expr, formats, ignore_case, map, map_file, range, required,"
+        + " timezone, value)"));
   }
 
   @Test

@@ -8,7 +8,8 @@ import java.util.Locale;
  * The SQL that computes a run's data-quality figures in schema {@code quality}, run inside the transaction that
  * loads the run's tables, over the tables it just created: so the figures describe exactly what was committed and
  * are materialised once, not recomputed from JSON at query time. History tables ({@code runs}, {@code mappings},
- * {@code completeness}, {@code rejects_by_reason}, {@code checks}, {@code validation_issues}) gain rows for each
+ * {@code completeness}, {@code source_columns}, {@code rejects_by_reason}, {@code checks},
+ * {@code validation_issues}) gain rows for each
  * run; {@code quality.rejects} holds only the latest run's rejects (they carry PHI, so they do not pile up).
  */
 public final class QualityTables {
@@ -30,6 +31,12 @@ public final class QualityTables {
     }
   }
 
+  /** A check the pipeline counted while it ran: a warn rule, valid codes of an element, an element's range. */
+  public record Check(String mapping, String check, String element, long failed, long total) {}
+
+  /** How many rows of a source have a value in one of its columns (neither NULL nor empty), of how many read. */
+  public record SourceColumn(String source, int position, String column, long populated, long total) {}
+
   /** How often validation found one kind of issue in one mapping's resources. */
   public record Issue(String mapping, String severity, String category, String messageId, long count) {}
 
@@ -39,11 +46,14 @@ public final class QualityTables {
    * The statements for one run, in order. {@code types} are the resource types loaded into
    * {@code fhir_resources}; {@code rejectFiles} the run's reject NDJSON files;
    * {@code output} the run's output directory, where its HTML report is;
-   * {@code validated} how many resources validation checked, null when the job does not validate.
+   * {@code validated} how many resources validation checked, null when the job does not validate;
+   * {@code counted} the checks the pipeline counted; {@code externalPrefixes} the starts of references to targets
+   * outside the run ({@code Practitioner/}, {@code https://...}); {@code sourceColumns} how often each source
+   * column has a value.
    */
   public static List<String> statements(String runId, String job, String output, long rowsIn, Long validated,
-      List<Mapping> mappings,
-      List<String> types, List<String> rejectFiles, List<Issue> issues) {
+      List<Mapping> mappings, List<String> types, List<String> rejectFiles, List<Issue> issues,
+      List<Check> counted, List<String> externalPrefixes, List<SourceColumn> sourceColumns) {
     String run = DuckDb.literal(runId);
     List<String> sql = new ArrayList<>();
     sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
@@ -60,8 +70,11 @@ public final class QualityTables {
         + " element VARCHAR, failed BIGINT, total BIGINT)");
     sql.add("CREATE TABLE IF NOT EXISTS quality.validation_issues (run_id VARCHAR, mapping VARCHAR,"
         + " severity VARCHAR, category VARCHAR, message_id VARCHAR, count BIGINT)");
+    sql.add("CREATE TABLE IF NOT EXISTS quality.source_columns (run_id VARCHAR, source VARCHAR, position INTEGER,"
+        + " column_name VARCHAR, populated BIGINT, total BIGINT, share DOUBLE)");
     // A run id is new each run, but a crash-free retry of the same id must not count twice.
-    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues")) {
+    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues",
+        "source_columns")) {
       sql.add("DELETE FROM quality." + t + " WHERE run_id = " + run);
     }
 
@@ -102,11 +115,24 @@ public final class QualityTables {
       String name = DuckDb.literal(m.name());
       String prefix = "INSERT INTO quality.checks SELECT " + run + ", " + name + ", ";
       sql.add(prefix + "'duplicate_id', NULL, count(*) - count(DISTINCT id), count(*) FROM " + m.resourceTable());
-      sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*)"
-          + " FROM (SELECT t.atom ->> '$' AS ref FROM " + m.resourceTable() + " AS r, json_tree(r.resource) AS t"
+      String refs = "(SELECT t.atom ->> '$' AS ref FROM " + m.resourceTable() + " AS r, json_tree(r.resource) AS t"
           + " WHERE t.key = 'reference' AND t.type = 'VARCHAR') AS refs"
           + " LEFT JOIN (SELECT DISTINCT ref FROM (" + String.join(" UNION ALL ", ids) + ")) AS ids"
-          + " ON refs.ref = ids.ref");
+          + " ON refs.ref = ids.ref";
+      if (externalPrefixes.isEmpty()) {
+        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*) FROM " + refs);
+      } else {
+        // A reference to a declared external target that the run does not hold is no failure: counted apart.
+        List<String> starts = new ArrayList<>();
+        for (String p : externalPrefixes) {
+          starts.add("starts_with(refs.ref, " + DuckDb.literal(p) + ")");
+        }
+        String external = "(" + String.join(" OR ", starts) + ")";
+        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL AND NOT " + external
+            + "), count(*) FILTER (WHERE ids.ref IS NOT NULL OR NOT " + external + ") FROM " + refs);
+        sql.add(prefix + "'reference_external', NULL, 0, count(*) FILTER (WHERE ids.ref IS NULL AND " + external
+            + ") FROM " + refs);
+      }
       for (Element e : m.elements()) {
         if (e.temporal()) {
           String col = "CAST(" + DuckDb.identifier(e.column()) + " AS VARCHAR)";
@@ -121,6 +147,18 @@ public final class QualityTables {
             + " count(*) FROM (SELECT resource ->> 'birthDate' AS b, resource ->> 'deceasedDateTime' AS d FROM "
             + m.resourceTable() + ") WHERE b IS NOT NULL AND d IS NOT NULL");
       }
+    }
+
+    for (SourceColumn c : sourceColumns) {
+      sql.add("INSERT INTO quality.source_columns VALUES (" + run + ", " + DuckDb.literal(c.source()) + ", "
+          + c.position() + ", " + DuckDb.literal(c.column()) + ", " + c.populated() + ", " + c.total() + ", "
+          + (c.total() == 0 ? "NULL" : c.populated() + " / " + c.total()) + ")");
+    }
+
+    for (Check c : counted) {
+      sql.add("INSERT INTO quality.checks VALUES (" + run + ", " + DuckDb.literal(c.mapping()) + ", "
+          + DuckDb.literal(c.check()) + ", " + (c.element() == null ? "NULL" : DuckDb.literal(c.element())) + ", "
+          + c.failed() + ", " + c.total() + ")");
     }
 
     for (Issue i : issues) {

@@ -9,15 +9,16 @@ import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.quality.CheckFhirPathRules;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.validation.ValidateResources;
 
 /**
  * Builds the job's Beam graph, identical for every runner: each mapping reads the files of its source and runs
- * in DuckDB, one file per task, writing resource and reject part files; when the job validates, each resource
- * part is validated next (invalid resources move to reject parts); the parts of successful tasks are then
- * committed into the staging output.
+ * in DuckDB, one file per task, writing resource and reject part files; a mapping's FHIRPath rules are checked
+ * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
+ * move to reject parts); the parts of successful tasks are then committed into the staging output.
  */
 final class JobGraph {
   private JobGraph() {}
@@ -33,6 +34,11 @@ final class JobGraph {
               .withSettings(plan.config().duckdb())
               .withPartsDirectory(partsDir)
               .withRunId(runId));
+      if (!mapping.fhirPathRules().isEmpty()) {
+        mapped = mapped.apply("CheckRules" + capitalize(mapping.name()),
+            CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(), mapping.fhirPathRules())
+                .withRunId(runId));
+      }
       if (plan.config().validation().enabled()) {
         mapped = mapped.apply("Validate" + capitalize(mapping.name()),
             ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));

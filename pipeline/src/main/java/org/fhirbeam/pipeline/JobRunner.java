@@ -119,13 +119,16 @@ public final class JobRunner {
       for (CompiledMapping m : plan.mappings()) {
         long read = counterExact(result, Counters.rowsIn(m.name()));
         rowsIn.putIfAbsent(m.source(), read);
-        // Resources that validation rejected were counted as mapped by the mapping stage first.
+        // Resources that FHIRPath rules or validation rejected were counted as mapped by the mapping stage first.
         perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
-            counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name())),
+            counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name()))
+                - counterExact(result, Counters.ruleRejected(m.name())),
             counterExact(result, Counters.rejected(m.name())),
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
       RunSummary.Validation validation = validationSummary(result);
+      List<QualityTables.Check> counted0 = countedChecks(result);
+      List<QualityTables.SourceColumn> sourceColumns = sourceColumns(result);
       Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
       Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
@@ -195,7 +198,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, replaceFiles);
+          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, counted0, sourceColumns, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -221,8 +224,9 @@ public final class JobRunner {
   }
 
   private Map<String, Long> loadTables(Connection db, String runId, Map<String, List<String>> runFiles,
-      Path rejectsDir, Map<String, Long> resourcesOut, RunSummary counted,
-      java.util.function.Consumer<Map<String, Long>> beforeCommit) throws IOException {
+      Path rejectsDir, Map<String, Long> resourcesOut, RunSummary counted, List<QualityTables.Check> checks,
+      List<QualityTables.SourceColumn> sourceColumns, java.util.function.Consumer<Map<String, Long>> beforeCommit)
+      throws IOException {
     WriteMode mode = plan.config().sinks().duckdbMode();
     List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
     Map<String, Long> before = new LinkedHashMap<>();
@@ -269,7 +273,9 @@ public final class JobRunner {
     plan.config().sinks().views().forEach((name, sql) -> views.add(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
     return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
-        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted), counts -> {
+        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted, checks,
+        sourceColumns),
+        counts -> {
           for (String type : resourcesOut.keySet()) {
             String table = type.toLowerCase(java.util.Locale.ROOT);
             long loaded = counts.get("fhir_resources." + table);
@@ -359,7 +365,8 @@ public final class JobRunner {
 
   /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
   private List<String> qualityStatements(String runId, Path rejectsDir, Map<String, Long> resourcesOut,
-      RunSummary counted) throws IOException {
+      RunSummary counted, List<QualityTables.Check> checks, List<QualityTables.SourceColumn> sourceColumns)
+      throws IOException {
     List<QualityTables.Mapping> mappings = new ArrayList<>();
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
@@ -379,7 +386,66 @@ public final class JobRunner {
       }
     }
     return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated, mappings,
-        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues);
+        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
+        plan.config().externalPrefixes(), sourceColumns);
+  }
+
+  /**
+   * How often each column of each source has a value, in the source's column order, as the first mapping reading
+   * the source counted it (every mapping of a source reads the same rows).
+   */
+  private List<QualityTables.SourceColumn> sourceColumns(PipelineResult result) {
+    Map<String, Long> populated = new LinkedHashMap<>();
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      String name = c.getName().getName();
+      if (name.startsWith(Counters.COLUMN_POPULATED_PREFIX)) {
+        populated.merge(name.substring(Counters.COLUMN_POPULATED_PREFIX.length()), c.getAttempted(), Long::sum);
+      }
+    }
+    List<QualityTables.SourceColumn> out = new ArrayList<>();
+    java.util.Set<String> done = new java.util.HashSet<>();
+    for (CompiledMapping m : plan.mappings()) {
+      PlannedSource source = plan.sources().get(m.source());
+      if (source.tasks().isEmpty() || !done.add(m.source())) {
+        continue;
+      }
+      long rows = counterExact(result, Counters.rowsRead(m.name()));
+      List<String> columns = source.columns();
+      for (int i = 0; i < columns.size(); i++) {
+        out.add(new QualityTables.SourceColumn(m.source(), i, columns.get(i),
+            populated.getOrDefault(m.name() + "/" + columns.get(i), 0L), rows));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The checks the stages counted while the pipeline ran (warn rules, valid codes, ranges), per mapping in
+   * configuration order, then by check and element.
+   */
+  private List<QualityTables.Check> countedChecks(PipelineResult result) {
+    Map<String, long[]> byName = new java.util.TreeMap<>();
+    for (MetricResult<Long> c : query(result).getCounters()) {
+      String name = c.getName().getName();
+      int which = name.startsWith(Counters.CHECK_FAILED_PREFIX) ? 0 : name.startsWith(Counters.CHECK_TOTAL_PREFIX) ? 1
+          : -1;
+      if (which >= 0) {
+        String key = name.substring(which == 0 ? Counters.CHECK_FAILED_PREFIX.length()
+            : Counters.CHECK_TOTAL_PREFIX.length());
+        byName.computeIfAbsent(key, k -> new long[2])[which] += c.getAttempted();
+      }
+    }
+    List<QualityTables.Check> out = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      byName.forEach((key, counts) -> {
+        // mapping/check/element; only the element may hold '/'
+        String[] p = key.split("/", 3);
+        if (p[0].equals(m.name())) {
+          out.add(new QualityTables.Check(p[0], p[1], p[2].isEmpty() ? null : p[2], counts[0], counts[1]));
+        }
+      });
+    }
+    return out;
   }
 
   /**

@@ -72,7 +72,8 @@ final class Preview {
         int fail = rs.getInt("#fail");
         if (!rs.wasNull()) {
           SqlMapping.Failure f = sql.failure(fail);
-          out.printf("%n-- row %d: REJECTED%n   %s  rule %s: %s%n", shown, f.element(), f.rule(), f.reason());
+          out.printf("%n-- row %d: REJECTED%s%n   %s  rule %s: %s%n", shown,
+              sql.stage(fail).equals("quality") ? " by a quality rule" : "", f.element(), f.rule(), f.reason());
           continue;
         }
         String json = rs.getString("#json");

@@ -82,6 +82,22 @@ final class QualityHtml {
       bars(h, "completeness of " + e.getKey(), bars, "#2f80ed");
     }
 
+    if (!r.sourceColumns().isEmpty()) {
+      h.append("<h2 id=\"source-columns\">Completeness by source column</h2>\n")
+          .append("<p class=\"muted\">Share of each source's rows in which the column has a value (neither empty")
+          .append(" nor missing), whether a mapping reads it or not.</p>\n");
+      Map<String, List<String[]>> bySource = new LinkedHashMap<>();
+      for (QualityReport.SourceColumnRow c : r.sourceColumns()) {
+        bySource.computeIfAbsent(c.source(), k -> new ArrayList<>()).add(new String[] {c.column(),
+            String.valueOf(c.share() == null ? 0 : c.share()),
+            QualityReport.percent(c.share()) + " (" + n(c.populated()) + " of " + n(c.total()) + ")"});
+      }
+      for (Map.Entry<String, List<String[]>> e : bySource.entrySet()) {
+        h.append("<h3>source ").append(esc(e.getKey())).append("</h3>\n");
+        bars(h, "completeness of source " + e.getKey(), e.getValue(), "#27ae60");
+      }
+    }
+
     h.append("<h2 id=\"rejects\">Rejects by reason</h2>\n");
     if (r.rejects().isEmpty()) {
       h.append("<p class=\"ok\">No rows were rejected.</p>\n");

@@ -27,7 +27,7 @@ import org.fhirbeam.io.DuckDb;
  */
 record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map<String, MappingRow> previousMappings,
     List<CompletenessRow> completeness, List<RejectRow> rejects, List<CheckRow> checks, List<IssueRow> issues,
-    List<RunRow> history) {
+    List<RunRow> history, List<SourceColumnRow> sourceColumns) {
 
   record RunRow(String runId, String time, String job, long rowsIn, long resources, long rejected, Long validated) {}
 
@@ -37,6 +37,8 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
   record CompletenessRow(String mapping, String element, long populated, long total, Double share) {}
 
   record RejectRow(String mapping, String stage, String rule, long count) {}
+
+  record SourceColumnRow(String source, String column, long populated, long total, Double share) {}
 
   record CheckRow(String mapping, String check, String element, long failed, long total) {}
 
@@ -131,8 +133,22 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
           issues.add(new IssueRow(rs.getString(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getLong(5)));
         }
       }
+      List<SourceColumnRow> sourceColumns = new ArrayList<>();
+      try (ResultSet rs = st.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality'"
+          + " AND table_name = 'source_columns'")) {
+        rs.next();
+        if (rs.getLong(1) > 0) { // a database written before runs measured their source columns has none
+          try (ResultSet c = st.executeQuery("SELECT source, column_name, populated, total, share"
+              + " FROM quality.source_columns WHERE run_id = " + run + " ORDER BY source, position")) {
+            while (c.next()) {
+              sourceColumns.add(new SourceColumnRow(c.getString(1), c.getString(2), c.getLong(3), c.getLong(4),
+                  (Double) c.getObject(5)));
+            }
+          }
+        }
+      }
       return new QualityReport(current, previous, mappings, previousMappings, completeness, rejects, checks, issues,
-          history);
+          history, sourceColumns);
     } catch (SQLException e) {
       throw DuckDb.failure("reading the quality figures failed", e);
     }
@@ -184,6 +200,17 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
       list.add(e);
     }
     m.put("completeness", list);
+    list = new ArrayList<>();
+    for (SourceColumnRow r : sourceColumns) {
+      Map<String, Object> e = new LinkedHashMap<>();
+      e.put("source", r.source());
+      e.put("column", r.column());
+      e.put("populated", r.populated());
+      e.put("total", r.total());
+      e.put("share", r.share());
+      list.add(e);
+    }
+    m.put("source_columns", list);
     list = new ArrayList<>();
     for (RejectRow r : rejects) {
       Map<String, Object> e = new LinkedHashMap<>();

@@ -33,9 +33,14 @@ public final class CompiledMapping implements Serializable {
   private final Leaf[] leaves;
   private final Element[] root;
   private final List<FlatColumn> flatColumns;
+  private final List<org.fhirbeam.config.QualityRule> rules;
+  /** The source columns the SQL rules may read (so files lacking one still give it, as NULL). */
+  private final List<String> ruleColumns;
 
   CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
-      List<FlatColumn> flatColumns) {
+      List<FlatColumn> flatColumns, List<org.fhirbeam.config.QualityRule> rules, List<String> ruleColumns) {
+    this.rules = List.copyOf(rules);
+    this.ruleColumns = List.copyOf(ruleColumns);
     this.name = name;
     this.source = source;
     this.resourceType = resourceType;
@@ -60,6 +65,25 @@ public final class CompiledMapping implements Serializable {
   /** One column per mapped element, in mapping order, for the flat tables of the output. */
   public List<FlatColumn> flatColumns() {
     return flatColumns;
+  }
+
+  /** The mapping's data-quality rules, SQL and FHIRPath, in file order. */
+  public List<org.fhirbeam.config.QualityRule> rules() {
+    return rules;
+  }
+
+  /** The FHIRPath rules, which run on the built resources after the mapping. */
+  public List<org.fhirbeam.config.QualityRule> fhirPathRules() {
+    return rules.stream().filter(r -> !r.isSql()).toList();
+  }
+
+  /** The SQL rules, which run inside the mapping's query. */
+  public List<org.fhirbeam.config.QualityRule> sqlRules() {
+    return rules.stream().filter(org.fhirbeam.config.QualityRule::isSql).toList();
+  }
+
+  List<String> ruleColumns() {
+    return ruleColumns;
   }
 
   Leaf id() {
@@ -102,10 +126,25 @@ public final class CompiledMapping implements Serializable {
     final String timezone;
     /** Whether the input is a list (split()) whose pieces become repetitions. */
     final boolean list;
+    /** Whether {@link #codeMap} is the rule's own ({@code map}/{@code map_file}), not a required binding's codes. */
+    final boolean declaredMap;
+    /** The plausible range of a number element (a warn check); null bounds are open. */
+    final java.math.BigDecimal rangeMin;
+    final java.math.BigDecimal rangeMax;
 
     Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
         String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
         boolean required) {
+      this(path, input, constant, codeMap, ignoreCase, defaultValue, kind, datePatterns, timezone, required, false,
+          null, null);
+    }
+
+    Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
+        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
+        boolean required, boolean declaredMap, java.math.BigDecimal rangeMin, java.math.BigDecimal rangeMax) {
+      this.declaredMap = declaredMap;
+      this.rangeMin = rangeMin;
+      this.rangeMax = rangeMax;
       this.path = path;
       this.input = input;
       this.constant = constant;

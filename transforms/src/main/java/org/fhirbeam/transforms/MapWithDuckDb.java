@@ -149,6 +149,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       long written;
       long badLineCount = 0;
       List<PartFile> ingestRejects = new ArrayList<>();
+      List<SqlMapping.Check> checks = sql.checks();
+      long[][] checkCounts = new long[checks.size()][2];
+      long[] populated = new long[task.columns().size()];
       try (Statement st = db.createStatement()) {
         task.prepare(db); // a database partition is copied into this task's DuckDB first
         // Counted independently of the mapping query, but over every column: DuckDB only checks (and sets aside)
@@ -157,10 +160,30 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         for (String c : task.columns()) {
           every.add(DuckDb.identifier(c));
         }
-        try (ResultSet rs = st.executeQuery("SELECT count(\"#all\") FROM (SELECT hash(" + String.join(", ", every)
-            + ") AS \"#all\" FROM (" + task.textRows(sql.columns(), badLines) + "))")) {
+        // The checks' counts (valid codes, ranges, warn rules) ride on this scan: on the bench's 1M Patient rows
+        // they add 0.06 s to it (0.10 s), where the mapping's COPY takes 2.4 s; a second scan would cost 0.4 s,
+        // and window aggregates in the mapping query 0.8 s (they stop DuckDB from streaming its row numbers).
+        // So do the populated counts of every column of the file: values neither NULL nor empty. Not trimmed, unlike
+        // the mapping's inputs: trimming took the scan from 0.19 s to 1.0 s for 5 columns of 1M rows, while the
+        // empty test is free, and values of blanks alone are rare (CSV reads an empty field as NULL).
+        List<String> sums = new ArrayList<>(sql.checkSums());
+        for (String c : task.columns()) {
+          sums.add("count(nullif(CAST(" + DuckDb.identifier(c) + " AS VARCHAR), ''))");
+        }
+        String rows = task.textRows(sql.columns(), badLines);
+        String count = "SELECT count(hash(" + String.join(", ", every) + "))" + sums.stream().map(x -> ", " + x)
+            .collect(java.util.stream.Collectors.joining()) + " FROM ("
+            + (checks.isEmpty() ? rows : sql.detailQuery(rows)) + ")";
+        try (ResultSet rs = st.executeQuery(count)) {
           rs.next();
           rowsIn = rs.getLong(1);
+          for (int i = 0; i < checkCounts.length; i++) {
+            checkCounts[i][0] = rs.getLong(2 + 2 * i);
+            checkCounts[i][1] = rs.getLong(3 + 2 * i);
+          }
+          for (int i = 0; i < populated.length; i++) {
+            populated[i] = rs.getLong(2 + 2 * checkCounts.length + i);
+          }
         }
         // Rows after a left-out line sit further down the file: line numbers in rejects must count those lines.
         // The i-th left-out line L (1-based, in order) comes after L - first - i + 1 rows that were read. Files
@@ -216,6 +239,18 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn + badLineCount);
       Metrics.counter(Counters.NAMESPACE, Counters.millis(m.name())).inc((System.nanoTime() - started) / 1_000_000);
 
+      Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(m.name())).inc(rowsIn);
+      for (int i = 0; i < populated.length; i++) {
+        Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(m.name(), task.columns().get(i)))
+            .inc(populated[i]);
+      }
+      for (int i = 0; i < checks.size(); i++) {
+        String element = checks.get(i).element() == null ? "" : checks.get(i).element();
+        Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(m.name(), checks.get(i).check(), element))
+            .inc(checkCounts[i][0]);
+        Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(m.name(), checks.get(i).check(), element))
+            .inc(checkCounts[i][1]);
+      }
       List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
       rejects.addAll(ingestRejects);

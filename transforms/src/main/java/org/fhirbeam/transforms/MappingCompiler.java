@@ -106,11 +106,29 @@ public final class MappingCompiler {
         problems.add(rule.location() + ": " + rule.path() + ": " + p.getMessage());
       }
     }
+    List<String> ruleColumns = new ArrayList<>();
+    for (org.fhirbeam.config.QualityRule r : mapping.rules()) {
+      String where = r.location() + ": rules." + r.name() + ".";
+      if (r.isSql()) {
+        String problem = QualityRules.checkSql(r.sql(), sourceColumns);
+        if (problem != null) {
+          problems.add(where + "sql: " + problem);
+        } else if (sourceColumns != null) {
+          ruleColumns.addAll(QualityRules.columnsNamed(r.sql(), sourceColumns));
+        }
+      } else {
+        String problem = QualityRules.checkFhirPath(r.fhirPath());
+        if (problem != null) {
+          problems.add(where + "fhirpath: " + problem);
+        }
+      }
+    }
     if (!problems.isEmpty()) {
       throw new MappingException(mapping.name(), problems);
     }
     return new CompiledMapping(mapping.name(), mapping.source(), def.getName(), id,
-        leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat);
+        leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat, mapping.rules(),
+        ruleColumns.stream().distinct().toList());
   }
 
   private static void place(RuntimeResourceDefinition def, MutableItem root, ValueRule rule,
@@ -360,16 +378,19 @@ public final class MappingCompiler {
     for (Map.Entry<String, String> e : rule.codeMap().entrySet()) {
       codeMap.put(e.getKey(), target(e.getValue(), kind, codes, where + "map." + e.getKey() + ": ", problems));
     }
+    if (rule.hasRange() && (!kind.isJsonNumber() || list)) {
+      problems.add(where + "'range' applies to decimal and integer elements only");
+    }
     if (problems.size() > before) {
       return null;
     }
     if (codes != null && input != null && codeMap.isEmpty()) {
       // A required binding: every value the input may hold must be checked, so values pass through the codes.
       return new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
-          datePatterns, rule.timezone(), rule.required());
+          datePatterns, rule.timezone(), rule.required(), false, rule.rangeMin(), rule.rangeMax());
     }
     return new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
-        kind, datePatterns, rule.timezone(), rule.required());
+        kind, datePatterns, rule.timezone(), rule.required(), !codeMap.isEmpty(), rule.rangeMin(), rule.rangeMax());
   }
 
   private static boolean isResourceType(String name) {

@@ -65,7 +65,13 @@ public final class SqlMapping implements Serializable {
 
   /** The source columns the mapping reads. */
   public List<String> columns() {
-    return List.copyOf(inputs.keySet());
+    List<String> out = new ArrayList<>(inputs.keySet());
+    for (String c : mapping.ruleColumns()) {
+      if (!out.contains(c)) {
+        out.add(c);
+      }
+    }
+    return List.copyOf(out);
   }
 
   /**
@@ -107,7 +113,8 @@ public final class SqlMapping implements Serializable {
         + jsonString(origin.positionField()) + ":' || (\"#pos\" + " + (origin.firstPosition() - 1)
         + (origin.skippedLines() == null ? "" : " + coalesce(\"#lines\", 0)") + ")"
         + (origin.keyColumns().isEmpty() ? "" : " || ',\"key\":' || " + rowJson(origin.keyColumns()))
-        + " || ',\"stage\":\"mapping\",\"mapping\":' || to_json(" + lit(mapping.name()) + ") || ',' || "
+        + " || ',\"stage\":' || " + stageJson() + " || ',\"mapping\":' || to_json(" + lit(mapping.name())
+        + ") || ',' || "
         + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
@@ -119,6 +126,86 @@ public final class SqlMapping implements Serializable {
     }
     return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
         + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
+  }
+
+  /** A check the mapping query counts: its name and element (null for a rule), as {@code quality.checks} has them. */
+  public record Check(String check, String element) implements Serializable {}
+
+  /**
+   * The checks counted while mapping, over every row read: every {@code warn} SQL rule (its name; failed: the
+   * predicate is not true; total: the rows), {@code valid_code} of each element with a declared code map (failed:
+   * a present input value that is not in the map, so the default was written or, without one, the row was
+   * rejected; total: present input values), and {@code in_range} of each number element with a range (failed: a
+   * valid number outside it; total: valid numbers and defaults).
+   */
+  public List<Check> checks() {
+    List<Check> out = new ArrayList<>();
+    for (org.fhirbeam.config.QualityRule r : mapping.sqlRules()) {
+      if (r.severity() == org.fhirbeam.config.QualityRule.Severity.WARN) {
+        out.add(new Check(r.name(), null));
+      }
+    }
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (CompiledMapping.Leaf leaf : leaves) {
+      if (leaf.declaredMap && leaf.input != null) {
+        out.add(new Check("valid_code", leaf.path));
+      }
+    }
+    for (CompiledMapping.Leaf leaf : leaves) {
+      if ((leaf.rangeMin != null || leaf.rangeMax != null) && leaf.input != null) {
+        out.add(new Check("in_range", leaf.path));
+      }
+    }
+    return out;
+  }
+
+  /** For each of {@link #checks}, the SQL conditions of a failure and of a counted row. */
+  private List<String[]> checkConditions() {
+    List<String[]> out = new ArrayList<>();
+    for (org.fhirbeam.config.QualityRule r : mapping.sqlRules()) {
+      if (r.severity() == org.fhirbeam.config.QualityRule.Severity.WARN) {
+        out.add(new String[] {"NOT coalesce((" + r.sql() + "), false)", "true"});
+      }
+    }
+    CompiledMapping.Leaf[] leaves = mapping.leaves();
+    for (int k = 0; k < leaves.length; k++) {
+      if (leaves[k].declaredMap && leaves[k].input != null) {
+        String in = input(leaves[k]);
+        out.add(new String[] {in + " IS NOT NULL AND " + q("#t" + k) + " IS NULL", in + " IS NOT NULL"});
+      }
+    }
+    for (int k = 0; k < leaves.length; k++) {
+      CompiledMapping.Leaf leaf = leaves[k];
+      if ((leaf.rangeMin != null || leaf.rangeMax != null) && leaf.input != null) {
+        String v = "TRY_CAST(" + q("#v" + k) + " AS DOUBLE)";
+        List<String> outside = new ArrayList<>();
+        if (leaf.rangeMin != null) {
+          outside.add(v + " < " + leaf.rangeMin.toPlainString() + "::DOUBLE");
+        }
+        if (leaf.rangeMax != null) {
+          outside.add(v + " > " + leaf.rangeMax.toPlainString() + "::DOUBLE");
+        }
+        out.add(new String[] {"(" + String.join(" OR ", outside) + ")", q("#v" + k) + " IS NOT NULL"});
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The sums of {@link #checks} over the rows of {@link #detailQuery}: for each check, its failed count and its
+   * total, in order, as SQL aggregates (each NULL over no rows). The mapping query's rows are not kept anywhere to
+   * be counted afterwards, so the caller adds these to a query that scans the task's rows anyway (its row count).
+   * They count every row read, not only those that become resources: that needs no row's failure, whose date
+   * and pattern checks would cost five times as much.
+   */
+  public List<String> checkSums() {
+    List<String> out = new ArrayList<>();
+    for (String[] c : checkConditions()) {
+      for (String condition : c) {
+        out.add("sum(CASE WHEN " + condition + " THEN 1 ELSE 0 END)");
+      }
+    }
+    return out;
   }
 
   /**
@@ -157,7 +244,42 @@ public final class SqlMapping implements Serializable {
     StringBuilder written = new StringBuilder();
     writtenWhen(mapping.root(), "true", written);
     return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\"" + written
-        + " FROM (" + choiceQuery(presenceQuery(valuesQuery(source))) + ")";
+        + " FROM (" + rulesQuery(choiceQuery(presenceQuery(valuesQuery(source)))) + ")";
+  }
+
+  /**
+   * Rejects rows that break a {@code reject} SQL rule (the first one, in file order), unless the mapping rejected
+   * them already. The predicates read the source row's columns as they are read (text; not trimmed).
+   */
+  private String rulesQuery(String inner) {
+    List<String> whens = new ArrayList<>();
+    List<org.fhirbeam.config.QualityRule> rules = mapping.sqlRules();
+    for (int r = 0; r < rules.size(); r++) {
+      if (rules.get(r).severity() == org.fhirbeam.config.QualityRule.Severity.REJECT) {
+        whens.add("WHEN NOT coalesce((" + rules.get(r).sql() + "), false) THEN " + (ruleBase() + r));
+      }
+    }
+    if (whens.isEmpty()) {
+      return inner;
+    }
+    return "SELECT * REPLACE (coalesce(\"#fail\", CASE " + String.join(" ", whens) + " END) AS \"#fail\") FROM ("
+        + inner + ")";
+  }
+
+  /** The failure code of SQL rule 0; rule r fails with {@code ruleBase() + r}. */
+  private int ruleBase() {
+    return (mapping.leaves().length + 1) * KINDS;
+  }
+
+  /** The stage of the row's failure as a JSON string: {@code quality} for a rule, else {@code mapping}. */
+  private String stageJson() {
+    return mapping.sqlRules().isEmpty() ? "'\"mapping\"'"
+        : "CASE WHEN \"#fail\" >= " + ruleBase() + " THEN '\"quality\"' ELSE '\"mapping\"' END";
+  }
+
+  /** The stage a failure code belongs to: {@code quality} for a SQL rule, {@code mapping} otherwise. */
+  public String stage(int code) {
+    return code >= ruleBase() ? "quality" : "mapping";
   }
 
   /**
@@ -286,6 +408,12 @@ public final class SqlMapping implements Serializable {
             .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
       }
     }
+    for (int r = 0; r < mapping.sqlRules().size(); r++) {
+      Failure f = failure(ruleBase() + r);
+      sb.append(" WHEN ").append(ruleBase() + r).append(" THEN '\"element\":' || to_json(")
+          .append(lit(f.element())).append(") || ',\"rule\":' || to_json(").append(lit(f.rule()))
+          .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
+    }
     return sb.append(" END").toString();
   }
 
@@ -302,6 +430,11 @@ public final class SqlMapping implements Serializable {
 
   /** What a failure code means. */
   public Failure failure(int code) {
+    if (code >= ruleBase()) {
+      org.fhirbeam.config.QualityRule rule = mapping.sqlRules().get(code - ruleBase());
+      return new Failure(mapping.resourceType(), rule.name(), "the row does not meet the rule's SQL condition: "
+          + rule.sql());
+    }
     int index = code / KINDS;
     int kind = code % KINDS;
     CompiledMapping.Leaf leaf = index == 0 ? mapping.id() : mapping.leaves()[index - 1];

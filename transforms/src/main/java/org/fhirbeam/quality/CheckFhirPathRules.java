@@ -1,0 +1,225 @@
+package org.fhirbeam.quality;
+
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.fhirpath.IFhirPath;
+import ca.uhn.fhir.parser.IParser;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import java.io.BufferedReader;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import org.apache.beam.sdk.coders.SerializableCoder;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.values.PCollection;
+import org.fhirbeam.config.QualityRule;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.io.PartFile;
+import org.hl7.fhir.instance.model.api.IBase;
+import org.hl7.fhir.instance.model.api.IBaseResource;
+import org.hl7.fhir.instance.model.api.IPrimitiveType;
+
+/**
+ * Checks a mapping's FHIRPath rules on the resources in its part files ({@code fhir/...}) and passes every other
+ * part through. Each resource is parsed once by HAPI and every rule, compiled once per worker, is evaluated on it;
+ * a rule holds when its expression gives {@code true} (empty, false or anything else is a failure). A resource
+ * that breaks a {@code reject} rule (the first, in file order) leaves the part and becomes one reject record
+ * (stage {@code quality}, rule = the rule's name) holding the resource. {@code warn} rules are counted on the
+ * resources that stay: {@link Counters#checkFailed} and {@link Counters#checkTotal}. Rejected resources are counted
+ * in {@link Counters#ruleRejected} and {@link Counters#rejected}.
+ */
+public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, PCollection<PartFile>> {
+  private final String mapping;
+  private final String source;
+  private final String resourceType;
+  private final List<QualityRule> rules;
+  private final String runId;
+
+  private CheckFhirPathRules(String mapping, String source, String resourceType, List<QualityRule> rules,
+      String runId) {
+    this.mapping = mapping;
+    this.source = source;
+    this.resourceType = resourceType;
+    this.rules = rules;
+    this.runId = runId;
+  }
+
+  /** The FHIRPath rules of one mapping; {@code rules} must be FHIRPath rules, at least one. */
+  public static CheckFhirPathRules of(String mapping, String source, String resourceType, List<QualityRule> rules) {
+    Objects.requireNonNull(mapping, "mapping");
+    Objects.requireNonNull(source, "source");
+    Objects.requireNonNull(resourceType, "resourceType");
+    if (rules == null || rules.isEmpty() || rules.stream().anyMatch(QualityRule::isSql)) {
+      throw new IllegalArgumentException("at least one rule, and only FHIRPath rules, are required");
+    }
+    return new CheckFhirPathRules(mapping, source, resourceType, List.copyOf(rules), null);
+  }
+
+  /** The run id written into every reject record. */
+  public CheckFhirPathRules withRunId(String runId) {
+    if (runId == null || runId.isBlank()) {
+      throw new IllegalArgumentException("runId must not be empty");
+    }
+    return new CheckFhirPathRules(mapping, source, resourceType, rules, runId);
+  }
+
+  @Override
+  public PCollection<PartFile> expand(PCollection<PartFile> input) {
+    if (runId == null) {
+      throw new IllegalStateException("withRunId() is required");
+    }
+    return input.apply("CheckParts", ParDo.of(new CheckFn(mapping, source, resourceType, rules, runId)))
+        .setCoder(SerializableCoder.of(PartFile.class));
+  }
+
+  @Override
+  public void populateDisplayData(DisplayData.Builder builder) {
+    super.populateDisplayData(builder);
+    builder.add(DisplayData.item("mapping", mapping)).add(DisplayData.item("rules", rules.size()));
+  }
+
+  static final class CheckFn extends DoFn<PartFile, PartFile> {
+    private final String mapping;
+    private final String source;
+    private final String resourceType;
+    private final List<QualityRule> rules;
+    private final String runId;
+    private transient IParser parser;
+    private transient IFhirPath fhirPath;
+    private transient List<IFhirPath.IParsedExpression> expressions;
+    private transient JsonFactory json;
+
+    CheckFn(String mapping, String source, String resourceType, List<QualityRule> rules, String runId) {
+      this.mapping = mapping;
+      this.source = source;
+      this.resourceType = resourceType;
+      this.rules = rules;
+      this.runId = runId;
+    }
+
+    @Setup
+    public void setup() throws Exception {
+      FhirContext ctx = FhirContext.forR4Cached();
+      parser = ctx.newJsonParser();
+      // One engine per worker thread: HAPI's FHIRPath engine keeps state while it evaluates.
+      fhirPath = ctx.newFhirPath();
+      expressions = new ArrayList<>();
+      for (QualityRule r : rules) {
+        expressions.add(fhirPath.parse(r.fhirPath())); // checked when the mapping was compiled
+      }
+      json = new JsonFactory();
+    }
+
+    @ProcessElement
+    public void process(@Element PartFile part, OutputReceiver<PartFile> out) throws IOException {
+      if (!part.target().startsWith("fhir/")) {
+        out.output(part);
+        return;
+      }
+      Path file = Path.of(part.path());
+      String name = part.target().substring("fhir/".length(), part.target().length() - ".ndjson".length());
+      Path kept = file.resolveSibling(file.getFileName() + ".rules-kept");
+      Path rejectsFile = file.resolveSibling(file.getFileName() + ".rules-rejects");
+      long[] failed = new long[rules.size()];
+      long total = 0;
+      long lines = 0;
+      long rejected = 0;
+      try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+          BufferedWriter keep = Files.newBufferedWriter(kept, StandardCharsets.UTF_8);
+          BufferedWriter rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8)) {
+        String line;
+        while ((line = in.readLine()) != null) {
+          lines++;
+          IBaseResource resource;
+          try {
+            resource = parser.parseResource(line);
+          } catch (ca.uhn.fhir.parser.DataFormatException e) {
+            // HAPI's message may quote the resource: the part and line say where, without the values.
+            throw new IllegalStateException("mapping " + mapping + ": line " + lines + " of " + file
+                + " is not a resource HAPI can read, so its FHIRPath rules cannot run");
+          }
+          int rejecting = -1;
+          for (int r = 0; r < rules.size() && rejecting < 0; r++) {
+            if (rules.get(r).severity() == QualityRule.Severity.REJECT && !holds(resource, r)) {
+              rejecting = r;
+            }
+          }
+          if (rejecting >= 0) {
+            rejected++;
+            rejects.write(rejectRecord(line, resource, rules.get(rejecting)));
+            rejects.newLine();
+            continue;
+          }
+          keep.write(line);
+          keep.newLine();
+          total++;
+          for (int r = 0; r < rules.size(); r++) {
+            if (rules.get(r).severity() == QualityRule.Severity.WARN && !holds(resource, r)) {
+              failed[r]++;
+            }
+          }
+        }
+      }
+      for (int r = 0; r < rules.size(); r++) {
+        if (rules.get(r).severity() == QualityRule.Severity.WARN) {
+          Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(mapping, rules.get(r).name(), "")).inc(failed[r]);
+          Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(mapping, rules.get(r).name(), "")).inc(total);
+        }
+      }
+      Metrics.counter(Counters.NAMESPACE, Counters.ruleRejected(mapping)).inc(rejected);
+      Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping)).inc(rejected);
+      // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
+      if (rejected == 0) {
+        Files.delete(kept);
+        Files.delete(rejectsFile);
+        out.output(part);
+        return;
+      }
+      out.output(new PartFile(part.target(), kept.toString(), lines - rejected));
+      out.output(new PartFile("rejects/rejects-" + name + "-quality.ndjson", rejectsFile.toString(), rejected));
+    }
+
+    /**
+     * Whether rule {@code r} gives {@code true} on the resource. An expression that cannot be evaluated on it fails
+     * the rule; the engine's message is not kept, since it may quote the resource.
+     */
+    private boolean holds(IBaseResource resource, int r) {
+      try {
+        List<IBase> result = fhirPath.evaluate(resource, expressions.get(r), IBase.class);
+        return result.size() == 1 && result.get(0) instanceof IPrimitiveType<?> p
+            && Boolean.TRUE.equals(p.getValue());
+      } catch (RuntimeException e) {
+        return false;
+      }
+    }
+
+    private String rejectRecord(String line, IBaseResource resource, QualityRule rule) throws IOException {
+      StringWriter s = new StringWriter();
+      try (JsonGenerator g = json.createGenerator(s)) {
+        g.writeStartObject();
+        g.writeStringField("run_id", runId);
+        g.writeStringField("source", source);
+        g.writeStringField("stage", "quality");
+        g.writeStringField("mapping", mapping);
+        g.writeStringField("element", resourceType);
+        g.writeStringField("rule", rule.name());
+        g.writeStringField("reason", "the resource does not meet the rule's FHIRPath invariant: " + rule.fhirPath());
+        g.writeStringField("resource_id", resource.getIdElement().getIdPart());
+        g.writeFieldName("resource");
+        g.writeRawValue(line);
+        g.writeEndObject();
+      }
+      return s.toString();
+    }
+  }
+}
