@@ -160,7 +160,7 @@ final class FileSinks {
           link(f, dir.resolve(f.getFileName().toString()));
         }
       }
-      execute("COPY (SELECT " + DuckDbTables.selectList(all) + " FROM (" + source + ")" + order + ") TO "
+      execute("COPY (" + DuckDbTables.select(all, source) + order + ") TO "
           + DuckDb.literal(dir.resolve("part-" + runId + ".parquet").toString()) + " (FORMAT parquet"
           + (sourceKey == null ? "" : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKey) + "}") + ")");
     }
