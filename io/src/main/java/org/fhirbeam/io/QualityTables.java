@@ -200,7 +200,8 @@ public final class QualityTables {
   private static String rejects(List<String> files) {
     if (files.isEmpty()) {
       return "SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::BIGINT AS line,"
-          + " NULL::BIGINT AS row_number, NULL::VARCHAR AS stage, NULL::VARCHAR AS mapping, NULL::VARCHAR AS element,"
+          + " NULL::BIGINT AS row_number, NULL::JSON AS key, NULL::VARCHAR AS stage, NULL::VARCHAR AS mapping,"
+          + " NULL::VARCHAR AS element,"
           + " NULL::VARCHAR AS rule, NULL::VARCHAR AS reason, NULL::JSON AS row_json LIMIT 0";
     }
     List<String> quoted = new ArrayList<>();
@@ -209,6 +210,7 @@ public final class QualityTables {
     }
     return "SELECT json ->> 'run_id' AS run_id, json ->> 'source' AS source, json ->> 'file' AS file,"
         + " TRY_CAST(json ->> 'line' AS BIGINT) AS line, TRY_CAST(json ->> 'row_number' AS BIGINT) AS row_number,"
+        + " json -> 'key' AS key,"
         + " json ->> 'stage' AS stage, json ->> 'mapping' AS mapping, json ->> 'element' AS element,"
         + " json ->> 'rule' AS rule, json ->> 'reason' AS reason,"
         + " coalesce(json -> 'row', json -> 'resource', json -> 'raw') AS row_json"

@@ -114,6 +114,18 @@ class JdbcSourceTest {
     assertThat(rejects.size(), equalTo(1));
     JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
     assertThat(reject.get("key").toString(), equalTo("{\"patient_id\":\"p3\",\"last_name\":\"Lee\"}"));
+    // The rejects table of the database holds the same key.
+    try (Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("k.db"));
+        Statement st = db.createStatement();
+        java.sql.ResultSet rs = st.executeQuery("SELECT CAST(key AS VARCHAR), file, row_number FROM quality.rejects")) {
+      assertThat(rs.next(), equalTo(true));
+      assertThat(rs.getString(1), equalTo("{\"patient_id\":\"p3\",\"last_name\":\"Lee\"}"));
+      assertThat(rs.getString(2), equalTo("jdbc:" + pg.url("clinic") + " (query)"));
+      assertThat(rs.getLong(3), equalTo(3L));
+      assertThat(rs.next(), equalTo(false));
+    } catch (java.sql.SQLException e) {
+      throw new AssertionError(e);
+    }
 
     Path unknown = config("url: " + pg.url("clinic") + "\nuser: " + PostgresServer.USER + "\npassword_file: "
         + pg.passwordFile + "\ntable: public.patients\nkey: [mrn]\n");
