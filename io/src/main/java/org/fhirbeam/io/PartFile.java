@@ -9,4 +9,17 @@ import java.io.Serializable;
  * @param path where the worker wrote it
  * @param lines how many lines it holds
  */
-public record PartFile(String target, String path, long lines) implements Serializable {}
+public record PartFile(String target, String path, long lines) implements Serializable {
+  /** The folder of resource parts in the output. */
+  public static final String RESOURCES = "fhir/";
+
+  /** Whether this part holds resources (rather than rejects). */
+  public boolean holdsResources() {
+    return target.startsWith(RESOURCES);
+  }
+
+  /** The target's name without the resource folder and {@code .ndjson}, e.g. {@code Patient-1b2c3d4e-0}. */
+  public String resourcePartName() {
+    return target.substring(RESOURCES.length(), target.length() - ".ndjson".length());
+  }
+}

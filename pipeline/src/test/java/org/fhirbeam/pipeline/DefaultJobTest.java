@@ -209,6 +209,18 @@ class DefaultJobTest {
         "sinks.duckdb.enabled=false", "--direct-checks");
   }
 
+  /** Every reject record the run wrote, without its run id and file path (which vary), sorted. */
+  static List<String> rejectsWithoutRunAndFile(Path out) throws IOException {
+    List<String> rejects = new ArrayList<>();
+    for (ObjectNode reject : rejects(out)) {
+      reject.remove("run_id");
+      reject.remove("file");
+      rejects.add(reject.toString());
+    }
+    rejects.sort(null);
+    return rejects;
+  }
+
   /** Every reject record the run wrote. */
   static List<ObjectNode> rejects(Path out) throws IOException {
     List<ObjectNode> rejects = new ArrayList<>();
@@ -242,13 +254,7 @@ class DefaultJobTest {
     Cli r = runOn(csv, out);
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 5 = resources 2 + rejected 3: OK"));
-    List<String> rejects = new ArrayList<>();
-    for (ObjectNode reject : rejects(out)) {
-      reject.remove("run_id");
-      reject.remove("file");
-      rejects.add(reject.toString());
-    }
-    rejects.sort(null);
+    List<String> rejects = rejectsWithoutRunAndFile(out);
     assertThat(rejects, equalTo(List.of(
         "{\"source\":\"patients\",\"line\":3,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":"
             + "\"csv-too-many-columns\",\"reason\":\"the line has more fields than the header\",\"raw\":"
@@ -271,13 +277,7 @@ class DefaultJobTest {
         "duckdb.database=" + tmp.resolve("typed.db"));
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
-    List<String> rejects = new ArrayList<>();
-    for (ObjectNode reject : rejects(out)) {
-      reject.remove("run_id");
-      reject.remove("file");
-      rejects.add(reject.toString());
-    }
-    rejects.sort(null);
+    List<String> rejects = rejectsWithoutRunAndFile(out);
     assertThat(rejects, equalTo(List.of(
         "{\"source\":\"patients\",\"line\":3,\"stage\":\"ingest\",\"mapping\":\"patient\",\"rule\":\"csv-cast\","
             + "\"reason\":\"the value of column visits does not convert to the type declared for it in types\","

@@ -122,12 +122,12 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
 
     @ProcessElement
     public void process(@Element PartFile part, OutputReceiver<PartFile> out) throws IOException {
-      if (!part.target().startsWith("fhir/")) {
+      if (!part.holdsResources()) {
         out.output(part);
         return;
       }
       Path file = Path.of(part.path());
-      String name = part.target().substring("fhir/".length(), part.target().length() - ".ndjson".length());
+      String name = part.resourcePartName();
       Path kept = file.resolveSibling(file.getFileName() + ".rules-kept");
       Path rejectsFile = file.resolveSibling(file.getFileName() + ".rules-rejects");
       long[] failed = new long[rules.size()];

@@ -85,7 +85,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
 
   /** The file set of this mapping's resources, relative to the output root. */
   public static String resourceFileSet(String resourceType) {
-    return "fhir/" + resourceType;
+    return PartFile.RESOURCES + resourceType;
   }
 
   @Override

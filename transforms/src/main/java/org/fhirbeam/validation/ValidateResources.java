@@ -123,12 +123,12 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
 
     @ProcessElement
     public void process(@Element PartFile part, OutputReceiver<PartFile> out) throws IOException {
-      if (!part.target().startsWith("fhir/")) {
+      if (!part.holdsResources()) {
         out.output(part);
         return;
       }
       Path file = Path.of(part.path());
-      String name = part.target().substring("fhir/".length(), part.target().length() - ".ndjson".length());
+      String name = part.resourcePartName();
       Path rejectsFile = file.resolveSibling(file.getFileName() + ".validation-rejects");
       BitSet rejectedLines = new BitSet();
       long validated = 0;
