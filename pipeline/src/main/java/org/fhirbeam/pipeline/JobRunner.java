@@ -188,7 +188,9 @@ public final class JobRunner {
         try {
           if (loadDuckDb) {
             // Read back inside the loading transaction: the files show exactly what is about to commit.
-            QualityReport.load(database0, runId).write(staging.resolve("report"));
+            QualityReport report = QualityReport.load(database0, runId);
+            report.write(staging.resolve("report"));
+            done[0] = done[0].withChecks(report.checkSummary());
           }
           done[0].write(staging.resolve("run-summary.json"));
           swap.in(staging);

@@ -269,6 +269,18 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
   }
 
   /** The compact terminal table of the report command. */
+  /** How many checks ran, and each that failed as {@code mapping check(element) failed of total}. */
+  RunSummary.Checks checkSummary() {
+    List<String> failed = new ArrayList<>();
+    for (CheckRow c : checks) {
+      if (c.failed() > 0) {
+        failed.add(String.format(Locale.ROOT, "%s %s%s %,d of %,d", c.mapping(), c.check(),
+            c.element() == null ? "" : "(" + c.element() + ")", c.failed(), c.total()));
+      }
+    }
+    return new RunSummary.Checks(checks.size(), failed);
+  }
+
   void print(PrintStream out) {
     out.printf(Locale.ROOT, "Data quality of run %s (%s, %s): %,d rows in, %,d resources, %,d rejected%n",
         run.runId(), run.job(), run.time(), run.rowsIn(), run.resources(), run.rejected());
@@ -284,15 +296,7 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
         out.printf(Locale.ROOT, "    %,6d  %s %s %s%n", r.count(), r.mapping(), r.stage(), r.rule());
       }
     }
-    List<String> failed = new ArrayList<>();
-    for (CheckRow c : checks) {
-      if (c.failed() > 0) {
-        failed.add(String.format(Locale.ROOT, "%s %s%s %,d of %,d", c.mapping(), c.check(),
-            c.element() == null ? "" : "(" + c.element() + ")", c.failed(), c.total()));
-      }
-    }
-    out.printf(Locale.ROOT, "  checks: %,d run, %s%n", checks.size(),
-        failed.isEmpty() ? "all passed" : failed.size() + " failed: " + String.join("; ", failed));
+    out.println("  checks: " + checkSummary().line());
     if (run.validated() != null) {
       long errors = issues.stream().filter(i -> i.severity().equals("error") || i.severity().equals("fatal"))
           .mapToLong(IssueRow::count).sum();

@@ -20,10 +20,33 @@ import java.util.Map;
 public record RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
-    Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
+    Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles,
+    Checks checks) {
+
+  /** The data-quality checks of the run: how many ran, and each that failed as a line (no record values). */
+  public record Checks(int run, List<String> failed) {
+    public Checks {
+      failed = List.copyOf(failed);
+    }
+
+    /** The report's one-line account, e.g. {@code 52 run, all passed}. */
+    String line() {
+      return String.format(Locale.ROOT, "%,d run, %s", run,
+          failed.isEmpty() ? "all passed" : failed.size() + " failed: " + String.join("; ", failed));
+    }
+  }
 
   public RunSummary {
     stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
+  }
+
+  /** A summary without quality checks (no DuckDB tables, or before they are computed). */
+  public RunSummary(String runId, String runner, String config, Map<String, Long> rowsInBySource,
+      List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
+      Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
+      Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
+    this(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds, duckdbTables,
+        database, stageSeconds, validation, columnDrift, skippedFiles, null);
   }
 
   /** The same summary with one more stage timed (the commit, which ends after the summary file is written). */
@@ -31,7 +54,13 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift, skippedFiles);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks);
+  }
+
+  /** The same summary with the run's quality checks. */
+  RunSummary withChecks(Checks checks) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks);
   }
 
   /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
@@ -214,6 +243,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     if (validation != null) {
       m.put("validation", validation.toJson());
     }
+    if (checks != null) {
+      Map<String, Object> q = new LinkedHashMap<>();
+      q.put("checks_run", checks.run());
+      q.put("failed_checks", checks.failed());
+      m.put("quality", q);
+    }
     if (database != null) {
       Map<String, Object> db = new LinkedHashMap<>();
       db.put("database", database);
@@ -267,6 +302,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         java.nio.file.Files.isDirectory(outputDir.resolve("parquet")) ? "parquet/, " : "");
     if (database != null) {
       out.printf("  duckdb: %s%n", database);
+      if (checks != null) {
+        out.println("  quality checks: " + checks.line());
+      }
       out.printf("  quality report: %s%n", outputDir.resolve("report").resolve("quality.html"));
     }
   }

@@ -129,6 +129,13 @@ class QualityRulesTest {
     JsonNode summary = DefaultJobTest.JSON.readTree(out.resolve("run-summary.json").toFile());
     assertThat(summary.at("/mappings/1/mapped").asLong() + " " + summary.at("/mappings/1/rejected").asLong(),
         equalTo("4 2"));
+    // The run's own summary counts the checks too, printed and in run-summary.json.
+    String failedChecks = "patients valid_code(gender) 1 of 3; labs dated 1 of 4; labs has_unit 2 of 6;"
+        + " labs in_range(valueQuantity.value) 2 of 5; labs reference_resolves 1 of 4; labs valid_code(status) 2 of 6";
+    assertThat(r.out(), containsString("  quality checks: 13 run, 6 failed: " + failedChecks + "\n"));
+    assertThat(summary.at("/quality/checks_run").asInt(), equalTo(13));
+    assertThat(String.join("; ", DefaultJobTest.JSON.convertValue(summary.at("/quality/failed_checks"),
+        String[].class)), equalTo(failedChecks));
 
     // The checks, in the report file and in the database alike.
     List<String> expected = List.of(
