@@ -13,6 +13,14 @@ public record PartFile(String target, String path, long lines) implements Serial
   /** The folder of resource parts in the output. */
   public static final String RESOURCES = "fhir/";
 
+  /** The file set of reject records, relative to the output root. */
+  public static final String REJECTS = "rejects/rejects";
+
+  /** A part of reject records from one stage of work on part {@code name}. */
+  public static PartFile rejects(String name, String stage, String path, long lines) {
+    return new PartFile(REJECTS + "-" + name + "-" + stage + ".ndjson", path, lines);
+  }
+
   /** Whether this part holds resources (rather than rejects). */
   public boolean holdsResources() {
     return target.startsWith(RESOURCES);

@@ -25,6 +25,7 @@ import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.QualityRule;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.transforms.ResourceRejects;
 import org.hl7.fhir.instance.model.api.IBase;
 import org.hl7.fhir.instance.model.api.IBaseResource;
 import org.hl7.fhir.instance.model.api.IPrimitiveType;
@@ -186,7 +187,7 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
         return;
       }
       out.output(new PartFile(part.target(), kept.toString(), lines - rejected));
-      out.output(new PartFile("rejects/rejects-" + name + "-quality.ndjson", rejectsFile.toString(), rejected));
+      out.output(PartFile.rejects(name, "quality", rejectsFile.toString(), rejected));
     }
 
     /**
@@ -206,18 +207,10 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
     private String rejectRecord(String line, IBaseResource resource, QualityRule rule) throws IOException {
       StringWriter s = new StringWriter();
       try (JsonGenerator g = json.createGenerator(s)) {
-        g.writeStartObject();
-        g.writeStringField("run_id", runId);
-        g.writeStringField("source", source);
-        g.writeStringField("stage", "quality");
-        g.writeStringField("mapping", mapping);
-        g.writeStringField("element", resourceType);
-        g.writeStringField("rule", rule.name());
-        g.writeStringField("reason", "the resource does not meet the rule's FHIRPath invariant: " + rule.fhirPath());
-        g.writeStringField("resource_id", resource.getIdElement().getIdPart());
-        g.writeFieldName("resource");
-        g.writeRawValue(line);
-        g.writeEndObject();
+        ResourceRejects.start(g, runId, source, "quality", mapping, resourceType, rule.name(),
+            "the resource does not meet the rule's FHIRPath invariant: " + rule.fhirPath(),
+            resource.getIdElement().getIdPart());
+        ResourceRejects.end(g, line);
       }
       return s.toString();
     }

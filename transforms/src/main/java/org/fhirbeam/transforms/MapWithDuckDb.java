@@ -37,9 +37,6 @@ import org.fhirbeam.io.ReadTask;
  * {@link Counters#rejected}, by mapping name.
  */
 public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile>> {
-  /** The file set of reject records, relative to the output root. */
-  public static final String REJECTS = "rejects/rejects";
-
   private final CompiledMapping mapping;
   private final List<ReadTask> tasks;
   private final DuckDbSettings settings;
@@ -213,7 +210,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
           badLineCount = st.executeLargeUpdate("COPY (" + badLinesQuery(badLines, origin, m.name()) + ") TO "
               + DuckDb.literal(bad.toString()) + RAW_LINES + ")");
           if (badLineCount > 0) {
-            ingestRejects.add(new PartFile(REJECTS + "-" + id + "-ingest.ndjson", bad.toString(), badLineCount));
+            ingestRejects.add(PartFile.rejects(id, "ingest", bad.toString(), badLineCount));
           }
           try (ResultSet rs = st.executeQuery("SELECT count(*) FROM ((SELECT DISTINCT line FROM "
               + DuckDb.identifier(badLines) + ") EXCEPT (SELECT DISTINCT line FROM "
@@ -251,7 +248,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(m.name(), checks.get(i).check(), element))
             .inc(checkCounts[i][1]);
       }
-      List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), REJECTS, id, true));
+      List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), PartFile.REJECTS, id,
+          true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
       rejects.addAll(ingestRejects);
       List<PartFile> resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE),

@@ -27,6 +27,7 @@ import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.transforms.ResourceRejects;
 
 /**
  * Validates the resources in a mapping's part files ({@code fhir/...}) and passes every other part through. Per
@@ -188,7 +189,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
       }
       // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
       out.output(new PartFile(part.target(), kept.toString(), lines - invalid));
-      out.output(new PartFile("rejects/rejects-" + name + "-validation.ndjson", rejectsFile.toString(), invalid));
+      out.output(PartFile.rejects(name, "validation", rejectsFile.toString(), invalid));
     }
 
     /** Counts every issue and returns those that reject the resource. */
@@ -219,15 +220,8 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
       StringWriter s = new StringWriter();
       FhirValidation.Issue first = issues.get(0);
       try (JsonGenerator g = json.createGenerator(s)) {
-        g.writeStartObject();
-        g.writeStringField("run_id", runId);
-        g.writeStringField("source", source);
-        g.writeStringField("stage", "validation");
-        g.writeStringField("mapping", mapping);
-        g.writeStringField("element", first.location());
-        g.writeStringField("rule", first.messageId());
-        g.writeStringField("reason", first.message());
-        g.writeStringField("resource_id", idOf(resource));
+        ResourceRejects.start(g, runId, source, "validation", mapping, first.location(), first.messageId(),
+            first.message(), idOf(resource));
         g.writeArrayFieldStart("issues");
         for (FhirValidation.Issue i : issues) {
           g.writeStartObject();
@@ -238,9 +232,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
           g.writeEndObject();
         }
         g.writeEndArray();
-        g.writeFieldName("resource");
-        g.writeRawValue(resource);
-        g.writeEndObject();
+        ResourceRejects.end(g, resource);
       }
       return s.toString();
     }
