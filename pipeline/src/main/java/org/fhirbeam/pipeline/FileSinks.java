@@ -120,7 +120,8 @@ final class FileSinks {
   /**
    * Writes {@code staging/parquet/<Type>/} for every type of {@code runFiles}: this run's resources as the part
    * file {@code part-<run id>.parquet}, plus, as the mode says, the previous parts (append) or a merge with them
-   * (upsert). {@code columns} are each type's typed columns (between {@code id} and {@code resource}).
+   * (upsert). {@code columns} are each type's columns in {@code fhir_resources}: {@code id}, the typed ones,
+   * {@code resource}.
    */
   void parquet(Map<String, List<String>> runFiles, Map<String, List<DuckDbTables.Column>> columns,
       Map<String, String> sourceKeys) throws IOException, SQLException {
@@ -129,16 +130,16 @@ final class FileSinks {
     Path previous = output.resolve("parquet");
     for (Map.Entry<String, List<String>> e : runFiles.entrySet()) {
       String type = e.getKey();
-      List<DuckDbTables.Column> all = new ArrayList<>();
-      all.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
-      all.add(new DuckDbTables.Column("last_updated", "$.meta.lastUpdated", "TIMESTAMPTZ"));
+      // The columns of the type's DuckDB table (id first), with the update time and source key after the id.
+      List<DuckDbTables.Column> all = new ArrayList<>(columns.get(type));
+      List<DuckDbTables.Column> afterId = new ArrayList<>();
+      afterId.add(new DuckDbTables.Column("last_updated", "$.meta.lastUpdated", "TIMESTAMPTZ"));
       String sourceKey = sourceKeys.get(type);
       if (sourceKey != null) {
         // Equal to the id when the id rule takes a column unchanged; the column's name is in the file's metadata.
-        all.add(new DuckDbTables.Column(SOURCE_KEY, "$.id", "VARCHAR"));
+        afterId.add(new DuckDbTables.Column(SOURCE_KEY, "$.id", "VARCHAR"));
       }
-      all.addAll(columns.get(type));
-      all.add(new DuckDbTables.Column("resource", "$", "JSON"));
+      all.addAll(1, afterId);
       Path dir = Files.createDirectories(root.resolve(type));
       String incoming = e.getValue().isEmpty() ? DuckDbTables.NO_RESOURCES
           : "SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue());

@@ -127,7 +127,7 @@ public final class JobRunner {
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }
       RunSummary.Validation validation = validationSummary(result);
-      List<QualityTables.Check> counted0 = countedChecks(result);
+      List<QualityTables.Check> checks = countedChecks(result);
       List<QualityTables.SourceColumn> sourceColumns = sourceColumns(result);
       Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
       Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
@@ -157,12 +157,11 @@ public final class JobRunner {
         FileSinks fileSinks = new FileSinks(loadDuckDb ? db : scratch, sinks, runId, output, staging);
         runFiles = fileSinks.ndjson(List.copyOf(resourcesOut.keySet()));
         if (sinks.parquet()) {
-          Map<String, List<DuckDbTables.Column>> typed = new LinkedHashMap<>();
+          Map<String, List<DuckDbTables.Column>> columns = new LinkedHashMap<>();
           for (String type : resourcesOut.keySet()) {
-            List<DuckDbTables.Column> columns = new ArrayList<>(resourceColumns(type));
-            typed.put(type, columns.subList(1, columns.size() - 1));
+            columns.put(type, resourceColumns(type));
           }
-          fileSinks.parquet(runFiles, typed, sourceKeys());
+          fileSinks.parquet(runFiles, columns, sourceKeys());
         }
       } catch (SQLException e) {
         throw DuckDb.failure("writing the file sinks failed", e);
@@ -200,7 +199,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
-          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, counted0, sourceColumns, replaceFiles);
+          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, checks, sourceColumns, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -319,17 +318,17 @@ public final class JobRunner {
    * them from one (the same) column.
    */
   private Map<String, String> sourceKeys() {
-    Map<String, String> keys = new LinkedHashMap<>();
-    Map<String, Boolean> usable = new LinkedHashMap<>();
+    Map<String, java.util.Set<String>> idColumns = new LinkedHashMap<>();
     for (CompiledMapping m : plan.mappings()) {
-      String column = m.idColumn();
-      String known = keys.get(m.resourceType());
-      boolean ok = column != null && (known == null || known.equals(column))
-          && usable.getOrDefault(m.resourceType(), true);
-      usable.put(m.resourceType(), ok);
-      keys.put(m.resourceType(), column);
+      // null (an id built by an expression) is kept as a member: it makes the type's key unusable
+      idColumns.computeIfAbsent(m.resourceType(), t -> new java.util.HashSet<>()).add(m.idColumn());
     }
-    keys.keySet().removeIf(type -> !usable.get(type));
+    Map<String, String> keys = new LinkedHashMap<>();
+    idColumns.forEach((type, columns) -> {
+      if (columns.size() == 1 && !columns.contains(null)) {
+        keys.put(type, columns.iterator().next());
+      }
+    });
     return keys;
   }
 
@@ -387,8 +386,8 @@ public final class JobRunner {
         issues.add(new QualityTables.Issue(i.mapping(), i.severity(), i.category(), i.messageId(), i.count()));
       }
     }
-    return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated, mappings,
-        List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
+    return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated,
+        mappings, List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
         plan.config().externalPrefixes(), sourceColumns);
   }
 
@@ -501,17 +500,9 @@ public final class JobRunner {
     }
   }
 
+  /** The NDJSON files {@code <destination>-*.ndjson} in {@code dir}, sorted by name. */
   private static List<String> filesOf(Path dir, String destination) throws IOException {
-    List<String> files = new ArrayList<>();
-    try (DirectoryStream<Path> s = Files.newDirectoryStream(dir, destination + "-*.ndjson")) {
-      for (Path f : s) {
-        if (Files.isRegularFile(f)) {
-          files.add(f.toString());
-        }
-      }
-    }
-    files.sort(null);
-    return files;
+    return FileSinks.files(dir, destination, List.of(".ndjson")).stream().map(Path::toString).toList();
   }
 
   /**
