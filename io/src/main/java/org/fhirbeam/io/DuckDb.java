@@ -151,6 +151,19 @@ public final class DuckDb {
     return new IllegalStateException(what + ": " + category + (line.find() ? " at line " + line.group(1) : ""));
   }
 
+  /** Whether the database has the table {@code schema.table}. */
+  public static boolean tableExists(Connection db, String schema, String table) throws SQLException {
+    try (java.sql.PreparedStatement st = db.prepareStatement(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?")) {
+      st.setString(1, schema);
+      st.setString(2, table);
+      try (ResultSet rs = st.executeQuery()) {
+        rs.next();
+        return rs.getLong(1) > 0;
+      }
+    }
+  }
+
   /**
    * The line of a DuckDB error message that says what went wrong. DuckDB's JDBC driver sometimes puts a generic
    * "pending query result" line first and the real error on a later line starting with {@code Error: }.

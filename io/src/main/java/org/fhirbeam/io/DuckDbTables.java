@@ -56,11 +56,8 @@ public final class DuckDbTables {
 
   /** Whether a run committed its tables to this database. */
   public static boolean committed(Connection db, String runId) {
-    try (Statement st = db.createStatement();
-        ResultSet rs = st.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main'"
-            + " AND table_name = 'fhirbeam_runs'")) {
-      rs.next();
-      if (rs.getLong(1) == 0) {
+    try {
+      if (!DuckDb.tableExists(db, "main", "fhirbeam_runs")) {
         return false;
       }
     } catch (SQLException e) {

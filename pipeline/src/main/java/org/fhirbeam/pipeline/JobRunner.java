@@ -334,15 +334,9 @@ public final class JobRunner {
 
   /** Rows of a table, 0 when it does not exist yet. */
   private static long rows(Connection db, String schema, String table) {
-    try (java.sql.PreparedStatement st = db.prepareStatement(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?")) {
-      st.setString(1, schema);
-      st.setString(2, table);
-      try (java.sql.ResultSet rs = st.executeQuery()) {
-        rs.next();
-        if (rs.getLong(1) == 0) {
-          return 0;
-        }
+    try {
+      if (!DuckDb.tableExists(db, schema, table)) {
+        return 0;
       }
     } catch (SQLException e) {
       throw DuckDb.failure("reading the database's tables failed", e);

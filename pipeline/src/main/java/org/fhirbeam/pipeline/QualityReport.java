@@ -47,12 +47,8 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
   /** The newest run in the database, or null when no run has written quality figures. */
   static String latestRun(Connection db) {
     try (Statement st = db.createStatement()) {
-      try (ResultSet rs = st.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality'"
-          + " AND table_name = 'runs'")) {
-        rs.next();
-        if (rs.getLong(1) == 0) {
-          return null;
-        }
+      if (!DuckDb.tableExists(db, "quality", "runs")) {
+        return null;
       }
       try (ResultSet rs = st.executeQuery("SELECT run_id FROM quality.runs ORDER BY time DESC, run_id DESC LIMIT 1")) {
         return rs.next() ? rs.getString(1) : null;
@@ -134,16 +130,13 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
         }
       }
       List<SourceColumnRow> sourceColumns = new ArrayList<>();
-      try (ResultSet rs = st.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality'"
-          + " AND table_name = 'source_columns'")) {
-        rs.next();
-        if (rs.getLong(1) > 0) { // a database written before runs measured their source columns has none
-          try (ResultSet c = st.executeQuery("SELECT source, column_name, populated, total, share"
-              + " FROM quality.source_columns WHERE run_id = " + run + " ORDER BY source, position")) {
-            while (c.next()) {
-              sourceColumns.add(new SourceColumnRow(c.getString(1), c.getString(2), c.getLong(3), c.getLong(4),
-                  (Double) c.getObject(5)));
-            }
+      // A database written before runs measured their source columns has none.
+      if (DuckDb.tableExists(db, "quality", "source_columns")) {
+        try (ResultSet c = st.executeQuery("SELECT source, column_name, populated, total, share"
+            + " FROM quality.source_columns WHERE run_id = " + run + " ORDER BY source, position")) {
+          while (c.next()) {
+            sourceColumns.add(new SourceColumnRow(c.getString(1), c.getString(2), c.getLong(3), c.getLong(4),
+                (Double) c.getObject(5)));
           }
         }
       }

@@ -49,8 +49,9 @@ public final class AnalyticsBench {
         double[] ms = new double[TIMED];
         long rows = 0;
         try (PreparedStatement ps = db.prepareStatement(q.getValue())) {
+          boolean byId = ps.getParameterMetaData().getParameterCount() == 1;
           for (int i = 0; i < WARM_UP + TIMED; i++) {
-            if (ps.getParameterMetaData().getParameterCount() == 1) {
+            if (byId) {
               ps.setString(1, ids.get(i % ids.size()));
             }
             long start = System.nanoTime();
