@@ -271,8 +271,8 @@ public sealed interface Expr extends Serializable {
     if (e instanceof Call c && c.function().equals("split")) {
       // Missing when there is no piece: an empty list is no value.
       return "nullif(list_filter(list_transform(string_split(" + value(c.args().get(0), column) + ", "
-          + SqlMapping.lit(((Literal) c.args().get(1)).text()) + "), lambda p: nullif(trim(p, "
-          + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')), lambda p: p IS NOT NULL), [])";
+          + SqlMapping.lit(((Literal) c.args().get(1)).text()) + "), lambda p: " + SqlMapping.clean("p")
+          + "), lambda p: p IS NOT NULL), [])";
     }
     // Columns are trimmed already; uuid() text and ref() of a column cannot be blank or have spaces at the ends.
     boolean alreadyClean = e instanceof Column || e instanceof Call c && (c.function().equals("uuid")
@@ -365,6 +365,7 @@ public sealed interface Expr extends Serializable {
 
   /** Trims a computed text and makes an empty one missing, as for input values. */
   private static String clean(String sql) {
+    // A computed text is trimmed as it is: the fast path of SqlMapping.clean repeats its argument six times.
     return "nullif(trim(" + sql + ", " + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')";
   }
 

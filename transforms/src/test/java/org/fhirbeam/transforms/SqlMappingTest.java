@@ -137,6 +137,38 @@ class SqlMappingTest {
         "1 Patient.birthDate date: value is not a date in the expected format (yyyy-MM-dd)"));
   }
 
+  /** The fast path of clean() gives exactly what trimming every value gives, for every kind of end. */
+  @Test
+  void cleanEqualsPlainTrimming() throws SQLException {
+    String[] values = {"", " ", "\t", "\r\n", "a", "a ", " a", "a\t", "\ta", "a\n", "a\r", "\r\na b\r\n", " a b ",
+        "!", "!x!", "\u0001a", "a\u0001", "\u00a0a\u00a0", "é ", " é", "名前", "a\u3000", "  \t  "};
+    try (Statement st = db.createStatement()) {
+      st.execute("CREATE OR REPLACE TABLE texts (v VARCHAR)");
+      try (PreparedStatement insert = db.prepareStatement("INSERT INTO texts VALUES (?)")) {
+        for (String v : values) {
+          insert.setString(1, v);
+          insert.executeUpdate();
+        }
+        insert.setString(1, null);
+        insert.executeUpdate();
+      }
+      try (ResultSet rs = st.executeQuery("SELECT v, " + SqlMapping.clean("v") + ", nullif(trim(v, "
+          + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '') FROM texts")) {
+        int rows = 0;
+        while (rs.next()) {
+          rows++;
+          assertThat("value " + JSON.valueToTree(rs.getString(1)), rs.getString(2), equalTo(rs.getString(3)));
+        }
+        assertThat(rows, equalTo(values.length + 1));
+      }
+      try (ResultSet rs = st.executeQuery("SELECT list(" + SqlMapping.clean("v") + " ORDER BY rowid) FROM texts")) {
+        rs.next();
+        assertThat(rs.getString(1), equalTo("[NULL, NULL, NULL, NULL, a, a, a, a, a, a, a, a b, a b, !, !x!, \u0001a,"
+            + " a\u0001, \u00a0a\u00a0, é, é, 名前, a\u3000, NULL, NULL]"));
+      }
+    }
+  }
+
   @Test
   void emptyValuesAreOmittedNeverWrittenEmpty() throws SQLException {
     assertThat(resource("p1", "", null, "  ", "m"),
