@@ -162,9 +162,7 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() {
       Path file = config != null ? config : Environment.defaultConfig();
-      if (runner == Runner.SPARK) {
-        Runner.startLocalSpark();
-      }
+      runner.prepare();
       try {
         long start = System.nanoTime();
         JobPlan plan = JobPlan.create(file, overrides, Environment.variables());

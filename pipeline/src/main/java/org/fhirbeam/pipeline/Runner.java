@@ -25,6 +25,27 @@ public enum Runner {
   private static CompletableFuture<JavaSparkContext> localSpark;
 
   /**
+   * Starts in the background what every run of this runner needs and the job does not decide, so that it overlaps
+   * the planning instead of following it: Beam's registry of pipeline options (about 1 s of one core here, since
+   * Beam checks every options interface on the classpath, Spark's among them, and Jackson loads its modules on
+   * first use) and, for Spark, the local context ({@link #startLocalSpark}).
+   */
+  void prepare() {
+    Thread options = new Thread(() -> {
+      try {
+        PipelineOptionsFactory.create();
+      } catch (RuntimeException e) {
+        // The run creates its options itself and reports what failed.
+      }
+    }, "fhirbeam-options");
+    options.setDaemon(true);
+    options.start();
+    if (this == SPARK) {
+      startLocalSpark();
+    }
+  }
+
+  /**
    * Starts the local Spark context ({@code local[N]}, N = the cores) in the background, so that its second or so
    * of start-up overlaps the planning instead of following it. The run then uses it as a provided context, as
    * it would use a cluster's; {@link #stopLocalSpark} stops it.
