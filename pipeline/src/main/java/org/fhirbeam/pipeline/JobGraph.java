@@ -7,6 +7,7 @@ import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
+import org.apache.beam.sdk.values.PCollectionTuple;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
@@ -15,35 +16,49 @@ import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.validation.ValidateResources;
 
 /**
- * Builds the job's Beam graph, identical for every runner: each mapping reads the files of its source and runs
- * in DuckDB, one file per task, writing resource and reject part files; a mapping's FHIRPath rules are checked
+ * Builds the job's Beam graph, the same for every runner: the mappings read the files of their sources and run
+ * in DuckDB, one file per task, writing resource and reject part files (a runner that runs one element at a time
+ * gets the tasks in one element, mapped several at a time); a mapping's FHIRPath rules are checked
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
  * move to reject parts); the parts of successful tasks are then committed into the staging output.
  */
 final class JobGraph {
   private JobGraph() {}
 
-  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot) {
-    List<PCollection<PartFile>> parts = new ArrayList<>();
+  /**
+   * @param localConcurrency how many files one worker maps at a time, all in one element (see
+   *     {@link MapWithDuckDb#withLocalConcurrency}); 1 leaves it to the runner
+   */
+  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot,
+      int localConcurrency) {
+    List<MapWithDuckDb.Work> works = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
       if (plan.sources().get(mapping.source()).tasks().isEmpty()) {
         continue; // an optional source without files: no rows, so nothing to map
       }
-      PCollection<PartFile> mapped = p.apply("Map" + capitalize(mapping.name()),
-          MapWithDuckDb.of(mapping, plan.sources().get(mapping.source()).tasks())
-              .withSettings(plan.config().duckdb())
-              .withPartsDirectory(partsDir)
-              .withRunId(runId));
-      if (!mapping.fhirPathRules().isEmpty()) {
-        mapped = mapped.apply("CheckRules" + capitalize(mapping.name()),
-            CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(), mapping.fhirPathRules())
-                .withRunId(runId));
+      works.add(new MapWithDuckDb.Work(mapping, plan.sources().get(mapping.source()).tasks()));
+    }
+    List<PCollection<PartFile>> parts = new ArrayList<>();
+    if (!works.isEmpty()) {
+      PCollectionTuple mapped = p.apply("Map", MapWithDuckDb.of(works)
+          .withSettings(plan.config().duckdb())
+          .withPartsDirectory(partsDir)
+          .withRunId(runId)
+          .withLocalConcurrency(Math.min(localConcurrency, works.stream().mapToInt(w -> w.tasks().size()).sum())));
+      for (MapWithDuckDb.Work work : works) {
+        CompiledMapping mapping = work.mapping();
+        PCollection<PartFile> files = mapped.get(MapWithDuckDb.partsOf(mapping.name()));
+        if (!mapping.fhirPathRules().isEmpty()) {
+          files = files.apply("CheckRules" + capitalize(mapping.name()),
+              CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),
+                  mapping.fhirPathRules()).withRunId(runId));
+        }
+        if (plan.config().validation().enabled()) {
+          files = files.apply("Validate" + capitalize(mapping.name()),
+              ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
+        }
+        parts.add(files);
       }
-      if (plan.config().validation().enabled()) {
-        mapped = mapped.apply("Validate" + capitalize(mapping.name()),
-            ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
-      }
-      parts.add(mapped);
     }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))

@@ -121,6 +121,15 @@ public enum Runner {
     };
   }
 
+  /**
+   * How many files one worker maps at a time (see {@link org.fhirbeam.transforms.MapWithDuckDb}): the DirectRunner
+   * runs one element at a time here (one runner thread: with a second one free, its scheduler spins beside DuckDB),
+   * so its worker maps as many files at once as there are cores; Spark runs a task per core itself.
+   */
+  int localConcurrency() {
+    return this == DIRECT ? Runtime.getRuntime().availableProcessors() : 1;
+  }
+
   public String label() {
     return name().toLowerCase(java.util.Locale.ROOT);
   }

@@ -1,6 +1,7 @@
 package org.fhirbeam.transforms;
 
 import java.io.IOException;
+import java.io.Serializable;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,6 +13,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.Create;
@@ -20,7 +26,10 @@ import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PBegin;
-import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.TupleTag;
+import org.apache.beam.sdk.values.TupleTagList;
+import org.duckdb.DuckDBConnection;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
@@ -29,39 +38,72 @@ import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
 
 /**
- * Applies one compiled mapping to the files of its source, one file per task, in parallel. For each file a
- * worker's in-memory DuckDB reads the file and runs the mapping's SQL in one pass, writing two NDJSON part
- * files itself: the resources ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}).
- * The output is the list of part files; no row passes through the JVM. Rows are counted in
+ * Applies compiled mappings to the files of their sources, one file per task. For each file a DuckDB connection
+ * reads the file and runs the mapping's SQL in one pass, writing two NDJSON part files itself: the resources
+ * ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}). The output holds each mapping's
+ * part files under {@link #partsOf} of its name; no row passes through the JVM. Rows are counted in
  * {@link Counters#rowsIn} (an independent count of the file's rows), {@link Counters#mapped} and
  * {@link Counters#rejected}, by mapping name.
+ *
+ * <p>A mapping query writes its rows in file order, which keeps DuckDB on one core for it (measured: one DuckDB
+ * thread maps as fast as two). By default each task is an element of its own, and the runner decides how many
+ * run at once (Spark runs one per core). A runner that runs one element at a time (the DirectRunner, whose
+ * scheduler spins on a free thread when it is given more) gets {@link #withLocalConcurrency}: every task in one
+ * element, run that many at a time on one DuckDB database, so the cores map different files together.
  */
-public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile>> {
-  private final CompiledMapping mapping;
-  private final List<ReadTask> tasks;
+public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
+  /** One mapping and the read tasks of its source. */
+  public record Work(CompiledMapping mapping, List<ReadTask> tasks) implements Serializable {
+    public Work {
+      Objects.requireNonNull(mapping, "mapping");
+      tasks = List.copyOf(tasks);
+    }
+  }
+
+  /** One task of one mapping (its index among the transform's mappings). */
+  record Item(int mapping, ReadTask task) implements Serializable {}
+
+  /** What one element runs: tasks that run together on one worker. */
+  record Unit(List<Item> items) implements Serializable {
+    Unit {
+      items = List.copyOf(items);
+    }
+  }
+
+  private final List<Work> works;
   private final DuckDbSettings settings;
   private final String partsDirectory;
   private final String runId;
+  private final int localConcurrency;
 
-  private MapWithDuckDb(CompiledMapping mapping, List<ReadTask> tasks, DuckDbSettings settings,
-      String partsDirectory, String runId) {
-    this.mapping = mapping;
-    this.tasks = tasks;
+  private MapWithDuckDb(List<Work> works, DuckDbSettings settings, String partsDirectory, String runId,
+      int localConcurrency) {
+    this.works = works;
     this.settings = settings;
     this.partsDirectory = partsDirectory;
     this.runId = runId;
+    this.localConcurrency = localConcurrency;
   }
 
-  public static MapWithDuckDb of(CompiledMapping mapping, List<ReadTask> tasks) {
-    Objects.requireNonNull(mapping, "mapping");
-    if (tasks == null || tasks.isEmpty()) {
+  /** Maps the tasks of each work; mapping names must differ. */
+  public static MapWithDuckDb of(List<Work> works) {
+    if (works == null || works.isEmpty() || works.stream().allMatch(w -> w.tasks().isEmpty())) {
       throw new IllegalArgumentException("at least one read task is required");
     }
-    return new MapWithDuckDb(mapping, List.copyOf(tasks), null, null, null);
+    if (works.stream().map(w -> w.mapping().name()).distinct().count() != works.size()) {
+      throw new IllegalArgumentException("mapping names must differ");
+    }
+    return new MapWithDuckDb(List.copyOf(works), null, null, null, 1);
+  }
+
+  /** One mapping over its tasks. */
+  public static MapWithDuckDb of(CompiledMapping mapping, List<ReadTask> tasks) {
+    return of(List.of(new Work(mapping, tasks)));
   }
 
   public MapWithDuckDb withSettings(DuckDbSettings settings) {
-    return new MapWithDuckDb(mapping, tasks, Objects.requireNonNull(settings, "settings"), partsDirectory, runId);
+    return new MapWithDuckDb(works, Objects.requireNonNull(settings, "settings"), partsDirectory, runId,
+        localConcurrency);
   }
 
   /** Where workers write part files (a directory every worker can reach). */
@@ -69,7 +111,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("parts directory must not be empty");
     }
-    return new MapWithDuckDb(mapping, tasks, settings, directory, runId);
+    return new MapWithDuckDb(works, settings, directory, runId, localConcurrency);
   }
 
   /** The run id written into every reject record. */
@@ -77,7 +119,23 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
     if (runId == null || runId.isBlank()) {
       throw new IllegalArgumentException("runId must not be empty");
     }
-    return new MapWithDuckDb(mapping, tasks, settings, partsDirectory, runId);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency);
+  }
+
+  /**
+   * Runs every task in one element, {@code tasks} of them at a time on the worker (see the class comment); 1 (the
+   * default) makes each task an element of its own.
+   */
+  public MapWithDuckDb withLocalConcurrency(int tasks) {
+    if (tasks < 1) {
+      throw new IllegalArgumentException("local concurrency must be at least 1");
+    }
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, tasks);
+  }
+
+  /** The output tag of a mapping's part files. */
+  public static TupleTag<PartFile> partsOf(String mapping) {
+    return new TupleTag<>("parts-" + mapping);
   }
 
   /** The file set of this mapping's resources, relative to the output root. */
@@ -86,22 +144,44 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
   }
 
   @Override
-  public PCollection<PartFile> expand(PBegin input) {
+  public PCollectionTuple expand(PBegin input) {
     if (settings == null || partsDirectory == null || runId == null) {
       throw new IllegalStateException("withSettings(), withPartsDirectory() and withRunId() are required");
     }
-    return input
-        .apply("ListFiles", Create.of(tasks).withCoder(SerializableCoder.of(ReadTask.class)))
-        .apply("MapFiles", ParDo.of(new MapFileFn(new SqlMapping(mapping), settings, partsDirectory, runId)))
-        .setCoder(SerializableCoder.of(PartFile.class));
+    List<Item> items = new ArrayList<>();
+    for (int i = 0; i < works.size(); i++) {
+      for (ReadTask t : works.get(i).tasks()) {
+        items.add(new Item(i, t));
+      }
+    }
+    List<Unit> units = new ArrayList<>();
+    if (localConcurrency > 1) {
+      units.add(new Unit(items));
+    } else {
+      items.forEach(item -> units.add(new Unit(List.of(item))));
+    }
+    List<SqlMapping> sqls = new ArrayList<>();
+    List<TupleTag<PartFile>> tags = new ArrayList<>();
+    for (Work w : works) {
+      sqls.add(new SqlMapping(w.mapping()));
+      tags.add(partsOf(w.mapping().name()));
+    }
+    PCollectionTuple out = input
+        .apply("ListFiles", Create.of(units).withCoder(SerializableCoder.of(Unit.class)))
+        .apply("MapFiles", ParDo.of(new MapFilesFn(sqls, tags, settings, partsDirectory, runId, localConcurrency))
+            .withOutputTags(tags.get(0), TupleTagList.of(new ArrayList<>(tags.subList(1, tags.size())))));
+    for (TupleTag<PartFile> tag : tags) {
+      out.get(tag).setCoder(SerializableCoder.of(PartFile.class));
+    }
+    return out;
   }
 
   @Override
   public void populateDisplayData(DisplayData.Builder builder) {
     super.populateDisplayData(builder);
-    builder.add(DisplayData.item("mapping", mapping.name()))
-        .add(DisplayData.item("resourceType", mapping.resourceType()))
-        .add(DisplayData.item("files", tasks.size()));
+    builder.add(DisplayData.item("mappings", String.join(", ", works.stream().map(w -> w.mapping().name()).toList())))
+        .add(DisplayData.item("files", works.stream().mapToInt(w -> w.tasks().size()).sum()))
+        .add(DisplayData.item("localConcurrency", localConcurrency));
   }
 
   /**
@@ -111,18 +191,28 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
    */
   private static final String RAW_LINES = " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE ''";
 
-  static final class MapFileFn extends DoFn<ReadTask, PartFile> {
-    private final SqlMapping sql;
+  /** What one task wrote and counted; the element's thread turns it into counters and outputs. */
+  private record Result(int mapping, ReadTask task, long rowsIn, long badLines, long millis, long[] populated,
+      long[][] checkCounts, long mappingRejects, List<PartFile> resources, List<PartFile> rejects) {}
+
+  static final class MapFilesFn extends DoFn<Unit, PartFile> {
+    private final List<SqlMapping> sqls;
+    private final List<TupleTag<PartFile>> tags;
     private final DuckDbSettings settings;
     private final String partsDirectory;
     private final String runId;
+    private final int concurrency;
     private transient Connection db;
+    private transient ExecutorService pool;
 
-    MapFileFn(SqlMapping sql, DuckDbSettings settings, String partsDirectory, String runId) {
-      this.sql = sql;
+    MapFilesFn(List<SqlMapping> sqls, List<TupleTag<PartFile>> tags, DuckDbSettings settings, String partsDirectory,
+        String runId, int concurrency) {
+      this.sqls = List.copyOf(sqls);
+      this.tags = List.copyOf(tags);
       this.settings = settings;
       this.partsDirectory = partsDirectory;
       this.runId = runId;
+      this.concurrency = concurrency;
     }
 
     @Setup
@@ -132,10 +222,66 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
         // Row positions in rejects count rows in file order, whatever the configuration says.
         st.execute("SET preserve_insertion_order = true");
       }
+      if (concurrency > 1) {
+        AtomicInteger n = new AtomicInteger();
+        pool = Executors.newFixedThreadPool(concurrency, r -> {
+          Thread t = new Thread(r, "fhirbeam-map-" + n.incrementAndGet());
+          t.setDaemon(true);
+          return t;
+        });
+      }
     }
 
     @ProcessElement
-    public void process(@Element ReadTask task, OutputReceiver<PartFile> out) throws IOException {
+    public void process(@Element Unit unit, MultiOutputReceiver out) throws IOException, SQLException {
+      List<Result> results = new ArrayList<>();
+      if (pool == null || unit.items().size() == 1) {
+        for (Item item : unit.items()) {
+          results.add(map(db, item));
+        }
+      } else {
+        // Each task on a connection of its own to the one database: DuckDB shares its threads and memory limit.
+        List<Future<Result>> running = new ArrayList<>();
+        for (Item item : unit.items()) {
+          running.add(pool.submit(() -> {
+            try (Connection c = db.unwrap(DuckDBConnection.class).duplicate()) {
+              return map(c, item);
+            }
+          }));
+        }
+        // Every task ends before a failure is reported, so none still writes parts when the pipeline stops.
+        RuntimeException failure = null;
+        for (Future<Result> f : running) {
+          try {
+            results.add(f.get());
+          } catch (ExecutionException e) {
+            if (failure == null) {
+              failure = e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+            }
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while mapping", e);
+          }
+        }
+        if (failure != null) {
+          throw failure;
+        }
+      }
+      for (Result r : results) {
+        count(r);
+        for (PartFile p : r.resources()) {
+          out.get(tags.get(r.mapping())).output(p);
+        }
+        for (PartFile p : r.rejects()) {
+          out.get(tags.get(r.mapping())).output(p);
+        }
+      }
+    }
+
+    /** Runs one task on {@code db}: the count, the mapping's COPY and the rejects of unreadable lines. */
+    private Result map(Connection db, Item item) throws IOException {
+      SqlMapping sql = sqls.get(item.mapping());
+      ReadTask task = item.task();
       CompiledMapping m = sql.mapping();
       String id = UUID.randomUUID().toString().replace("-", "");
       String badLines = "bad_lines_" + id;
@@ -233,21 +379,6 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       } catch (SQLException e) {
         throw DuckDb.failure("mapping " + m.name() + " failed on " + task.file(), e);
       }
-      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(m.name())).inc(rowsIn + badLineCount);
-      Metrics.counter(Counters.NAMESPACE, Counters.millis(m.name())).inc((System.nanoTime() - started) / 1_000_000);
-
-      Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(m.name())).inc(rowsIn);
-      for (int i = 0; i < populated.length; i++) {
-        Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(m.name(), task.columns().get(i)))
-            .inc(populated[i]);
-      }
-      for (int i = 0; i < checks.size(); i++) {
-        String element = checks.get(i).element() == null ? "" : checks.get(i).element();
-        Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(m.name(), checks.get(i).check(), element))
-            .inc(checkCounts[i][0]);
-        Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(m.name(), checks.get(i).check(), element))
-            .inc(checkCounts[i][1]);
-      }
       List<PartFile> rejects = new ArrayList<>(parts(dir.resolve("kind=" + SqlMapping.REJECT), PartFile.REJECTS, id,
           true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
@@ -260,15 +391,32 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
       } else {
         resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
       }
-      long mapped = resources.stream().mapToLong(PartFile::lines).sum();
-      Metrics.counter(Counters.NAMESPACE, Counters.mapped(m.name())).inc(mapped);
-      Metrics.counter(Counters.NAMESPACE, Counters.rejected(m.name())).inc(mappingRejects + badLineCount);
-      for (PartFile p : resources) {
-        out.output(p);
+      return new Result(item.mapping(), task, rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
+          populated, checkCounts, mappingRejects, resources, rejects);
+    }
+
+    /** The counters of one task, incremented on the element's thread (Beam's metrics belong to it). */
+    private void count(Result r) {
+      SqlMapping sql = sqls.get(r.mapping());
+      String name = sql.mapping().name();
+      List<SqlMapping.Check> checks = sql.checks();
+      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(name)).inc(r.rowsIn() + r.badLines());
+      Metrics.counter(Counters.NAMESPACE, Counters.millis(name)).inc(r.millis());
+      Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(name)).inc(r.rowsIn());
+      for (int i = 0; i < r.populated().length; i++) {
+        Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(name, r.task().columns().get(i)))
+            .inc(r.populated()[i]);
       }
-      for (PartFile p : rejects) {
-        out.output(p);
+      for (int i = 0; i < checks.size(); i++) {
+        String element = checks.get(i).element() == null ? "" : checks.get(i).element();
+        Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(name, checks.get(i).check(), element))
+            .inc(r.checkCounts()[i][0]);
+        Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(name, checks.get(i).check(), element))
+            .inc(r.checkCounts()[i][1]);
       }
+      long mapped = r.resources().stream().mapToLong(PartFile::lines).sum();
+      Metrics.counter(Counters.NAMESPACE, Counters.mapped(name)).inc(mapped);
+      Metrics.counter(Counters.NAMESPACE, Counters.rejected(name)).inc(r.mappingRejects() + r.badLines());
     }
 
     /** Reject records for the lines DuckDB set aside, one per line, in line order. */
@@ -313,6 +461,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollection<PartFile
 
     @Teardown
     public void teardown() throws SQLException {
+      if (pool != null) {
+        pool.shutdownNow();
+      }
       if (db != null) {
         db.close();
       }

@@ -49,7 +49,8 @@ class MapWithDuckDbTest {
 
     TestPipeline p = TestPipeline.create().enableAbandonedNodeEnforcement(true);
     PCollection<PartFile> parts = p.apply(MapWithDuckDb.of(mapping, source.tasks()).withSettings(SETTINGS)
-        .withPartsDirectory(dir.resolve("parts").toString()).withRunId("run-1"));
+        .withPartsDirectory(dir.resolve("parts").toString()).withRunId("run-1"))
+        .get(MapWithDuckDb.partsOf("patient"));
     PAssert.that(parts).satisfies(new PartsAre(dir.resolve("a.csv").toString()));
     PipelineResult result = p.run();
     result.waitUntilFinish();
@@ -67,6 +68,97 @@ class MapWithDuckDbTest {
         Map.entry("column_populated/patient/patient_id", 3L), Map.entry("column_populated/patient/first_name", 1L),
         Map.entry("column_populated/patient/last_name", 1L), Map.entry("column_populated/patient/birth_date", 2L),
         Map.entry("column_populated/patient/gender", 3L))));
+  }
+
+  /**
+   * Tasks of two mappings in one element, two at a time on one database, write the same lines and count the same as
+   * one task per element; each mapping's output holds its own parts only.
+   */
+  @Test
+  void tasksMappedTogetherGiveWhatTasksMappedOneByOneGive() throws IOException {
+    Path in = Files.createDirectories(dir.resolve("in"));
+    for (int f = 0; f < 4; f++) {
+      StringBuilder csv = new StringBuilder("patient_id,first_name,last_name,birth_date,gender\n");
+      for (int r = 0; r < 500; r++) {
+        csv.append(r % 97 == 0 ? "" : "f" + f + "r" + r).append(",Ann,Lee,")
+            .append(r % 89 == 0 ? "1990-02-30" : "19" + (10 + r % 90) + "-0" + (1 + r % 9) + "-1" + (r % 10))
+            .append(',').append(r % 3 == 0 ? "F" : r % 3 == 1 ? "m" : "x").append(r % 211 == 0 ? ",EXTRA" : "")
+            .append('\n');
+      }
+      Files.writeString(in.resolve("p" + f + ".csv"), csv);
+    }
+    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", in + "/*.csv", null,
+        SourceConfig.Format.AUTO, false, "test"));
+    Path yaml = Path.of("..", "config", "mappings", "patient.yaml");
+    Path other = dir.resolve("patient_b.yaml");
+    Files.writeString(other, Files.readString(yaml).replace("name: patient\n", "name: patient_b\n"));
+    List<MapWithDuckDb.Work> works = new ArrayList<>();
+    for (Path m : List.of(yaml, other)) {
+      works.add(new MapWithDuckDb.Work(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(m),
+          source.columns()), source.tasks()));
+    }
+    Map<String, List<String>> oneByOne = new TreeMap<>();
+    Map<String, Long> countedOneByOne = runTogether(works, 1, dir.resolve("parts-1"), oneByOne);
+    Map<String, List<String>> together = new TreeMap<>();
+    Map<String, Long> countedTogether = runTogether(works, 2, dir.resolve("parts-2"), together);
+    assertThat(together, equalTo(oneByOne));
+    assertThat(countedTogether, equalTo(countedOneByOne));
+    assertThat(oneByOne.keySet(), equalTo(java.util.Set.of("patient/ingest", "patient/reject", "patient/resource",
+        "patient_b/ingest", "patient_b/reject", "patient_b/resource")));
+    assertThat(countedTogether.get("rows_in/patient"), equalTo(2000L));
+    assertThat(countedTogether.get("mapped/patient") + countedTogether.get("rejected/patient"), equalTo(2000L));
+    assertThat(countedTogether.get("mapped/patient_b"), equalTo(countedTogether.get("mapped/patient")));
+  }
+
+  /** Runs the works with the given local concurrency; fills {@code lines} (mapping/kind to sorted lines). */
+  private static Map<String, Long> runTogether(List<MapWithDuckDb.Work> works, int concurrency, Path parts,
+      Map<String, List<String>> lines) throws IOException {
+    TestPipeline p = TestPipeline.create().enableAbandonedNodeEnforcement(true);
+    var out = p.apply(MapWithDuckDb.of(works).withSettings(SETTINGS).withPartsDirectory(parts.toString())
+        .withRunId("run-1").withLocalConcurrency(concurrency));
+    for (String m : List.of("patient", "patient_b")) {
+      PAssert.that(out.get(MapWithDuckDb.partsOf(m))).satisfies(new AllUnder(parts.resolve(m + "-").toString()));
+    }
+    PipelineResult result = p.run();
+    result.waitUntilFinish();
+    try (var files = Files.walk(parts)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        String task = parts.relativize(f).getName(0).toString();
+        String parent = f.getParent().getFileName().toString();
+        String kind = parent.startsWith("kind=") ? parent.substring("kind=".length()) : "ingest"; // bad-lines.ndjson
+        lines.computeIfAbsent(task.substring(0, task.lastIndexOf('-')) + "/" + kind, k -> new ArrayList<>())
+            .addAll(Files.readAllLines(f));
+      }
+    }
+    lines.values().forEach(l -> l.sort(null));
+    Map<String, Long> counters = new TreeMap<>();
+    for (MetricResult<Long> c : result.metrics().queryMetrics(MetricsFilter.builder()
+        .addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build()).getCounters()) {
+      if (!c.getName().getName().startsWith("ms/")) {
+        counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
+      }
+    }
+    return counters;
+  }
+
+  /** Every part file lies under one prefix: a mapping's output holds its own parts. */
+  static final class AllUnder implements SerializableFunction<Iterable<PartFile>, Void> {
+    private final String prefix;
+
+    AllUnder(String prefix) {
+      this.prefix = prefix;
+    }
+
+    @Override
+    public Void apply(Iterable<PartFile> all) {
+      int n = 0;
+      for (PartFile part : all) {
+        assertThat(part.path(), part.path().startsWith(prefix), equalTo(true));
+        n++;
+      }
+      assertThat(n, greaterThan(4));
+      return null;
+    }
   }
 
   /** The expected part files; a serializable value, as PAssert ships its checks to the runner. */
