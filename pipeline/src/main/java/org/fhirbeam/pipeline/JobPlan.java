@@ -65,15 +65,39 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
         }
       }
     }
+    // Each source is planned on its own (DuckDB reads the files' headers, the reader checks their lines), so they are
+    // planned side by side on the cores; a failure is reported for the first failing source in file order.
+    Map<String, java.util.concurrent.Future<PlannedSource>> planned = new LinkedHashMap<>();
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(
+        Runtime.getRuntime().availableProcessors(), r -> {
+          Thread t = new Thread(r, "fhirbeam-plan");
+          t.setDaemon(true);
+          return t;
+        });
     Map<String, PlannedSource> files = new LinkedHashMap<>();
-    for (SourceConfig s : config.sources().values()) {
-      if (s.jdbc() != null && needed.contains(s.name())) {
-        files.put(s.name(), JdbcSourcePlanner.plan(s));
-      } else if (s.http() != null && needed.contains(s.name())) {
-        files.put(s.name(), new HttpSourcePlanner(config.duckdb(), System.getenv()).plan(s));
-      } else if (s.sql() == null && needed.contains(s.name())) {
-        files.put(s.name(), planner.plan(s));
+    try {
+      for (SourceConfig s : config.sources().values()) {
+        if (s.jdbc() != null && needed.contains(s.name())) {
+          planned.put(s.name(), pool.submit(() -> JdbcSourcePlanner.plan(s)));
+        } else if (s.http() != null && needed.contains(s.name())) {
+          planned.put(s.name(), pool.submit(() -> new HttpSourcePlanner(config.duckdb(), System.getenv()).plan(s)));
+        } else if (s.sql() == null && needed.contains(s.name())) {
+          planned.put(s.name(), pool.submit(() -> planner.plan(s)));
+        }
       }
+      for (Map.Entry<String, java.util.concurrent.Future<PlannedSource>> e : planned.entrySet()) {
+        files.put(e.getKey(), e.getValue().get());
+      }
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while planning", e);
+    } finally {
+      pool.shutdownNow();
     }
     Map<String, PlannedSource> sources = new LinkedHashMap<>(files);
     for (SourceConfig s : config.sources().values()) {
