@@ -195,6 +195,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   private record Result(int mapping, ReadTask task, long rowsIn, long badLines, long millis, long[] populated,
       long[][] checkCounts, long mappingRejects, List<PartFile> resources, List<PartFile> rejects) {}
 
+  /** Rows a partitioned COPY buffers per partition before writing them (see {@link MapFilesFn#setup}). */
+  private static final int PARTITION_FLUSH_ROWS = 32_768;
+
   static final class MapFilesFn extends DoFn<Unit, PartFile> {
     private final List<SqlMapping> sqls;
     private final List<TupleTag<PartFile>> tags;
@@ -221,6 +224,10 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       try (Statement st = db.createStatement()) {
         // Row positions in rejects count rows in file order, whatever the configuration says.
         st.execute("SET preserve_insertion_order = true");
+        // The COPY that splits resources from rejects buffers each kind's lines up to this many rows before it writes
+        // them (DuckDB's default: 524,288). Measured on the 400,000 Synthea-shaped Observation rows: peak RSS 424 MB
+        // -> 196 MB and 3.9 s -> 3.0 s; on 1M Patient rows 258 MB -> 140 MB, the same bytes written.
+        st.execute("SET partitioned_write_flush_threshold = " + PARTITION_FLUSH_ROWS);
       }
       if (concurrency > 1) {
         AtomicInteger n = new AtomicInteger();
