@@ -240,7 +240,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
 
     @ProcessElement
-    public void process(@Element Unit unit, MultiOutputReceiver out) throws IOException, SQLException {
+    public void process(@Element Unit unit, MultiOutputReceiver out) throws IOException {
       List<Result> results = new ArrayList<>();
       if (pool == null || unit.items().size() == 1) {
         for (Item item : unit.items()) {
@@ -257,21 +257,29 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           }));
         }
         // Every task ends before a failure is reported, so none still writes parts when the pipeline stops.
-        RuntimeException failure = null;
+        Throwable failure = null;
         for (Future<Result> f : running) {
           try {
             results.add(f.get());
           } catch (ExecutionException e) {
-            if (failure == null) {
-              failure = e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
-            }
+            failure = failure == null ? e.getCause() : failure;
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while mapping", e);
           }
         }
+        // The first failing task in task order, as it would have failed alone.
+        if (failure instanceof RuntimeException e) {
+          throw e;
+        }
+        if (failure instanceof Error e) {
+          throw e;
+        }
+        if (failure instanceof IOException e) {
+          throw e;
+        }
         if (failure != null) {
-          throw failure;
+          throw new IllegalStateException(failure);
         }
       }
       for (Result r : results) {

@@ -110,6 +110,36 @@ class MapWithDuckDbTest {
     assertThat(countedTogether.get("mapped/patient_b"), equalTo(countedTogether.get("mapped/patient")));
   }
 
+  /** A task that fails among tasks mapped together fails the step with its own error, after the others ended. */
+  @Test
+  void aFailingTaskAmongOthersFailsTheStepNamingItsFile() throws IOException {
+    Path in = Files.createDirectories(dir.resolve("in"));
+    for (String f : List.of("a", "b", "c")) {
+      Files.writeString(in.resolve(f + ".csv"), "patient_id,first_name,last_name,birth_date,gender\n" + f
+          + "1,Ann,Lee,2000-01-01,F\n");
+    }
+    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", in + "/*.csv", null,
+        SourceConfig.Format.AUTO, false, "test"));
+    Files.delete(in.resolve("b.csv")); // gone between planning and mapping
+    CompiledMapping mapping = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(
+        Path.of("..", "config", "mappings", "patient.yaml")), source.columns());
+    TestPipeline p = TestPipeline.create().enableAbandonedNodeEnforcement(false);
+    p.apply(MapWithDuckDb.of(mapping, source.tasks()).withSettings(SETTINGS)
+        .withPartsDirectory(dir.resolve("parts").toString()).withRunId("run-1").withLocalConcurrency(2));
+    Throwable failure = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+        () -> p.run().waitUntilFinish());
+    while (failure.getCause() != null && !String.valueOf(failure.getMessage()).startsWith("mapping patient")) {
+      failure = failure.getCause();
+    }
+    assertThat(failure.getMessage(), org.hamcrest.Matchers.startsWith("mapping patient failed on "
+        + in.resolve("b.csv")));
+    // The tasks of a.csv and c.csv ran to their end: each wrote its resource part.
+    try (var files = Files.walk(dir.resolve("parts"))) {
+      assertThat(files.filter(f -> f.toString().endsWith(".csv") && f.getParent().getFileName().toString()
+          .equals("kind=resource")).count(), equalTo(2L));
+    }
+  }
+
   /** Runs the works with the given local concurrency; fills {@code lines} (mapping/kind to sorted lines). */
   private static Map<String, Long> runTogether(List<MapWithDuckDb.Work> works, int concurrency, Path parts,
       Map<String, List<String>> lines) throws IOException {
