@@ -44,7 +44,7 @@ final class JobGraph {
           .withSettings(plan.config().duckdb())
           .withPartsDirectory(partsDir)
           .withRunId(runId)
-          .withLocalConcurrency(Math.min(localConcurrency, works.stream().mapToInt(w -> w.tasks().size()).sum())));
+          .withLocalConcurrency(localConcurrency));
       for (MapWithDuckDb.Work work : works) {
         CompiledMapping mapping = work.mapping();
         PCollection<PartFile> files = mapped.get(MapWithDuckDb.partsOf(mapping.name()));

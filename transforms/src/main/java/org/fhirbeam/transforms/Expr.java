@@ -366,7 +366,7 @@ public sealed interface Expr extends Serializable {
   /** Trims a computed text and makes an empty one missing, as for input values. */
   private static String clean(String sql) {
     // A computed text is trimmed as it is: the fast path of SqlMapping.clean repeats its argument six times.
-    return "nullif(trim(" + sql + ", " + SqlMapping.lit(SqlMapping.WHITESPACE) + "), '')";
+    return SqlMapping.trimmed(sql);
   }
 
   /**

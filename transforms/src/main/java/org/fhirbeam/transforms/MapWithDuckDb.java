@@ -154,8 +154,10 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         items.add(new Item(i, t));
       }
     }
+    // No more threads than tasks: a single task stays an element of its own, mapped on the worker's thread.
+    int concurrency = Math.min(localConcurrency, items.size());
     List<Unit> units = new ArrayList<>();
-    if (localConcurrency > 1) {
+    if (concurrency > 1) {
       units.add(new Unit(items));
     } else {
       items.forEach(item -> units.add(new Unit(List.of(item))));
@@ -168,7 +170,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
     PCollectionTuple out = input
         .apply("ListFiles", Create.of(units).withCoder(SerializableCoder.of(Unit.class)))
-        .apply("MapFiles", ParDo.of(new MapFilesFn(sqls, tags, settings, partsDirectory, runId, localConcurrency))
+        .apply("MapFiles", ParDo.of(new MapFilesFn(sqls, tags, settings, partsDirectory, runId, concurrency))
             .withOutputTags(tags.get(0), TupleTagList.of(new ArrayList<>(tags.subList(1, tags.size())))));
     for (TupleTag<PartFile> tag : tags) {
       out.get(tag).setCoder(SerializableCoder.of(PartFile.class));

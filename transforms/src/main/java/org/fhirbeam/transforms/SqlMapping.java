@@ -537,8 +537,13 @@ public final class SqlMapping implements Serializable {
       endsInSpace.append(endsInSpace.length() == 0 ? "" : " OR ").append("ends_with(").append(text).append(", chr(")
           .append((int) c).append("))");
     }
-    return "CASE WHEN " + text + " >= '!' AND NOT (" + endsInSpace + ") THEN " + text + " ELSE nullif(trim(" + text
-        + ", " + lit(WHITESPACE) + "), '') END";
+    return "CASE WHEN " + text + " >= '!' AND NOT (" + endsInSpace + ") THEN " + text + " ELSE " + trimmed(text)
+        + " END";
+  }
+
+  /** {@code text} (SQL) trimmed of {@link #WHITESPACE} by DuckDB, NULL when nothing is left; see {@link #clean}. */
+  static String trimmed(String text) {
+    return "nullif(trim(" + text + ", " + lit(WHITESPACE) + "), '')";
   }
 
   private String input(CompiledMapping.Leaf leaf) {

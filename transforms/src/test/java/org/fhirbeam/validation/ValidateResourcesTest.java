@@ -13,17 +13,14 @@ import java.util.Map;
 import java.util.TreeMap;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.coders.SerializableCoder;
-import org.apache.beam.sdk.metrics.MetricNameFilter;
-import org.apache.beam.sdk.metrics.MetricResult;
-import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.testing.PAssert;
 import org.apache.beam.sdk.testing.TestPipeline;
 import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.SerializableFunction;
 import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.ValidationSettings;
-import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.transforms.PipelineCounters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -54,11 +51,7 @@ class ValidateResourcesTest {
     PAssert.that(out).satisfies(new PartsAre(rejects.toString()));
     PipelineResult result = p.run();
     result.waitUntilFinish();
-    Map<String, Long> counters = new TreeMap<>();
-    for (MetricResult<Long> c : result.metrics().queryMetrics(MetricsFilter.builder()
-        .addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build()).getCounters()) {
-      counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
-    }
+    Map<String, Long> counters = PipelineCounters.of(result);
     assertThat(counters, equalTo(new TreeMap<>(Map.of("validated/patient", 3L, "invalid/patient", 2L,
         "rejected/patient", 2L,
         "issue/patient/error/content/Terminology_PassThrough_TX_Message", 1L,
