@@ -230,6 +230,12 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         // them (DuckDB's default: 524,288). Measured on the 400,000 Synthea-shaped Observation rows: peak RSS 424 MB
         // -> 196 MB and 3.9 s -> 3.0 s; on 1M Patient rows 258 MB -> 140 MB, the same bytes written.
         st.execute("SET partitioned_write_flush_threshold = " + PARTITION_FLUSH_ROWS);
+        // A mapping query runs on one core (its rows are numbered in file order), so cores map tasks side by side
+        // instead, each query on the thread that runs it. DuckDB's own worker threads would only compete with them:
+        // two halves of the 1M Patient rows mapped at once took 1.2-1.5 s and 2.4-2.9 s of CPU with threads = 2,
+        // 1.0 s and 1.7 s with threads = 1 (the whole file alone: 1.25-1.5 s either way); the Synthea-shaped run's
+        // pipeline 7.4-8.6 s -> 6.0-7.1 s. Spark runs a task per core, each on a database of its own: the same.
+        st.execute("SET threads = 1");
       }
       if (concurrency > 1) {
         AtomicInteger n = new AtomicInteger();
