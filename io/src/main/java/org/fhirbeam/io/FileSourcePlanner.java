@@ -122,15 +122,42 @@ public final class FileSourcePlanner {
             + "'; names starting with '#' are reserved for fhirbeam's own columns, so rename it");
       }
     }
-    if (format == Format.XLSX) {
-      // Line n of the CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
-      return oneRecordPerLine(readFile, '"')
-          ? new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
-              source.headerRow() + 1, true)
-          : new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true);
+    if (format == Format.XLSX || format == Format.CSV) {
+      // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
+      char quote = format == Format.XLSX || source.csv().quote() == null ? '"' : source.csv().quote().charAt(0);
+      LineLayout layout = lineLayout(readFile, quote);
+      if (!layout.onePerLine()) {
+        return new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.ROW, 1, true);
+      }
+      // Line n of an Excel sheet's CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
+      ReadTask task = new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
+          format == Format.XLSX ? source.headerRow() + 1 : 2, true);
+      return cuttable(layout, format == Format.XLSX ? null : source.csv())
+          ? task.withCuts(new ReadTask.Cuts(readFile.toString(), layout.headerEnd(), layout.size(), layout.offsets(),
+              layout.lines()))
+          : task;
     }
     return task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
         fileColumns);
+  }
+
+  /**
+   * Whether a file can be cut where its layout says: its records are one per line as DuckDB reads them when quotes
+   * are escaped by doubling (or not at all), which the layout's pass follows; and the encoding keeps line breaks as
+   * single bytes.
+   */
+  private static boolean cuttable(LineLayout layout, CsvOptions csv) {
+    if (layout.offsets() == null) {
+      return false;
+    }
+    if (csv == null) {
+      return true;
+    }
+    boolean doubled = csv.escape() == null || csv.escape().isEmpty() || csv.escape().equals(csv.quote())
+        || csv.quote() == null && csv.escape().equals("\"");
+    boolean bytewise = csv.encoding() == null
+        || List.of("utf-8", "utf8", "latin-1", "latin1").contains(csv.encoding().toLowerCase(Locale.ROOT));
+    return doubled && bytewise;
   }
 
   /**
@@ -232,15 +259,12 @@ public final class FileSourcePlanner {
   private static ReadTask task(SourceConfig config, Path file, Format format, String sql, List<String> columns) {
     String source = config.name();
     return switch (format) {
-      // DuckDB skips blank lines and reads quoted newlines, so a record's line is known only when neither occurs.
-      case CSV -> oneRecordPerLine(file, config.csv().quote() == null ? '"' : config.csv().quote().charAt(0))
-          ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 2, true)
-          : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, true);
       case PARQUET -> new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
       case JSON -> !isJsonArray(file) && oneObjectPerLine(file)
           ? new ReadTask(source, file.toString(), sql, columns, LocationKind.LINE, 1, false)
           : new ReadTask(source, file.toString(), sql, columns, LocationKind.ROW, 1, false);
-      case AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; Excel is read as CSV");
+      case CSV, AUTO, XLSX -> throw new IllegalStateException("format must be decided per file; CSV and Excel are"
+          + " planned by planFile");
     };
   }
 
@@ -310,14 +334,41 @@ public final class FileSourcePlanner {
         + ".format");
   }
 
+  /** The smallest distance between two places a file can be cut: pieces are read side by side only past this size. */
+  static final long CUT_GRAIN = 1 << 20;
+
+  /** At most this many places to cut a file are kept (the distance between them grows with the file). */
+  static final int MAX_CUTS = 256;
+
   /**
-   * Whether every line after the header holds exactly one record: no blank lines and no line breaks inside
-   * quoted values. One pass over the bytes, far cheaper than the read itself.
+   * How the records of a text file sit on its lines.
+   *
+   * @param onePerLine whether every line after the header holds exactly one record: no blank lines and no line
+   *     breaks inside quoted values
+   * @param headerEnd the header line's length in bytes, its line break included
+   * @param size the file's length in bytes
+   * @param offsets when the file has one record per line, is stored as it is read (not gzip), spans at least two
+   *     {@link #CUT_GRAIN}s and has no quote right after a backslash (DuckDB may read that as an escaped quote, which
+   *     the pass does not follow): starts of lines about every grain, the first right after the header, the last the
+   *     file's end; else null
+   * @param lines the line number at each offset (1 = the header)
    */
-  static boolean oneRecordPerLine(Path file, char quote) {
+  record LineLayout(boolean onePerLine, long headerEnd, long size, long[] offsets, long[] lines) {}
+
+  /** One pass over the file's bytes, far cheaper than the read itself. */
+  static LineLayout lineLayout(Path file, char quote) {
+    boolean gzip = file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz");
     try (InputStream in = open(file)) {
+      long size = gzip ? -1 : Files.size(file);
+      long grain = Math.max(CUT_GRAIN, size / MAX_CUTS);
+      List<long[]> cuts = new ArrayList<>();
+      long nextCut = 0;
+      long position = 0;
+      long line = 1;
+      long headerEnd = -1;
       byte[] buf = new byte[1 << 16];
       boolean inQuote = false;
+      boolean backslashQuote = false;
       int previous = '\n';
       int n;
       while ((n = in.read(buf)) > 0) {
@@ -325,20 +376,46 @@ public final class FileSourcePlanner {
           int b = buf[i];
           if (b == quote) {
             inQuote = !inQuote;
+            backslashQuote |= previous == '\\';
           } else if (b == '\n') {
             if (inQuote || previous == '\n') {
-              return false;
+              return new LineLayout(false, -1, size, null, null);
+            }
+            line++;
+            long start = position + i + 1;
+            if (headerEnd < 0) {
+              headerEnd = start;
+              nextCut = start;
+            }
+            if (start >= nextCut) {
+              cuts.add(new long[] {start, line});
+              nextCut = start + grain;
             }
           } else if (b == '\r') {
             if (inQuote) {
-              return false;
+              return new LineLayout(false, -1, size, null, null);
             }
             continue; // CRLF: judge the line by its LF
           }
           previous = b;
         }
+        position += n;
       }
-      return true;
+      // The last line may lack its line break; a cut at the very end is the end itself.
+      if (!cuts.isEmpty() && cuts.get(cuts.size() - 1)[0] >= position) {
+        cuts.remove(cuts.size() - 1);
+      }
+      if (gzip || headerEnd < 0 || cuts.size() < 2 || backslashQuote) {
+        return new LineLayout(true, headerEnd, size, null, null);
+      }
+      cuts.add(new long[] {position, previous == '\n' ? line : line + 1});
+      long[] offsets = new long[cuts.size()];
+      long[] lines = new long[cuts.size()];
+      for (int k = 0; k < offsets.length; k++) {
+        offsets[k] = cuts.get(k)[0];
+        lines[k] = cuts.get(k)[1];
+      }
+      return new LineLayout(true, headerEnd, position, offsets, lines);
     } catch (IOException e) {
       throw new InputException("cannot read " + file + ": " + e.getClass().getSimpleName(), e);
     }

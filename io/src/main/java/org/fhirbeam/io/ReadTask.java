@@ -1,6 +1,11 @@
 package org.fhirbeam.io;
 
+import java.io.IOException;
 import java.io.Serializable;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -20,9 +25,35 @@ import java.util.List;
  *     that receives them, and they become rejects instead of stopping the run
  * @param jdbc for a database source: the partition to copy into DuckDB before {@code scan} can be read (see
  *     {@link #prepare}); null for files
+ * @param cuts for a CSV file with one record per line, where it can be cut into pieces (see {@link #cut}); for a
+ *     piece, the run of lines it covers; null when the task is read as a whole only
  */
 public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
-    long firstLocation, boolean skipsBadLines, JdbcRead jdbc) implements Serializable {
+    long firstLocation, boolean skipsBadLines, JdbcRead jdbc, Cuts cuts) implements Serializable {
+
+  /**
+   * Where a CSV file whose records are one per line can be cut: a piece is the header line followed by a run of whole
+   * lines.
+   *
+   * @param path the file read (for an Excel sheet, its CSV)
+   * @param headerEnd the length of the header line in bytes, its line break included
+   * @param size the file's length in bytes
+   * @param offsets where pieces may start or end, ascending: starts of lines, the first after the header, the last
+   *     the file's end; a piece has two, its start and its end
+   * @param lines the line number (1 = the header) at each offset
+   */
+  public record Cuts(String path, long headerEnd, long size, long[] offsets, long[] lines) implements Serializable {
+    public Cuts {
+      if (offsets.length < 2 || offsets.length != lines.length) {
+        throw new IllegalArgumentException("cuts need a start and an end, each with its line number");
+      }
+    }
+
+    /** Whether these cuts cover the whole file (a whole-file task), not a run of its lines (a piece). */
+    boolean wholeFile() {
+      return offsets[0] == headerEnd && offsets[offsets.length - 1] == size;
+    }
+  }
 
   /** How a row's position in its file is reported in rejects. */
   public enum LocationKind {
@@ -41,10 +72,122 @@ public record ReadTask(String source, String file, String scan, List<String> col
     columns = List.copyOf(columns);
   }
 
-  /** A task over a file. */
+  /** A task over a file, read as a whole. */
   public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
       long firstLocation, boolean skipsBadLines) {
-    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null);
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null, null);
+  }
+
+  /** A task over a database partition. */
+  public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
+      long firstLocation, boolean skipsBadLines, JdbcRead jdbc) {
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, null);
+  }
+
+  /** The same task, with the places it can be cut. */
+  public ReadTask withCuts(Cuts cuts) {
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts);
+  }
+
+  /** How many bytes the task reads: its run of lines for a piece, else the file's size when it is a local file; 0 if unknown. */
+  public long bytes() {
+    if (cuts != null) {
+      return cuts.offsets()[cuts.offsets().length - 1] - cuts.offsets()[0];
+    }
+    try {
+      return jdbc == null ? Files.size(Path.of(file)) : 0;
+    } catch (IOException | RuntimeException e) {
+      return 0; // not a local path (an object's URI, a query source): nothing to weigh the task by
+    }
+  }
+
+  /**
+   * This task as pieces of about {@code pieceBytes} each (cut at the nearest places it can be cut), in file order, so
+   * that they can be mapped side by side; the task itself when it cannot be cut or is not larger than that. A piece
+   * reports its rows at their lines in the file and names the file, as the whole task would.
+   */
+  public List<ReadTask> cut(long pieceBytes) {
+    if (cuts == null || !cuts.wholeFile() || pieceBytes <= 0 || bytes() <= pieceBytes) {
+      return List.of(this);
+    }
+    long[] at = cuts.offsets();
+    long[] lines = cuts.lines();
+    int pieces = (int) Math.min(at.length - 1, (bytes() + pieceBytes - 1) / pieceBytes);
+    List<ReadTask> out = new ArrayList<>();
+    int from = 0;
+    for (int k = 1; k <= pieces && from < at.length - 1; k++) {
+      // The cut nearest to an even share of the bytes, past the previous one.
+      long target = at[0] + (at[at.length - 1] - at[0]) * k / pieces;
+      int to = from + 1;
+      while (to < at.length - 1 && Math.abs(at[to + 1] - target) <= Math.abs(at[to] - target)) {
+        to++;
+      }
+      if (k == pieces) {
+        to = at.length - 1;
+      }
+      out.add(new ReadTask(source, file, scan, columns, kind, lines[from], skipsBadLines, jdbc,
+          new Cuts(cuts.path(), cuts.headerEnd(), cuts.size(), new long[] {at[from], at[to]},
+              new long[] {lines[from], lines[to]})));
+      from = to;
+    }
+    return out.size() == 1 ? List.of(this) : List.copyOf(out);
+  }
+
+  /** Whether this task is a piece of its file (see {@link #cut}): then it is read from {@link #writePiece}'s copy. */
+  public boolean isPiece() {
+    return cuts != null && !cuts.wholeFile();
+  }
+
+  /**
+   * Writes this piece to {@code copy} (the file's header line, then the piece's lines) and returns the task that
+   * reads the copy as the whole file is read: with the options DuckDB detects on the whole file, spelt out (on its own
+   * a piece could be detected otherwise: a run without the file's malformed lines, say). Rows are still reported at
+   * their lines in the file ({@link #firstLocation} is the piece's first line); line numbers DuckDB gives are lines
+   * of the copy (see {@link #lineShift}).
+   */
+  public ReadTask writePiece(Connection db, Path copy) throws SQLException, IOException {
+    if (!isPiece()) {
+      throw new IllegalStateException("not a piece of a file");
+    }
+    // The detection reads as the mapping reads: with malformed lines set aside, which must not sway it.
+    String prompt;
+    try (Statement st = db.createStatement(); java.sql.ResultSet rs = st.executeQuery("SELECT Prompt FROM sniff_csv"
+        + scan.substring("read_csv".length(), scan.lastIndexOf(')')) + ", ignore_errors = true)")) {
+      prompt = rs.next() ? rs.getString(1) : "";
+    }
+    String head = "FROM read_csv(" + DuckDb.literal(cuts.path()) + ", auto_detect=false, ";
+    if (!prompt.startsWith(head) || !prompt.endsWith(");")) {
+      throw new IllegalStateException("DuckDB's detected options for " + file + " have an unexpected form");
+    }
+    String options = prompt.substring(head.length() - ", auto_detect=false, ".length(), prompt.length() - 1);
+    try (FileChannel in = FileChannel.open(Path.of(cuts.path()));
+        FileChannel out = FileChannel.open(copy, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+            StandardOpenOption.TRUNCATE_EXISTING)) {
+      transfer(in, 0, cuts.headerEnd(), out);
+      transfer(in, cuts.offsets()[0], cuts.offsets()[1] - cuts.offsets()[0], out);
+    }
+    return new ReadTask(source, file, "read_csv(" + DuckDb.literal(copy.toString()) + options, columns, kind,
+        firstLocation, skipsBadLines, jdbc, null);
+  }
+
+  private static void transfer(FileChannel in, long position, long count, FileChannel out) throws IOException {
+    long done = 0;
+    while (done < count) {
+      long n = in.transferTo(position + done, count - done, out);
+      if (n <= 0) {
+        throw new IOException("the file ended before byte " + (position + count) + "; was it changed while read?");
+      }
+      done += n;
+    }
+  }
+
+  /**
+   * What to add to a line number DuckDB reports for this task's read (its header on line 1) to get the line in the
+   * file: 0 for a whole file, more for a piece or a sheet whose header is further down. Only lines of
+   * {@link LocationKind#LINE} tasks map to the file this way.
+   */
+  public long lineShift() {
+    return kind == LocationKind.LINE && skipsBadLines ? firstLocation - 2 : 0;
   }
 
   /** The columns that identify a row in rejects besides its position (a database source's key); often none. */
@@ -54,7 +197,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
 
   /** The same task, named {@code file} in rejects and summaries (a fetched object by its URI, for example). */
   public ReadTask withFile(String file) {
-    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc);
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts);
   }
 
   /**

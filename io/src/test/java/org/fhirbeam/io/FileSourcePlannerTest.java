@@ -145,15 +145,108 @@ class FileSourcePlannerTest {
         + " as parquet: "), equalTo(true));
   }
 
+  /**
+   * A CSV file of {@code rows} lines after its header, every 97th malformed (a field too many), some values quoted
+   * with a comma or a doubled quote inside, CRLF line breaks when asked.
+   */
+  static Path largeCsv(Path file, int rows, boolean crlf) throws IOException {
+    String br = crlf ? "\r\n" : "\n";
+    StringBuilder b = new StringBuilder("id,name,note" + br);
+    for (int i = 1; i <= rows; i++) {
+      b.append(i).append(",name ").append(i % 1000).append(i % 97 == 0 ? ",x,extra" : i % 13 == 0 ? ",\"a, \"\"b\"\"\"" : ",n")
+          .append(br);
+    }
+    return Files.writeString(file, b);
+  }
+
+  @Test
+  void aFileWithOneRecordPerLineIsCutAtLineStartsWithTheirLineNumbers() throws Exception {
+    Path csv = largeCsv(dir.resolve("big.csv"), 150_000, true);
+    byte[] bytes = Files.readAllBytes(csv);
+    FileSourcePlanner.LineLayout layout = FileSourcePlanner.lineLayout(csv, '"');
+    assertThat(layout.onePerLine(), equalTo(true));
+    assertThat(layout.headerEnd(), equalTo((long) "id,name,note\r\n".length()));
+    assertThat(layout.size(), equalTo((long) bytes.length));
+    long[] at = layout.offsets();
+    assertThat(at[0], equalTo(layout.headerEnd()));
+    assertThat(at[at.length - 1], equalTo((long) bytes.length));
+    assertThat(at.length, equalTo((int) (bytes.length / FileSourcePlanner.CUT_GRAIN) + 2));
+    for (int k = 0; k < at.length; k++) {
+      long line = 1;
+      for (int i = 0; i < at[k]; i++) {
+        line += bytes[i] == '\n' ? 1 : 0;
+      }
+      assertThat(layout.lines()[k], equalTo(line));
+      assertThat(bytes[(int) at[k] - 1], equalTo((byte) '\n'));
+    }
+    assertThat(layout.lines()[at.length - 1], equalTo(150_002L));
+
+    // Pieces cover the body exactly once, each read with the options DuckDB detects on the whole file, spelt out.
+    ReadTask task = new FileSourcePlanner(SETTINGS).plan(source(csv.toString())).tasks().get(0);
+    assertThat(task.cuts().path(), equalTo(csv.toString()));
+    List<ReadTask> pieces = task.cut(task.bytes() / 3);
+    assertThat(pieces.size(), equalTo(3));
+    java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+    long next = 2;
+    for (ReadTask piece : pieces) {
+      assertThat(piece.isPiece(), equalTo(true));
+      assertThat(piece.file(), equalTo(csv.toString()));
+      assertThat(piece.firstLocation(), equalTo(next));
+      assertThat(piece.lineShift(), equalTo(next - 2));
+      Path copy = dir.resolve("piece-" + next + ".csv");
+      ReadTask read;
+      try (java.sql.Connection db = DuckDb.openInMemory(SETTINGS)) {
+        read = piece.writePiece(db, copy);
+      }
+      assertThat(read.scan(), org.hamcrest.Matchers.startsWith("read_csv('" + copy + "', auto_detect=false, delim=',',"
+          + " quote='\"', escape='\"', new_line='\\r\\n', columns={'id': 'VARCHAR', 'name': 'VARCHAR', 'note':"
+          + " 'VARCHAR'}, all_varchar=true, comment='', header=true, ignore_errors=true, skip=0)"));
+      byte[] written = Files.readAllBytes(copy);
+      String text = new String(written, java.nio.charset.StandardCharsets.UTF_8);
+      assertThat(text.startsWith("id,name,note\r\n"), equalTo(true));
+      body.write(written, (int) layout.headerEnd(), written.length - (int) layout.headerEnd());
+      next += text.chars().filter(c -> c == '\n').count() - 1;
+    }
+    assertThat(java.util.Arrays.equals(body.toByteArray(),
+        java.util.Arrays.copyOfRange(bytes, (int) layout.headerEnd(), bytes.length)), equalTo(true));
+    assertThat(task.cut(task.bytes()), contains(task));
+    assertThat(task.cut(0), contains(task));
+  }
+
+  @Test
+  void filesThatCannotBeCutAreReadWhole() throws IOException {
+    // Too small to cut.
+    assertThat(new FileSourcePlanner(SETTINGS).plan(source(SAMPLE + "/patients.csv")).tasks().get(0).cuts(),
+        equalTo(null));
+    // Compressed: byte offsets of the stored file are not offsets of the text.
+    Path csv = largeCsv(dir.resolve("big.csv"), 150_000, false);
+    Path gz = dir.resolve("big.csv.gz");
+    try (var out = new java.util.zip.GZIPOutputStream(Files.newOutputStream(gz))) {
+      out.write(Files.readAllBytes(csv));
+    }
+    assertThat(FileSourcePlanner.lineLayout(gz, '"').onePerLine(), equalTo(true));
+    assertThat(FileSourcePlanner.lineLayout(gz, '"').offsets(), equalTo(null));
+    assertThat(new FileSourcePlanner(SETTINGS).plan(source(gz.toString())).tasks().get(0).cuts(), equalTo(null));
+    // Quotes escaped by a backslash: the layout's pass does not follow them.
+    SourceConfig escaped = new SourceConfig("patients", csv.toString(), null, Format.AUTO, false, "test", null, 1,
+        null, null, new org.fhirbeam.config.CsvOptions(null, null, "\\", null), false,
+        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
+    assertThat(new FileSourcePlanner(SETTINGS).plan(escaped).tasks().get(0).cuts(), equalTo(null));
+    Files.writeString(dir.resolve("backslash.csv"), Files.readString(csv) + "1,\"a \\\"b\\\" c\",n\n");
+    assertThat(FileSourcePlanner.lineLayout(dir.resolve("backslash.csv"), '"').offsets(), equalTo(null));
+    assertThat(new FileSourcePlanner(SETTINGS).plan(source(csv.toString())).tasks().get(0).cuts() != null,
+        equalTo(true));
+  }
+
   @Test
   void csvLinesAreKnownOnlyWithoutBlankLinesOrQuotedBreaks() throws IOException {
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("a.csv"), "a,b\n1,\"x,y\"\n2,z\n"), '\"'),
+    assertThat(FileSourcePlanner.lineLayout(Files.writeString(dir.resolve("a.csv"), "a,b\n1,\"x,y\"\n2,z\n"), '\"').onePerLine(),
         equalTo(true));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("b.csv"), "a,b\r\n1,x\r\n"), '\"'),
+    assertThat(FileSourcePlanner.lineLayout(Files.writeString(dir.resolve("b.csv"), "a,b\r\n1,x\r\n"), '\"').onePerLine(),
         equalTo(true));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("c.csv"), "a,b\n1,x\n\n2,y\n"), '\"'),
+    assertThat(FileSourcePlanner.lineLayout(Files.writeString(dir.resolve("c.csv"), "a,b\n1,x\n\n2,y\n"), '\"').onePerLine(),
         equalTo(false));
-    assertThat(FileSourcePlanner.oneRecordPerLine(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n"), '\"'),
+    assertThat(FileSourcePlanner.lineLayout(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n"), '\"').onePerLine(),
         equalTo(false));
     Files.writeString(dir.resolve("e.csv"), "a,b\n1,x\n\n2,y\n");
     PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/e.csv"));

@@ -17,7 +17,7 @@ import org.fhirbeam.validation.ValidateResources;
 
 /**
  * Builds the job's Beam graph, the same for every runner: the mappings read the files of their sources and run
- * in DuckDB, one file per task, writing resource and reject part files (a runner that runs one element at a time
+ * in DuckDB, one file (or piece of a large file) per task, writing resource and reject part files (a runner that runs one element at a time
  * gets the tasks in one element, mapped several at a time); a mapping's FHIRPath rules are checked
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
  * move to reject parts); the parts of successful tasks are then committed into the staging output.
@@ -28,9 +28,11 @@ final class JobGraph {
   /**
    * @param localConcurrency how many files one worker maps at a time, all in one element (see
    *     {@link MapWithDuckDb#withLocalConcurrency}); 1 leaves it to the runner
+   * @param parallelism how many tasks the runner's workers map at once in all: large files are cut into pieces to
+   *     keep them busy (see {@link MapWithDuckDb#pieceBytes})
    */
   static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot,
-      int localConcurrency) {
+      int localConcurrency, int parallelism) {
     List<MapWithDuckDb.Work> works = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
       if (plan.sources().get(mapping.source()).tasks().isEmpty()) {
@@ -44,7 +46,8 @@ final class JobGraph {
           .withSettings(plan.config().duckdb())
           .withPartsDirectory(partsDir)
           .withRunId(runId)
-          .withLocalConcurrency(localConcurrency));
+          .withLocalConcurrency(localConcurrency)
+          .withPieceBytes(MapWithDuckDb.pieceBytes(works, parallelism)));
       for (MapWithDuckDb.Work work : works) {
         CompiledMapping mapping = work.mapping();
         PCollection<PartFile> files = mapped.get(MapWithDuckDb.partsOf(mapping.name()));

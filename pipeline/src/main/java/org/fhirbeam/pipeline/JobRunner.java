@@ -101,7 +101,8 @@ public final class JobRunner {
       Files.createDirectories(staging.resolve("report"));
 
       Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
-      JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString(), runner.localConcurrency());
+      JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString(), runner.localConcurrency(),
+          runner.parallelism());
       PipelineResult result = p.run();
       int files = plan.mappings().stream().mapToInt(m -> plan.sources().get(m.source()).tasks().size()).sum();
       try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {

@@ -130,6 +130,11 @@ public enum Runner {
     return this == DIRECT ? Runtime.getRuntime().availableProcessors() : 1;
   }
 
+  /** How many tasks the runner maps at once: a core each, on the DirectRunner and on the local Spark alike. */
+  int parallelism() {
+    return Runtime.getRuntime().availableProcessors();
+  }
+
   public String label() {
     return name().toLowerCase(java.util.Locale.ROOT);
   }

@@ -38,18 +38,20 @@ import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
 
 /**
- * Applies compiled mappings to the files of their sources, one file per task. For each file a DuckDB connection
- * reads the file and runs the mapping's SQL in one pass, writing two NDJSON part files itself: the resources
+ * Applies compiled mappings to the files of their sources, one file (or piece of a file, see {@link #withPieceBytes})
+ * per task. For each task a DuckDB connection reads the file and runs the mapping's SQL in one pass, writing NDJSON
+ * part files itself: the resources
  * ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}). The output holds each mapping's
  * part files under {@link #partsOf} of its name; no row passes through the JVM. Rows are counted in
  * {@link Counters#rowsIn} (an independent count of the file's rows), {@link Counters#mapped} and
  * {@link Counters#rejected}, by mapping name.
  *
  * <p>A mapping query writes its rows in file order, which keeps DuckDB on one core for it (measured: one DuckDB
- * thread maps as fast as two). By default each task is an element of its own, and the runner decides how many
- * run at once (Spark runs one per core). A runner that runs one element at a time (the DirectRunner, whose
- * scheduler spins on a free thread when it is given more) gets {@link #withLocalConcurrency}: every task in one
- * element, run that many at a time on one DuckDB database, so the cores map different files together.
+ * thread maps as fast as two), so tasks use one DuckDB thread each and the cores map tasks side by side: large files
+ * are cut into pieces. By default each task is an element of its own, and the runner decides how many run at once
+ * (Spark runs one per core). A runner that runs one element at a time (the DirectRunner, whose scheduler spins on a
+ * free thread when it is given more) gets {@link #withLocalConcurrency}: every task in one element, run that many
+ * at a time on one DuckDB database, so the cores map different tasks together.
  */
 public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   /** One mapping and the read tasks of its source. */
@@ -75,14 +77,16 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   private final String partsDirectory;
   private final String runId;
   private final int localConcurrency;
+  private final long pieceBytes;
 
   private MapWithDuckDb(List<Work> works, DuckDbSettings settings, String partsDirectory, String runId,
-      int localConcurrency) {
+      int localConcurrency, long pieceBytes) {
     this.works = works;
     this.settings = settings;
     this.partsDirectory = partsDirectory;
     this.runId = runId;
     this.localConcurrency = localConcurrency;
+    this.pieceBytes = pieceBytes;
   }
 
   /** Maps the tasks of each work; mapping names must differ. */
@@ -93,7 +97,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (works.stream().map(w -> w.mapping().name()).distinct().count() != works.size()) {
       throw new IllegalArgumentException("mapping names must differ");
     }
-    return new MapWithDuckDb(List.copyOf(works), null, null, null, 1);
+    return new MapWithDuckDb(List.copyOf(works), null, null, null, 1, 0);
   }
 
   /** One mapping over its tasks. */
@@ -103,7 +107,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
 
   public MapWithDuckDb withSettings(DuckDbSettings settings) {
     return new MapWithDuckDb(works, Objects.requireNonNull(settings, "settings"), partsDirectory, runId,
-        localConcurrency);
+        localConcurrency, pieceBytes);
   }
 
   /** Where workers write part files (a directory every worker can reach). */
@@ -111,7 +115,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("parts directory must not be empty");
     }
-    return new MapWithDuckDb(works, settings, directory, runId, localConcurrency);
+    return new MapWithDuckDb(works, settings, directory, runId, localConcurrency, pieceBytes);
   }
 
   /** The run id written into every reject record. */
@@ -119,7 +123,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (runId == null || runId.isBlank()) {
       throw new IllegalArgumentException("runId must not be empty");
     }
-    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, pieceBytes);
   }
 
   /**
@@ -130,8 +134,41 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (tasks < 1) {
       throw new IllegalArgumentException("local concurrency must be at least 1");
     }
-    return new MapWithDuckDb(works, settings, partsDirectory, runId, tasks);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, tasks, pieceBytes);
   }
+
+  /**
+   * Cuts files that can be cut (CSV with one record per line, see {@link ReadTask#cut}) into pieces of about this
+   * many bytes, each a task of its own, so that one large file is mapped on several cores; 0 (the default) maps
+   * every file whole. A piece writes its own part files; its rejects name the file and the lines as the whole
+   * file's would.
+   */
+  public MapWithDuckDb withPieceBytes(long bytes) {
+    if (bytes < 0) {
+      throw new IllegalArgumentException("piece size must not be negative");
+    }
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, bytes);
+  }
+
+  /**
+   * The piece size that spreads {@code works} evenly over {@code workers}: their bytes over a multiple of the workers,
+   * pieces of at most {@link #MAX_PIECE_BYTES} (a failed piece is redone whole) and at least {@link #MIN_PIECE_BYTES}
+   * (each piece costs a query's start and part files of its own).
+   */
+  public static long pieceBytes(List<Work> works, int workers) {
+    long total = 0;
+    for (Work w : works) {
+      for (ReadTask t : w.tasks()) {
+        total += t.bytes();
+      }
+    }
+    long pieces = workers * Math.max(1, (total + workers * MAX_PIECE_BYTES - 1) / (workers * MAX_PIECE_BYTES));
+    return Math.max(MIN_PIECE_BYTES, (total + pieces - 1) / pieces);
+  }
+
+  /** See {@link #pieceBytes}. */
+  static final long MIN_PIECE_BYTES = 4L << 20;
+  static final long MAX_PIECE_BYTES = 128L << 20;
 
   /** The output tag of a mapping's part files. */
   public static TupleTag<PartFile> partsOf(String mapping) {
@@ -151,7 +188,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     List<Item> items = new ArrayList<>();
     for (int i = 0; i < works.size(); i++) {
       for (ReadTask t : works.get(i).tasks()) {
-        items.add(new Item(i, t));
+        for (ReadTask piece : t.cut(pieceBytes)) {
+          items.add(new Item(i, piece));
+        }
       }
     }
     // No more threads than tasks: a single task stays an element of its own, mapped on the worker's thread.
@@ -183,7 +222,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     super.populateDisplayData(builder);
     builder.add(DisplayData.item("mappings", String.join(", ", works.stream().map(w -> w.mapping().name()).toList())))
         .add(DisplayData.item("files", works.stream().mapToInt(w -> w.tasks().size()).sum()))
-        .add(DisplayData.item("localConcurrency", localConcurrency));
+        .add(DisplayData.item("localConcurrency", localConcurrency))
+        .add(DisplayData.item("pieceBytes", pieceBytes));
   }
 
   /**
@@ -256,9 +296,17 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         }
       } else {
         // Each task on a connection of its own to the one database: DuckDB shares its threads and memory limit.
-        List<Future<Result>> running = new ArrayList<>();
-        for (Item item : unit.items()) {
-          running.add(pool.submit(() -> {
+        // The largest start first, so that the cores end together; the results stay in task order.
+        List<Integer> bySize = new ArrayList<>();
+        for (int i = 0; i < unit.items().size(); i++) {
+          bySize.add(i);
+        }
+        long[] bytes = unit.items().stream().mapToLong(item -> item.task().bytes()).toArray();
+        bySize.sort((x, y) -> Long.compare(bytes[y], bytes[x]));
+        List<Future<Result>> running = new ArrayList<>(java.util.Collections.nCopies(unit.items().size(), null));
+        for (int i : bySize) {
+          Item item = unit.items().get(i);
+          running.set(i, pool.submit(() -> {
             try (Connection c = db.unwrap(DuckDBConnection.class).duplicate()) {
               return map(c, item);
             }
@@ -303,8 +351,28 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
 
     /** Runs one task on {@code db}: the count, the mapping's COPY and the rejects of unreadable lines. */
     private Result map(Connection db, Item item) throws IOException {
+      if (!item.task().isPiece()) {
+        return map(db, item, item.task());
+      }
+      // A piece is read from a copy of its lines on the worker's disk, beside the file's header line.
+      Path copy = Files.createTempFile("fhirbeam-piece-", ".csv");
+      try {
+        ReadTask piece;
+        try {
+          piece = item.task().writePiece(db, copy);
+        } catch (SQLException e) {
+          throw DuckDb.failure("mapping " + sqls.get(item.mapping()).mapping().name() + " failed on "
+              + item.task().file(), e);
+        }
+        return map(db, item, piece);
+      } finally {
+        Files.deleteIfExists(copy);
+      }
+    }
+
+    /** {@link #map(Connection, Item)} reading {@code task}: the item's task, or the copy of its piece. */
+    private Result map(Connection db, Item item, ReadTask task) throws IOException {
       SqlMapping sql = sqls.get(item.mapping());
-      ReadTask task = item.task();
       CompiledMapping m = sql.mapping();
       String id = UUID.randomUUID().toString().replace("-", "");
       String badLines = "bad_lines_" + id;
@@ -352,14 +420,14 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           }
         }
         // Rows after a left-out line sit further down the file: line numbers in rejects must count those lines.
-        // The i-th left-out line L (1-based, in order) comes after L - first - i + 1 rows that were read. Files
-        // whose records are not one per line report row numbers among the rows read instead.
+        // The i-th left-out line L (1-based, in order, DuckDB's numbering: the header is line 1) comes after L - i - 1
+        // rows that were read. Files whose records are not one per line report row numbers among the rows read instead.
         String skipped = null;
         if (task.skipsBadLines() && task.kind() == ReadTask.LocationKind.LINE) {
           skipped = badLines + "_shift";
           // Consecutive left-out lines share a row number: the row after them moves down by all of them.
-          st.execute("CREATE TEMP TABLE " + DuckDb.identifier(skipped) + " AS SELECT line - " + task.firstLocation()
-              + " - n + 2 AS \"#from\", max(n) AS \"#lines\" FROM (SELECT line, row_number() OVER (ORDER BY line)"
+          st.execute("CREATE TEMP TABLE " + DuckDb.identifier(skipped) + " AS SELECT line"
+              + " - n AS \"#from\", max(n) AS \"#lines\" FROM (SELECT line, row_number() OVER (ORDER BY line)"
               + " AS n FROM (SELECT DISTINCT line FROM " + DuckDb.identifier(badLines) + ")) GROUP BY \"#from\"");
           try (ResultSet rs = st.executeQuery("SELECT count(*) FROM " + DuckDb.identifier(skipped))) {
             rs.next();
@@ -376,7 +444,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
-          badLineCount = st.executeLargeUpdate("COPY (" + badLinesQuery(badLines, origin, m.name()) + ") TO "
+          badLineCount = st.executeLargeUpdate("COPY (" + badLinesQuery(badLines, origin, task.lineShift(), m.name())
+              + ") TO "
               + DuckDb.literal(bad.toString()) + RAW_LINES + ")");
           if (badLineCount > 0) {
             ingestRejects.add(PartFile.rejects(id, "ingest", bad.toString(), badLineCount));
@@ -442,11 +511,14 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       Metrics.counter(Counters.NAMESPACE, Counters.rejected(name)).inc(r.mappingRejects() + r.badLines());
     }
 
-    /** Reject records for the lines DuckDB set aside, one per line, in line order. */
-    private static String badLinesQuery(String table, SqlMapping.Origin origin, String mapping) {
+    /**
+     * Reject records for the lines DuckDB set aside, one per line, in line order; {@code lineShift} turns DuckDB's line
+     * numbers into the file's (see {@link ReadTask#lineShift}).
+     */
+    private static String badLinesQuery(String table, SqlMapping.Origin origin, long lineShift, String mapping) {
       return "SELECT '{\"run_id\":' || to_json(" + DuckDb.literal(origin.runId()) + ") || ',\"source\":' || to_json("
           + DuckDb.literal(origin.source()) + ") || ',\"file\":' || to_json(" + DuckDb.literal(origin.file())
-          + ") || ',\"line\":' || line || ',\"stage\":\"ingest\",\"mapping\":' || to_json("
+          + ") || ',\"line\":' || (line + " + lineShift + ") || ',\"stage\":\"ingest\",\"mapping\":' || to_json("
           + DuckDb.literal(mapping) + ") || ',\"rule\":' || to_json('csv-' || replace(lower(error_type), ' ', '-'))"
           + " || ',\"reason\":' || to_json(CASE error_type"
           + " WHEN 'TOO MANY COLUMNS' THEN 'the line has more fields than the header'"
