@@ -86,7 +86,6 @@ public final class Bench implements Callable<Integer> {
     if (rows < 1 || runs < 1) {
       throw new CommandLine.ParameterException(spec.commandLine(), "--rows and --runs must be at least 1");
     }
-    String classpath = System.getProperty("java.class.path");
     Path dir = data.toAbsolutePath().normalize();
     out.printf(Locale.ROOT, "Generating (or reusing) %,d rows in %s ...%n", rows, dir);
     out.flush();
@@ -95,15 +94,8 @@ public final class Bench implements Callable<Integer> {
     Path synthea = cases.contains("synthea") ? SyntheaBenchData.folder(dir, rows) : null;
     Path work = Files.createTempDirectory("fhirbeam-bench");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> jvm = new ArrayList<>(List.of(java));
-    jvm.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
-    // The launcher's class-data-sharing archive, so that the measured processes start as `./fhirbeam run` does.
-    String cds = System.getenv("FHIRBEAM_CDS_OPTS");
-    if (cds != null && !cds.isBlank()) {
-      jvm.addAll(Arrays.asList(cds.trim().split("\\s+")));
-    }
-    jvm.addAll(opens());
-    jvm.addAll(List.of("-cp", classpath));
+    List<String> jvm = jvm(java, "FHIRBEAM_CDS_OPTS");
+    List<String> sparkJvm = jvm(java, "FHIRBEAM_SPARK_CDS_OPTS");
 
     // The validate-* cases validate the output of a run on a smaller input, made once here and not measured;
     // the analytics case queries the DuckDB database of a run on all rows, made the same way.
@@ -157,7 +149,7 @@ public final class Bench implements Callable<Integer> {
       long rowsIn = rows;
       for (int r = 0; r < runs; r++) {
         Path outDir = work.resolve(c + "-" + r);
-        List<String> cmd = new ArrayList<>(jvm);
+        List<String> cmd = new ArrayList<>(c.equals("spark") ? sparkJvm : jvm);
         switch (c) {
           case "direct", "direct-duckdb", "spark" -> {
             cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
@@ -305,6 +297,23 @@ public final class Bench implements Callable<Integer> {
       writeJson(results, queryMillis, analyticsRss);
     }
     return 0;
+  }
+
+  /**
+   * The command line that starts a measured process: this JVM's java with the bench's options and, so that it starts as
+   * `./fhirbeam run` does, the launcher's class-data-sharing archive for its runner (named by environment variable
+   * {@code cdsVariable}, when the launcher set it), and Spark's module openings.
+   */
+  private List<String> jvm(String java, String cdsVariable) throws java.io.IOException, java.net.URISyntaxException {
+    List<String> jvm = new ArrayList<>(List.of(java));
+    jvm.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
+    String cds = System.getenv(cdsVariable);
+    if (cds != null && !cds.isBlank()) {
+      jvm.addAll(Arrays.asList(cds.trim().split("\\s+")));
+    }
+    jvm.addAll(opens());
+    jvm.addAll(List.of("-cp", System.getProperty("java.class.path")));
+    return jvm;
   }
 
   /**
