@@ -132,13 +132,20 @@ public final class JobRunner {
       List<QualityTables.SourceColumn> sourceColumns = sourceColumns(result);
       Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
       Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
+      // Each file set's lines are counted on a core of its own: the count reads every byte the run wrote (the
+      // Synthea-shaped run's 800 MB took 0.6 s on one core).
+      List<String> types = plan.mappings().stream().map(CompiledMapping::resourceType).distinct().toList();
+      Map<String, Long> counts = java.util.stream.Stream.concat(types.stream(), java.util.stream.Stream.of(""))
+          .parallel().collect(java.util.stream.Collectors.toConcurrentMap(t -> t, t -> {
+            try {
+              return t.isEmpty() ? numberFiles(rejectsDir, "rejects") : numberFiles(fhirDir, t);
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+          }));
       Map<String, Long> resourcesOut = new LinkedHashMap<>();
-      for (CompiledMapping m : plan.mappings()) {
-        if (!resourcesOut.containsKey(m.resourceType())) {
-          resourcesOut.put(m.resourceType(), numberFiles(fhirDir, m.resourceType()));
-        }
-      }
-      long rejected = numberFiles(rejectsDir, "rejects");
+      types.forEach(t -> resourcesOut.put(t, counts.get(t)));
+      long rejected = counts.get("");
       stages.put("verify", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
       double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
