@@ -88,8 +88,11 @@ public final class HttpSourcePlanner {
     if (items == 0) {
       return new PlannedSource(source, List.of(), List.of());
     }
-    PlannedSource planned = new FileSourcePlanner(settings).plan(new SourceConfig(source.name(), file.toString(),
-        null, SourceConfig.Format.JSON, false, source.location()));
+    PlannedSource planned;
+    try (FileSourcePlanner planner = new FileSourcePlanner(settings)) {
+      planned = planner.plan(new SourceConfig(source.name(), file.toString(), null, SourceConfig.Format.JSON, false,
+          source.location()));
+    }
     List<ReadTask> tasks = new ArrayList<>();
     for (ReadTask t : planned.tasks()) {
       // Rejects name the API, and an item's position among all items fetched (line of the fetched NDJSON).

@@ -89,7 +89,7 @@ class ExcelSheetsTest {
   @Test
   void aSheetByNameBelowItsHeaderRowIsReadWithTypedCellsAsText() throws Exception {
     Path file = workbook();
-    PlannedSource p = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
+    PlannedSource p = FileSourcePlannerTest.plan(new SourceConfig("people",
         file.toString(), null, SourceConfig.Format.AUTO, false, "test", "Patients", 2));
     assertThat(p.columns(), equalTo(List.of("patient_id", "first_name", "birth_date", "visits", "weight", "active",
         "seen", "total")));
@@ -106,10 +106,10 @@ class ExcelSheetsTest {
   @Test
   void aSheetByNumberAndTheFirstSheetByDefault() throws Exception {
     Path file = workbook();
-    PlannedSource second = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
+    PlannedSource second = FileSourcePlannerTest.plan(new SourceConfig("people",
         file.toString(), null, SourceConfig.Format.XLSX, false, "test", "2", 2));
     assertThat(second.columns().get(0), equalTo("patient_id"));
-    PlannedSource first = new FileSourcePlanner(FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people",
+    PlannedSource first = FileSourcePlannerTest.plan(new SourceConfig("people",
         file.toString(), null, SourceConfig.Format.AUTO, false, "test"));
     assertThat(first.columns(), equalTo(List.of("exported 2024-05-01")));
   }
@@ -117,15 +117,13 @@ class ExcelSheetsTest {
   @Test
   void aMissingSheetOrABrokenWorkbookIsNamed() throws Exception {
     Path file = workbook();
-    InputException missing = assertThrows(InputException.class, () -> new FileSourcePlanner(
-        FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people", file.toString(), null,
+    InputException missing = assertThrows(InputException.class, () -> FileSourcePlannerTest.plan(new SourceConfig("people", file.toString(), null,
             SourceConfig.Format.AUTO, false, "test", "Visits", 1)));
     assertThat(missing.getMessage(), equalTo("source people: " + file + " has no sheet 'Visits' (sheets: Notes,"
         + " Patients; give a name or a number from 1)"));
     Path broken = Files.write(dir.resolve("broken.xlsx"), Files.readAllBytes(file), java.nio.file.StandardOpenOption.CREATE);
     Files.write(broken, new byte[] {1, 2, 3}, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
-    InputException bad = assertThrows(InputException.class, () -> new FileSourcePlanner(
-        FileSourcePlannerTest.SETTINGS).plan(new SourceConfig("people", broken.toString(), null,
+    InputException bad = assertThrows(InputException.class, () -> FileSourcePlannerTest.plan(new SourceConfig("people", broken.toString(), null,
             SourceConfig.Format.AUTO, false, "test")));
     assertThat(bad.getMessage(), containsString("source people: " + broken + " is not a readable Excel workbook"));
   }

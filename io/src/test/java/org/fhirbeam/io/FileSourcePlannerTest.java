@@ -25,13 +25,20 @@ class FileSourcePlannerTest {
   @TempDir
   Path dir;
 
+  /** Plans one source on a planner of its own, closed afterwards. */
+  static PlannedSource plan(SourceConfig source) {
+    try (FileSourcePlanner planner = new FileSourcePlanner(SETTINGS)) {
+      return planner.plan(source);
+    }
+  }
+
   static SourceConfig source(String path) {
     return new SourceConfig("patients", path, null, Format.AUTO, false, "test:1");
   }
 
   @Test
   void mixedFormatsFormOneSourceAlignedByColumnName() {
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(SAMPLE + "/patients.{csv,parquet,json}"));
+    PlannedSource s = plan(source(SAMPLE + "/patients.{csv,parquet,json}"));
     assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(SAMPLE + "/patients.csv",
         SAMPLE + "/patients.json", SAMPLE + "/patients.parquet"));
     assertThat(s.columns(), contains("patient_id", "first_name", "last_name", "birth_date", "gender", "phone"));
@@ -46,7 +53,7 @@ class FileSourcePlannerTest {
   void aDirectoryMeansItsDataFiles() throws IOException {
     Files.writeString(dir.resolve("a.csv"), "x\n1\n");
     Files.writeString(dir.resolve("notes.txt"), "ignored");
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir.toString()));
+    PlannedSource s = plan(source(dir.toString()));
     assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(dir.resolve("a.csv").toString()));
   }
 
@@ -55,7 +62,7 @@ class FileSourcePlannerTest {
     Files.createDirectories(dir.resolve("2024/01"));
     Files.writeString(dir.resolve("2024/01/a.csv"), "x\n1\n");
     Files.writeString(dir.resolve("2024/b.csv"), "x\n2\n");
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/2024/../2024/**.csv"));
+    PlannedSource s = plan(source(dir + "/2024/../2024/**.csv"));
     assertThat(s.tasks().stream().map(ReadTask::file).toList(),
         contains(dir.resolve("2024/01/a.csv").toString(), dir.resolve("2024/b.csv").toString()));
   }
@@ -65,18 +72,18 @@ class FileSourcePlannerTest {
     Files.createDirectories(dir.resolve("in [2024]/sub"));
     Files.writeString(dir.resolve("in [2024]/top.csv"), "x\n1\n");
     Files.writeString(dir.resolve("in [2024]/sub/deep.csv"), "x\n2\n");
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/in [2024]/**/*.csv"));
+    PlannedSource s = plan(source(dir + "/in [2024]/**/*.csv"));
     assertThat(s.tasks().stream().map(ReadTask::file).toList(), contains(
         dir.resolve("in [2024]/sub/deep.csv").toString(), dir.resolve("in [2024]/top.csv").toString()));
     Path literal = Files.writeString(dir.resolve("pat [1].csv"), "x\n1\n");
-    assertThat(new FileSourcePlanner(SETTINGS).plan(source(literal.toString())).tasks().get(0).file(),
+    assertThat(plan(source(literal.toString())).tasks().get(0).file(),
         equalTo(literal.toString()));
   }
 
   @Test
   void csvRowsAreNeverTakenForCommentsOrPreambles() throws Exception {
     Path csv = Files.writeString(dir.resolve("c.csv"), "id,name\n#3,x\np4,y\n");
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(csv.toString()));
+    PlannedSource s = plan(source(csv.toString()));
     try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
         var rs = st.executeQuery("SELECT count(*) FROM (" + s.tasks().get(0).textRows(List.of(), null) + ")")) {
       rs.next();
@@ -92,7 +99,7 @@ class FileSourcePlannerTest {
     }
     ndjson.append("{\"id\": \"x-1\", \"o\": \"text\"}\n");
     Path file = Files.writeString(dir.resolve("drift.ndjson"), ndjson);
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(file.toString()));
+    PlannedSource s = plan(source(file.toString()));
     try (var db = DuckDb.openInMemory(SETTINGS); var st = db.createStatement();
         var rs = st.executeQuery("SELECT count(*), max(id), min(o) FROM (" + s.tasks().get(0).textRows(List.of(), null)
             + ")")) {
@@ -107,15 +114,16 @@ class FileSourcePlannerTest {
   void ndjsonLinesAreKnownOnlyWithOneObjectPerLine() throws IOException {
     Path good = Files.writeString(dir.resolve("a.ndjson"), "{\"x\": 1}\n{\"x\": 2}\n");
     Path blank = Files.writeString(dir.resolve("b.ndjson"), "{\"x\": 1}\n\n{\"x\": 2}\n");
-    FileSourcePlanner planner = new FileSourcePlanner(SETTINGS);
-    assertThat(planner.plan(source(good.toString())).tasks().get(0).kind(), equalTo(LocationKind.LINE));
-    assertThat(planner.plan(source(blank.toString())).tasks().get(0).kind(), equalTo(LocationKind.ROW));
+    try (FileSourcePlanner planner = new FileSourcePlanner(SETTINGS)) {
+      assertThat(planner.plan(source(good.toString())).tasks().get(0).kind(), equalTo(LocationKind.LINE));
+      assertThat(planner.plan(source(blank.toString())).tasks().get(0).kind(), equalTo(LocationKind.ROW));
+    }
   }
 
   @Test
   void columnNamesStartingWithHashAreReserved() throws IOException {
     Path csv = Files.writeString(dir.resolve("h.csv"), "#id,name\n1,x\n");
-    InputException e = assertThrows(InputException.class, () -> new FileSourcePlanner(SETTINGS).plan(source(csv.toString())));
+    InputException e = assertThrows(InputException.class, () -> plan(source(csv.toString())));
     assertThat(e.getMessage(), equalTo("source patients: " + csv + " has a column named '#id'; names starting with '#'"
         + " are reserved for fhirbeam's own columns, so rename it"));
   }
@@ -123,7 +131,7 @@ class FileSourcePlannerTest {
   @Test
   void aPatternThatMatchesNothingIsAnError() {
     InputException e = assertThrows(InputException.class,
-        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/*.csv")));
+        () -> plan(source(dir + "/*.csv")));
     assertThat(e.getMessage(), equalTo("source patients: path " + dir + "/*.csv matches no file"));
   }
 
@@ -131,7 +139,7 @@ class FileSourcePlannerTest {
   void anUnknownExtensionNeedsAFormat() throws IOException {
     Files.writeString(dir.resolve("a.txt"), "x\n1\n");
     InputException e = assertThrows(InputException.class,
-        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/a.txt")));
+        () -> plan(source(dir + "/a.txt")));
     assertThat(e.getMessage(), equalTo("source patients: cannot tell the format of " + dir.resolve("a.txt")
         + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx, and .gz of the text ones); set sources.patients.format"));
   }
@@ -140,7 +148,7 @@ class FileSourcePlannerTest {
   void anUnreadableFileIsNamedBeforeTheRun() throws IOException {
     Files.writeString(dir.resolve("broken.parquet"), "not parquet at all");
     InputException e = assertThrows(InputException.class,
-        () -> new FileSourcePlanner(SETTINGS).plan(source(dir + "/broken.parquet")));
+        () -> plan(source(dir + "/broken.parquet")));
     assertThat(e.getMessage().startsWith("source patients: cannot read " + dir.resolve("broken.parquet")
         + " as parquet: "), equalTo(true));
   }
@@ -182,7 +190,7 @@ class FileSourcePlannerTest {
     assertThat(layout.lines()[at.length - 1], equalTo(150_002L));
 
     // Pieces cover the body exactly once, each read with the options DuckDB detects on the whole file, spelt out.
-    ReadTask task = new FileSourcePlanner(SETTINGS).plan(source(csv.toString())).tasks().get(0);
+    ReadTask task = plan(source(csv.toString())).tasks().get(0);
     assertThat(task.cuts().path(), equalTo(csv.toString()));
     List<ReadTask> pieces = task.cut(task.bytes() / 3);
     assertThat(pieces.size(), equalTo(3));
@@ -216,7 +224,7 @@ class FileSourcePlannerTest {
   @Test
   void filesThatCannotBeCutAreReadWhole() throws IOException {
     // Too small to cut.
-    assertThat(new FileSourcePlanner(SETTINGS).plan(source(SAMPLE + "/patients.csv")).tasks().get(0).cuts(),
+    assertThat(plan(source(SAMPLE + "/patients.csv")).tasks().get(0).cuts(),
         equalTo(null));
     // Compressed: byte offsets of the stored file are not offsets of the text.
     Path csv = largeCsv(dir.resolve("big.csv"), 150_000, false);
@@ -226,15 +234,15 @@ class FileSourcePlannerTest {
     }
     assertThat(FileSourcePlanner.lineLayout(gz, '"').onePerLine(), equalTo(true));
     assertThat(FileSourcePlanner.lineLayout(gz, '"').offsets(), equalTo(null));
-    assertThat(new FileSourcePlanner(SETTINGS).plan(source(gz.toString())).tasks().get(0).cuts(), equalTo(null));
+    assertThat(plan(source(gz.toString())).tasks().get(0).cuts(), equalTo(null));
     // Quotes escaped by a backslash: the layout's pass does not follow them.
     SourceConfig escaped = new SourceConfig("patients", csv.toString(), null, Format.AUTO, false, "test", null, 1,
         null, null, new org.fhirbeam.config.CsvOptions(null, null, "\\", null), false,
         org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
-    assertThat(new FileSourcePlanner(SETTINGS).plan(escaped).tasks().get(0).cuts(), equalTo(null));
+    assertThat(plan(escaped).tasks().get(0).cuts(), equalTo(null));
     Files.writeString(dir.resolve("backslash.csv"), Files.readString(csv) + "1,\"a \\\"b\\\" c\",n\n");
     assertThat(FileSourcePlanner.lineLayout(dir.resolve("backslash.csv"), '"').offsets(), equalTo(null));
-    assertThat(new FileSourcePlanner(SETTINGS).plan(source(csv.toString())).tasks().get(0).cuts() != null,
+    assertThat(plan(source(csv.toString())).tasks().get(0).cuts() != null,
         equalTo(true));
   }
 
@@ -249,7 +257,7 @@ class FileSourcePlannerTest {
     assertThat(FileSourcePlanner.lineLayout(Files.writeString(dir.resolve("d.csv"), "a,b\n1,\"x\ny\"\n"), '\"').onePerLine(),
         equalTo(false));
     Files.writeString(dir.resolve("e.csv"), "a,b\n1,x\n\n2,y\n");
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(source(dir + "/e.csv"));
+    PlannedSource s = plan(source(dir + "/e.csv"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));
     assertThat(s.tasks().get(0).firstLocation(), equalTo(1L));
   }
@@ -266,7 +274,7 @@ class FileSourcePlannerTest {
     SourceConfig c = new SourceConfig("people", gz.toString(), null, SourceConfig.Format.AUTO, false, "test", null, 1,
         null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"), false,
         org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
+    PlannedSource s = plan(c);
     assertThat(s.columns(), contains("id", "name"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE)); // line numbers known through the gzip
     List<String> rows = new java.util.ArrayList<>();
@@ -288,7 +296,7 @@ class FileSourcePlannerTest {
     SourceConfig c = new SourceConfig("people", dir + "/bundle.json", null, SourceConfig.Format.AUTO, false, "test",
         null, 1, null, null, org.fhirbeam.config.CsvOptions.DETECT, false, org.fhirbeam.config.S3Settings.DEFAULT,
         "entry", java.util.Map.of("family", "name.family"));
-    PlannedSource s = new FileSourcePlanner(SETTINGS).plan(c);
+    PlannedSource s = plan(c);
     assertThat(s.columns(), contains("id", "name", "tags", "extra", "family"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));
     List<String> rows = new java.util.ArrayList<>();

@@ -75,6 +75,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
           return t;
         });
     Map<String, PlannedSource> files = new LinkedHashMap<>();
+    Map<String, PlannedSource> queries = new LinkedHashMap<>();
     try {
       for (SourceConfig s : config.sources().values()) {
         if (s.jdbc() != null && needed.contains(s.name())) {
@@ -88,6 +89,11 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       for (Map.Entry<String, java.util.concurrent.Future<PlannedSource>> e : planned.entrySet()) {
         files.put(e.getKey(), e.getValue().get());
       }
+      for (SourceConfig s : config.sources().values()) {
+        if (s.sql() != null && used.contains(s.name())) {
+          queries.put(s.name(), planner.planQuery(s, files));
+        }
+      }
     } catch (java.util.concurrent.ExecutionException e) {
       if (e.getCause() instanceof RuntimeException r) {
         throw r;
@@ -98,13 +104,10 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       throw new IllegalStateException("interrupted while planning", e);
     } finally {
       pool.shutdownNow();
+      planner.close();
     }
     Map<String, PlannedSource> sources = new LinkedHashMap<>(files);
-    for (SourceConfig s : config.sources().values()) {
-      if (s.sql() != null && used.contains(s.name())) {
-        sources.put(s.name(), planner.planQuery(s, files));
-      }
-    }
+    sources.putAll(queries);
     definitions.join();
     // An optional source without files has no known columns: its mapping is still checked against FHIR.
     List<CompiledMapping> mappings = MappingCompiler.compileAll(config.mappings(), m -> {

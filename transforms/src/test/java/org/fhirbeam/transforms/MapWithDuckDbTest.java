@@ -39,7 +39,7 @@ class MapWithDuckDbTest {
     Files.writeString(dir.resolve("a.csv"), "patient_id,first_name,last_name,birth_date,gender\n"
         + "a1,#Ann,Lee # 2,2000-01-01,F\na2,,,bad,M\na3,Cy,Q#,1999-12-31,x,EXTRA\n");
     Files.writeString(dir.resolve("b.ndjson"), "{\"patient_id\": \"b1\", \"gender\": \"o\"}\n");
-    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", dir + "/*.{csv,ndjson}", null,
+    var source = plan(new SourceConfig("patients", dir + "/*.{csv,ndjson}", null,
         SourceConfig.Format.AUTO, false, "test"));
     CompiledMapping mapping = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(
         Path.of("..", "config", "mappings", "patient.yaml")), source.columns());
@@ -80,7 +80,7 @@ class MapWithDuckDbTest {
       }
       Files.writeString(in.resolve("p" + f + ".csv"), csv);
     }
-    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", in + "/*.csv", null,
+    var source = plan(new SourceConfig("patients", in + "/*.csv", null,
         SourceConfig.Format.AUTO, false, "test"));
     Path yaml = Path.of("..", "config", "mappings", "patient.yaml");
     Path other = dir.resolve("patient_b.yaml");
@@ -111,7 +111,7 @@ class MapWithDuckDbTest {
       Files.writeString(in.resolve(f + ".csv"), "patient_id,first_name,last_name,birth_date,gender\n" + f
           + "1,Ann,Lee,2000-01-01,F\n");
     }
-    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", in + "/*.csv", null,
+    var source = plan(new SourceConfig("patients", in + "/*.csv", null,
         SourceConfig.Format.AUTO, false, "test"));
     Files.delete(in.resolve("b.csv")); // gone between planning and mapping
     CompiledMapping mapping = MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(
@@ -147,7 +147,7 @@ class MapWithDuckDbTest {
           .append('\n');
     }
     Path file = Files.writeString(dir.resolve("patients.csv"), csv);
-    var source = new FileSourcePlanner(SETTINGS).plan(new SourceConfig("patients", file.toString(), null,
+    var source = plan(new SourceConfig("patients", file.toString(), null,
         SourceConfig.Format.AUTO, false, "test"));
     List<MapWithDuckDb.Work> works = List.of(new MapWithDuckDb.Work(MappingCompiler.compile(
         new ConfigLoader(Map.of()).loadMapping(Path.of("..", "config", "mappings", "patient.yaml")),
@@ -175,6 +175,13 @@ class MapWithDuckDbTest {
     // Row 59,820 (line 59,822, in the last piece) has no id: its reject names its line in the file.
     assertThat(pieces.get("patient/reject").stream().filter(l -> l.contains("\"line\":59822,")).count(),
         equalTo(1L));
+  }
+
+  /** Plans one source on a planner of its own, closed afterwards. */
+  private static FileSourcePlanner.PlannedSource plan(SourceConfig source) {
+    try (FileSourcePlanner planner = new FileSourcePlanner(SETTINGS)) {
+      return planner.plan(source);
+    }
   }
 
   /** Runs the works with the given local concurrency; fills {@code lines} (mapping/kind to sorted lines). */

@@ -21,8 +21,10 @@ public final class SourceBench {
 
   public static void main(String[] args) throws Exception {
     DuckDbSettings settings = new DuckDbSettings("unused.db", false, null, 0, List.of());
-    FileSourcePlanner.PlannedSource source = new FileSourcePlanner(settings).plan(new SourceConfig("patients",
-        args[0], null, SourceConfig.Format.AUTO, false, "bench"));
+    FileSourcePlanner.PlannedSource source;
+    try (FileSourcePlanner planner = new FileSourcePlanner(settings)) {
+      source = planner.plan(new SourceConfig("patients", args[0], null, SourceConfig.Format.AUTO, false, "bench"));
+    }
     long start = System.nanoTime();
     long rows = 0;
     try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement()) {
