@@ -58,8 +58,9 @@ public final class Bench implements Callable<Integer> {
       + " validate-* cases validate in full (default: ${DEFAULT-VALUE}).")
   long validateRows;
 
-  @Option(names = "--java-opts", defaultValue = "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-      description = "JVM options of the measured processes, as the launcher's (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--java-opts",
+      defaultValue = "${env:FHIRBEAM_LAUNCHER_JAVA_OPTS:--Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseSerialGC}",
+      description = "JVM options of the measured processes (default: the launcher's, ${DEFAULT-VALUE}).")
   String javaOpts;
 
   @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as a JSON array.")
