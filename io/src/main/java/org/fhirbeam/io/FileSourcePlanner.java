@@ -274,7 +274,8 @@ public final class FileSourcePlanner implements AutoCloseable {
             + " reserved for fhirbeam's own columns");
       }
     }
-    ReadTask task = new ReadTask(source.name(), "sql:" + source.name(), scan, columns, LocationKind.ROW, 1, false);
+    ReadTask task = new ReadTask(source.name(), ReadTask.QUERY + source.name(), scan, columns, LocationKind.ROW, 1,
+        false);
     return new PlannedSource(source, List.of(task), List.copyOf(columns));
   }
 

@@ -190,6 +190,27 @@ public record ReadTask(String source, String file, String scan, List<String> col
     return kind == LocationKind.LINE && skipsBadLines ? firstLocation - 2 : 0;
   }
 
+  /** How a query source's task names its "file": this, then the source's name. */
+  public static final String QUERY = "sql:";
+
+  /** Whether this task reads a query source (a query over other sources' files, see {@link #materialize}). */
+  public boolean isQuery() {
+    return file.startsWith(QUERY) && jdbc == null;
+  }
+
+  /**
+   * Runs this task's query once into the temporary table {@code table} on {@code db}, in the query's order, and
+   * returns the task that reads the table: a query that joins and sorts other sources would otherwise run again for
+   * every read of the task (its row count, then its mapping). Drop the table when done.
+   */
+  public ReadTask materialize(Connection db, String table) throws SQLException {
+    try (Statement st = db.createStatement()) {
+      st.execute("CREATE TEMP TABLE " + DuckDb.identifier(table) + " AS " + textRows(columns, null));
+    }
+    return new ReadTask(source, file, DuckDb.identifier(table), columns, kind, firstLocation, skipsBadLines, null,
+        null);
+  }
+
   /** The columns that identify a row in rejects besides its position (a database source's key); often none. */
   public List<String> keyColumns() {
     return jdbc == null ? List.of() : jdbc.source().key();
