@@ -124,19 +124,25 @@ public final class FileSourcePlanner implements AutoCloseable {
         ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
     String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
         format == Format.XLSX ? source.csv().typesOnly() : source.csv());
-    List<String> fileColumns = new ArrayList<>();
-    // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
-    // set them aside the same way.
-    String sniffed = format == Format.CSV || format == Format.XLSX
-        ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)" : scan;
-    // A fresh statement per file: DuckDB closes one whose query failed, and a skipped file must not end the loop.
-    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + sniffed)) {
-      while (rs.next()) {
-        fileColumns.add(rs.getString(1));
+    List<String> fileColumns = null;
+    if (format == Format.CSV || format == Format.XLSX) {
+      Detected detected = detected(db, readFile, scan);
+      if (detected != null) {
+        scan = detected.read();
+        fileColumns = detected.columns();
       }
-    } catch (SQLException e) {
-      throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
-          + format.name().toLowerCase(Locale.ROOT), e).getMessage());
+    }
+    if (fileColumns == null) {
+      // Malformed CSV lines must not sway the sniffer (a ragged line can make it see one column): the reads
+      // set them aside the same way.
+      String sniffed = format == Format.CSV || format == Format.XLSX
+          ? scan.substring(0, scan.lastIndexOf(')')) + ", ignore_errors = true)" : scan;
+      try {
+        fileColumns = describe(db, sniffed);
+      } catch (SQLException e) {
+        throw new InputException(DuckDb.failure("source " + source.name() + ": cannot read " + file + " as "
+            + format.name().toLowerCase(Locale.ROOT), e).getMessage());
+      }
     }
     for (String c : fileColumns) {
       if (c.startsWith("#")) {
@@ -154,13 +160,70 @@ public final class FileSourcePlanner implements AutoCloseable {
       // Line n of an Excel sheet's CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
       ReadTask task = new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
           format == Format.XLSX ? source.headerRow() + 1 : 2, true);
-      return cuttable(layout, format == Format.XLSX ? null : source.csv())
+      return cuttable(layout, format == Format.XLSX ? null : source.csv()) && scan.startsWith(detectedHead(readFile))
           ? task.withCuts(new ReadTask.Cuts(readFile.toString(), layout.headerEnd(), layout.size(), layout.offsets(),
               layout.lines()))
           : task;
     }
     return task(source, file, format, format == Format.JSON ? jsonAsText(file, fileColumns) : scan,
         fileColumns);
+  }
+
+  /** The columns of a read. */
+  private static List<String> describe(Connection db, String scan) throws SQLException {
+    List<String> columns = new ArrayList<>();
+    // A fresh statement per file: DuckDB closes one whose query failed, and a skipped file must not end the loop.
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("DESCRIBE SELECT * FROM " + scan)) {
+      while (rs.next()) {
+        columns.add(rs.getString(1));
+      }
+    }
+    return columns;
+  }
+
+  /**
+   * The read of a CSV file with the options DuckDB detects on it spelt out ({@code auto_detect=false}, its dialect
+   * and columns), or null when they cannot be had: DuckDB otherwise detects them on every read of the file (30-60 ms
+   * for a Synthea file, on each task's count and mapping), and a piece of the file read on its own could be detected
+   * otherwise (a run without the file's malformed lines, say). Detected as the mapping reads, with malformed lines set
+   * aside (they must not sway the detection); reads that must stop at a malformed line still do. DuckDB spells the
+   * options out as a {@code read_csv} call, which is used only when it reads the very columns DuckDB detected (it
+   * does not escape quotes in column names, for one).
+   */
+  private static Detected detected(Connection db, Path file, String scan) {
+    String sniff = "sniff_csv" + scan.substring("read_csv".length(), scan.lastIndexOf(')')) + ", ignore_errors = true)";
+    String prompt = null;
+    List<String> columns = new ArrayList<>();
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT Prompt, unnest(list_transform("
+        + "Columns, c -> c.name)) FROM " + sniff)) {
+      while (rs.next()) {
+        prompt = rs.getString(1);
+        columns.add(rs.getString(2));
+      }
+    } catch (SQLException e) {
+      return null; // the file's read reports what is wrong with it
+    }
+    String head = "FROM " + detectedHead(file);
+    String ignore = ", ignore_errors=true";
+    int at = prompt == null ? -1 : prompt.indexOf(ignore);
+    if (at < head.length() || !prompt.startsWith(head) || !prompt.endsWith(");") || at != prompt.lastIndexOf(ignore)) {
+      return null;
+    }
+    String read = prompt.substring("FROM ".length(), at) + prompt.substring(at + ignore.length(), prompt.length() - 1);
+    try {
+      return describe(db, read.substring(0, read.length() - 1) + ", ignore_errors = true)").equals(columns)
+          ? new Detected(read, List.copyOf(columns)) : null;
+    } catch (SQLException e) {
+      return null;
+    }
+  }
+
+  /** A {@link #detected} read and its columns. */
+  private record Detected(String read, List<String> columns) {}
+
+  /** How a {@link #detected} read of {@code file} starts. */
+  private static String detectedHead(Path file) {
+    return "read_csv(" + DuckDb.literal(file.toString()) + ", auto_detect=false, ";
   }
 
   /**

@@ -140,34 +140,23 @@ public record ReadTask(String source, String file, String scan, List<String> col
 
   /**
    * Writes this piece to {@code copy} (the file's header line, then the piece's lines) and returns the task that
-   * reads the copy as the whole file is read: with the options DuckDB detects on the whole file, spelt out (on its own
-   * a piece could be detected otherwise: a run without the file's malformed lines, say). Rows are still reported at
-   * their lines in the file ({@link #firstLocation} is the piece's first line); line numbers DuckDB gives are lines
-   * of the copy (see {@link #lineShift}).
+   * reads the copy as the whole file is read, with the options DuckDB detected on the whole file (see
+   * {@link FileSourcePlanner}). Rows are still reported at their lines in the file ({@link #firstLocation} is the
+   * piece's first line); line numbers DuckDB gives are lines of the copy (see {@link #lineShift}).
    */
-  public ReadTask writePiece(Connection db, Path copy) throws SQLException, IOException {
-    if (!isPiece()) {
-      throw new IllegalStateException("not a piece of a file");
+  public ReadTask writePiece(Path copy) throws IOException {
+    String head = "read_csv(" + DuckDb.literal(cuts.path()) + ", auto_detect=false, ";
+    if (!isPiece() || !scan.startsWith(head)) {
+      throw new IllegalStateException("not a piece of a file read with detected options");
     }
-    // The detection reads as the mapping reads: with malformed lines set aside, which must not sway it.
-    String prompt;
-    try (Statement st = db.createStatement(); java.sql.ResultSet rs = st.executeQuery("SELECT Prompt FROM sniff_csv"
-        + scan.substring("read_csv".length(), scan.lastIndexOf(')')) + ", ignore_errors = true)")) {
-      prompt = rs.next() ? rs.getString(1) : "";
-    }
-    String head = "FROM read_csv(" + DuckDb.literal(cuts.path()) + ", auto_detect=false, ";
-    if (!prompt.startsWith(head) || !prompt.endsWith(");")) {
-      throw new IllegalStateException("DuckDB's detected options for " + file + " have an unexpected form");
-    }
-    String options = prompt.substring(head.length() - ", auto_detect=false, ".length(), prompt.length() - 1);
     try (FileChannel in = FileChannel.open(Path.of(cuts.path()));
         FileChannel out = FileChannel.open(copy, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
             StandardOpenOption.TRUNCATE_EXISTING)) {
       transfer(in, 0, cuts.headerEnd(), out);
       transfer(in, cuts.offsets()[0], cuts.offsets()[1] - cuts.offsets()[0], out);
     }
-    return new ReadTask(source, file, "read_csv(" + DuckDb.literal(copy.toString()) + options, columns, kind,
-        firstLocation, skipsBadLines, jdbc, null);
+    return new ReadTask(source, file, "read_csv(" + DuckDb.literal(copy.toString()) + scan.substring(
+        ("read_csv(" + DuckDb.literal(cuts.path())).length()), columns, kind, firstLocation, skipsBadLines, jdbc, null);
   }
 
   private static void transfer(FileChannel in, long position, long count, FileChannel out) throws IOException {

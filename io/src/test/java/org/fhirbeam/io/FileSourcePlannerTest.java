@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
@@ -202,13 +203,10 @@ class FileSourcePlannerTest {
       assertThat(piece.firstLocation(), equalTo(next));
       assertThat(piece.lineShift(), equalTo(next - 2));
       Path copy = dir.resolve("piece-" + next + ".csv");
-      ReadTask read;
-      try (java.sql.Connection db = DuckDb.openInMemory(SETTINGS)) {
-        read = piece.writePiece(db, copy);
-      }
-      assertThat(read.scan(), org.hamcrest.Matchers.startsWith("read_csv('" + copy + "', auto_detect=false, delim=',',"
-          + " quote='\"', escape='\"', new_line='\\r\\n', columns={'id': 'VARCHAR', 'name': 'VARCHAR', 'note':"
-          + " 'VARCHAR'}, all_varchar=true, comment='', header=true, ignore_errors=true, skip=0)"));
+      ReadTask read = piece.writePiece(copy);
+      assertThat(read.scan(), equalTo("read_csv('" + copy + "', auto_detect=false, delim=',', quote='\"',"
+          + " escape='\"', new_line='\\r\\n', columns={'id': 'VARCHAR', 'name': 'VARCHAR', 'note': 'VARCHAR'},"
+          + " all_varchar=true, comment='', header=true, skip=0)"));
       byte[] written = Files.readAllBytes(copy);
       String text = new String(written, java.nio.charset.StandardCharsets.UTF_8);
       assertThat(text.startsWith("id,name,note\r\n"), equalTo(true));
@@ -219,6 +217,61 @@ class FileSourcePlannerTest {
         java.util.Arrays.copyOfRange(bytes, (int) layout.headerEnd(), bytes.length)), equalTo(true));
     assertThat(task.cut(task.bytes()), contains(task));
     assertThat(task.cut(0), contains(task));
+  }
+
+  /** Every value of a read and the lines it set aside, as text, in order. */
+  private static List<String> readAll(java.sql.Connection db, String scan) throws java.sql.SQLException {
+    List<String> out = new ArrayList<>();
+    try (java.sql.Statement st = db.createStatement()) {
+      st.execute("DROP TABLE IF EXISTS bad");
+      st.execute("DROP TABLE IF EXISTS bad_scans");
+      String read = scan.substring(0, scan.lastIndexOf(')'))
+          + ", ignore_errors = true, store_rejects = true, rejects_table = 'bad', rejects_scan = 'bad_scans')";
+      for (String q : List.of("SELECT * FROM " + read, "SELECT line, error_type, column_name FROM bad ORDER BY line")) {
+        try (java.sql.ResultSet rs = st.executeQuery(q)) {
+          while (rs.next()) {
+            StringBuilder row = new StringBuilder();
+            for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
+              row.append(rs.getMetaData().getColumnName(i)).append('=').append(rs.getString(i)).append(';');
+            }
+            out.add(row.toString());
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  @Test
+  void csvFilesAreReadWithTheOptionsDuckDbDetectsSpeltOut() throws Exception {
+    String body = "1;\"Ann \"\"A\"\"\";x;y;z;5\n2;Bo;x;y\n3;Cy;x;y;z;abc\n4;Di;x;y;z;7;extra\n";
+    Path csv = Files.writeString(dir.resolve("odd.csv"), "id;\"full name\";O;\"a;b\";na\u00efve;n\n" + body);
+    // DuckDB spells out a column named O'Brien unescaped: that file is read with DuckDB's own detection.
+    Path quoted = Files.writeString(dir.resolve("quoted.csv"), "id;\"full name\";O'Brien;\"a;b\";na\u00efve;n\n" + body);
+    for (Path file : List.of(csv, quoted)) {
+      for (org.fhirbeam.config.CsvOptions options : List.of(org.fhirbeam.config.CsvOptions.DETECT,
+          new org.fhirbeam.config.CsvOptions(null, null, null, null, java.util.Map.of("n", "INTEGER")))) {
+        ReadTask task = plan(new SourceConfig("patients", file.toString(), null, Format.AUTO, false, "test", null, 1,
+            null, null, options, false, org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of()))
+            .tasks().get(0);
+        String auto = FileSourcePlanner.scan(file, Format.CSV, options);
+        if (file == csv) {
+          assertThat(task.scan(), org.hamcrest.Matchers.startsWith("read_csv('" + file + "', auto_detect=false, delim=';',"
+              + " quote='\"', escape='\"', new_line='\\n', columns={'id': 'VARCHAR', 'full name': 'VARCHAR', 'O':"
+              + " 'VARCHAR', 'a;b': 'VARCHAR', 'na\u00efve': 'VARCHAR', 'n': '"
+              + (options.types().isEmpty() ? "VARCHAR" : "INTEGER") + "'}, all_varchar=true, comment='', "));
+        } else {
+          assertThat(task.scan(), equalTo(auto));
+        }
+        assertThat(task.columns(), contains("id", "full name", file == csv ? "O" : "O'Brien", "a;b", "na\u00efve", "n"));
+        // The same rows, and the same lines set aside, as DuckDB's own detection reads.
+        try (java.sql.Connection db = DuckDb.openInMemory(SETTINGS)) {
+          List<String> rows = readAll(db, task.scan());
+          assertThat(rows, equalTo(readAll(db, auto)));
+          assertThat(rows.size(), equalTo(5));
+        }
+      }
+    }
   }
 
   @Test

@@ -375,14 +375,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       // A piece is read from a copy of its lines on the worker's disk, beside the file's header line.
       Path copy = Files.createTempFile("fhirbeam-piece-", ".csv");
       try {
-        ReadTask piece;
-        try {
-          piece = item.task().writePiece(db, copy);
-        } catch (SQLException e) {
-          throw DuckDb.failure("mapping " + sqls.get(item.mapping()).mapping().name() + " failed on "
-              + item.task().file(), e);
-        }
-        return map(db, item, piece, started);
+        return map(db, item, item.task().writePiece(copy), started);
       } finally {
         Files.deleteIfExists(copy);
       }
