@@ -29,6 +29,8 @@ import org.fhirbeam.io.ReadTask.LocationKind;
  * Turns a file source into read tasks, one per file, before the pipeline starts: expands the path, decides
  * each file's format, and asks DuckDB for each file's columns so that unreadable files and unknown columns are
  * reported before anything is written. Files of several formats form one logical source aligned by column name.
+ * A CSV file's task also notes where the file can be cut into pieces mapped side by side, and reads it with the
+ * options DuckDB detected on it. The sources of one planner share one in-memory database: close the planner after.
  */
 public final class FileSourcePlanner implements AutoCloseable {
 

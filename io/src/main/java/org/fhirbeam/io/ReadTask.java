@@ -13,7 +13,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One unit of parallel work: one file of a source, as a DuckDB table function call that reads it.
+ * One unit of parallel work: one file of a source (or a piece of one, see {@link #cut}), as a DuckDB table function
+ * call that reads it.
  *
  * @param source the source's name
  * @param file the file read (absolute path)
