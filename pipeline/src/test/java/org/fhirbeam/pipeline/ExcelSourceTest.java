@@ -84,6 +84,41 @@ class ExcelSourceTest {
     assertThat(reject.get("element").asText(), equalTo("Patient.birthDate"));
   }
 
+  /** A value of a typed column that does not convert is an ingest reject at its row of the sheet, below the header. */
+  @org.junit.jupiter.api.Test
+  void anUnconvertibleValueIsRejectedAtItsRowOfTheSheet() throws IOException {
+    Path xlsx = tmp.resolve("visits.xlsx");
+    try (XSSFWorkbook wb = new XSSFWorkbook(); OutputStream out = Files.newOutputStream(xlsx)) {
+      Sheet s = wb.createSheet("Export");
+      s.createRow(0).createCell(0).setCellValue("Clinic export, do not edit");
+      String[][] rows = {{"patient_id", "first_name", "last_name", "birth_date", "gender", "visits"},
+          {"p1", "Ann", "Lee", "1990-01-01", "f", "3"}, {"p2", "Bo", "Li", "1991-02-02", "m", "4"},
+          {"p3", "Cy", "Ma", "1992-03-03", "f", "many"}, {"p4", "Di", "Ng", "1993-04-04", "m", "5"}};
+      for (int r = 0; r < rows.length; r++) {
+        Row row = s.createRow(r + 1);
+        for (int i = 0; i < rows[r].length; i++) {
+          row.createCell(i).setCellValue(rows[r][i]);
+        }
+      }
+      wb.write(out);
+    }
+    Path out = tmp.resolve("out-visits");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + xlsx, "--set",
+        "sources.patients.header_row=2", "--set", "sources.patients.types={visits: INTEGER}", "--set",
+        "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 3 + rejected 1: OK"));
+    List<String> rejects;
+    try (var files = Files.list(out.resolve("rejects"))) {
+      rejects = Files.readAllLines(files.findFirst().orElseThrow());
+    }
+    assertThat(rejects.size(), equalTo(1));
+    JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
+    assertThat(reject.get("stage").asText(), equalTo("ingest"));
+    assertThat(reject.get("rule").asText(), equalTo("csv-cast"));
+    assertThat(reject.get("line").asLong(), equalTo(5L)); // row 5 of the sheet: title, header, p1, p2, p3
+  }
+
   Path run(Runner runner, String path, String name, String... more) {
     Path out = tmp.resolve("out-" + name + "-" + runner.label());
     List<String> a = new java.util.ArrayList<>(List.of("run", "--runner", runner.label(), "--output", out.toString(),
