@@ -365,7 +365,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           try (Statement st = db.createStatement()) {
             st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(table));
           } catch (SQLException e) {
-            // The connection is closed with the task; the table goes with it.
+            // A temporary table goes with its connection: the task's, or the worker's at teardown.
           }
         }
       }
