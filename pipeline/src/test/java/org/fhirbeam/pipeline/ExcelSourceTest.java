@@ -85,8 +85,9 @@ class ExcelSourceTest {
   }
 
   /** A value of a typed column that does not convert is an ingest reject at its row of the sheet, below the header. */
-  @org.junit.jupiter.api.Test
-  void anUnconvertibleValueIsRejectedAtItsRowOfTheSheet() throws IOException {
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void anUnconvertibleValueIsRejectedAtItsRowOfTheSheet(Runner runner) throws IOException {
     Path xlsx = tmp.resolve("visits.xlsx");
     try (XSSFWorkbook wb = new XSSFWorkbook(); OutputStream out = Files.newOutputStream(xlsx)) {
       Sheet s = wb.createSheet("Export");
@@ -102,18 +103,15 @@ class ExcelSourceTest {
       }
       wb.write(out);
     }
-    Path out = tmp.resolve("out-visits");
-    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + xlsx, "--set",
+    Path out = tmp.resolve("out-visits-" + runner.label());
+    Cli r = Cli.run("run", "--runner", runner.label(), "--output", out.toString(), "--set", "sources.patients.path=" + xlsx, "--set",
         "sources.patients.header_row=2", "--set", "sources.patients.types={visits: INTEGER}", "--set",
         "sinks.duckdb.enabled=false");
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 4 = resources 3 + rejected 1: OK"));
-    List<String> rejects;
-    try (var files = Files.list(out.resolve("rejects"))) {
-      rejects = Files.readAllLines(files.findFirst().orElseThrow());
-    }
+    List<com.fasterxml.jackson.databind.node.ObjectNode> rejects = DefaultJobTest.rejects(out);
     assertThat(rejects.size(), equalTo(1));
-    JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
+    JsonNode reject = rejects.get(0);
     assertThat(reject.get("stage").asText(), equalTo("ingest"));
     assertThat(reject.get("rule").asText(), equalTo("csv-cast"));
     assertThat(reject.get("line").asLong(), equalTo(5L)); // row 5 of the sheet: title, header, p1, p2, p3

@@ -107,12 +107,9 @@ class JdbcSourceTest {
     Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set",
         "duckdb.database=" + tmp.resolve("k.db"));
     assertThat(r.err(), r.code(), equalTo(0));
-    List<String> rejects;
-    try (var files = Files.list(out.resolve("rejects"))) {
-      rejects = Files.readAllLines(files.findFirst().orElseThrow());
-    }
+    List<com.fasterxml.jackson.databind.node.ObjectNode> rejects = DefaultJobTest.rejects(out);
     assertThat(rejects.size(), equalTo(1));
-    JsonNode reject = DefaultJobTest.JSON.readTree(rejects.get(0));
+    JsonNode reject = rejects.get(0);
     assertThat(reject.get("key").toString(), equalTo("{\"patient_id\":\"p3\",\"last_name\":\"Lee\"}"));
     // The rejects table of the database holds the same key.
     try (Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("k.db"));
