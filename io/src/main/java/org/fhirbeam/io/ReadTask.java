@@ -90,7 +90,10 @@ public record ReadTask(String source, String file, String scan, List<String> col
     return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts);
   }
 
-  /** How many bytes the task reads: its run of lines for a piece, else the file's size when it is a local file; 0 if unknown. */
+  /**
+   * How many bytes the task reads: its run of lines for a piece, else the file's size when it is a local file; 0 if
+   * unknown.
+   */
   public long bytes() {
     if (cuts != null) {
       return cuts.offsets()[cuts.offsets().length - 1] - cuts.offsets()[0];

@@ -16,9 +16,9 @@ import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.validation.ValidateResources;
 
 /**
- * Builds the job's Beam graph, the same for every runner: the mappings read the files of their sources and run
- * in DuckDB, one file (or piece of a large file) per task, writing resource and reject part files (a runner that runs one element at a time
- * gets the tasks in one element, mapped several at a time); a mapping's FHIRPath rules are checked
+ * Builds the job's Beam graph, the same for every runner: the mappings read the files of their sources and run in
+ * DuckDB, one file (or piece of a large file) per task, writing resource and reject part files (a runner that runs one
+ * element at a time gets the tasks in one element, mapped several at a time); a mapping's FHIRPath rules are checked
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
  * move to reject parts); the parts of successful tasks are then committed into the staging output.
  */

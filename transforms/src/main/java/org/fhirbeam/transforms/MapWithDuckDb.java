@@ -40,11 +40,10 @@ import org.fhirbeam.io.ReadTask;
 /**
  * Applies compiled mappings to the files of their sources, one file (or piece of a file, see {@link #withPieceBytes})
  * per task. For each task a DuckDB connection reads the file and runs the mapping's SQL in one pass, writing NDJSON
- * part files itself: the resources
- * ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}). The output holds each mapping's
- * part files under {@link #partsOf} of its name; no row passes through the JVM. Rows are counted in
- * {@link Counters#rowsIn} (an independent count of the file's rows), {@link Counters#mapped} and
- * {@link Counters#rejected}, by mapping name.
+ * part files itself: the resources ({@code fhir/<Type>-...}) and the reject records ({@code rejects/rejects-...}).
+ * The output holds each mapping's part files under {@link #partsOf} of its name; no row passes through the JVM.
+ * Rows are counted in {@link Counters#rowsIn} (an independent count of the file's rows), {@link Counters#mapped}
+ * and {@link Counters#rejected}, by mapping name.
  *
  * <p>A mapping query writes its rows in file order, which keeps DuckDB on one core for it (measured: one DuckDB
  * thread maps as fast as two), so tasks use one DuckDB thread each and the cores map tasks side by side: large files
