@@ -371,7 +371,8 @@ public sealed interface Expr extends Serializable {
 
   /**
    * A version 3 (MD5, name-based) UUID of {@code nameSql}, formatted as text. The same as Java's
-   * {@code UUID.nameUUIDFromBytes(name.getBytes(UTF_8))}.
+   * {@code UUID.nameUUIDFromBytes(name.getBytes(UTF_8))}. {@code nameSql} must not be NULL (uuid() passes a JSON
+   * array): concat skips a NULL part where || gave NULL.
    */
   static String uuidSql(String nameSql) {
     // The lambda names the hash once. One concat builds the text at once, where each || made a string of its own:
