@@ -162,7 +162,7 @@ public final class FileSourcePlanner implements AutoCloseable {
       // Line n of an Excel sheet's CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
       ReadTask task = new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
           format == Format.XLSX ? source.headerRow() + 1 : 2, true);
-      return cuttable(layout, format == Format.XLSX ? null : source.csv()) && scan.startsWith(detectedHead(readFile))
+      return cuttable(layout, format == Format.XLSX ? null : source.csv()) && scan.startsWith(ReadTask.detectedHead(readFile.toString()))
           ? task.withCuts(new ReadTask.Cuts(readFile.toString(), layout.headerEnd(), layout.size(), layout.offsets(),
               layout.lines()))
           : task;
@@ -206,20 +206,14 @@ public final class FileSourcePlanner implements AutoCloseable {
     } catch (SQLException e) {
       return null; // the file's read reports what is wrong with it
     }
-    // The buffer size is the sniff's own; the mapping's reads keep DuckDB's.
-    String buffer = ", buffer_size=" + SNIFF_BUFFER_BYTES;
-    int b = prompt == null ? -1 : prompt.indexOf(buffer);
-    if (b < 0 || b != prompt.lastIndexOf(buffer)) {
+    // The buffer size is the sniff's own, and the reads that must stop at a malformed line add no ignore_errors: the
+    // mapping's reads keep DuckDB's buffer and say themselves whether they set lines aside.
+    prompt = withoutOnce(withoutOnce(prompt, ", buffer_size=" + SNIFF_BUFFER_BYTES), ", ignore_errors=true");
+    if (prompt == null || !prompt.startsWith("FROM " + ReadTask.detectedHead(file.toString()))
+        || !prompt.endsWith(");")) {
       return null;
     }
-    prompt = prompt.substring(0, b) + prompt.substring(b + buffer.length());
-    String head = "FROM " + detectedHead(file);
-    String ignore = ", ignore_errors=true";
-    int at = prompt.indexOf(ignore);
-    if (at < head.length() || !prompt.startsWith(head) || !prompt.endsWith(");") || at != prompt.lastIndexOf(ignore)) {
-      return null;
-    }
-    String read = prompt.substring("FROM ".length(), at) + prompt.substring(at + ignore.length(), prompt.length() - 1);
+    String read = prompt.substring("FROM ".length(), prompt.length() - 1);
     try {
       return describe(db, read.substring(0, read.length() - 1) + ", ignore_errors = true)").equals(columns)
           ? new Detected(read, List.copyOf(columns)) : null;
@@ -240,9 +234,10 @@ public final class FileSourcePlanner implements AutoCloseable {
   /** A {@link #detected} read and its columns. */
   private record Detected(String read, List<String> columns) {}
 
-  /** How a {@link #detected} read of {@code file} starts. */
-  private static String detectedHead(Path file) {
-    return "read_csv(" + DuckDb.literal(file.toString()) + ", auto_detect=false, ";
+  /** {@code text} without {@code part}, or null unless {@code part} occurs in it exactly once. */
+  private static String withoutOnce(String text, String part) {
+    int at = text == null ? -1 : text.indexOf(part);
+    return at < 0 || at != text.lastIndexOf(part) ? null : text.substring(0, at) + text.substring(at + part.length());
   }
 
   /**

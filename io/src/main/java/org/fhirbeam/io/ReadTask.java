@@ -149,7 +149,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
    * piece's first line); line numbers DuckDB gives are lines of the copy (see {@link #lineShift}).
    */
   public ReadTask writePiece(Path copy) throws IOException {
-    String head = "read_csv(" + DuckDb.literal(cuts.path()) + ", auto_detect=false, ";
+    String head = detectedHead(cuts.path());
     if (!isPiece() || !scan.startsWith(head)) {
       throw new IllegalStateException("not a piece of a file read with detected options");
     }
@@ -159,8 +159,16 @@ public record ReadTask(String source, String file, String scan, List<String> col
       transfer(in, 0, cuts.headerEnd(), out);
       transfer(in, cuts.offsets()[0], cuts.offsets()[1] - cuts.offsets()[0], out);
     }
-    return new ReadTask(source, file, "read_csv(" + DuckDb.literal(copy.toString()) + scan.substring(
-        ("read_csv(" + DuckDb.literal(cuts.path())).length()), columns, kind, firstLocation, skipsBadLines, jdbc, null);
+    return new ReadTask(source, file, detectedHead(copy.toString()) + scan.substring(head.length()), columns, kind,
+        firstLocation, skipsBadLines, jdbc, null);
+  }
+
+  /**
+   * How the read of {@code path} with the options DuckDB detected on it starts (see {@link FileSourcePlanner}): a piece
+   * is read with the options of its whole file.
+   */
+  static String detectedHead(String path) {
+    return "read_csv(" + DuckDb.literal(path) + ", auto_detect=false, ";
   }
 
   private static void transfer(FileChannel in, long position, long count, FileChannel out) throws IOException {
