@@ -14,7 +14,7 @@ import java.util.Set;
  */
 public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks",
-      "validation", "external_references");
+      "validation", "external_references", "quality");
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory", "preserve_insertion_order");
@@ -36,6 +36,7 @@ public final class ConfigLoader {
       Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "timezone",
           "required", "range");
   private static final Set<String> RANGE = Set.of("min", "max");
+  private static final Set<String> QUALITY = Set.of("duplicate_ids");
   private static final Set<String> QUALITY_RULE = Set.of("severity", "sql", "fhirpath");
   /**
    * Names of the built-in quality checks, which a rule (whose name is its check's name) cannot take.
@@ -87,7 +88,16 @@ public final class ConfigLoader {
       throw mappingList.error("at least one mapping is required");
     }
     return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation,
-        externalReferences(top));
+        externalReferences(top), quality(top.get("quality")));
+  }
+
+  private static QualitySettings quality(ConfigNode node) {
+    if (node == null) {
+      return QualitySettings.DEFAULTS;
+    }
+    ConfigNode.Fields f = node.fields(QUALITY);
+    return new QualitySettings(f.enumValue("duplicate_ids", QualitySettings.DuplicateIds.class,
+        QualitySettings.DEFAULTS.duplicateIds()));
   }
 
   /** Loads one mapping file. */

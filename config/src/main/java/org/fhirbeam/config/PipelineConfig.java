@@ -4,6 +4,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * A whole job: where rows come from, which mappings turn them into FHIR resources, and where results go.
@@ -17,12 +18,14 @@ import java.util.Map;
  * @param validation how the built resources are validated
  * @param externalReferences reference targets outside the run: resource types ({@code Practitioner}) or
  *     reference prefixes ({@code https://fhir.example.org/}), which the reference check counts apart
+ * @param quality data-quality policies that change what is written
  */
 public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
     List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation,
-    List<String> externalReferences) {
+    List<String> externalReferences, QualitySettings quality) {
 
   public PipelineConfig {
+    Objects.requireNonNull(quality, "quality");
     sources = Collections.unmodifiableMap(new LinkedHashMap<>(sources));
     mappings = List.copyOf(mappings);
     externalReferences = List.copyOf(externalReferences);
@@ -30,7 +33,7 @@ public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Ma
 
   public PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
       List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation) {
-    this(file, name, duckdb, sources, mappings, sinks, validation, List.of());
+    this(file, name, duckdb, sources, mappings, sinks, validation, List.of(), QualitySettings.DEFAULTS);
   }
 
   /** The prefixes of references to external targets: {@code Type/} for a resource type. */

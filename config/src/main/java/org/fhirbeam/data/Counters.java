@@ -62,6 +62,14 @@ public final class Counters {
     return "rule_rejected/" + mapping;
   }
 
+  /**
+   * Resources of a mapping that repeated the id of a resource mapped before them and were moved to the rejects
+   * (counted in {@link #rejected} too, and taken off {@link #mapped}'s count by whoever reads it).
+   */
+  public static String duplicates(String mapping) {
+    return "duplicates/" + mapping;
+  }
+
   /** The prefix of {@link #checkFailed} counters. */
   public static final String CHECK_FAILED_PREFIX = "check_failed/";
   /** The prefix of {@link #checkTotal} counters. */

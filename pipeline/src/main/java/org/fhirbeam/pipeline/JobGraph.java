@@ -1,16 +1,20 @@
 package org.fhirbeam.pipeline;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionTuple;
+import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
+import org.fhirbeam.quality.DropDuplicateIds;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.validation.ValidateResources;
@@ -18,7 +22,8 @@ import org.fhirbeam.validation.ValidateResources;
 /**
  * Builds the job's Beam graph, the same for every runner: the mappings read the files of their sources and run in
  * DuckDB, one file (or piece of a large file) per task, writing resource and reject part files (a runner that runs one
- * element at a time gets the tasks in one element, mapped several at a time); a mapping's FHIRPath rules are checked
+ * element at a time gets the tasks in one element, mapped several at a time); resources whose id one of the same type
+ * mapped before them has are dropped or fail the run (quality.duplicate_ids); a mapping's FHIRPath rules are checked
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
  * move to reject parts); the parts of successful tasks are then committed into the staging output.
  */
@@ -42,15 +47,33 @@ final class JobGraph {
     }
     List<PCollection<PartFile>> parts = new ArrayList<>();
     if (!works.isEmpty()) {
+      DuplicateIds duplicateIds = plan.config().quality().duplicateIds();
       PCollectionTuple mapped = p.apply("Map", MapWithDuckDb.of(works)
           .withSettings(plan.config().duckdb())
           .withPartsDirectory(partsDir)
           .withRunId(runId)
           .withLocalConcurrency(localConcurrency)
-          .withPieceBytes(MapWithDuckDb.pieceBytes(works, parallelism)));
+          .withPieceBytes(MapWithDuckDb.pieceBytes(works, parallelism))
+          .withIdKeys(duplicateIds != DuplicateIds.KEEP));
+      // Duplicates are dropped before rules and validation, so that neither spends time on them.
+      Map<String, PCollection<PartFile>> unique = new LinkedHashMap<>();
+      if (duplicateIds == DuplicateIds.KEEP) {
+        works.forEach(w -> unique.put(w.mapping().name(), mapped.get(MapWithDuckDb.partsOf(w.mapping().name()))));
+      } else {
+        Map<String, List<String>> byType = new LinkedHashMap<>();
+        works.forEach(w -> byType.computeIfAbsent(w.mapping().resourceType(), t -> new ArrayList<>())
+            .add(w.mapping().name()));
+        byType.forEach((type, names) -> {
+          PCollectionTuple kept = mapped.apply("DropDuplicate" + type + "Ids", DropDuplicateIds.of(type, names)
+              .withMode(duplicateIds)
+              .withSettings(plan.config().duckdb())
+              .withRunId(runId));
+          names.forEach(n -> unique.put(n, kept.get(MapWithDuckDb.partsOf(n))));
+        });
+      }
       for (MapWithDuckDb.Work work : works) {
         CompiledMapping mapping = work.mapping();
-        PCollection<PartFile> files = mapped.get(MapWithDuckDb.partsOf(mapping.name()));
+        PCollection<PartFile> files = unique.get(mapping.name());
         if (!mapping.fhirPathRules().isEmpty()) {
           files = files.apply("CheckRules" + capitalize(mapping.name()),
               CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),

@@ -120,10 +120,12 @@ public final class JobRunner {
       for (CompiledMapping m : plan.mappings()) {
         long read = counterExact(result, Counters.rowsIn(m.name()));
         rowsIn.putIfAbsent(m.source(), read);
-        // Resources that FHIRPath rules or validation rejected were counted as mapped by the mapping stage first.
+        // Resources that duplicate ids, FHIRPath rules or validation rejected were counted as mapped by the mapping
+        // stage first.
         perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), read,
             counterExact(result, Counters.mapped(m.name())) - counterExact(result, Counters.invalid(m.name()))
-                - counterExact(result, Counters.ruleRejected(m.name())),
+                - counterExact(result, Counters.ruleRejected(m.name()))
+                - counterExact(result, Counters.duplicates(m.name())),
             counterExact(result, Counters.rejected(m.name())),
             counterExact(result, Counters.millis(m.name())) / 1000.0));
       }

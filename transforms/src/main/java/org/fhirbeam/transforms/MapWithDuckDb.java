@@ -34,6 +34,7 @@ import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileTrees;
+import org.fhirbeam.io.IdKeys;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
 
@@ -61,8 +62,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
   }
 
-  /** One task of one mapping (its index among the transform's mappings). */
-  record Item(int mapping, ReadTask task) implements Serializable {}
+  /** One task of one mapping (its index among the transform's mappings), and its place among all tasks. */
+  record Item(int mapping, ReadTask task, long order) implements Serializable {}
 
   /** What one element runs: tasks that run together on one worker. */
   record Unit(List<Item> items) implements Serializable {
@@ -77,15 +78,17 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   private final String runId;
   private final int localConcurrency;
   private final long pieceBytes;
+  private final boolean idKeys;
 
   private MapWithDuckDb(List<Work> works, DuckDbSettings settings, String partsDirectory, String runId,
-      int localConcurrency, long pieceBytes) {
+      int localConcurrency, long pieceBytes, boolean idKeys) {
     this.works = works;
     this.settings = settings;
     this.partsDirectory = partsDirectory;
     this.runId = runId;
     this.localConcurrency = localConcurrency;
     this.pieceBytes = pieceBytes;
+    this.idKeys = idKeys;
   }
 
   /** Maps the tasks of each work; mapping names must differ. */
@@ -96,7 +99,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (works.stream().map(w -> w.mapping().name()).distinct().count() != works.size()) {
       throw new IllegalArgumentException("mapping names must differ");
     }
-    return new MapWithDuckDb(List.copyOf(works), null, null, null, 1, 0);
+    return new MapWithDuckDb(List.copyOf(works), null, null, null, 1, 0, false);
   }
 
   /** One mapping over its tasks. */
@@ -106,7 +109,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
 
   public MapWithDuckDb withSettings(DuckDbSettings settings) {
     return new MapWithDuckDb(works, Objects.requireNonNull(settings, "settings"), partsDirectory, runId,
-        localConcurrency, pieceBytes);
+        localConcurrency, pieceBytes, idKeys);
   }
 
   /** Where workers write part files (a directory every worker can reach). */
@@ -114,7 +117,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("parts directory must not be empty");
     }
-    return new MapWithDuckDb(works, settings, directory, runId, localConcurrency, pieceBytes);
+    return new MapWithDuckDb(works, settings, directory, runId, localConcurrency, pieceBytes, idKeys);
   }
 
   /** The run id written into every reject record. */
@@ -122,7 +125,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (runId == null || runId.isBlank()) {
       throw new IllegalArgumentException("runId must not be empty");
     }
-    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, pieceBytes);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, pieceBytes, idKeys);
   }
 
   /**
@@ -133,7 +136,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (tasks < 1) {
       throw new IllegalArgumentException("local concurrency must be at least 1");
     }
-    return new MapWithDuckDb(works, settings, partsDirectory, runId, tasks, pieceBytes);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, tasks, pieceBytes, idKeys);
   }
 
   /**
@@ -146,7 +149,15 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     if (bytes < 0) {
       throw new IllegalArgumentException("piece size must not be negative");
     }
-    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, bytes);
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, bytes, idKeys);
+  }
+
+  /**
+   * Also writes each task's {@link IdKeys} to {@link #keysOf} its mapping, for finding duplicate ids across tasks:
+   * one more short line per resource in the same COPY; off by default.
+   */
+  public MapWithDuckDb withIdKeys(boolean keys) {
+    return new MapWithDuckDb(works, settings, partsDirectory, runId, localConcurrency, pieceBytes, keys);
   }
 
   /**
@@ -174,6 +185,11 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     return new TupleTag<>("parts-" + mapping);
   }
 
+  /** The output tag of a mapping's id keys (with {@link #withIdKeys}), one per task that wrote resources. */
+  public static TupleTag<IdKeys> keysOf(String mapping) {
+    return new TupleTag<>("keys-" + mapping);
+  }
+
   /** The file set of this mapping's resources, relative to the output root. */
   public static String resourceFileSet(String resourceType) {
     return PartFile.RESOURCES + resourceType;
@@ -188,7 +204,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     for (int i = 0; i < works.size(); i++) {
       for (ReadTask t : works.get(i).tasks()) {
         for (ReadTask piece : t.cut(pieceBytes)) {
-          items.add(new Item(i, piece));
+          items.add(new Item(i, piece, items.size()));
         }
       }
     }
@@ -202,16 +218,24 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
     List<SqlMapping> sqls = new ArrayList<>();
     List<TupleTag<PartFile>> tags = new ArrayList<>();
+    List<TupleTag<IdKeys>> keyTags = new ArrayList<>();
     for (Work w : works) {
       sqls.add(new SqlMapping(w.mapping()));
       tags.add(partsOf(w.mapping().name()));
+      if (idKeys) {
+        keyTags.add(keysOf(w.mapping().name()));
+      }
     }
+    TupleTagList more = TupleTagList.of(new ArrayList<>(tags.subList(1, tags.size()))).and(new ArrayList<>(keyTags));
     PCollectionTuple out = input
         .apply("ListFiles", Create.of(units).withCoder(SerializableCoder.of(Unit.class)))
-        .apply("MapFiles", ParDo.of(new MapFilesFn(sqls, tags, settings, partsDirectory, runId, concurrency))
-            .withOutputTags(tags.get(0), TupleTagList.of(new ArrayList<>(tags.subList(1, tags.size())))));
+        .apply("MapFiles", ParDo.of(new MapFilesFn(sqls, tags, keyTags, settings, partsDirectory, runId,
+            concurrency)).withOutputTags(tags.get(0), more));
     for (TupleTag<PartFile> tag : tags) {
       out.get(tag).setCoder(SerializableCoder.of(PartFile.class));
+    }
+    for (TupleTag<IdKeys> tag : keyTags) {
+      out.get(tag).setCoder(SerializableCoder.of(IdKeys.class));
     }
     return out;
   }
@@ -222,7 +246,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     builder.add(DisplayData.item("mappings", String.join(", ", works.stream().map(w -> w.mapping().name()).toList())))
         .add(DisplayData.item("files", works.stream().mapToInt(w -> w.tasks().size()).sum()))
         .add(DisplayData.item("localConcurrency", localConcurrency))
-        .add(DisplayData.item("pieceBytes", pieceBytes));
+        .add(DisplayData.item("pieceBytes", pieceBytes))
+        .add(DisplayData.item("idKeys", idKeys));
   }
 
   /**
@@ -234,7 +259,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
 
   /** What one task wrote and counted; the element's thread turns it into counters and outputs. */
   private record Result(int mapping, ReadTask task, long rowsIn, long badLines, long millis, long[] populated,
-      long[][] checkCounts, long mappingRejects, List<PartFile> resources, List<PartFile> rejects) {}
+      long[][] checkCounts, long mappingRejects, List<PartFile> resources, List<PartFile> rejects, IdKeys keys) {}
 
   /** Rows a partitioned COPY buffers per partition before writing them (see {@link MapFilesFn#setup}). */
   private static final int PARTITION_FLUSH_ROWS = 32_768;
@@ -242,6 +267,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   static final class MapFilesFn extends DoFn<Unit, PartFile> {
     private final List<SqlMapping> sqls;
     private final List<TupleTag<PartFile>> tags;
+    /** Empty when the tasks write no id keys. */
+    private final List<TupleTag<IdKeys>> keyTags;
     private final DuckDbSettings settings;
     private final String partsDirectory;
     private final String runId;
@@ -249,10 +276,11 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     private transient Connection db;
     private transient ExecutorService pool;
 
-    MapFilesFn(List<SqlMapping> sqls, List<TupleTag<PartFile>> tags, DuckDbSettings settings, String partsDirectory,
-        String runId, int concurrency) {
+    MapFilesFn(List<SqlMapping> sqls, List<TupleTag<PartFile>> tags, List<TupleTag<IdKeys>> keyTags,
+        DuckDbSettings settings, String partsDirectory, String runId, int concurrency) {
       this.sqls = List.copyOf(sqls);
       this.tags = List.copyOf(tags);
+      this.keyTags = List.copyOf(keyTags);
       this.settings = settings;
       this.partsDirectory = partsDirectory;
       this.runId = runId;
@@ -344,6 +372,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         }
         for (PartFile p : r.rejects()) {
           out.get(tags.get(r.mapping())).output(p);
+        }
+        if (r.keys() != null) {
+          out.get(keyTags.get(r.mapping())).output(r.keys());
         }
       }
     }
@@ -452,7 +483,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
             task.firstLocation(), task.columns(), skipped, task.keyColumns());
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
-            origin) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
+            origin, !keyTags.isEmpty()) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
@@ -491,12 +522,21 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           resourceFileSet(m.resourceType()), id, false);
       if (resources.size() == 1) {
         PartFile only = resources.get(0);
-        resources = List.of(new PartFile(only.target(), only.path(), written - mappingRejects));
+        // With id keys, each resource was written with its key line.
+        resources = List.of(new PartFile(only.target(), only.path(),
+            (written - mappingRejects) / (keyTags.isEmpty() ? 1 : 2)));
       } else {
         resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
       }
+      IdKeys keys = null;
+      if (!keyTags.isEmpty() && !resources.isEmpty()) {
+        List<String> keyFiles = parts(dir.resolve("kind=" + SqlMapping.KEY), "keys", id, false).stream()
+            .map(PartFile::path).toList();
+        keys = new IdKeys(item.order(), m.name(), task.source(), task.file(), task.kind().field(), keyFiles,
+            resources.stream().map(PartFile::target).toList());
+      }
       return new Result(item.mapping(), task, rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
-          populated, checkCounts, mappingRejects, resources, rejects);
+          populated, checkCounts, mappingRejects, resources, rejects, keys);
     }
 
     /** The counters of one task, incremented on the element's thread (Beam's metrics belong to it). */
