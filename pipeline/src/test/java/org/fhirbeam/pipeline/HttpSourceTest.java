@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * A REST API as a source, against a real HTTP server on loopback that serves recorded pages: pagination by next
  * link, a 503 that is retried, and a 404 that stops the run. The resources equal those of the same rows in CSV.
  */
+@Tag("servers")
 class HttpSourceTest {
   @TempDir
   Path tmp;

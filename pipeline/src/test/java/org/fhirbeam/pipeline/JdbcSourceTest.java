@@ -14,6 +14,7 @@ import java.sql.Statement;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -24,6 +25,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * read in parallel key ranges (plus the rows without a key), it gives the same resources as the same rows in a
  * CSV file; bad credentials and an unreachable server stop the run before it starts.
  */
+@Tag("servers")
 class JdbcSourceTest {
   static PostgresServer pg;
 

@@ -22,6 +22,7 @@ import java.util.Properties;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -163,6 +164,7 @@ class QualityReportTest {
   }
 
   /** Chromium, without network or profile, renders the page: the text it shows, and a screenshot of it. */
+  @Tag("servers")
   @Test
   void chromiumRendersTheReport() throws IOException, InterruptedException {
     Path page = out.resolve("report/quality.html");

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
@@ -28,6 +29,7 @@ import software.amazon.awssdk.services.s3.S3Client;
  * the key pattern are fetched and give the same resources as the same rows in local files; a missing bucket or no
  * matching object stops the run with exit code 2.
  */
+@Tag("servers")
 class S3SourceTest {
   static Process s3mock;
   static int port;

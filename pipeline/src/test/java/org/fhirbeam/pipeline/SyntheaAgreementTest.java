@@ -19,6 +19,7 @@ import java.util.Objects;
 import java.util.TreeMap;
 import java.util.function.Function;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,6 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Time stamps are compared as instants: the CSV writes UTC, the bundles local offsets. Condition dates are
  * compared as the calendar date the CSV carries.
  */
+@Tag("shared-data")
 class SyntheaAgreementTest {
   static final Path SHARED = DefaultJobTest.HOME.resolve("../shared/data/synthea-mcode-100").normalize();
   static final ObjectMapper JSON = new ObjectMapper();

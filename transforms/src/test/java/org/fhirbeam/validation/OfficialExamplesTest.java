@@ -11,12 +11,14 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * The 72 official R4 examples in ../shared/data against base R4. 64 have no errors; the 8 others break rules of
  * R4 or of today's validator, each named here and explained in docs/VALIDATION.md.
  */
+@Tag("shared-data")
 class OfficialExamplesTest {
   static final Path EXAMPLES = Path.of("../../shared/data/fhir-r4-examples");
 

@@ -9,9 +9,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Runs the HL7 validator test cases in ../shared/data and compares valid/invalid with the HL7 Java validator. */
+@Tag("shared-data")
 class ValidatorCasesTest {
   private static final Path CASES = Path.of("../../shared/data/validator-cases");
 
