@@ -4,6 +4,7 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import org.fhirbeam.transforms.SqlMapping;
 
 /**
  * Case (d) of the benchmark, run as its own process: DuckDB alone reshapes the patient rows into the same FHIR
@@ -48,9 +49,9 @@ public final class DuckDbBaseline {
         + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE '')";
   }
 
-  /** {@code column} stripped of the whitespace the pipeline strips, NULL when nothing is left. */
+  /** {@code column} stripped of the whitespace the pipeline strips, NULL when nothing is left, as fast. */
   private static String clean(String column) {
-    return "nullif(trim(" + column + ", ' \t\r\n'), '')";
+    return SqlMapping.clean(column);
   }
 
   private static String literal(String text) {
