@@ -29,8 +29,8 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code fhirbeam bench}: generates deterministic patient data once, then runs each case as a separate process
- * measured from outside, {@code --runs} times with the cases taking turns, and prints medians with each case's ratio to the DuckDB-only
- * baseline measured in the same run.
+ * measured from outside, {@code --runs} times with the cases taking turns, and prints medians with each case's
+ * ratio to the DuckDB-only baseline measured in the same run.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = "Benchmark: the Patient mapping on the DirectRunner (NDJSON only, and with DuckDB tables), on"
