@@ -9,20 +9,26 @@ import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.metrics.MetricResults;
 import org.apache.beam.sdk.transforms.Create;
 import org.joda.time.Duration;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.api.Test;
 
 /** The runner a run reports is the one that executed it, told by the pipeline's result, not by its options. */
 class RunnerTest {
   @ParameterizedTest
   @EnumSource(Runner.class)
   void theResultOfEachRunnersPipelineNamesThatRunner(Runner runner) {
-    Pipeline p = Pipeline.create(runner.options("runner-test", true));
-    p.apply(Create.of(1, 2, 3));
-    PipelineResult result = p.run();
-    result.waitUntilFinish();
-    assertThat(Runner.executed(result), equalTo(runner));
+    // As a run does it: Spark on the local context prepare() starts, stopped afterwards (one per JVM).
+    runner.prepare();
+    try {
+      Pipeline p = Pipeline.create(runner.options("runner-test", true));
+      p.apply(Create.of(1, 2, 3));
+      PipelineResult result = p.run();
+      result.waitUntilFinish();
+      assertThat(Runner.executed(result), equalTo(runner));
+    } finally {
+      Runner.stopLocalSpark();
+    }
   }
 
   @Test
