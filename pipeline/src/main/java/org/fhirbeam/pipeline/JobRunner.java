@@ -104,6 +104,7 @@ public final class JobRunner {
       JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString(), runner.localConcurrency(),
           runner.parallelism());
       PipelineResult result = p.run();
+      String executed = Runner.executed(result).label();
       int files = plan.mappings().stream().mapToInt(m -> plan.sources().get(m.source()).tasks().size()).sum();
       try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {
         PipelineResult.State state = result.waitUntilFinish();
@@ -153,7 +154,7 @@ public final class JobRunner {
       stages.put("verify", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
       double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
-      RunSummary counted = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping,
+      RunSummary counted = new RunSummary(runId, executed, plan.config().file(), rowsIn, perMapping,
           resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages, validation,
           drift, skipped);
       if (!counted.balanced()) {
@@ -193,7 +194,7 @@ public final class JobRunner {
           stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
         }
         commitStart[0] = System.nanoTime();
-        done[0] = new RunSummary(runId, runner.label(), plan.config().file(), rowsIn, perMapping, resourcesOut,
+        done[0] = new RunSummary(runId, executed, plan.config().file(), rowsIn, perMapping, resourcesOut,
             rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
             validation, drift, skipped);
         try {

@@ -4,8 +4,10 @@ import java.util.concurrent.CompletableFuture;
 import org.apache.beam.runners.direct.DirectOptions;
 import org.apache.beam.runners.direct.DirectRunner;
 import org.apache.beam.runners.spark.SparkContextOptions;
+import org.apache.beam.runners.spark.SparkPipelineResult;
 import org.apache.beam.runners.spark.SparkRunner;
 import org.apache.beam.runners.spark.coders.SparkRunnerKryoRegistrator;
+import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.spark.SparkConf;
@@ -119,6 +121,21 @@ public enum Runner {
         yield o;
       }
     };
+  }
+
+  /**
+   * The runner that executed a pipeline, told by the type of the result it returned rather than by the options
+   * that asked for it, so that a run which silently fell back to another runner says so (and tests notice).
+   */
+  static Runner executed(PipelineResult result) {
+    if (result instanceof DirectRunner.DirectPipelineResult) {
+      return DIRECT;
+    }
+    if (result instanceof SparkPipelineResult) {
+      return SPARK;
+    }
+    throw new IllegalStateException("the pipeline ran on a runner fhirbeam does not know ("
+        + result.getClass().getName() + ")");
   }
 
   /**

@@ -1,19 +1,28 @@
 package org.fhirbeam.pipeline;
 
 import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.closeTo;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
+import org.fhirbeam.pipeline.bench.BenchAccess;
+import org.fhirbeam.pipeline.bench.BenchData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Runs the benchmark command for real on a few hundred rows: separate processes, checks, table and JSON. */
+/**
+ * Runs the benchmark command for real on a few hundred rows: separate processes taking turns, checks, table and
+ * JSON; and checks that its DuckDB-only baseline writes what the pipeline writes.
+ */
 class BenchTest {
   @TempDir
   Path tmp;
@@ -21,10 +30,15 @@ class BenchTest {
   @Test
   void benchRunsEachCaseAsAProcessAndReportsMedians() throws Exception {
     Path json = tmp.resolve("bench.json");
-    Cli r = Cli.run("bench", "--rows", "300", "--runs", "1", "--cases", "direct,duckdb-sql,analytics", "--data",
+    Cli r = Cli.run("bench", "--rows", "300", "--runs", "2", "--cases", "direct,duckdb-sql,analytics", "--data",
         tmp.resolve("data").toString(), "--json", json.toString(), "--java-opts", "-Xmx512m");
     assertThat(r.out() + r.err(), r.code(), equalTo(0));
-    assertThat(r.out(), containsString("(medians of 1 run(s); (d) = duckdb-sql"));
+    assertThat(r.out(), containsString("(medians of 2 run(s), the cases taking turns run by run; (d) = duckdb-sql"));
+    // The cases take turns: a, b, c, a, b, c.
+    List<String> order = r.out().lines().filter(l -> l.matches("  \\S+ +run \\d:.*"))
+        .map(l -> l.strip().replaceAll(":.*", "").replaceAll(" +", " ")).toList();
+    assertThat(order, equalTo(List.of("direct run 1", "duckdb-sql run 1", "analytics run 1", "direct run 2",
+        "duckdb-sql run 2", "analytics run 2")));
     assertThat(Files.exists(tmp.resolve("data/patients-300.csv")), equalTo(true));
     assertThat(Files.exists(tmp.resolve("data/patients-300.parquet")), equalTo(true));
     JsonNode results = new ObjectMapper().readTree(json.toFile());
@@ -33,17 +47,21 @@ class BenchTest {
     JsonNode baseline = results.get(1);
     assertThat(direct.get("case").asText(), equalTo("direct"));
     assertThat(direct.get("rows").asLong(), equalTo(300L));
-    // Rows 0 (empty id) and 211 (1990-02-30) are the generator's only bad rows below 300.
+    // Rows 0 (empty id) and 211 (1990-02-30) are the generator's only bad rows below 300; the baseline skips them
+    // as the pipeline rejects them.
     assertThat(direct.get("resources").asLong(), equalTo(298L));
     assertThat(baseline.get("case").asText(), equalTo("duckdb-sql"));
-    assertThat(baseline.get("resources").asLong(), equalTo(300L));
-    assertThat(baseline.get("ratio_to_duckdb").asDouble(), equalTo(1.0));
+    assertThat(baseline.get("resources").asLong(), equalTo(298L));
+    // Each case's ratio is its throughput over the baseline's, from the medians of the same bench.
+    assertThat(direct.get("ratio_to_duckdb").asDouble(),
+        closeTo(baseline.get("wall_s").asDouble() / direct.get("wall_s").asDouble(), 1e-9));
     assertThat(direct.get("peak_rss_bytes").asLong(), greaterThan(0L));
+    assertThat(baseline.get("peak_rss_bytes").asLong(), greaterThan(0L));
     assertThat(direct.get("wall_s").asDouble(), greaterThan(0.0));
     // The analytics case queried the database of a run on the same 300 rows: each query has a time.
     JsonNode analytics = results.get(2);
     assertThat(analytics.get("case").asText(), equalTo("analytics"));
-    List<String> names = new java.util.ArrayList<>();
+    List<String> names = new ArrayList<>();
     analytics.get("query_median_ms").fieldNames().forEachRemaining(names::add);
     assertThat(names, equalTo(List.of(
         "count_by_gender", "count_by_age_band", "data_quality_report", "lookup_by_id")));
@@ -53,9 +71,37 @@ class BenchTest {
     assertThat(r.out(), containsString("analytics: queries on the DuckDB database of the 300-row Patient run"));
   }
 
+  /**
+   * The DuckDB-only baseline writes exactly the pipeline's resources from the same generated rows: the rows the
+   * pipeline rejects skipped (ids empty or malformed, impossible dates), empty elements left out, line for line.
+   * 3,300 rows hold every kind of bad row and a row with neither name (row 3,233).
+   */
+  @Test
+  void theBaselineWritesThePipelinesResourcesLineForLine() throws Exception {
+    Path csv = BenchData.csv(tmp.resolve("data"), 3300);
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "sources.patients.path=" + csv, "--set",
+        "sinks.duckdb.enabled=false", "--direct-checks");
+    assertThat(r.err(), r.code(), equalTo(0));
+    List<String> pipeline = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("fhir"))) {
+      for (Path f : files.toList()) {
+        pipeline.addAll(Files.readAllLines(f, StandardCharsets.UTF_8));
+      }
+    }
+    Path baselineFile = tmp.resolve("baseline.ndjson");
+    long written = BenchAccess.baseline(csv.toString(), baselineFile.toString());
+    List<String> baseline = new ArrayList<>(Files.readAllLines(baselineFile, StandardCharsets.UTF_8));
+    pipeline.sort(null);
+    baseline.sort(null);
+    assertThat(written, equalTo(3300L - 22));
+    assertThat(baseline.size(), equalTo(3300 - 22));
+    assertThat(baseline, equalTo(pipeline));
+  }
+
   @Test
   void medianOfOddAndEvenCounts() {
-    assertThat(org.fhirbeam.pipeline.bench.BenchAccess.median(new double[] {3, 1, 2}), equalTo(2.0));
-    assertThat(org.fhirbeam.pipeline.bench.BenchAccess.median(new double[] {4, 1, 3, 2}), equalTo(2.5));
+    assertThat(BenchAccess.median(new double[] {3, 1, 2}), equalTo(2.0));
+    assertThat(BenchAccess.median(new double[] {4, 1, 3, 2}), equalTo(2.5));
   }
 }

@@ -1,8 +1,16 @@
 package org.fhirbeam.pipeline;
 
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.equalTo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
 
 /** Runs the command line in this JVM and captures what it prints. */
 record Cli(int code, String out, String err) {
@@ -11,6 +19,30 @@ record Cli(int code, String out, String err) {
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int code = FhirBeam.execute(new PrintStream(out, true, StandardCharsets.UTF_8),
         new PrintStream(err, true, StandardCharsets.UTF_8), System.getenv(), args);
-    return new Cli(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    Cli r = new Cli(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    if (code == 0 && args.length > 0 && args[0].equals("run")) {
+      assertRanOnRequestedRunner(List.of(args));
+    }
+    return r;
+  }
+
+  /**
+   * Every successful run through this helper checks that the runner that executed it is the one asked for, so a
+   * test "on both runners" fails if the Spark run silently ran on the DirectRunner.
+   */
+  private static void assertRanOnRequestedRunner(List<String> args) {
+    String requested = option(args, "--runner", "direct");
+    Path summary = Path.of(option(args, "--output", "output")).resolve("run-summary.json");
+    try {
+      assertThat("the runner that executed the run (" + summary + ")",
+          new ObjectMapper().readTree(summary.toFile()).get("runner").asText(), equalTo(requested));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static String option(List<String> args, String name, String otherwise) {
+    int i = args.indexOf(name);
+    return i >= 0 && i + 1 < args.size() ? args.get(i + 1) : otherwise;
   }
 }

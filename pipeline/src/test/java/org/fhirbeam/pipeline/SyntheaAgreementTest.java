@@ -32,7 +32,16 @@ import org.junit.jupiter.api.io.TempDir;
  * same encounter) and of the resources the CSV has no id for (ours are name-based UUIDs of the row's key), and
  * references (ours are {@code Type/id}, the bundles use {@code urn:uuid:} and conditional references).
  * Time stamps are compared as instants: the CSV writes UTC, the bundles local offsets. Condition dates are
- * compared as the calendar date the CSV carries.
+ * compared as the calendar date the CSV carries. Encounters are joined on patient, start and type code, and the
+ * references to them (from Procedures) compared as the encounter they join to; references to Organizations and
+ * Practitioners as the id they resolve to (the bundles name Practitioners by NPI, the CSV does not carry it).
+ *
+ * <p>What Synthea's CSV export loses, so is not compared or is compared as the CSV has it: commas in names and
+ * addresses (the CSV writes a space for each), an Organization's phone when it has none (the bundles write
+ * {@code (555) 555-5555}), a Practitioner's NPI identifier and e-mail address, a Procedure's end time (the CSV has
+ * one DATE). Procedures' reasons are codes in the CSV and references to the Condition in the bundles: compared
+ * as the Condition's code. Not compared, the mapping writes it and the bundles do not: the {@code text} of an
+ * Encounter's reasonCode (the bundles have its coding only).
  */
 @Tag("shared-data")
 class SyntheaAgreementTest {
@@ -80,6 +89,14 @@ class SyntheaAgreementTest {
     for (JsonNode p : ours.get("Patient")) {
       ourPatients.put(p.get("id").asText(), p);
     }
+    Map<String, String> ourEncounters = new HashMap<>();
+    for (JsonNode e : ours.get("Encounter")) {
+      ourEncounters.put("Encounter/" + e.get("id").asText(), encounterKey(e));
+    }
+    Map<String, String> npis = new HashMap<>();
+    for (JsonNode p : bundleResources("practitionerInformation.*", "Practitioner")) {
+      npis.put(p.get("identifier").get(0).get("value").asText(), p.get("id").asText());
+    }
     Agreement a = new Agreement();
     int compared = 0;
     try (Stream<Path> files = Files.list(SHARED.resolve("fhir"))) {
@@ -112,10 +129,35 @@ class SyntheaAgreementTest {
         a.check("MedicationRequest (RxNorm code)", id,
             multiset(ours.get("MedicationRequest"), id, "subject", c -> code(c, "medicationCodeableConcept")),
             multiset(theirs.get("MedicationRequest"), null, null, c -> code(c, "medicationCodeableConcept")));
+        compareEncounters(a, id, ours.get("Encounter"), theirs.getOrDefault("Encounter", List.of()), npis);
+        Map<String, String> theirEncounters = new HashMap<>();
+        for (JsonNode e : theirs.getOrDefault("Encounter", List.of())) {
+          theirEncounters.put("urn:uuid:" + e.get("id").asText(), encounterKey(e));
+        }
+        Map<String, JsonNode> theirConditions = new HashMap<>();
+        for (JsonNode c : theirs.getOrDefault("Condition", List.of())) {
+          theirConditions.put("urn:uuid:" + c.get("id").asText(), c);
+        }
+        a.check("Procedure (code, status, performed, encounter, reason)", id,
+            multiset(ours.get("Procedure"), id, "subject", p -> procedure(p, p.path("performedDateTime").asText(null),
+                ourEncounters, coding(p.path("reasonCode").path(0)))),
+            multiset(theirs.get("Procedure"), null, null, p -> procedure(p,
+                p.path("performedPeriod").path("start").asText(null), theirEncounters,
+                coding(theirConditions.getOrDefault(p.path("reasonReference").path(0).path("reference").asText(),
+                    JSON.missingNode()).path("code")))));
+        // The export has no allergies for these ten patients (nor does their bundle): this checks that none appear.
+        a.check("AllergyIntolerance (code, status, recorded)", id,
+            multiset(ours.get("AllergyIntolerance"), id, "patient", c -> allergy(c, "onsetDateTime")),
+            multiset(theirs.get("AllergyIntolerance"), null, null, c -> allergy(c, "recordedDate")));
       }
     }
+    compareOrganizations(a, ours.get("Organization"), bundleResources("hospitalInformation.*", "Organization"));
+    comparePractitioners(a, ours.get("Practitioner"), bundleResources("practitionerInformation.*", "Practitioner"));
     System.out.println("Agreement with Synthea's own FHIR, " + compared + " patients:\n" + a.table());
     assertThat(compared, equalTo(10));
+    assertThat(a.counts.get("Encounter present")[1], equalTo(97));
+    assertThat(a.counts.get("Organization present")[1], equalTo(193));
+    assertThat(a.counts.get("Practitioner present")[1], equalTo(194));
     assertThat(a.disagreements(), equalTo(List.of()));
   }
 
@@ -136,18 +178,165 @@ class SyntheaAgreementTest {
     a.check("Patient.address", id, address(our), address(their));
   }
 
+  /**
+   * Each of the patient's encounters in Synthea's bundle against ours with the same patient, start and type code
+   * (the CSV's encounter ids are other UUIDs than the bundle's).
+   */
+  private static void compareEncounters(Agreement a, String id, List<JsonNode> ours, List<JsonNode> theirs,
+      Map<String, String> npis) {
+    Map<String, JsonNode> byKey = new HashMap<>();
+    for (JsonNode e : ours) {
+      if (e.path("subject").path("reference").asText().equals("Patient/" + id)) {
+        byKey.put(encounterKey(e), e);
+      }
+    }
+    a.check("Encounter count", id, byKey.size(), theirs.size());
+    for (JsonNode their : theirs) {
+      String key = encounterKey(their);
+      JsonNode our = byKey.get(key);
+      a.check("Encounter present", id, our != null, true);
+      if (our == null) {
+        continue;
+      }
+      String what = "Encounter/" + their.get("id").asText() + " of patient " + id;
+      a.check("Encounter.meta.profile", what, our.path("meta").path("profile"), their.path("meta").path("profile"));
+      a.check("Encounter.status", what, our.path("status").asText(null), their.path("status").asText(null));
+      a.check("Encounter.class", what, our.path("class"), their.path("class"));
+      a.check("Encounter.type", what, our.path("type"), their.path("type"));
+      a.check("Encounter.period", what, period(our.path("period")), period(their.path("period")));
+      JsonNode ourParticipant = our.path("participant").path(0);
+      JsonNode theirParticipant = their.path("participant").path(0);
+      a.check("Encounter.participant.type", what, ourParticipant.path("type"), theirParticipant.path("type"));
+      a.check("Encounter.participant.period", what, period(ourParticipant.path("period")),
+          period(theirParticipant.path("period")));
+      a.check("Encounter.participant.individual (practitioner id)", what,
+          referencedId(ourParticipant.path("individual")),
+          npis.get(referencedId(theirParticipant.path("individual"))));
+      a.check("Encounter.serviceProvider (organization id)", what, referencedId(our.path("serviceProvider")),
+          referencedId(their.path("serviceProvider")));
+      a.check("Encounter.reasonCode (coding)", what, coding(our.path("reasonCode").path(0)),
+          coding(their.path("reasonCode").path(0)));
+    }
+  }
+
+  /** Every Organization of Synthea's hospital bundle against ours with the same id. */
+  private static void compareOrganizations(Agreement a, List<JsonNode> ours, List<JsonNode> theirs) {
+    Map<String, JsonNode> byId = byId(ours);
+    for (JsonNode their : theirs) {
+      String what = "Organization/" + their.get("id").asText();
+      JsonNode our = byId.get(their.get("id").asText());
+      a.check("Organization present", what, our != null, true);
+      if (our == null) {
+        continue;
+      }
+      for (String field : List.of("meta", "identifier", "active", "type")) {
+        a.check("Organization." + field, what, our.path(field), their.path(field));
+      }
+      a.check("Organization.name", what, our.path("name").asText(null), csvText(their.path("name").asText(null)));
+      // Synthea's FHIR export writes a made-up number for an organization without one; the CSV leaves it empty.
+      JsonNode phone = their.path("telecom").path(0).path("value").asText().equals("(555) 555-5555")
+          ? JSON.missingNode() : their.path("telecom");
+      a.check("Organization.telecom", what, our.path("telecom"), phone);
+      a.check("Organization.address", what, address(our), csvText(address(their)));
+    }
+  }
+
+  /** Every Practitioner of Synthea's practitioner bundle against ours with the same id. */
+  private static void comparePractitioners(Agreement a, List<JsonNode> ours, List<JsonNode> theirs) {
+    Map<String, JsonNode> byId = byId(ours);
+    for (JsonNode their : theirs) {
+      String what = "Practitioner/" + their.get("id").asText();
+      JsonNode our = byId.get(their.get("id").asText());
+      a.check("Practitioner present", what, our != null, true);
+      if (our == null) {
+        continue;
+      }
+      for (String field : List.of("meta", "active", "name", "gender")) {
+        a.check("Practitioner." + field, what, our.path(field), their.path(field));
+      }
+      a.check("Practitioner.address", what, address(our), csvText(address(their)));
+    }
+  }
+
+  /** The resources of one type in the shared export's bundles whose file names match {@code files}. */
+  static List<JsonNode> bundleResources(String files, String type) throws IOException {
+    List<JsonNode> out = new ArrayList<>();
+    try (Stream<Path> all = Files.list(SHARED.resolve("fhir"))) {
+      for (Path bundle : all.filter(f -> f.getFileName().toString().matches(files)).sorted().toList()) {
+        for (JsonNode e : JSON.readTree(bundle.toFile()).get("entry")) {
+          if (e.get("resource").get("resourceType").asText().equals(type)) {
+            out.add(e.get("resource"));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  static Map<String, JsonNode> byId(List<JsonNode> resources) {
+    Map<String, JsonNode> out = new HashMap<>();
+    resources.forEach(r -> out.put(r.get("id").asText(), r));
+    return out;
+  }
+
+  /** What joins an encounter of the CSV to the same one in the bundles: patient, start (as an instant), type code. */
+  static String encounterKey(JsonNode e) {
+    return referencedId(e.path("subject")) + " " + instant(e.path("period").path("start").asText(null)) + " "
+        + e.path("type").path(0).path("coding").path(0).path("code").asText();
+  }
+
+  static String procedure(JsonNode p, String performed, Map<String, String> encounters, String reason) {
+    return code(p, "code") + " '" + p.path("code").path("text").asText() + "' " + p.path("status").asText() + " "
+        + instant(performed) + " encounter " + encounters.get(p.path("encounter").path("reference").asText())
+        + " reason " + reason + " " + p.path("meta").path("profile");
+  }
+
+  static String allergy(JsonNode c, String recorded) {
+    return code(c, "code") + " " + code(c, "clinicalStatus") + " " + code(c, "verificationStatus") + " "
+        + date(c, recorded);
+  }
+
+  /** A period's start and end as instants. */
+  static String period(JsonNode period) {
+    return instant(period.path("start").asText(null)) + " - " + instant(period.path("end").asText(null));
+  }
+
+  /** system|code|display of a CodeableConcept's first coding, null without one. */
+  static String coding(JsonNode concept) {
+    JsonNode c = concept.path("coding").path(0);
+    return c.isMissingNode() ? null : c.path("system").asText() + "|" + c.path("code").asText() + "|"
+        + c.path("display").asText();
+  }
+
+  /**
+   * The id a reference names: ours are {@code Type/id}, the bundles' {@code urn:uuid:id} or conditional
+   * ({@code Type?identifier=system|value}, the value being the id, or for Practitioners the NPI).
+   */
+  static String referencedId(JsonNode reference) {
+    String r = reference.path("reference").asText(null);
+    return r == null ? null : r.substring(Math.max(r.lastIndexOf('|'), Math.max(r.lastIndexOf('/'),
+        r.lastIndexOf(':'))) + 1);
+  }
+
+  /** A bundle's text as Synthea's CSV export writes it: each comma a space. */
+  static String csvText(String text) {
+    return text == null ? null : text.replace(',', ' ');
+  }
+
   /** Per field: how many comparisons agreed, and the ones that did not. */
   static final class Agreement {
     final Map<String, int[]> counts = new LinkedHashMap<>();
     final List<String> disagreements = new ArrayList<>();
 
+    /** {@code patient} is the patient's id, or for what belongs to no patient its type and id. */
     void check(String field, String patient, Object ours, Object theirs) {
       int[] c = counts.computeIfAbsent(field, k -> new int[2]);
       c[1]++;
       if (Objects.equals(ours, theirs)) {
         c[0]++;
       } else {
-        disagreements.add(field + " of patient " + patient + ": ours " + ours + ", Synthea's " + theirs);
+        disagreements.add(field + " of " + (patient.contains("/") ? "" : "patient ") + patient + ": ours " + ours
+            + ", Synthea's " + theirs);
       }
     }
 
@@ -157,7 +346,7 @@ class SyntheaAgreementTest {
 
     String table() {
       StringBuilder sb = new StringBuilder();
-      counts.forEach((field, c) -> sb.append(String.format("  %-40s %3d/%-3d %6.1f%%%n", field, c[0], c[1],
+      counts.forEach((field, c) -> sb.append(String.format("  %-56s %3d/%-3d %6.1f%%%n", field, c[0], c[1],
           100.0 * c[0] / c[1])));
       disagreements.forEach(d -> sb.append("  DISAGREES: ").append(d).append('\n'));
       return sb.toString();

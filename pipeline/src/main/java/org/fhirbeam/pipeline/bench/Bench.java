@@ -21,6 +21,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.fhirbeam.io.FileTrees;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -28,8 +29,8 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code fhirbeam bench}: generates deterministic patient data once, then runs each case as a separate process
- * measured from outside, {@code --runs} times, and prints medians with each case's ratio to the DuckDB-only
- * baseline measured in the same run.
+ * measured from outside, {@code --runs} times with the cases taking turns, and prints medians with each case's
+ * ratio to the DuckDB-only baseline measured in the same run.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = "Benchmark: the Patient mapping on the DirectRunner (NDJSON only, and with DuckDB tables), on"
@@ -68,6 +69,21 @@ public final class Bench implements Callable<Integer> {
 
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
+
+  /** The cases that map the same generated Patient rows, so write the same resources. */
+  private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "direct-sample-1pct",
+      "duckdb-sql");
+
+  /** What the runs of one case measured so far. */
+  private static final class CaseRuns {
+    final List<ProcessMeter.Measurement> measurements = new ArrayList<>();
+    long resources = -1;
+    long rowsIn;
+
+    CaseRuns(long rowsIn) {
+      this.rowsIn = rowsIn;
+    }
+  }
 
   /** The medians of one case. */
   record Result(String name, String runner, long rows, long resources, int runs, double wallSeconds,
@@ -144,11 +160,14 @@ public final class Bench implements Callable<Integer> {
     Map<String, List<Double>> queryMillis = new LinkedHashMap<>();
     Map<String, List<Double>> queryP90 = new LinkedHashMap<>();
     long analyticsRss = -1;
-    for (String c : cases) {
-      List<ProcessMeter.Measurement> ms = new ArrayList<>();
-      long resources = -1;
-      long rowsIn = rows;
-      for (int r = 0; r < runs; r++) {
+    Map<String, CaseRuns> measured = new LinkedHashMap<>();
+    cases.forEach(c -> measured.put(c, new CaseRuns(rows)));
+    // Run by run, each case once (a, b, a, b, ...): a slow minute of the shared machine then slows every case's
+    // run of that round, not all the runs of one case.
+    for (int r = 0; r < runs; r++) {
+      for (String c : cases) {
+        CaseRuns state = measured.get(c);
+        List<ProcessMeter.Measurement> ms = state.measurements;
         Path outDir = work.resolve(c + "-" + r);
         List<String> cmd = new ArrayList<>(c.equals("spark") ? sparkJvm : jvm);
         switch (c) {
@@ -199,8 +218,8 @@ public final class Bench implements Callable<Integer> {
           double seconds = Double.parseDouble(rate.group(3));
           validationRates.merge(c, checked / seconds, (a, b) -> a + b);
           ms.add(m);
-          resources = checked;
-          rowsIn = checked;
+          state.resources = checked;
+          state.rowsIn = checked;
           out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall (validator start-up %s s, validating %.1f s:"
               + " %,.0f resources/s), %,6d MB peak RSS%n", c, r + 1, m.wallSeconds(), rate.group(2), seconds,
               checked / seconds, m.peakRssBytes() >> 20);
@@ -220,7 +239,7 @@ public final class Bench implements Callable<Integer> {
             queryP90.computeIfAbsent(q.group(1), k -> new ArrayList<>()).add(Double.parseDouble(q.group(3)));
             line.append(String.format(Locale.ROOT, " %s %s ms", q.group(1), q.group(2)));
           }
-          resources = 0;
+          state.resources = 0;
           ms.add(m);
           out.printf(Locale.ROOT, "  %-18s run %d:%s%n", c, r + 1, line);
           out.flush();
@@ -232,8 +251,8 @@ public final class Bench implements Callable<Integer> {
           long read = Long.parseLong(lines.get(lines.size() - 2).strip());
           double seconds = Double.parseDouble(lines.get(lines.size() - 1).strip());
           sourceRates.merge(c, read / seconds, Double::sum);
-          resources = 0;
-          rowsIn = read;
+          state.resources = 0;
+          state.rowsIn = read;
           ms.add(m);
           out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS; reading alone %.2f s"
               + " (%,.0f rows/s)%n", c, r + 1, m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20, seconds,
@@ -241,31 +260,48 @@ public final class Bench implements Callable<Integer> {
           out.flush();
           continue;
         }
-        long produced = c.equals("duckdb-sql") ? Long.parseLong(m.output().strip().lines()
-            .reduce((a, b) -> b).orElse("0").strip()) : verify(outDir);
+        long produced = c.equals("duckdb-sql") ? verifyBaseline(outDir.resolve("Patient.ndjson"), m.output())
+            : verify(outDir);
         if (!c.equals("duckdb-sql")) {
-          rowsIn = new ObjectMapper().readTree(outDir.resolve("run-summary.json").toFile()).get("rows_in").asLong();
+          state.rowsIn = new ObjectMapper().readTree(outDir.resolve("run-summary.json").toFile()).get("rows_in")
+              .asLong();
         }
-        if (resources >= 0 && produced != resources) {
-          out.printf("case %s produced %d resources, then %d%n", c, resources, produced);
+        if (state.resources >= 0 && produced != state.resources) {
+          out.printf("case %s produced %d resources, then %d%n", c, state.resources, produced);
           return 1;
         }
-        resources = produced;
+        state.resources = produced;
         ms.add(m);
         out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS%n", c, r + 1,
             m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20);
         out.flush();
         FileTrees.deleteTree(outDir);
       }
+    }
+    for (String c : cases) {
+      CaseRuns state = measured.get(c);
+      List<ProcessMeter.Measurement> ms = state.measurements;
       if (c.equals("analytics")) {
         // Query times, not a throughput: printed in their own table below.
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
         continue;
       }
       results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
-          rowsIn, resources, runs, median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
+          state.rowsIn, state.resources, runs,
+          median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
           ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1)));
+    }
+    // The baseline is a fair comparison only while it writes what the pipeline writes from the same rows.
+    Map<String, Long> patientCounts = new LinkedHashMap<>();
+    for (String c : PATIENT_CASES) {
+      if (results.containsKey(c)) {
+        patientCounts.put(c, results.get(c).resources());
+      }
+    }
+    if (patientCounts.values().stream().distinct().count() > 1) {
+      out.printf("the Patient cases wrote different numbers of resources from the same rows: %s%n", patientCounts);
+      return 1;
     }
     FileTrees.deleteTree(work);
     if (!results.isEmpty()) {
@@ -379,6 +415,22 @@ public final class Bench implements Callable<Integer> {
     return lines;
   }
 
+  /**
+   * Checks the baseline's output: the file holds as many lines as DuckDB said it wrote (the last line the process
+   * printed). Returns that count.
+   */
+  private static long verifyBaseline(Path file, String output) throws java.io.IOException {
+    long reported = Long.parseLong(output.strip().lines().reduce((a, b) -> b).orElse("-1").strip());
+    long lines;
+    try (Stream<String> all = Files.lines(file, StandardCharsets.UTF_8)) {
+      lines = all.count();
+    }
+    if (lines != reported) {
+      throw new IllegalStateException("the baseline's file holds " + lines + " resources, DuckDB said " + reported);
+    }
+    return lines;
+  }
+
   private static void print(PrintWriter out, Map<String, Result> results) {
     Result base = results.get("duckdb-sql");
     out.println();
@@ -390,7 +442,8 @@ public final class Bench implements Callable<Integer> {
           r.cpuSeconds(), base == null ? "-" : String.format(Locale.ROOT, "%.2fx",
               r.rowsPerSecond() / base.rowsPerSecond()));
     }
-    out.printf("(medians of %d run(s); (d) = duckdb-sql, DuckDB alone writing the same Patient JSON;"
+    out.printf("(medians of %d run(s), the cases taking turns run by run; (d) = duckdb-sql, DuckDB alone writing the"
+        + " same Patient JSON;"
         + " synthea = the ten mappings of config/pipelines/synthea.yaml over all rows of all its files)%n",
         results.values().iterator().next().runs());
     out.flush();
