@@ -127,9 +127,9 @@ class DuplicateIdsTest {
     List<String> before = ids(out);
     Cli r = run(config, Runner.DIRECT, out, "--set", "quality.duplicate_ids=fail");
     assertThat(r.out(), r.code(), equalTo(1));
-    assertThat(r.err(), containsString("quality.duplicate_ids is 'fail', and 3 Patient resource(s) have the id of"
-        + " one mapped before them, first " + tmp.resolve("people/a.csv") + " line 4 (mapping people), whose id "
-        + tmp.resolve("people/a.csv") + " line 2 (mapping people) has; nothing was replaced"));
+    assertThat(r.err(), containsString("quality.duplicate_ids is 'fail', and 3 Patient resource(s) repeat the id"
+        + " of one mapped before them; the first is at " + tmp.resolve("people/a.csv") + " line 4 (mapping people),"
+        + " repeating " + tmp.resolve("people/a.csv") + " line 2 (mapping people); nothing was replaced"));
     assertThat(ids(out), equalTo(before));
   }
 

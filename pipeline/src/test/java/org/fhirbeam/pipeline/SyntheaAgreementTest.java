@@ -57,7 +57,9 @@ class SyntheaAgreementTest {
         "--runner", runner.label(), "--set", "input_dir=" + SHARED.resolve("csv"), "--set",
         "duckdb.database=" + tmp.resolve(runner.label() + ".db"), "--output", out.toString(),
         // A stable 2% sample keeps the test short; an error in it would reject a resource and break the balance.
-        "--set", "validation.mode=sample", "--set", "validation.sample_rate=0.02");
+        "--set", "validation.mode=sample", "--set", "validation.sample_rate=0.02",
+        // Every shipped mapping's id key must tell the export's rows apart: a repeated id fails the run, naming it.
+        "--set", "quality.duplicate_ids=fail");
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 16,052 = resources 16,052 + rejected 0: OK"));
     return out;

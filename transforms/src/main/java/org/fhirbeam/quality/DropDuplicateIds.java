@@ -188,10 +188,10 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
         IdKeys at = byOrder.get(d.order());
         IdKeys first = byOrder.get(d.firstOrder());
         throw new IllegalStateException("quality.duplicate_ids is 'fail', and " + duplicates.size() + " "
-            + resourceType + " resource(s) have the id of one mapped before them, first " + at.file() + " "
-            + at.positionField() + " " + d.position() + " (mapping " + at.mapping() + "), whose id "
+            + resourceType + " resource(s) repeat the id of one mapped before them; the first is at " + at.file()
+            + " " + at.positionField() + " " + d.position() + " (mapping " + at.mapping() + "), repeating "
             + first.file() + " " + first.positionField() + " " + d.firstPosition() + " (mapping "
-            + first.mapping() + ") has; nothing was replaced");
+            + first.mapping() + "); nothing was replaced");
       }
       // The tasks that lose resources, by the targets of their resource parts.
       Map<String, IdKeys> affected = new HashMap<>();
