@@ -18,7 +18,7 @@ import org.fhirbeam.transforms.MappingCompiler;
 import org.fhirbeam.transforms.MappingException;
 
 /**
- * {@code check-config}: everything a run checks before it reads rows, short of connecting to databases or APIs and
+ * {@code check-config}: the checks of a run's planning, short of reading rows, connecting to databases or APIs and
  * fetching objects. The sources a run plans are planned the same way, so their paths must match files (unless
  * optional) and the files' headers give the columns; query sources are bound against those columns, or only parsed
  * when a source they read has no files here; mappings compile against their sources' columns where known. Every
