@@ -61,8 +61,9 @@ final class ConfigCheck {
       for (SourceConfig s : config.sources().values()) {
         if (s.sql() != null && used.contains(s.name())) {
           try {
-            if (files.keySet().containsAll(JobPlan.namedBy(s, config))) {
-              sources.put(s.name(), planner.planQuery(s, files));
+            Map<String, PlannedSource> tables = JobPlan.tablesOf(s, config, files);
+            if (tables.keySet().equals(JobPlan.namedBy(s, config))) {
+              sources.put(s.name(), planner.planQuery(s, tables));
             } else {
               planner.parseQuery(s); // a table it reads is not here to bind it against
             }

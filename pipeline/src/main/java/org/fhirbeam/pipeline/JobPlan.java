@@ -78,7 +78,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
       for (SourceConfig s : config.sources().values()) {
         if (s.sql() != null && used.contains(s.name())) {
-          queries.put(s.name(), planner.planQuery(s, files));
+          queries.put(s.name(), planner.planQuery(s, tablesOf(s, config, files)));
         }
       }
     } catch (java.util.concurrent.ExecutionException e) {
@@ -132,6 +132,14 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
     }
     return needed;
+  }
+
+  /** The planned sources a query source names, in configuration order: the tables it reads. */
+  static Map<String, PlannedSource> tablesOf(SourceConfig query, PipelineConfig config,
+      Map<String, PlannedSource> planned) {
+    Map<String, PlannedSource> tables = new LinkedHashMap<>(planned);
+    tables.keySet().retainAll(namedBy(query, config));
+    return tables;
   }
 
   /** The sources other than queries whose names a query source's text holds: the tables it may read. */

@@ -65,6 +65,19 @@ class CheckConfigTest {
   }
 
   @Test
+  void aQueryIsBoundAgainstTheSourcesItNamesOnly() throws IOException {
+    // Another mapping reads an optional source without files, which the query does not name: it is no table of the
+    // query, so the error does not blame its absence.
+    Files.writeString(tmp.resolve("x.yaml"), Files.readString(mapping).replace("name: people", "name: extra")
+        .replace("source: named", "source: extra"));
+    Files.writeString(tmp.resolve("p.yaml"), "input_dir: " + tmp + "\nsources:\n  people: {path: people.csv}\n"
+        + "  extra: {path: none-*.csv, optional: true}\n  named: {sql: \"SELECT id, gendr AS sex FROM people\"}\n"
+        + "mappings: [m.yaml, x.yaml]\n");
+    assertThat(checkFails(config()), equalTo("error: " + config() + ":5: sources.named.sql: the query failed:"
+        + " Binder Error: Referenced column \"gendr\" not found in FROM clause!\n"));
+  }
+
+  @Test
   void aPathMatchingNoFileIsAnErrorAtItsKeyAndTheSqlIsStillParsed() throws IOException {
     job("exports/*.csv", "SELECT * FROM people ORDER BY BY");
     assertThat(checkFails(config()), equalTo("error: the configuration has 2 problems:\n"
