@@ -53,7 +53,7 @@ final class ConfigCheck {
           try {
             files.put(s.name(), planner.plan(s));
           } catch (InputException e) {
-            problems.add(e);
+            addOnce(problems, e);
           }
         }
       }
@@ -68,7 +68,7 @@ final class ConfigCheck {
               planner.parseQuery(s); // a table it reads is not here to bind it against
             }
           } catch (InputException e) {
-            problems.add(e);
+            addOnce(problems, e);
           }
         }
       }
@@ -83,6 +83,16 @@ final class ConfigCheck {
       problems.add(e);
     }
     return problems;
+  }
+
+  /**
+   * Adds a problem unless one with the same message is there: a DuckDB setting that fails (an extension that is not
+   * installed) fails every source's planning alike.
+   */
+  private static void addOnce(List<InputException> problems, InputException e) {
+    if (problems.stream().noneMatch(p -> p.getMessage().equals(e.getMessage()))) {
+      problems.add(e);
+    }
   }
 
   /**

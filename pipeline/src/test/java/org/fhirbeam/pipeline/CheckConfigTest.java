@@ -2,6 +2,7 @@ package org.fhirbeam.pipeline;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.startsWith;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -120,6 +121,17 @@ class CheckConfigTest {
         "mappings:\n  - m.yaml\n  - absent.yaml"));
     assertThat(checkFails(config()), equalTo("error: " + config() + ":10: mappings[1]: no mapping file "
         + tmp.resolve("absent.yaml") + "\n"));
+  }
+
+  @Test
+  void aDuckDbSettingThatFailsIsReportedOnce() throws IOException {
+    job("people.csv", "SELECT * FROM people");
+    Cli r = Cli.run("check-config", config().toString(), "--set", "duckdb.extensions=[json, spatial]", "--set",
+        "duckdb.extension_directory=" + tmp.resolve("ext"));
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err().lines().count(), equalTo(1L));
+    assertThat(r.err(), startsWith("error: DuckDB extension 'spatial' (duckdb.extensions) is not built into DuckDB"
+        + " v1.5.6 and is not installed in " + tmp.resolve("ext") + "; runs never download extensions."));
   }
 
   @Test
