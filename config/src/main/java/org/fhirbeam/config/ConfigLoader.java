@@ -1,5 +1,6 @@
 package org.fhirbeam.config;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -52,6 +53,31 @@ public final class ConfigLoader {
 
   /** Loads {@code file}, applying {@code overrides} (dotted key to value) before checking. */
   public PipelineConfig load(Path file, Map<String, String> overrides) {
+    Loaded loaded = loadAll(file, overrides);
+    if (!loaded.problems().isEmpty()) {
+      throw InputException.together(loaded.problems());
+    }
+    return loaded.config();
+  }
+
+  /**
+   * A configuration as far as it loads, and the problems of its mapping list.
+   *
+   * @param config the configuration with the mappings that loaded (a mapping naming an undeclared source included)
+   * @param problems each mapping file's problem (missing, or malformed, or naming an undeclared source), so that
+   *     {@code check-config} reports them together with what it finds in the rest
+   */
+  public record Loaded(PipelineConfig config, List<InputException> problems) {
+    public Loaded {
+      problems = List.copyOf(problems);
+    }
+  }
+
+  /**
+   * Loads {@code file} as {@link #load} does, but reports the problems of the mapping files instead of stopping at
+   * the first; a problem of the configuration file itself still stops it.
+   */
+  public Loaded loadAll(Path file, Map<String, String> overrides) {
     ConfigNode root = YamlFiles.read(file, interpolator);
     YamlFiles.applyOverrides(root, overrides);
     ConfigNode.Fields top = root.fields(TOP);
@@ -67,28 +93,37 @@ public final class ConfigLoader {
     }
 
     ConfigNode mappingList = top.require("mappings");
+    if (mappingList.list().isEmpty()) {
+      throw mappingList.error("at least one mapping is required");
+    }
     List<MappingConfig> mappings = new ArrayList<>();
+    List<InputException> problems = new ArrayList<>();
     Path base = file.toAbsolutePath().getParent();
     for (ConfigNode ref : mappingList.list()) {
       Path mappingFile = base.resolve(ref.text()).normalize();
-      MappingConfig mapping = loadMapping(mappingFile);
-      if (!sources.containsKey(mapping.source())) {
-        throw new ConfigException(mapping.location(), "source",
-            "names source '" + mapping.source() + "', which " + file + " does not declare (declared: "
-                + String.join(", ", sources.keySet()) + ")");
+      if (!Files.isRegularFile(mappingFile)) {
+        problems.add(ref.error("no mapping file " + mappingFile));
+        continue;
       }
-      for (MappingConfig other : mappings) {
-        if (other.name().equals(mapping.name())) {
-          throw ref.error("a second mapping is named '" + mapping.name() + "'");
-        }
+      MappingConfig mapping;
+      try {
+        mapping = loadMapping(mappingFile);
+      } catch (InputException e) {
+        problems.add(e);
+        continue;
+      }
+      if (!sources.containsKey(mapping.source())) {
+        problems.add(new ConfigException(mapping.sourceLocation(), "source",
+            "names source '" + mapping.source() + "', which " + file + " does not declare (declared: "
+                + String.join(", ", sources.keySet()) + ")"));
+      }
+      if (mappings.stream().anyMatch(other -> other.name().equals(mapping.name()))) {
+        problems.add(ref.error("a second mapping is named '" + mapping.name() + "'"));
       }
       mappings.add(mapping);
     }
-    if (mappings.isEmpty()) {
-      throw mappingList.error("at least one mapping is required");
-    }
-    return new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation,
-        externalReferences(top), quality(top.get("quality")));
+    return new Loaded(new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation,
+        externalReferences(top), quality(top.get("quality"))), problems);
   }
 
   private static QualitySettings quality(ConfigNode node) {
@@ -122,7 +157,8 @@ public final class ConfigLoader {
         rules.add(qualityRule(e.getKey(), e.getValue()));
       }
     }
-    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location(), rules);
+    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location(), rules,
+        f.get("source").keyLocation(), f.get("resource").keyLocation());
   }
 
   private static QualityRule qualityRule(String name, ConfigNode node) {
@@ -308,9 +344,12 @@ public final class ConfigLoader {
           && !Path.of(path).isAbsolute()) {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
+      // Errors about where the rows come from name the line of the key that says so.
+      String location = f.get(path != null ? "path" : sql != null ? "sql" : jdbc != null ? "jdbc" : "http")
+          .keyLocation();
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
           f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
-          e.getValue().location(), f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
+          location, f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
           f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
               == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f)));
     }

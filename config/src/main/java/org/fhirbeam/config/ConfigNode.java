@@ -21,12 +21,19 @@ import org.yaml.snakeyaml.nodes.Tag;
  */
 public final class ConfigNode {
   private final Node node;
+  /** The key this node is the value of, when it is one (a value may start on the line after its key). */
+  private final Node keyNode;
   private final String key;
   private final String file;
   private final Interpolator interpolator;
 
   ConfigNode(Node node, String key, String file, Interpolator interpolator) {
+    this(node, null, key, file, interpolator);
+  }
+
+  private ConfigNode(Node node, Node keyNode, String key, String file, Interpolator interpolator) {
     this.node = node;
+    this.keyNode = keyNode;
     this.key = key;
     this.file = file;
     this.interpolator = interpolator;
@@ -34,7 +41,16 @@ public final class ConfigNode {
 
   /** {@code file:line} of this node, or {@code --set key} for a value given on the command line. */
   public String location() {
-    var mark = node.getStartMark();
+    return locationOf(node);
+  }
+
+  /** {@code file:line} of the key whose value this node is ({@link #location} when it is no key's value). */
+  public String keyLocation() {
+    return locationOf(keyNode != null ? keyNode : node);
+  }
+
+  private String locationOf(Node n) {
+    var mark = n.getStartMark();
     if (mark == null) {
       return file;
     }
@@ -134,10 +150,9 @@ public final class ConfigNode {
         throw error("keys must be plain values");
       }
       String childKey = key.isEmpty() ? k.getValue() : key + "." + k.getValue();
-      ConfigNode child = new ConfigNode(t.getValueNode(), childKey, file, interpolator);
+      ConfigNode child = new ConfigNode(t.getValueNode(), k, childKey, file, interpolator);
       if (out.containsKey(k.getValue())) {
-        throw new ConfigException(new ConfigNode(k, childKey, file, interpolator).location(), childKey,
-            "duplicate key");
+        throw new ConfigException(child.keyLocation(), childKey, "duplicate key");
       }
       out.put(k.getValue(), child);
     }

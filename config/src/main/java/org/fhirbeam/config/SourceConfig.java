@@ -11,7 +11,7 @@ import java.io.Serializable;
  * @param sql a DuckDB query that reads file sources by name, for example a join; null for a file source
  * @param format the file format, or {@link Format#AUTO} to decide by each file's extension
  * @param optional whether a path that matches no file is allowed (the source then has no rows)
- * @param location where the source is declared, for error messages
+ * @param location the line of its {@code path}, {@code sql}, {@code jdbc} or {@code http} key, for error messages
  * @param sheet Excel files: the sheet, by name or 1-based number; null for the first
  * @param headerRow Excel files: the 1-based row that holds the column names; the rows below it are the data
  * @param jdbc a database table or query read over JDBC; null for other sources
@@ -31,6 +31,11 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   public SourceConfig {
     fields = fields == null ? java.util.Map.of()
         : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(fields));
+  }
+
+  /** {@code file:line: sources.NAME.KEY}: how an error about one of the source's keys begins. */
+  public String at(String key) {
+    return location + ": sources." + name + "." + key;
   }
 
   /** File formats: CSV, Parquet and JSON are read by DuckDB; Excel sheets are converted to CSV first. */

@@ -238,8 +238,28 @@ class ConfigLoaderTest {
   void mappingMustNameADeclaredSource() throws IOException {
     Files.writeString(mapping, MAPPING.replace("source: patients", "source: people"));
     ConfigException e = reject(PIPELINE);
-    assertThat(e.getMessage(), equalTo(mapping + ":1: source: names source 'people', which "
+    assertThat(e.getMessage(), equalTo(mapping + ":2: source: names source 'people', which "
         + dir.resolve("pipeline.yaml") + " does not declare (declared: patients)"));
+  }
+
+  @Test
+  void everyMappingFilesProblemIsReportedTogetherWithTheLineThatNamesAMissingOne() throws IOException {
+    Path other = Files.writeString(dir.resolve("other.yaml"), MAPPING.replace("name: patient", "name: other")
+        .replace("source: patients", "source: people"));
+    InputException e = assertThrows(InputException.class, () -> load(PIPELINE.replace("  - mapping.yaml\n",
+        "  - mapping.yaml\n  - absent.yaml\n  - other.yaml\n"), Map.of()));
+    assertThat(e.getMessage(), equalTo("the configuration has 2 problems:\n"
+        + "  " + dir.resolve("pipeline.yaml") + ":12: mappings[1]: no mapping file " + dir.resolve("absent.yaml") + "\n"
+        + "  " + other + ":2: source: names source 'people', which " + dir.resolve("pipeline.yaml") + " does not"
+        + " declare (declared: patients)"));
+  }
+
+  @Test
+  void aSourceIsLocatedAtTheKeyThatSaysWhereItsRowsComeFrom() throws IOException {
+    PipelineConfig c = load(PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    format: csv\n    path: ${INPUT}/*.csv\n"
+        + "  joined:\n    sql:\n      SELECT * FROM patients\n"), Map.of());
+    assertThat(c.sources().get("patients").location(), equalTo(dir.resolve("pipeline.yaml") + ":10"));
+    assertThat(c.sources().get("joined").at("sql"), equalTo(dir.resolve("pipeline.yaml") + ":12: sources.joined.sql"));
   }
 
   @Test

@@ -71,7 +71,7 @@ public final class S3Objects {
           + e.getMessage(), e);
     }
     if (out.isEmpty() && !source.optional()) {
-      throw new InputException("source " + source.name() + ": no object matches " + uri);
+      throw new InputException(source.at("path") + ": no object matches " + uri);
     }
     return out;
   }

@@ -133,7 +133,7 @@ class FileSourcePlannerTest {
   void aPatternThatMatchesNothingIsAnError() {
     InputException e = assertThrows(InputException.class,
         () -> plan(source(dir + "/*.csv")));
-    assertThat(e.getMessage(), equalTo("source patients: path " + dir + "/*.csv matches no file"));
+    assertThat(e.getMessage(), equalTo("test:1: sources.patients.path: " + dir + "/*.csv matches no file"));
   }
 
   @Test

@@ -14,7 +14,6 @@ import java.util.concurrent.Callable;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
-import org.fhirbeam.transforms.MappingCompiler;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -181,9 +180,9 @@ public final class FhirBeam implements Callable<Integer> {
 
   /** {@code fhirbeam check-config}. */
   @Command(name = "check-config", mixinStandardHelpOptions = true,
-      description = "Check a pipeline configuration and its mappings (keys, types, FHIR paths, expressions)"
-          + " without opening the data files (so source columns are checked by preview and run). Exit code 2"
-          + " names file, line and key of each problem.")
+      description = "Check a pipeline configuration and its mappings (keys, types, FHIR paths, expressions), that"
+          + " source paths match files, and the columns and SQL against the files' headers, without reading rows."
+          + " Exit code 2 names file, line and key of each problem.")
   static final class CheckConfig implements Callable<Integer> {
     @Parameters(paramLabel = "FILE", description = "The pipeline configuration to check.")
     Path file;
@@ -196,8 +195,7 @@ public final class FhirBeam implements Callable<Integer> {
 
     @Override
     public Integer call() {
-      PipelineConfig config = new ConfigLoader(Environment.variables()).load(file, overrides);
-      MappingCompiler.compileAll(config.mappings(), m -> null);
+      PipelineConfig config = ConfigCheck.check(file, overrides, Environment.variables());
       spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
           config.mappings().size());
       return 0;

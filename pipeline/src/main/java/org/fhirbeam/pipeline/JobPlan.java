@@ -49,22 +49,9 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
             config.validation().packages().stream().map(java.nio.file.Path::of).toList()))
         : java.util.concurrent.CompletableFuture.completedFuture(null);
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
-    Set<String> used = new HashSet<>();
-    for (MappingConfig m : config.mappings()) {
-      used.add(m.source());
-    }
+    Set<String> used = readByMappings(config);
     // File sources first (those the mappings read, and those a query names), then the query sources over them.
-    Set<String> needed = new HashSet<>(used);
-    for (SourceConfig s : config.sources().values()) {
-      if (s.sql() != null && used.contains(s.name())) {
-        for (SourceConfig f : config.sources().values()) {
-          if (f.sql() == null && Pattern.compile("\\b" + Pattern.quote(f.name()) + "\\b", Pattern.CASE_INSENSITIVE)
-              .matcher(s.sql()).find()) {
-            needed.add(f.name());
-          }
-        }
-      }
-    }
+    Set<String> needed = plannedSources(config);
     // Each source is planned on its own (DuckDB reads the files' headers, the reader checks their lines), so they are
     // planned side by side on the cores; a failure is reported for the first failing source in file order.
     Map<String, java.util.concurrent.Future<PlannedSource>> planned = new LinkedHashMap<>();
@@ -91,7 +78,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
       for (SourceConfig s : config.sources().values()) {
         if (s.sql() != null && used.contains(s.name())) {
-          queries.put(s.name(), planner.planQuery(s, files));
+          queries.put(s.name(), planner.planQuery(s, tablesOf(s, config, files)));
         }
       }
     } catch (java.util.concurrent.ExecutionException e) {
@@ -124,5 +111,46 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       throw e;
     }
     return new JobPlan(config, sources, List.copyOf(mappings), v);
+  }
+
+  /** The sources the mappings read. */
+  static Set<String> readByMappings(PipelineConfig config) {
+    Set<String> used = new HashSet<>();
+    for (MappingConfig m : config.mappings()) {
+      used.add(m.source());
+    }
+    return used;
+  }
+
+  /** The sources a run plans: those the mappings read, and those the query sources among them name. */
+  static Set<String> plannedSources(PipelineConfig config) {
+    Set<String> used = readByMappings(config);
+    Set<String> needed = new HashSet<>(used);
+    for (SourceConfig s : config.sources().values()) {
+      if (s.sql() != null && used.contains(s.name())) {
+        needed.addAll(namedBy(s, config));
+      }
+    }
+    return needed;
+  }
+
+  /** The planned sources a query source names, in configuration order: the tables it reads. */
+  static Map<String, PlannedSource> tablesOf(SourceConfig query, PipelineConfig config,
+      Map<String, PlannedSource> planned) {
+    Map<String, PlannedSource> tables = new LinkedHashMap<>(planned);
+    tables.keySet().retainAll(namedBy(query, config));
+    return tables;
+  }
+
+  /** The sources other than queries whose names a query source's text holds: the tables it may read. */
+  static Set<String> namedBy(SourceConfig query, PipelineConfig config) {
+    Set<String> named = new HashSet<>();
+    for (SourceConfig f : config.sources().values()) {
+      if (f.sql() == null && Pattern.compile("\\b" + Pattern.quote(f.name()) + "\\b", Pattern.CASE_INSENSITIVE)
+          .matcher(query.sql()).find()) {
+        named.add(f.name());
+      }
+    }
+    return named;
   }
 }

@@ -87,7 +87,8 @@ class BadInputTest {
   void inputPatternMatchingNoFile() throws IOException {
     assertThat(failsWithOneLine("--set", "sources.patients.path=" + tmp + "/nothing/*.csv",
         "--set", "duckdb.database=" + db()),
-        equalTo("error: source patients: path " + tmp + "/nothing/*.csv matches no file"));
+        equalTo("error: --set sources.patients.path=" + tmp + "/nothing/*.csv: sources.patients.path: " + tmp
+            + "/nothing/*.csv matches no file"));
   }
 
   @Test

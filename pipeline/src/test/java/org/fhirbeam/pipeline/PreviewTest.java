@@ -89,7 +89,8 @@ class PreviewTest {
         + "  gendr: {column: g}\n");
     Files.writeString(dir.resolve("b.yaml"), "source: s\nresource: Observation\nid: {column: id}\nelements:\n"
         + "  status: {expr: \"lowr(x)\"}\n  code.text: {value: x}\n  effective: {column: t}\n");
-    Path config = Files.writeString(dir.resolve("p.yaml"), "sources:\n  s: {path: x.csv}\nmappings: [a.yaml, b.yaml]\n");
+    Path config = Files.writeString(dir.resolve("p.yaml"), "sources:\n  s: {path: x.csv, optional: true}\n"
+        + "mappings: [a.yaml, b.yaml]\n");
     Cli r = Cli.run("check-config", config.toString());
     assertThat(r.code(), equalTo(2));
     assertThat(r.err(), containsString("error: 2 mappings have 3 errors:\n  " + dir.resolve("a.yaml") + ":5: gendr:"));

@@ -284,10 +284,11 @@ class QualityRulesTest {
             + " name is the rule of its rejects and the name of its check)\n",
         "error: labs.yaml:21: elements.valueQuantity.value.range.min: min is greater than max\n",
         "error: labs.yaml:21: elements.valueQuantity.value.range.low: unknown key (expected one of: max, min)\n")));
-    // check-config does not open the data, so it checks a predicate's syntax but not its columns.
+    // check-config reads the files' headers, so it checks a predicate's columns as a run does.
     Files.writeString(mapping, LABS_MAPPING.replace("unit IS NOT NULL", "units IS NOT NULL"));
-    Cli ok = Cli.run("check-config", config.toString());
-    assertThat(ok.err(), ok.code(), equalTo(0));
+    Cli columns = Cli.run("check-config", config.toString());
+    assertThat(columns.err(), equalTo("error: " + mapping + ":6: rules.has_unit.sql: Referenced column \"units\" not"
+        + " found in FROM clause! (the source's columns: id, patient, performer, status, code, value, unit, date)\n"));
     Files.writeString(mapping, LABS_MAPPING.replace("unit IS NOT NULL", "unit IS NOT"));
     Cli syntax = Cli.run("check-config", config.toString());
     assertThat(syntax.err(), equalTo("error: " + mapping + ":6: rules.has_unit.sql: syntax error at or near \")\"\n"));

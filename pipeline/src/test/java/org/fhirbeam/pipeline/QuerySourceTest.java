@@ -3,6 +3,7 @@ package org.fhirbeam.pipeline;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.startsWith;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -66,7 +67,8 @@ class QuerySourceTest {
     Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(), "--set",
         "duckdb.database=" + tmp.resolve("x.db"));
     assertThat(r.code(), equalTo(2));
-    assertThat(r.err(), containsString(": sql: source visits_named: the query failed: Catalog Error"));
+    assertThat(r.err(), startsWith("error: " + config + ":8: sources.visits_named.sql: the query failed: Catalog"
+        + " Error"));
     assertThat(r.err(), containsString("(optional source(s) without files, so not available to the query: extra)"));
   }
 }

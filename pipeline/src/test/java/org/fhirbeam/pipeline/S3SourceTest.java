@@ -130,7 +130,8 @@ class S3SourceTest {
   void aMissingBucketOrNoMatchingObjectStopsTheRun() throws IOException {
     Cli none = run("s3://clinic/exports/*/*.parquet", "none");
     assertThat(none.code(), equalTo(2));
-    assertThat(none.err(), equalTo("error: source patients: no object matches s3://clinic/exports/*/*.parquet\n"));
+    assertThat(none.err(), equalTo("error: " + tmp.resolve("none.yaml") + ":3: sources.patients.path: no object"
+        + " matches s3://clinic/exports/*/*.parquet\n"));
     Cli bucket = run("s3://no-such-bucket/x/*.csv", "bucket");
     assertThat(bucket.code(), equalTo(2));
     assertThat(bucket.err(), containsString("error: source patients: s3://no-such-bucket/x/*.csv: "));

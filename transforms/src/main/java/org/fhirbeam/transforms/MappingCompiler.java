@@ -82,11 +82,11 @@ public final class MappingCompiler {
     try {
       def = fhirContext().getResourceDefinition(mapping.resourceType());
     } catch (DataFormatException e) {
-      throw new MappingException(mapping.name(), List.of(mapping.location() + ": resource: '"
+      throw new MappingException(mapping.name(), List.of(mapping.resourceLocation() + ": resource: '"
           + mapping.resourceType() + "' is not a FHIR R4 resource type"));
     }
     if (!def.getName().equals(mapping.resourceType())) {
-      throw new MappingException(mapping.name(), List.of(mapping.location() + ": resource: '"
+      throw new MappingException(mapping.name(), List.of(mapping.resourceLocation() + ": resource: '"
           + mapping.resourceType() + "' is not a FHIR R4 resource type (did you mean " + def.getName() + "?)"));
     }
 

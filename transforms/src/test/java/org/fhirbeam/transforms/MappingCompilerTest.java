@@ -130,7 +130,7 @@ class MappingCompilerTest {
         "source: s\nresource: Patients\nid: {column: a}\nelements:\n  x: {column: a}\n");
     MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
     MappingException e = assertThrows(MappingException.class, () -> MappingCompiler.compile(m, null));
-    assertThat(e.getMessage(), equalTo(file + ":1: resource: 'Patients' is not a FHIR R4 resource type"));
+    assertThat(e.getMessage(), equalTo(file + ":2: resource: 'Patients' is not a FHIR R4 resource type"));
   }
 
   @Test
