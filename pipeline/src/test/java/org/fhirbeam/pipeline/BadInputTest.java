@@ -71,8 +71,8 @@ class BadInputTest {
         .replace("../mappings/patient.yaml", HOME.resolve("config/mappings/patient.yaml").toString()));
     int line = Files.readAllLines(config).indexOf("nmae: default") + 1;
     assertThat(failsWithOneLine("--config", config.toString()), equalTo("error: " + config + ":" + line + ": nmae:"
-        + " unknown key (expected one of: duckdb, external_references, input_dir, mappings, name, sinks, sources,"
-        + " validation)"));
+        + " unknown key (expected one of: duckdb, external_references, input_dir, mappings, name, quality, sinks,"
+        + " sources, validation)"));
   }
 
   @Test
