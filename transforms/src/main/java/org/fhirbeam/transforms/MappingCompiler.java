@@ -437,7 +437,8 @@ public final class MappingCompiler {
         try {
           codes.fromCode(v);
         } catch (IllegalArgumentException e) {
-          problems.add(where + "'" + v + "' is not a code of the element's required value set");
+          problems.add(where + "'" + v + "' is not a code of the element's required value set ("
+              + codesText(identityMap(codes).keySet()) + ")");
         }
       }
       return v;
@@ -445,6 +446,16 @@ public final class MappingCompiler {
       problems.add(where + e.getMessage());
       return value;
     }
+  }
+
+  /** How many codes of a value set an error message lists. */
+  static final int CODES_LISTED = 20;
+
+  /** {@code codes: a, b, c}, or {@code 20 of 26 codes: a, b, ...} when there are more than {@link #CODES_LISTED}. */
+  static String codesText(Collection<String> codes) {
+    List<String> listed = codes.stream().limit(CODES_LISTED).toList();
+    return (codes.size() > CODES_LISTED ? CODES_LISTED + " of " + codes.size() + " codes: " : "codes: ")
+        + String.join(", ", listed) + (codes.size() > CODES_LISTED ? ", ..." : "");
   }
 
   /** The names of a composite's elements; choice elements as {@code value[x]}. */

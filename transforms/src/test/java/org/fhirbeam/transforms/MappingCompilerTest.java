@@ -99,9 +99,45 @@ class MappingCompilerTest {
   }
 
   @Test
-  void codesOutsideARequiredBindingAreRejected() throws IOException {
+  void codesOutsideARequiredBindingAreRejectedWithTheCodesListed() throws IOException {
     assertThat(problems("  gender: {column: gender, map: {m: man}, default: unknown}\n"),
-        contains(at(6) + "gender: map.m: 'man' is not a code of the element's required value set"));
+        contains(at(6) + "gender: map.m: 'man' is not a code of the element's required value set (codes: male,"
+            + " female, other, unknown)"));
+  }
+
+  @Test
+  void aStatusOutsideItsValueSetListsTheCodes() throws IOException {
+    Path file = Files.writeString(dir.resolve("e.yaml"), """
+        source: s
+        resource: Encounter
+        id: {column: a}
+        elements:
+          status: {value: done}
+          class.code: {value: AMB}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, List.of("a"))).problems(),
+        contains(file + ":5: status: value: 'done' is not a code of the element's required value set (codes: planned,"
+            + " arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)"));
+  }
+
+  @Test
+  void aLargeValueSetListsItsFirstTwentyCodesAndTheCount() throws IOException {
+    Path file = Files.writeString(dir.resolve("mr.yaml"), """
+        source: s
+        resource: MedicationRequest
+        id: {column: a}
+        elements:
+          status: {value: active}
+          intent: {value: order}
+          subject.reference: {value: Patient/p1}
+          dosageInstruction[0].timing.repeat.when[0]: {column: a, map: {x: breakfast}}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, List.of("a"))).problems(),
+        contains(file + ":8: dosageInstruction[0].timing.repeat.when[0]: map.x: 'breakfast' is not a code of the"
+            + " element's required value set (20 of 26 codes: MORN, MORN.early, MORN.late, NOON, AFT, AFT.early,"
+            + " AFT.late, EVE, EVE.early, EVE.late, NIGHT, PHS, HS, WAKE, C, CM, CD, CV, AC, ACM, ...)"));
   }
 
   @Test
