@@ -14,19 +14,21 @@ import java.util.regex.Pattern;
  * and returns their canonical FHIR text, or throws {@link BadValue} with a reason that does not repeat the value.
  */
 enum PrimitiveKind {
-  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
+  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, TIME, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
-  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
+  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time);
+  // the times without FHIR's leap second 60, which java.time and DuckDB do not have either.
   static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
   static final String DECIMAL_REGEX = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
   static final String INTEGER_REGEX = "[0]|[-+]?[1-9][0-9]*";
   static final String CODE_REGEX = "[^\\s]+( [^\\s]+)*";
   static final String DATE_TIME_REGEX =
       "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
+          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
   static final String INSTANT_REGEX =
       "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+          + "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+  static final String TIME_REGEX = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?";
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
@@ -36,12 +38,14 @@ enum PrimitiveKind {
   private static final Pattern CODE_PATTERN = Pattern.compile(CODE_REGEX);
   private static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME_REGEX);
   private static final Pattern INSTANT_PATTERN = Pattern.compile(INSTANT_REGEX);
+  private static final Pattern TIME_PATTERN = Pattern.compile(TIME_REGEX);
 
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =
-      "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)";
+      "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time";
   static final String INSTANT_REASON =
-      "value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00)";
+      "value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00) of a real day and time";
+  static final String TIME_REASON = "value is not a FHIR time (hh:mm:ss, hours 00 to 23)";
   static final String INTEGER_REASON = "value is not a whole number";
   static final String INTEGER_RANGE_REASON = "value is outside the 32-bit range of FHIR integers";
   static final String DECIMAL_REASON = "value is not a decimal number";
@@ -58,6 +62,7 @@ enum PrimitiveKind {
       case DATE -> "date";
       case DATE_TIME -> "dateTime";
       case INSTANT -> "instant";
+      case TIME -> "time";
       case BOOLEAN -> "boolean";
       case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "integer";
       case DECIMAL -> "decimal";
@@ -86,6 +91,7 @@ enum PrimitiveKind {
       case "date" -> DATE;
       case "dateTime" -> DATE_TIME;
       case "instant" -> INSTANT;
+      case "time" -> TIME;
       case "boolean" -> BOOLEAN;
       case "integer" -> INTEGER;
       case "positiveInt" -> POSITIVE_INT;
@@ -242,33 +248,48 @@ enum PrimitiveKind {
     return new DatePattern(pattern, regex.toString(), strptime.toString(), time, offset, fraction, month, day);
   }
 
+  /**
+   * Whether the day of a text that matches FHIR's dateTime regex (which allows day 31 of every month) is on the
+   * calendar; true when it has no day. {@link SqlMapping} checks rows the same way.
+   */
+  static boolean realDay(String fhirDateTime) {
+    if (fhirDateTime.length() < 10) {
+      return true;
+    }
+    try {
+      LocalDate.parse(fhirDateTime.substring(0, 10), DateTimeFormatter.ISO_LOCAL_DATE
+          .withResolverStyle(ResolverStyle.STRICT));
+      return true;
+    } catch (DateTimeParseException e) {
+      return false;
+    }
+  }
+
   /** Checks a value written in a mapping (constant, default, code map target) and returns its FHIR text. */
   String convert(String value) throws BadValue {
     switch (this) {
       case DATE -> {
-        // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD, each a real year, month or day.
-        try {
-          if (value.matches("[0-9]{4}")) {
-            return java.time.Year.parse(value).toString();
-          }
-          if (value.matches("[0-9]{4}-[0-9]{2}")) {
-            return java.time.YearMonth.parse(value).toString();
-          }
-          return LocalDate.parse(value, DateTimeFormatter.ISO_LOCAL_DATE.withResolverStyle(ResolverStyle.STRICT))
-              .format(DateTimeFormatter.ISO_LOCAL_DATE);
-        } catch (DateTimeParseException e) {
+        // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD (a dateTime without time), each a real year, month or day.
+        if (!DATE_TIME_PATTERN.matcher(value).matches() || value.length() > 10 || !realDay(value)) {
           throw new BadValue("date", dateReason("yyyy-MM-dd, yyyy-MM or yyyy"));
         }
+        return value;
       }
       case DATE_TIME -> {
-        if (!DATE_TIME_PATTERN.matcher(value).matches()) {
+        if (!DATE_TIME_PATTERN.matcher(value).matches() || !realDay(value)) {
           throw new BadValue("dateTime", DATE_TIME_REASON);
         }
         return value;
       }
       case INSTANT -> {
-        if (!INSTANT_PATTERN.matcher(value).matches()) {
+        if (!INSTANT_PATTERN.matcher(value).matches() || !realDay(value)) {
           throw new BadValue("instant", INSTANT_REASON);
+        }
+        return value;
+      }
+      case TIME -> {
+        if (!TIME_PATTERN.matcher(value).matches()) {
+          throw new BadValue("time", TIME_REASON);
         }
         return value;
       }

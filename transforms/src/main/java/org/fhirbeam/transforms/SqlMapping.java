@@ -464,6 +464,7 @@ public final class SqlMapping implements Serializable {
       case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
       case ID -> PrimitiveKind.ID_REASON;
       case CODE -> PrimitiveKind.CODE_REASON;
+      case TIME -> PrimitiveKind.TIME_REASON;
       default -> "value is not valid";
     };
   }
@@ -594,10 +595,11 @@ public final class SqlMapping implements Serializable {
           + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN list_transform([TRY_CAST(" + in + " AS INTEGER)], lambda n:"
           + " CASE WHEN n >= " + leaf.kind.lowest() + " THEN CAST(n AS VARCHAR) END)[1] END";
       case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
-      case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
+      case DATE_TIME -> leaf.datePatterns.isEmpty() ? onRealDay(in, PrimitiveKind.DATE_TIME_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
-      case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.INSTANT_REGEX)
+      case INSTANT -> leaf.datePatterns.isEmpty() ? onRealDay(in, PrimitiveKind.INSTANT_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.INSTANT_REGEX);
+      case TIME -> matching(in, PrimitiveKind.TIME_REGEX);
       case ID -> matching(in, PrimitiveKind.ID_REGEX);
       case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
       default -> in;
@@ -634,6 +636,16 @@ public final class SqlMapping implements Serializable {
     // A time moved into another zone can leave FHIR's range (year 0000, year 10000): then it is no value.
     return "list_transform([" + any + "], lambda r: CASE WHEN regexp_full_match(r, " + lit(outputRegex)
         + ") THEN r END)[1]";
+  }
+
+  /**
+   * A date-time written as given when it matches FHIR's regex and its day is on the calendar (see
+   * {@link PrimitiveKind#realDay}): the regex allows day 31 of every month. Only days from 29 on, which few values
+   * have, are cast to a DATE; a text without day (shorter) has none to check.
+   */
+  private static String onRealDay(String in, String regex) {
+    return "CASE WHEN regexp_full_match(" + in + ", " + lit(regex) + ") AND (substring(" + in + ", 9, 2) < '29' OR"
+        + " TRY_CAST(substring(" + in + ", 1, 10) AS DATE) IS NOT NULL) THEN " + in + " END";
   }
 
   private static String matching(String in, String regex) {

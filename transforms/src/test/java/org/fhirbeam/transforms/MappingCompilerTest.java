@@ -148,6 +148,32 @@ class MappingCompilerTest {
   }
 
   @Test
+  void constantsAndDefaultsMustBeRealDatesAndTimes() throws IOException {
+    assertThat(problems("""
+          birthDate: {value: 2015-02-30}
+          deceasedDateTime: {column: birth_date, default: "2015-02-29T10:00:00Z"}
+          meta.lastUpdated: {value: "2015-04-31T10:00:00+01:00"}
+          extension[http://example.org/seen].valueDateTime: {value: "2015-06-30T23:59:60Z"}
+          extension[http://example.org/at].valueTime: {value: "24:00:00"}
+          extension[http://example.org/year].valueDate: {value: "0000"}
+          name[0].period.start: {value: "2016-02-29T23:59:59+14:00"}
+          name[0].period.end: {value: "2016-02-29"}
+          extension[http://example.org/time].valueTime: {value: "23:59:59.5"}
+        """), contains(
+        at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd, yyyy-MM or yyyy)",
+        at(7) + "deceasedDateTime: default: value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or"
+            + " YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
+        at(8) + "meta.lastUpdated: value: value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z"
+            + " or +01:00) of a real day and time",
+        at(9) + "extension[http://example.org/seen].valueDateTime: value: value is not a FHIR dateTime (YYYY,"
+            + " YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
+        at(10) + "extension[http://example.org/at].valueTime: value: value is not a FHIR time (hh:mm:ss, hours 00 to"
+            + " 23)",
+        at(11) + "extension[http://example.org/year].valueDate: value: value is not a date in the expected format"
+            + " (yyyy-MM-dd, yyyy-MM or yyyy)"));
+  }
+
+  @Test
   void blankConstantsDefaultsAndTargetsAreRejected() throws IOException {
     assertThat(problems("  name[0].family: {value: \" \"}\n  name[0].given[0]: {column: first_name, default: \"\"}\n"),
         contains(at(6) + "name[0].family: value: must not be empty (FHIR has no empty values)",
