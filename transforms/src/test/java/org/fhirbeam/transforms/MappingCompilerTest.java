@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import org.fhirbeam.config.ConfigException;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
 import org.junit.jupiter.api.Test;
@@ -171,6 +172,43 @@ class MappingCompilerTest {
             + " 23)",
         at(11) + "extension[http://example.org/year].valueDate: value: value is not a date in the expected format"
             + " (yyyy-MM-dd, yyyy-MM or yyyy)"));
+  }
+
+  @Test
+  void unmappedTakesRejectKeepOrDefaultWithAMap() throws IOException {
+    assertThat(configError("  gender: {column: gender, map: {m: male}, unmapped: drop}\n"),
+        equalTo(at(6) + "elements.gender.unmapped: 'drop' is not one of reject, keep, default, omit"));
+    assertThat(configError("  name[0].family: {column: last_name, unmapped: keep}\n"),
+        equalTo(at(6) + "elements.name[0].family.unmapped: only applies together with 'map' or 'map_file'"));
+    assertThat(configError("  gender: {column: gender, map: {m: male}, unmapped: default}\n"),
+        equalTo(at(6) + "elements.gender.unmapped: 'default' writes the rule's default, and the rule has none"));
+  }
+
+  String configError(String elements) {
+    return assertThrows(ConfigException.class, () -> mapping(elements)).getMessage();
+  }
+
+  @Test
+  void anOptionalColumnTheSourceLacksIsAllowedAndReadAsMissing() throws IOException {
+    Path file = Files.writeString(dir.resolve("o.yaml"), """
+        source: patients
+        resource: Patient
+        id: {column: patient_id}
+        optional_columns: [middle_name]
+        elements:
+          name[0].given[0]: {column: first_name}
+          name[0].given[1]: {column: middle_name}
+          name[0].suffix[0]: {column: suffix}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(m.optionalColumns(), contains("middle_name"));
+    // An optional column lets only itself be missing: 'suffix' is still an error.
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, COLUMNS)).problems(),
+        contains(file + ":8: name[0].suffix[0]: column 'suffix' is not in source patients (columns: patient_id,"
+            + " first_name, last_name, birth_date, gender, middle_name)"));
+    List<String> withSuffix = List.of("patient_id", "first_name", "suffix");
+    assertThat(new SqlMapping(MappingCompiler.compile(m, withSuffix)).columns(),
+        contains("patient_id", "first_name", "middle_name", "suffix"));
   }
 
   @Test

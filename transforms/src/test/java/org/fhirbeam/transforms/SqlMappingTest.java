@@ -407,6 +407,116 @@ class SqlMappingTest {
     return new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), columns));
   }
 
+  @Test
+  void unmappedKeepWritesValuesOutsideTheMapAsTheyAre(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "state", "country");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          address[0].state: {column: state, ignore_case: true, map: {massachusetts: MA, ohio: OH}, unmapped: keep}
+          address[0].country: {column: country, map: {USA: US}, default: US, unmapped: keep}
+        """, cols);
+    Result r = run(m, cols,
+        new String[] {"a", "Massachusetts", "USA"},
+        new String[] {"b", " Stockholm ", "SE"},
+        new String[] {"c", "OHIO", null},
+        new String[] {"d", null, null});
+    assertThat(r.rejects(), empty());
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"address\":[{\"state\":\"MA\",\"country\":\"US\"}]}",
+        head + "b\",\"address\":[{\"state\":\"Stockholm\",\"country\":\"SE\"}]}",
+        head + "c\",\"address\":[{\"state\":\"OH\",\"country\":\"US\"}]}",
+        // The default stands for a missing input only.
+        head + "d\",\"address\":[{\"country\":\"US\"}]}"));
+    // valid_code still counts the values the map does not know (Stockholm; SE), kept or not.
+    assertThat(checkCounts(m, "SELECT * FROM src"), equalTo(List.of(1L, 3L, 1L, 2L)));
+    assertThat(m.elementRules().get(0).rule(), equalTo("column 'state' via code map (others kept)"));
+  }
+
+  /** The failed and total counts of a mapping's checks over the rows of {@code source}. */
+  static List<Long> checkCounts(SqlMapping m, String source) throws SQLException {
+    try (Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT " + String.join(", ", m.checkSums()) + " FROM ("
+            + m.detailQuery(source) + ")")) {
+      rs.next();
+      List<Long> out = new ArrayList<>();
+      for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
+        out.add(rs.getLong(i));
+      }
+      return out;
+    }
+  }
+
+  @Test
+  void aKeptValueMustStillBeValidForItsElement(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "g", "m");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          gender: {column: g, map: {m: male, f: female}, unmapped: keep}
+          maritalStatus.coding[0].code: {column: m, map: {married: M}, unmapped: keep}
+        """, cols);
+    Result r = run(m, cols,
+        new String[] {"a", "m", "married"},
+        new String[] {"b", "other", "S"},
+        new String[] {"c", "Male", null},
+        new String[] {"d", "x", null},
+        new String[] {"e", null, "never  married"});
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"gender\":\"male\",\"maritalStatus\":{\"coding\":[{\"code\":\"M\"}]}}",
+        head + "b\",\"gender\":\"other\",\"maritalStatus\":{\"coding\":[{\"code\":\"S\"}]}}"));
+    // gender's required value set still holds for kept values; a code keeps its format.
+    String notBound = " Patient.gender code-map: value of column 'g' is neither in the rule's code map nor a code of"
+        + " the element's required value set";
+    assertThat(r.rejects(), contains("3" + notBound, "4" + notBound,
+        "5 Patient.maritalStatus.coding[0].code code: value is not a FHIR code (no leading, trailing or repeated"
+            + " spaces)"));
+  }
+
+  @Test
+  void unmappedOmitLeavesTheElementOutAndKeepsTheRow(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "state");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          address[0].city: {column: state}
+          address[0].country: {column: state, map: {Ohio: US, Ontario: CA}, unmapped: omit}
+        """, cols);
+    Result r = run(m, cols, new String[] {"a", "Ohio"}, new String[] {"b", "Stockholm"});
+    assertThat(r.rejects(), empty());
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(head + "a\",\"address\":[{\"city\":\"Ohio\",\"country\":\"US\"}]}",
+        head + "b\",\"address\":[{\"city\":\"Stockholm\"}]}"));
+    assertThat(checkCounts(m, "SELECT * FROM src"), equalTo(List.of(1L, 2L)));
+    assertThat(m.elementRules().get(1).rule(), equalTo("column 'state' via code map (others left out)"));
+  }
+
+  @Test
+  void unmappedRejectWithADefaultRejectsUnknownValuesAndDefaultsMissingOnes(@TempDir Path dir)
+      throws IOException, SQLException {
+    List<String> cols = List.of("id", "g");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          gender: {column: g, map: {m: male, f: female}, default: unknown, unmapped: reject}
+        """, cols);
+    Result r = run(m, cols, new String[] {"a", "f"}, new String[] {"b", null}, new String[] {"c", "x"});
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(head + "a\",\"gender\":\"female\"}", head + "b\",\"gender\":\"unknown\"}"));
+    assertThat(r.rejects(), contains("3 Patient.gender code-map: value of column 'g' is not in the rule's code map,"
+        + " and the rule has 'unmapped: reject'"));
+  }
+
   /** A Patient with every kind of date and time, read without formats. */
   static final String DATES = """
       source: s
