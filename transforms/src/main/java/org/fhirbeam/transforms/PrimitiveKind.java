@@ -1,9 +1,5 @@
 package org.fhirbeam.transforms;
 
-import java.time.LocalDate;
-import java.time.format.DateTimeFormatter;
-import java.time.format.DateTimeParseException;
-import java.time.format.ResolverStyle;
 import java.util.List;
 import java.util.Locale;
 import java.util.regex.Pattern;
@@ -16,19 +12,24 @@ import java.util.regex.Pattern;
 enum PrimitiveKind {
   STRING, CODE, ID, DATE, DATE_TIME, INSTANT, TIME, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
-  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time);
-  // the times without FHIR's leap second 60, which java.time and DuckDB do not have either.
+  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
   static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
   static final String DECIMAL_REGEX = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
   static final String INTEGER_REGEX = "[0]|[-+]?[1-9][0-9]*";
   static final String CODE_REGEX = "[^\\s]+( [^\\s]+)*";
-  static final String DATE_TIME_REGEX =
-      "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
-  static final String INSTANT_REGEX =
-      "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+  // FHIR's dates and times, narrowed to real ones: FHIR's regexes allow day 31 of every month and the leap second 60
+  // (which java.time and DuckDB do not have either). The calendar is in the regex, so checking a row costs no more.
+  private static final String YEAR = "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)";
+  /** Years divisible by 4, but not by 100 unless by 400 (year 0000 is no FHIR year). */
+  private static final String LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)";
+  /** A month and one of its days; February 29 apart. */
+  private static final String MONTH_DAY = "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+      + "|02-(0[1-9]|1[0-9]|2[0-8]))";
+  private static final String DAY = "(" + YEAR + "-" + MONTH_DAY + "|" + LEAP_YEAR + "-02-29)";
   static final String TIME_REGEX = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?";
+  private static final String OFFSET = "(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+  static final String DATE_TIME_REGEX = YEAR + "(-(0[1-9]|1[0-2]))?|" + DAY + "(T" + TIME_REGEX + OFFSET + ")?";
+  static final String INSTANT_REGEX = DAY + "T" + TIME_REGEX + OFFSET;
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
@@ -248,41 +249,24 @@ enum PrimitiveKind {
     return new DatePattern(pattern, regex.toString(), strptime.toString(), time, offset, fraction, month, day);
   }
 
-  /**
-   * Whether the day of a text that matches FHIR's dateTime regex (which allows day 31 of every month) is on the
-   * calendar; true when it has no day. {@link SqlMapping} checks rows the same way.
-   */
-  static boolean realDay(String fhirDateTime) {
-    if (fhirDateTime.length() < 10) {
-      return true;
-    }
-    try {
-      LocalDate.parse(fhirDateTime.substring(0, 10), DateTimeFormatter.ISO_LOCAL_DATE
-          .withResolverStyle(ResolverStyle.STRICT));
-      return true;
-    } catch (DateTimeParseException e) {
-      return false;
-    }
-  }
-
   /** Checks a value written in a mapping (constant, default, code map target) and returns its FHIR text. */
   String convert(String value) throws BadValue {
     switch (this) {
       case DATE -> {
         // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD (a dateTime without time), each a real year, month or day.
-        if (!DATE_TIME_PATTERN.matcher(value).matches() || value.length() > 10 || !realDay(value)) {
+        if (!DATE_TIME_PATTERN.matcher(value).matches() || value.contains("T")) {
           throw new BadValue("date", dateReason("yyyy-MM-dd, yyyy-MM or yyyy"));
         }
         return value;
       }
       case DATE_TIME -> {
-        if (!DATE_TIME_PATTERN.matcher(value).matches() || !realDay(value)) {
+        if (!DATE_TIME_PATTERN.matcher(value).matches()) {
           throw new BadValue("dateTime", DATE_TIME_REASON);
         }
         return value;
       }
       case INSTANT -> {
-        if (!INSTANT_PATTERN.matcher(value).matches() || !realDay(value)) {
+        if (!INSTANT_PATTERN.matcher(value).matches()) {
           throw new BadValue("instant", INSTANT_REASON);
         }
         return value;

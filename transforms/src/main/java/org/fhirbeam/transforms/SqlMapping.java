@@ -450,8 +450,9 @@ public final class SqlMapping implements Serializable {
           : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
       case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText() + switch (leaf.unmapped) {
         case KEEP -> " is neither in the rule's code map nor a code of the element's required value set";
-        default -> leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
+        case REJECT -> leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
             : " is not in the rule's code map (or the element's required value set) and the rule has no default";
+        default -> " is not in the rule's code map (or the element's required value set) and the rule has no default";
       });
       case RANGE -> new Failure(element, "integer", leaf.kind.rangeReason());
       case CHOICE -> new Failure(element, "choice", "another type of this choice element also has a value in the"
@@ -622,9 +623,9 @@ public final class SqlMapping implements Serializable {
           + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN list_transform([TRY_CAST(" + in + " AS INTEGER)], lambda n:"
           + " CASE WHEN n >= " + leaf.kind.lowest() + " THEN CAST(n AS VARCHAR) END)[1] END";
       case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
-      case DATE_TIME -> leaf.datePatterns.isEmpty() ? onRealDay(in, PrimitiveKind.DATE_TIME_REGEX)
+      case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
-      case INSTANT -> leaf.datePatterns.isEmpty() ? onRealDay(in, PrimitiveKind.INSTANT_REGEX)
+      case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.INSTANT_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.INSTANT_REGEX);
       case TIME -> matching(in, PrimitiveKind.TIME_REGEX);
       case ID -> matching(in, PrimitiveKind.ID_REGEX);
@@ -663,16 +664,6 @@ public final class SqlMapping implements Serializable {
     // A time moved into another zone can leave FHIR's range (year 0000, year 10000): then it is no value.
     return "list_transform([" + any + "], lambda r: CASE WHEN regexp_full_match(r, " + lit(outputRegex)
         + ") THEN r END)[1]";
-  }
-
-  /**
-   * A date-time written as given when it matches FHIR's regex and its day is on the calendar (see
-   * {@link PrimitiveKind#realDay}): the regex allows day 31 of every month. Only days from 29 on, which few values
-   * have, are cast to a DATE; a text without day (shorter) has none to check.
-   */
-  private static String onRealDay(String in, String regex) {
-    return "CASE WHEN regexp_full_match(" + in + ", " + lit(regex) + ") AND (substring(" + in + ", 9, 2) < '29' OR"
-        + " TRY_CAST(substring(" + in + ", 1, 10) AS DATE) IS NOT NULL) THEN " + in + " END";
   }
 
   private static String matching(String in, String regex) {
