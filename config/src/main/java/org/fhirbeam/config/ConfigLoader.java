@@ -32,10 +32,11 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
-  private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules");
+  private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules",
+      "optional_columns");
   private static final Set<String> RULE =
       Set.of("column", "value", "expr", "map", "map_file", "ignore_case", "default", "formats", "timezone",
-          "required", "range");
+          "required", "range", "unmapped");
   private static final Set<String> RANGE = Set.of("min", "max");
   private static final Set<String> QUALITY = Set.of("duplicate_ids");
   private static final Set<String> QUALITY_RULE = Set.of("severity", "sql", "fhirpath");
@@ -157,8 +158,9 @@ public final class ConfigLoader {
         rules.add(qualityRule(e.getKey(), e.getValue()));
       }
     }
+    List<String> optionalColumns = f.has("optional_columns") ? f.get("optional_columns").stringList() : List.of();
     return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location(), rules,
-        f.get("source").keyLocation(), f.get("resource").keyLocation());
+        optionalColumns, f.get("source").keyLocation(), f.get("resource").keyLocation());
   }
 
   private static QualityRule qualityRule(String name, ConfigNode node) {
@@ -231,6 +233,18 @@ public final class ConfigLoader {
     if (ignoreCase && codeMap.isEmpty()) {
       throw f.get("ignore_case").error("only applies together with 'map' or 'map_file'");
     }
+    String defaultValue = f.string("default", null);
+    ValueRule.Unmapped unmapped = defaultValue == null ? ValueRule.Unmapped.REJECT : ValueRule.Unmapped.DEFAULT;
+    if (f.has("unmapped")) {
+      ConfigNode key = f.get("unmapped");
+      unmapped = key.enumValue(ValueRule.Unmapped.class);
+      if (codeMap.isEmpty()) {
+        throw key.error("only applies together with 'map' or 'map_file'");
+      }
+      if (unmapped == ValueRule.Unmapped.DEFAULT && defaultValue == null) {
+        throw key.error("'default' writes the rule's default, and the rule has none");
+      }
+    }
     if (constant != null && (!codeMap.isEmpty() || f.has("default") || f.has("required") || f.has("range"))) {
       throw node.error("a constant 'value' takes no 'map', 'map_file', 'default', 'required' or 'range'");
     }
@@ -247,9 +261,9 @@ public final class ConfigLoader {
       codeMap = folded;
     }
     java.math.BigDecimal[] range = range(f.get("range"));
-    return new ValueRule(path, column, constant, expression, codeMap, ignoreCase, f.string("default", null),
+    return new ValueRule(path, column, constant, expression, codeMap, ignoreCase, defaultValue,
         f.stringList("formats"), f.string("timezone", null), f.bool("required", false), node.location(), range[0],
-        range[1]);
+        range[1], unmapped);
   }
 
   /** {@code {min: 0, max: 300}}: either bound may be left out, not both. */

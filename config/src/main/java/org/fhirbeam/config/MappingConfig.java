@@ -15,15 +15,18 @@ import java.util.List;
  * @param elements element rules in file order
  * @param location where the mapping starts, for error messages
  * @param rules data-quality rules in file order
+ * @param optionalColumns columns the rules may read that the source need not have: where it has none of them,
+ *     their values are missing in every row
  * @param sourceLocation the line of its {@code source} key
  * @param resourceLocation the line of its {@code resource} key
  */
 public record MappingConfig(String name, String file, String source, String resourceType, ValueRule id,
-    List<ValueRule> elements, String location, List<QualityRule> rules, String sourceLocation,
-    String resourceLocation) implements Serializable {
+    List<ValueRule> elements, String location, List<QualityRule> rules, List<String> optionalColumns,
+    String sourceLocation, String resourceLocation) implements Serializable {
 
   public MappingConfig {
     elements = List.copyOf(elements);
     rules = List.copyOf(rules);
+    optionalColumns = List.copyOf(optionalColumns);
   }
 }

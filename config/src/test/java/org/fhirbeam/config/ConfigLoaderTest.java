@@ -274,7 +274,7 @@ class ConfigLoaderTest {
     Files.writeString(mapping, MAPPING.replace("default: unknown", "defualt: unknown"));
     assertThat(reject(PIPELINE).getMessage(), equalTo(mapping + ":11: elements.gender.defualt: unknown key"
         + " (expected one of: column, default, expr, formats, ignore_case, map, map_file, range, required,"
-        + " timezone, value)"));
+        + " timezone, unmapped, value)"));
   }
 
   @Test

@@ -118,7 +118,7 @@ class SyntheaJobTest {
     rejects.sort(null);
     assertThat(rejects, equalTo(List.of(
         "conditions.csv:13 synthea_condition Condition.onsetDateTime dateTime: value is not a FHIR dateTime"
-            + " (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)",
+            + " (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
         "observations.csv:45 synthea_observation Observation.valueQuantity.value decimal: value is not a decimal"
             + " number")));
   }

@@ -3,6 +3,7 @@ package org.fhirbeam.transforms;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
+import org.fhirbeam.config.ValueRule;
 
 /**
  * A mapping checked against the FHIR R4 definitions and turned into a plan: value rules (leaves) and an element
@@ -132,16 +133,20 @@ public final class CompiledMapping implements Serializable {
     final java.math.BigDecimal rangeMin;
     final java.math.BigDecimal rangeMax;
 
-    Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
-        String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
-        boolean required) {
-      this(path, input, constant, codeMap, ignoreCase, defaultValue, kind, datePatterns, timezone, required, false,
-          null, null);
-    }
+    /** What a present input that is not in {@link #codeMap} becomes. */
+    final ValueRule.Unmapped unmapped;
+    /**
+     * For a value kept unmapped ({@link ValueRule.Unmapped#KEEP}): the codes of the element's required binding, one
+     * of which it must be; null when the element has no required binding.
+     */
+    final List<String> boundCodes;
 
     Leaf(String path, Expr input, String constant, Map<String, String> codeMap, boolean ignoreCase,
         String defaultValue, PrimitiveKind kind, List<PrimitiveKind.DatePattern> datePatterns, String timezone,
-        boolean required, boolean declaredMap, java.math.BigDecimal rangeMin, java.math.BigDecimal rangeMax) {
+        boolean required, boolean declaredMap, java.math.BigDecimal rangeMin, java.math.BigDecimal rangeMax,
+        ValueRule.Unmapped unmapped, List<String> boundCodes) {
+      this.unmapped = unmapped;
+      this.boundCodes = boundCodes == null ? null : List.copyOf(boundCodes);
       this.declaredMap = declaredMap;
       this.rangeMin = rangeMin;
       this.rangeMax = rangeMax;

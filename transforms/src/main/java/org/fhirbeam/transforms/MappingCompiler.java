@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -77,6 +78,7 @@ public final class MappingCompiler {
    * Compiles {@code mapping}; {@code sourceColumns} lists the columns its source has (null to skip that check).
    */
   public static CompiledMapping compile(MappingConfig mapping, Collection<String> sourceColumns) {
+    sourceColumns = withOptionalColumns(sourceColumns, mapping.optionalColumns());
     List<String> problems = new ArrayList<>();
     RuntimeResourceDefinition def;
     try {
@@ -129,6 +131,19 @@ public final class MappingCompiler {
     return new CompiledMapping(mapping.name(), mapping.source(), def.getName(), id,
         leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat, mapping.rules(),
         ruleColumns.stream().distinct().toList());
+  }
+
+  /**
+   * The source's columns and the mapping's optional columns it lacks, which every file then gives as NULL (see
+   * {@code ReadTask.textRows}); null when the source's columns are not known.
+   */
+  private static Collection<String> withOptionalColumns(Collection<String> sourceColumns, List<String> optional) {
+    if (sourceColumns == null || optional.isEmpty()) {
+      return sourceColumns;
+    }
+    Set<String> out = new LinkedHashSet<>(sourceColumns);
+    out.addAll(optional);
+    return out;
   }
 
   private static void place(RuntimeResourceDefinition def, MutableItem root, ValueRule rule,
@@ -212,7 +227,7 @@ public final class MappingCompiler {
       if (extension && created) {
         // The url is part of the extension, written first as HAPI does.
         CompiledMapping.Leaf url = new CompiledMapping.Leaf(normalized + ".url", null, bracket, Map.of(), false,
-            null, PrimitiveKind.OTHER, List.of(), null, false);
+            null, PrimitiveKind.OTHER, List.of(), null, false, false, null, null, ValueRule.Unmapped.REJECT, null);
         MutableElement urlElement = new MutableElement("url", -1, false);
         MutableItem urlItem = new MutableItem();
         urlItem.leaf = leaves.size();
@@ -387,10 +402,15 @@ public final class MappingCompiler {
     if (codes != null && input != null && codeMap.isEmpty()) {
       // A required binding: every value the input may hold must be checked, so values pass through the codes.
       return new CompiledMapping.Leaf(rule.path(), input, null, identityMap(codes), false, defaultValue, kind,
-          datePatterns, rule.timezone(), rule.required(), false, rule.rangeMin(), rule.rangeMax());
+          datePatterns, rule.timezone(), rule.required(), false, rule.rangeMin(), rule.rangeMax(), rule.unmapped(),
+          null);
     }
+    // A value kept unmapped must still be a code of the required binding, if there is one.
+    List<String> boundCodes = codes != null && rule.unmapped() == ValueRule.Unmapped.KEEP
+        ? List.copyOf(identityMap(codes).keySet()) : null;
     return new CompiledMapping.Leaf(rule.path(), input, constant, codeMap, rule.ignoreCase(), defaultValue,
-        kind, datePatterns, rule.timezone(), rule.required(), !codeMap.isEmpty(), rule.rangeMin(), rule.rangeMax());
+        kind, datePatterns, rule.timezone(), rule.required(), !codeMap.isEmpty(), rule.rangeMin(), rule.rangeMax(),
+        rule.unmapped(), boundCodes);
   }
 
   private static boolean isResourceType(String name) {
@@ -437,7 +457,8 @@ public final class MappingCompiler {
         try {
           codes.fromCode(v);
         } catch (IllegalArgumentException e) {
-          problems.add(where + "'" + v + "' is not a code of the element's required value set");
+          problems.add(where + "'" + v + "' is not a code of the element's required value set ("
+              + codesText(identityMap(codes).keySet()) + ")");
         }
       }
       return v;
@@ -445,6 +466,16 @@ public final class MappingCompiler {
       problems.add(where + e.getMessage());
       return value;
     }
+  }
+
+  /** How many codes of a value set an error message lists. */
+  static final int CODES_LISTED = 20;
+
+  /** {@code codes: a, b, c}, or {@code 20 of 26 codes: a, b, ...} when there are more than {@link #CODES_LISTED}. */
+  static String codesText(Collection<String> codes) {
+    List<String> listed = codes.stream().limit(CODES_LISTED).toList();
+    return (codes.size() > CODES_LISTED ? CODES_LISTED + " of " + codes.size() + " codes: " : "codes: ")
+        + String.join(", ", listed) + (codes.size() > CODES_LISTED ? ", ..." : "");
   }
 
   /** The names of a composite's elements; choice elements as {@code value[x]}. */

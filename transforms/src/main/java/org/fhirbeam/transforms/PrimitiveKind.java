@@ -1,9 +1,5 @@
 package org.fhirbeam.transforms;
 
-import java.time.LocalDate;
-import java.time.format.DateTimeFormatter;
-import java.time.format.DateTimeParseException;
-import java.time.format.ResolverStyle;
 import java.util.List;
 import java.util.Locale;
 import java.util.regex.Pattern;
@@ -14,19 +10,26 @@ import java.util.regex.Pattern;
  * and returns their canonical FHIR text, or throws {@link BadValue} with a reason that does not repeat the value.
  */
 enum PrimitiveKind {
-  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
+  STRING, CODE, ID, DATE, DATE_TIME, INSTANT, TIME, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
   // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
   static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
   static final String DECIMAL_REGEX = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
   static final String INTEGER_REGEX = "[0]|[-+]?[1-9][0-9]*";
   static final String CODE_REGEX = "[^\\s]+( [^\\s]+)*";
-  static final String DATE_TIME_REGEX =
-      "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?";
-  static final String INSTANT_REGEX =
-      "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
-          + "T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+  // FHIR's dates and times, narrowed to real ones: FHIR's regexes allow day 31 of every month and the leap second 60
+  // (which java.time and DuckDB do not have either). The calendar is in the regex, so checking a row costs no more.
+  private static final String YEAR = "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)";
+  /** Years divisible by 4, but not by 100 unless by 400 (year 0000 is no FHIR year). */
+  private static final String LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)";
+  /** A month and one of its days; February 29 apart. */
+  private static final String MONTH_DAY = "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+      + "|02-(0[1-9]|1[0-9]|2[0-8]))";
+  private static final String DAY = "(" + YEAR + "-" + MONTH_DAY + "|" + LEAP_YEAR + "-02-29)";
+  static final String TIME_REGEX = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?";
+  private static final String OFFSET = "(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
+  static final String DATE_TIME_REGEX = YEAR + "(-(0[1-9]|1[0-2]))?|" + DAY + "(T" + TIME_REGEX + OFFSET + ")?";
+  static final String INSTANT_REGEX = DAY + "T" + TIME_REGEX + OFFSET;
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
@@ -36,12 +39,14 @@ enum PrimitiveKind {
   private static final Pattern CODE_PATTERN = Pattern.compile(CODE_REGEX);
   private static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME_REGEX);
   private static final Pattern INSTANT_PATTERN = Pattern.compile(INSTANT_REGEX);
+  private static final Pattern TIME_PATTERN = Pattern.compile(TIME_REGEX);
 
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =
-      "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)";
+      "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time";
   static final String INSTANT_REASON =
-      "value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00)";
+      "value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00) of a real day and time";
+  static final String TIME_REASON = "value is not a FHIR time (hh:mm:ss, hours 00 to 23)";
   static final String INTEGER_REASON = "value is not a whole number";
   static final String INTEGER_RANGE_REASON = "value is outside the 32-bit range of FHIR integers";
   static final String DECIMAL_REASON = "value is not a decimal number";
@@ -58,6 +63,7 @@ enum PrimitiveKind {
       case DATE -> "date";
       case DATE_TIME -> "dateTime";
       case INSTANT -> "instant";
+      case TIME -> "time";
       case BOOLEAN -> "boolean";
       case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "integer";
       case DECIMAL -> "decimal";
@@ -86,6 +92,7 @@ enum PrimitiveKind {
       case "date" -> DATE;
       case "dateTime" -> DATE_TIME;
       case "instant" -> INSTANT;
+      case "time" -> TIME;
       case "boolean" -> BOOLEAN;
       case "integer" -> INTEGER;
       case "positiveInt" -> POSITIVE_INT;
@@ -246,19 +253,11 @@ enum PrimitiveKind {
   String convert(String value) throws BadValue {
     switch (this) {
       case DATE -> {
-        // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD, each a real year, month or day.
-        try {
-          if (value.matches("[0-9]{4}")) {
-            return java.time.Year.parse(value).toString();
-          }
-          if (value.matches("[0-9]{4}-[0-9]{2}")) {
-            return java.time.YearMonth.parse(value).toString();
-          }
-          return LocalDate.parse(value, DateTimeFormatter.ISO_LOCAL_DATE.withResolverStyle(ResolverStyle.STRICT))
-              .format(DateTimeFormatter.ISO_LOCAL_DATE);
-        } catch (DateTimeParseException e) {
+        // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD (a dateTime without time), each a real year, month or day.
+        if (!DATE_TIME_PATTERN.matcher(value).matches() || value.contains("T")) {
           throw new BadValue("date", dateReason("yyyy-MM-dd, yyyy-MM or yyyy"));
         }
+        return value;
       }
       case DATE_TIME -> {
         if (!DATE_TIME_PATTERN.matcher(value).matches()) {
@@ -269,6 +268,12 @@ enum PrimitiveKind {
       case INSTANT -> {
         if (!INSTANT_PATTERN.matcher(value).matches()) {
           throw new BadValue("instant", INSTANT_REASON);
+        }
+        return value;
+      }
+      case TIME -> {
+        if (!TIME_PATTERN.matcher(value).matches()) {
+          throw new BadValue("time", TIME_REASON);
         }
         return value;
       }

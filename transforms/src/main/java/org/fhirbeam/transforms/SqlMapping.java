@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.fhirbeam.config.ValueRule;
 
 /**
  * A compiled mapping as DuckDB SQL: one query turns each source row into one NDJSON line, either the resource as
@@ -245,7 +246,11 @@ public final class SqlMapping implements Serializable {
       }
       String rule = leaf.input == null ? "value" : leaf.inputText();
       if (!leaf.codeMap.isEmpty()) {
-        rule += " via code map";
+        rule += " via code map" + (!leaf.declaredMap ? "" : switch (leaf.unmapped) {
+          case KEEP -> " (others kept)";
+          case OMIT -> " (others left out)";
+          default -> "";
+        });
       }
       if (leaf.defaultValue != null) {
         rule += ", default '" + leaf.defaultValue + "'";
@@ -463,8 +468,12 @@ public final class SqlMapping implements Serializable {
       case REQUIRED -> index == 0
           ? new Failure(element, "required", "id " + leaf.inputText() + " is empty")
           : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
-      case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText()
-          + " is not in the rule's code map (or the element's required value set) and the rule has no default");
+      case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText() + switch (leaf.unmapped) {
+        case KEEP -> " is neither in the rule's code map nor a code of the element's required value set";
+        case REJECT -> leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
+            : " is not in the rule's code map (or the element's required value set) and the rule has no default";
+        default -> " is not in the rule's code map (or the element's required value set) and the rule has no default";
+      });
       case RANGE -> new Failure(element, "integer", leaf.kind.rangeReason());
       case CHOICE -> new Failure(element, "choice", "another type of this choice element also has a value in the"
           + " row; FHIR allows one (make the rules' conditions exclusive)");
@@ -484,6 +493,7 @@ public final class SqlMapping implements Serializable {
       case DECIMAL -> PrimitiveKind.DECIMAL_REASON;
       case ID -> PrimitiveKind.ID_REASON;
       case CODE -> PrimitiveKind.CODE_REASON;
+      case TIME -> PrimitiveKind.TIME_REASON;
       default -> "value is not valid";
     };
   }
@@ -518,6 +528,9 @@ public final class SqlMapping implements Serializable {
         String input = input(leaves[k]);
         typed.append(", ").append(leaves[k].codeMap.isEmpty() ? typed(leaves[k], input) : mapped(leaves[k], input))
             .append(" AS ").append(q("#t" + k));
+        if (keepsUnmapped(leaves[k])) {
+          typed.append(", ").append(kept(leaves[k], input)).append(" AS ").append(q("#k" + k));
+        }
       }
     }
     typed.append(" FROM (").append(in).append(")");
@@ -581,10 +594,26 @@ public final class SqlMapping implements Serializable {
     }
     String dflt = leaf.defaultValue == null ? "NULL" : lit(leaf.defaultValue);
     String converted = q("#t" + k);
-    if (leaf.defaultValue != null && !leaf.codeMap.isEmpty()) {
+    if (keepsUnmapped(leaf)) {
+      converted = "coalesce(" + converted + ", " + q("#k" + k) + ")";
+    } else if (!leaf.codeMap.isEmpty() && leaf.unmapped == ValueRule.Unmapped.DEFAULT) {
       converted = "coalesce(" + converted + ", " + dflt + ")";
     }
     return "CASE WHEN " + input(leaf) + " IS NULL THEN " + dflt + " ELSE " + converted + " END";
+  }
+
+  /** Whether a present input outside the rule's code map is written as it is. */
+  private static boolean keepsUnmapped(CompiledMapping.Leaf leaf) {
+    return !leaf.codeMap.isEmpty() && leaf.unmapped == ValueRule.Unmapped.KEEP;
+  }
+
+  /**
+   * The canonical text of an input kept as it is (outside the code map), NULL when the element cannot hold it: not
+   * of its type, or not a code of its required binding.
+   */
+  private static String kept(CompiledMapping.Leaf leaf, String in) {
+    return leaf.boundCodes == null ? typed(leaf, in)
+        : "CASE WHEN " + in + " IN (" + lits(leaf.boundCodes) + ") THEN " + in + " END";
   }
 
   private String mapped(CompiledMapping.Leaf leaf, String in) {
@@ -619,6 +648,7 @@ public final class SqlMapping implements Serializable {
           : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
       case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.INSTANT_REGEX)
           : dateTimes(leaf, in, PrimitiveKind.INSTANT_REGEX);
+      case TIME -> matching(in, PrimitiveKind.TIME_REGEX);
       case ID -> matching(in, PrimitiveKind.ID_REGEX);
       case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
       default -> in;
@@ -673,8 +703,12 @@ public final class SqlMapping implements Serializable {
       whens.add("WHEN " + in + " IS NULL THEN " + (base + REQUIRED));
     }
     if (!leaf.codeMap.isEmpty()) {
-      if (leaf.defaultValue == null) {
+      if (leaf.unmapped == ValueRule.Unmapped.REJECT) {
         whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + CODE_MAP));
+      } else if (leaf.unmapped == ValueRule.Unmapped.KEEP && (leaf.boundCodes != null
+          || !"value".equals(leaf.kind.rule()))) {
+        whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL AND " + q("#k" + k) + " IS NULL THEN "
+            + (base + (leaf.boundCodes != null ? CODE_MAP : TYPE)));
       }
     } else if (leaf.kind.isInteger()) {
       whens.add("WHEN " + in + " IS NOT NULL AND NOT regexp_full_match(" + in + ", "

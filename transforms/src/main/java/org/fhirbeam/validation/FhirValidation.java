@@ -518,6 +518,14 @@ public final class FhirValidation {
       issues.add(new Issue(Severity.FATAL, "", "VALIDATOR_FAILED", "the validator failed on this resource: "
           + e.getClass().getSimpleName(), Issue.CONTENT));
     }
+    // Where the validator judged a value outside a binding that is not required (extensible, preferred): there the
+    // terminology service's own error about the code (passed through) is the same finding, no more than a warning.
+    Set<String> notRequired = new java.util.HashSet<>();
+    for (ValidationMessage m : messages) {
+      if (m.getMessageId() != null && NOT_IN_VALUE_SET_IDS.contains(m.getMessageId()) && !m.getLevel().isError()) {
+        notRequired.add(m.getLocation());
+      }
+    }
     for (ValidationMessage m : messages) {
       Severity severity = switch (m.getLevel()) {
         case INFORMATION, NULL -> Severity.INFORMATION;
@@ -536,6 +544,9 @@ public final class FhirValidation {
       } else if (severity.isError() && TERMINOLOGY_MESSAGE_IDS.contains(id) && unknownCodeOfMissingSystem(m.getMessage())) {
         // "Unknown code" from a code system whose codes are not loaded here: not checkable offline, not an error.
         category = Issue.TERMINOLOGY_UNAVAILABLE;
+        severity = Severity.WARNING;
+      } else if (severity.isError() && id.equals("Terminology_PassThrough_TX_Message")
+          && notRequired.contains(m.getLocation())) {
         severity = Severity.WARNING;
       }
       issues.add(new Issue(severity, m.getLocation(), id, m.getMessage(), category));

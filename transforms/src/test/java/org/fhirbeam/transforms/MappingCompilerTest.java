@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import org.fhirbeam.config.ConfigException;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
 import org.junit.jupiter.api.Test;
@@ -99,9 +100,45 @@ class MappingCompilerTest {
   }
 
   @Test
-  void codesOutsideARequiredBindingAreRejected() throws IOException {
+  void codesOutsideARequiredBindingAreRejectedWithTheCodesListed() throws IOException {
     assertThat(problems("  gender: {column: gender, map: {m: man}, default: unknown}\n"),
-        contains(at(6) + "gender: map.m: 'man' is not a code of the element's required value set"));
+        contains(at(6) + "gender: map.m: 'man' is not a code of the element's required value set (codes: male,"
+            + " female, other, unknown)"));
+  }
+
+  @Test
+  void aStatusOutsideItsValueSetListsTheCodes() throws IOException {
+    Path file = Files.writeString(dir.resolve("e.yaml"), """
+        source: s
+        resource: Encounter
+        id: {column: a}
+        elements:
+          status: {value: done}
+          class.code: {value: AMB}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, List.of("a"))).problems(),
+        contains(file + ":5: status: value: 'done' is not a code of the element's required value set (codes: planned,"
+            + " arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)"));
+  }
+
+  @Test
+  void aLargeValueSetListsItsFirstTwentyCodesAndTheCount() throws IOException {
+    Path file = Files.writeString(dir.resolve("mr.yaml"), """
+        source: s
+        resource: MedicationRequest
+        id: {column: a}
+        elements:
+          status: {value: active}
+          intent: {value: order}
+          subject.reference: {value: Patient/p1}
+          dosageInstruction[0].timing.repeat.when[0]: {column: a, map: {x: breakfast}}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, List.of("a"))).problems(),
+        contains(file + ":8: dosageInstruction[0].timing.repeat.when[0]: map.x: 'breakfast' is not a code of the"
+            + " element's required value set (20 of 26 codes: MORN, MORN.early, MORN.late, NOON, AFT, AFT.early,"
+            + " AFT.late, EVE, EVE.early, EVE.late, NIGHT, PHS, HS, WAKE, C, CM, CD, CV, AC, ACM, ...)"));
   }
 
   @Test
@@ -109,6 +146,69 @@ class MappingCompilerTest {
     assertThat(problems("  birthDate: {value: 12/01/1990}\n  active: {value: maybe}\n"), contains(
         at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd, yyyy-MM or yyyy)",
         at(7) + "active: value: value is not a boolean (true/false, yes/no, 1/0)"));
+  }
+
+  @Test
+  void constantsAndDefaultsMustBeRealDatesAndTimes() throws IOException {
+    assertThat(problems("""
+          birthDate: {value: 2015-02-30}
+          deceasedDateTime: {column: birth_date, default: "2015-02-29T10:00:00Z"}
+          meta.lastUpdated: {value: "2015-04-31T10:00:00+01:00"}
+          extension[http://example.org/seen].valueDateTime: {value: "2015-06-30T23:59:60Z"}
+          extension[http://example.org/at].valueTime: {value: "24:00:00"}
+          extension[http://example.org/year].valueDate: {value: "0000"}
+          name[0].period.start: {value: "2016-02-29T23:59:59+14:00"}
+          name[0].period.end: {value: "2016-02-29"}
+          extension[http://example.org/time].valueTime: {value: "23:59:59.5"}
+        """), contains(
+        at(6) + "birthDate: value: value is not a date in the expected format (yyyy-MM-dd, yyyy-MM or yyyy)",
+        at(7) + "deceasedDateTime: default: value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or"
+            + " YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
+        at(8) + "meta.lastUpdated: value: value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset such as Z"
+            + " or +01:00) of a real day and time",
+        at(9) + "extension[http://example.org/seen].valueDateTime: value: value is not a FHIR dateTime (YYYY,"
+            + " YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
+        at(10) + "extension[http://example.org/at].valueTime: value: value is not a FHIR time (hh:mm:ss, hours 00 to"
+            + " 23)",
+        at(11) + "extension[http://example.org/year].valueDate: value: value is not a date in the expected format"
+            + " (yyyy-MM-dd, yyyy-MM or yyyy)"));
+  }
+
+  @Test
+  void unmappedTakesRejectKeepOrDefaultWithAMap() throws IOException {
+    assertThat(configError("  gender: {column: gender, map: {m: male}, unmapped: drop}\n"),
+        equalTo(at(6) + "elements.gender.unmapped: 'drop' is not one of reject, keep, default, omit"));
+    assertThat(configError("  name[0].family: {column: last_name, unmapped: keep}\n"),
+        equalTo(at(6) + "elements.name[0].family.unmapped: only applies together with 'map' or 'map_file'"));
+    assertThat(configError("  gender: {column: gender, map: {m: male}, unmapped: default}\n"),
+        equalTo(at(6) + "elements.gender.unmapped: 'default' writes the rule's default, and the rule has none"));
+  }
+
+  String configError(String elements) {
+    return assertThrows(ConfigException.class, () -> mapping(elements)).getMessage();
+  }
+
+  @Test
+  void anOptionalColumnTheSourceLacksIsAllowedAndReadAsMissing() throws IOException {
+    Path file = Files.writeString(dir.resolve("o.yaml"), """
+        source: patients
+        resource: Patient
+        id: {column: patient_id}
+        optional_columns: [middle_name]
+        elements:
+          name[0].given[0]: {column: first_name}
+          name[0].given[1]: {column: middle_name}
+          name[0].suffix[0]: {column: suffix}
+        """);
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(file);
+    assertThat(m.optionalColumns(), contains("middle_name"));
+    // An optional column lets only itself be missing: 'suffix' is still an error.
+    assertThat(assertThrows(MappingException.class, () -> MappingCompiler.compile(m, COLUMNS)).problems(),
+        contains(file + ":8: name[0].suffix[0]: column 'suffix' is not in source patients (columns: patient_id,"
+            + " first_name, last_name, birth_date, gender, middle_name)"));
+    List<String> withSuffix = List.of("patient_id", "first_name", "suffix");
+    assertThat(new SqlMapping(MappingCompiler.compile(m, withSuffix)).columns(),
+        contains("patient_id", "first_name", "middle_name", "suffix"));
   }
 
   @Test

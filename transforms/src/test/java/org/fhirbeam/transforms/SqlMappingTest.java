@@ -246,7 +246,7 @@ class SqlMappingTest {
         "4 Patient.multipleBirthInteger integer: value is not a whole number",
         "5 Patient.multipleBirthInteger integer: value is outside the 32-bit range of FHIR integers",
         "6 Patient.deceasedDateTime dateTime: value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or"
-            + " YYYY-MM-DDThh:mm:ss+zz:zz)",
+            + " YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time",
         "7 Patient.maritalStatus.coding[0].code code-map: value of column 'marital' is not in the rule's code map"
             + " (or the element's required value set) and the rule has no default",
         "8 Patient.birthDate required: required column 'born' is empty",
@@ -357,7 +357,7 @@ class SqlMappingTest {
             + "\"2024-01-06T01:30:00+01:00\",\"issued\":\"2024-01-06T00:30:00Z\"}"));
     assertThat(r.rejects(), contains(
         "3 Observation.meta.lastUpdated instant: value is not a FHIR instant (YYYY-MM-DDThh:mm:ss with an offset"
-            + " such as Z or +01:00)",
+            + " such as Z or +01:00) of a real day and time",
         "4 Observation.effectiveDateTime dateTime: value is not a date/time in the expected format"
             + " (yyyy-MM-dd'T'HH:mm:ssX or yyyy-MM or yyyy)",
         // Written in Berlin time, the last half hour of 9999 would be in the year 10000.
@@ -401,5 +401,198 @@ class SqlMappingTest {
             + " marker (a), and the other way round",
         f + ":12: contact[1].period.end: formats: 'MM/dd': a pattern reads the year (yyyy), then optionally the month"
             + " (MM), the day (dd) and a time: nothing may be left out in between"));
+  }
+  static SqlMapping compileYaml(Path dir, String yaml, List<String> columns) throws IOException {
+    Path file = Files.writeString(dir.resolve("m.yaml"), yaml);
+    return new SqlMapping(MappingCompiler.compile(new ConfigLoader(Map.of()).loadMapping(file), columns));
+  }
+
+  @Test
+  void unmappedKeepWritesValuesOutsideTheMapAsTheyAre(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "state", "country");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          address[0].state: {column: state, ignore_case: true, map: {massachusetts: MA, ohio: OH}, unmapped: keep}
+          address[0].country: {column: country, map: {USA: US}, default: US, unmapped: keep}
+        """, cols);
+    Result r = run(m, cols,
+        new String[] {"a", "Massachusetts", "USA"},
+        new String[] {"b", " Stockholm ", "SE"},
+        new String[] {"c", "OHIO", null},
+        new String[] {"d", null, null});
+    assertThat(r.rejects(), empty());
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"address\":[{\"state\":\"MA\",\"country\":\"US\"}]}",
+        head + "b\",\"address\":[{\"state\":\"Stockholm\",\"country\":\"SE\"}]}",
+        head + "c\",\"address\":[{\"state\":\"OH\",\"country\":\"US\"}]}",
+        // The default stands for a missing input only.
+        head + "d\",\"address\":[{\"country\":\"US\"}]}"));
+    // valid_code still counts the values the map does not know (Stockholm; SE), kept or not.
+    assertThat(checkCounts(m, "SELECT * FROM src"), equalTo(List.of(1L, 3L, 1L, 2L)));
+    assertThat(m.elementRules().get(0).rule(), equalTo("column 'state' via code map (others kept)"));
+  }
+
+  /** The failed and total counts of a mapping's checks over the rows of {@code source}. */
+  static List<Long> checkCounts(SqlMapping m, String source) throws SQLException {
+    try (Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT " + String.join(", ", m.checkSums()) + " FROM ("
+            + m.detailQuery(source) + ")")) {
+      rs.next();
+      List<Long> out = new ArrayList<>();
+      for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
+        out.add(rs.getLong(i));
+      }
+      return out;
+    }
+  }
+
+  @Test
+  void aKeptValueMustStillBeValidForItsElement(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "g", "m");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          gender: {column: g, map: {m: male, f: female}, unmapped: keep}
+          maritalStatus.coding[0].code: {column: m, map: {married: M}, unmapped: keep}
+        """, cols);
+    Result r = run(m, cols,
+        new String[] {"a", "m", "married"},
+        new String[] {"b", "other", "S"},
+        new String[] {"c", "Male", null},
+        new String[] {"d", "x", null},
+        new String[] {"e", null, "never  married"});
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"gender\":\"male\",\"maritalStatus\":{\"coding\":[{\"code\":\"M\"}]}}",
+        head + "b\",\"gender\":\"other\",\"maritalStatus\":{\"coding\":[{\"code\":\"S\"}]}}"));
+    // gender's required value set still holds for kept values; a code keeps its format.
+    String notBound = " Patient.gender code-map: value of column 'g' is neither in the rule's code map nor a code of"
+        + " the element's required value set";
+    assertThat(r.rejects(), contains("3" + notBound, "4" + notBound,
+        "5 Patient.maritalStatus.coding[0].code code: value is not a FHIR code (no leading, trailing or repeated"
+            + " spaces)"));
+  }
+
+  @Test
+  void unmappedOmitLeavesTheElementOutAndKeepsTheRow(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "state");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          address[0].city: {column: state}
+          address[0].country: {column: state, map: {Ohio: US, Ontario: CA}, unmapped: omit}
+        """, cols);
+    Result r = run(m, cols, new String[] {"a", "Ohio"}, new String[] {"b", "Stockholm"});
+    assertThat(r.rejects(), empty());
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(head + "a\",\"address\":[{\"city\":\"Ohio\",\"country\":\"US\"}]}",
+        head + "b\",\"address\":[{\"city\":\"Stockholm\"}]}"));
+    assertThat(checkCounts(m, "SELECT * FROM src"), equalTo(List.of(1L, 2L)));
+    assertThat(m.elementRules().get(1).rule(), equalTo("column 'state' via code map (others left out)"));
+  }
+
+  @Test
+  void unmappedRejectWithADefaultRejectsUnknownValuesAndDefaultsMissingOnes(@TempDir Path dir)
+      throws IOException, SQLException {
+    List<String> cols = List.of("id", "g");
+    SqlMapping m = compileYaml(dir, """
+        source: s
+        resource: Patient
+        id: {column: id}
+        elements:
+          gender: {column: g, map: {m: male, f: female}, default: unknown, unmapped: reject}
+        """, cols);
+    Result r = run(m, cols, new String[] {"a", "f"}, new String[] {"b", null}, new String[] {"c", "x"});
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(head + "a\",\"gender\":\"female\"}", head + "b\",\"gender\":\"unknown\"}"));
+    assertThat(r.rejects(), contains("3 Patient.gender code-map: value of column 'g' is not in the rule's code map,"
+        + " and the rule has 'unmapped: reject'"));
+  }
+
+  /** A Patient with every kind of date and time, read without formats. */
+  static final String DATES = """
+      source: s
+      resource: Patient
+      id: {column: id}
+      elements:
+        meta.lastUpdated: {column: instant}
+        extension[http://example.org/at].valueTime: {column: time}
+        birthDate: {column: date}
+        deceasedDateTime: {column: dateTime}
+      """;
+
+  @ParameterizedTest
+  @CsvSource({"2015-02-29", "2015-02-30", "2015-04-31", "1900-02-29", "2015-06-30T10:00:00Z",
+      "2015-02-29T10:00:00Z", "2015-01-01T24:00:00Z", "2015-01-01T10:60:00Z", "2015-06-30T23:59:60Z",
+      "2015-01-01T10:00:00+14:30"})
+  void aDateTimeWithoutFormatsMustBeARealDayAndTime(String input, @TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "instant", "time", "date", "dateTime");
+    Result r = run(compileYaml(dir, DATES, cols), cols, new String[] {"a", null, null, null, input});
+    if (input.equals("2015-06-30T10:00:00Z")) {
+      assertThat(r.rejects(), empty());
+      return;
+    }
+    assertThat(r.rejects(), contains("1 Patient.deceasedDateTime dateTime: value is not a FHIR dateTime (YYYY,"
+        + " YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"2015-02-29T10:00:00Z", "2015-11-31T10:00:00.5+01:00", "2015-01-01T24:00:00Z", "2015-06-30T23:59:60Z",
+      "2100-02-29T10:00:00Z"})
+  void anInstantWithoutFormatsMustBeARealDayAndTime(String input, @TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "instant", "time", "date", "dateTime");
+    Result r = run(compileYaml(dir, DATES, cols), cols, new String[] {"a", input, null, null, null});
+    assertThat(r.rejects(), contains("1 Patient.meta.lastUpdated instant: value is not a FHIR instant"
+        + " (YYYY-MM-DDThh:mm:ss with an offset such as Z or +01:00) of a real day and time"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"2015-02-29", "2015-09-31", "2100-02-29"})
+  void aDateWithoutFormatsMustBeARealDay(String input, @TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "instant", "time", "date", "dateTime");
+    Result r = run(compileYaml(dir, DATES, cols), cols, new String[] {"a", null, null, input, null});
+    assertThat(r.rejects(), contains(
+        "1 Patient.birthDate date: value is not a date in the expected format (yyyy-MM-dd)"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"24:00:00", "10:60:00", "23:59:60", "7:00:00", "10:00"})
+  void aTimeMustBeARealTimeOfDay(String input, @TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "instant", "time", "date", "dateTime");
+    Result r = run(compileYaml(dir, DATES, cols), cols, new String[] {"a", null, input, null, null});
+    assertThat(r.rejects(), contains(
+        "1 Patient.extension[http://example.org/at].valueTime time: value is not a FHIR time (hh:mm:ss, hours 00 to"
+            + " 23)"));
+  }
+
+  @Test
+  void leapDaysAndRealTimesOfEveryKindPass(@TempDir Path dir) throws IOException, SQLException {
+    List<String> cols = List.of("id", "instant", "time", "date", "dateTime");
+    SqlMapping m = compileYaml(dir, DATES, cols);
+    Result r = run(m, cols,
+        new String[] {"a", "2016-02-29T23:59:59.999+14:00", "23:59:59.5", "2000-02-29", "2024-02-29T00:00:00-12:00"},
+        new String[] {"b", "2015-12-31T00:00:00Z", "00:00:00", "2015-01-31", "2016-02"},
+        new String[] {"c", "2000-02-29T12:00:00Z", null, null, "2016-02-29"});
+    assertThat(r.rejects(), empty());
+    String head = "{\"resourceType\":\"Patient\",\"id\":\"";
+    assertThat(r.resources(), contains(
+        head + "a\",\"meta\":{\"lastUpdated\":\"2016-02-29T23:59:59.999+14:00\"},\"extension\":[{\"url\":"
+            + "\"http://example.org/at\",\"valueTime\":\"23:59:59.5\"}],\"birthDate\":\"2000-02-29\","
+            + "\"deceasedDateTime\":\"2024-02-29T00:00:00-12:00\"}",
+        head + "b\",\"meta\":{\"lastUpdated\":\"2015-12-31T00:00:00Z\"},\"extension\":[{\"url\":"
+            + "\"http://example.org/at\",\"valueTime\":\"00:00:00\"}],\"birthDate\":\"2015-01-31\","
+            + "\"deceasedDateTime\":\"2016-02\"}",
+        head + "c\",\"meta\":{\"lastUpdated\":\"2000-02-29T12:00:00Z\"},\"deceasedDateTime\":\"2016-02-29\"}"));
+    for (String line : r.resources()) {
+      assertThat(strict.encodeResourceToString(strict.parseResource(Patient.class, line)), equalTo(line));
+    }
   }
 }

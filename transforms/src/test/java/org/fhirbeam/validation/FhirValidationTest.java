@@ -42,6 +42,20 @@ class FhirValidationTest {
   }
 
   @Test
+  void aValueOutsideAnExtensibleBindingIsAWarningNotAnError() {
+    // US Core binds address.state to the USPS codes extensibly: a state outside the USA is allowed as written.
+    String patient = "{\"resourceType\":\"Patient\",\"id\":\"p6\",\"meta\":{\"profile\":"
+        + "[\"http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient\"]},\"identifier\":[{\"system\":"
+        + "\"urn:x\",\"value\":\"1\"}],\"name\":[{\"family\":\"Berg\"}],\"gender\":\"female\",\"address\":"
+        + "[{\"city\":\"Stockholm\",\"state\":\"Stockholm\"}]}";
+    assertThat(errors(patient), equalTo(List.of()));
+    assertThat(validation.validate(patient, List.of()).stream()
+        .filter(i -> i.location().equals("Patient.address[0].state") && i.category().equals(Issue.CONTENT))
+        .map(i -> i.severity() + " " + i.messageId()).toList(), equalTo(List.of(
+            "WARNING Terminology_PassThrough_TX_Message", "WARNING Terminology_TX_NoValid_17")));
+  }
+
+  @Test
   void aMissingElementTheClaimedProfileRequiresIsAnError() {
     List<Issue> issues = validation.validate("{\"resourceType\":\"Patient\",\"id\":\"p2\",\"meta\":{\"profile\":"
         + "[\"http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient\"]},\"gender\":\"male\","
