@@ -97,6 +97,9 @@ class QualityRulesTest {
         "--set", "duckdb.database=" + db, "--direct-checks");
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 9 = resources 7 + rejected 2: OK"));
+    // The progress (a line each, as the output is no terminal) ends with each stage's own counts: the FHIRPath rules
+    // went through the 5 Observations the SQL rule left.
+    assertThat(r.err(), containsString("mapping: 2 of 2 files, 9 rows\nrules: 5 of 5 resources\n"));
 
     List<String> ids = new ArrayList<>();
     for (String line : Files.readAllLines(out.resolve("fhir/Observation-00000-of-00001.ndjson"))) {

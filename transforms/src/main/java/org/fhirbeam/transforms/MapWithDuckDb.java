@@ -507,6 +507,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(name)).inc(r.rowsIn() + r.badLines());
       Metrics.counter(Counters.NAMESPACE, Counters.millis(name)).inc(r.millis());
       Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(name)).inc(r.rowsIn());
+      Metrics.counter(Counters.NAMESPACE, Counters.filesMapped(name)).inc(r.task().fileShare(Counters.FILE));
+      Metrics.counter(Counters.NAMESPACE, Counters.bytesMapped(name)).inc(r.task().bytes());
       for (int i = 0; i < r.populated().length; i++) {
         Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(name, r.task().columns().get(i)))
             .inc(r.populated()[i]);
