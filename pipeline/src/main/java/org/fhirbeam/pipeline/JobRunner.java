@@ -380,8 +380,9 @@ public final class JobRunner {
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
       List<QualityTables.Element> elements = new ArrayList<>();
-      for (CompiledMapping.FlatColumn f : m.flatColumns()) {
-        elements.add(new QualityTables.Element(f.path(), f.name(), f.temporal()));
+      for (CompiledMapping.ValueElement v : m.valueElements()) {
+        boolean temporal = m.flatColumns().stream().anyMatch(f -> f.name().equals(v.column()) && f.temporal());
+        elements.add(new QualityTables.Element(v.path(), v.column(), temporal, v.location(), v.reference()));
       }
       mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
           c.rejected(), elements));
