@@ -9,8 +9,8 @@ import java.util.Map;
  * Where a single mapped value sits in a resource, step by step: element names, the index of a repeating element, and
  * extensions, which are picked by their url. A JSON path cannot say "the extension whose url is X", so elements inside
  * extensions have no flat column; they are read from the resource turned into a DuckDB struct that holds just the
- * elements wanted ({@link #structType}), where picking an extension by url costs no JSON parsing (measured on 200,000
- * Synthea Patients: about half the time of filtering the extensions as JSON, see docs/BENCHMARKS.md).
+ * elements wanted ({@link #structType}), where picking an extension by url costs no JSON parsing (about half the time
+ * of filtering the extensions as JSON: docs/BENCHMARKS.md).
  */
 public record ElementPath(List<Step> steps) implements Serializable {
   private static final long serialVersionUID = 1L;

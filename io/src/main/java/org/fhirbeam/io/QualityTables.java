@@ -138,8 +138,8 @@ public final class QualityTables {
       String prefix = "INSERT INTO quality.checks SELECT " + run + ", " + name + ", ";
       sql.add(prefix + "'duplicate_id', NULL, count(*) - count(DISTINCT id), count(*) FROM " + m.resourceTable());
       // One row per reference element of the mapping, so a failure names the reference that does not resolve. The
-      // values are read from the flat columns (from the resources for those inside extensions): no JSON to parse,
-      // where finding every "reference" in the resource text took 0.8 s for 200,000 Synthea encounters.
+      // values are read from the flat columns (from the resources for those inside extensions): no JSON to parse, so
+      // no slower than finding every "reference" in the resource text was (docs/BENCHMARKS.md).
       List<String> names = new ArrayList<>();
       List<String> positions = new ArrayList<>();
       List<Element> references = m.elements().stream().filter(Element::reference).toList();
