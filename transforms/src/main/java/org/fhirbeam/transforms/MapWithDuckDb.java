@@ -495,7 +495,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       } else {
         resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
       }
-      return new Result(item.mapping(), task, rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
+      // The task as planned, not the piece's copy or the materialized query it was read as: its share of the file.
+      return new Result(item.mapping(), item.task(), rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
           populated, checkCounts, mappingRejects, resources, rejects);
     }
 
