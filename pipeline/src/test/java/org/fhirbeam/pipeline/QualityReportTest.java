@@ -158,7 +158,8 @@ class QualityReportTest {
     // In the database with no column, in mapping order among the other elements; the mapping's completeness
     // (the mean of its elements' shares) counts them.
     try (Connection c = readOnly(); Statement st = c.createStatement()) {
-      String where = " WHERE run_id = '" + first.get("run").get("run_id").asText() + "' AND mapping = 'synthea_patient'";
+      String where = " WHERE run_id = '" + first.get("run").get("run_id").asText()
+          + "' AND mapping = 'synthea_patient'";
       assertThat(rows(st, "SELECT position, element, coalesce(column_name, 'null') FROM quality.completeness"
           + where + " AND position <= 4 ORDER BY position"), equalTo(List.of(
               List.of("0", "meta.profile[0]", "meta_profile_0"),
