@@ -15,6 +15,35 @@ public final class Counters {
     return "rows_in/" + mapping;
   }
 
+  /**
+   * How much of its files a mapping has mapped, in millionths of a file: a file's pieces add up to one million
+   * ({@code ReadTask.fileShare}), so a run's progress can say how many files are done.
+   */
+  public static String filesMapped(String mapping) {
+    return "files_mapped/" + mapping;
+  }
+
+  /** The unit of {@link #filesMapped}: one file. */
+  public static final long FILE = 1_000_000;
+
+  /** Bytes of its files a mapping has mapped (0 for what has no size, such as a database's rows). */
+  public static String bytesMapped(String mapping) {
+    return "bytes_mapped/" + mapping;
+  }
+
+  /** The stage of {@link #checked} that runs a mapping's FHIRPath rules. */
+  public static final String RULES = "rules";
+  /** The stage of {@link #checked} that validates a mapping's resources. */
+  public static final String VALIDATION = "validation";
+
+  /**
+   * Resources of a mapping that a stage after the mapping ({@link #RULES}, {@link #VALIDATION}) has gone through,
+   * kept or not, sampled or not: how far the stage has got.
+   */
+  public static String checked(String stage, String mapping) {
+    return "checked/" + stage + "/" + mapping;
+  }
+
   /** Rows a mapping turned into resources. */
   public static String mapped(String mapping) {
     return "mapped/" + mapping;

@@ -16,8 +16,12 @@ public final class QualityTables {
   /** The reserved name of the per-mapping summary view in schema {@code main}. */
   public static final String REPORT_VIEW = "data_quality_report";
 
-  /** A declared element of a mapping: its FHIR path, its column in transformed_data, and whether it is a date. */
-  public record Element(String path, String column, boolean temporal) {}
+  /**
+   * A declared element of a mapping with one value per resource: its FHIR path, its column in transformed_data (null
+   * for an element inside an extension, which is found in the resource JSON at {@code location}), whether it is a
+   * date, and whether it is the {@code reference} of a Reference.
+   */
+  public record Element(String path, String column, boolean temporal, ElementPath location, boolean reference) {}
 
   /** What one mapping counted, and its declared elements. */
   public record Mapping(String name, String source, String resourceType, long rowsIn, long mapped, long rejected,
@@ -90,12 +94,30 @@ public final class QualityTables {
     List<String> completeness = new ArrayList<>();
     for (Mapping m : mappings) {
       String table = DuckDb.identifier("transformed_data") + "." + DuckDb.identifier(m.name());
+      List<String> positions = new ArrayList<>();
+      List<String> paths = new ArrayList<>();
+      List<String> counts = new ArrayList<>();
       for (int i = 0; i < m.elements().size(); i++) {
         Element e = m.elements().get(i);
+        if (e.column() == null) {
+          positions.add(String.valueOf(i));
+          paths.add(DuckDb.literal(e.path()));
+          counts.add("count(" + e.location().sql("s") + ")");
+          continue;
+        }
         String col = DuckDb.identifier(e.column());
         completeness.add("SELECT " + run + ", " + DuckDb.literal(m.name()) + ", " + i + ", "
             + DuckDb.literal(e.path()) + ", " + DuckDb.literal(e.column()) + ", count(" + col + "), count(*),"
             + " CASE WHEN count(*) = 0 THEN NULL ELSE count(" + col + ") / count(*) END FROM " + table);
+      }
+      if (!counts.isEmpty()) {
+        // Elements inside extensions have no column: counted in the resources of the type (the rows transformed_data
+        // holds too), all in one pass over them.
+        completeness.add("SELECT " + run + ", " + DuckDb.literal(m.name()) + ", position, element, NULL, populated,"
+            + " total, CASE WHEN total = 0 THEN NULL ELSE populated / total END FROM (SELECT unnest(["
+            + String.join(", ", positions) + "]) AS position, unnest([" + String.join(", ", paths) + "]) AS element,"
+            + " unnest([" + String.join(", ", counts) + "]) AS populated, count(*) AS total FROM "
+            + structs(m, m.elements().stream().filter(e -> e.column() == null).toList()) + ")");
       }
     }
     if (!completeness.isEmpty()) {
@@ -115,31 +137,43 @@ public final class QualityTables {
       String name = DuckDb.literal(m.name());
       String prefix = "INSERT INTO quality.checks SELECT " + run + ", " + name + ", ";
       sql.add(prefix + "'duplicate_id', NULL, count(*) - count(DISTINCT id), count(*) FROM " + m.resourceTable());
-      // Every "reference" member with a text value, found in the resource's compact JSON (where an unescaped
-      // quote only delimits a string, so the pattern cannot match inside a value) and unescaped by DuckDB's JSON
-      // reader: the same references as walking each resource with json_tree, ten times faster (0.8 s against
-      // 8.9 s for 200,000 Synthea encounters).
-      String refs = "(SELECT json_extract_string('\"' || unnest(regexp_extract_all(CAST(resource AS VARCHAR),"
-          + " '\"reference\":\"((?:[^\"\\\\]|\\\\.)*)\"', 1)) || '\"', '$') AS ref FROM " + m.resourceTable()
-          + ") AS refs"
-          + " LEFT JOIN (SELECT DISTINCT ref FROM (" + String.join(" UNION ALL ", ids) + ")) AS ids"
-          + " ON refs.ref = ids.ref";
-      if (externalPrefixes.isEmpty()) {
-        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL), count(*) FROM " + refs);
-      } else {
-        // A reference to a declared external target that the run does not hold is no failure: counted apart.
-        List<String> starts = new ArrayList<>();
-        for (String p : externalPrefixes) {
-          starts.add("starts_with(refs.ref, " + DuckDb.literal(p) + ")");
+      // One row per reference element of the mapping, so a failure names the reference that does not resolve. The
+      // values are read from the flat columns (from the resources for those inside extensions): no JSON to parse, so
+      // no slower than finding every "reference" in the resource text was (docs/BENCHMARKS.md).
+      List<String> names = new ArrayList<>();
+      List<String> positions = new ArrayList<>();
+      List<Element> references = m.elements().stream().filter(Element::reference).toList();
+      for (Element e : references) {
+        names.add(referenceName(m, e));
+        positions.add(String.valueOf(names.size()));
+      }
+      if (!names.isEmpty()) {
+        String refs = "(SELECT unnest([" + String.join(", ", names) + "]) AS element, unnest(["
+            + String.join(", ", positions) + "]) AS position) AS e"
+            + " LEFT JOIN (" + referenceValues(m, references) + ") AS refs"
+            + " ON refs.element = e.element AND refs.ref IS NOT NULL"
+            + " LEFT JOIN (SELECT DISTINCT ref FROM (" + String.join(" UNION ALL ", ids) + ")) AS ids"
+            + " ON refs.ref = ids.ref";
+        String group = " GROUP BY e.element, e.position ORDER BY e.position";
+        if (externalPrefixes.isEmpty()) {
+          sql.add(prefix + "'reference_resolves', e.element, count(refs.ref) FILTER (WHERE ids.ref IS NULL),"
+              + " count(refs.ref) FROM " + refs + group);
+        } else {
+          // A reference to a declared external target that the run does not hold is no failure: counted apart.
+          List<String> starts = new ArrayList<>();
+          for (String p : externalPrefixes) {
+            starts.add("starts_with(refs.ref, " + DuckDb.literal(p) + ")");
+          }
+          String external = "(" + String.join(" OR ", starts) + ")";
+          sql.add(prefix + "'reference_resolves', e.element, count(refs.ref) FILTER (WHERE ids.ref IS NULL AND NOT "
+              + external + "), count(refs.ref) FILTER (WHERE ids.ref IS NOT NULL OR NOT " + external + ") FROM "
+              + refs + group);
+          sql.add(prefix + "'reference_external', e.element, 0, count(refs.ref) FILTER (WHERE ids.ref IS NULL AND "
+              + external + ") FROM " + refs + group);
         }
-        String external = "(" + String.join(" OR ", starts) + ")";
-        sql.add(prefix + "'reference_resolves', NULL, count(*) FILTER (WHERE ids.ref IS NULL AND NOT " + external
-            + "), count(*) FILTER (WHERE ids.ref IS NOT NULL OR NOT " + external + ") FROM " + refs);
-        sql.add(prefix + "'reference_external', NULL, 0, count(*) FILTER (WHERE ids.ref IS NULL AND " + external
-            + ") FROM " + refs);
       }
       for (Element e : m.elements()) {
-        if (e.temporal()) {
+        if (e.temporal() && e.column() != null) {
           String col = "CAST(" + DuckDb.identifier(e.column()) + " AS VARCHAR)";
           // ISO dates and date-times compare as text, at any precision (a year alone included).
           sql.add(prefix + "'not_in_future', " + DuckDb.literal(e.path()) + ", count(*) FILTER (WHERE left(" + col
@@ -194,6 +228,41 @@ public final class QualityTables {
         + " GROUP BY run_id, mapping) AS k USING (run_id, mapping)"
         + " ORDER BY m.position");
     return sql;
+  }
+
+  /** The name of a reference element's row of checks, e.g. {@code 'Condition.encounter.reference'}, as SQL. */
+  private static String referenceName(Mapping m, Element e) {
+    return DuckDb.literal(m.resourceType() + "." + e.path());
+  }
+
+  /** A query of the values of {@code references}, with their names: {@code element}, {@code ref}. */
+  private static String referenceValues(Mapping m, List<Element> references) {
+    List<String> queries = new ArrayList<>();
+    for (boolean flat : new boolean[] {true, false}) {
+      List<Element> some = references.stream().filter(e -> (e.column() != null) == flat).toList();
+      if (some.isEmpty()) {
+        continue;
+      }
+      List<String> names = new ArrayList<>();
+      List<String> values = new ArrayList<>();
+      for (Element e : some) {
+        names.add(referenceName(m, e));
+        values.add(flat ? DuckDb.identifier(e.column()) : e.location().sql("s"));
+      }
+      queries.add("SELECT unnest([" + String.join(", ", names) + "]) AS element, unnest([" + String.join(", ", values)
+          + "]) AS ref FROM " + (flat ? DuckDb.identifier("transformed_data") + "." + DuckDb.identifier(m.name())
+              : structs(m, some)));
+    }
+    return String.join(" UNION ALL ", queries);
+  }
+
+  /**
+   * The resources of a mapping's type as DuckDB structs {@code s} that hold the values of {@code elements} (see
+   * {@link ElementPath#structType}).
+   */
+  private static String structs(Mapping m, List<Element> elements) {
+    return "(SELECT json_transform(resource, " + ElementPath.structType(elements.stream().map(Element::location)
+        .toList()) + ") AS s FROM " + m.resourceTable() + ")";
   }
 
   /** The run's rejects as a table, the original row (or resource, or unreadable line) kept as JSON. */

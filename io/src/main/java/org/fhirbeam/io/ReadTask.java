@@ -106,6 +106,21 @@ public record ReadTask(String source, String file, String scan, List<String> col
   }
 
   /**
+   * The share of its file this task reads, in units of which a file has {@code unit}: {@code unit} for a whole file;
+   * the pieces of a file ({@link #cut}) add up to exactly {@code unit}, whatever their sizes.
+   */
+  public long fileShare(long unit) {
+    if (cuts == null || cuts.wholeFile()) {
+      return unit;
+    }
+    long body = cuts.size() - cuts.headerEnd();
+    long start = cuts.offsets()[0] - cuts.headerEnd();
+    long end = cuts.offsets()[cuts.offsets().length - 1] - cuts.headerEnd();
+    // Each piece rounds its end down as the next piece rounds its start, so the shares add up.
+    return end * unit / body - start * unit / body;
+  }
+
+  /**
    * This task as pieces of about {@code pieceBytes} each (cut at the nearest places it can be cut), in file order, so
    * that they can be mapped side by side; the task itself when it cannot be cut or is not larger than that. A piece
    * reports its rows at their lines in the file and names the file, as the whole task would.

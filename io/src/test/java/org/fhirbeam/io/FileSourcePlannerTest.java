@@ -217,6 +217,14 @@ class FileSourcePlannerTest {
         java.util.Arrays.copyOfRange(bytes, (int) layout.headerEnd(), bytes.length)), equalTo(true));
     assertThat(task.cut(task.bytes()), contains(task));
     assertThat(task.cut(0), contains(task));
+    // A file's pieces add up to one whole file, however it is cut (the run's progress counts files by them).
+    assertThat(task.fileShare(1_000_000), equalTo(1_000_000L));
+    for (int n : new int[] {3, 7}) {
+      List<ReadTask> cut = task.cut(task.bytes() / n);
+      assertThat(cut.stream().map(p -> p.fileShare(1_000_000) > 0 && p.fileShare(1_000_000) < 1_000_000).distinct()
+          .toList(), contains(true));
+      assertThat(cut.stream().mapToLong(p -> p.fileShare(1_000_000)).sum(), equalTo(1_000_000L));
+    }
   }
 
   /** Every value of a read and the lines it set aside, as text, in order. */

@@ -13,6 +13,7 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -88,7 +89,7 @@ public final class JobRunner {
       createParent(Path.of(database));
       db = DuckDb.openFile(database, plan.config().duckdb(), false);
     }
-    try (OutputLock lock = OutputLock.acquire(output)) {
+    try (OutputLock lock = OutputLock.acquire(output); Progress progress = new Progress(console, terminal)) {
       recoverInterruptedRuns(db);
       Path partsDir = staging.resolve(".parts");
       Path fhirDir = staging.resolve("fhir");
@@ -105,16 +106,17 @@ public final class JobRunner {
           runner.parallelism());
       PipelineResult result = p.run();
       String executed = Runner.executed(result).label();
-      int files = plan.mappings().stream().mapToInt(m -> plan.sources().get(m.source()).tasks().size()).sum();
-      try (Progress ignored = new Progress(console, terminal, () -> counter(result, Counters.rowsIn("")), files)) {
-        PipelineResult.State state = result.waitUntilFinish();
-        if (state != PipelineResult.State.DONE) {
-          throw new IllegalStateException("pipeline ended in state " + state);
-        }
+      Progress.Work work = Progress.Work.of(plan);
+      progress.pipeline(work, () -> counters(result));
+      PipelineResult.State state = result.waitUntilFinish();
+      if (state != PipelineResult.State.DONE) {
+        throw new IllegalStateException("pipeline ended in state " + state);
       }
+      progress.pipelineDone(work, counters(result));
 
       stages.put("pipeline", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
+      progress.phase("verifying counts");
       // What the mappings counted, against what the committed files hold.
       Map<String, Long> rowsIn = new LinkedHashMap<>();
       List<RunSummary.MappingCount> perMapping = new ArrayList<>();
@@ -162,6 +164,7 @@ public final class JobRunner {
             + String.join("; ", counted.imbalances()));
       }
 
+      progress.phase("writing files");
       // The file sinks are built in the staging directory too; without the DuckDB sink a private in-memory
       // DuckDB does their SQL.
       SinkSettings sinks = plan.config().sinks();
@@ -212,6 +215,7 @@ public final class JobRunner {
       };
       try {
         if (loadDuckDb) {
+          progress.phase("loading DuckDB");
           loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, checks, sourceColumns, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
@@ -379,8 +383,9 @@ public final class JobRunner {
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
       List<QualityTables.Element> elements = new ArrayList<>();
-      for (CompiledMapping.FlatColumn f : m.flatColumns()) {
-        elements.add(new QualityTables.Element(f.path(), f.name(), f.temporal()));
+      for (CompiledMapping.ValueElement v : m.valueElements()) {
+        boolean temporal = m.flatColumns().stream().anyMatch(f -> f.name().equals(v.column()) && f.temporal());
+        elements.add(new QualityTables.Element(v.path(), v.column(), temporal, v.location(), v.reference()));
       }
       mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
           c.rejected(), elements));
@@ -653,19 +658,17 @@ public final class JobRunner {
         issues);
   }
 
-  /** Sum of the counters whose name starts with {@code prefix}, while the pipeline runs (0 if unavailable). */
-  private static long counter(PipelineResult result, String prefix) {
+  /** The counters of a running pipeline by name; none while the runner cannot report them. */
+  private static Map<String, Long> counters(PipelineResult result) {
+    Map<String, Long> counters = new HashMap<>();
     try {
-      long sum = 0;
       for (MetricResult<Long> c : query(result).getCounters()) {
-        if (c.getName().getName().startsWith(prefix)) {
-          sum += c.getAttempted();
-        }
+        counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
       }
-      return sum;
     } catch (RuntimeException e) {
-      return 0;
+      return Map.of();
     }
+    return counters;
   }
 
   /** One counter after the pipeline finished; absent counters (nothing counted) are 0. */

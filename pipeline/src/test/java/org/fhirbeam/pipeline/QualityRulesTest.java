@@ -97,6 +97,9 @@ class QualityRulesTest {
         "--set", "duckdb.database=" + db, "--direct-checks");
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 9 = resources 7 + rejected 2: OK"));
+    // The progress (a line each, as the output is no terminal) ends with each stage's own counts: the FHIRPath rules
+    // went through the 5 Observations the SQL rule left.
+    assertThat(r.err(), containsString("mapping: 2 of 2 files, 9 rows\nrules: 5 of 5 resources\n"));
 
     List<String> ids = new ArrayList<>();
     for (String line : Files.readAllLines(out.resolve("fhir/Observation-00000-of-00001.ndjson"))) {
@@ -131,7 +134,8 @@ class QualityRulesTest {
         equalTo("4 2"));
     // The run's own summary counts the checks too, printed and in run-summary.json.
     String failedChecks = "patients valid_code(gender) 1 of 3; labs dated 1 of 4; labs has_unit 2 of 6;"
-        + " labs in_range(valueQuantity.value) 2 of 5; labs reference_resolves 1 of 4; labs valid_code(status) 2 of 6";
+        + " labs in_range(valueQuantity.value) 2 of 5; labs reference_resolves(Observation.subject.reference) 1 of 4;"
+        + " labs valid_code(status) 2 of 6";
     assertThat(r.out(), containsString("  quality checks: 13 run, 6 failed: " + failedChecks + "\n"));
     assertThat(summary.at("/quality/checks_run").asInt(), equalTo(13));
     assertThat(String.join("; ", DefaultJobTest.JSON.convertValue(summary.at("/quality/failed_checks"),
@@ -141,16 +145,16 @@ class QualityRulesTest {
     List<String> expected = List.of(
         "patients birth_before_death deceasedDateTime 0/0",
         "patients duplicate_id null 0/3",
-        "patients reference_external null 0/0",
-        "patients reference_resolves null 0/0",
         "patients valid_code gender 1/3",
         "labs dated null 1/4",
         "labs duplicate_id null 0/4",
         "labs has_unit null 2/6",
         "labs in_range valueQuantity.value 2/5",
         "labs not_in_future effectiveDateTime 0/3",
-        "labs reference_external null 0/4",
-        "labs reference_resolves null 1/4",
+        "labs reference_external Observation.performer[0].reference 0/4",
+        "labs reference_external Observation.subject.reference 0/0",
+        "labs reference_resolves Observation.performer[0].reference 0/0",
+        "labs reference_resolves Observation.subject.reference 1/4",
         "labs valid_code status 2/6");
     JsonNode report = DefaultJobTest.JSON.readTree(out.resolve("report/quality.json").toFile());
     List<String> checks = new ArrayList<>();
@@ -204,7 +208,7 @@ class QualityRulesTest {
     assertThat(printed.err(), printed.code(), equalTo(0));
     assertThat(printed.out(), containsString("checks: 13 run, 6 failed: patients valid_code(gender) 1 of 3;"
         + " labs dated 1 of 4; labs has_unit 2 of 6; labs in_range(valueQuantity.value) 2 of 5;"
-        + " labs reference_resolves 1 of 4; labs valid_code(status) 2 of 6"));
+        + " labs reference_resolves(Observation.subject.reference) 1 of 4; labs valid_code(status) 2 of 6"));
   }
 
   @Test
@@ -225,11 +229,14 @@ class QualityRulesTest {
     List<String> refs = new ArrayList<>();
     report.get("checks").forEach(c -> {
       if (c.get("check").asText().startsWith("reference_")) {
-        refs.add(c.get("mapping").asText() + " " + c.get("check").asText() + " " + c.get("failed").asLong() + "/"
-            + c.get("total").asLong());
+        refs.add(c.get("mapping").asText() + " " + c.get("check").asText() + " " + c.get("element").asText() + " "
+            + c.get("failed").asLong() + "/" + c.get("total").asLong());
       }
     });
-    assertThat(refs, equalTo(List.of("patients reference_resolves 0/0", "labs reference_resolves 5/8")));
+    // One row per reference element: every subject but p7's resolves, no performer does. The Patients have no
+    // reference to check.
+    assertThat(refs, equalTo(List.of("labs reference_resolves Observation.performer[0].reference 4/4",
+        "labs reference_resolves Observation.subject.reference 1/4")));
   }
 
   @Test

@@ -56,6 +56,14 @@ class ValidationJobTest {
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
     assertThat(r.out(), containsString("validation (full): 4 resources checked, 2 rejected; issues: 3 error,"));
+    // The progress (a line each, as the output is no terminal) names each stage with its own counts, then the
+    // driver's phases in order.
+    int stages = r.err().indexOf("mapping: 1 of 1 file, 4 rows\nvalidation: 4 of 4 resources\n");
+    int verifying = r.err().indexOf("verifying counts\n");
+    int writing = r.err().indexOf("writing files\n");
+    int loading = r.err().indexOf("loading DuckDB\n");
+    assertThat(r.err(), List.of(stages >= 0, verifying > stages, writing > verifying, loading > writing),
+        equalTo(List.of(true, true, true, true)));
     List<String> ids = new ArrayList<>();
     for (String line : Files.readAllLines(out.resolve("fhir/Patient-00000-of-00001.ndjson"))) {
       ids.add(DefaultJobTest.JSON.readTree(line).get("id").asText());

@@ -37,7 +37,7 @@ import org.hl7.fhir.instance.model.api.IPrimitiveType;
  * that breaks a {@code reject} rule (the first, in file order) leaves the part and becomes one reject record
  * (stage {@code quality}, rule = the rule's name) holding the resource. {@code warn} rules are counted on the
  * resources that stay: {@link Counters#checkFailed} and {@link Counters#checkTotal}. Rejected resources are counted
- * in {@link Counters#ruleRejected} and {@link Counters#rejected}.
+ * in {@link Counters#ruleRejected} and {@link Counters#rejected}, every resource read in {@link Counters#checked}.
  */
 public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, PCollection<PartFile>> {
   private final String mapping;
@@ -177,6 +177,7 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
           Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(mapping, rules.get(r).name(), "")).inc(total);
         }
       }
+      Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.RULES, mapping)).inc(lines);
       Metrics.counter(Counters.NAMESPACE, Counters.ruleRejected(mapping)).inc(rejected);
       Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping)).inc(rejected);
       // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.

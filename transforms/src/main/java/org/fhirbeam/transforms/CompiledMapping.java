@@ -4,6 +4,7 @@ import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
 import org.fhirbeam.config.ValueRule;
+import org.fhirbeam.io.ElementPath;
 
 /**
  * A mapping checked against the FHIR R4 definitions and turned into a plan: value rules (leaves) and an element
@@ -27,6 +28,14 @@ public final class CompiledMapping implements Serializable {
     }
   }
 
+  /**
+   * A mapped element that holds one value per resource (no {@code split()} list), for the quality figures: its path
+   * as the mapping names it, where it sits in the JSON, its flat column ({@code null} inside an extension), and
+   * whether it is the {@code reference} of a Reference.
+   */
+  public record ValueElement(String path, ElementPath location, String column, boolean reference)
+      implements Serializable {}
+
   private final String name;
   private final String source;
   private final String resourceType;
@@ -34,12 +43,14 @@ public final class CompiledMapping implements Serializable {
   private final Leaf[] leaves;
   private final Element[] root;
   private final List<FlatColumn> flatColumns;
+  private final List<ValueElement> valueElements;
   private final List<org.fhirbeam.config.QualityRule> rules;
   /** The source columns the SQL rules may read (so files lacking one still give it, as NULL). */
   private final List<String> ruleColumns;
 
   CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
-      List<FlatColumn> flatColumns, List<org.fhirbeam.config.QualityRule> rules, List<String> ruleColumns) {
+      List<FlatColumn> flatColumns, List<ValueElement> valueElements, List<org.fhirbeam.config.QualityRule> rules,
+      List<String> ruleColumns) {
     this.rules = List.copyOf(rules);
     this.ruleColumns = List.copyOf(ruleColumns);
     this.name = name;
@@ -49,6 +60,7 @@ public final class CompiledMapping implements Serializable {
     this.leaves = leaves;
     this.root = root;
     this.flatColumns = List.copyOf(flatColumns);
+    this.valueElements = List.copyOf(valueElements);
   }
 
   public String name() {
@@ -66,6 +78,11 @@ public final class CompiledMapping implements Serializable {
   /** One column per mapped element, in mapping order, for the flat tables of the output. */
   public List<FlatColumn> flatColumns() {
     return flatColumns;
+  }
+
+  /** Every mapped element with one value per resource, in mapping order: the flat columns' and those in extensions. */
+  public List<ValueElement> valueElements() {
+    return valueElements;
   }
 
   /** The mapping's data-quality rules, SQL and FHIRPath, in file order. */

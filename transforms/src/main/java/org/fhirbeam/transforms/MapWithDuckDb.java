@@ -535,7 +535,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         keys = new IdKeys(item.order(), m.name(), task.source(), task.file(), task.kind().field(), keyFiles,
             resources.stream().map(PartFile::target).toList());
       }
-      return new Result(item.mapping(), task, rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
+      // The task as planned, not the piece's copy or the materialized query it was read as: its share of the file.
+      return new Result(item.mapping(), item.task(), rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
           populated, checkCounts, mappingRejects, resources, rejects, keys);
     }
 
@@ -547,6 +548,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(name)).inc(r.rowsIn() + r.badLines());
       Metrics.counter(Counters.NAMESPACE, Counters.millis(name)).inc(r.millis());
       Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(name)).inc(r.rowsIn());
+      Metrics.counter(Counters.NAMESPACE, Counters.filesMapped(name)).inc(r.task().fileShare(Counters.FILE));
+      Metrics.counter(Counters.NAMESPACE, Counters.bytesMapped(name)).inc(r.task().bytes());
       for (int i = 0; i < r.populated().length; i++) {
         Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(name, r.task().columns().get(i)))
             .inc(r.populated()[i]);

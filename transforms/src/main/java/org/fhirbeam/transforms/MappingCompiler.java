@@ -23,6 +23,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.ValueRule;
+import org.fhirbeam.io.ElementPath;
 import org.hl7.fhir.r4.model.EnumFactory;
 
 /**
@@ -94,6 +95,7 @@ public final class MappingCompiler {
 
     List<CompiledMapping.Leaf> leaves = new ArrayList<>();
     List<CompiledMapping.FlatColumn> flat = new ArrayList<>();
+    List<CompiledMapping.ValueElement> values = new ArrayList<>();
     ValueRule idRule = mapping.id();
     if (idRule.constant() != null || !idRule.codeMap().isEmpty() || idRule.defaultValue() != null
         || !idRule.formats().isEmpty()) {
@@ -103,7 +105,7 @@ public final class MappingCompiler {
     MutableItem root = new MutableItem();
     for (ValueRule rule : mapping.elements()) {
       try {
-        place(def, root, rule, sourceColumns, mapping, leaves, flat, problems);
+        place(def, root, rule, sourceColumns, mapping, leaves, flat, values, problems);
       } catch (PathProblem p) {
         problems.add(rule.location() + ": " + rule.path() + ": " + p.getMessage());
       }
@@ -129,7 +131,7 @@ public final class MappingCompiler {
       throw new MappingException(mapping.name(), problems);
     }
     return new CompiledMapping(mapping.name(), mapping.source(), def.getName(), id,
-        leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat, mapping.rules(),
+        leaves.toArray(new CompiledMapping.Leaf[0]), root.freezeChildren(), flat, values, mapping.rules(),
         ruleColumns.stream().distinct().toList());
   }
 
@@ -148,8 +150,10 @@ public final class MappingCompiler {
 
   private static void place(RuntimeResourceDefinition def, MutableItem root, ValueRule rule,
       Collection<String> sourceColumns, MappingConfig mapping, List<CompiledMapping.Leaf> leaves,
-      List<CompiledMapping.FlatColumn> flat, List<String> problems) throws PathProblem {
+      List<CompiledMapping.FlatColumn> flat, List<CompiledMapping.ValueElement> values, List<String> problems)
+      throws PathProblem {
     List<String> segments = segments(rule.path());
+    List<ElementPath.Step> steps = new ArrayList<>();
     BaseRuntimeElementCompositeDefinition<?> current = def;
     MutableItem item = root;
     StringBuilder normalized = new StringBuilder();
@@ -218,9 +222,11 @@ public final class MappingCompiler {
         index = element.urls.computeIfAbsent(bracket, u -> element.urls.size());
         normalized.append(i == 0 ? "" : ".").append(name).append("[").append(bracket).append("]");
         flatPath = false;
+        steps.add(new ElementPath.Step(name, -1, bracket));
       } else {
         index = bracket == null ? 0 : Integer.parseInt(bracket);
         normalized.append(i == 0 ? "" : ".").append(name).append(repeating ? "[" + index + "]" : "");
+        steps.add(new ElementPath.Step(name, repeating ? index : -1, null));
       }
       boolean created = !element.items.containsKey(index);
       MutableItem next = element.items.computeIfAbsent(index, k -> new MutableItem());
@@ -253,11 +259,18 @@ public final class MappingCompiler {
           next.leaf = leaves.size();
           leaves.add(leaf);
           String path = normalized.toString();
-          if (flatPath && !leaf.list) {
-            // A date read at year or month precision is no SQL DATE: such columns keep the text.
-            boolean partial = leaf.datePatterns.stream().anyMatch(p -> !p.hasDay());
-            flat.add(new CompiledMapping.FlatColumn(columnName(path), path, "$." + path,
-                partial ? "VARCHAR" : sqlType(kind), i == 0 && !repeating, kind.rule()));
+          if (!leaf.list) {
+            String column = null;
+            if (flatPath) {
+              // A date read at year or month precision is no SQL DATE: such columns keep the text.
+              boolean partial = leaf.datePatterns.stream().anyMatch(p -> !p.hasDay());
+              CompiledMapping.FlatColumn c = new CompiledMapping.FlatColumn(columnName(path), path, "$." + path,
+                  partial ? "VARCHAR" : sqlType(kind), i == 0 && !repeating, kind.rule());
+              flat.add(c);
+              column = c.name();
+            }
+            values.add(new CompiledMapping.ValueElement(path, new ElementPath(steps), column,
+                current.getName().equals("Reference") && name.equals("reference")));
           }
         }
         return;

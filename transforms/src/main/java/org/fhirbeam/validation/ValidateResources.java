@@ -35,7 +35,8 @@ import org.fhirbeam.transforms.ResourceRejects;
  * hash of the resource text, so a re-run picks the same ones) are validated, several at a time on the worker's
  * cores. A resource with an issue at or above the reject level leaves the part and becomes one reject record
  * (stage {@code validation}) listing those issues and holding the resource. Counted per mapping:
- * {@link Counters#validated}, {@link Counters#invalid} (also added to {@link Counters#rejected}), and every issue
+ * {@link Counters#checked} (every resource read, sampled or not), {@link Counters#validated}, {@link Counters#invalid}
+ * (also added to {@link Counters#rejected}), and every issue
  * by resource type, severity, category and message id ({@link Counters#issue}).
  */
 public final class ValidateResources extends PTransform<PCollection<PartFile>, PCollection<PartFile>> {
@@ -168,6 +169,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
         }
       }
       int invalid = rejectedLines.cardinality();
+      Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.VALIDATION, mapping)).inc(lines);
       Metrics.counter(Counters.NAMESPACE, Counters.validated(mapping)).inc(validated);
       Metrics.counter(Counters.NAMESPACE, Counters.invalid(mapping)).inc(invalid);
       Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping)).inc(invalid);

@@ -21,8 +21,10 @@ import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.ReadTask;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -53,6 +55,9 @@ class MapWithDuckDbTest {
     result.waitUntilFinish();
     Map<String, Long> counters = PipelineCounters.of(result);
     assertThat(counters.remove("ms/patient"), greaterThan(0L));
+    // How far the mapping has got, for the progress line: both files, all of their bytes.
+    assertThat(counters.remove("bytes_mapped/patient"),
+        equalTo(source.tasks().stream().mapToLong(ReadTask::bytes).sum()));
     // The genders of the rows read (F, M, o; a3's line is unreadable) are in the code map: valid_code is 0 of 3.
     // Each column's populated count is over the 3 rows read; b.ndjson has only patient_id and gender.
     assertThat(counters, equalTo(Map.ofEntries(Map.entry("rows_in/patient", 4L), Map.entry("mapped/patient", 2L),
@@ -60,7 +65,7 @@ class MapWithDuckDbTest {
         Map.entry("check_total/patient/valid_code/gender", 3L), Map.entry("rows_read/patient", 3L),
         Map.entry("column_populated/patient/patient_id", 3L), Map.entry("column_populated/patient/first_name", 1L),
         Map.entry("column_populated/patient/last_name", 1L), Map.entry("column_populated/patient/birth_date", 2L),
-        Map.entry("column_populated/patient/gender", 3L))));
+        Map.entry("column_populated/patient/gender", 3L), Map.entry("files_mapped/patient", 2 * Counters.FILE))));
   }
 
   /**

@@ -52,7 +52,8 @@ class ValidateResourcesTest {
     PipelineResult result = p.run();
     result.waitUntilFinish();
     Map<String, Long> counters = PipelineCounters.of(result);
-    assertThat(counters, equalTo(new TreeMap<>(Map.of("validated/patient", 3L, "invalid/patient", 2L,
+    assertThat(counters, equalTo(new TreeMap<>(Map.of("checked/validation/patient", 3L, "validated/patient", 3L,
+        "invalid/patient", 2L,
         "rejected/patient", 2L,
         "issue/patient/error/content/Terminology_PassThrough_TX_Message", 1L,
         "issue/patient/error/content/Terminology_TX_NoValid_16", 1L,
