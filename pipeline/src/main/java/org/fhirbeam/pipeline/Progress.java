@@ -88,7 +88,9 @@ final class Progress implements AutoCloseable {
         shares += counters.getOrDefault(Counters.filesMapped(m), 0L);
         rows += counters.getOrDefault(Counters.rowsIn(m), 0L);
         bytes += counters.getOrDefault(Counters.bytesMapped(m), 0L);
-        long mapped = counters.getOrDefault(Counters.mapped(m), 0L);
+        // Repeated ids are dropped before the rules and validation see the resources.
+        long mapped = counters.getOrDefault(Counters.mapped(m), 0L)
+            - counters.getOrDefault(Counters.duplicates(m), 0L);
         if (work.withRules().contains(m)) {
           rulesIn += mapped;
           rulesDone += counters.getOrDefault(Counters.checked(Counters.RULES, m), 0L);

@@ -41,8 +41,16 @@ record Cli(int code, String out, String err) {
     }
   }
 
+  /** The value of {@code --name VALUE} or {@code --name=VALUE}, as the command line takes either. */
   private static String option(List<String> args, String name, String otherwise) {
-    int i = args.indexOf(name);
-    return i >= 0 && i + 1 < args.size() ? args.get(i + 1) : otherwise;
+    for (int i = 0; i < args.size(); i++) {
+      if (args.get(i).equals(name) && i + 1 < args.size()) {
+        return args.get(i + 1);
+      }
+      if (args.get(i).startsWith(name + "=")) {
+        return args.get(i).substring(name.length() + 1);
+      }
+    }
+    return otherwise;
   }
 }

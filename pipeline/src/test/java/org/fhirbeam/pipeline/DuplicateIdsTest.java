@@ -88,14 +88,14 @@ class DuplicateIdsTest {
     }
     rejects.sort(null);
     assertThat(rejects, equalTo(List.of(
-        "more extra " + extra + ":2 quality Patient duplicate_id p3: a Patient mapped before this one has its id and"
-            + " is kept: mapping people, source people, file " + b + ", line 2 | {\"resourceType\":\"Patient\","
+        "more extra " + extra + ":2 quality Patient duplicate_id p3: a Patient mapped before this one has its id:"
+            + " mapping people, source people, file " + b + ", line 2 | {\"resourceType\":\"Patient\","
             + "\"id\":\"p3\",\"gender\":\"male\"}",
-        "people people " + a + ":4 quality Patient duplicate_id p1: a Patient mapped before this one has its id and"
-            + " is kept: mapping people, source people, file " + a + ", line 2 | {\"resourceType\":\"Patient\","
+        "people people " + a + ":4 quality Patient duplicate_id p1: a Patient mapped before this one has its id:"
+            + " mapping people, source people, file " + a + ", line 2 | {\"resourceType\":\"Patient\","
             + "\"id\":\"p1\",\"gender\":\"male\"}",
-        "people people " + b + ":3 quality Patient duplicate_id p2: a Patient mapped before this one has its id and"
-            + " is kept: mapping people, source people, file " + a + ", line 3 | {\"resourceType\":\"Patient\","
+        "people people " + b + ":3 quality Patient duplicate_id p2: a Patient mapped before this one has its id:"
+            + " mapping people, source people, file " + a + ", line 3 | {\"resourceType\":\"Patient\","
             + "\"id\":\"p2\",\"gender\":\"female\"}")));
 
     JsonNode summary = DefaultJobTest.JSON.readTree(out.resolve("run-summary.json").toFile());
@@ -103,7 +103,31 @@ class DuplicateIdsTest {
         + summary.at("/mappings/1/mapped").asLong() + " " + summary.at("/mappings/1/rejected").asLong(),
         equalTo("3 2 1 1"));
     // Nothing repeats in the loaded table any more.
-    assertThat(r.out(), containsString("quality checks: 8 run, all passed"));
+    assertThat(r.out(), containsString("quality checks: 6 run, all passed"));
+  }
+
+  @Test
+  void repeatsInAQuerySourceAreNamedByRowNumber() throws IOException {
+    job("");
+    Files.writeString(tmp.resolve("sorted.yaml"), "source: sorted\nresource: Patient\nid: {column: id}\nelements:\n  active: {value: 'true'}\n");
+    Path config = Files.writeString(tmp.resolve("q.yaml"), "name: dups\ninput_dir: " + tmp + "\nsources:\n"
+        + "  people: {path: 'people/*.csv'}\n  sorted: {sql: 'SELECT id FROM people ORDER BY id'}\n"
+        + "mappings: [sorted.yaml]\n");
+    Path out = tmp.resolve("out");
+    Cli r = run(config, Runner.DIRECT, out, "--set", "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 5 = resources 3 + rejected 2: OK"));
+    List<String> rejects = new ArrayList<>();
+    for (ObjectNode j : DefaultJobTest.rejects(out)) {
+      rejects.add(j.get("file").asText() + ":" + j.get("row_number") + " " + j.get("resource_id").asText() + ": "
+          + j.get("reason").asText());
+    }
+    rejects.sort(null);
+    assertThat(rejects, equalTo(List.of(
+        "sql:sorted:2 p1: a Patient mapped before this one has its id: mapping sorted, source sorted, file sql:sorted,"
+            + " row_number 1",
+        "sql:sorted:4 p2: a Patient mapped before this one has its id: mapping sorted, source sorted, file sql:sorted,"
+            + " row_number 3")));
   }
 
   @Test

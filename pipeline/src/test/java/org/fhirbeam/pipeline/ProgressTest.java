@@ -6,6 +6,7 @@ import static org.hamcrest.Matchers.equalTo;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -72,6 +73,16 @@ class ProgressTest {
     assertThat(Progress.done(WORK, c, Stage.MAPPING), equalTo("mapping: 5 of 10 files, 100 rows"));
     assertThat(Progress.done(WORK, c, Stage.RULES), equalTo("rules: 30 of 30 resources"));
     assertThat(Progress.done(WORK, c, Stage.VALIDATION), equalTo("validation: 80 of 85 resources"));
+
+    // Repeated ids dropped before the rules and validation are not waited for there.
+    Map<String, Long> withDuplicates = new HashMap<>(counters);
+    withDuplicates.put(Counters.duplicates("a"), 10L);
+    withDuplicates.put(Counters.duplicates("b"), 2L);
+    withDuplicates.put(Counters.checked(Counters.RULES, "b"), 28L);
+    withDuplicates.put(Counters.checked(Counters.VALIDATION, "a"), 50L);
+    withDuplicates.put(Counters.checked(Counters.VALIDATION, "b"), 23L);
+    Counts d = Counts.of(WORK, withDuplicates);
+    assertThat(d, equalTo(new Counts(5 * Counters.FILE, 100, 0, 28, 28, 73, 73)));
   }
 
   @Test

@@ -239,8 +239,8 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       }
       String keyFiles = "read_csv([" + String.join(", ", files) + "], header = false, delim = '\t', quote = '',"
           + " escape = '', columns = {'id': 'VARCHAR', 'pos': 'BIGINT'}";
-      // A first pass groups the ids' hashes alone: on 1M keys 0.15-0.2 s, where numbering the repeats with their
-      // tasks' order took 0.7-0.8 s. Only when some hash repeats are the ids themselves compared.
+      // A first pass groups the ids' hashes alone, several times faster than numbering every key with its task's
+      // order (docs/BENCHMARKS.md); only when some hash repeats are the ids themselves compared.
       String repeatedHashes = "SELECT hash(id) AS h FROM " + keyFiles + ") GROUP BY h HAVING count(*) > 1";
       String read = "SELECT o.\"order\", k.id, k.pos FROM " + keyFiles + ", filename = true) AS k JOIN (VALUES "
           + String.join(", ", orders) + ") AS o(file, \"order\") ON k.filename = o.file"
@@ -311,6 +311,7 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
           }
           out.add(new PartFile(part.target(), kept.toString(), lines));
         }
+        keyLines.requireEnd();
       } finally {
         for (BufferedReader r : keyReaders) {
           r.close();
@@ -329,7 +330,7 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       StringWriter s = new StringWriter();
       try (JsonGenerator g = json.createGenerator(s)) {
         ResourceRejects.start(g, runId, task.source(), "quality", task.mapping(), resourceType, "duplicate_id",
-            "a " + resourceType + " mapped before this one has its id and is kept: mapping " + first.mapping()
+            "a " + resourceType + " mapped before this one has its id: mapping " + first.mapping()
                 + ", source " + first.source() + ", file " + first.file() + ", " + first.positionField() + " "
                 + firstPosition, id);
         g.writeStringField("file", task.file());
@@ -358,6 +359,14 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
         current++;
       }
       throw new IllegalStateException("a task's key files hold fewer lines than its resource parts");
+    }
+
+    void requireEnd() throws IOException {
+      for (int r = current; r < readers.size(); r++) {
+        if (readers.get(r).readLine() != null) {
+          throw new IllegalStateException("a task's key files hold more lines than its resource parts");
+        }
+      }
     }
   }
 }

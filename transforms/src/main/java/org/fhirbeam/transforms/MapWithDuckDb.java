@@ -10,6 +10,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
@@ -601,7 +602,10 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
         s.forEach(files::add);
       }
-      files.sort(null);
+      // DuckDB numbers the files of a partition data_0, data_1, ...: shorter names first keeps data_10 after data_9,
+      // so the files of each kind are in the order their lines were written.
+      files.sort(Comparator.comparingInt((Path f) -> f.getFileName().toString().length())
+          .thenComparing(Comparator.naturalOrder()));
       for (int i = 0; i < files.size(); i++) {
         out.add(new PartFile(fileSet + "-" + id + "-" + i + ".ndjson", files.get(i).toString(),
             count ? FileTrees.countLines(files.get(i)) : -1));

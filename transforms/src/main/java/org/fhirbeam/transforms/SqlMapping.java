@@ -141,8 +141,8 @@ public final class SqlMapping implements Serializable {
       return "SELECT CASE WHEN \"#fail\" IS NULL THEN '" + RESOURCE + "' ELSE '" + REJECT + "' END AS kind,"
           + " CASE WHEN \"#fail\" IS NULL THEN \"#json\" ELSE " + reject + " END AS line FROM " + numbered;
     }
-    // A row joined to two constants is read and mapped once: measured on 1M rows, a list of two lines per row
-    // unnested instead took ten times as long.
+    // A row joined to two constants is read and mapped once; a list of two lines per row, unnested, was many times
+    // slower (docs/BENCHMARKS.md).
     return "SELECT CASE WHEN \"#fail\" IS NOT NULL THEN '" + REJECT + "' WHEN \"#k\" = 0 THEN '" + RESOURCE
         + "' ELSE '" + KEY + "' END AS kind, CASE WHEN \"#fail\" IS NOT NULL THEN " + reject
         + " WHEN \"#k\" = 0 THEN \"#json\" ELSE \"#id\" || chr(9) || " + position + " END AS line FROM "
@@ -469,7 +469,8 @@ public final class SqlMapping implements Serializable {
           ? new Failure(element, "required", "id " + leaf.inputText() + " is empty")
           : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
       case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText() + switch (leaf.unmapped) {
-        case KEEP -> " is neither in the rule's code map nor a code of the element's required value set";
+        case KEEP -> " is neither in the rule's code map nor a code of the element's required value set"
+            + (leaf.boundCodes == null ? "" : " (" + MappingCompiler.codesText(leaf.boundCodes) + ")");
         case REJECT -> leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
             : " is not in the rule's code map (or the element's required value set) and the rule has no default";
         default -> " is not in the rule's code map (or the element's required value set) and the rule has no default";

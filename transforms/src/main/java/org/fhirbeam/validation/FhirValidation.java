@@ -24,6 +24,7 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -102,6 +103,10 @@ public final class FhirValidation {
       "Terminology_TX_NoValid_2_CC", "Terminology_TX_NoValid_3_CC", "Terminology_TX_NoValid_16",
       "Terminology_TX_NoValid_17", "Terminology_TX_NoValid_18", "Terminology_TX_NoValid_10",
       "Terminology_TX_NoValid_11", "Terminology_TX_NoValid_12", "Terminology_TX_NoValid_9");
+
+  /** "The value provided is not in the value set" of a primitive value, for extensible and preferred bindings. */
+  private static final Set<String> PRIMITIVE_NOT_REQUIRED_IDS = Set.of("Terminology_TX_NoValid_17",
+      "Terminology_TX_NoValid_18");
 
   private static final java.util.regex.Pattern VALUE_SET_URL =
       java.util.regex.Pattern.compile("\\((https?://[^|)\\s]+)(?:\\|[^)]*)?\\)");
@@ -518,11 +523,12 @@ public final class FhirValidation {
       issues.add(new Issue(Severity.FATAL, "", "VALIDATOR_FAILED", "the validator failed on this resource: "
           + e.getClass().getSimpleName(), Issue.CONTENT));
     }
-    // Where the validator judged a value outside a binding that is not required (extensible, preferred): there the
-    // terminology service's own error about the code (passed through) is the same finding, no more than a warning.
-    Set<String> notRequired = new java.util.HashSet<>();
+    // Where the validator judged a primitive value (a string or code, not a Coding) outside a binding that is not
+    // required (extensible, preferred): there the terminology service's own error about the value (passed through)
+    // is the same finding, no more than a warning. An unknown code of a Coding stays an error.
+    Set<String> notRequired = new HashSet<>();
     for (ValidationMessage m : messages) {
-      if (m.getMessageId() != null && NOT_IN_VALUE_SET_IDS.contains(m.getMessageId()) && !m.getLevel().isError()) {
+      if (m.getMessageId() != null && PRIMITIVE_NOT_REQUIRED_IDS.contains(m.getMessageId())) {
         notRequired.add(m.getLocation());
       }
     }

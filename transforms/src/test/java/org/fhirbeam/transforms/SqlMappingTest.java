@@ -473,7 +473,7 @@ class SqlMappingTest {
         head + "b\",\"gender\":\"other\",\"maritalStatus\":{\"coding\":[{\"code\":\"S\"}]}}"));
     // gender's required value set still holds for kept values; a code keeps its format.
     String notBound = " Patient.gender code-map: value of column 'g' is neither in the rule's code map nor a code of"
-        + " the element's required value set";
+        + " the element's required value set (codes: male, female, other, unknown)";
     assertThat(r.rejects(), contains("3" + notBound, "4" + notBound,
         "5 Patient.maritalStatus.coding[0].code code: value is not a FHIR code (no leading, trailing or repeated"
             + " spaces)"));

@@ -56,6 +56,14 @@ class FhirValidationTest {
   }
 
   @Test
+  void anUnknownCodeOfALoadedCodeSystemUnderAnExtensibleBindingStaysAnError() {
+    // Encounter.class is bound extensibly, but a code that its own (loaded) code system lacks is still wrong.
+    String encounter = "{\"resourceType\":\"Encounter\",\"id\":\"e1\",\"status\":\"finished\",\"class\":"
+        + "{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"NOPE\"}}";
+    assertThat(errors(encounter), equalTo(List.of("Encounter.class Terminology_PassThrough_TX_Message")));
+  }
+
+  @Test
   void aMissingElementTheClaimedProfileRequiresIsAnError() {
     List<Issue> issues = validation.validate("{\"resourceType\":\"Patient\",\"id\":\"p2\",\"meta\":{\"profile\":"
         + "[\"http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient\"]},\"gender\":\"male\","

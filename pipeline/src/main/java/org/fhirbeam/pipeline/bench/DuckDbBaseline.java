@@ -4,6 +4,7 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.transforms.SqlMapping;
 
 /**
@@ -33,7 +34,7 @@ public final class DuckDbBaseline {
         + clean("first_name") + " AS given, " + clean("birth_date") + " AS birth, "
         + "coalesce(CASE lower(" + clean("gender") + ") WHEN 'm' THEN 'male' WHEN 'male' THEN 'male'"
         + " WHEN 'f' THEN 'female' WHEN 'female' THEN 'female' WHEN 'o' THEN 'other' WHEN 'other' THEN 'other' END,"
-        + " 'unknown') AS gender FROM read_csv(" + literal(input) + ", header = true, all_varchar = true)";
+        + " 'unknown') AS gender FROM read_csv(" + DuckDb.literal(input) + ", header = true, all_varchar = true)";
     String typed = "SELECT *, CASE WHEN regexp_full_match(birth, '\\d{4}-\\d{2}-\\d{2}')"
         + " THEN strftime(try_strptime(birth, '%Y-%m-%d'), '%Y-%m-%d') END AS birthDate FROM (" + cleaned + ")";
     // JSON text assembled by hand: an absent value leaves its element out (DuckDB's JSON writer would write null).
@@ -44,7 +45,7 @@ public final class DuckDbBaseline {
         + " || ',\"gender\":' || to_json(gender) || coalesce(',\"birthDate\":' || to_json(birthDate), '') || '}'";
     // The rows the pipeline rejects: no id, an id FHIR does not allow, a birth date that is not a real date.
     String kept = "regexp_full_match(id, '[A-Za-z0-9\\-.]{1,64}') AND (birth IS NULL OR birthDate IS NOT NULL)";
-    return "COPY (SELECT " + json + " FROM (" + typed + ") WHERE " + kept + ") TO " + literal(output)
+    return "COPY (SELECT " + json + " FROM (" + typed + ") WHERE " + kept + ") TO " + DuckDb.literal(output)
         // One text column as raw lines: no quoting, a delimiter that never occurs.
         + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE '')";
   }
@@ -52,9 +53,5 @@ public final class DuckDbBaseline {
   /** {@code column} stripped of the whitespace the pipeline strips, NULL when nothing is left, as fast. */
   private static String clean(String column) {
     return SqlMapping.clean(column);
-  }
-
-  private static String literal(String text) {
-    return "'" + text.replace("'", "''") + "'";
   }
 }
