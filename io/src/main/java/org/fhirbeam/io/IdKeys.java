@@ -6,8 +6,8 @@ import java.util.Objects;
 
 /**
  * The ids of one mapping task's resources, for finding resources of one type that share an id across tasks: key files
- * whose lines are a resource's id, a tab and the position of its row in the source, in the order of the task's
- * resource parts, line for line.
+ * whose lines are DuckDB's hash of a resource's id, a tab and the position of its row in the source, in the order of
+ * the task's resource parts, line for line.
  *
  * @param order the task's place among the run's tasks (mappings in configuration order, then files and pieces in
  *     order), so that the first resource with an id is the same on every runner

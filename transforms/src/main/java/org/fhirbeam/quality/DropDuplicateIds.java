@@ -3,7 +3,7 @@ package org.fhirbeam.quality;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.BufferedReader;
-import java.io.BufferedWriter;
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.io.Writer;
@@ -17,9 +17,11 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
@@ -180,7 +182,9 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       List<IdKeys> keys = new ArrayList<>();
       element.getValue().getAll(KEYS).forEach(keys::add);
       keys.sort(Comparator.comparingLong(IdKeys::order));
-      List<Duplicate> duplicates = keys.isEmpty() ? List.of() : duplicates(keys);
+      Map<String, PartFile> partsByTarget = new HashMap<>();
+      element.getValue().getAll(PARTS).forEach(p -> partsByTarget.put(p.getValue().target(), p.getValue()));
+      List<Duplicate> duplicates = keys.isEmpty() ? List.of() : duplicates(keys, partsByTarget);
       Map<Long, IdKeys> byOrder = new HashMap<>();
       keys.forEach(k -> byOrder.put(k.order(), k));
       if (!duplicates.isEmpty() && mode == DuplicateIds.FAIL) {
@@ -193,30 +197,22 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
             + first.file() + " " + first.positionField() + " " + d.firstPosition() + " (mapping "
             + first.mapping() + "); nothing was replaced");
       }
-      // The tasks that lose resources, by the targets of their resource parts.
-      Map<String, IdKeys> affected = new HashMap<>();
-      Map<Long, List<Duplicate>> byTask = new HashMap<>();
+      // The tasks that lose resources; the parts of the others pass as they are.
+      Map<Long, Map<Long, Duplicate>> byTask = new HashMap<>();
       for (Duplicate d : duplicates) {
-        byTask.computeIfAbsent(d.order(), o -> new ArrayList<>()).add(d);
+        byTask.computeIfAbsent(d.order(), o -> new HashMap<>()).put(d.position(), d);
       }
-      for (Long order : byTask.keySet()) {
-        IdKeys k = byOrder.get(order);
-        k.resourceTargets().forEach(t -> affected.put(t, k));
-      }
-      Map<IdKeys, List<PartFile>> toRewrite = new HashMap<>();
+      Set<String> rewritten = new HashSet<>();
+      byTask.keySet().forEach(o -> rewritten.addAll(byOrder.get(o).resourceTargets()));
       for (KV<String, PartFile> part : element.getValue().getAll(PARTS)) {
-        IdKeys task = affected.get(part.getValue().target());
-        if (task == null) {
+        if (!rewritten.contains(part.getValue().target())) {
           out.get(tags.get(mappings.indexOf(part.getKey()))).output(part.getValue());
-        } else {
-          toRewrite.computeIfAbsent(task, t -> new ArrayList<>()).add(part.getValue());
         }
       }
-      for (Map.Entry<IdKeys, List<PartFile>> e : toRewrite.entrySet()) {
-        IdKeys task = e.getKey();
-        Map<Long, Duplicate> dropped = new HashMap<>();
-        byTask.get(task.order()).forEach(d -> dropped.put(d.position(), d));
-        for (PartFile p : rewrite(task, e.getValue(), dropped, byOrder)) {
+      for (Map.Entry<Long, Map<Long, Duplicate>> e : byTask.entrySet()) {
+        IdKeys task = byOrder.get(e.getKey());
+        Map<Long, Duplicate> dropped = e.getValue();
+        for (PartFile p : rewrite(task, partsOf(task, partsByTarget), dropped, byOrder)) {
           out.get(tags.get(mappings.indexOf(task.mapping()))).output(p);
         }
         Metrics.counter(Counters.NAMESPACE, Counters.duplicates(task.mapping())).inc(dropped.size());
@@ -224,102 +220,117 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       }
     }
 
-    /** The resources whose id one before them has, in task and position order, found by DuckDB in the key files. */
-    private List<Duplicate> duplicates(List<IdKeys> keys) {
+    /**
+     * The resources whose id one before them has, in task and position order. DuckDB groups the keys' id hashes; only
+     * the resources whose hash repeats are read (their ids from their resource lines) and compared by id.
+     */
+    private List<Duplicate> duplicates(List<IdKeys> keys, Map<String, PartFile> partsByTarget) throws IOException {
       List<String> files = new ArrayList<>();
-      List<String> orders = new ArrayList<>();
+      Map<String, IdKeys> byFile = new HashMap<>();
       for (IdKeys k : keys) {
         for (String f : k.paths()) {
           files.add(DuckDb.literal(f));
-          orders.add("(" + DuckDb.literal(f) + ", " + k.order() + ")");
+          byFile.put(f, k);
         }
       }
       if (files.isEmpty()) {
         return List.of();
       }
       String keyFiles = "read_csv([" + String.join(", ", files) + "], header = false, delim = '\t', quote = '',"
-          + " escape = '', columns = {'id': 'VARCHAR', 'pos': 'BIGINT'}";
-      // A first pass groups the ids' hashes alone, several times faster than numbering every key with its task's
-      // order (docs/BENCHMARKS.md); only when some hash repeats are the ids themselves compared.
-      String repeatedHashes = "SELECT hash(id) AS h FROM " + keyFiles + ") GROUP BY h HAVING count(*) > 1";
-      String read = "SELECT o.\"order\", k.id, k.pos FROM " + keyFiles + ", filename = true) AS k JOIN (VALUES "
-          + String.join(", ", orders) + ") AS o(file, \"order\") ON k.filename = o.file"
-          + " WHERE hash(k.id) IN (SELECT h FROM repeated)";
-      String sql = "WITH k AS (" + read + "), d AS (SELECT id FROM k GROUP BY id HAVING count(*) > 1)"
-          + " SELECT \"order\", pos, first_value(\"order\") OVER w, first_value(pos) OVER w FROM k SEMI JOIN d"
-          + " USING (id) WINDOW w AS (PARTITION BY id ORDER BY \"order\", pos) QUALIFY row_number() OVER w > 1"
-          + " ORDER BY \"order\", pos";
-      List<Duplicate> out = new ArrayList<>();
+          + " escape = '', columns = {'h': 'UBIGINT', 'pos': 'BIGINT'}";
+      // The positions, by task, of the resources whose id hash repeats.
+      Map<IdKeys, Set<Long>> candidates = new HashMap<>();
       try (Connection db = DuckDb.openInMemory(settings); Statement st = db.createStatement()) {
-        st.execute("CREATE TEMP TABLE repeated AS " + repeatedHashes);
+        st.execute("CREATE TEMP TABLE repeated AS SELECT h FROM " + keyFiles + ") GROUP BY h HAVING count(*) > 1");
         try (ResultSet rs = st.executeQuery("SELECT count(*) FROM repeated")) {
           rs.next();
           if (rs.getLong(1) == 0) {
-            return out;
+            return List.of();
           }
         }
-        try (ResultSet rs = st.executeQuery(sql)) {
+        try (ResultSet rs = st.executeQuery("SELECT filename, pos FROM " + keyFiles + ", filename = true)"
+            + " SEMI JOIN repeated USING (h)")) {
           while (rs.next()) {
-            out.add(new Duplicate(rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4)));
+            candidates.computeIfAbsent(byFile.get(rs.getString(1)), k -> new HashSet<>()).add(rs.getLong(2));
           }
         }
       } catch (SQLException e) {
         throw DuckDb.failure("finding duplicate " + resourceType + " ids failed", e);
       }
+      // Candidates with the same id, each group in task and position order: all but the first are duplicates.
+      Map<String, List<long[]>> byId = new HashMap<>();
+      for (Map.Entry<IdKeys, Set<Long>> e : candidates.entrySet()) {
+        IdKeys task = e.getKey();
+        try (Lines lines = new Lines(task, partsOf(task, partsByTarget))) {
+          while (lines.next()) {
+            if (e.getValue().contains(lines.position())) {
+              byId.computeIfAbsent(lines.id(), i -> new ArrayList<>())
+                  .add(new long[] {task.order(), lines.position()});
+            }
+          }
+        }
+      }
+      Comparator<long[]> inOrder = Comparator.<long[]>comparingLong(x -> x[0]).thenComparingLong(x -> x[1]);
+      List<Duplicate> out = new ArrayList<>();
+      for (List<long[]> group : byId.values()) {
+        group.sort(inOrder);
+        for (int i = 1; i < group.size(); i++) {
+          out.add(new Duplicate(group.get(i)[0], group.get(i)[1], group.get(0)[0], group.get(0)[1]));
+        }
+      }
+      out.sort(Comparator.comparingLong(Duplicate::order).thenComparingLong(Duplicate::position));
       return out;
+    }
+
+    /** A task's resource parts, in order. */
+    private static List<PartFile> partsOf(IdKeys task, Map<String, PartFile> partsByTarget) {
+      List<PartFile> parts = new ArrayList<>();
+      for (String target : task.resourceTargets()) {
+        parts.add(Objects.requireNonNull(partsByTarget.get(target), target));
+      }
+      return parts;
     }
 
     /**
      * Writes a task's resource parts again without the dropped resources, which go to one part of reject records.
-     * The key lines run beside the resource lines, one for one.
      */
     private List<PartFile> rewrite(IdKeys task, List<PartFile> parts, Map<Long, Duplicate> dropped,
         Map<Long, IdKeys> byOrder) throws IOException {
-      parts.sort(Comparator.comparingInt(p -> task.resourceTargets().indexOf(p.target())));
-      List<PartFile> out = new ArrayList<>();
       Path first = Path.of(parts.get(0).path());
       Path rejectsFile = first.resolveSibling(first.getFileName() + ".duplicates");
       long rejected = 0;
-      List<BufferedReader> keyReaders = new ArrayList<>();
-      try (Writer rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8)) {
-        for (String k : task.paths()) {
-          keyReaders.add(Files.newBufferedReader(Path.of(k), StandardCharsets.UTF_8));
-        }
-        KeyLines keyLines = new KeyLines(keyReaders);
+      long[] kept = new long[parts.size()];
+      List<Writer> keeps = new ArrayList<>();
+      try (Writer rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8);
+          Lines lines = new Lines(task, parts)) {
         for (PartFile part : parts) {
-          Path kept = Path.of(part.path() + ".unique");
-          long lines = 0;
-          try (BufferedReader in = Files.newBufferedReader(Path.of(part.path()), StandardCharsets.UTF_8);
-              BufferedWriter keep = Files.newBufferedWriter(kept, StandardCharsets.UTF_8)) {
-            String line;
-            while ((line = in.readLine()) != null) {
-              String key = keyLines.next();
-              int tab = key.lastIndexOf('\t');
-              long position = Long.parseLong(key.substring(tab + 1));
-              Duplicate d = dropped.get(position);
-              if (d == null) {
-                keep.write(line);
-                keep.newLine();
-                lines++;
-              } else {
-                rejects.write(rejectRecord(task, key.substring(0, tab), position, byOrder.get(d.firstOrder()),
-                    d.firstPosition(), line));
-                rejects.write('\n');
-                rejected++;
-              }
-            }
-          }
-          out.add(new PartFile(part.target(), kept.toString(), lines));
+          keeps.add(Files.newBufferedWriter(Path.of(part.path() + ".unique"), StandardCharsets.UTF_8));
         }
-        keyLines.requireEnd();
+        while (lines.next()) {
+          Duplicate d = dropped.get(lines.position());
+          if (d == null) {
+            keeps.get(lines.part()).write(lines.line());
+            keeps.get(lines.part()).write('\n');
+            kept[lines.part()]++;
+          } else {
+            rejects.write(rejectRecord(task, lines.id(), lines.position(), byOrder.get(d.firstOrder()),
+                d.firstPosition(), lines.line()));
+            rejects.write('\n');
+            rejected++;
+          }
+        }
       } finally {
-        for (BufferedReader r : keyReaders) {
-          r.close();
+        for (Writer w : keeps) {
+          w.close();
         }
       }
       if (rejected != dropped.size()) {
         throw new IllegalStateException("mapping " + task.mapping() + " on " + task.file() + ": " + dropped.size()
             + " duplicate ids were found in its keys, but " + rejected + " in its resource parts");
+      }
+      List<PartFile> out = new ArrayList<>();
+      for (int i = 0; i < parts.size(); i++) {
+        out.add(new PartFile(parts.get(i).target(), parts.get(i).path() + ".unique", kept[i]));
       }
       out.add(PartFile.rejects(parts.get(0).resourcePartName(), "duplicates", rejectsFile.toString(), rejected));
       return out;
@@ -341,32 +352,92 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
     }
   }
 
-  /** The lines of a task's key files, one after the other. */
-  private static final class KeyLines {
-    private final List<BufferedReader> readers;
-    private int current;
+  /**
+   * A task's resource lines, part after part, each with its row's position from the key line beside it (the key
+   * files hold one line per resource, in the same order).
+   */
+  private static final class Lines implements Closeable {
+    private final List<PartFile> parts;
+    private final List<String> keyFiles;
+    private BufferedReader resources;
+    private BufferedReader keys;
+    private int part = -1;
+    private int keyFile = -1;
+    private String line;
+    private long position;
 
-    KeyLines(List<BufferedReader> readers) {
-      this.readers = readers;
+    Lines(IdKeys task, List<PartFile> parts) {
+      this.parts = parts;
+      this.keyFiles = task.paths();
     }
 
-    String next() throws IOException {
-      while (current < readers.size()) {
-        String line = readers.get(current).readLine();
-        if (line != null) {
-          return line;
+    /** Moves to the next resource; false after the last, when the key lines must have run out too. */
+    boolean next() throws IOException {
+      while ((line = resources == null ? null : resources.readLine()) == null) {
+        if (resources != null) {
+          resources.close();
         }
-        current++;
+        if (++part == parts.size()) {
+          resources = null;
+          if (nextKey() != null) {
+            throw new IllegalStateException("a task's key files hold more lines than its resource parts");
+          }
+          return false;
+        }
+        resources = Files.newBufferedReader(Path.of(parts.get(part).path()), StandardCharsets.UTF_8);
       }
-      throw new IllegalStateException("a task's key files hold fewer lines than its resource parts");
+      String key = nextKey();
+      if (key == null) {
+        throw new IllegalStateException("a task's key files hold fewer lines than its resource parts");
+      }
+      position = Long.parseLong(key.substring(key.indexOf('\t') + 1));
+      return true;
     }
 
-    void requireEnd() throws IOException {
-      for (int r = current; r < readers.size(); r++) {
-        if (readers.get(r).readLine() != null) {
-          throw new IllegalStateException("a task's key files hold more lines than its resource parts");
+    private String nextKey() throws IOException {
+      String key;
+      while ((key = keys == null ? null : keys.readLine()) == null) {
+        if (keys != null) {
+          keys.close();
         }
+        if (++keyFile >= keyFiles.size()) {
+          keys = null;
+          return null;
+        }
+        keys = Files.newBufferedReader(Path.of(keyFiles.get(keyFile)), StandardCharsets.UTF_8);
+      }
+      return key;
+    }
+
+    String line() {
+      return line;
+    }
+
+    long position() {
+      return position;
+    }
+
+    /** The index of the current line's part. */
+    int part() {
+      return part;
+    }
+
+    /** The resource's id: the mapping writes it right after the resource type, and ids never hold a quote. */
+    String id() {
+      int start = line.indexOf(ID_FIELD) + ID_FIELD.length();
+      return line.substring(start, line.indexOf('"', start));
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (resources != null) {
+        resources.close();
+      }
+      if (keys != null) {
+        keys.close();
       }
     }
   }
+
+  private static final String ID_FIELD = ",\"id\":\"";
 }

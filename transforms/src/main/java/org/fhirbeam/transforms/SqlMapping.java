@@ -101,7 +101,10 @@ public final class SqlMapping implements Serializable {
   /** Values of the {@code kind} column of {@link #outputQuery}. */
   public static final String RESOURCE = "resource";
   public static final String REJECT = "reject";
-  /** The {@code kind} of an id key line: the resource's id, a tab, and its row's position (see {@link #outputQuery}). */
+  /**
+   * The {@code kind} of an id key line: DuckDB's hash of the resource's id, a tab, and its row's position (see
+   * {@link #outputQuery}).
+   */
   public static final String KEY = "key";
 
   /**
@@ -116,8 +119,8 @@ public final class SqlMapping implements Serializable {
 
   /**
    * {@link #outputQuery(String, Origin)}, and with {@code idKeys} one more line of kind {@link #KEY} for each
-   * resource, in the same order as the resources: its id, a tab and its row's position as its reject would name it,
-   * for finding ids that resources of other tasks share (ids never hold a tab).
+   * resource, in the same order as the resources: DuckDB's hash of its id, a tab and its row's position as its reject
+   * would name it, for finding ids that resources of other tasks share.
    */
   public String outputQuery(String source, Origin origin, boolean idKeys) {
     String position = "(\"#pos\" + " + (origin.firstPosition() - 1)
@@ -145,7 +148,7 @@ public final class SqlMapping implements Serializable {
     // slower (docs/BENCHMARKS.md).
     return "SELECT CASE WHEN \"#fail\" IS NOT NULL THEN '" + REJECT + "' WHEN \"#k\" = 0 THEN '" + RESOURCE
         + "' ELSE '" + KEY + "' END AS kind, CASE WHEN \"#fail\" IS NOT NULL THEN " + reject
-        + " WHEN \"#k\" = 0 THEN \"#json\" ELSE \"#id\" || chr(9) || " + position + " END AS line FROM "
+        + " WHEN \"#k\" = 0 THEN \"#json\" ELSE hash(\"#id\") || chr(9) || " + position + " END AS line FROM "
         + numbered + " CROSS JOIN (VALUES (0), (1)) AS \"#keys\"(\"#k\") WHERE \"#k\" = 0 OR \"#fail\" IS NULL";
   }
 
