@@ -39,8 +39,11 @@ public final class FhirBeam implements Callable<Integer> {
 
   public static void main(String[] args) {
     // SLF4J binds its provider on first use. When two threads get there together (the validator is built beside
-    // the planning), it replays their early log calls and prints a warning per logger: bind it here, first.
-    org.slf4j.LoggerFactory.getILoggerFactory();
+    // the planning), it replays their early log calls and prints a warning per logger: bind it here, first. Getting
+    // a logger also starts log4j's context on this thread: a bench run once failed with a logger that had no log4j
+    // logger behind it (a NullPointerException in the slf4j bridge at HAPI's first log call on the planning thread),
+    // which points at a context that two threads started at once.
+    org.slf4j.LoggerFactory.getLogger(FhirBeam.class);
     System.exit(execute(System.out, System.err, System.getenv(), args));
   }
 
