@@ -159,7 +159,7 @@ public final class ConfigLoader {
       }
     }
     List<String> optionalColumns = f.has("optional_columns") ? f.get("optional_columns").stringList() : List.of();
-    return new MappingConfig(name, file.toString(), source, resource, id, elements, root.location(), rules,
+    return new MappingConfig(name, file.toString(), source, resource, id, elements, rules,
         optionalColumns, f.get("source").keyLocation(), f.get("resource").keyLocation());
   }
 

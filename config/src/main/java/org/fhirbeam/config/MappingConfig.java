@@ -13,7 +13,6 @@ import java.util.List;
  * @param resourceType the FHIR resource type it builds, for example {@code Patient}
  * @param id how the resource id is made
  * @param elements element rules in file order
- * @param location where the mapping starts, for error messages
  * @param rules data-quality rules in file order
  * @param optionalColumns columns the rules may read that the source need not have: where it has none of them,
  *     their values are missing in every row
@@ -21,7 +20,7 @@ import java.util.List;
  * @param resourceLocation the line of its {@code resource} key
  */
 public record MappingConfig(String name, String file, String source, String resourceType, ValueRule id,
-    List<ValueRule> elements, String location, List<QualityRule> rules, List<String> optionalColumns,
+    List<ValueRule> elements, List<QualityRule> rules, List<String> optionalColumns,
     String sourceLocation, String resourceLocation) implements Serializable {
 
   public MappingConfig {

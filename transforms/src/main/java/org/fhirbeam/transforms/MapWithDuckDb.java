@@ -484,7 +484,8 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         SqlMapping.Origin origin = new SqlMapping.Origin(runId, task.source(), task.file(), task.kind().field(),
             task.firstLocation(), task.columns(), skipped, task.keyColumns());
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
-            origin, !keyTags.isEmpty()) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES + ", PARTITION_BY (kind))");
+            origin, !keyTags.isEmpty()) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES
+            + ", PARTITION_BY (kind))");
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
@@ -531,8 +532,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       }
       IdKeys keys = null;
       if (!keyTags.isEmpty() && !resources.isEmpty()) {
-        List<String> keyFiles = parts(dir.resolve("kind=" + SqlMapping.KEY), "keys", id, false).stream()
-            .map(PartFile::path).toList();
+        List<String> keyFiles = written(dir.resolve("kind=" + SqlMapping.KEY)).stream().map(Path::toString).toList();
         keys = new IdKeys(item.order(), m.name(), task.source(), task.file(), task.kind().field(), keyFiles,
             resources.stream().map(PartFile::target).toList());
       }
@@ -595,22 +595,27 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     /** The files DuckDB wrote for one kind of line, with their targets and (when asked) line counts. */
     private static List<PartFile> parts(Path dir, String fileSet, String id, boolean count) throws IOException {
       List<PartFile> out = new ArrayList<>();
-      if (!Files.isDirectory(dir)) {
-        return out;
-      }
-      List<Path> files = new ArrayList<>();
-      try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
-        s.forEach(files::add);
-      }
-      // DuckDB numbers the files of a partition data_0, data_1, ...: shorter names first keeps data_10 after data_9,
-      // so the files of each kind are in the order their lines were written.
-      files.sort(Comparator.comparingInt((Path f) -> f.getFileName().toString().length())
-          .thenComparing(Comparator.naturalOrder()));
+      List<Path> files = written(dir);
       for (int i = 0; i < files.size(); i++) {
         out.add(new PartFile(fileSet + "-" + id + "-" + i + ".ndjson", files.get(i).toString(),
             count ? FileTrees.countLines(files.get(i)) : -1));
       }
       return out;
+    }
+
+    /** The files DuckDB wrote for one kind of line, in the order their lines were written; none without the folder. */
+    private static List<Path> written(Path dir) throws IOException {
+      List<Path> files = new ArrayList<>();
+      if (!Files.isDirectory(dir)) {
+        return files;
+      }
+      try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
+        s.forEach(files::add);
+      }
+      // DuckDB numbers the files of a partition data_0, data_1, ...: shorter names first keeps data_10 after data_9.
+      files.sort(Comparator.comparingInt((Path f) -> f.getFileName().toString().length())
+          .thenComparing(Comparator.naturalOrder()));
+      return files;
     }
 
     @Teardown

@@ -471,13 +471,13 @@ public final class SqlMapping implements Serializable {
       case REQUIRED -> index == 0
           ? new Failure(element, "required", "id " + leaf.inputText() + " is empty")
           : new Failure(element, "required", "required " + leaf.inputText() + " is empty");
-      case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText() + switch (leaf.unmapped) {
-        case KEEP -> " is neither in the rule's code map nor a code of the element's required value set"
-            + (leaf.boundCodes == null ? "" : " (" + MappingCompiler.codesText(leaf.boundCodes) + ")");
-        case REJECT -> leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
-            : " is not in the rule's code map (or the element's required value set) and the rule has no default";
-        default -> " is not in the rule's code map (or the element's required value set) and the rule has no default";
-      });
+      // Only 'reject' and a kept value outside a required value set make this failure.
+      case CODE_MAP -> new Failure(element, "code-map", "value of " + leaf.inputText()
+          + (leaf.unmapped == ValueRule.Unmapped.KEEP
+              ? " is neither in the rule's code map nor a code of the element's required value set"
+                  + (leaf.boundCodes == null ? "" : " (" + MappingCompiler.codesText(leaf.boundCodes) + ")")
+              : leaf.defaultValue != null ? " is not in the rule's code map, and the rule has 'unmapped: reject'"
+              : " is not in the rule's code map (or the element's required value set) and the rule has no default"));
       case RANGE -> new Failure(element, "integer", leaf.kind.rangeReason());
       case CHOICE -> new Failure(element, "choice", "another type of this choice element also has a value in the"
           + " row; FHIR allows one (make the rules' conditions exclusive)");

@@ -1,11 +1,12 @@
 package org.fhirbeam.pipeline.bench;
 
+import static org.fhirbeam.transforms.SqlMapping.clean;
+
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
 import org.fhirbeam.io.DuckDb;
-import org.fhirbeam.transforms.SqlMapping;
 
 /**
  * Case (d) of the benchmark, run as its own process: DuckDB alone reshapes the patient rows into the same FHIR
@@ -48,10 +49,5 @@ public final class DuckDbBaseline {
     return "COPY (SELECT " + json + " FROM (" + typed + ") WHERE " + kept + ") TO " + DuckDb.literal(output)
         // One text column as raw lines: no quoting, a delimiter that never occurs.
         + " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE '')";
-  }
-
-  /** {@code column} stripped of the whitespace the pipeline strips, NULL when nothing is left, as fast. */
-  private static String clean(String column) {
-    return SqlMapping.clean(column);
   }
 }
