@@ -5,6 +5,8 @@ import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Properties;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
@@ -162,6 +164,22 @@ public final class DuckDb {
         return rs.getLong(1) > 0;
       }
     }
+  }
+
+  /** The column names of a table, in order. */
+  public static List<String> columns(Connection db, String schema, String table) throws SQLException {
+    List<String> out = new ArrayList<>();
+    try (java.sql.PreparedStatement st = db.prepareStatement("SELECT column_name FROM duckdb_columns()"
+        + " WHERE schema_name = ? AND table_name = ? ORDER BY column_index")) {
+      st.setString(1, schema);
+      st.setString(2, table);
+      try (ResultSet rs = st.executeQuery()) {
+        while (rs.next()) {
+          out.add(rs.getString(1));
+        }
+      }
+    }
+    return out;
   }
 
   /**

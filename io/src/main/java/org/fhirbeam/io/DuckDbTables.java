@@ -12,9 +12,9 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.WriteMode;
 
 /**
- * Loads a run's results into the DuckDB database file in one transaction, through DuckDB's bulk readers (no
- * row-by-row inserts): resource tables from the NDJSON files the pipeline wrote, copies of the source rows,
- * and user views. The driver does this after the pipeline, whatever the runner, since a DuckDB file has one
+ * Loads a run's results into the DuckDB database file in one {@link Transaction}, through DuckDB's bulk readers (no
+ * row-by-row inserts): resource tables from the NDJSON files the pipeline wrote, copies of the source rows, views
+ * and the statements of the quality figures. The driver does this, whatever the runner, since a DuckDB file has one
  * writer. A failure rolls everything back, so the database never holds half a run.
  */
 public final class DuckDbTables {
@@ -23,19 +23,18 @@ public final class DuckDbTables {
   public record Column(String name, String jsonPath, String sqlType) {}
 
   /**
-   * A table filled from NDJSON files, one row per line. {@code mode} says what happens to the rows it already
-   * holds; in {@link WriteMode#UPSERT} a table with a {@code resourcesTable} (a table already upserted in the same
-   * transaction, with a {@code resource} column) is rebuilt from that table's resources instead of the files.
+   * A table filled from NDJSON files, one row per line, with a {@code resource} column (path {@code $}) among its
+   * columns when {@code mode} is not {@link WriteMode#OVERWRITE}. {@code mode} says what happens to the rows it
+   * already holds.
    */
-  public record JsonTable(String schema, String table, List<Column> columns, List<String> files, WriteMode mode,
-      String resourcesTable) {
+  public record JsonTable(String schema, String table, List<Column> columns, List<String> files, WriteMode mode) {
     public JsonTable {
       columns = List.copyOf(columns);
       files = List.copyOf(files);
     }
 
     public JsonTable(String schema, String table, List<Column> columns, List<String> files) {
-      this(schema, table, columns, files, WriteMode.OVERWRITE, null);
+      this(schema, table, columns, files, WriteMode.OVERWRITE);
     }
   }
 
@@ -73,75 +72,217 @@ public final class DuckDbTables {
   }
 
   /**
-   * Replaces the given tables and views in one transaction and returns the row count of each table
-   * ({@code schema.table} to rows). {@code afterLoad} statements (the quality figures) run after the tables and
-   * views exist, in the same transaction. {@code beforeCommit} sees the counts just before the commit; if it
-   * throws, the transaction rolls back.
+   * Starts the transaction that replaces a run's tables, creating {@code schemas} in it. Nothing it does is visible
+   * until {@link Transaction#commit}; closing it uncommitted (or a failure, or a killed process) rolls it all back.
    */
-  public static Map<String, Long> replace(Connection db, String runId, List<String> schemas,
-      List<JsonTable> jsonTables, List<QueryTable> queryTables, List<View> views, List<String> dropTables,
-      List<String> afterLoad, java.util.function.Consumer<Map<String, Long>> beforeCommit) {
-    Map<String, Long> counts = new LinkedHashMap<>();
-    String step = "starting the transaction";
-    try (Statement st = db.createStatement()) {
+  public static Transaction begin(Connection db, List<String> schemas) {
+    Transaction tx = new Transaction(db);
+    tx.step("starting the transaction", null, st -> {
       st.execute("BEGIN TRANSACTION");
-      try {
-        for (String schema : schemas) {
-          st.execute("CREATE SCHEMA IF NOT EXISTS " + DuckDb.identifier(schema));
+      tx.open = true;
+      for (String schema : schemas) {
+        st.execute("CREATE SCHEMA IF NOT EXISTS " + DuckDb.identifier(schema));
+      }
+    });
+    return tx;
+  }
+
+  /**
+   * One loading transaction on one connection. Its steps may run on different threads, one at a time: a step waits
+   * for the one running (the raw copy can run beside the pipeline while the driver waits for it). Each table's rows
+   * and each step's seconds are kept, by name.
+   */
+  public static final class Transaction implements AutoCloseable {
+    private final Connection db;
+    private final Map<String, Long> counts = new LinkedHashMap<>();
+    private final Map<String, Double> seconds = new LinkedHashMap<>();
+    private boolean open;
+    private boolean committed;
+    private volatile Statement running;
+
+    private Transaction(Connection db) {
+      this.db = db;
+    }
+
+    /** What a step runs on the transaction's connection. */
+    private interface Work {
+      void run(Statement st) throws SQLException;
+    }
+
+    /** Runs one step, timed under {@code name} (not timed when null); {@code what} names it in errors. */
+    private synchronized void step(String what, String name, Work work) {
+      if (committed) {
+        throw new IllegalStateException("the transaction has committed");
+      }
+      long start = System.nanoTime();
+      try (Statement st = db.createStatement()) {
+        running = st;
+        work.run(st);
+      } catch (SQLException e) {
+        throw DuckDb.failure("loading results into DuckDB failed at " + what, e);
+      } finally {
+        running = null;
+      }
+      if (name != null) {
+        seconds.merge(name, (System.nanoTime() - start) / 1e9, Double::sum);
+      }
+    }
+
+    /** Drops tables ({@code schema.table}) that this run no longer writes. */
+    public void drop(List<String> tables) {
+      for (String t : tables) {
+        int dot = t.indexOf('.');
+        step("dropping " + t, null, st -> st.execute("DROP TABLE IF EXISTS " + name(t.substring(0, dot),
+            t.substring(dot + 1))));
+      }
+    }
+
+    /** Replaces a table by the union of its queries. */
+    public void create(QueryTable t) {
+      String table = t.schema() + "." + t.table();
+      step("table " + table, table, st -> {
+        List<String> parts = new ArrayList<>();
+        for (String q : t.queries()) {
+          parts.add("(" + q + ")");
         }
-        for (String t : dropTables) {
-          int dot = t.indexOf('.');
-          st.execute("DROP TABLE IF EXISTS " + name(t.substring(0, dot), t.substring(dot + 1)));
-        }
-        for (QueryTable t : queryTables) {
-          step = "table " + t.schema() + "." + t.table();
-          List<String> parts = new ArrayList<>();
-          for (String q : t.queries()) {
-            parts.add("(" + q + ")");
-          }
-          st.execute("CREATE OR REPLACE TABLE " + name(t.schema(), t.table()) + " AS "
-              + String.join(" UNION ALL BY NAME ", parts));
-          counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
-        }
-        for (JsonTable t : jsonTables) {
-          step = "table " + t.schema() + "." + t.table();
-          for (String statement : jsonTableStatements(t)) {
+        st.execute("CREATE OR REPLACE TABLE " + name(t.schema(), t.table()) + " AS "
+            + String.join(" UNION ALL BY NAME ", parts));
+        counts.put(table, count(st, t.schema(), t.table()));
+      });
+    }
+
+    /** Fills a table from its NDJSON files, as its mode says. */
+    public void load(JsonTable t) {
+      String table = t.schema() + "." + t.table();
+      step("table " + table, table, st -> {
+        if (t.mode() == WriteMode.APPEND && DuckDb.tableExists(db, t.schema(), t.table())) {
+          // A table an earlier run created gains the columns mappings have added since, filled from its resources
+          // (an upsert rebuilds the table from them anyway).
+          for (String statement : addedColumns(t, DuckDb.columns(db, t.schema(), t.table()))) {
             st.execute(statement);
           }
-          counts.put(t.schema() + "." + t.table(), count(st, t.schema(), t.table()));
         }
-        for (View v : views) {
-          try {
-            st.execute("CREATE OR REPLACE VIEW " + DuckDb.identifier(v.name()) + " AS " + v.sql());
-            st.executeQuery("SELECT * FROM " + DuckDb.identifier(v.name()) + " LIMIT 0").close();
-          } catch (SQLException e) {
-            throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
-          }
-        }
-        for (String statement : afterLoad) {
-          // The statement's start names the figure (no record values are in it).
-          step = "the statement " + (statement.length() > 120 ? statement.substring(0, 120) + "..." : statement);
+        for (String statement : jsonTableStatements(t)) {
           st.execute(statement);
         }
-        step = "the commit";
+        counts.put(table, count(st, t.schema(), t.table()));
+      });
+    }
+
+    /**
+     * Replaces {@code schema.name} by a view of the run's own making; a table of that name (written by an earlier
+     * version) goes first.
+     */
+    public void view(String schema, String name, String sql) {
+      String view = schema + "." + name;
+      step("view " + view, null, st -> {
+        if (DuckDb.tableExists(db, schema, name)) {
+          st.execute("DROP TABLE " + name(schema, name));
+        }
+        st.execute("CREATE OR REPLACE VIEW " + name(schema, name) + " AS " + sql);
+        counts.put(view, count(st, schema, name));
+      });
+    }
+
+    /** Replaces a view the configuration declares; an error names where it was declared. */
+    public void userView(View v) {
+      step("view " + v.name(), null, st -> {
+        try {
+          st.execute("CREATE OR REPLACE VIEW " + DuckDb.identifier(v.name()) + " AS " + v.sql());
+          st.executeQuery("SELECT * FROM " + DuckDb.identifier(v.name()) + " LIMIT 0").close();
+        } catch (SQLException e) {
+          throw new InputException(v.location() + ": view " + v.name() + ": " + DuckDb.firstLine(e.getMessage()), e);
+        }
+      });
+    }
+
+    /** Runs one statement, timed under {@code name} (steps of one name add up). */
+    public void run(String name, String sql) {
+      // The statement's start names it in errors (no record values are in it).
+      step("the statement " + (sql.length() > 120 ? sql.substring(0, 120) + "..." : sql), name, st -> st.execute(sql));
+    }
+
+    /** The rows of each table filled so far, {@code schema.table} to rows. */
+    public synchronized Map<String, Long> counts() {
+      return Map.copyOf(counts);
+    }
+
+    /** The seconds each timed step took, by name, in the order they first ran. */
+    public synchronized Map<String, Double> seconds() {
+      return new LinkedHashMap<>(seconds);
+    }
+
+    /**
+     * Records the run and commits. {@code beforeCommit} sees the table counts just before the commit; if it throws,
+     * nothing commits.
+     */
+    public void commit(String runId, java.util.function.Consumer<Map<String, Long>> beforeCommit) {
+      step("the commit", "commit", st -> {
         // The run is recorded in the same transaction, so after a crash the next run can tell whether it committed.
         st.execute("CREATE TABLE IF NOT EXISTS " + RUNS + " (run_id VARCHAR PRIMARY KEY, committed_at TIMESTAMPTZ)");
         st.execute("INSERT INTO " + RUNS + " VALUES (" + DuckDb.literal(runId) + ", now())");
-        beforeCommit.accept(counts);
+        beforeCommit.accept(Map.copyOf(counts));
         st.execute("COMMIT");
-      } catch (SQLException | RuntimeException e) {
-        // DuckDB closes a statement that failed: roll back through a fresh one so the first error is reported.
-        try (Statement rollback = db.createStatement()) {
-          rollback.execute("ROLLBACK");
-        } catch (SQLException rollbackFailure) {
-          e.addSuppressed(rollbackFailure);
-        }
-        throw e;
-      }
-    } catch (SQLException e) {
-      throw DuckDb.failure("loading results into DuckDB failed at " + step, e);
+        committed = true;
+      });
     }
-    return counts;
+
+    /** Stops a step running on another thread, if any; that step then fails. */
+    public void cancel() {
+      Statement st = running;
+      if (st != null) {
+        try {
+          st.cancel();
+        } catch (SQLException e) {
+          // it ended meanwhile
+        }
+      }
+    }
+
+    /** Rolls back unless committed. */
+    @Override
+    public synchronized void close() {
+      if (!open || committed) {
+        return;
+      }
+      open = false;
+      // DuckDB closes a statement that failed: roll back through a fresh one.
+      try (Statement rollback = db.createStatement()) {
+        rollback.execute("ROLLBACK");
+      } catch (SQLException e) {
+        throw DuckDb.failure("rolling back the DuckDB load failed", e);
+      }
+    }
+  }
+
+  /**
+   * For a table that exists: the statement that adds the columns of {@code t} it lacks, filled from the JSON of the
+   * resources it holds ({@code existing}: its column names), or none. The table is rebuilt in one statement: DuckDB
+   * (1.5) cannot commit a transaction that added two columns and updated them.
+   */
+  static List<String> addedColumns(JsonTable t, List<String> existing) {
+    List<ElementPath> paths = new ArrayList<>();
+    List<String> added = new ArrayList<>();
+    for (Column c : t.columns()) {
+      if (!existing.contains(c.name()) && !c.jsonPath().equals("$")) {
+        ElementPath path = ElementPath.ofJsonPath(c.jsonPath());
+        paths.add(path);
+        added.add(value(c, path) + " AS " + DuckDb.identifier(c.name()));
+      }
+    }
+    if (added.isEmpty()) {
+      return List.of();
+    }
+    String target = name(t.schema(), t.table());
+    return List.of("CREATE OR REPLACE TABLE " + target + " AS SELECT * EXCLUDE (\"#v\"), " + String.join(", ", added)
+        + " FROM (SELECT *, json_transform(" + DuckDb.identifier("resource") + ", " + ElementPath.structType(paths)
+        + ") AS \"#v\" FROM " + target + ")");
+  }
+
+  /** A column's value in the struct {@code "#v"} of the values wanted, cast to its type. */
+  private static String value(Column c, ElementPath path) {
+    String expr = path.sql("\"#v\"");
+    return c.sqlType().equals("VARCHAR") ? expr : "TRY_CAST(" + expr + " AS " + c.sqlType() + ")";
   }
 
   /** The statements that fill a table from its files, as its mode says. */
@@ -160,10 +301,7 @@ public final class DuckDbTables {
       case APPEND -> incoming == null ? List.of("CREATE TABLE IF NOT EXISTS" + createEmpty)
           : List.of("CREATE TABLE IF NOT EXISTS" + createEmpty,
               "INSERT INTO " + target + " BY NAME " + select(columns, incoming));
-      case UPSERT -> t.resourcesTable() != null
-          ? List.of("CREATE OR REPLACE TABLE " + target + " AS " + select(columns, "SELECT resource AS json FROM "
-              + t.resourcesTable()))
-          : List.of("CREATE TABLE IF NOT EXISTS" + createEmpty, "CREATE OR REPLACE TABLE " + target + " AS "
+      case UPSERT -> List.of("CREATE TABLE IF NOT EXISTS" + createEmpty, "CREATE OR REPLACE TABLE " + target + " AS "
               + select(columns, upsertQuery("SELECT resource AS json FROM " + target,
                   incoming == null ? NO_RESOURCES : incoming)) + " ORDER BY 1");
     };
@@ -183,26 +321,26 @@ public final class DuckDbTables {
 
   /**
    * A SELECT of the columns computed from the {@code json} column (one resource per row) of {@code relation}.
-   * All paths are extracted in one call, which parses each resource once: one call per column parsed it once per
-   * column, took twice as long, and ran out of a 1 GB memory limit on the 49 columns of 40,000 Synthea Patients.
+   * Each resource is parsed once, into a DuckDB struct of just the values wanted ({@link ElementPath#structType}):
+   * one {@code json_extract_string} call per column parsed it once per column, took twice as long, and ran out of a
+   * 1 GB memory limit on the 49 columns of 40,000 Synthea Patients; one call with a list of paths took half as long
+   * again as the struct (docs/BENCHMARKS.md).
    */
   public static String select(List<Column> columns, String relation) {
-    List<String> paths = new ArrayList<>();
+    List<ElementPath> paths = new ArrayList<>();
     List<String> select = new ArrayList<>();
     for (Column c : columns) {
       String expr;
       if (c.jsonPath().equals("$")) {
         expr = c.sqlType().equals("VARCHAR") ? "json" : "CAST(json AS " + c.sqlType() + ")";
       } else {
-        paths.add(DuckDb.literal(c.jsonPath()));
-        expr = "\"#v\"[" + paths.size() + "]";
-        if (!c.sqlType().equals("VARCHAR")) {
-          expr = "TRY_CAST(" + expr + " AS " + c.sqlType() + ")";
-        }
+        ElementPath path = ElementPath.ofJsonPath(c.jsonPath());
+        paths.add(path);
+        expr = value(c, path);
       }
       select.add(expr + " AS " + DuckDb.identifier(c.name()));
     }
-    String values = paths.isEmpty() ? "" : ", json_extract_string(json, [" + String.join(", ", paths) + "]) AS \"#v\"";
+    String values = paths.isEmpty() ? "" : ", json_transform(json, " + ElementPath.structType(paths) + ") AS \"#v\"";
     return "SELECT " + String.join(", ", select) + " FROM (SELECT json" + values + " FROM (" + relation + "))";
   }
 

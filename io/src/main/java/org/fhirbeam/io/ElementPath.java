@@ -27,6 +27,26 @@ public record ElementPath(List<Step> steps) implements Serializable {
     }
   }
 
+  /** The path of a JSON path of names and indexes, such as {@code $.name[0].given[1]}. */
+  public static ElementPath ofJsonPath(String jsonPath) {
+    if (!jsonPath.startsWith("$.")) {
+      throw new IllegalArgumentException("not a JSON path of names: " + jsonPath);
+    }
+    List<Step> steps = new java.util.ArrayList<>();
+    for (String part : jsonPath.substring(2).split("\\.")) {
+      int bracket = part.indexOf('[');
+      if (bracket < 0) {
+        steps.add(new Step(part, -1, null));
+      } else if (part.endsWith("]") && part.indexOf('[', bracket + 1) < 0) {
+        steps.add(new Step(part.substring(0, bracket), Integer.parseInt(part.substring(bracket + 1, part.length() - 1)),
+            null));
+      } else {
+        throw new IllegalArgumentException("not a JSON path of names: " + jsonPath);
+      }
+    }
+    return new ElementPath(steps);
+  }
+
   /**
    * The {@code json_transform} structure of a resource that holds the values of {@code paths} (and the urls of their
    * extensions), every value as text, as a SQL literal.

@@ -89,8 +89,12 @@ public final class JobRunner {
       createParent(Path.of(database));
       db = DuckDb.openFile(database, plan.config().duckdb(), false);
     }
+    DuckDbLoad load = null;
     try (OutputLock lock = OutputLock.acquire(output); Progress progress = new Progress(console, terminal)) {
       recoverInterruptedRuns(db);
+      if (loadDuckDb) {
+        load = DuckDbLoad.start(plan, db, runId);
+      }
       Path partsDir = staging.resolve(".parts");
       Path fhirDir = staging.resolve("fhir");
       Path rejectsDir = staging.resolve("rejects");
@@ -175,7 +179,7 @@ public final class JobRunner {
         if (sinks.parquet()) {
           Map<String, List<DuckDbTables.Column>> columns = new LinkedHashMap<>();
           for (String type : resourcesOut.keySet()) {
-            columns.put(type, resourceColumns(type));
+            columns.put(type, DuckDbLoad.tableColumns(plan, type, false));
           }
           fileSinks.parquet(runFiles, columns, sourceKeys());
         }
@@ -192,6 +196,7 @@ public final class JobRunner {
       Swap swap = new Swap(runId);
       long loadStart = mark;
       Connection database0 = db;
+      DuckDbLoad load0 = load;
       java.util.function.Consumer<Map<String, Long>> replaceFiles = tables -> {
         if (loadDuckDb) {
           stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
@@ -200,6 +205,9 @@ public final class JobRunner {
         done[0] = new RunSummary(runId, executed, plan.config().file(), rowsIn, perMapping, resourcesOut,
             rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
             validation, drift, skipped);
+        if (loadDuckDb) {
+          done[0] = done[0].withLoadSeconds(load0.seconds());
+        }
         try {
           if (loadDuckDb) {
             // Read back inside the loading transaction: the files show exactly what is about to commit.
@@ -216,7 +224,7 @@ public final class JobRunner {
       try {
         if (loadDuckDb) {
           progress.phase("loading DuckDB");
-          loadTables(db, runId, runFiles, rejectsDir, resourcesOut, counted, checks, sourceColumns, replaceFiles);
+          load.finish(runFiles, rejectsDir, resourcesOut, counted, checks, sourceColumns, output, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }
@@ -230,6 +238,13 @@ public final class JobRunner {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
+      if (load != null) {
+        try {
+          load.close();
+        } catch (RuntimeException e) {
+          // the run's outcome is already decided: committed, or failed for the reason it reports
+        }
+      }
       FileTrees.deleteTree(staging);
       if (db != null) {
         try {
@@ -239,95 +254,6 @@ public final class JobRunner {
         }
       }
     }
-  }
-
-  private Map<String, Long> loadTables(Connection db, String runId, Map<String, List<String>> runFiles,
-      Path rejectsDir, Map<String, Long> resourcesOut, RunSummary counted, List<QualityTables.Check> checks,
-      List<QualityTables.SourceColumn> sourceColumns, java.util.function.Consumer<Map<String, Long>> beforeCommit)
-      throws IOException {
-    WriteMode mode = plan.config().sinks().duckdbMode();
-    List<DuckDbTables.JsonTable> jsonTables = new ArrayList<>();
-    Map<String, Long> before = new LinkedHashMap<>();
-    for (String type : resourcesOut.keySet()) {
-      String table = type.toLowerCase(java.util.Locale.ROOT);
-      before.put(type, rows(db, "fhir_resources", table));
-      jsonTables.add(new DuckDbTables.JsonTable("fhir_resources", table, resourceColumns(type), runFiles.get(type),
-          mode, null));
-    }
-    for (CompiledMapping m : plan.mappings()) {
-      List<DuckDbTables.Column> columns = new ArrayList<>();
-      columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
-      for (CompiledMapping.FlatColumn c : m.flatColumns()) {
-        columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
-      }
-      // Upserted, the table is rebuilt from the upserted resources of its type, as an overwrite builds it from all
-      // the type's files.
-      jsonTables.add(new DuckDbTables.JsonTable("transformed_data", m.name(), columns, runFiles.get(m.resourceType()),
-          mode, mode == WriteMode.UPSERT ? DuckDb.identifier("fhir_resources") + "."
-              + DuckDb.identifier(m.resourceType().toLowerCase(java.util.Locale.ROOT)) : null));
-    }
-    List<DuckDbTables.QueryTable> raw = new ArrayList<>();
-    List<String> dropped = new ArrayList<>();
-    if (!plan.config().sinks().rawCopy()) {
-      // No copy this run: a copy from an earlier run would be stale, so it goes.
-      for (PlannedSource s : plan.sources().values()) {
-        dropped.add("raw_data." + s.config().name());
-      }
-    } else {
-      for (PlannedSource s : plan.sources().values()) {
-        // A database source's rows already live in a database: no raw copy of them.
-        if (s.tasks().isEmpty() || s.config().jdbc() != null) {
-          dropped.add("raw_data." + s.config().name());
-          continue;
-        }
-        List<String> queries = new ArrayList<>();
-        for (ReadTask t : s.tasks()) {
-          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM (" + t.textRows(List.of(), "raw_bad_lines") + ")");
-        }
-        raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
-      }
-    }
-    List<DuckDbTables.View> views = new ArrayList<>();
-    plan.config().sinks().views().forEach((name, sql) -> views.add(
-        new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
-    return DuckDbTables.replace(db, runId, List.of("raw_data", "transformed_data", "fhir_resources", "quality"),
-        jsonTables, raw, views, dropped, qualityStatements(runId, rejectsDir, resourcesOut, counted, checks,
-        sourceColumns),
-        counts -> {
-          for (String type : resourcesOut.keySet()) {
-            String table = type.toLowerCase(java.util.Locale.ROOT);
-            long loaded = counts.get("fhir_resources." + table);
-            long expected = switch (mode) {
-              case OVERWRITE -> resourcesOut.get(type);
-              case APPEND -> before.get(type) + resourcesOut.get(type);
-              // One row per id, whatever the previous table held.
-              case UPSERT -> distinctIds(db, table);
-            };
-            if (loaded != expected) {
-              throw new UnbalancedRunException("DuckDB table fhir_resources." + table + " holds " + loaded
-                  + " rows but should hold " + expected + " (" + mode.name().toLowerCase(java.util.Locale.ROOT)
-                  + " of the " + resourcesOut.get(type) + " resources the pipeline wrote)");
-            }
-          }
-          beforeCommit.accept(counts);
-        });
-  }
-
-  /** The columns of {@code fhir_resources.<type>}: id, the mappings' typed top-level columns, the resource. */
-  private List<DuckDbTables.Column> resourceColumns(String type) {
-    LinkedHashSet<DuckDbTables.Column> columns = new LinkedHashSet<>();
-    columns.add(new DuckDbTables.Column("id", "$.id", "VARCHAR"));
-    for (CompiledMapping m : plan.mappings()) {
-      if (m.resourceType().equals(type)) {
-        for (CompiledMapping.FlatColumn c : m.flatColumns()) {
-          if (c.topLevel()) {
-            columns.add(new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
-          }
-        }
-      }
-    }
-    columns.add(new DuckDbTables.Column("resource", "$", "JSON"));
-    return List.copyOf(columns);
   }
 
   /**
@@ -347,60 +273,6 @@ public final class JobRunner {
       }
     });
     return keys;
-  }
-
-  /** Rows of a table, 0 when it does not exist yet. */
-  private static long rows(Connection db, String schema, String table) {
-    try {
-      if (!DuckDb.tableExists(db, schema, table)) {
-        return 0;
-      }
-    } catch (SQLException e) {
-      throw DuckDb.failure("reading the database's tables failed", e);
-    }
-    return single(db, "SELECT count(*) FROM " + DuckDb.identifier(schema) + "." + DuckDb.identifier(table));
-  }
-
-  private static long distinctIds(Connection db, String table) {
-    return single(db, "SELECT count(DISTINCT id) FROM " + DuckDb.identifier("fhir_resources") + "."
-        + DuckDb.identifier(table));
-  }
-
-  private static long single(Connection db, String sql) {
-    try (java.sql.Statement st = db.createStatement(); java.sql.ResultSet rs = st.executeQuery(sql)) {
-      rs.next();
-      return rs.getLong(1);
-    } catch (SQLException e) {
-      throw DuckDb.failure("counting rows failed", e);
-    }
-  }
-
-  /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
-  private List<String> qualityStatements(String runId, Path rejectsDir, Map<String, Long> resourcesOut,
-      RunSummary counted, List<QualityTables.Check> checks, List<QualityTables.SourceColumn> sourceColumns)
-      throws IOException {
-    List<QualityTables.Mapping> mappings = new ArrayList<>();
-    for (RunSummary.MappingCount c : counted.mappings()) {
-      CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
-      List<QualityTables.Element> elements = new ArrayList<>();
-      for (CompiledMapping.ValueElement v : m.valueElements()) {
-        boolean temporal = m.flatColumns().stream().anyMatch(f -> f.name().equals(v.column()) && f.temporal());
-        elements.add(new QualityTables.Element(v.path(), v.column(), temporal, v.location(), v.reference()));
-      }
-      mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
-          c.rejected(), elements));
-    }
-    List<QualityTables.Issue> issues = new ArrayList<>();
-    Long validated = null;
-    if (counted.validation() != null) {
-      validated = counted.validation().validated();
-      for (RunSummary.IssueCount i : counted.validation().issues()) {
-        issues.add(new QualityTables.Issue(i.mapping(), i.severity(), i.category(), i.messageId(), i.count()));
-      }
-    }
-    return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated,
-        mappings, List.copyOf(resourcesOut.keySet()), filesOf(rejectsDir, "rejects"), issues, checks,
-        plan.config().externalPrefixes(), sourceColumns);
   }
 
   /**

@@ -21,7 +21,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
     Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles,
-    Checks checks) {
+    Checks checks, Map<String, Double> loadSeconds) {
 
   /** The data-quality checks of the run: how many ran, and each that failed as a line (no record values). */
   public record Checks(int run, List<String> failed) {
@@ -38,6 +38,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
 
   public RunSummary {
     stageSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(stageSeconds));
+    loadSeconds = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(loadSeconds));
   }
 
   /** A summary without quality checks (no DuckDB tables, or before they are computed). */
@@ -46,7 +47,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
       Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
     this(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds, duckdbTables,
-        database, stageSeconds, validation, columnDrift, skippedFiles, null);
+        database, stageSeconds, validation, columnDrift, skippedFiles, null, Map.of());
   }
 
   /** The same summary with one more stage timed (the commit, which ends after the summary file is written). */
@@ -54,13 +55,19 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
   }
 
   /** The same summary with the run's quality checks. */
   RunSummary withChecks(Checks checks) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds);
+  }
+
+  /** The same summary with the time of each table and statement of the DuckDB load. */
+  RunSummary withLoadSeconds(Map<String, Double> seconds) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds);
   }
 
   /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
@@ -253,6 +260,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       Map<String, Object> db = new LinkedHashMap<>();
       db.put("database", database);
       db.put("tables", duckdbTables);
+      Map<String, Double> load = new LinkedHashMap<>();
+      loadSeconds.forEach((k, v) -> load.put(k, Math.round(v * 1000) / 1000.0));
+      db.put("load_s", load);
       m.put("duckdb", db);
     }
     return m;
@@ -291,6 +301,11 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       List<String> parts = new ArrayList<>();
       stageSeconds.forEach((k, v) -> parts.add(String.format(Locale.ROOT, "%s %.2f s", k, v)));
       out.println("  stages: " + String.join(", ", parts));
+      if (!loadSeconds.isEmpty()) {
+        // The raw copies run beside the pipeline, so they are not part of the load_duckdb stage.
+        out.println("  duckdb load (raw_data beside the pipeline):");
+        loadSeconds.forEach((k, v) -> out.printf(Locale.ROOT, "    %-40s %7.2f s%n", k, v));
+      }
       out.println("  per mapping (read, map and write are one DuckDB query per file):");
       for (MappingCount c : mappings) {
         out.printf(Locale.ROOT, "    %-28s %,10d rows in %,10d mapped %,8d rejected %7.2f s %,10d rows/s%n",

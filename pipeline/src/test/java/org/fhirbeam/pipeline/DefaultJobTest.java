@@ -180,6 +180,11 @@ class DefaultJobTest {
     assertThat(summary.get("rows_per_s").asLong(), greaterThan(0L));
     assertThat(summary.get("duckdb").get("tables"), equalTo(JSON.valueToTree(Map.of("raw_data.patients", 40,
         "fhir_resources.patient", 34, "transformed_data.patient", 34))));
+    // Each table and quality figure of the load is timed by name; the raw copy ran beside the pipeline.
+    List<String> timed = new ArrayList<>();
+    summary.get("duckdb").get("load_s").fieldNames().forEachRemaining(timed::add);
+    assertThat(timed.subList(0, 2), equalTo(List.of("raw_data.patients", "fhir_resources.patient")));
+    assertThat(timed.contains("quality.checks duplicate_id"), equalTo(true));
     try (Stream<Path> all = Files.list(out)) {
       assertThat(all.map(p -> p.getFileName().toString()).sorted().toList(),
           equalTo(List.of(".fhirbeam.lock", "fhir", "rejects", "report", "run-summary.json")));
@@ -200,6 +205,55 @@ class DefaultJobTest {
           equalTo(java.util.Arrays.asList("official", null, "Olga", "female", "1963-08-08")));
       assertThat(row(st, "SELECT count(*) FROM raw_data.patients WHERE _source_file LIKE '%.parquet'"),
           equalTo(List.of("10")));
+      // Every flat column of the type's mappings is typed beside the resource; transformed_data is a view of them.
+      assertThat(row(st, "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index)"
+          + " FROM duckdb_columns() WHERE schema_name = 'fhir_resources' AND table_name = 'patient'"),
+          equalTo(List.of("id VARCHAR, name_0_use VARCHAR, name_0_family VARCHAR, name_0_given_0 VARCHAR,"
+              + " gender VARCHAR, birth_date DATE, resource JSON")));
+      assertThat(row(st, "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'transformed_data'"
+          + " AND view_name = 'patient'"), equalTo(List.of("1")));
+    }
+  }
+
+  @Test
+  void aRunThatFailsWhileTheRawCopyIsUnderWayLeavesTheDatabaseAsItWas() throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    // Two rows with one id and duplicate ids failing the run: the pipeline fails after the raw copy began.
+    Cli failed = Cli.run("run", "--output", out.toString(), "--set", "duckdb.database=" + db, "--set",
+        "sources.patients.path=" + Files.writeString(tmp.resolve("twice.csv"),
+            "patient_id,first_name,last_name,birth_date,gender\nz1,A,B,2000-01-01,F\nz1,C,D,2000-01-02,M\n"),
+        "--set", "quality.duplicate_ids=fail");
+    assertThat(failed.err(), failed.code(), equalTo(1));
+    assertOutputs(out, db, Runner.DIRECT);
+  }
+
+  @Test
+  void aDatabaseOfAnEarlierVersionGainsTheNewColumnsFilledFromItsResourcesAndViewsForItsFlatTables()
+      throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement st = c.createStatement()) {
+      st.execute("CREATE SCHEMA fhir_resources");
+      st.execute("CREATE TABLE fhir_resources.patient (id VARCHAR, gender VARCHAR, birth_date DATE, resource JSON)");
+      st.execute("INSERT INTO fhir_resources.patient VALUES ('old1', 'male', DATE '1950-01-02', '{\"resourceType\":"
+          + "\"Patient\",\"id\":\"old1\",\"name\":[{\"use\":\"official\",\"family\":\"Earlier\"}],"
+          + "\"gender\":\"male\",\"birthDate\":\"1950-01-02\"}')");
+      st.execute("CREATE SCHEMA transformed_data");
+      st.execute("CREATE TABLE transformed_data.patient AS SELECT id, gender FROM fhir_resources.patient");
+    }
+    Cli r = Cli.run("run", "--output", out.toString(), "--set", "duckdb.database=" + db, "--set",
+        "sinks.duckdb.mode=append");
+    assertThat(r.err(), r.code(), equalTo(0));
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement st = c.createStatement()) {
+      assertThat(row(st, "SELECT count(*), count(name_0_family) FROM fhir_resources.patient"),
+          equalTo(List.of("35", "33")));
+      assertThat(row(st, "SELECT name_0_use, name_0_family, name_0_given_0, gender, birth_date"
+          + " FROM transformed_data.patient WHERE id = 'old1'"),
+          equalTo(java.util.Arrays.asList("official", "Earlier", null, "male", "1950-01-02")));
+      assertThat(row(st, "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'transformed_data'"),
+          equalTo(List.of("1")));
     }
   }
 

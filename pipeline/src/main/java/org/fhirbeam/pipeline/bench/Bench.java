@@ -33,9 +33,9 @@ import picocli.CommandLine.Option;
  * ratio to the DuckDB-only baseline measured in the same run.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-    description = "Benchmark: the Patient mapping on the DirectRunner (NDJSON only, and with DuckDB tables), on"
-        + " Spark local, the Synthea mapping set on the DirectRunner, and a DuckDB-only SQL baseline, each as its"
-        + " own process (wall time, CPU time, peak RSS).")
+    description = "Benchmark: the default job and the Synthea job as shipped (with their DuckDB databases), the"
+        + " Patient mapping on the DirectRunner and on Spark local and the Synthea mapping set with NDJSON only, and a"
+        + " DuckDB-only SQL baseline, each as its own process (wall time, CPU time, peak RSS).")
 public final class Bench implements Callable<Integer> {
   @Option(names = "--rows", defaultValue = "1000000", description = "Patient rows; for the synthea case, input rows"
       + " over all its files (default: ${DEFAULT-VALUE}).")
@@ -50,8 +50,8 @@ public final class Bench implements Callable<Integer> {
   Path data;
 
   @Option(names = "--cases", split = ",",
-      defaultValue = "direct,direct-duckdb,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,validate-synthea,"
-          + "analytics",
+      defaultValue = "direct-duckdb,synthea-duckdb,direct,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,"
+          + "validate-synthea,analytics",
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
 
@@ -108,7 +108,8 @@ public final class Bench implements Callable<Integer> {
     out.flush();
     Path csv = BenchData.csv(dir, rows);
     BenchData.parquet(dir, rows);
-    Path synthea = cases.contains("synthea") ? SyntheaBenchData.folder(dir, rows) : null;
+    Path synthea = cases.contains("synthea") || cases.contains("synthea-duckdb") ? SyntheaBenchData.folder(dir, rows)
+        : null;
     Path work = Files.createTempDirectory("fhirbeam-bench");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> jvm = jvm(java, "FHIRBEAM_CDS_OPTS");
@@ -176,8 +177,8 @@ public final class Bench implements Callable<Integer> {
                 c.equals("spark") ? "spark" : "direct",
                 "--output", outDir.toString(), "--set", "sources.patients.path=" + csv));
             if (c.equals("direct-duckdb")) {
-              cmd.addAll(List.of("--set", "duckdb.database=" + outDir.resolve("fhir.db"), "--set",
-                  "sinks.duckdb.raw_copy=false", "--set", "sinks.duckdb.views=null"));
+              // The default job as shipped: its database, raw copy and views included.
+              cmd.addAll(List.of("--set", "duckdb.database=" + outDir.resolve("fhir.db")));
             } else {
               cmd.addAll(List.of("--set", "sinks.duckdb.enabled=false"));
             }
@@ -185,10 +186,10 @@ public final class Bench implements Callable<Integer> {
           case "direct-sample-1pct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
               "--output", outDir.toString(), "--set", "sources.patients.path=" + csv, "--set",
               "sinks.duckdb.enabled=false", "--set", "validation.mode=sample", "--set", "validation.sample_rate=0.01"));
-          case "synthea" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--config",
-              org.fhirbeam.pipeline.FhirBeam.home().resolve("config/pipelines/synthea.yaml").toString(),
-              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "sinks.duckdb.enabled=false",
-              "--set", "validation.mode=off"));
+          case "synthea", "synthea-duckdb" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
+              "--config", org.fhirbeam.pipeline.FhirBeam.home().resolve("config/pipelines/synthea.yaml").toString(),
+              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "validation.mode=off",
+              "--set", c.equals("synthea") ? "sinks.duckdb.enabled=false" : "duckdb.database=" + outDir.resolve("fhir.db")));
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
@@ -200,8 +201,8 @@ public final class Bench implements Callable<Integer> {
                 outDir.resolve("Patient.ndjson").toString()));
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct, direct-duckdb, spark, synthea, duckdb-sql, direct-sample-1pct, validate-patient,"
-              + " validate-synthea, source, analytics)");
+              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, synthea, duckdb-sql, direct-sample-1pct,"
+              + " validate-patient, validate-synthea, source, analytics)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
         if (c.startsWith("validate-")) {
@@ -444,7 +445,9 @@ public final class Bench implements Callable<Integer> {
     }
     out.printf("(medians of %d run(s), the cases taking turns run by run; (d) = duckdb-sql, DuckDB alone writing the"
         + " same Patient JSON;"
-        + " synthea = the ten mappings of config/pipelines/synthea.yaml over all rows of all its files)%n",
+        + " direct-duckdb = the default job as shipped, its DuckDB database included; synthea = the ten mappings of"
+        + " config/pipelines/synthea.yaml over all rows of all its files, validation off, NDJSON only (synthea-duckdb:"
+        + " with its database))%n",
         results.values().iterator().next().runs());
     out.flush();
   }

@@ -1,0 +1,247 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.function.Consumer;
+import org.fhirbeam.config.QualitySettings.DuplicateIds;
+import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.QualityTables;
+import org.fhirbeam.io.ReadTask;
+import org.fhirbeam.transforms.CompiledMapping;
+
+/**
+ * Loads one run into the DuckDB database, in one transaction that starts with the pipeline: the copies of the
+ * source rows ({@code raw_data}) depend on the sources alone, so they are written while the pipeline maps; the
+ * resource tables ({@code fhir_resources}, one parse of the committed NDJSON, every flat column of the type's
+ * mappings typed beside the JSON), the {@code transformed_data} views of them, the configured views and the quality
+ * figures follow when the run's files are counted. Nothing is visible before the commit; a failure, or a killed
+ * process, leaves the database as it was.
+ */
+final class DuckDbLoad implements AutoCloseable {
+  private static final List<String> SCHEMAS = List.of("raw_data", "transformed_data", "fhir_resources", "quality");
+
+  private final JobPlan plan;
+  private final Connection db;
+  private final String runId;
+  private final DuckDbTables.Transaction tx;
+  private final FutureTask<Void> rawCopy;
+
+  private DuckDbLoad(JobPlan plan, Connection db, String runId) {
+    this.plan = plan;
+    this.db = db;
+    this.runId = runId;
+    this.tx = DuckDbTables.begin(db, SCHEMAS);
+    this.rawCopy = new FutureTask<>(this::copyRawRows, null);
+  }
+
+  /** Begins the run's transaction and starts copying the source rows beside the pipeline. */
+  static DuckDbLoad start(JobPlan plan, Connection db, String runId) {
+    DuckDbLoad load = new DuckDbLoad(plan, db, runId);
+    Thread t = new Thread(load.rawCopy, "fhirbeam-raw-copy");
+    t.setDaemon(true);
+    t.start();
+    return load;
+  }
+
+  /** {@code raw_data.<source>}: each file source's rows as text, or its table dropped when none is kept. */
+  private void copyRawRows() {
+    List<String> dropped = new ArrayList<>();
+    List<DuckDbTables.QueryTable> raw = new ArrayList<>();
+    for (PlannedSource s : plan.sources().values()) {
+      // A database source's rows already live in a database; without a copy this run, an earlier one would be stale.
+      if (!plan.config().sinks().rawCopy() || s.tasks().isEmpty() || s.config().jdbc() != null) {
+        dropped.add("raw_data." + s.config().name());
+        continue;
+      }
+      List<String> queries = new ArrayList<>();
+      for (ReadTask t : s.tasks()) {
+        queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM ("
+            + t.textRows(List.of(), "raw_bad_lines") + ")");
+      }
+      raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
+    }
+    tx.drop(dropped);
+    raw.forEach(tx::create);
+  }
+
+  /**
+   * Loads the run's resources and figures and commits, once the pipeline's files are counted and balance.
+   * {@code runFiles} are the run's NDJSON files per resource type; {@code beforeCommit} sees the tables' row counts
+   * just before the commit (it writes the report and swaps the files in); if it throws, nothing commits.
+   */
+  Map<String, Long> finish(Map<String, List<String>> runFiles, Path rejectsDir, Map<String, Long> resourcesOut,
+      RunSummary counted, List<QualityTables.Check> checks, List<QualityTables.SourceColumn> sourceColumns,
+      Path output, Consumer<Map<String, Long>> beforeCommit) throws IOException {
+    awaitRawCopy();
+    WriteMode mode = plan.config().sinks().duckdbMode();
+    Map<String, Long> before = new LinkedHashMap<>();
+    for (String type : resourcesOut.keySet()) {
+      String table = type.toLowerCase(Locale.ROOT);
+      if (mode == WriteMode.APPEND) {
+        before.put(type, rows("fhir_resources", table));
+      }
+      tx.load(new DuckDbTables.JsonTable("fhir_resources", table, tableColumns(plan, type, true), runFiles.get(type),
+          mode));
+    }
+    for (CompiledMapping m : plan.mappings()) {
+      // The same rows as the type's resource table, whatever the mode: a view of its columns costs nothing to write.
+      List<String> columns = new ArrayList<>();
+      columns.add(DuckDb.identifier("id"));
+      for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+        columns.add(DuckDb.identifier(c.name()));
+      }
+      tx.view("transformed_data", m.name(), "SELECT " + String.join(", ", columns) + " FROM "
+          + DuckDb.identifier("fhir_resources") + "." + DuckDb.identifier(m.resourceType().toLowerCase(Locale.ROOT)));
+    }
+    plan.config().sinks().views().forEach((name, sql) -> tx.userView(
+        new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
+    for (QualityTables.Step s : qualityStatements(rejectsDir, resourcesOut, counted, checks, sourceColumns, output)) {
+      tx.run(s.name(), s.sql());
+    }
+    tx.commit(runId, counts -> {
+      for (String type : resourcesOut.keySet()) {
+        String table = type.toLowerCase(Locale.ROOT);
+        long loaded = counts.get("fhir_resources." + table);
+        long expected = switch (mode) {
+          case OVERWRITE -> resourcesOut.get(type);
+          case APPEND -> before.get(type) + resourcesOut.get(type);
+          // One row per id, whatever the previous table held.
+          case UPSERT -> single("SELECT count(DISTINCT id) FROM " + DuckDb.identifier("fhir_resources") + "."
+              + DuckDb.identifier(table));
+        };
+        if (loaded != expected) {
+          throw new JobRunner.UnbalancedRunException("DuckDB table fhir_resources." + table + " holds " + loaded
+              + " rows but should hold " + expected + " (" + mode.name().toLowerCase(Locale.ROOT) + " of the "
+              + resourcesOut.get(type) + " resources the pipeline wrote)");
+        }
+      }
+      beforeCommit.accept(counts);
+    });
+    return tx.counts();
+  }
+
+  /** How long each table and statement of the load took, in seconds, by name (the quality figures by table). */
+  Map<String, Double> seconds() {
+    return tx.seconds();
+  }
+
+  private void awaitRawCopy() {
+    try {
+      rawCopy.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while copying the source rows into DuckDB", e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+  }
+
+  /** Stops the raw copy if it still runs and rolls back unless committed. */
+  @Override
+  public void close() {
+    if (!rawCopy.isDone()) {
+      tx.cancel();
+    }
+    try {
+      rawCopy.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException e) {
+      // the run has already failed for its own reason, or this failure was reported by finish
+    }
+    tx.close();
+  }
+
+  /**
+   * The columns of a resource type's table: {@code id}, the flat columns of the type's mappings (with {@code nested}
+   * all of them, else only the top-level ones), and the resource as JSON.
+   */
+  static List<DuckDbTables.Column> tableColumns(JobPlan plan, String type, boolean nested) {
+    Map<String, DuckDbTables.Column> columns = new LinkedHashMap<>();
+    columns.put("id", new DuckDbTables.Column("id", "$.id", "VARCHAR"));
+    for (CompiledMapping m : plan.mappings()) {
+      if (m.resourceType().equals(type)) {
+        for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+          if (nested || c.topLevel()) {
+            // Names come from paths: two mappings of a type name one element alike.
+            columns.putIfAbsent(c.name(), new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
+          }
+        }
+      }
+    }
+    columns.put("resource", new DuckDbTables.Column("resource", "$", "JSON"));
+    return List.copyOf(columns.values());
+  }
+
+  /** Rows of a table, 0 when it does not exist yet. */
+  private long rows(String schema, String table) {
+    try {
+      if (!DuckDb.tableExists(db, schema, table)) {
+        return 0;
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("reading the database's tables failed", e);
+    }
+    return single("SELECT count(*) FROM " + DuckDb.identifier(schema) + "." + DuckDb.identifier(table));
+  }
+
+  private long single(String sql) {
+    try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery(sql)) {
+      rs.next();
+      return rs.getLong(1);
+    } catch (SQLException e) {
+      throw DuckDb.failure("counting rows failed", e);
+    }
+  }
+
+  /** The quality figures of the run, computed by DuckDB over the tables loaded in the same transaction. */
+  private List<QualityTables.Step> qualityStatements(Path rejectsDir, Map<String, Long> resourcesOut,
+      RunSummary counted, List<QualityTables.Check> checks, List<QualityTables.SourceColumn> sourceColumns,
+      Path output) throws IOException {
+    List<QualityTables.Mapping> mappings = new ArrayList<>();
+    for (RunSummary.MappingCount c : counted.mappings()) {
+      CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
+      List<QualityTables.Element> elements = new ArrayList<>();
+      for (CompiledMapping.ValueElement v : m.valueElements()) {
+        CompiledMapping.FlatColumn flat = m.flatColumns().stream().filter(f -> f.name().equals(v.column()))
+            .findFirst().orElse(null);
+        elements.add(new QualityTables.Element(v.path(), v.column(), flat != null && flat.temporal(),
+            flat != null && flat.sqlType().equals("DATE"), v.location(), v.reference()));
+      }
+      mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
+          c.rejected(), elements));
+    }
+    List<QualityTables.Issue> issues = new ArrayList<>();
+    Long validated = null;
+    if (counted.validation() != null) {
+      validated = counted.validation().validated();
+      for (RunSummary.IssueCount i : counted.validation().issues()) {
+        issues.add(new QualityTables.Issue(i.mapping(), i.severity(), i.category(), i.messageId(), i.count()));
+      }
+    }
+    WriteMode mode = plan.config().sinks().duckdbMode();
+    List<String> rejectFiles = FileSinks.files(rejectsDir, "rejects", List.of(".ndjson")).stream()
+        .map(Path::toString).toList();
+    return QualityTables.statements(runId, plan.config().name(), output.toString(), counted.rowsIn(), validated,
+        mappings, List.copyOf(resourcesOut.keySet()), rejectFiles, issues, checks, plan.config().externalPrefixes(),
+        sourceColumns, new QualityTables.Resources(mode == WriteMode.OVERWRITE, mode == WriteMode.UPSERT
+            || mode == WriteMode.OVERWRITE && plan.config().quality().duplicateIds() != DuplicateIds.KEEP));
+  }
+}
