@@ -99,6 +99,43 @@ class BenchTest {
     assertThat(baseline, equalTo(pipeline));
   }
 
+  /**
+   * The baseline given a database writes the default job's tables of the same rows: the resource table (its typed
+   * columns and JSON) and the raw rows, equal row for row.
+   */
+  @Test
+  void theDatabaseBaselineWritesTheDefaultJobsTables() throws Exception {
+    Path csv = BenchData.csv(tmp.resolve("data"), 3300);
+    Path jobDb = tmp.resolve("job.db");
+    Cli r = Cli.run("run", "--output", tmp.resolve("out").toString(), "--set", "sources.patients.path=" + csv,
+        "--set", "duckdb.database=" + jobDb);
+    assertThat(r.err(), r.code(), equalTo(0));
+    Path baselineDb = tmp.resolve("baseline.db");
+    assertThat(BenchAccess.baselineWithDatabase(csv.toString(), tmp.resolve("baseline.ndjson").toString(),
+        baselineDb.toString()), equalTo(3300L - 22));
+    String resources = "SELECT * EXCLUDE (resource), CAST(resource AS VARCHAR) FROM fhir_resources.patient ORDER BY id";
+    String raw = "SELECT * EXCLUDE (_source_file) FROM raw_data.patients ORDER BY ALL";
+    for (String query : List.of(resources, raw)) {
+      assertThat(query, rows(baselineDb, query), equalTo(rows(jobDb, query)));
+    }
+    assertThat(rows(baselineDb, "SELECT count(*) FROM fhir_resources.patient"), equalTo(List.of(List.of("3278"))));
+  }
+
+  private static List<List<String>> rows(Path db, String query) throws Exception {
+    List<List<String>> out = new ArrayList<>();
+    try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:duckdb:" + db);
+        java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery(query)) {
+      while (rs.next()) {
+        List<String> row = new ArrayList<>();
+        for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
+          row.add(rs.getString(i));
+        }
+        out.add(row);
+      }
+    }
+    return out;
+  }
+
   @Test
   void medianOfOddAndEvenCounts() {
     assertThat(BenchAccess.median(new double[] {3, 1, 2}), equalTo(2.0));

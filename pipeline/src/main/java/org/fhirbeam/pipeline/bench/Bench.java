@@ -50,8 +50,8 @@ public final class Bench implements Callable<Integer> {
   Path data;
 
   @Option(names = "--cases", split = ",",
-      defaultValue = "direct-duckdb,synthea-duckdb,direct,spark,synthea,duckdb-sql,direct-sample-1pct,validate-patient,"
-          + "validate-synthea,analytics",
+      defaultValue = "direct-duckdb,synthea-duckdb,direct,spark,synthea,duckdb-sql,duckdb-sql-db,direct-sample-1pct,"
+          + "validate-patient,validate-synthea,analytics",
       description = "Cases to run (default: ${DEFAULT-VALUE}).")
   List<String> cases;
 
@@ -72,7 +72,7 @@ public final class Bench implements Callable<Integer> {
 
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "direct-sample-1pct",
-      "duckdb-sql");
+      "duckdb-sql", "duckdb-sql-db");
 
   /** What the runs of one case measured so far. */
   private static final class CaseRuns {
@@ -195,13 +195,17 @@ public final class Bench implements Callable<Integer> {
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
           case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
           case "analytics" -> cmd.addAll(List.of(AnalyticsBench.class.getName(), analyticsDb.toString()));
-          case "duckdb-sql" -> {
+          case "duckdb-sql", "duckdb-sql-db" -> {
             Files.createDirectories(outDir);
             cmd.addAll(List.of(DuckDbBaseline.class.getName(), csv.toString(),
                 outDir.resolve("Patient.ndjson").toString()));
+            if (c.equals("duckdb-sql-db")) {
+              cmd.add(outDir.resolve("fhir.db").toString());
+            }
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, synthea, duckdb-sql, direct-sample-1pct,"
+              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, synthea, duckdb-sql, duckdb-sql-db,"
+              + " direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
@@ -261,9 +265,9 @@ public final class Bench implements Callable<Integer> {
           out.flush();
           continue;
         }
-        long produced = c.equals("duckdb-sql") ? verifyBaseline(outDir.resolve("Patient.ndjson"), m.output())
-            : verify(outDir);
-        if (!c.equals("duckdb-sql")) {
+        boolean baseline = c.startsWith("duckdb-sql");
+        long produced = baseline ? verifyBaseline(outDir.resolve("Patient.ndjson"), m.output()) : verify(outDir);
+        if (!baseline) {
           state.rowsIn = new ObjectMapper().readTree(outDir.resolve("run-summary.json").toFile()).get("rows_in")
               .asLong();
         }
@@ -287,7 +291,7 @@ public final class Bench implements Callable<Integer> {
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
         continue;
       }
-      results.put(c, new Result(c, c.equals("spark") ? "spark" : c.equals("duckdb-sql") ? "duckdb" : "direct",
+      results.put(c, new Result(c, c.equals("spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
           state.rowsIn, state.resources, runs,
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
@@ -434,17 +438,18 @@ public final class Bench implements Callable<Integer> {
 
   private static void print(PrintWriter out, Map<String, Result> results) {
     Result base = results.get("duckdb-sql");
+    Result withDb = results.get("duckdb-sql-db");
     out.println();
-    out.printf("%-18s %-7s %12s %12s %13s %10s %8s %8s %9s%n", "case", "runner", "rows", "rows/s", "resources/s",
-        "peak RSS", "wall s", "CPU s", "vs (d)");
+    out.printf("%-18s %-7s %12s %12s %13s %10s %8s %8s %9s %9s%n", "case", "runner", "rows", "rows/s", "resources/s",
+        "peak RSS", "wall s", "CPU s", "vs (d)", "vs (db)");
     for (Result r : results.values()) {
-      out.printf(Locale.ROOT, "%-18s %-7s %,12d %,12.0f %,13.0f %7d MB %8.2f %8.2f %9s%n", r.name(), r.runner(),
+      out.printf(Locale.ROOT, "%-18s %-7s %,12d %,12.0f %,13.0f %7d MB %8.2f %8.2f %9s %9s%n", r.name(), r.runner(),
           r.rows(), r.rowsPerSecond(), r.resourcesPerSecond(), r.peakRssBytes() >> 20, r.wallSeconds(),
-          r.cpuSeconds(), base == null ? "-" : String.format(Locale.ROOT, "%.2fx",
-              r.rowsPerSecond() / base.rowsPerSecond()));
+          r.cpuSeconds(), ratio(r, base), ratio(r, withDb));
     }
     out.printf("(medians of %d run(s), the cases taking turns run by run; (d) = duckdb-sql, DuckDB alone writing the"
-        + " same Patient JSON;"
+        + " same Patient JSON; (db) = duckdb-sql-db, DuckDB alone writing that JSON and the default job's database"
+        + " tables of the same rows (raw_data, fhir_resources) in one transaction;"
         + " direct-duckdb = the default job as shipped, its DuckDB database included; synthea = the ten mappings of"
         + " config/pipelines/synthea.yaml over all rows of all its files, validation off, NDJSON only (synthea-duckdb:"
         + " with its database))%n",
@@ -452,9 +457,15 @@ public final class Bench implements Callable<Integer> {
     out.flush();
   }
 
+  /** How fast {@code r} ran against {@code base}, as text; "-" without a base. */
+  private static String ratio(Result r, Result base) {
+    return base == null ? "-" : String.format(Locale.ROOT, "%.2fx", r.rowsPerSecond() / base.rowsPerSecond());
+  }
+
   private void writeJson(Map<String, Result> results, Map<String, List<Double>> queryMillis, long analyticsRss)
       throws java.io.IOException {
     Result base = results.get("duckdb-sql");
+    Result withDb = results.get("duckdb-sql-db");
     List<Map<String, Object>> rowsOut = new ArrayList<>();
     for (Result r : results.values()) {
       Map<String, Object> m = new LinkedHashMap<>();
@@ -469,6 +480,7 @@ public final class Bench implements Callable<Integer> {
       m.put("resources_per_s", Math.round(r.resourcesPerSecond()));
       m.put("peak_rss_bytes", r.peakRssBytes());
       m.put("ratio_to_duckdb", base == null ? null : r.rowsPerSecond() / base.rowsPerSecond());
+      m.put("ratio_to_duckdb_db", withDb == null ? null : r.rowsPerSecond() / withDb.rowsPerSecond());
       rowsOut.add(m);
     }
     if (!queryMillis.isEmpty()) {

@@ -13,4 +13,8 @@ public final class BenchAccess {
   public static long baseline(String input, String output) throws SQLException {
     return DuckDbBaseline.write(input, output);
   }
+
+  public static long baselineWithDatabase(String input, String output, String database) throws SQLException {
+    return DuckDbBaseline.writeWithDatabase(input, output, database);
+  }
 }
