@@ -98,6 +98,7 @@ public final class DuckDbTables {
     private final Map<String, Double> seconds = new LinkedHashMap<>();
     private boolean open;
     private boolean committed;
+    private volatile boolean cancelled;
     private volatile Statement running;
 
     private Transaction(Connection db) {
@@ -114,9 +115,16 @@ public final class DuckDbTables {
       if (committed) {
         throw new IllegalStateException("the transaction has committed");
       }
+      if (cancelled) {
+        throw new IllegalStateException("loading results into DuckDB was cancelled before " + what);
+      }
       long start = System.nanoTime();
       try (Statement st = db.createStatement()) {
         running = st;
+        if (cancelled) {
+          // cancel() may have found no statement running just before this one began
+          throw new IllegalStateException("loading results into DuckDB was cancelled before " + what);
+        }
         work.run(st);
       } catch (SQLException e) {
         throw DuckDb.failure("loading results into DuckDB failed at " + what, e);
@@ -184,6 +192,28 @@ public final class DuckDbTables {
       });
     }
 
+    /** The views of {@code schema}, as the transaction sees them: names and statements, no locations. */
+    public List<View> views(String schema) {
+      List<View> out = new ArrayList<>();
+      step("reading the views of " + schema, null, st -> {
+        try (java.sql.PreparedStatement q = db.prepareStatement(
+            "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = ? AND NOT internal ORDER BY view_name")) {
+          q.setString(1, schema);
+          try (ResultSet rs = q.executeQuery()) {
+            while (rs.next()) {
+              out.add(new View(rs.getString(1), rs.getString(2), null));
+            }
+          }
+        }
+      });
+      return out;
+    }
+
+    /** Drops a view. */
+    public void dropView(String schema, String name) {
+      step("dropping view " + schema + "." + name, null, st -> st.execute("DROP VIEW IF EXISTS " + name(schema, name)));
+    }
+
     /** Replaces a view the configuration declares; an error names where it was declared. */
     public void userView(View v) {
       step("view " + v.name(), null, st -> {
@@ -227,8 +257,9 @@ public final class DuckDbTables {
       });
     }
 
-    /** Stops a step running on another thread, if any; that step then fails. */
+    /** Stops a step running on another thread, if any; that step, and every later one, then fails. */
     public void cancel() {
+      cancelled = true;
       Statement st = running;
       if (st != null) {
         try {

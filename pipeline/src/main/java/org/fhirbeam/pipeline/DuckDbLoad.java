@@ -97,6 +97,7 @@ final class DuckDbLoad implements AutoCloseable {
       tx.load(new DuckDbTables.JsonTable("fhir_resources", table, tableColumns(plan, type, true), runFiles.get(type),
           mode));
     }
+    dropStaleViews(mode, resourcesOut.keySet());
     for (CompiledMapping m : plan.mappings()) {
       // The same rows as the type's resource table, whatever the mode: a view of its columns costs nothing to write.
       List<String> columns = new ArrayList<>();
@@ -134,12 +135,39 @@ final class DuckDbLoad implements AutoCloseable {
     return tx.counts();
   }
 
+  /**
+   * Drops the {@code transformed_data} views of mappings this run does not have over the resource tables it rebuilt
+   * with its own columns (overwrite and upsert): columns that went with a mapping would leave them unreadable. An
+   * append keeps every column, and so those views.
+   */
+  private void dropStaleViews(WriteMode mode, java.util.Set<String> types) {
+    if (mode == WriteMode.APPEND) {
+      return;
+    }
+    java.util.Set<String> current = new java.util.HashSet<>();
+    plan.mappings().forEach(m -> current.add(m.name()));
+    for (String type : types) {
+      // DuckDB keeps a view's statement as it prints it back: identifiers quoted only where they need it.
+      java.util.regex.Pattern from = java.util.regex.Pattern.compile(" FROM \"?fhir_resources\"?\\.\"?"
+          + java.util.regex.Pattern.quote(type.toLowerCase(Locale.ROOT)) + "\"?(;|\\s|$)");
+      for (DuckDbTables.View view : tx.views("transformed_data")) {
+        if (!current.contains(view.name()) && from.matcher(view.sql()).find()) {
+          tx.dropView("transformed_data", view.name());
+        }
+      }
+    }
+  }
+
   /** How long each table and statement of the load took, in seconds, by name (the quality figures by table). */
   Map<String, Double> seconds() {
     return tx.seconds();
   }
 
-  private void awaitRawCopy() {
+  /**
+   * Waits for the raw copy, rethrowing its failure: before anything else uses the database's connection (the file
+   * sinks' SQL runs on it too, in the same transaction, which a failed step has aborted).
+   */
+  void awaitRawCopy() {
     try {
       rawCopy.get();
     } catch (InterruptedException e) {
@@ -180,8 +208,11 @@ final class DuckDbLoad implements AutoCloseable {
       if (m.resourceType().equals(type)) {
         for (CompiledMapping.FlatColumn c : m.flatColumns()) {
           if (nested || c.topLevel()) {
-            // Names come from paths: two mappings of a type name one element alike.
-            columns.putIfAbsent(c.name(), new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()));
+            // Names come from paths: two mappings of a type name one element alike, but may read it differently (a
+            // date with a day is a DATE, a year alone text): then the column keeps the text of both.
+            columns.merge(c.name(), new DuckDbTables.Column(c.name(), c.jsonPath(), c.sqlType()),
+                (a, b) -> a.sqlType().equals(b.sqlType()) ? a : new DuckDbTables.Column(a.name(), a.jsonPath(),
+                    "VARCHAR"));
           }
         }
       }
@@ -218,12 +249,15 @@ final class DuckDbLoad implements AutoCloseable {
     List<QualityTables.Mapping> mappings = new ArrayList<>();
     for (RunSummary.MappingCount c : counted.mappings()) {
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
+      // The column's type in the table, which another mapping of the type may have turned into text.
+      Map<String, String> tableTypes = new LinkedHashMap<>();
+      tableColumns(plan, m.resourceType(), true).forEach(t -> tableTypes.put(t.name(), t.sqlType()));
       List<QualityTables.Element> elements = new ArrayList<>();
       for (CompiledMapping.ValueElement v : m.valueElements()) {
         CompiledMapping.FlatColumn flat = m.flatColumns().stream().filter(f -> f.name().equals(v.column()))
             .findFirst().orElse(null);
         elements.add(new QualityTables.Element(v.path(), v.column(), flat != null && flat.temporal(),
-            flat != null && flat.sqlType().equals("DATE"), v.location(), v.reference()));
+            flat != null && "DATE".equals(tableTypes.get(flat.name())), v.location(), v.reference()));
       }
       mappings.add(new QualityTables.Mapping(c.mapping(), c.source(), c.resourceType(), c.rowsIn(), c.mapped(),
           c.rejected(), elements));

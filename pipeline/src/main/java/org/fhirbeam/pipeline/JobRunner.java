@@ -168,6 +168,9 @@ public final class JobRunner {
             + String.join("; ", counted.imbalances()));
       }
 
+      if (load != null) {
+        load.awaitRawCopy();
+      }
       progress.phase("writing files");
       // The file sinks are built in the staging directory too; without the DuckDB sink a private in-memory
       // DuckDB does their SQL.

@@ -115,25 +115,19 @@ class BenchTest {
         baselineDb.toString()), equalTo(3300L - 22));
     String resources = "SELECT * EXCLUDE (resource), CAST(resource AS VARCHAR) FROM fhir_resources.patient ORDER BY id";
     String raw = "SELECT * EXCLUDE (_source_file) FROM raw_data.patients ORDER BY ALL";
-    for (String query : List.of(resources, raw)) {
+    String columns = "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name IN"
+        + " ('fhir_resources', 'raw_data') ORDER BY table_name, column_index";
+    for (String query : List.of(resources, raw, columns)) {
       assertThat(query, rows(baselineDb, query), equalTo(rows(jobDb, query)));
     }
     assertThat(rows(baselineDb, "SELECT count(*) FROM fhir_resources.patient"), equalTo(List.of(List.of("3278"))));
   }
 
   private static List<List<String>> rows(Path db, String query) throws Exception {
-    List<List<String>> out = new ArrayList<>();
     try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:duckdb:" + db);
-        java.sql.Statement st = c.createStatement(); java.sql.ResultSet rs = st.executeQuery(query)) {
-      while (rs.next()) {
-        List<String> row = new ArrayList<>();
-        for (int i = 1; i <= rs.getMetaData().getColumnCount(); i++) {
-          row.add(rs.getString(i));
-        }
-        out.add(row);
-      }
+        java.sql.Statement st = c.createStatement()) {
+      return SinksTest.rows(st, query);
     }
-    return out;
   }
 
   @Test

@@ -226,7 +226,54 @@ class DefaultJobTest {
             "patient_id,first_name,last_name,birth_date,gender\nz1,A,B,2000-01-01,F\nz1,C,D,2000-01-02,M\n"),
         "--set", "quality.duplicate_ids=fail");
     assertThat(failed.err(), failed.code(), equalTo(1));
+    // The run's own failure is reported, not the rolled-back load's.
+    assertThat(failed.err(), containsString("duplicate"));
     assertOutputs(out, db, Runner.DIRECT);
+  }
+
+  /**
+   * Two mappings of one type that read a date differently (a full date, and a year alone allowed): the shared
+   * column keeps the text of both, and the run's checks over it work.
+   */
+  @Test
+  void twoMappingsOfATypeThatTypeADateDifferentlyShareItAsText() throws Exception {
+    String patient = Files.readString(HOME.resolve("config/mappings/patient.yaml"));
+    Path full = Files.writeString(tmp.resolve("full.yaml"), patient.replace("name: patient", "name: full"));
+    Path years = Files.writeString(tmp.resolve("years.yaml"), patient.replace("name: patient", "name: years")
+        .replace("formats: [yyyy-MM-dd]", "formats: [yyyy-MM-dd, yyyy]"));
+    Path config = Files.writeString(tmp.resolve("p.yaml"), Files.readString(
+        HOME.resolve("config/pipelines/default.yaml")).replace("  - ../mappings/patient.yaml",
+            "  - " + years + "\n  - " + full));
+    Path db = tmp.resolve("fhir.db");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(), "--set",
+        "duckdb.database=" + db, "--set", "quality.duplicate_ids=keep");
+    assertThat(r.err(), r.code(), equalTo(0));
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement st = c.createStatement()) {
+      assertThat(row(st, "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'fhir_resources'"
+          + " AND table_name = 'patient' AND column_name = 'birth_date'"), equalTo(List.of("VARCHAR")));
+      assertThat(row(st, "SELECT count(*), count(birth_date), count(DISTINCT id) FROM fhir_resources.patient"),
+          equalTo(List.of("68", "62", "34")));
+      assertThat(row(st, "SELECT count(*) FROM quality.checks WHERE \"check\" = 'not_in_future'"),
+          equalTo(List.of("2")));
+    }
+  }
+
+  @Test
+  void anOverwriteDropsTheFlatViewsOfMappingsItNoLongerHasOverTheTypesItWrites() throws Exception {
+    Path out = tmp.resolve("out");
+    Path db = tmp.resolve("fhir.db");
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement st = c.createStatement()) {
+      // A mapping removed since, over the type this job writes; and one over a type it does not write.
+      st.execute("CREATE VIEW transformed_data.removed AS SELECT id, name_0_family FROM fhir_resources.patient");
+      st.execute("CREATE TABLE fhir_resources.observation (id VARCHAR, resource JSON)");
+      st.execute("CREATE VIEW transformed_data.labs AS SELECT id FROM fhir_resources.observation");
+    }
+    assertThat(runDefault(Runner.DIRECT, out, db).code(), equalTo(0));
+    try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement st = c.createStatement()) {
+      assertThat(row(st, "SELECT string_agg(view_name, ', ' ORDER BY view_name) FROM duckdb_views()"
+          + " WHERE schema_name = 'transformed_data'"), equalTo(List.of("labs, patient")));
+    }
   }
 
   @Test
