@@ -72,6 +72,26 @@ public final class FhirBeam implements Callable<Integer> {
     return cl.execute(args);
   }
 
+  /**
+   * Runs a job as {@code fhirbeam run ARGS} does, for a program that calls the pipeline in its own JVM (a Databricks
+   * JAR task): returns what the run did, or throws ({@link InputException} for bad options, configuration or input;
+   * {@link JobRunner.UnbalancedRunException} when the counts do not balance; another exception when the run failed),
+   * and never exits the JVM. {@code env} is the environment the configuration's {@code ${VAR}}s read. Progress goes
+   * to standard error and the summary to standard output, as from the command line.
+   */
+  public static RunSummary run(Map<String, String> env, String... args) {
+    Run run = new Run();
+    CommandLine cl = new CommandLine(run);
+    cl.setCaseInsensitiveEnumValuesAllowed(true);
+    try {
+      cl.parseArgs(args);
+    } catch (CommandLine.ParameterException e) {
+      throw new InputException(e.getMessage(), e);
+    }
+    Environment.set(env);
+    return run.execute(System.out, System.err);
+  }
+
   /** The installation directory (where config/ and testdata/ are). */
   public static Path home() {
     return Environment.home();
@@ -163,18 +183,23 @@ public final class FhirBeam implements Callable<Integer> {
 
     @Override
     public Integer call() {
+      execute(new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true),
+          new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true));
+      return 0;
+    }
+
+    /** Plans and runs the job, prints its summary to {@code out} (progress to {@code err}) and returns it. */
+    RunSummary execute(PrintStream out, PrintStream err) {
       Path file = config != null ? config : Environment.defaultConfig();
       runner.prepare();
       try {
         long start = System.nanoTime();
         JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
         double planSeconds = (System.nanoTime() - start) / 1e9;
-        PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
-        PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
         RunSummary summary = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
             System.console() != null).run();
         summary.print(out, output.toAbsolutePath().normalize(), profile);
-        return 0;
+        return summary;
       } finally {
         Runner.stopLocalSpark();
       }
