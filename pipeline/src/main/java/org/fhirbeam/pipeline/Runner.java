@@ -58,8 +58,9 @@ public enum Runner {
     }
     localSpark = CompletableFuture.supplyAsync(() -> {
       SparkConf conf = new SparkConf()
-          // local[N], not local[*]: Spark then needs no staged jars, and the cores are known.
-          .setMaster("local[" + Runtime.getRuntime().availableProcessors() + "]")
+          // local[N], not local[*]: Spark then needs no staged jars, and the cores are known. A master given as Spark's
+          // own spark.master property (as spark-submit gives it; local[N,F] retries a failed task F - 1 times) wins.
+          .setMaster(System.getProperty("spark.master", "local[" + Runtime.getRuntime().availableProcessors() + "]"))
           .setAppName("fhirbeam")
           // What Beam's context factory sets on the contexts it makes.
           .set("spark.kryo.registrator", SparkRunnerKryoRegistrator.class.getName());

@@ -419,9 +419,13 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     private Result map(Connection db, Item item, ReadTask task, long started) throws IOException {
       SqlMapping sql = sqls.get(item.mapping());
       CompiledMapping m = sql.mapping();
-      String id = UUID.randomUUID().toString().replace("-", "");
-      String badLines = "bad_lines_" + id;
+      // Outputs are named by the task's place among the run's tasks, so a retried attempt writes (and first clears)
+      // the same files as the attempt it replaces, and leaves no second copy behind. Temporary tables are the
+      // attempt's own: a retry may run on the database the failed attempt left them in.
+      String id = String.format(java.util.Locale.ROOT, "%05d", item.order());
+      String badLines = "bad_lines_" + UUID.randomUUID().toString().replace("-", "");
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
+      FileTrees.deleteTree(dir);
       Files.createDirectories(dir.getParent());
       long rowsIn;
       long written;
@@ -486,6 +490,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         written = st.executeLargeUpdate("COPY (" + sql.outputQuery(task.textRows(sql.columns(), badLines + "_copy"),
             origin, !keyTags.isEmpty()) + ") TO " + DuckDb.literal(dir.toString()) + RAW_LINES
             + ", PARTITION_BY (kind))");
+        FaultSwitch.afterWriting(partsDirectory, m.name(), item.order());
         if (task.skipsBadLines()) {
           // Lines DuckDB could not read as CSV become rejects of the ingest stage, with their line numbers.
           Path bad = dir.resolve("bad-lines.ndjson");
