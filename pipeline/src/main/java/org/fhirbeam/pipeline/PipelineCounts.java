@@ -1,0 +1,169 @@
+package org.fhirbeam.pipeline;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.metrics.MetricNameFilter;
+import org.apache.beam.sdk.metrics.MetricQueryResults;
+import org.apache.beam.sdk.metrics.MetricResult;
+import org.apache.beam.sdk.metrics.MetricsFilter;
+import org.fhirbeam.config.ValidationSettings;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.QualityTables;
+import org.fhirbeam.transforms.CompiledMapping;
+
+/**
+ * What the pipeline's tasks counted, read from its metrics by the {@link Counters} names: rows per mapping and
+ * source, the checks and source columns of the quality figures, validation's issues.
+ */
+final class PipelineCounts {
+  private final JobPlan plan;
+  private final PipelineResult result;
+
+  PipelineCounts(JobPlan plan, PipelineResult result) {
+    this.plan = plan;
+    this.result = result;
+  }
+
+  /** Rows read per source, as the first mapping of each source counted them. */
+  Map<String, Long> rowsInBySource() {
+    Map<String, Long> rowsIn = new LinkedHashMap<>();
+    for (CompiledMapping m : plan.mappings()) {
+      rowsIn.putIfAbsent(m.source(), exact(Counters.rowsIn(m.name())));
+    }
+    return rowsIn;
+  }
+
+  /** Each mapping's rows in, resources kept and rows rejected, in configuration order. */
+  List<RunSummary.MappingCount> perMapping() {
+    List<RunSummary.MappingCount> perMapping = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      // Resources that duplicate ids, FHIRPath rules or validation rejected were counted as mapped by the mapping
+      // stage first.
+      perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), exact(Counters.rowsIn(m.name())),
+          exact(Counters.mapped(m.name())) - exact(Counters.invalid(m.name()))
+              - exact(Counters.ruleRejected(m.name())) - exact(Counters.duplicates(m.name())),
+          exact(Counters.rejected(m.name())), exact(Counters.millis(m.name())) / 1000.0));
+    }
+    return perMapping;
+  }
+
+  /**
+   * How often each column of each source has a value, in the source's column order, as the first mapping reading
+   * the source counted it (every mapping of a source reads the same rows).
+   */
+  List<QualityTables.SourceColumn> sourceColumns() {
+    Map<String, Long> populated = new LinkedHashMap<>();
+    for (MetricResult<Long> c : query().getCounters()) {
+      String name = c.getName().getName();
+      if (name.startsWith(Counters.COLUMN_POPULATED_PREFIX)) {
+        populated.merge(name.substring(Counters.COLUMN_POPULATED_PREFIX.length()), c.getAttempted(), Long::sum);
+      }
+    }
+    List<QualityTables.SourceColumn> out = new ArrayList<>();
+    java.util.Set<String> done = new java.util.HashSet<>();
+    for (CompiledMapping m : plan.mappings()) {
+      PlannedSource source = plan.sources().get(m.source());
+      if (source.tasks().isEmpty() || !done.add(m.source())) {
+        continue;
+      }
+      long rows = exact(Counters.rowsRead(m.name()));
+      List<String> columns = source.columns();
+      for (int i = 0; i < columns.size(); i++) {
+        out.add(new QualityTables.SourceColumn(m.source(), i, columns.get(i),
+            populated.getOrDefault(m.name() + "/" + columns.get(i), 0L), rows));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The checks the stages counted while the pipeline ran (warn rules, valid codes, ranges), per mapping in
+   * configuration order, then by check and element.
+   */
+  List<QualityTables.Check> checks() {
+    Map<String, long[]> byName = new java.util.TreeMap<>();
+    for (MetricResult<Long> c : query().getCounters()) {
+      String name = c.getName().getName();
+      int which = name.startsWith(Counters.CHECK_FAILED_PREFIX) ? 0 : name.startsWith(Counters.CHECK_TOTAL_PREFIX) ? 1
+          : -1;
+      if (which >= 0) {
+        String key = name.substring(which == 0 ? Counters.CHECK_FAILED_PREFIX.length()
+            : Counters.CHECK_TOTAL_PREFIX.length());
+        byName.computeIfAbsent(key, k -> new long[2])[which] += c.getAttempted();
+      }
+    }
+    List<QualityTables.Check> out = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      byName.forEach((key, counts) -> {
+        // mapping/check/element; only the element may hold '/'
+        String[] p = key.split("/", 3);
+        if (p[0].equals(m.name())) {
+          out.add(new QualityTables.Check(p[0], p[1], p[2].isEmpty() ? null : p[2], counts[0], counts[1]));
+        }
+      });
+    }
+    return out;
+  }
+
+  /** The validation counters of a finished pipeline, or null when the job does not validate. */
+  RunSummary.Validation validation() {
+    ValidationSettings v = plan.config().validation();
+    if (!v.enabled()) {
+      return null;
+    }
+    Map<String, Long> validated = new LinkedHashMap<>();
+    Map<String, Long> invalid = new LinkedHashMap<>();
+    for (CompiledMapping m : plan.mappings()) {
+      validated.put(m.name(), exact(Counters.validated(m.name())));
+      invalid.put(m.name(), exact(Counters.invalid(m.name())));
+    }
+    List<RunSummary.IssueCount> issues = new ArrayList<>();
+    for (MetricResult<Long> c : query().getCounters()) {
+      String name = c.getName().getName();
+      if (name.startsWith(Counters.ISSUE_PREFIX)) {
+        // mapping/severity/category/message id; only the message id may hold '/'
+        String[] p = name.substring(Counters.ISSUE_PREFIX.length()).split("/", 4);
+        issues.add(new RunSummary.IssueCount(p[0], p[1], p[2], p[3], c.getAttempted()));
+      }
+    }
+    issues.sort(java.util.Comparator.comparingLong(RunSummary.IssueCount::count).reversed()
+        .thenComparing(RunSummary.IssueCount::mapping).thenComparing(RunSummary.IssueCount::messageId));
+    return new RunSummary.Validation(v.mode().name().toLowerCase(java.util.Locale.ROOT), v.sampleRate(),
+        v.rejectOn().name().toLowerCase(java.util.Locale.ROOT), plan.validator().buildSeconds(), validated, invalid,
+        issues);
+  }
+
+  /** The counters of the pipeline while it runs, by name; none while the runner cannot report them. */
+  Map<String, Long> whileRunning() {
+    Map<String, Long> counters = new HashMap<>();
+    try {
+      for (MetricResult<Long> c : query().getCounters()) {
+        counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
+      }
+    } catch (RuntimeException e) {
+      return Map.of();
+    }
+    return counters;
+  }
+
+  /** One counter after the pipeline finished; absent counters (nothing counted) are 0. */
+  private long exact(String name) {
+    long sum = 0;
+    for (MetricResult<Long> c : query().getCounters()) {
+      if (c.getName().getName().equals(name)) {
+        sum += c.getAttempted();
+      }
+    }
+    return sum;
+  }
+
+  private MetricQueryResults query() {
+    return result.metrics().queryMetrics(
+        MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build());
+  }
+}
