@@ -148,8 +148,20 @@ public enum Runner {
     return this == DIRECT ? Runtime.getRuntime().availableProcessors() : 1;
   }
 
-  /** How many tasks the runner maps at once: a core each, on the DirectRunner and on the local Spark alike. */
+  /**
+   * How many tasks the runner maps at once: the driver's cores on the DirectRunner; on Spark, the context's default
+   * parallelism (a core per task: the cores of {@code local[N]}, or of a cluster's executors, not the driver's).
+   */
   int parallelism() {
+    if (this == SPARK) {
+      CompletableFuture<JavaSparkContext> started;
+      synchronized (Runner.class) {
+        started = localSpark;
+      }
+      if (started != null) {
+        return Math.max(1, started.join().defaultParallelism());
+      }
+    }
     return Runtime.getRuntime().availableProcessors();
   }
 

@@ -32,6 +32,20 @@ class RunnerTest {
   }
 
   @Test
+  void sparkMapsAsManyTasksAtOnceAsItsContextHasCoresNotTheDriver() {
+    int cores = Runtime.getRuntime().availableProcessors();
+    System.setProperty("spark.master", "local[" + (cores + 3) + "]");
+    try {
+      Runner.SPARK.prepare();
+      assertThat(Runner.SPARK.parallelism(), equalTo(cores + 3));
+    } finally {
+      Runner.stopLocalSpark();
+      System.clearProperty("spark.master");
+    }
+    assertThat(Runner.DIRECT.parallelism(), equalTo(cores));
+  }
+
+  @Test
   void aResultOfAnotherRunnerIsAnError() {
     PipelineResult other = new PipelineResult() {
       @Override
