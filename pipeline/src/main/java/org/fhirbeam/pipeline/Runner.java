@@ -62,7 +62,10 @@ public enum Runner {
           // own spark.master property (as spark-submit gives it; local[N,F] retries a failed task F - 1 times) wins.
           .setMaster(System.getProperty("spark.master", "local[" + Runtime.getRuntime().availableProcessors() + "]"))
           .setAppName("fhirbeam")
-          // What Beam's context factory sets on the contexts it makes.
+          // What Beam's context factory sets on the contexts it makes. Kryo also moves cached blocks between executors:
+          // with Java serialization, an executor fetching another's cached partition fails (Beam's WindowedValue is
+          // not Serializable) and Spark computes the partition again, mapping its files twice.
+          .set("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
           .set("spark.kryo.registrator", SparkRunnerKryoRegistrator.class.getName());
       // Nobody looks at the web UI of a Spark that lives for one local run; starting it costs about 0.5 s.
       // A value the user set (a spark.* system property, which SparkConf reads) stays.
