@@ -244,7 +244,6 @@ public final class QualityTables {
         + ", (SELECT count(*) FROM quality.rejects), " + (validated == null ? "NULL" : validated.toString()) + ", "
         + DuckDb.literal(output));
 
-    sql.name = "quality.runs";
     sql.add("CREATE OR REPLACE VIEW main." + REPORT_VIEW + " AS"
         + " WITH latest AS (SELECT run_id FROM quality.runs ORDER BY time DESC, run_id DESC LIMIT 1)"
         + " SELECT m.run_id, m.mapping, m.resource_type, m.rows_in, m.resources, m.rejected,"

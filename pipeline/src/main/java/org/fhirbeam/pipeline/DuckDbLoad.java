@@ -146,11 +146,12 @@ final class DuckDbLoad implements AutoCloseable {
     }
     java.util.Set<String> current = new java.util.HashSet<>();
     plan.mappings().forEach(m -> current.add(m.name()));
+    List<DuckDbTables.View> views = tx.views("transformed_data");
     for (String type : types) {
       // DuckDB keeps a view's statement as it prints it back: identifiers quoted only where they need it.
       java.util.regex.Pattern from = java.util.regex.Pattern.compile(" FROM \"?fhir_resources\"?\\.\"?"
           + java.util.regex.Pattern.quote(type.toLowerCase(Locale.ROOT)) + "\"?(;|\\s|$)");
-      for (DuckDbTables.View view : tx.views("transformed_data")) {
+      for (DuckDbTables.View view : views) {
         if (!current.contains(view.name()) && from.matcher(view.sql()).find()) {
           tx.dropView("transformed_data", view.name());
         }

@@ -23,6 +23,8 @@ import org.fhirbeam.transforms.CompiledMapping;
 final class PipelineCounts {
   private final JobPlan plan;
   private final PipelineResult result;
+  /** The final counters, queried once: every figure reads them after the pipeline has finished. */
+  private MetricQueryResults finished;
 
   PipelineCounts(JobPlan plan, PipelineResult result) {
     this.plan = plan;
@@ -58,7 +60,7 @@ final class PipelineCounts {
    */
   List<QualityTables.SourceColumn> sourceColumns() {
     Map<String, Long> populated = new LinkedHashMap<>();
-    for (MetricResult<Long> c : query().getCounters()) {
+    for (MetricResult<Long> c : finished().getCounters()) {
       String name = c.getName().getName();
       if (name.startsWith(Counters.COLUMN_POPULATED_PREFIX)) {
         populated.merge(name.substring(Counters.COLUMN_POPULATED_PREFIX.length()), c.getAttempted(), Long::sum);
@@ -87,7 +89,7 @@ final class PipelineCounts {
    */
   List<QualityTables.Check> checks() {
     Map<String, long[]> byName = new java.util.TreeMap<>();
-    for (MetricResult<Long> c : query().getCounters()) {
+    for (MetricResult<Long> c : finished().getCounters()) {
       String name = c.getName().getName();
       int which = name.startsWith(Counters.CHECK_FAILED_PREFIX) ? 0 : name.startsWith(Counters.CHECK_TOTAL_PREFIX) ? 1
           : -1;
@@ -123,7 +125,7 @@ final class PipelineCounts {
       invalid.put(m.name(), exact(Counters.invalid(m.name())));
     }
     List<RunSummary.IssueCount> issues = new ArrayList<>();
-    for (MetricResult<Long> c : query().getCounters()) {
+    for (MetricResult<Long> c : finished().getCounters()) {
       String name = c.getName().getName();
       if (name.startsWith(Counters.ISSUE_PREFIX)) {
         // mapping/severity/category/message id; only the message id may hold '/'
@@ -142,7 +144,7 @@ final class PipelineCounts {
   Map<String, Long> whileRunning() {
     Map<String, Long> counters = new HashMap<>();
     try {
-      for (MetricResult<Long> c : query().getCounters()) {
+      for (MetricResult<Long> c : query(result).getCounters()) {
         counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
       }
     } catch (RuntimeException e) {
@@ -154,7 +156,7 @@ final class PipelineCounts {
   /** One counter after the pipeline finished; absent counters (nothing counted) are 0. */
   private long exact(String name) {
     long sum = 0;
-    for (MetricResult<Long> c : query().getCounters()) {
+    for (MetricResult<Long> c : finished().getCounters()) {
       if (c.getName().getName().equals(name)) {
         sum += c.getAttempted();
       }
@@ -162,7 +164,14 @@ final class PipelineCounts {
     return sum;
   }
 
-  private MetricQueryResults query() {
+  private MetricQueryResults finished() {
+    if (finished == null) {
+      finished = query(result);
+    }
+    return finished;
+  }
+
+  private static MetricQueryResults query(PipelineResult result) {
     return result.metrics().queryMetrics(
         MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build());
   }
