@@ -129,4 +129,12 @@ public final class Counters {
   public static String rowsRead(String mapping) {
     return "rows_read/" + mapping;
   }
+
+  /**
+   * Lines the committed parts of a file set hold ({@code fhir/<Type>}, or {@code rejects/rejects}): counted by the
+   * task that commits each part, and never a Beam counter.
+   */
+  public static String committedLines(String fileSet) {
+    return "committed/" + fileSet;
+  }
 }

@@ -1,6 +1,7 @@
 package org.fhirbeam.io;
 
 import java.io.Serializable;
+import org.fhirbeam.data.Tally;
 
 /**
  * An NDJSON file written by one worker, not yet part of the output.
@@ -8,8 +9,15 @@ import java.io.Serializable;
  * @param target where it goes, relative to the output root, e.g. {@code fhir/Patient-1b2c3d4e-0.ndjson}
  * @param path where the worker wrote it
  * @param lines how many lines it holds
+ * @param tally what the stages counted about the work this part came from (a task's figures ride on one of its
+ *     parts), added up over the parts a run commits
  */
-public record PartFile(String target, String path, long lines) implements Serializable {
+public record PartFile(String target, String path, long lines, Tally tally) implements Serializable {
+  /** A part that carries no figures. */
+  public PartFile(String target, String path, long lines) {
+    this(target, path, lines, Tally.EMPTY);
+  }
+
   /** The folder of resource parts in the output. */
   public static final String RESOURCES = "fhir/";
 
@@ -19,6 +27,16 @@ public record PartFile(String target, String path, long lines) implements Serial
   /** A part of reject records from one stage of work on part {@code name}. */
   public static PartFile rejects(String name, String stage, String path, long lines) {
     return new PartFile(REJECTS + "-" + name + "-" + stage + ".ndjson", path, lines);
+  }
+
+  /** This part carrying {@code more} figures besides its own. */
+  public PartFile plus(Tally more) {
+    return new PartFile(target, path, lines, tally.plus(more));
+  }
+
+  /** The file set the part belongs to: {@code fhir/<Type>} for resources, {@link #REJECTS} for rejects. */
+  public String fileSet() {
+    return target.substring(0, target.indexOf('-'));
   }
 
   /** Whether this part holds resources (rather than rejects). */

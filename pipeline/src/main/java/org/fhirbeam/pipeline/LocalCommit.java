@@ -33,11 +33,8 @@ final class LocalCommit {
     return new Swap();
   }
 
-  /**
-   * Renames a resource type's committed parts to the Bulk Data style {@code <Type>-SSSSS-of-NNNNN.ndjson} and
-   * returns how many lines they hold.
-   */
-  static long numberFiles(Path dir, String type) throws IOException {
+  /** Renames a resource type's committed parts to the Bulk Data style {@code <Type>-SSSSS-of-NNNNN.ndjson}. */
+  static void numberFiles(Path dir, String type) throws IOException {
     List<String> parts = new ArrayList<>(filesOf(dir, type));
     // Ordered by content, not by part name: equal inputs give byte-identical files however they were cut into tasks.
     Map<String, String> firstLines = new LinkedHashMap<>();
@@ -51,10 +48,8 @@ final class LocalCommit {
       int c = firstLines.get(a).compareTo(firstLines.get(b));
       return c != 0 ? c : compareContents(Path.of(a), Path.of(b));
     });
-    long lines = 0;
     for (int i = 0; i < parts.size(); i++) {
       Path part = Path.of(parts.get(i));
-      lines += FileTrees.countLines(part);
       Files.move(part, dir.resolve(String.format(java.util.Locale.ROOT, "%s-%05d-of-%05d.ndjson.tmp", type, i,
           parts.size())), StandardCopyOption.ATOMIC_MOVE);
     }
@@ -64,7 +59,6 @@ final class LocalCommit {
         Files.move(p, dir.resolve(name.substring(0, name.length() - ".tmp".length())), StandardCopyOption.ATOMIC_MOVE);
       }
     }
-    return lines;
   }
 
   private static int compareContents(Path a, Path b) {

@@ -1,5 +1,7 @@
 package org.fhirbeam.pipeline;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -12,23 +14,36 @@ import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
+import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.transforms.CompiledMapping;
 
 /**
- * What the pipeline's tasks counted, read from its metrics by the {@link Counters} names: rows per mapping and
- * source, the checks and source columns of the quality figures, validation's issues.
+ * What the pipeline's tasks counted, by the {@link Counters} names: rows per mapping and source, the lines of the
+ * committed file sets, the checks and source columns of the quality figures, validation's issues. The run's figures
+ * come from the tallies of the parts it committed ({@link CommitParts#readTally}), which count a task once however
+ * often a runner ran it; the attempted counters only show progress while it runs.
  */
 final class PipelineCounts {
   private final JobPlan plan;
   private final PipelineResult result;
-  /** The final counters, queried once: every figure reads them after the pipeline has finished. */
-  private MetricQueryResults finished;
+  private Tally committed;
 
   PipelineCounts(JobPlan plan, PipelineResult result) {
     this.plan = plan;
     this.result = result;
+  }
+
+  /** Reads the figures of the finished pipeline, which committed its parts into {@code directory}. */
+  void finished(Path directory) throws IOException {
+    committed = CommitParts.readTally(directory);
+  }
+
+  /** How many lines the committed parts of a file set hold: a resource type's, or the rejects. */
+  long committedLines(String fileSet) {
+    return exact(Counters.committedLines(fileSet));
   }
 
   /** Rows read per source, as the first mapping of each source counted them. */
@@ -59,13 +74,7 @@ final class PipelineCounts {
    * the source counted it (every mapping of a source reads the same rows).
    */
   List<QualityTables.SourceColumn> sourceColumns() {
-    Map<String, Long> populated = new LinkedHashMap<>();
-    for (MetricResult<Long> c : finished().getCounters()) {
-      String name = c.getName().getName();
-      if (name.startsWith(Counters.COLUMN_POPULATED_PREFIX)) {
-        populated.merge(name.substring(Counters.COLUMN_POPULATED_PREFIX.length()), c.getAttempted(), Long::sum);
-      }
-    }
+    Map<String, Long> populated = committed().withPrefix(Counters.COLUMN_POPULATED_PREFIX);
     List<QualityTables.SourceColumn> out = new ArrayList<>();
     java.util.Set<String> done = new java.util.HashSet<>();
     for (CompiledMapping m : plan.mappings()) {
@@ -89,16 +98,10 @@ final class PipelineCounts {
    */
   List<QualityTables.Check> checks() {
     Map<String, long[]> byName = new java.util.TreeMap<>();
-    for (MetricResult<Long> c : finished().getCounters()) {
-      String name = c.getName().getName();
-      int which = name.startsWith(Counters.CHECK_FAILED_PREFIX) ? 0 : name.startsWith(Counters.CHECK_TOTAL_PREFIX) ? 1
-          : -1;
-      if (which >= 0) {
-        String key = name.substring(which == 0 ? Counters.CHECK_FAILED_PREFIX.length()
-            : Counters.CHECK_TOTAL_PREFIX.length());
-        byName.computeIfAbsent(key, k -> new long[2])[which] += c.getAttempted();
-      }
-    }
+    committed().withPrefix(Counters.CHECK_FAILED_PREFIX)
+        .forEach((k, n) -> byName.computeIfAbsent(k, x -> new long[2])[0] += n);
+    committed().withPrefix(Counters.CHECK_TOTAL_PREFIX)
+        .forEach((k, n) -> byName.computeIfAbsent(k, x -> new long[2])[1] += n);
     List<QualityTables.Check> out = new ArrayList<>();
     for (CompiledMapping m : plan.mappings()) {
       byName.forEach((key, counts) -> {
@@ -125,14 +128,11 @@ final class PipelineCounts {
       invalid.put(m.name(), exact(Counters.invalid(m.name())));
     }
     List<RunSummary.IssueCount> issues = new ArrayList<>();
-    for (MetricResult<Long> c : finished().getCounters()) {
-      String name = c.getName().getName();
-      if (name.startsWith(Counters.ISSUE_PREFIX)) {
-        // mapping/severity/category/message id; only the message id may hold '/'
-        String[] p = name.substring(Counters.ISSUE_PREFIX.length()).split("/", 4);
-        issues.add(new RunSummary.IssueCount(p[0], p[1], p[2], p[3], c.getAttempted()));
-      }
-    }
+    committed().withPrefix(Counters.ISSUE_PREFIX).forEach((name, n) -> {
+      // mapping/severity/category/message id; only the message id may hold '/'
+      String[] p = name.split("/", 4);
+      issues.add(new RunSummary.IssueCount(p[0], p[1], p[2], p[3], n));
+    });
     issues.sort(java.util.Comparator.comparingLong(RunSummary.IssueCount::count).reversed()
         .thenComparing(RunSummary.IssueCount::mapping).thenComparing(RunSummary.IssueCount::messageId));
     return new RunSummary.Validation(v.mode().name().toLowerCase(java.util.Locale.ROOT), v.sampleRate(),
@@ -153,22 +153,16 @@ final class PipelineCounts {
     return counters;
   }
 
-  /** One counter after the pipeline finished; absent counters (nothing counted) are 0. */
+  /** One figure of the finished pipeline; absent ones (nothing counted) are 0. */
   private long exact(String name) {
-    long sum = 0;
-    for (MetricResult<Long> c : finished().getCounters()) {
-      if (c.getName().getName().equals(name)) {
-        sum += c.getAttempted();
-      }
-    }
-    return sum;
+    return committed().get(name);
   }
 
-  private MetricQueryResults finished() {
-    if (finished == null) {
-      finished = query(result);
+  private Tally committed() {
+    if (committed == null) {
+      throw new IllegalStateException("the pipeline's figures are read once it has finished");
     }
-    return finished;
+    return committed;
   }
 
   private static MetricQueryResults query(PipelineResult result) {

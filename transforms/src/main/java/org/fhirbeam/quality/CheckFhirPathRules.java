@@ -24,6 +24,7 @@ import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.QualityRule;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.transforms.ResourceRejects;
 import org.hl7.fhir.instance.model.api.IBase;
@@ -171,24 +172,24 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
           }
         }
       }
+      Tally.Builder tally = Tally.builder();
       for (int r = 0; r < rules.size(); r++) {
         if (rules.get(r).severity() == QualityRule.Severity.WARN) {
-          Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(mapping, rules.get(r).name(), "")).inc(failed[r]);
-          Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(mapping, rules.get(r).name(), "")).inc(total);
+          tally.count(Counters.checkFailed(mapping, rules.get(r).name(), ""), failed[r]);
+          tally.count(Counters.checkTotal(mapping, rules.get(r).name(), ""), total);
         }
       }
       Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.RULES, mapping)).inc(lines);
-      Metrics.counter(Counters.NAMESPACE, Counters.ruleRejected(mapping)).inc(rejected);
-      Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping)).inc(rejected);
+      tally.count(Counters.ruleRejected(mapping), rejected).count(Counters.rejected(mapping), rejected);
       // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
       if (rejected == 0) {
         Files.delete(kept);
         Files.delete(rejectsFile);
-        out.output(part);
+        out.output(part.plus(tally.build()));
         return;
       }
-      out.output(new PartFile(part.target(), kept.toString(), lines - rejected));
-      out.output(PartFile.rejects(name, "quality", rejectsFile.toString(), rejected));
+      out.output(new PartFile(part.target(), kept.toString(), lines - rejected, part.tally()));
+      out.output(PartFile.rejects(name, "quality", rejectsFile.toString(), rejected).plus(tally.build()));
     }
 
     /**

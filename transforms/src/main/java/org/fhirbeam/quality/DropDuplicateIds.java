@@ -25,7 +25,6 @@ import java.util.Set;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
-import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -44,6 +43,7 @@ import org.apache.beam.sdk.values.TupleTagList;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.IdKeys;
 import org.fhirbeam.io.PartFile;
@@ -212,11 +212,11 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       for (Map.Entry<Long, Map<Long, Duplicate>> e : byTask.entrySet()) {
         IdKeys task = byOrder.get(e.getKey());
         Map<Long, Duplicate> dropped = e.getValue();
-        for (PartFile p : rewrite(task, partsOf(task, partsByTarget), dropped, byOrder)) {
+        Tally tally = Tally.builder().count(Counters.duplicates(task.mapping()), dropped.size())
+            .count(Counters.rejected(task.mapping()), dropped.size()).build();
+        for (PartFile p : rewrite(task, partsOf(task, partsByTarget), dropped, byOrder, tally)) {
           out.get(tags.get(mappings.indexOf(task.mapping()))).output(p);
         }
-        Metrics.counter(Counters.NAMESPACE, Counters.duplicates(task.mapping())).inc(dropped.size());
-        Metrics.counter(Counters.NAMESPACE, Counters.rejected(task.mapping())).inc(dropped.size());
       }
     }
 
@@ -295,7 +295,7 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
      * Writes a task's resource parts again without the dropped resources, which go to one part of reject records.
      */
     private List<PartFile> rewrite(IdKeys task, List<PartFile> parts, Map<Long, Duplicate> dropped,
-        Map<Long, IdKeys> byOrder) throws IOException {
+        Map<Long, IdKeys> byOrder, Tally tally) throws IOException {
       Path first = Path.of(parts.get(0).path());
       Path rejectsFile = first.resolveSibling(first.getFileName() + ".duplicates");
       long rejected = 0;
@@ -330,9 +330,10 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       }
       List<PartFile> out = new ArrayList<>();
       for (int i = 0; i < parts.size(); i++) {
-        out.add(new PartFile(parts.get(i).target(), parts.get(i).path() + ".unique", kept[i]));
+        out.add(new PartFile(parts.get(i).target(), parts.get(i).path() + ".unique", kept[i], parts.get(i).tally()));
       }
-      out.add(PartFile.rejects(parts.get(0).resourcePartName(), "duplicates", rejectsFile.toString(), rejected));
+      out.add(PartFile.rejects(parts.get(0).resourcePartName(), "duplicates", rejectsFile.toString(), rejected)
+          .plus(tally));
       return out;
     }
 

@@ -33,6 +33,7 @@ import org.apache.beam.sdk.values.TupleTagList;
 import org.duckdb.DuckDBConnection;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.IdKeys;
@@ -367,12 +368,12 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
         }
       }
       for (Result r : results) {
-        count(r);
-        for (PartFile p : r.resources()) {
-          out.get(tags.get(r.mapping())).output(p);
-        }
-        for (PartFile p : r.rejects()) {
-          out.get(tags.get(r.mapping())).output(p);
+        // The task's figures ride on its first part; a task without parts read no row.
+        Tally tally = count(r);
+        List<PartFile> parts = new ArrayList<>(r.resources());
+        parts.addAll(r.rejects());
+        for (int i = 0; i < parts.size(); i++) {
+          out.get(tags.get(r.mapping())).output(i == 0 ? parts.get(i).plus(tally) : parts.get(i));
         }
         if (r.keys() != null) {
           out.get(keyTags.get(r.mapping())).output(r.keys());
@@ -546,30 +547,30 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           populated, checkCounts, mappingRejects, resources, rejects, keys);
     }
 
-    /** The counters of one task, incremented on the element's thread (Beam's metrics belong to it). */
-    private void count(Result r) {
+    /** The figures of one task, counted on the element's thread (Beam's metrics belong to it). */
+    private Tally count(Result r) {
       SqlMapping sql = sqls.get(r.mapping());
       String name = sql.mapping().name();
       List<SqlMapping.Check> checks = sql.checks();
-      Metrics.counter(Counters.NAMESPACE, Counters.rowsIn(name)).inc(r.rowsIn() + r.badLines());
-      Metrics.counter(Counters.NAMESPACE, Counters.millis(name)).inc(r.millis());
-      Metrics.counter(Counters.NAMESPACE, Counters.rowsRead(name)).inc(r.rowsIn());
+      Tally.Builder tally = Tally.builder()
+          .count(Counters.rowsIn(name), r.rowsIn() + r.badLines())
+          .count(Counters.millis(name), r.millis())
+          .count(Counters.rowsRead(name), r.rowsIn());
+      // How far the mapping has got: shown while the run goes, not part of its figures.
       Metrics.counter(Counters.NAMESPACE, Counters.filesMapped(name)).inc(r.task().fileShare(Counters.FILE));
       Metrics.counter(Counters.NAMESPACE, Counters.bytesMapped(name)).inc(r.task().bytes());
       for (int i = 0; i < r.populated().length; i++) {
-        Metrics.counter(Counters.NAMESPACE, Counters.columnPopulated(name, r.task().columns().get(i)))
-            .inc(r.populated()[i]);
+        tally.count(Counters.columnPopulated(name, r.task().columns().get(i)), r.populated()[i]);
       }
       for (int i = 0; i < checks.size(); i++) {
         String element = checks.get(i).element() == null ? "" : checks.get(i).element();
-        Metrics.counter(Counters.NAMESPACE, Counters.checkFailed(name, checks.get(i).check(), element))
-            .inc(r.checkCounts()[i][0]);
-        Metrics.counter(Counters.NAMESPACE, Counters.checkTotal(name, checks.get(i).check(), element))
-            .inc(r.checkCounts()[i][1]);
+        tally.count(Counters.checkFailed(name, checks.get(i).check(), element), r.checkCounts()[i][0]);
+        tally.count(Counters.checkTotal(name, checks.get(i).check(), element), r.checkCounts()[i][1]);
       }
       long mapped = r.resources().stream().mapToLong(PartFile::lines).sum();
-      Metrics.counter(Counters.NAMESPACE, Counters.mapped(name)).inc(mapped);
-      Metrics.counter(Counters.NAMESPACE, Counters.rejected(name)).inc(r.mappingRejects() + r.badLines());
+      return tally.count(Counters.mapped(name), mapped)
+          .count(Counters.rejected(name), r.mappingRejects() + r.badLines())
+          .build();
     }
 
     /**

@@ -26,6 +26,7 @@ import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.transforms.ResourceRejects;
 
@@ -132,6 +133,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
       Path file = Path.of(part.path());
       String name = part.resourcePartName();
       Path rejectsFile = file.resolveSibling(file.getFileName() + ".validation-rejects");
+      Tally.Builder tally = Tally.builder();
       BitSet rejectedLines = new BitSet();
       long validated = 0;
       long lines = 0;
@@ -153,7 +155,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
             validated += batch.size();
             List<List<FhirValidation.Issue>> results = validation.validateAll(batch, settings.profiles());
             for (int i = 0; i < batch.size(); i++) {
-              List<FhirValidation.Issue> rejecting = count(results.get(i));
+              List<FhirValidation.Issue> rejecting = count(results.get(i), tally);
               if (!rejecting.isEmpty()) {
                 rejectedLines.set(batchLines.get(i));
                 rejects.write(rejectRecord(batch.get(i), rejecting));
@@ -170,12 +172,11 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
       }
       int invalid = rejectedLines.cardinality();
       Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.VALIDATION, mapping)).inc(lines);
-      Metrics.counter(Counters.NAMESPACE, Counters.validated(mapping)).inc(validated);
-      Metrics.counter(Counters.NAMESPACE, Counters.invalid(mapping)).inc(invalid);
-      Metrics.counter(Counters.NAMESPACE, Counters.rejected(mapping)).inc(invalid);
+      tally.count(Counters.validated(mapping), validated).count(Counters.invalid(mapping), invalid)
+          .count(Counters.rejected(mapping), invalid);
       if (invalid == 0) {
         Files.delete(rejectsFile);
-        out.output(part);
+        out.output(part.plus(tally.build()));
         return;
       }
       Path kept = file.resolveSibling(file.getFileName() + ".valid");
@@ -190,16 +191,15 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
         }
       }
       // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
-      out.output(new PartFile(part.target(), kept.toString(), lines - invalid));
-      out.output(PartFile.rejects(name, "validation", rejectsFile.toString(), invalid));
+      out.output(new PartFile(part.target(), kept.toString(), lines - invalid, part.tally()));
+      out.output(PartFile.rejects(name, "validation", rejectsFile.toString(), invalid).plus(tally.build()));
     }
 
     /** Counts every issue and returns those that reject the resource. */
-    private List<FhirValidation.Issue> count(List<FhirValidation.Issue> issues) {
+    private List<FhirValidation.Issue> count(List<FhirValidation.Issue> issues, Tally.Builder tally) {
       List<FhirValidation.Issue> rejecting = new ArrayList<>();
       for (FhirValidation.Issue i : issues) {
-        Metrics.counter(Counters.NAMESPACE, Counters.issue(mapping, i.severity().code(), i.category(), i.messageId()))
-            .inc();
+        tally.add(Counters.issue(mapping, i.severity().code(), i.category(), i.messageId()), 1);
         if (rejects(i)) {
           rejecting.add(i);
         }

@@ -22,6 +22,7 @@ import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
@@ -258,8 +259,10 @@ class MapWithDuckDbTest {
     @Override
     public Void apply(Iterable<PartFile> all) {
       Map<String, List<String>> bySet = new TreeMap<>();
+      Tally tally = Tally.EMPTY;
       for (PartFile part : all) {
-        String set = part.target().substring(0, part.target().indexOf('-'));
+        tally = tally.plus(part.tally());
+        String set = part.fileSet();
         try {
           List<String> lines = Files.readAllLines(Path.of(part.path()));
           assertThat(part.target(), (long) lines.size(), equalTo(part.lines()));
@@ -268,6 +271,16 @@ class MapWithDuckDbTest {
           throw new UncheckedIOException(e);
         }
       }
+      // The run's figures ride on the parts: the counters' figures, without the progress ones and the time.
+      Map<String, Long> figures = new TreeMap<>(tally.counts());
+      assertThat(figures.remove("ms/patient"), greaterThan(0L));
+      assertThat(figures, equalTo(new TreeMap<>(Map.ofEntries(Map.entry("rows_in/patient", 4L),
+          Map.entry("mapped/patient", 2L), Map.entry("rejected/patient", 2L),
+          Map.entry("check_failed/patient/valid_code/gender", 0L),
+          Map.entry("check_total/patient/valid_code/gender", 3L),
+          Map.entry("rows_read/patient", 3L), Map.entry("column_populated/patient/patient_id", 3L),
+          Map.entry("column_populated/patient/first_name", 1L), Map.entry("column_populated/patient/last_name", 1L),
+          Map.entry("column_populated/patient/birth_date", 2L), Map.entry("column_populated/patient/gender", 3L)))));
       bySet.values().forEach(lines -> lines.sort(null));
       assertThat(bySet.get("fhir/Patient"), equalTo(List.of(
           "{\"resourceType\":\"Patient\",\"id\":\"a1\",\"name\":[{\"use\":\"official\",\"family\":\"Lee # 2\","

@@ -19,6 +19,7 @@ import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.SerializableFunction;
 import org.apache.beam.sdk.values.PCollection;
 import org.fhirbeam.config.ValidationSettings;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.transforms.PipelineCounters;
 import org.junit.jupiter.api.Test;
@@ -52,14 +53,9 @@ class ValidateResourcesTest {
     PipelineResult result = p.run();
     result.waitUntilFinish();
     Map<String, Long> counters = PipelineCounters.of(result);
+    // Progress counters; the run's figures ride on the parts (PartsAre).
     assertThat(counters, equalTo(new TreeMap<>(Map.of("checked/validation/patient", 3L, "validated/patient", 3L,
-        "invalid/patient", 2L,
-        "rejected/patient", 2L,
-        "issue/patient/error/content/Terminology_PassThrough_TX_Message", 1L,
-        "issue/patient/error/content/Terminology_TX_NoValid_16", 1L,
-        "issue/patient/error/content/", 1L,
-        "issue/patient/error/content/Type_Specific_Checks_DT_Boolean_Value", 1L,
-        "issue/patient/information/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L))));
+        "invalid/patient", 2L, "rejected/patient", 2L))));
   }
 
   static final class PartsAre implements SerializableFunction<Iterable<PartFile>, Void> {
@@ -72,7 +68,9 @@ class ValidateResourcesTest {
     @Override
     public Void apply(Iterable<PartFile> all) {
       Map<String, List<String>> byTarget = new TreeMap<>();
+      Tally tally = Tally.EMPTY;
       for (PartFile part : all) {
+        tally = tally.plus(part.tally());
         try {
           List<String> lines = Files.readAllLines(Path.of(part.path()));
           assertThat(part.target(), (long) lines.size(), equalTo(part.lines()));
@@ -84,6 +82,13 @@ class ValidateResourcesTest {
           throw new UncheckedIOException(e);
         }
       }
+      assertThat(tally.counts(), equalTo(new TreeMap<>(Map.of("validated/patient", 3L, "invalid/patient", 2L,
+          "rejected/patient", 2L,
+          "issue/patient/error/content/Terminology_PassThrough_TX_Message", 1L,
+          "issue/patient/error/content/Terminology_TX_NoValid_16", 1L,
+          "issue/patient/error/content/", 1L,
+          "issue/patient/error/content/Type_Specific_Checks_DT_Boolean_Value", 1L,
+          "issue/patient/information/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L))));
       assertThat(new ArrayList<>(byTarget.keySet()), equalTo(List.of("fhir/Patient-abc-0.ndjson",
           "rejects/rejects-Patient-abc-0-validation.ndjson", "rejects/rejects-abc-0.ndjson")));
       assertThat(byTarget.get("fhir/Patient-abc-0.ndjson"), equalTo(List.of(VALID)));
