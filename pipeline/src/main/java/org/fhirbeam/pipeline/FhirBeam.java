@@ -5,6 +5,7 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.net.URISyntaxException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -135,12 +136,19 @@ public final class FhirBeam implements Callable<Integer> {
 
     static Path home() {
       try {
-        // pipeline/target/fhirbeam.jar or pipeline/target/classes: three levels below the installation.
-        Path code = Path.of(FhirBeam.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-        return code.getParent().getParent().getParent().toAbsolutePath().normalize();
+        // The nearest folder above the code that holds the default job: pipeline/target/fhirbeam.jar,
+        // pipeline/target/classes and the cluster's deploy/cluster/target/fhirbeam-cluster.jar lie below it.
+        Path code = Path.of(FhirBeam.class.getProtectionDomain().getCodeSource().getLocation().toURI())
+            .toAbsolutePath().normalize();
+        for (Path dir = code.getParent(); dir != null; dir = dir.getParent()) {
+          if (Files.isRegularFile(dir.resolve("config/pipelines/default.yaml"))) {
+            return dir;
+          }
+        }
       } catch (URISyntaxException | NullPointerException e) {
-        return Path.of("").toAbsolutePath();
+        // no code location: the working directory, below
       }
+      return Path.of("").toAbsolutePath();
     }
 
     static Path defaultConfig() {
