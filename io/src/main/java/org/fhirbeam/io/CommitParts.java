@@ -3,10 +3,16 @@ package org.fhirbeam.io;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.zip.CRC32C;
+import java.util.zip.CheckedInputStream;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.transforms.Combine;
 import org.apache.beam.sdk.transforms.DoFn;
@@ -22,7 +28,9 @@ import org.fhirbeam.data.Tally;
  * Moves the part files of successful work to their targets under the output root, and writes the run's figures: the
  * tallies the committed parts carry, with the lines each file set holds, added up ({@link #readTally}). Only parts
  * that reach this step (outputs of committed bundles) are moved and counted; parts of failed attempts stay behind
- * in the parts directory and are deleted with it. Moving is idempotent, so a retried bundle is harmless.
+ * in the parts directory and are deleted with it. Moving is idempotent, so a retried bundle is harmless. A root on
+ * object storage ({@code s3://...}) gets each part uploaded by the task that commits it, and the figures name
+ * each file with its lines, bytes and CRC32C ({@link #committedFiles}), for the manifest that commits the run.
  */
 public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> {
   /** The file beside the committed parts that holds the run's figures. */
@@ -42,13 +50,30 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     return new CommitParts(directory);
   }
 
-  /** The figures of the parts a finished pipeline committed into {@code directory}. */
-  public static Tally readTally(Path directory) throws IOException {
-    Map<String, Long> counts = JSON.readValue(directory.resolve(TALLY_FILE).toFile(),
+  /** The figures of the parts a finished pipeline committed into {@code directory} (a path or a URI). */
+  public static Tally readTally(String directory) throws IOException {
+    Map<String, Long> counts = JSON.readValue(ObjectStorage.read(directory + "/" + TALLY_FILE),
         new TypeReference<Map<String, Long>>() {});
     Tally.Builder tally = Tally.builder();
     counts.forEach(tally::add);
     return tally.build();
+  }
+
+  /** A file uploaded to object storage: where under the root, and what it holds. */
+  public record CommittedFile(String target, long lines, long bytes, long crc32c) {}
+
+  private static final String FILE_LINES = "file_lines/";
+  private static final String FILE_BYTES = "file_bytes/";
+  private static final String FILE_CRC32C = "file_crc32c/";
+
+  /** The files a run committed to object storage, by target. */
+  public static List<CommittedFile> committedFiles(Tally tally) {
+    Map<String, Long> bytes = tally.withPrefix(FILE_BYTES);
+    Map<String, Long> crc = tally.withPrefix(FILE_CRC32C);
+    List<CommittedFile> out = new ArrayList<>();
+    tally.withPrefix(FILE_LINES).forEach((target, lines) -> out.add(new CommittedFile(target, lines,
+        bytes.get(target), crc.get(target))));
+    return out;
   }
 
   @Override
@@ -75,12 +100,26 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
     @ProcessElement
     public void process(@Element PartFile part, OutputReceiver<Tally> out) throws IOException {
-      out.output(part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines())));
+      Tally committed = part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines()));
       Path from = Path.of(part.path());
       if (part.lines() == 0) {
+        out.output(committed);
         Files.deleteIfExists(from);
         return;
       }
+      if (ObjectStorage.isRemote(directory)) {
+        // A retried bundle uploads the part again, under the same name: the object is replaced, not repeated.
+        CRC32C crc = new CRC32C();
+        long bytes;
+        try (InputStream in = new CheckedInputStream(Files.newInputStream(from), crc);
+            OutputStream to = ObjectStorage.create(directory + "/" + part.target(), "application/x-ndjson")) {
+          bytes = in.transferTo(to);
+        }
+        out.output(committed.plus(Tally.builder().add(FILE_LINES + part.target(), part.lines())
+            .add(FILE_BYTES + part.target(), bytes).add(FILE_CRC32C + part.target(), crc.getValue()).build()));
+        return;
+      }
+      out.output(committed);
       Path to = Path.of(directory).resolve(part.target());
       Files.createDirectories(to.getParent());
       if (Files.exists(to) && !Files.exists(from)) {
@@ -112,10 +151,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
     @ProcessElement
     public void process(@Element Tally tally) throws IOException {
-      Path file = Path.of(directory).resolve(TALLY_FILE);
-      Path written = file.resolveSibling(TALLY_FILE + ".tmp");
-      JSON.writeValue(written.toFile(), tally.counts());
-      Files.move(written, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      ObjectStorage.write(directory + "/" + TALLY_FILE, JSON.writeValueAsBytes(tally.counts()), "application/json");
     }
   }
 }

@@ -165,9 +165,10 @@ public final class FhirBeam implements Callable<Integer> {
         description = "Pipeline configuration (default: config/pipelines/default.yaml of the installation).")
     Path config;
 
-    @Option(names = "--output", paramLabel = "DIR", defaultValue = "output",
-        description = "Output directory; its previous results are replaced (default: ${DEFAULT-VALUE}).")
-    Path output;
+    @Option(names = "--output", paramLabel = "DIR|URI", defaultValue = "output",
+        description = "Output directory, or s3://bucket/prefix; its previous results are replaced"
+            + " (default: ${DEFAULT-VALUE}).")
+    String output;
 
     @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
         description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[N] with N the cores); default: ${DEFAULT-VALUE}.")
@@ -204,9 +205,10 @@ public final class FhirBeam implements Callable<Integer> {
         long start = System.nanoTime();
         JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
         double planSeconds = (System.nanoTime() - start) / 1e9;
-        RunSummary summary = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
-            System.console() != null).run();
-        summary.print(out, output.toAbsolutePath().normalize(), profile);
+        JobRunner job = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
+            System.console() != null);
+        RunSummary summary = job.run();
+        summary.print(out, job.location(), profile);
         return summary;
       } finally {
         Runner.stopLocalSpark();

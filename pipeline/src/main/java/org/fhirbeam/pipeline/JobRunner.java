@@ -16,11 +16,14 @@ import java.util.Map;
 import java.util.UUID;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.options.PipelineOptions;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
+import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.transforms.CompiledMapping;
@@ -44,31 +47,138 @@ public final class JobRunner {
 
   private final JobPlan plan;
   private final Runner runner;
+  /** A local output directory; null when the output is on object storage. */
   private final Path output;
+  /** The output as given: a local directory, or a URI on object storage ({@code s3://bucket/prefix}). */
+  private final String location;
   private final boolean runnerChecks;
   private final PrintStream console;
   private final boolean terminal;
 
   private final double planSeconds;
 
-  public JobRunner(JobPlan plan, double planSeconds, Runner runner, Path output, boolean runnerChecks,
+  public JobRunner(JobPlan plan, double planSeconds, Runner runner, String output, boolean runnerChecks,
       PrintStream console, boolean terminal) {
     this.planSeconds = planSeconds;
     this.plan = plan;
     this.runner = runner;
-    this.output = output.toAbsolutePath().normalize();
+    boolean remote = ObjectStorage.isRemote(output);
+    this.output = remote ? null : Path.of(output).toAbsolutePath().normalize();
+    this.location = remote ? output.replaceAll("/+$", "") : this.output.toString();
     this.runnerChecks = runnerChecks;
     this.console = console;
     this.terminal = terminal;
   }
 
+  /** Where the run writes: a local directory, or a URI on object storage. */
+  String location() {
+    return location;
+  }
+
   public RunSummary run() {
+    String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
+        .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
+    return output == null ? runToObjectStore(runId) : runLocal(runId);
+  }
+
+  /** What a finished pipeline ran on, and what its tasks counted about the parts it committed. */
+  private record Ran(String runner, PipelineCounts tasks) {}
+
+  /**
+   * Runs the graph: its tasks write parts into {@code partsDir} (a folder every worker sees) and commit them into
+   * {@code stagingRoot} (a path or a URI); returns once the pipeline has finished and its figures are read.
+   */
+  private Ran runGraph(String runId, Progress progress, String partsDir, String stagingRoot) throws IOException {
+    PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
+    ObjectStorage.configure(options);
+    Pipeline p = Pipeline.create(options);
+    JobGraph.build(p, plan, runId, partsDir, stagingRoot, runner.localConcurrency(), runner.parallelism());
+    PipelineResult result = p.run();
+    String executed = Runner.executed(result).label();
+    Progress.Work work = Progress.Work.of(plan);
+    PipelineCounts tasks = new PipelineCounts(plan, result);
+    progress.pipeline(work, tasks::whileRunning);
+    PipelineResult.State state = result.waitUntilFinish();
+    if (state != PipelineResult.State.DONE) {
+      throw new IllegalStateException("pipeline ended in state " + state);
+    }
+    progress.pipelineDone(work, tasks.whileRunning());
+    // What the tasks counted about the parts the pipeline committed.
+    tasks.finished(stagingRoot);
+    return new Ran(executed, tasks);
+  }
+
+  /**
+   * The run's figures, from what its tasks committed; throws when they do not balance, so nothing is replaced.
+   */
+  private RunSummary counted(String runId, Ran ran, long start, Map<String, Double> stages, String database) {
+    PipelineCounts tasks = ran.tasks();
+    Map<String, Long> resourcesOut = new LinkedHashMap<>();
+    plan.mappings().forEach(m -> resourcesOut.put(m.resourceType(),
+        tasks.committedLines(MapWithDuckDb.resourceFileSet(m.resourceType()))));
+    RunSummary counted = new RunSummary(runId, ran.runner(), plan.config().file(), tasks.rowsInBySource(),
+        tasks.perMapping(), resourcesOut, tasks.committedLines(PartFile.REJECTS),
+        planSeconds + (System.nanoTime() - start) / 1e9, Map.of(), database, stages, tasks.validation(),
+        RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
+    if (!counted.balanced()) {
+      throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
+          + String.join("; ", counted.imbalances()));
+    }
+    return counted;
+  }
+
+  /**
+   * A run into object storage: tasks upload the parts they commit under {@code runs/<run id>/}, then the run is
+   * committed by writing the manifest last ({@link ObjectStoreCommit}). Sinks that need the driver's disk (the
+   * DuckDB file, Parquet, compression, append and upsert) are refused before anything runs.
+   */
+  private RunSummary runToObjectStore(String runId) {
+    long start = System.nanoTime();
+    Map<String, Double> stages = new LinkedHashMap<>();
+    stages.put("plan", planSeconds);
+    ObjectStoreCommit commit = new ObjectStoreCommit(location, runId);
+    commit.checkSinks(plan.config().sinks());
+    Path work = workDirectory(runId);
+    try (Progress progress = new Progress(console, terminal)) {
+      Ran ran = runGraph(runId, progress, work.resolve(".parts").toString(), commit.staging());
+      stages.put("pipeline", (System.nanoTime() - start) / 1e9);
+      long mark = System.nanoTime();
+      progress.phase("verifying counts");
+      RunSummary counted = counted(runId, ran, start, stages, null);
+      stages.put("verify", (System.nanoTime() - mark) / 1e9);
+      progress.phase("committing");
+      long commitStart = System.nanoTime();
+      commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9),
+          CommitParts.committedFiles(ran.tasks().committed()));
+      return counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9)
+          .withStage("commit", (System.nanoTime() - commitStart) / 1e9);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      FileTrees.deleteTree(work);
+    }
+  }
+
+  /**
+   * The folder the tasks of a run on object storage write their parts into before they commit them: it must be one
+   * that every worker sees, {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say), else the temporary folder
+   * (one machine).
+   */
+  private static Path workDirectory(String runId) {
+    String dir = System.getenv("FHIRBEAM_WORK_DIR");
+    Path root = dir == null || dir.isBlank() ? Path.of(System.getProperty("java.io.tmpdir")) : Path.of(dir);
+    try {
+      return Files.createDirectories(root.resolve("fhirbeam-work-" + runId));
+    } catch (IOException e) {
+      throw new InputException("cannot create the run's work folder under " + root + ": " + e.getMessage(), e);
+    }
+  }
+
+  private RunSummary runLocal(String runId) {
     long start = System.nanoTime();
     Map<String, Double> stages = new LinkedHashMap<>();
     stages.put("plan", planSeconds);
     long mark = start;
-    String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
-        .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
     boolean loadDuckDb = plan.config().sinks().duckdb();
     String database = Path.of(plan.config().duckdb().database()).toAbsolutePath().normalize().toString();
     Path staging = output.resolve(".staging-" + runId);
@@ -95,36 +205,23 @@ public final class JobRunner {
       // where the figures are computed).
       Files.createDirectories(staging.resolve("report"));
 
-      Pipeline p = Pipeline.create(runner.options("fhirbeam-" + plan.config().name(), runnerChecks));
-      JobGraph.build(p, plan, runId, partsDir.toString(), staging.toString(), runner.localConcurrency(),
-          runner.parallelism());
-      PipelineResult result = p.run();
-      String executed = Runner.executed(result).label();
-      Progress.Work work = Progress.Work.of(plan);
-      PipelineCounts tasks = new PipelineCounts(plan, result);
-      progress.pipeline(work, tasks::whileRunning);
-      PipelineResult.State state = result.waitUntilFinish();
-      if (state != PipelineResult.State.DONE) {
-        throw new IllegalStateException("pipeline ended in state " + state);
-      }
-      progress.pipelineDone(work, tasks.whileRunning());
+      Ran ran = runGraph(runId, progress, partsDir.toString(), staging.toString());
+      String executed = ran.runner();
+      PipelineCounts tasks = ran.tasks();
 
       stages.put("pipeline", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
       progress.phase("verifying counts");
-      // What the tasks counted about the parts the pipeline committed.
-      tasks.finished(staging);
-      Map<String, Long> rowsIn = tasks.rowsInBySource();
-      List<RunSummary.MappingCount> perMapping = tasks.perMapping();
-      RunSummary.Validation validation = tasks.validation();
+      RunSummary counted = counted(runId, ran, start, stages, loadDuckDb ? database : null);
+      Map<String, Long> rowsIn = counted.rowsInBySource();
+      List<RunSummary.MappingCount> perMapping = counted.mappings();
+      Map<String, Long> resourcesOut = counted.resourcesOut();
+      long rejected = counted.rejected();
+      RunSummary.Validation validation = counted.validation();
+      Map<String, Map<String, List<String>>> drift = counted.columnDrift();
+      Map<String, Map<String, String>> skipped = counted.skippedFiles();
       List<QualityTables.Check> checks = tasks.checks();
       List<QualityTables.SourceColumn> sourceColumns = tasks.sourceColumns();
-      Map<String, Map<String, List<String>>> drift = RunSummary.drift(plan.sources());
-      Map<String, Map<String, String>> skipped = RunSummary.skipped(plan.sources());
-      long rejected = tasks.committedLines(PartFile.REJECTS);
-      Map<String, Long> resourcesOut = new LinkedHashMap<>();
-      plan.mappings().forEach(m -> resourcesOut.put(m.resourceType(),
-          tasks.committedLines(MapWithDuckDb.resourceFileSet(m.resourceType()))));
       // Each file set is numbered on a core of its own: numbering reads the first line of every file.
       java.util.stream.Stream.concat(resourcesOut.keySet().stream().map(type -> Map.entry(type, fhirDir)),
           java.util.stream.Stream.of(Map.entry("rejects", rejectsDir))).parallel().forEach(e -> {
@@ -136,14 +233,6 @@ public final class JobRunner {
           });
       stages.put("verify", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
-      double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
-      RunSummary counted = new RunSummary(runId, executed, plan.config().file(), rowsIn, perMapping,
-          resourcesOut, rejected, elapsed, Map.of(), loadDuckDb ? database : null, stages, validation,
-          drift, skipped);
-      if (!counted.balanced()) {
-        throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
-            + String.join("; ", counted.imbalances()));
-      }
 
       if (load != null) {
         load.awaitRawCopy();

@@ -1,7 +1,6 @@
 package org.fhirbeam.pipeline;
 
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -36,8 +35,8 @@ final class PipelineCounts {
     this.result = result;
   }
 
-  /** Reads the figures of the finished pipeline, which committed its parts into {@code directory}. */
-  void finished(Path directory) throws IOException {
+  /** Reads the figures of the finished pipeline, which committed its parts into {@code directory} (or URI). */
+  void finished(String directory) throws IOException {
     committed = CommitParts.readTally(directory);
   }
 
@@ -158,7 +157,8 @@ final class PipelineCounts {
     return committed().get(name);
   }
 
-  private Tally committed() {
+  /** Every figure of the finished pipeline. */
+  Tally committed() {
     if (committed == null) {
       throw new IllegalStateException("the pipeline's figures are read once it has finished");
     }

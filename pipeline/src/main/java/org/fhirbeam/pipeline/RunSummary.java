@@ -58,6 +58,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
   }
 
+  /** The same summary with the run's time so far. */
+  RunSummary withElapsed(double seconds) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds,
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds);
+  }
+
   /** The same summary with the run's quality checks. */
   RunSummary withChecks(Checks checks) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
@@ -269,11 +275,16 @@ public record RunSummary(String runId, String runner, String config, Map<String,
   }
 
   void write(Path file) throws IOException {
-    new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), toJson());
+    java.nio.file.Files.write(file, json());
+  }
+
+  /** The summary as {@code run-summary.json} holds it. */
+  byte[] json() throws IOException {
+    return new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(toJson());
   }
 
   /** The short human summary printed at the end of a run. */
-  void print(PrintStream out, Path outputDir, boolean profile) {
+  void print(PrintStream out, String output, boolean profile) {
     out.printf(Locale.ROOT, "Run %s on %s: %,d rows in %.1f s (%,d rows/s)%n", runId, runner, rowsIn(),
         elapsedSeconds, Math.round(rowsPerSecond()));
     for (Map.Entry<String, Long> e : resourcesOut.entrySet()) {
@@ -313,6 +324,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
             c.seconds() > 0 ? Math.round(c.rowsIn() / c.seconds()) : 0);
       }
     }
+    if (org.fhirbeam.io.ObjectStorage.isRemote(output)) {
+      out.printf("  output: %s (fhir/, rejects/, run-summary.json), committed by %s%n",
+          ObjectStoreCommit.runPrefix(output, runId), ObjectStoreCommit.manifest(output));
+      return;
+    }
+    Path outputDir = Path.of(output);
     out.printf("  output: %s (fhir/, %srejects/, report/, run-summary.json)%n", outputDir,
         java.nio.file.Files.isDirectory(outputDir.resolve("parquet")) ? "parquet/, " : "");
     if (database != null) {

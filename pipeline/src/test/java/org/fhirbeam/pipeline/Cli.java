@@ -21,7 +21,7 @@ record Cli(int code, String out, String err) {
         new PrintStream(err, true, StandardCharsets.UTF_8), System.getenv(), args);
     Cli r = new Cli(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     if (code == 0 && args.length > 0 && args[0].equals("run")) {
-      assertRanOnRequestedRunner(List.of(args));
+      assertRanOnRequestedRunner(List.of(args), r.out());
     }
     return r;
   }
@@ -30,8 +30,13 @@ record Cli(int code, String out, String err) {
    * Every successful run through this helper checks that the runner that executed it is the one asked for, so a
    * test "on both runners" fails if the Spark run silently ran on the DirectRunner.
    */
-  private static void assertRanOnRequestedRunner(List<String> args) {
+  private static void assertRanOnRequestedRunner(List<String> args, String out) {
     String requested = option(args, "--runner", "direct");
+    if (org.fhirbeam.io.ObjectStorage.isRemote(option(args, "--output", "output"))) {
+      // The summary's first line: Run <id> on <runner>: ...
+      assertThat("the runner that executed the run", out.split(" ", 5)[3], equalTo(requested + ":"));
+      return;
+    }
     Path summary = Path.of(option(args, "--output", "output")).resolve("run-summary.json");
     try {
       assertThat("the runner that executed the run (" + summary + ")",

@@ -5,23 +5,15 @@ import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 
 import java.io.IOException;
-import java.net.HttpURLConnection;
-import java.net.ServerSocket;
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.core.sync.RequestBody;
-import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
-import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
@@ -31,46 +23,20 @@ import software.amazon.awssdk.services.s3.S3Client;
  */
 @Tag("servers")
 class S3SourceTest {
-  static Process s3mock;
+  static S3Mock s3mock;
   static int port;
-  static Path store;
 
   @TempDir
   Path tmp;
 
   @BeforeAll
   static void startS3() throws Exception {
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
-    store = Files.createTempDirectory("fhirbeam-s3mock");
-    Path jar = Path.of("target/s3mock/s3mock-exec.jar").toAbsolutePath();
-    s3mock = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
-        "-jar", jar.toString(), "--server.ssl.enabled=false", "--server.address=127.0.0.1",
-        "--server.port=" + port, "--http.port=0", "--com.adobe.testing.s3mock.store.root=" + store)
-        .redirectErrorStream(true).redirectOutput(store.resolveSibling(store.getFileName() + ".log").toFile()).start();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (true) {
-      try {
-        HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + "/").toURL().openConnection();
-        c.setConnectTimeout(500);
-        if (c.getResponseCode() > 0) {
-          break;
-        }
-      } catch (IOException notYet) {
-        if (System.nanoTime() > deadline || !s3mock.isAlive()) {
-          throw new IllegalStateException("S3Mock did not start", notYet);
-        }
-        Thread.sleep(250);
-      }
-    }
+    s3mock = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    port = Integer.parseInt(s3mock.endpoint().substring(s3mock.endpoint().lastIndexOf(':') + 1));
     // The source finds credentials through the AWS default chain; Java system properties are part of it.
-    System.setProperty("aws.accessKeyId", "test");
-    System.setProperty("aws.secretAccessKey", "test-secret");
-    try (S3Client s3 = S3Client.builder().httpClient(UrlConnectionHttpClient.create()).region(Region.US_EAST_1)
-        .endpointOverride(URI.create("http://127.0.0.1:" + port)).forcePathStyle(true)
-        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test-secret")))
-        .build()) {
+    System.setProperty("aws.accessKeyId", S3Mock.ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", S3Mock.SECRET_KEY);
+    try (S3Client s3 = s3mock.client()) {
       s3.createBucket(b -> b.bucket("clinic"));
       s3.putObject(b -> b.bucket("clinic").key("exports/2024/a.csv"), RequestBody.fromString(
           "patient_id,first_name,last_name,birth_date,gender\np1,Maria,Garcia,1984-03-12,F\np2,John,Smith,bad,M\n"));
@@ -83,10 +49,8 @@ class S3SourceTest {
   @AfterAll
   static void stopS3() throws Exception {
     if (s3mock != null) {
-      s3mock.destroy();
-      s3mock.waitFor(20, TimeUnit.SECONDS);
+      s3mock.close();
     }
-    org.fhirbeam.io.FileTrees.deleteTree(store);
   }
 
   Cli run(String path, String name, String... more) throws IOException {

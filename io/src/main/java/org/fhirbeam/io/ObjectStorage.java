@@ -1,0 +1,120 @@
+package org.fhirbeam.io;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URI;
+import java.nio.channels.Channels;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+import org.apache.beam.sdk.io.FileSystems;
+import org.apache.beam.sdk.io.aws2.options.S3ClientBuilderFactory;
+import org.apache.beam.sdk.io.aws2.options.S3Options;
+import org.apache.beam.sdk.io.aws2.s3.DefaultS3ClientBuilderFactory;
+import org.apache.beam.sdk.io.fs.MatchResult;
+import org.apache.beam.sdk.io.fs.ResourceId;
+import org.apache.beam.sdk.options.PipelineOptions;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
+import software.amazon.awssdk.services.s3.S3ClientBuilder;
+
+/**
+ * Outputs at URIs ({@code s3://bucket/prefix}) through Beam's own file systems ({@link FileSystems}), which every
+ * worker of a runner has: the driver sets them up in the pipeline's options ({@link #configure}), and Beam hands
+ * those to the workers. Credentials come from each node's AWS default chain (environment, system properties,
+ * profile, instance role), never from the options; the region from the driver's chain, else {@code us-east-1}; an
+ * S3-compatible store is named by the AWS SDK's own {@code AWS_ENDPOINT_URL} (or {@code -Daws.endpointUrl}) and
+ * addressed path-style.
+ */
+public final class ObjectStorage {
+  private static final Pattern URI_SCHEME = Pattern.compile("^[A-Za-z][A-Za-z0-9+.-]*://.*");
+
+  private ObjectStorage() {}
+
+  /** Whether {@code location} is a URI of a file system other than the local one, such as {@code s3://b/p}. */
+  public static boolean isRemote(String location) {
+    return URI_SCHEME.matcher(location).matches() && !location.startsWith("file://");
+  }
+
+  /** Sets up Beam's S3 file system in {@code options} from the AWS SDK's settings of this process. */
+  public static void configure(PipelineOptions options) {
+    S3Options s3 = options.as(S3Options.class);
+    Region region;
+    try {
+      region = DefaultAwsRegionProviderChain.builder().build().getRegion();
+    } catch (SdkException e) {
+      region = Region.US_EAST_1;
+    }
+    s3.setAwsRegion(region);
+    String endpoint = System.getProperty("aws.endpointUrl", System.getenv("AWS_ENDPOINT_URL"));
+    if (endpoint != null && !endpoint.isBlank()) {
+      s3.setEndpoint(URI.create(endpoint));
+      s3.setS3ClientFactoryClass(PathStyle.class);
+    }
+  }
+
+  /** Beam's S3 client with path-style addressing, as S3-compatible stores want; Beam 2.62 has no option for it. */
+  public static final class PathStyle implements S3ClientBuilderFactory {
+    @Override
+    public S3ClientBuilder createBuilder(S3Options options) {
+      return new DefaultS3ClientBuilderFactory().createBuilder(options).forcePathStyle(true);
+    }
+  }
+
+  /** {@code location} as a file (not a directory) of its file system. */
+  public static ResourceId file(String location) {
+    return FileSystems.matchNewResource(location, false);
+  }
+
+  /** Writes an object (replacing it): a new object appears whole or not at all. */
+  public static OutputStream create(String location, String mimeType) throws IOException {
+    return Channels.newOutputStream(FileSystems.create(file(location), mimeType));
+  }
+
+  public static InputStream open(String location) throws IOException {
+    return Channels.newInputStream(FileSystems.open(file(location)));
+  }
+
+  public static void write(String location, byte[] bytes, String mimeType) throws IOException {
+    try (OutputStream out = create(location, mimeType)) {
+      out.write(bytes);
+    }
+  }
+
+  public static byte[] read(String location) throws IOException {
+    try (InputStream in = open(location)) {
+      return in.readAllBytes();
+    }
+  }
+
+  /** Whether an object exists at {@code location}. */
+  public static boolean exists(String location) throws IOException {
+    MatchResult m = FileSystems.match(location, org.apache.beam.sdk.io.fs.EmptyMatchTreatment.ALLOW);
+    return m.status() == MatchResult.Status.OK && !m.metadata().isEmpty();
+  }
+
+  /** The objects whose names match {@code glob} ({@code *} within a "folder", {@code **} across them). */
+  public static List<String> list(String glob) throws IOException {
+    List<String> out = new ArrayList<>();
+    MatchResult m = FileSystems.match(glob, org.apache.beam.sdk.io.fs.EmptyMatchTreatment.ALLOW);
+    if (m.status() == MatchResult.Status.NOT_FOUND) {
+      return out;
+    }
+    for (MatchResult.Metadata md : m.metadata()) {
+      out.add(md.resourceId().toString());
+    }
+    return out;
+  }
+
+  /** Deletes the objects named; those already gone are ignored. */
+  public static void delete(List<String> locations) throws IOException {
+    if (locations.isEmpty()) {
+      return;
+    }
+    List<ResourceId> ids = new ArrayList<>();
+    locations.forEach(l -> ids.add(file(l)));
+    FileSystems.delete(ids, org.apache.beam.sdk.io.fs.MoveOptions.StandardMoveOptions.IGNORE_MISSING_FILES);
+  }
+}

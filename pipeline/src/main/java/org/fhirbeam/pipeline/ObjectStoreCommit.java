@@ -1,0 +1,113 @@
+package org.fhirbeam.pipeline;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.IOException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.io.CommitParts.CommittedFile;
+import org.fhirbeam.io.ObjectStorage;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Commits a run into object storage, which has no atomic rename: the run's tasks upload its files under
+ * {@code runs/<run id>/}, and the run is committed by writing {@code _manifest.json} last, one PUT that replaces the
+ * previous manifest whole. The manifest names the run and lists its files with their lines, bytes and CRC32C;
+ * readers take the files it lists, so a run killed before its manifest leaves the previous run's output as it was,
+ * and its own objects are deleted by the next run that commits. One writer per output prefix: object storage gives
+ * no lock here, so two runs into one prefix at once are the user's to avoid (the last manifest wins).
+ */
+final class ObjectStoreCommit {
+  private static final Logger LOG = LoggerFactory.getLogger(ObjectStoreCommit.class);
+  static final String MANIFEST = "_manifest.json";
+
+  private final String output;
+  private final String runId;
+
+  ObjectStoreCommit(String output, String runId) {
+    this.output = output;
+    this.runId = runId;
+  }
+
+  static String manifest(String output) {
+    return output + "/" + MANIFEST;
+  }
+
+  /** Where a run's files are, ending with a slash. */
+  static String runPrefix(String output, String runId) {
+    return output + "/runs/" + runId + "/";
+  }
+
+  /** The root the run's tasks commit their parts under. */
+  String staging() {
+    return output + "/runs/" + runId;
+  }
+
+  /** Refuses, before anything runs, the sinks that need a local output. */
+  void checkSinks(SinkSettings sinks) {
+    List<String> local = new ArrayList<>();
+    if (sinks.duckdb()) {
+      local.add("sinks.duckdb.enabled (a DuckDB file is on the driver's disk)");
+    }
+    if (sinks.parquet()) {
+      local.add("sinks.parquet.enabled");
+    }
+    if (sinks.ndjsonCompression() != SinkSettings.Compression.NONE) {
+      local.add("sinks.ndjson.compression");
+    }
+    if (sinks.ndjsonMode() != WriteMode.OVERWRITE) {
+      local.add("sinks.ndjson.mode " + sinks.ndjsonMode().name().toLowerCase(java.util.Locale.ROOT));
+    }
+    if (!local.isEmpty()) {
+      throw new InputException("the output " + output + " is on object storage, which takes the FHIR NDJSON files,"
+          + " the rejects and the run summary, committed by a manifest; these need a local --output for now: "
+          + String.join(", ", local) + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
+    }
+  }
+
+  /**
+   * Writes the run summary, then the manifest: from that PUT on, the run is the output. Then the objects of every
+   * other run (the previous committed one, runs killed before their manifest) are deleted.
+   */
+  void commit(RunSummary summary, List<CommittedFile> files) throws IOException {
+    String prefix = runPrefix(output, runId);
+    ObjectStorage.write(prefix + "run-summary.json", summary.json(), "application/json");
+    List<Map<String, Object>> listed = new ArrayList<>();
+    files.stream().sorted(Comparator.comparing(CommittedFile::target)).forEach(f -> {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("path", "runs/" + runId + "/" + f.target());
+      m.put("lines", f.lines());
+      m.put("bytes", f.bytes());
+      m.put("crc32c", String.format("%08x", f.crc32c()));
+      listed.add(m);
+    });
+    Map<String, Object> manifest = new LinkedHashMap<>();
+    manifest.put("run_id", runId);
+    manifest.put("committed_at", Instant.now().toString());
+    manifest.put("run_summary", "runs/" + runId + "/run-summary.json");
+    manifest.put("files", listed);
+    ObjectStorage.write(manifest(output), new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+        .writeValueAsBytes(manifest), "application/json");
+    try {
+      List<String> stale = new ArrayList<>();
+      for (String object : ObjectStorage.list(output + "/runs/**")) {
+        if (!object.startsWith(prefix)) {
+          stale.add(object);
+        }
+      }
+      ObjectStorage.delete(stale);
+    } catch (IOException | RuntimeException e) {
+      // The run is committed; what is left is unread, and the next run's commit deletes it.
+      LOG.warn("run {} is committed, but the objects of earlier runs under {}runs/ could not all be deleted: {}",
+          runId, output + "/", e.toString());
+    }
+  }
+}

@@ -1,0 +1,79 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.net.HttpURLConnection;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.fhirbeam.io.FileTrees;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
+
+/** A real S3-compatible store on loopback for tests: Adobe S3Mock's runnable jar in its own JVM. */
+final class S3Mock implements AutoCloseable {
+  static final String ACCESS_KEY = "test";
+  static final String SECRET_KEY = "test-secret";
+
+  private final Process process;
+  private final int port;
+  private final Path store;
+
+  private S3Mock(Process process, int port, Path store) {
+    this.process = process;
+    this.port = port;
+    this.store = store;
+  }
+
+  /** Starts the store from {@code jar} and waits until it answers. */
+  static S3Mock start(Path jar) throws IOException, InterruptedException {
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    Path store = Files.createTempDirectory("fhirbeam-s3mock");
+    Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
+        "-jar", jar.toAbsolutePath().toString(), "--server.ssl.enabled=false", "--server.address=127.0.0.1",
+        "--server.port=" + port, "--http.port=0", "--com.adobe.testing.s3mock.store.root=" + store)
+        .redirectErrorStream(true).redirectOutput(store.resolveSibling(store.getFileName() + ".log").toFile()).start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      try {
+        HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + "/").toURL().openConnection();
+        c.setConnectTimeout(500);
+        if (c.getResponseCode() > 0) {
+          return new S3Mock(p, port, store);
+        }
+      } catch (IOException notYet) {
+        if (System.nanoTime() > deadline || !p.isAlive()) {
+          p.destroyForcibly();
+          throw new IllegalStateException("S3Mock did not start", notYet);
+        }
+        Thread.sleep(250);
+      }
+    }
+  }
+
+  String endpoint() {
+    return "http://127.0.0.1:" + port;
+  }
+
+  /** A client of the store with the test credentials. */
+  S3Client client() {
+    return S3Client.builder().httpClient(UrlConnectionHttpClient.create()).region(Region.US_EAST_1)
+        .endpointOverride(URI.create(endpoint())).forcePathStyle(true)
+        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
+        .build();
+  }
+
+  @Override
+  public void close() throws InterruptedException {
+    process.destroy();
+    process.waitFor(20, TimeUnit.SECONDS);
+    FileTrees.deleteTree(store);
+  }
+}

@@ -1,0 +1,165 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.empty;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.startsWith;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.zip.CRC32C;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+/**
+ * An output on a real S3-compatible store (S3Mock on loopback), through Beam's S3 file system: the tasks upload the
+ * parts, the manifest written last commits the run and lists every file with its lines and CRC32C; the next run
+ * replaces it and deletes the previous run's objects; a run that fails leaves the manifest and its files as they
+ * were; sinks that need a local disk are refused before anything runs.
+ */
+@Tag("servers")
+class S3OutputTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  static S3Mock s3mock;
+
+  @TempDir
+  Path tmp;
+
+  @BeforeAll
+  static void startS3() throws Exception {
+    s3mock = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    System.setProperty("aws.accessKeyId", S3Mock.ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", S3Mock.SECRET_KEY);
+    System.setProperty("aws.region", "us-east-1");
+    System.setProperty("aws.endpointUrl", s3mock.endpoint());
+    try (S3Client s3 = s3mock.client()) {
+      s3.createBucket(b -> b.bucket("lake"));
+    }
+  }
+
+  @AfterAll
+  static void stopS3() throws Exception {
+    System.clearProperty("aws.endpointUrl");
+    if (s3mock != null) {
+      s3mock.close();
+    }
+  }
+
+  @AfterEach
+  void clearFault() {
+    System.clearProperty("fhirbeam.fail_once");
+    System.clearProperty("spark.master");
+  }
+
+  @Test
+  void theManifestWrittenLastCommitsEachRunAndTheNextRunReplacesIt() throws IOException {
+    Cli local = Cli.run("run", "--output", tmp.resolve("local").toString(), "--set", "sinks.duckdb.enabled=false");
+    assertThat(local.err(), local.code(), equalTo(0));
+    List<String> expected = RetriedTaskTest.lines(tmp.resolve("local/fhir"));
+
+    Cli first = Cli.run("run", "--output", "s3://lake/fhir/default", "--set", "sinks.duckdb.enabled=false");
+    assertThat(first.err(), first.code(), equalTo(0));
+    assertThat(first.out(), containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
+    JsonNode manifest;
+    try (S3Client s3 = s3mock.client()) {
+      manifest = manifest(s3);
+      String runId = manifest.get("run_id").asText();
+      assertThat(first.out(), containsString("output: s3://lake/fhir/default/runs/" + runId
+          + "/ (fhir/, rejects/, run-summary.json), committed by s3://lake/fhir/default/_manifest.json"));
+      // Every listed file is there with its lines and checksum; the resources are the local run's.
+      List<String> resources = new ArrayList<>();
+      long rejects = 0;
+      for (JsonNode f : manifest.get("files")) {
+        String text = object(s3, "fhir/default/" + f.get("path").asText());
+        long lines = text.lines().count();
+        assertThat(f.toString(), lines, equalTo(f.get("lines").asLong()));
+        CRC32C crc = new CRC32C();
+        crc.update(text.getBytes(StandardCharsets.UTF_8));
+        assertThat(f.toString(), String.format("%08x", crc.getValue()), equalTo(f.get("crc32c").asText()));
+        if (f.get("path").asText().startsWith("runs/" + runId + "/fhir/Patient-")) {
+          resources.addAll(text.lines().toList());
+        } else {
+          assertThat(f.get("path").asText(), startsWith("runs/" + runId + "/rejects/"));
+          rejects += lines;
+        }
+      }
+      resources.sort(null);
+      assertThat(resources, equalTo(expected));
+      assertThat(rejects, equalTo(6L));
+      JsonNode summary = JSON.readTree(object(s3, "fhir/default/" + manifest.get("run_summary").asText()));
+      assertThat(summary.get("run_id").asText(), equalTo(runId));
+
+      // A run that fails (a task fails once, with one attempt per task) commits nothing: same manifest, same files.
+      System.setProperty("fhirbeam.fail_once", "patient/1");
+      System.setProperty("spark.master", "local[2]");
+      Cli failed = Cli.run("run", "--runner", "spark", "--output", "s3://lake/fhir/default", "--set",
+          "sinks.duckdb.enabled=false");
+      assertThat(failed.code(), equalTo(1));
+      assertThat(manifest(s3), equalTo(manifest));
+      for (JsonNode f : manifest.get("files")) {
+        assertThat(object(s3, "fhir/default/" + f.get("path").asText()).lines().count(),
+            equalTo(f.get("lines").asLong()));
+      }
+      System.clearProperty("fhirbeam.fail_once");
+      System.clearProperty("spark.master");
+
+      // The next run (on Spark) commits its own files, and the objects of every other run are gone.
+      Cli second = Cli.run("run", "--runner", "spark", "--output", "s3://lake/fhir/default", "--set",
+          "sinks.duckdb.enabled=false");
+      assertThat(second.err(), second.code(), equalTo(0));
+      JsonNode next = manifest(s3);
+      String nextRun = next.get("run_id").asText();
+      TreeSet<String> listed = new TreeSet<>();
+      next.get("files").forEach(f -> listed.add("fhir/default/" + f.get("path").asText()));
+      TreeSet<String> stored = new TreeSet<>();
+      for (S3Object o : s3.listObjectsV2Paginator(b -> b.bucket("lake").prefix("fhir/default/runs/")).contents()) {
+        stored.add(o.key());
+      }
+      stored.remove("fhir/default/runs/" + nextRun + "/run-summary.json");
+      stored.remove("fhir/default/runs/" + nextRun + "/.tally.json");
+      assertThat(stored, equalTo(listed));
+      List<String> again = new ArrayList<>();
+      for (String key : listed) {
+        if (key.contains("/fhir/Patient-")) {
+          again.addAll(object(s3, key).lines().toList());
+        }
+      }
+      again.sort(null);
+      assertThat(again, equalTo(expected));
+    }
+  }
+
+  @Test
+  void sinksThatNeedALocalDiskAreRefusedBeforeAnythingRuns() {
+    Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused");
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is on object storage, which takes the"
+        + " FHIR NDJSON files, the rejects and the run summary, committed by a manifest; these need a local --output"
+        + " for now: sinks.duckdb.enabled (a DuckDB file is on the driver's disk) (switch them off with --set, e.g."
+        + " --set sinks.duckdb.enabled=false)\n"));
+    try (S3Client s3 = s3mock.client()) {
+      assertThat(s3.listObjectsV2(b -> b.bucket("lake").prefix("fhir/refused")).contents(), empty());
+    }
+  }
+
+  private static JsonNode manifest(S3Client s3) throws IOException {
+    return JSON.readTree(object(s3, "fhir/default/_manifest.json"));
+  }
+
+  private static String object(S3Client s3, String key) {
+    return s3.getObjectAsBytes(b -> b.bucket("lake").key(key)).asString(StandardCharsets.UTF_8);
+  }
+}
