@@ -15,9 +15,9 @@ import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /** A real S3-compatible store on loopback for tests: Adobe S3Mock's runnable jar in its own JVM. */
-final class S3Mock implements AutoCloseable {
-  static final String ACCESS_KEY = "test";
-  static final String SECRET_KEY = "test-secret";
+public final class S3Mock implements AutoCloseable {
+  public static final String ACCESS_KEY = "test";
+  public static final String SECRET_KEY = "test-secret";
 
   private final Process process;
   private final int port;
@@ -30,7 +30,7 @@ final class S3Mock implements AutoCloseable {
   }
 
   /** Starts the store from {@code jar} and waits until it answers. */
-  static S3Mock start(Path jar) throws IOException, InterruptedException {
+  public static S3Mock start(Path jar) throws IOException, InterruptedException {
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
@@ -58,12 +58,12 @@ final class S3Mock implements AutoCloseable {
     }
   }
 
-  String endpoint() {
+  public String endpoint() {
     return "http://127.0.0.1:" + port;
   }
 
   /** A client of the store with the test credentials. */
-  S3Client client() {
+  public S3Client client() {
     return S3Client.builder().httpClient(UrlConnectionHttpClient.create()).region(Region.US_EAST_1)
         .endpointOverride(URI.create(endpoint())).forcePathStyle(true)
         .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))

@@ -4,6 +4,7 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -15,11 +16,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.fhirbeam.pipeline.FhirBeam;
+import org.fhirbeam.pipeline.S3Mock;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.services.s3.S3Client;
 
 /**
  * The application jar submitted to a standalone Spark cluster of a master and two one-core workers, each its own
@@ -35,26 +38,35 @@ class StandaloneClusterTest {
   @TempDir
   static Path tmp;
   static StandaloneCluster cluster;
+  static S3Mock s3;
+  static Path direct;
 
   @BeforeAll
-  static void startCluster() throws IOException, InterruptedException {
+  static void startCluster() throws Exception {
     cluster = StandaloneCluster.start(Path.of(System.getProperty("fhirbeam.spark.home")), tmp.resolve("cluster"),
         System.getProperty("fhirbeam.jvm.opens"), 2, "1g");
+    s3 = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    try (S3Client client = s3.client()) {
+      client.createBucket(b -> b.bucket("lake"));
+    }
+    // What the DirectRunner writes in this JVM; a run that does not balance throws.
+    direct = tmp.resolve("direct");
+    FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--output", direct.toString(),
+        "--set", "sinks.duckdb.enabled=false");
   }
 
   @AfterAll
-  static void stopCluster() {
+  static void stopCluster() throws InterruptedException {
     if (cluster != null) {
       cluster.close();
+    }
+    if (s3 != null) {
+      s3.close();
     }
   }
 
   @Test
   void theDefaultJobOnTheClusterWritesWhatTheDirectRunnerWritesThoughATaskFailsOnce() throws Exception {
-    Path direct = tmp.resolve("direct");
-    // A run that does not balance throws.
-    FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--output", direct.toString(),
-        "--set", "sinks.duckdb.enabled=false");
 
     // The second of the default job's three files fails once after writing its parts; two attempts per task.
     Path onCluster = tmp.resolve("cluster-run");
@@ -71,6 +83,44 @@ class StandaloneClusterTest {
     assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(direct)));
   }
 
+  /**
+   * With the output on the S3 test server, the executors upload what they commit and the driver's manifest lists it:
+   * the resources are the DirectRunner's, once each, though a task failed once after writing its parts.
+   */
+  @Test
+  void theDefaultJobOnTheClusterCommitsItsOutputOnObjectStorage() throws Exception {
+    Map<String, String> aws = Map.of("AWS_ACCESS_KEY_ID", S3Mock.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY",
+        S3Mock.SECRET_KEY, "AWS_REGION", "us-east-1", "AWS_ENDPOINT_URL", s3.endpoint(),
+        "FHIRBEAM_HOME", HOME.toString());
+    int code = cluster.submit("default-job-s3", JAR, aws,
+        Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
+            "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2",
+            "spark.executorEnv.AWS_ACCESS_KEY_ID", S3Mock.ACCESS_KEY,
+            "spark.executorEnv.AWS_SECRET_ACCESS_KEY", S3Mock.SECRET_KEY),
+        "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false");
+    String driver = Files.readString(cluster.log("default-job-s3"));
+    assertThat(driver, code, equalTo(0));
+    assertThat(driver, containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
+    assertThat(driver, containsString("task 2 of mapping patient failed once after writing its output"));
+    List<String> resources = new ArrayList<>();
+    List<String> rejects = new ArrayList<>();
+    try (S3Client client = s3.client()) {
+      JsonNode manifest = JSON.readTree(object(client, "cluster/default/_manifest.json"));
+      for (JsonNode f : manifest.get("files")) {
+        List<String> lines = object(client, "cluster/default/" + f.get("path").asText()).lines().toList();
+        assertThat(f.toString(), (long) lines.size(), equalTo(f.get("lines").asLong()));
+        (f.get("path").asText().contains("/fhir/") ? resources : rejects).addAll(lines);
+      }
+    }
+    resources.sort(null);
+    assertThat(resources, equalTo(lines(direct.resolve("fhir"))));
+    assertThat(withoutRunId(rejects), equalTo(rejectsWithoutRunId(direct)));
+  }
+
+  private static String object(S3Client client, String key) {
+    return client.getObjectAsBytes(b -> b.bucket("lake").key(key)).asString(StandardCharsets.UTF_8);
+  }
+
   /** Every line of the NDJSON files in {@code dir}, sorted. */
   static List<String> lines(Path dir) throws IOException {
     List<String> out = new ArrayList<>();
@@ -84,8 +134,12 @@ class StandaloneClusterTest {
   }
 
   static List<String> rejectsWithoutRunId(Path out) throws IOException {
+    return withoutRunId(lines(out.resolve("rejects")));
+  }
+
+  static List<String> withoutRunId(List<String> lines) throws IOException {
     List<String> rejects = new ArrayList<>();
-    for (String line : lines(out.resolve("rejects"))) {
+    for (String line : lines) {
       ObjectNode reject = (ObjectNode) JSON.readTree(line);
       reject.remove("run_id");
       rejects.add(reject.toString());
