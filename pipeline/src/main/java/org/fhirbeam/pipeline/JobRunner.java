@@ -90,7 +90,7 @@ public final class JobRunner {
    */
   private Ran runGraph(String runId, Progress progress, String partsDir, String stagingRoot) throws IOException {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
-    ObjectStorage.configure(options);
+    ObjectStorage.configure(options, output == null);
     Pipeline p = Pipeline.create(options);
     JobGraph.build(p, plan, runId, partsDir, stagingRoot, runner.localConcurrency(), runner.parallelism());
     PipelineResult result = p.run();

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 import java.util.zip.CRC32C;
+import org.fhirbeam.pipeline.bench.S3TestServer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -25,7 +26,7 @@ import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
 /**
- * An output on a real S3-compatible store (S3Mock on loopback), through Beam's S3 file system: the tasks upload the
+ * An output on a real S3-compatible store (S3TestServer on loopback), through Beam's S3 file system: the tasks upload the
  * parts, the manifest written last commits the run and lists every file with its lines and CRC32C; the next run
  * replaces it and deletes the previous run's objects; a run that fails leaves the manifest and its files as they
  * were; sinks that need a local disk are refused before anything runs.
@@ -33,16 +34,16 @@ import software.amazon.awssdk.services.s3.model.S3Object;
 @Tag("servers")
 class S3OutputTest {
   private static final ObjectMapper JSON = new ObjectMapper();
-  static S3Mock s3mock;
+  static S3TestServer s3mock;
 
   @TempDir
   Path tmp;
 
   @BeforeAll
   static void startS3() throws Exception {
-    s3mock = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
-    System.setProperty("aws.accessKeyId", S3Mock.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3Mock.SECRET_KEY);
+    s3mock = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    System.setProperty("aws.accessKeyId", S3TestServer.ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", S3TestServer.SECRET_KEY);
     System.setProperty("aws.region", "us-east-1");
     System.setProperty("aws.endpointUrl", s3mock.endpoint());
     try (S3Client s3 = s3mock.client()) {

@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.fhirbeam.pipeline.bench.S3TestServer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -17,13 +18,13 @@ import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
- * An s3:// source against a real S3-compatible store on loopback (Adobe S3Mock in its own JVM): objects matching
+ * An s3:// source against a real S3-compatible store on loopback (Adobe S3TestServer in its own JVM): objects matching
  * the key pattern are fetched and give the same resources as the same rows in local files; a missing bucket or no
  * matching object stops the run with exit code 2.
  */
 @Tag("servers")
 class S3SourceTest {
-  static S3Mock s3mock;
+  static S3TestServer s3mock;
   static int port;
 
   @TempDir
@@ -31,11 +32,11 @@ class S3SourceTest {
 
   @BeforeAll
   static void startS3() throws Exception {
-    s3mock = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    s3mock = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
     port = Integer.parseInt(s3mock.endpoint().substring(s3mock.endpoint().lastIndexOf(':') + 1));
     // The source finds credentials through the AWS default chain; Java system properties are part of it.
-    System.setProperty("aws.accessKeyId", S3Mock.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3Mock.SECRET_KEY);
+    System.setProperty("aws.accessKeyId", S3TestServer.ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", S3TestServer.SECRET_KEY);
     try (S3Client s3 = s3mock.client()) {
       s3.createBucket(b -> b.bucket("clinic"));
       s3.putObject(b -> b.bucket("clinic").key("exports/2024/a.csv"), RequestBody.fromString(

@@ -16,7 +16,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.fhirbeam.pipeline.FhirBeam;
-import org.fhirbeam.pipeline.S3Mock;
+import org.fhirbeam.pipeline.bench.S3TestServer;
+import org.fhirbeam.pipeline.bench.StandaloneCluster;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -38,14 +39,14 @@ class StandaloneClusterTest {
   @TempDir
   static Path tmp;
   static StandaloneCluster cluster;
-  static S3Mock s3;
+  static S3TestServer s3;
   static Path direct;
 
   @BeforeAll
   static void startCluster() throws Exception {
     cluster = StandaloneCluster.start(Path.of(System.getProperty("fhirbeam.spark.home")), tmp.resolve("cluster"),
         System.getProperty("fhirbeam.jvm.opens"), 2, "1g");
-    s3 = S3Mock.start(Path.of("target/s3mock/s3mock-exec.jar"));
+    s3 = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
     try (S3Client client = s3.client()) {
       client.createBucket(b -> b.bucket("lake"));
     }
@@ -89,14 +90,14 @@ class StandaloneClusterTest {
    */
   @Test
   void theDefaultJobOnTheClusterCommitsItsOutputOnObjectStorage() throws Exception {
-    Map<String, String> aws = Map.of("AWS_ACCESS_KEY_ID", S3Mock.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY",
-        S3Mock.SECRET_KEY, "AWS_REGION", "us-east-1", "AWS_ENDPOINT_URL", s3.endpoint(),
+    Map<String, String> aws = Map.of("AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY",
+        S3TestServer.SECRET_KEY, "AWS_REGION", "us-east-1", "AWS_ENDPOINT_URL", s3.endpoint(),
         "FHIRBEAM_HOME", HOME.toString());
     int code = cluster.submit("default-job-s3", JAR, aws,
         Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
             "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2",
-            "spark.executorEnv.AWS_ACCESS_KEY_ID", S3Mock.ACCESS_KEY,
-            "spark.executorEnv.AWS_SECRET_ACCESS_KEY", S3Mock.SECRET_KEY),
+            "spark.executorEnv.AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY,
+            "spark.executorEnv.AWS_SECRET_ACCESS_KEY", S3TestServer.SECRET_KEY),
         "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false");
     String driver = Files.readString(cluster.log("default-job-s3"));
     assertThat(driver, code, equalTo(0));

@@ -71,8 +71,12 @@ public final class Bench implements Callable<Integer> {
   CommandLine.Model.CommandSpec spec;
 
   /** The cases that map the same generated Patient rows, so write the same resources. */
-  private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "direct-sample-1pct",
-      "duckdb-sql", "duckdb-sql-db");
+  private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
+      "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db");
+
+  /** The summary line of a run: its rows in and resources out, as the driver printed them. */
+  private static final Pattern BALANCE = Pattern.compile("balance: rows in ([\\d,]+) = resources ([\\d,]+) \\+"
+      + " rejected [\\d,]+: OK");
 
   /** What the runs of one case measured so far. */
   private static final class CaseRuns {
@@ -155,6 +159,17 @@ public final class Bench implements Callable<Integer> {
       }
     }
 
+    try (ClusterCase cluster = cases.contains("spark-cluster") ? ClusterCase.start(csv, opens()) : null) {
+      return measure(out, dir, csv, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster);
+    } catch (IllegalStateException e) {
+      out.println(e.getMessage());
+      return 1;
+    }
+  }
+
+  /** Runs the cases turn by turn and prints what they measured. */
+  private int measure(PrintWriter out, Path dir, Path csv, Path synthea, Path work, List<String> jvm,
+      List<String> sparkJvm, Map<String, Path> toValidate, Path analyticsDb, ClusterCase cluster) throws Exception {
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
     Map<String, Double> sourceRates = new LinkedHashMap<>();
@@ -193,6 +208,31 @@ public final class Bench implements Callable<Integer> {
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
+          case "spark-cluster" -> {
+            // The driver is the measured process; the executors run in the workers' JVMs.
+            ProcessMeter.Measurement m = ProcessMeter.run(cluster.submission(c + "-" + r, "s3://"
+                + ClusterCase.BUCKET + "/out/" + c + "-" + r), work.resolve(c + "-" + r + ".log"));
+            Matcher balance = BALANCE.matcher(m.output());
+            if (m.exitCode() != 0 || !balance.find()) {
+              out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
+                  + ".log"));
+              return 1;
+            }
+            long produced = Long.parseLong(balance.group(2).replace(",", ""));
+            if (state.resources >= 0 && produced != state.resources) {
+              out.printf("case %s produced %d resources, then %d%n", c, state.resources, produced);
+              return 1;
+            }
+            state.resources = produced;
+            state.rowsIn = Long.parseLong(balance.group(1).replace(",", ""));
+            ms.add(m);
+            Matcher stages = Pattern.compile("stages: (.*)").matcher(m.output());
+            out.printf(Locale.ROOT, "  %-18s run %d: %6.2f s wall, %6.2f s CPU, %,6d MB peak RSS (the driver's);"
+                + " %s%n", c, r + 1, m.wallSeconds(), m.cpuSeconds(), m.peakRssBytes() >> 20,
+                stages.find() ? "stages " + stages.group(1) : "");
+            out.flush();
+            continue;
+          }
           case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
           case "analytics" -> cmd.addAll(List.of(AnalyticsBench.class.getName(), analyticsDb.toString()));
           case "duckdb-sql", "duckdb-sql-db" -> {
@@ -204,8 +244,8 @@ public final class Bench implements Callable<Integer> {
             }
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, synthea, duckdb-sql, duckdb-sql-db,"
-              + " direct-sample-1pct,"
+              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, synthea, duckdb-sql,"
+              + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
         }
         ProcessMeter.Measurement m = ProcessMeter.run(cmd, work.resolve(c + "-" + r + ".log"));
@@ -291,7 +331,7 @@ public final class Bench implements Callable<Integer> {
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
         continue;
       }
-      results.put(c, new Result(c, c.equals("spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
+      results.put(c, new Result(c, c.startsWith("spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
           state.rowsIn, state.resources, runs,
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
@@ -314,6 +354,13 @@ public final class Bench implements Callable<Integer> {
     }
     sourceRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%nsource: reading the Patient CSV alone %,.0f rows/s"
         + " (mean of %d run(s), JVM start and planning excluded; the table's rows/s include them)%n", sum / runs, runs));
+    if (results.containsKey("spark-cluster") && results.containsKey("direct")) {
+      out.printf(Locale.ROOT, "%nspark-cluster: the %,d-row Patient job submitted to a standalone cluster of %d"
+          + " workers x 1 core, its input and output on the S3 test server: %,.0f rows/s, %.2fx the direct case"
+          + " (DirectRunner, local files) of this bench run; its CPU and RSS are the driver's alone%n",
+          rows, ClusterCase.WORKERS, results.get("spark-cluster").rowsPerSecond(),
+          results.get("spark-cluster").rowsPerSecond() / results.get("direct").rowsPerSecond());
+    }
     if (!queryMillis.isEmpty()) {
       out.printf(Locale.ROOT, "%nanalytics: queries on the DuckDB database of the %,d-row Patient run, warm, over JDBC"
           + " (%d executions after %d warm-up ones per run; medians over %d run(s))%n", rows, AnalyticsBench.TIMED,

@@ -20,8 +20,13 @@ final class ProcessMeter {
   private ProcessMeter() {}
 
   static Measurement run(List<String> command, Path log) throws IOException, InterruptedException {
+    return run(new ProcessBuilder(command), log);
+  }
+
+  /** Runs the process {@code builder} describes, its output into {@code log}. */
+  static Measurement run(ProcessBuilder builder, Path log) throws IOException, InterruptedException {
     long start = System.nanoTime();
-    Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Process p = builder.redirectErrorStream(true).redirectOutput(log.toFile()).start();
     long peak = -1;
     double cpu = -1;
     Path proc = Path.of("/proc", Long.toString(p.pid()));

@@ -1,4 +1,4 @@
-package org.fhirbeam.pipeline;
+package org.fhirbeam.pipeline.bench;
 
 import java.io.IOException;
 import java.net.HttpURLConnection;
@@ -14,8 +14,11 @@ import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.s3.S3Client;
 
-/** A real S3-compatible store on loopback for tests: Adobe S3Mock's runnable jar in its own JVM. */
-public final class S3Mock implements AutoCloseable {
+/**
+ * A real S3-compatible store on loopback for tests and {@code bench}: Adobe S3Mock's runnable jar (the build copies
+ * it to pipeline/target/s3mock) in its own JVM.
+ */
+public final class S3TestServer implements AutoCloseable {
   public static final String ACCESS_KEY = "test";
   public static final String SECRET_KEY = "test-secret";
 
@@ -23,14 +26,14 @@ public final class S3Mock implements AutoCloseable {
   private final int port;
   private final Path store;
 
-  private S3Mock(Process process, int port, Path store) {
+  private S3TestServer(Process process, int port, Path store) {
     this.process = process;
     this.port = port;
     this.store = store;
   }
 
   /** Starts the store from {@code jar} and waits until it answers. */
-  public static S3Mock start(Path jar) throws IOException, InterruptedException {
+  public static S3TestServer start(Path jar) throws IOException, InterruptedException {
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
@@ -46,7 +49,7 @@ public final class S3Mock implements AutoCloseable {
         HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + "/").toURL().openConnection();
         c.setConnectTimeout(500);
         if (c.getResponseCode() > 0) {
-          return new S3Mock(p, port, store);
+          return new S3TestServer(p, port, store);
         }
       } catch (IOException notYet) {
         if (System.nanoTime() > deadline || !p.isAlive()) {

@@ -1,4 +1,4 @@
-package org.fhirbeam.cluster;
+package org.fhirbeam.pipeline.bench;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -19,9 +19,10 @@ import java.util.regex.Pattern;
 /**
  * Spark's standalone master and workers, each a JVM of its own on loopback with only Spark's jars on its class path
  * (the SPARK_HOME the build makes in deploy/spark), each worker with its own work and temporary directories. Stopped
- * by process id, with the executors the workers started.
+ * by process id, with the executors the workers started. The cluster tests and {@code bench}'s spark-cluster case
+ * run on it.
  */
-final class StandaloneCluster implements AutoCloseable {
+public final class StandaloneCluster implements AutoCloseable {
   private static final Pattern ALIVE_WORKERS = Pattern.compile("\"aliveworkers\"\\s*:\\s*(\\d+)");
 
   private final Path sparkHome;
@@ -40,7 +41,7 @@ final class StandaloneCluster implements AutoCloseable {
   }
 
   /** Starts a master and {@code workers} workers of one core and {@code workerMemory} each, and waits for them. */
-  static StandaloneCluster start(Path sparkHome, Path dir, String opens, int workers, String workerMemory)
+  public static StandaloneCluster start(Path sparkHome, Path dir, String opens, int workers, String workerMemory)
       throws IOException, InterruptedException {
     StandaloneCluster c = new StandaloneCluster(sparkHome, dir, opens);
     try {
@@ -61,24 +62,19 @@ final class StandaloneCluster implements AutoCloseable {
     }
   }
 
-  String masterUrl() {
+  public String masterUrl() {
     return "spark://127.0.0.1:" + port;
   }
 
   /**
    * Submits the application jar as spark-submit does (Spark's SparkSubmit, client mode: the driver in a JVM of its
    * own here), with {@code conf} as Spark settings, and waits for it. Returns the exit code; the driver's output is in
-   * {@code <dir>/<name>.out}.
+   * {@code log(name)}.
    */
-  int submit(String name, Path jar, Map<String, String> env, Map<String, String> conf, String... args)
+  public int submit(String name, Path jar, Map<String, String> env, Map<String, String> conf, String... args)
       throws IOException, InterruptedException {
-    List<String> command = new ArrayList<>(List.of("org.apache.spark.deploy.SparkSubmit", "--master", masterUrl(),
-        "--deploy-mode", "client", "--class", "org.fhirbeam.pipeline.FhirBeam",
-        "--conf", "spark.executor.extraJavaOptions=" + opens));
-    conf.forEach((k, v) -> command.addAll(List.of("--conf", k + "=" + v)));
-    command.add(jar.toString());
-    command.addAll(List.of(args));
-    Process driver = spark(name, env, "-Xmx1g", command.toArray(String[]::new));
+    Process driver = submission(name, jar, env, conf, args).start();
+    processes.add(driver);
     if (!driver.waitFor(10, TimeUnit.MINUTES)) {
       driver.descendants().forEach(ProcessHandle::destroyForcibly);
       driver.destroyForcibly();
@@ -88,11 +84,30 @@ final class StandaloneCluster implements AutoCloseable {
     return driver.exitValue();
   }
 
-  Path log(String name) {
+  /** The driver process {@link #submit} starts, to start and wait for elsewhere (the bench measures it). */
+  public ProcessBuilder submission(String name, Path jar, Map<String, String> env, Map<String, String> conf,
+      String... args) throws IOException {
+    List<String> command = new ArrayList<>(List.of("org.apache.spark.deploy.SparkSubmit", "--master", masterUrl(),
+        "--deploy-mode", "client", "--class", "org.fhirbeam.pipeline.FhirBeam",
+        "--conf", "spark.executor.extraJavaOptions=" + opens));
+    conf.forEach((k, v) -> command.addAll(List.of("--conf", k + "=" + v)));
+    command.add(jar.toString());
+    command.addAll(List.of(args));
+    return builder(name, env, "-Xmx1g", command.toArray(String[]::new));
+  }
+
+  public Path log(String name) {
     return dir.resolve(name + ".out");
   }
 
   private Process spark(String name, Map<String, String> env, String heap, String... mainAndArgs)
+      throws IOException {
+    Process p = builder(name, env, heap, mainAndArgs).start();
+    processes.add(p);
+    return p;
+  }
+
+  private ProcessBuilder builder(String name, Map<String, String> env, String heap, String... mainAndArgs)
       throws IOException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -108,9 +123,7 @@ final class StandaloneCluster implements AutoCloseable {
     pb.environment().put("SPARK_HOME", sparkHome.toString());
     pb.environment().put("SPARK_SCALA_VERSION", "2.12");
     pb.environment().putAll(env);
-    Process p = pb.start();
-    processes.add(p);
-    return p;
+    return pb;
   }
 
   private void awaitWorkers(int workers) throws IOException, InterruptedException {
