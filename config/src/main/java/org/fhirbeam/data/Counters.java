@@ -1,8 +1,9 @@
 package org.fhirbeam.data;
 
 /**
- * Names of the Beam metric counters the stages keep and the run summary reads, in one place so writers and the
- * reader cannot drift apart.
+ * Names of the figures the stages count, in one place so writers and the reader cannot drift apart: the run's
+ * figures travel as {@link Tally} entries with the parts they describe, and Beam counters of the same names show how
+ * far a run has got while it runs.
  */
 public final class Counters {
   /** The metric namespace of every fhirbeam counter. */

@@ -1,2 +1,5 @@
-/** Small immutable values passed between pipeline stages, with compact coders, and the names of their counters. */
+/**
+ * Small immutable values passed between pipeline stages, the figures that travel with them ({@link
+ * org.fhirbeam.data.Tally}), and the names of those figures.
+ */
 package org.fhirbeam.data;

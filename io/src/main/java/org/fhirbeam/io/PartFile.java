@@ -1,6 +1,8 @@
 package org.fhirbeam.io;
 
 import java.io.Serializable;
+import java.nio.file.Path;
+import java.util.UUID;
 import org.fhirbeam.data.Tally;
 
 /**
@@ -27,6 +29,17 @@ public record PartFile(String target, String path, long lines, Tally tally) impl
   /** A part of reject records from one stage of work on part {@code name}. */
   public static PartFile rejects(String name, String stage, String path, long lines) {
     return new PartFile(REJECTS + "-" + name + "-" + stage + ".ndjson", path, lines);
+  }
+
+  /**
+   * A new file beside part file {@code path}, for what one attempt of a stage makes of it ({@code what}): its name
+   * is the attempt's own, since a runner may run two attempts of a stage at once (Spark recomputes a cached partition
+   * it cannot find while the first computation still runs, and retries), and two writers of one file would corrupt
+   * it. Only the outputs an attempt emits are committed, under their deterministic targets.
+   */
+  public static Path beside(String path, String what) {
+    Path file = Path.of(path);
+    return file.resolveSibling(file.getFileName() + "." + what + "-" + UUID.randomUUID().toString().substring(0, 8));
   }
 
   /** This part carrying {@code more} figures besides its own. */

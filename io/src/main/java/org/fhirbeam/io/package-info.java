@@ -1,2 +1,5 @@
-/** Sources read through DuckDB in batches, and sinks: FHIR NDJSON file sets and DuckDB tables. */
+/**
+ * Sources read through DuckDB in batches, and sinks: FHIR NDJSON file sets committed locally or to object storage
+ * (through Beam's file systems), and DuckDB tables.
+ */
 package org.fhirbeam.io;

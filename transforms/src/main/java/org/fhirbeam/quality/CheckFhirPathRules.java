@@ -130,8 +130,8 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
       }
       Path file = Path.of(part.path());
       String name = part.resourcePartName();
-      Path kept = file.resolveSibling(file.getFileName() + ".rules-kept");
-      Path rejectsFile = file.resolveSibling(file.getFileName() + ".rules-rejects");
+      Path kept = PartFile.beside(part.path(), "rules-kept");
+      Path rejectsFile = PartFile.beside(part.path(), "rules-rejects");
       long[] failed = new long[rules.size()];
       long total = 0;
       long lines = 0;

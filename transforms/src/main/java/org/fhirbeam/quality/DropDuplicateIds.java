@@ -297,14 +297,18 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
     private List<PartFile> rewrite(IdKeys task, List<PartFile> parts, Map<Long, Duplicate> dropped,
         Map<Long, IdKeys> byOrder, Tally tally) throws IOException {
       Path first = Path.of(parts.get(0).path());
-      Path rejectsFile = first.resolveSibling(first.getFileName() + ".duplicates");
+      Path rejectsFile = PartFile.beside(first.toString(), "duplicates");
+      List<Path> uniques = new ArrayList<>();
+      for (PartFile part : parts) {
+        uniques.add(PartFile.beside(part.path(), "unique"));
+      }
       long rejected = 0;
       long[] kept = new long[parts.size()];
       List<Writer> keeps = new ArrayList<>();
       try (Writer rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8);
           Lines lines = new Lines(task, parts)) {
         for (PartFile part : parts) {
-          keeps.add(Files.newBufferedWriter(Path.of(part.path() + ".unique"), StandardCharsets.UTF_8));
+          keeps.add(Files.newBufferedWriter(uniques.get(keeps.size()), StandardCharsets.UTF_8));
         }
         while (lines.next()) {
           Duplicate d = dropped.get(lines.position());
@@ -330,7 +334,7 @@ public final class DropDuplicateIds extends PTransform<PCollectionTuple, PCollec
       }
       List<PartFile> out = new ArrayList<>();
       for (int i = 0; i < parts.size(); i++) {
-        out.add(new PartFile(parts.get(i).target(), parts.get(i).path() + ".unique", kept[i], parts.get(i).tally()));
+        out.add(new PartFile(parts.get(i).target(), uniques.get(i).toString(), kept[i], parts.get(i).tally()));
       }
       out.add(PartFile.rejects(parts.get(0).resourcePartName(), "duplicates", rejectsFile.toString(), rejected)
           .plus(tally));

@@ -420,13 +420,15 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     private Result map(Connection db, Item item, ReadTask task, long started) throws IOException {
       SqlMapping sql = sqls.get(item.mapping());
       CompiledMapping m = sql.mapping();
-      // Outputs are named by the task's place among the run's tasks, so a retried attempt writes (and first clears)
-      // the same files as the attempt it replaces, and leaves no second copy behind. Temporary tables are the
-      // attempt's own: a retry may run on the database the failed attempt left them in.
+      // Outputs are named (their targets) by the task's place among the run's tasks, so a retried attempt's outputs
+      // replace the failed one's and leave no second copy behind. What an attempt writes before it is committed is
+      // its own, and so are its temporary tables: Spark may run two attempts of a task at once (a cached partition it
+      // cannot find is computed again while the first computation still runs), and a retry may run on the database
+      // a failed attempt left its tables in.
       String id = String.format(java.util.Locale.ROOT, "%05d", item.order());
-      String badLines = "bad_lines_" + UUID.randomUUID().toString().replace("-", "");
-      Path dir = Path.of(partsDirectory, m.name() + "-" + id);
-      FileTrees.deleteTree(dir);
+      String attempt = UUID.randomUUID().toString().replace("-", "");
+      String badLines = "bad_lines_" + attempt;
+      Path dir = Path.of(partsDirectory, m.name() + "-" + id + "-" + attempt.substring(0, 8));
       Files.createDirectories(dir.getParent());
       long rowsIn;
       long written;

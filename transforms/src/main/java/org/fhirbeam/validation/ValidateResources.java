@@ -132,7 +132,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
       }
       Path file = Path.of(part.path());
       String name = part.resourcePartName();
-      Path rejectsFile = file.resolveSibling(file.getFileName() + ".validation-rejects");
+      Path rejectsFile = PartFile.beside(part.path(), "validation-rejects");
       Tally.Builder tally = Tally.builder();
       BitSet rejectedLines = new BitSet();
       long validated = 0;
@@ -179,7 +179,7 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
         out.output(part.plus(tally.build()));
         return;
       }
-      Path kept = file.resolveSibling(file.getFileName() + ".valid");
+      Path kept = PartFile.beside(part.path(), "valid");
       try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
           BufferedWriter w = Files.newBufferedWriter(kept, StandardCharsets.UTF_8)) {
         String line;

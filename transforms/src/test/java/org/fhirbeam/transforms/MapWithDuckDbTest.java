@@ -215,7 +215,7 @@ class MapWithDuckDbTest {
         String task = parts.relativize(f).getName(0).toString();
         String parent = f.getParent().getFileName().toString();
         String kind = parent.startsWith("kind=") ? parent.substring("kind=".length()) : "ingest"; // bad-lines.ndjson
-        lines.computeIfAbsent(task.substring(0, task.lastIndexOf('-')) + "/" + kind, k -> new ArrayList<>())
+        lines.computeIfAbsent(task.substring(0, task.indexOf('-')) + "/" + kind, k -> new ArrayList<>())
             .addAll(Files.readAllLines(f));
       }
     }

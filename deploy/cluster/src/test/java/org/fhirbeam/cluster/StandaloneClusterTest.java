@@ -118,6 +118,28 @@ class StandaloneClusterTest {
     assertThat(withoutRunId(rejects), equalTo(rejectsWithoutRunId(direct)));
   }
 
+  /**
+   * The Synthea set (ten US Core mappings, FHIRPath rules, full validation against US Core in the executors, whose
+   * HAPI FHIR needs newer libraries than Spark's jars hold) gives the DirectRunner's resources and rejects.
+   */
+  @Test
+  void theSyntheaSetValidatedOnTheClusterWritesWhatTheDirectRunnerWrites() throws Exception {
+    String config = HOME.resolve("config/pipelines/synthea.yaml").toString();
+    Path local = tmp.resolve("synthea-direct");
+    FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--config", config, "--output", local.toString(),
+        "--set", "sinks.duckdb.enabled=false");
+    Path onCluster = tmp.resolve("synthea-cluster");
+    int code = cluster.submit("synthea", JAR, Map.of("FHIRBEAM_HOME", HOME.toString()),
+        Map.of("spark.executor.memory", "768m"), "run", "--runner", "spark", "--config", config, "--output",
+        onCluster.toString(), "--set", "sinks.duckdb.enabled=false");
+    String driver = Files.readString(cluster.log("synthea"));
+    assertThat(driver, code, equalTo(0));
+    assertThat(driver, containsString("balance: rows in 117 = resources 115 + rejected 2: OK"));
+    assertThat(driver, containsString("validation (full): 115 resources checked, 0 rejected"));
+    assertThat(lines(onCluster.resolve("fhir")), equalTo(lines(local.resolve("fhir"))));
+    assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(local)));
+  }
+
   private static String object(S3Client client, String key) {
     return client.getObjectAsBytes(b -> b.bucket("lake").key(key)).asString(StandardCharsets.UTF_8);
   }
