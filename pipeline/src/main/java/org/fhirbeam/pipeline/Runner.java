@@ -70,6 +70,10 @@ public enum Runner {
       // Nobody looks at the web UI of a Spark that lives for one local run; starting it costs about 0.5 s.
       // A value the user set (a spark.* system property, which SparkConf reads) stays.
       conf.setIfMissing("spark.ui.enabled", "false");
+      // Cached partitions of a finished run are dropped without waiting for the executors: on the standalone cluster
+      // one in three runs stopped its context 120 s after committing (spark.rpc.askTimeout), its cleaner waiting for
+      // an executor's reply to the removal of a cached RDD.
+      conf.setIfMissing("spark.cleaner.referenceTracking.blocking", "false");
       return new JavaSparkContext(conf);
     });
   }
