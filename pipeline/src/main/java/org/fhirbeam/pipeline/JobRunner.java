@@ -30,10 +30,11 @@ import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
- * Runs a planned job: the pipeline writes into a staging directory; when it has finished and its counts
- * ({@link PipelineCounts}, against the lines of the files it committed) balance, the DuckDB load
- * ({@link DuckDbLoad}) commits and the staged results replace the previous ones ({@link LocalCommit}). A run that
- * fails leaves the previous output and database as they were.
+ * Runs a planned job: the pipeline commits its parts into a staging root; when it has finished and the figures of
+ * what it committed ({@link PipelineCounts}) balance, the run is committed. Into a local directory, the DuckDB load
+ * ({@link DuckDbLoad}) commits and the staged results replace the previous ones ({@link LocalCommit}); into object
+ * storage, a manifest written last makes the run the output ({@link ObjectStoreCommit}). A run that fails leaves the
+ * previous output and database as they were.
  */
 public final class JobRunner {
   /** A run whose counts do not balance: some rows were lost or duplicated. */
