@@ -10,11 +10,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.zip.CRC32C;
+import org.fhirbeam.pipeline.bench.BenchData;
 import org.fhirbeam.pipeline.bench.S3TestServer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -141,6 +147,73 @@ class S3OutputTest {
       again.sort(null);
       assertThat(again, equalTo(expected));
     }
+  }
+
+  /**
+   * A run killed with SIGKILL while its tasks map, then again once its tasks have uploaded parts, leaves the manifest
+   * and the files it lists as they were; the next run that commits deletes what the killed runs uploaded.
+   */
+  @Test
+  void aRunKilledBeforeItsManifestLeavesThePreviousRun() throws Exception {
+    Path csv = BenchData.csv(tmp.resolve("input"), 400_000);
+    String output = "s3://lake/fhir/killed";
+    String[] run = {"run", "--output", output, "--set", "sources.patients.path=" + csv, "--set",
+        "sinks.duckdb.enabled=false"};
+    Cli first = Cli.run(run);
+    assertThat(first.err(), first.code(), equalTo(0));
+    try (S3Client s3 = s3mock.client()) {
+      String manifest = object(s3, "fhir/killed/_manifest.json");
+      String committed = JSON.readTree(manifest).get("run_id").asText();
+      Map<String, String> files = objects(s3, "fhir/killed/runs/");
+
+      Path work = Files.createDirectories(tmp.resolve("work"));
+      List<BooleanSupplier> points = List.of(() -> KilledRunTest.hasFiles(work),
+          () -> objects(s3, "fhir/killed/runs/").keySet().stream().anyMatch(k -> !k.contains("/" + committed + "/")));
+      for (BooleanSupplier midway : points) {
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-Daws.accessKeyId=" + S3TestServer.ACCESS_KEY, "-Daws.secretAccessKey=" + S3TestServer.SECRET_KEY,
+            "-Daws.region=us-east-1", "-Daws.endpointUrl=" + s3mock.endpoint(), "-cp",
+            System.getProperty("java.class.path"), FhirBeam.class.getName())
+            .redirectOutput(tmp.resolve("killed.out").toFile()).redirectError(tmp.resolve("killed.err").toFile());
+        pb.command().addAll(List.of(run));
+        pb.environment().put("FHIRBEAM_HOME", DefaultJobTest.HOME.toString());
+        pb.environment().put("FHIRBEAM_WORK_DIR", work.toString());
+        Process p = pb.start();
+        try {
+          long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+          boolean reached = false;
+          while (!reached && p.isAlive() && System.nanoTime() < deadline) {
+            reached = midway.getAsBoolean();
+            if (!reached) {
+              Thread.sleep(5); // a poll, not a wait for time to pass
+            }
+          }
+          assertThat("the run reached the point to kill it at while running", reached && p.isAlive(), equalTo(true));
+        } finally {
+          p.destroyForcibly();
+          p.waitFor(30, TimeUnit.SECONDS);
+        }
+        assertThat(object(s3, "fhir/killed/_manifest.json"), equalTo(manifest));
+        Map<String, String> now = objects(s3, "fhir/killed/runs/");
+        files.forEach((key, etag) -> assertThat(key, now.get(key), equalTo(etag)));
+      }
+      // The killed runs uploaded parts of their own; the next commit leaves only its own run's objects.
+      assertThat(objects(s3, "fhir/killed/runs/").size() > files.size(), equalTo(true));
+      Cli next = Cli.run(run);
+      assertThat(next.err(), next.code(), equalTo(0));
+      String nextRun = JSON.readTree(object(s3, "fhir/killed/_manifest.json")).get("run_id").asText();
+      assertThat(objects(s3, "fhir/killed/runs/").keySet().stream().filter(k -> !k.contains("/" + nextRun + "/"))
+          .toList(), empty());
+    }
+  }
+
+  /** The objects under {@code prefix}, with their ETags. */
+  private static Map<String, String> objects(S3Client s3, String prefix) {
+    Map<String, String> out = new TreeMap<>();
+    for (S3Object o : s3.listObjectsV2Paginator(b -> b.bucket("lake").prefix(prefix)).contents()) {
+      out.put(o.key(), o.eTag());
+    }
+    return out;
   }
 
   @Test
