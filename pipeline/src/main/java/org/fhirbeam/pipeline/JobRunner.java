@@ -145,8 +145,8 @@ public final class JobRunner {
       stages.put("pipeline", (System.nanoTime() - start) / 1e9);
       long mark = System.nanoTime();
       progress.phase("verifying counts");
-      RunSummary counted = counted(runId, ran, start, stages, null);
-      stages.put("verify", (System.nanoTime() - mark) / 1e9);
+      RunSummary counted = counted(runId, ran, start, stages, null)
+          .withStage("verify", (System.nanoTime() - mark) / 1e9);
       progress.phase("committing");
       long commitStart = System.nanoTime();
       commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9),
