@@ -25,7 +25,6 @@ import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
-import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 
@@ -97,16 +96,14 @@ public final class JobRunner {
     PipelineResult result = p.run();
     String executed = Runner.executed(result).label();
     Progress.Work work = Progress.Work.of(plan);
-    PipelineCounts tasks = new PipelineCounts(plan, result);
-    progress.pipeline(work, tasks::whileRunning);
+    progress.pipeline(work, () -> PipelineCounts.whileRunning(result));
     PipelineResult.State state = result.waitUntilFinish();
     if (state != PipelineResult.State.DONE) {
       throw new IllegalStateException("pipeline ended in state " + state);
     }
-    progress.pipelineDone(work, tasks.whileRunning());
+    progress.pipelineDone(work, PipelineCounts.whileRunning(result));
     // What the tasks counted about the parts the pipeline committed.
-    tasks.finished(stagingRoot);
-    return new Ran(executed, tasks);
+    return new Ran(executed, PipelineCounts.finished(plan, stagingRoot));
   }
 
   /**
@@ -207,22 +204,12 @@ public final class JobRunner {
       Files.createDirectories(staging.resolve("report"));
 
       Ran ran = runGraph(runId, progress, partsDir.toString(), staging.toString());
-      String executed = ran.runner();
-      PipelineCounts tasks = ran.tasks();
 
       stages.put("pipeline", (System.nanoTime() - mark) / 1e9);
       mark = System.nanoTime();
       progress.phase("verifying counts");
       RunSummary counted = counted(runId, ran, start, stages, loadDuckDb ? database : null);
-      Map<String, Long> rowsIn = counted.rowsInBySource();
-      List<RunSummary.MappingCount> perMapping = counted.mappings();
       Map<String, Long> resourcesOut = counted.resourcesOut();
-      long rejected = counted.rejected();
-      RunSummary.Validation validation = counted.validation();
-      Map<String, Map<String, List<String>>> drift = counted.columnDrift();
-      Map<String, Map<String, String>> skipped = counted.skippedFiles();
-      List<QualityTables.Check> checks = tasks.checks();
-      List<QualityTables.SourceColumn> sourceColumns = tasks.sourceColumns();
       // Each file set is numbered on a core of its own: numbering reads the first line of every file.
       java.util.stream.Stream.concat(resourcesOut.keySet().stream().map(type -> Map.entry(type, fhirDir)),
           java.util.stream.Stream.of(Map.entry("rejects", rejectsDir))).parallel().forEach(e -> {
@@ -272,9 +259,7 @@ public final class JobRunner {
           stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
         }
         commitStart[0] = System.nanoTime();
-        done[0] = new RunSummary(runId, executed, plan.config().file(), rowsIn, perMapping, resourcesOut,
-            rejected, planSeconds + (System.nanoTime() - start) / 1e9, tables, loadDuckDb ? database : null, stages,
-            validation, drift, skipped);
+        done[0] = counted.loaded(planSeconds + (System.nanoTime() - start) / 1e9, tables, stages);
         if (loadDuckDb) {
           done[0] = done[0].withLoadSeconds(load0.seconds());
         }
@@ -294,7 +279,8 @@ public final class JobRunner {
       try {
         if (loadDuckDb) {
           progress.phase("loading DuckDB");
-          load.finish(runFiles, rejectsDir, resourcesOut, counted, checks, sourceColumns, output, replaceFiles);
+          load.finish(runFiles, rejectsDir, resourcesOut, counted, ran.tasks().checks(), ran.tasks().sourceColumns(),
+              output, replaceFiles);
         } else {
           replaceFiles.accept(Map.of());
         }

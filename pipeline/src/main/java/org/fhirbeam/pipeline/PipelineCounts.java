@@ -8,7 +8,6 @@ import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.metrics.MetricNameFilter;
-import org.apache.beam.sdk.metrics.MetricQueryResults;
 import org.apache.beam.sdk.metrics.MetricResult;
 import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.fhirbeam.config.ValidationSettings;
@@ -27,17 +26,16 @@ import org.fhirbeam.transforms.CompiledMapping;
  */
 final class PipelineCounts {
   private final JobPlan plan;
-  private final PipelineResult result;
-  private Tally committed;
+  private final Tally committed;
 
-  PipelineCounts(JobPlan plan, PipelineResult result) {
+  private PipelineCounts(JobPlan plan, Tally committed) {
     this.plan = plan;
-    this.result = result;
+    this.committed = committed;
   }
 
-  /** Reads the figures of the finished pipeline, which committed its parts into {@code directory} (or URI). */
-  void finished(String directory) throws IOException {
-    committed = CommitParts.readTally(directory);
+  /** The figures of a finished pipeline, which committed its parts into {@code directory} (or URI). */
+  static PipelineCounts finished(JobPlan plan, String directory) throws IOException {
+    return new PipelineCounts(plan, CommitParts.readTally(directory));
   }
 
   /** How many lines the committed parts of a file set hold: a resource type's, or the rejects. */
@@ -139,11 +137,12 @@ final class PipelineCounts {
         issues);
   }
 
-  /** The counters of the pipeline while it runs, by name; none while the runner cannot report them. */
-  Map<String, Long> whileRunning() {
+  /** The counters of a pipeline while it runs, by name; none while the runner cannot report them. */
+  static Map<String, Long> whileRunning(PipelineResult result) {
     Map<String, Long> counters = new HashMap<>();
     try {
-      for (MetricResult<Long> c : query(result).getCounters()) {
+      for (MetricResult<Long> c : result.metrics().queryMetrics(MetricsFilter.builder()
+          .addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build()).getCounters()) {
         counters.merge(c.getName().getName(), c.getAttempted(), Long::sum);
       }
     } catch (RuntimeException e) {
@@ -159,14 +158,6 @@ final class PipelineCounts {
 
   /** Every figure of the finished pipeline. */
   Tally committed() {
-    if (committed == null) {
-      throw new IllegalStateException("the pipeline's figures are read once it has finished");
-    }
     return committed;
-  }
-
-  private static MetricQueryResults query(PipelineResult result) {
-    return result.metrics().queryMetrics(
-        MetricsFilter.builder().addNameFilter(MetricNameFilter.inNamespace(Counters.NAMESPACE)).build());
   }
 }

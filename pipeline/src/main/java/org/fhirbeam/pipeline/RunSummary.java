@@ -58,6 +58,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
   }
 
+  /** The same summary once its sinks are written: the run's time so far, the DuckDB tables and every stage's time. */
+  RunSummary loaded(double seconds, Map<String, Long> tables, Map<String, Double> stages) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds, tables,
+        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
+  }
+
   /** The same summary with the run's time so far. */
   RunSummary withElapsed(double seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds,
