@@ -48,10 +48,7 @@ class S3OutputTest {
   @BeforeAll
   static void startS3() throws Exception {
     s3mock = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
-    System.setProperty("aws.accessKeyId", S3TestServer.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3TestServer.SECRET_KEY);
-    System.setProperty("aws.region", "us-east-1");
-    System.setProperty("aws.endpointUrl", s3mock.endpoint());
+    s3mock.systemProperties().forEach(System::setProperty);
     try (S3Client s3 = s3mock.client()) {
       s3.createBucket(b -> b.bucket("lake"));
     }
@@ -59,8 +56,8 @@ class S3OutputTest {
 
   @AfterAll
   static void stopS3() throws Exception {
-    System.clearProperty("aws.endpointUrl");
     if (s3mock != null) {
+      s3mock.systemProperties().keySet().forEach(System::clearProperty);
       s3mock.close();
     }
   }
@@ -170,11 +167,10 @@ class S3OutputTest {
       List<BooleanSupplier> points = List.of(() -> KilledRunTest.hasFiles(work),
           () -> objects(s3, "fhir/killed/runs/").keySet().stream().anyMatch(k -> !k.contains("/" + committed + "/")));
       for (BooleanSupplier midway : points) {
-        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-            "-Daws.accessKeyId=" + S3TestServer.ACCESS_KEY, "-Daws.secretAccessKey=" + S3TestServer.SECRET_KEY,
-            "-Daws.region=us-east-1", "-Daws.endpointUrl=" + s3mock.endpoint(), "-cp",
-            System.getProperty("java.class.path"), FhirBeam.class.getName())
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString())
             .redirectOutput(tmp.resolve("killed.out").toFile()).redirectError(tmp.resolve("killed.err").toFile());
+        s3mock.systemProperties().forEach((k, v) -> pb.command().add("-D" + k + "=" + v));
+        pb.command().addAll(List.of("-cp", System.getProperty("java.class.path"), FhirBeam.class.getName()));
         pb.command().addAll(List.of(run));
         pb.environment().put("FHIRBEAM_HOME", DefaultJobTest.HOME.toString());
         pb.environment().put("FHIRBEAM_WORK_DIR", work.toString());

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -90,14 +91,12 @@ class StandaloneClusterTest {
    */
   @Test
   void theDefaultJobOnTheClusterCommitsItsOutputOnObjectStorage() throws Exception {
-    Map<String, String> aws = Map.of("AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY",
-        S3TestServer.SECRET_KEY, "AWS_REGION", "us-east-1", "AWS_ENDPOINT_URL", s3.endpoint(),
-        "FHIRBEAM_HOME", HOME.toString());
-    int code = cluster.submit("default-job-s3", JAR, aws,
-        Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
-            "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2",
-            "spark.executorEnv.AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY,
-            "spark.executorEnv.AWS_SECRET_ACCESS_KEY", S3TestServer.SECRET_KEY),
+    Map<String, String> env = new HashMap<>(s3.environment());
+    env.put("FHIRBEAM_HOME", HOME.toString());
+    Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
+    conf.putAll(Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
+        "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2"));
+    int code = cluster.submit("default-job-s3", JAR, env, conf,
         "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false");
     String driver = Files.readString(cluster.log("default-job-s3"));
     assertThat(driver, code, equalTo(0));

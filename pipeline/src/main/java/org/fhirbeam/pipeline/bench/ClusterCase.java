@@ -3,6 +3,7 @@ package org.fhirbeam.pipeline.bench;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.fhirbeam.io.FileTrees;
@@ -64,11 +65,9 @@ final class ClusterCase implements AutoCloseable {
 
   /** The driver of one run of the Patient job, its input and output on the store. */
   ProcessBuilder submission(String name, String output) throws IOException {
-    Map<String, String> aws = Map.of("AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY",
-        S3TestServer.SECRET_KEY, "AWS_REGION", "us-east-1", "AWS_ENDPOINT_URL", s3.endpoint());
-    return cluster.submission(name, jar, aws, Map.of("spark.executor.memory", "768m",
-            "spark.executorEnv.AWS_ACCESS_KEY_ID", S3TestServer.ACCESS_KEY,
-            "spark.executorEnv.AWS_SECRET_ACCESS_KEY", S3TestServer.SECRET_KEY),
+    Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
+    conf.put("spark.executor.memory", "768m");
+    return cluster.submission(name, jar, s3.environment(), conf,
         "run", "--runner", "spark", "--profile", "--output", output,
         "--set", "sources.patients.path=s3://" + BUCKET + "/in/*.csv",
         "--set", "sources.patients.s3.endpoint=" + s3.endpoint(), "--set", "sources.patients.s3.region=us-east-1",

@@ -6,6 +6,7 @@ import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.fhirbeam.io.FileTrees;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
@@ -63,6 +64,30 @@ public final class S3TestServer implements AutoCloseable {
 
   public String endpoint() {
     return "http://127.0.0.1:" + port;
+  }
+
+  /**
+   * The AWS SDK's Java system properties (its default chain reads them) that point a JVM at this store: credentials,
+   * region, endpoint.
+   */
+  public Map<String, String> systemProperties() {
+    return Map.of("aws.accessKeyId", ACCESS_KEY, "aws.secretAccessKey", SECRET_KEY, "aws.region", "us-east-1",
+        "aws.endpointUrl", endpoint());
+  }
+
+  /** The same as environment variables, for a process of its own (a Spark driver). */
+  public Map<String, String> environment() {
+    return Map.of("AWS_ACCESS_KEY_ID", ACCESS_KEY, "AWS_SECRET_ACCESS_KEY", SECRET_KEY, "AWS_REGION", "us-east-1",
+        "AWS_ENDPOINT_URL", endpoint());
+  }
+
+  /**
+   * The Spark settings that give a cluster's executors the credentials (the endpoint and region reach them in the
+   * pipeline's options).
+   */
+  public static Map<String, String> executorSettings() {
+    return Map.of("spark.executorEnv.AWS_ACCESS_KEY_ID", ACCESS_KEY,
+        "spark.executorEnv.AWS_SECRET_ACCESS_KEY", SECRET_KEY);
   }
 
   /** A client of the store with the test credentials. */
