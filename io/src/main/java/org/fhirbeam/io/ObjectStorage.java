@@ -12,7 +12,9 @@ import org.apache.beam.sdk.io.FileSystems;
 import org.apache.beam.sdk.io.aws2.options.S3ClientBuilderFactory;
 import org.apache.beam.sdk.io.aws2.options.S3Options;
 import org.apache.beam.sdk.io.aws2.s3.DefaultS3ClientBuilderFactory;
+import org.apache.beam.sdk.io.fs.EmptyMatchTreatment;
 import org.apache.beam.sdk.io.fs.MatchResult;
+import org.apache.beam.sdk.io.fs.MoveOptions.StandardMoveOptions;
 import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.options.PipelineOptions;
 import software.amazon.awssdk.core.exception.SdkException;
@@ -100,14 +102,14 @@ public final class ObjectStorage {
 
   /** Whether an object exists at {@code location}. */
   public static boolean exists(String location) throws IOException {
-    MatchResult m = FileSystems.match(location, org.apache.beam.sdk.io.fs.EmptyMatchTreatment.ALLOW);
+    MatchResult m = FileSystems.match(location, EmptyMatchTreatment.ALLOW);
     return m.status() == MatchResult.Status.OK && !m.metadata().isEmpty();
   }
 
   /** The objects whose names match {@code glob} ({@code *} within a "folder", {@code **} across them). */
   public static List<String> list(String glob) throws IOException {
     List<String> out = new ArrayList<>();
-    MatchResult m = FileSystems.match(glob, org.apache.beam.sdk.io.fs.EmptyMatchTreatment.ALLOW);
+    MatchResult m = FileSystems.match(glob, EmptyMatchTreatment.ALLOW);
     if (m.status() == MatchResult.Status.NOT_FOUND) {
       return out;
     }
@@ -124,6 +126,6 @@ public final class ObjectStorage {
     }
     List<ResourceId> ids = new ArrayList<>();
     locations.forEach(l -> ids.add(file(l)));
-    FileSystems.delete(ids, org.apache.beam.sdk.io.fs.MoveOptions.StandardMoveOptions.IGNORE_MISSING_FILES);
+    FileSystems.delete(ids, StandardMoveOptions.IGNORE_MISSING_FILES);
   }
 }
