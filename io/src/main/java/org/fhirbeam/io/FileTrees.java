@@ -42,4 +42,18 @@ public final class FileTrees {
       throw new UncheckedIOException(e);
     }
   }
+
+  /**
+   * Deletes what it can of a run's scratch tree after the run, without failing: when a runner gives up on a job,
+   * tasks it abandoned may still be writing below {@code root} while it is deleted. Returns whether the tree is
+   * gone; the local committer removes a staging folder left behind at the next run into the same output.
+   */
+  public static boolean deleteScratch(Path root) {
+    try {
+      deleteTree(root);
+      return true;
+    } catch (UncheckedIOException e) {
+      return false;
+    }
+  }
 }

@@ -153,7 +153,7 @@ public final class JobRunner {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
-      FileTrees.deleteTree(work);
+      FileTrees.deleteScratch(work);
     }
   }
 
@@ -301,7 +301,8 @@ public final class JobRunner {
           // the run's outcome is already decided: committed, or failed for the reason it reports
         }
       }
-      FileTrees.deleteTree(staging);
+      // Not a reason to fail: a failed run's reason stands, and the next run removes a staging folder left behind.
+      FileTrees.deleteScratch(staging);
       if (db != null) {
         try {
           db.close();
