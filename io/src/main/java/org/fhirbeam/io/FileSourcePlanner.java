@@ -95,28 +95,23 @@ public final class FileSourcePlanner implements AutoCloseable {
   }
 
   public PlannedSource plan(SourceConfig source) {
-    // Objects of an s3:// source are fetched first and read as local files; rejects name the object.
-    Map<Path, String> objects = source.path() != null && source.path().startsWith("s3://")
-        ? S3Objects.fetch(source) : Map.of();
-    List<Path> files = objects.isEmpty() && !source.path().startsWith("s3://") ? expand(source)
-        : new ArrayList<>(objects.keySet());
+    // An object on object storage is planned from a sample here and fetched by the task that reads it.
+    boolean remote = source.path() != null && ObjectStorage.isRemote(source.path());
+    List<String> files = remote ? objects(source) : expand(source).stream().map(Path::toString).toList();
     List<ReadTask> tasks = new ArrayList<>();
     Set<String> columns = new LinkedHashSet<>();
     Map<String, String> skipped = new java.util.LinkedHashMap<>();
     try (Connection db = connection()) {
-      for (Path file : files) {
+      for (String file : files) {
         try {
-          ReadTask t = planFile(db, source, file);
-          if (objects.containsKey(file)) {
-            t = t.withFile(objects.get(file));
-          }
+          ReadTask t = remote ? planObject(db, source, file) : planFile(db, source, Path.of(file), columnsOnly);
           columns.addAll(t.columns());
           tasks.add(t);
         } catch (InputException | java.io.UncheckedIOException e) {
           if (!source.skipBadFiles()) {
             throw e;
           }
-          skipped.put(file.toString(), e.getMessage()); // on_error: skip_file: reported, not read
+          skipped.put(file, e.getMessage()); // on_error: skip_file: reported, not read
         }
       }
     } catch (SQLException e) {
@@ -132,8 +127,109 @@ public final class FileSourcePlanner implements AutoCloseable {
     return new PlannedSource(source, List.copyOf(tasks), List.copyOf(columns), skipped);
   }
 
-  /** One file of a source as a read task, its columns asked of DuckDB; an InputException if it cannot be read. */
-  private ReadTask planFile(Connection db, SourceConfig source, Path file) {
+  /**
+   * The objects an {@code s3://} path names, sorted: a glob matched by Beam's file system ({@code *} within a
+   * "folder", {@code **} across them), else one object, else a "folder": the objects below it with known extensions.
+   * None is an error unless the source is optional.
+   */
+  private static List<String> objects(SourceConfig source) {
+    String uri = source.path();
+    List<String> found = new ArrayList<>();
+    try {
+      if (hasGlob(uri)) {
+        found.addAll(ObjectStorage.list(uri));
+      } else if (ObjectStorage.exists(uri)) {
+        found.add(uri);
+      } else {
+        for (String o : ObjectStorage.list(uri.replaceAll("/+$", "") + "/**")) {
+          if (knownExtension(Path.of(o.substring(o.lastIndexOf('/') + 1)))) {
+            found.add(o);
+          }
+        }
+      }
+    } catch (IOException e) {
+      throw new InputException("source " + source.name() + ": " + uri + ": " + DuckDb.firstLine(e.getMessage()), e);
+    }
+    found.removeIf(o -> o.endsWith("/"));
+    found.sort(null);
+    if (found.isEmpty() && !source.optional()) {
+      throw new InputException(source.at("path") + ": no object matches " + uri);
+    }
+    return found;
+  }
+
+  /**
+   * An object on object storage as a task that the worker running it fetches ({@link ReadTask#remote}), planned here
+   * for its columns from a sample: the object's first {@link #SNIFF_BUFFER_BYTES} (what a sniff of a local file
+   * reads) up to the last whole line for CSV and NDJSON; the whole object for formats whose layout needs all of it (Parquet, Excel, JSON that may be an array, and
+   * gzip). The sample is deleted once planned, so no task can read it in place of the object.
+   */
+  private static ReadTask planObject(Connection db, SourceConfig source, String uri) {
+    String name = "object-" + uri.substring(uri.lastIndexOf('/') + 1);
+    Format format = formatOf(source, Path.of(name));
+    String lower = name.toLowerCase(Locale.ROOT);
+    boolean byLines = !lower.endsWith(".gz") && (format == Format.CSV
+        || format == Format.JSON && (lower.endsWith(".ndjson") || lower.endsWith(".jsonl")));
+    Path dir = null;
+    try {
+      dir = Files.createTempDirectory("fhirbeam-sample-");
+      Path sample = dir.resolve(name);
+      if (byLines) {
+        byte[] head = ObjectStorage.head(uri, SNIFF_BUFFER_BYTES + 1);
+        int end = head.length;
+        if (head.length > SNIFF_BUFFER_BYTES) {
+          end = 0;
+          for (int i = SNIFF_BUFFER_BYTES - 1; i >= 0 && end == 0; i--) {
+            end = head[i] == '\n' ? i + 1 : 0;
+          }
+          if (end == 0) {
+            throw new InputException("source " + source.name() + ": " + uri + " has no line break in its first "
+                + SNIFF_BUFFER_BYTES + " bytes");
+          }
+        }
+        Files.write(sample, java.util.Arrays.copyOf(head, end));
+      } else {
+        ObjectStorage.copyToFile(uri, sample);
+      }
+      try {
+        return planFile(db, source, sample, true).asRemote(uri, source);
+      } catch (InputException e) {
+        throw new InputException(e.getMessage().replace(sample.toString(), uri), e);
+      }
+    } catch (IOException e) {
+      throw new InputException("source " + source.name() + ": cannot read " + uri + ": "
+          + DuckDb.firstLine(e.getMessage()), e);
+    } finally {
+      if (dir != null) {
+        FileTrees.deleteScratch(dir);
+      }
+    }
+  }
+
+  /**
+   * {@code task} as the worker that runs it reads it: a task over an object on object storage
+   * ({@link ReadTask#remote}) fetches the whole object into {@code dir} (the worker's disk) and plans it there as a
+   * local file of its source, its rows reported at the object's URI; any other task as it is.
+   */
+  public static ReadTask readable(Connection db, ReadTask task, Path dir) throws IOException {
+    if (task.remote() == null) {
+      return task;
+    }
+    String uri = task.file();
+    Path copy = dir.resolve("object-" + uri.substring(uri.lastIndexOf('/') + 1));
+    ObjectStorage.copyToFile(uri, copy);
+    try {
+      return planFile(db, task.remote(), copy, false).withFile(uri);
+    } catch (InputException e) {
+      throw new InputException(e.getMessage().replace(copy.toString(), uri), e);
+    }
+  }
+
+  /**
+   * One file of a source as a read task, its columns asked of DuckDB; an InputException if it cannot be read. With
+   * {@code columnsOnly} the task serves only for its columns (see {@link #forColumns}).
+   */
+  private static ReadTask planFile(Connection db, SourceConfig source, Path file, boolean columnsOnly) {
     Format format = formatOf(source, file);
     if (format == Format.JSON && (source.unnest() != null || !source.fields().isEmpty())) {
       return planNestedJson(db, source, file);
@@ -286,7 +382,7 @@ public final class FileSourcePlanner implements AutoCloseable {
    * top-level fields, in first-seen order, plus the declared fields, every value as text (objects and arrays as
    * JSON). Rows are numbered in order ({@code row_number} in rejects).
    */
-  private ReadTask planNestedJson(Connection db, SourceConfig source, Path file) {
+  private static ReadTask planNestedJson(Connection db, SourceConfig source, Path file) {
     String records = "read_json_objects(" + DuckDb.literal(file.toString()) + ", format = 'auto')";
     String items = source.unnest() == null ? "SELECT json AS \"#j\" FROM " + records
         : "SELECT unnest(json_extract(json, " + DuckDb.literal("$." + source.unnest() + "[*]") + ")) AS \"#j\" FROM "
@@ -347,6 +443,10 @@ public final class FileSourcePlanner implements AutoCloseable {
       }
       List<String> parts = new ArrayList<>();
       for (ReadTask t : f.tasks()) {
+        if (t.remote() != null) {
+          throw new InputException(source.at("sql") + ": names " + f.config().name() + ", a source on object"
+              + " storage; a sql source reads local file sources only (its query runs in one task over their files)");
+        }
         parts.add(t.textRows(f.columns(), null));
       }
       ctes.add(DuckDb.identifier(f.config().name()) + " AS (" + String.join(" UNION ALL ", parts) + ")");

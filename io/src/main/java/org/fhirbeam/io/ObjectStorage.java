@@ -5,6 +5,10 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.URI;
 import java.nio.channels.Channels;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Collection;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -17,18 +21,22 @@ import org.apache.beam.sdk.io.fs.MatchResult;
 import org.apache.beam.sdk.io.fs.MoveOptions.StandardMoveOptions;
 import org.apache.beam.sdk.io.fs.ResourceId;
 import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.S3Settings;
+import org.fhirbeam.config.SourceConfig;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
 import software.amazon.awssdk.services.s3.S3ClientBuilder;
 
 /**
- * Outputs at URIs ({@code s3://bucket/prefix}) through Beam's own file systems ({@link FileSystems}), which every
+ * Sources and outputs at URIs ({@code s3://bucket/prefix}) through Beam's own file systems ({@link FileSystems}), which every
  * worker of a runner has: the driver sets them up in the pipeline's options ({@link #configure}), and Beam hands
  * those to the workers. Credentials come from each node's AWS default chain (environment, system properties,
  * profile, instance role), never from the options; the region from the driver's chain, else {@code us-east-1}; an
- * S3-compatible store is named by the AWS SDK's own {@code AWS_ENDPOINT_URL} (or {@code -Daws.endpointUrl}) and
- * addressed path-style.
+ * S3-compatible store is named by the sources' {@code s3} settings, else by the AWS SDK's own
+ * {@code AWS_ENDPOINT_URL} (or {@code -Daws.endpointUrl}) and then addressed path-style.
  */
 public final class ObjectStorage {
   private static final Pattern URI_SCHEME = Pattern.compile("^[A-Za-z][A-Za-z0-9+.-]*://.*");
@@ -41,28 +49,86 @@ public final class ObjectStorage {
   }
 
   /**
-   * Sets up Beam's S3 file system in {@code options} from the AWS SDK's settings of this process, when the run uses
-   * object storage ({@code used}). Beam registers the file system in every pipeline, and unless the options name a
-   * region it looks one up, which off AWS waits for the instance-metadata endpoint to time out (1.2 s of a 1M-row
-   * local run): a run that does not use it gets a region that is never asked for.
+   * The S3 settings of a run whose sources name them ({@code sources.NAME.s3}): Beam has one S3 file system per
+   * pipeline, so every {@code s3://} source of a run must name the same store; null when none names one (the AWS
+   * SDK's own settings then apply). An InputException names the source that differs.
    */
-  public static void configure(PipelineOptions options, boolean used) {
+  public static S3Settings settingsOf(Collection<SourceConfig> sources) {
+    SourceConfig first = null;
+    for (SourceConfig s : sources) {
+      if (s.path() == null || !isRemote(s.path()) || s.s3().equals(S3Settings.DEFAULT)) {
+        continue;
+      }
+      if (first == null) {
+        first = s;
+      } else if (!s.s3().equals(first.s3())) {
+        throw new InputException(s.at("s3") + ": differs from sources." + first.name() + ".s3; the s3:// sources"
+            + " and output of a run are read and written through one S3 store");
+      }
+    }
+    return first == null ? null : first.s3();
+  }
+
+  /**
+   * Sets up Beam's S3 file system in {@code options}: with {@code settings} (from {@link #settingsOf}) when sources
+   * name them, else from the AWS SDK's settings of this process, when the run uses object storage ({@code used}).
+   * Beam registers the file system in every pipeline, and unless the options name a region it looks one up, which
+   * off AWS waits for the instance-metadata endpoint to time out (1.2 s of a 1M-row local run): a run that does not
+   * use it gets a region that is never asked for.
+   */
+  public static void configure(PipelineOptions options, boolean used, S3Settings settings) {
     S3Options s3 = options.as(S3Options.class);
     if (!used) {
       s3.setAwsRegion(Region.US_EAST_1);
       return;
     }
     Region region;
-    try {
-      region = DefaultAwsRegionProviderChain.builder().build().getRegion();
-    } catch (SdkException e) {
-      region = Region.US_EAST_1;
+    if (settings != null && settings.region() != null) {
+      region = Region.of(settings.region());
+    } else {
+      try {
+        region = DefaultAwsRegionProviderChain.builder().build().getRegion();
+      } catch (SdkException e) {
+        region = Region.US_EAST_1;
+      }
     }
     s3.setAwsRegion(region);
-    String endpoint = System.getProperty("aws.endpointUrl", System.getenv("AWS_ENDPOINT_URL"));
+    String endpoint = settings != null && settings.endpoint() != null ? settings.endpoint()
+        : System.getProperty("aws.endpointUrl", System.getenv("AWS_ENDPOINT_URL"));
+    boolean pathStyle = settings != null && settings.endpoint() != null ? settings.pathStyle() : true;
     if (endpoint != null && !endpoint.isBlank()) {
       s3.setEndpoint(URI.create(endpoint));
-      s3.setS3ClientFactoryClass(PathStyle.class);
+      if (pathStyle) {
+        s3.setS3ClientFactoryClass(PathStyle.class);
+      }
+    }
+  }
+
+  /**
+   * Makes Beam's file systems reach object storage in this process before any pipeline exists (planning lists and
+   * samples the objects of {@code s3://} sources); a pipeline later sets them up from its own options, which
+   * {@link #configure} fills the same way.
+   */
+  public static void useBeforePipeline(S3Settings settings) {
+    PipelineOptions options = PipelineOptionsFactory.create();
+    configure(options, true, settings);
+    FileSystems.setDefaultPipelineOptions(options);
+  }
+
+  /** Copies the object at {@code location} to the local file {@code to}, replacing it. */
+  public static void copyToFile(String location, Path to) throws IOException {
+    try (InputStream in = open(location)) {
+      Files.copy(in, to, StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+
+  /**
+   * The first {@code bytes} bytes of the object at {@code location} (all of it when it is not longer), read with one
+   * request that stops there.
+   */
+  public static byte[] head(String location, int bytes) throws IOException {
+    try (InputStream in = open(location)) {
+      return in.readNBytes(bytes);
     }
   }
 

@@ -11,6 +11,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
+import org.fhirbeam.config.SourceConfig;
 
 /**
  * One unit of parallel work: one file of a source (or a piece of one, see {@link #cut}), as a DuckDB table function
@@ -28,9 +29,14 @@ import java.util.List;
  *     {@link #prepare}); null for files
  * @param cuts for a CSV file with one record per line, where it can be cut into pieces (see {@link #cut}); for a
  *     piece, the run of lines it covers; null when the task is read as a whole only
+ * @param remote for an object on object storage ({@code file} is its URI): its source, whose settings plan the
+ *     object as a local file once the worker that runs the task has fetched it ({@link FileSourcePlanner#readable});
+ *     until then {@code scan} reads the sample it was planned from, and only its {@code columns} are to be used.
+ *     Null for a local file, a database partition or a query.
  */
 public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
-    long firstLocation, boolean skipsBadLines, JdbcRead jdbc, Cuts cuts) implements Serializable {
+    long firstLocation, boolean skipsBadLines, JdbcRead jdbc, Cuts cuts, SourceConfig remote)
+    implements Serializable {
 
   /**
    * Where a CSV file whose records are one per line can be cut: a piece is the header line followed by a run of whole
@@ -76,18 +82,18 @@ public record ReadTask(String source, String file, String scan, List<String> col
   /** A task over a file, read as a whole. */
   public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
       long firstLocation, boolean skipsBadLines) {
-    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null, null);
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null, null, null);
   }
 
   /** A task over a database partition. */
   public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
       long firstLocation, boolean skipsBadLines, JdbcRead jdbc) {
-    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, null);
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, null, null);
   }
 
   /** The same task, with the places it can be cut. */
   public ReadTask withCuts(Cuts cuts) {
-    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts);
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote);
   }
 
   /**
@@ -146,7 +152,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       }
       out.add(new ReadTask(source, file, scan, columns, kind, lines[from], skipsBadLines, jdbc,
           new Cuts(cuts.path(), cuts.headerEnd(), cuts.size(), new long[] {at[from], at[to]},
-              new long[] {lines[from], lines[to]})));
+              new long[] {lines[from], lines[to]}), remote));
       from = to;
     }
     return out.size() == 1 ? List.of(this) : List.copyOf(out);
@@ -175,7 +181,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       transfer(in, cuts.offsets()[0], cuts.offsets()[1] - cuts.offsets()[0], out);
     }
     return new ReadTask(source, file, detectedHead(copy.toString()) + scan.substring(head.length()), columns, kind,
-        firstLocation, skipsBadLines, jdbc, null);
+        firstLocation, skipsBadLines, jdbc, null, null);
   }
 
   /**
@@ -224,7 +230,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       st.execute("CREATE TEMP TABLE " + DuckDb.identifier(table) + " AS " + textRows(columns, null));
     }
     return new ReadTask(source, file, DuckDb.identifier(table), columns, kind, firstLocation, skipsBadLines, null,
-        null);
+        null, null);
   }
 
   /** The columns that identify a row in rejects besides its position (a database source's key); often none. */
@@ -232,9 +238,17 @@ public record ReadTask(String source, String file, String scan, List<String> col
     return jdbc == null ? List.of() : jdbc.source().key();
   }
 
+  /**
+   * The task over an object on object storage at {@code uri}, planned from a sample of it (this task): its task
+   * fetches the whole object and plans it with {@code config}'s settings.
+   */
+  ReadTask asRemote(String uri, SourceConfig config) {
+    return new ReadTask(source, uri, scan, columns, kind, firstLocation, skipsBadLines, null, null, config);
+  }
+
   /** The same task, named {@code file} in rejects and summaries (a fetched object by its URI, for example). */
   public ReadTask withFile(String file) {
-    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts);
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote);
   }
 
   /**

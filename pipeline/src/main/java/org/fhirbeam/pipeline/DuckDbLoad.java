@@ -1,6 +1,8 @@
 package org.fhirbeam.pipeline;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -14,11 +16,14 @@ import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.function.Consumer;
+import org.duckdb.DuckDBConnection;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
@@ -57,25 +62,43 @@ final class DuckDbLoad implements AutoCloseable {
     return load;
   }
 
-  /** {@code raw_data.<source>}: each file source's rows as text, or its table dropped when none is kept. */
+  /**
+   * {@code raw_data.<source>}: each file source's rows as text, or its table dropped when none is kept. The database
+   * file is on this machine, so objects on object storage are fetched here for it, as a task fetches them.
+   */
   private void copyRawRows() {
     List<String> dropped = new ArrayList<>();
     List<DuckDbTables.QueryTable> raw = new ArrayList<>();
-    for (PlannedSource s : plan.sources().values()) {
-      // A database source's rows already live in a database; without a copy this run, an earlier one would be stale.
-      if (!plan.config().sinks().rawCopy() || s.tasks().isEmpty() || s.config().jdbc() != null) {
-        dropped.add("raw_data." + s.config().name());
-        continue;
+    Path objects = null;
+    try (Connection planning = db.unwrap(DuckDBConnection.class).duplicate()) {
+      for (PlannedSource s : plan.sources().values()) {
+        // A database source's rows already live in a database; without a copy this run, an earlier one would be stale.
+        if (!plan.config().sinks().rawCopy() || s.tasks().isEmpty() || s.config().jdbc() != null) {
+          dropped.add("raw_data." + s.config().name());
+          continue;
+        }
+        List<String> queries = new ArrayList<>();
+        for (ReadTask t : s.tasks()) {
+          if (t.remote() != null && objects == null) {
+            objects = Files.createTempDirectory("fhirbeam-object-");
+          }
+          ReadTask readable = FileSourcePlanner.readable(planning, t, objects);
+          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM ("
+              + readable.textRows(List.of(), "raw_bad_lines") + ")");
+        }
+        raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
       }
-      List<String> queries = new ArrayList<>();
-      for (ReadTask t : s.tasks()) {
-        queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM ("
-            + t.textRows(List.of(), "raw_bad_lines") + ")");
+      tx.drop(dropped);
+      raw.forEach(tx::create);
+    } catch (SQLException e) {
+      throw DuckDb.failure("copying the source rows into DuckDB failed", e);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      if (objects != null) {
+        FileTrees.deleteScratch(objects);
       }
-      raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
     }
-    tx.drop(dropped);
-    raw.forEach(tx::create);
   }
 
   /**

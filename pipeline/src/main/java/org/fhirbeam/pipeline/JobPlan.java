@@ -12,6 +12,7 @@ import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.io.FileSourcePlanner;
+import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.HttpSourcePlanner;
 import org.fhirbeam.io.JdbcSourcePlanner;
@@ -49,6 +50,9 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
             config.validation().packages().stream().map(java.nio.file.Path::of).toList()))
         : java.util.concurrent.CompletableFuture.completedFuture(null);
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
+    if (config.sources().values().stream().anyMatch(s -> s.path() != null && ObjectStorage.isRemote(s.path()))) {
+      ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(config.sources().values()));
+    }
     Set<String> used = readByMappings(config);
     // File sources first (those the mappings read, and those a query names), then the query sources over them.
     Set<String> needed = plannedSources(config);

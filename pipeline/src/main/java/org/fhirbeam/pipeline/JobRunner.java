@@ -90,7 +90,10 @@ public final class JobRunner {
    */
   private Ran runGraph(String runId, Progress progress, String partsDir, String stagingRoot) throws IOException {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
-    ObjectStorage.configure(options, output == null);
+    boolean remoteSources = plan.sources().values().stream().flatMap(s -> s.tasks().stream())
+        .anyMatch(t -> t.remote() != null);
+    ObjectStorage.configure(options, output == null || remoteSources,
+        ObjectStorage.settingsOf(plan.config().sources().values()));
     Pipeline p = Pipeline.create(options);
     JobGraph.build(p, plan, runId, partsDir, stagingRoot, runner.localConcurrency(), runner.parallelism());
     PipelineResult result = p.run();

@@ -2,6 +2,8 @@ package org.fhirbeam.pipeline;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -13,7 +15,9 @@ import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.SqlMapping;
@@ -60,8 +64,25 @@ final class Preview {
       out.println("   (the source has no files)");
       return;
     }
-    ReadTask task = source.tasks().get(0);
-    out.printf("   the first %d row(s) of %s%n", rows, task.file());
+    ReadTask first = source.tasks().get(0);
+    out.printf("   the first %d row(s) of %s%n", rows, first.file());
+    // An object on object storage is fetched here, as the task that maps it fetches it.
+    Path objects = null;
+    try {
+      objects = first.remote() == null ? null : Files.createTempDirectory("fhirbeam-object-");
+      previewRows(db, sql, FileSourcePlanner.readable(db, first, objects), rows, badLines, out);
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException("cannot fetch " + first.file(), e);
+    } finally {
+      if (objects != null) {
+        FileTrees.deleteScratch(objects);
+      }
+    }
+  }
+
+  private static void previewRows(Connection db, SqlMapping sql, ReadTask task, int rows, String badLines,
+      PrintStream out) throws SQLException {
+    CompiledMapping m = sql.mapping();
     List<SqlMapping.ElementRule> rules = sql.elementRules();
     task.prepare(db);
     String input = "SELECT * FROM (" + task.textRows(sql.columns(), badLines) + ") LIMIT " + rows;

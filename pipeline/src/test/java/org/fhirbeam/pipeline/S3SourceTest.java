@@ -18,9 +18,9 @@ import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
- * An s3:// source against a real S3-compatible store on loopback (Adobe S3TestServer in its own JVM): objects matching
- * the key pattern are fetched and give the same resources as the same rows in local files; a missing bucket or no
- * matching object stops the run with exit code 2.
+ * An s3:// source against a real S3-compatible store on loopback (Adobe S3Mock in its own JVM): objects matching
+ * the key pattern are planned from samples, fetched by the tasks that map them, and give the same resources and
+ * rejects as the same rows in local files; a missing bucket or no matching object stops the run with exit code 2.
  */
 @Tag("servers")
 class S3SourceTest {
@@ -89,6 +89,109 @@ class S3SourceTest {
       rejects = Files.readAllLines(files.findFirst().orElseThrow());
     }
     assertThat(rejects.get(0), containsString("\"file\":\"s3://clinic/exports/2024/a.csv\",\"line\":3,"));
+  }
+
+  /**
+   * An object larger than the sample planning reads (its first 4 MB) is fetched whole by its task, which plans it as
+   * a local file: every row is mapped, and a bad row on the object's last line is rejected at that line.
+   */
+  @Test
+  void anObjectLargerThanThePlanningSampleIsReadWholeByItsTask() throws IOException {
+    int rows = 120_000;
+    StringBuilder csv = new StringBuilder("patient_id,first_name,last_name,birth_date,gender\n");
+    for (int i = 1; i < rows; i++) {
+      csv.append("p").append(i).append(",Given").append(i).append(",Family").append(i).append(",1980-01-01,F\n");
+    }
+    csv.append("p").append(rows).append(",Last,Row,not-a-date,M\n");
+    assertThat(csv.length() > 4 << 20, equalTo(true));
+    try (S3Client s3 = s3mock.client()) {
+      s3.putObject(b -> b.bucket("clinic").key("big/patients.csv"), RequestBody.fromString(csv.toString()));
+    }
+    Cli r = run("s3://clinic/big/patients.csv", "big");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 120,000 = resources 119,999 + rejected 1: OK"));
+    List<String> rejects;
+    try (var files = Files.list(tmp.resolve("out-big/rejects"))) {
+      rejects = Files.readAllLines(files.findFirst().orElseThrow());
+    }
+    assertThat(rejects.size(), equalTo(1));
+    assertThat(rejects.get(0), containsString("\"file\":\"s3://clinic/big/patients.csv\",\"line\":120001,"));
+  }
+
+  /**
+   * The default job's CSV, Parquet and JSON files as objects (Parquet and JSON are planned from the whole object, CSV
+   * from its start): the same resources and rejects, at the same lines and rows, as from the local files.
+   */
+  @Test
+  void objectsOfEveryFormatGiveWhatTheLocalFilesGive() throws Exception {
+    Path patients = DefaultJobTest.HOME.resolve("testdata/patients");
+    try (S3Client s3 = s3mock.client(); var files = Files.list(patients)) {
+      for (Path f : files.toList()) {
+        s3.putObject(b -> b.bucket("clinic").key("mixed/" + f.getFileName()), RequestBody.fromFile(f));
+      }
+    }
+    Cli remote = run("s3://clinic/mixed/*", "mixed");
+    assertThat(remote.err(), remote.code(), equalTo(0));
+    Cli local = Cli.run("run", "--output", tmp.resolve("out-mixed-local").toString(), "--set",
+        "duckdb.database=" + tmp.resolve("mixed-local.db"));
+    assertThat(local.err(), local.code(), equalTo(0));
+    assertThat(MixedFormatsTest.resources(tmp.resolve("out-mixed")),
+        equalTo(MixedFormatsTest.resources(tmp.resolve("out-mixed-local"))));
+    List<String> remoteRejects = new java.util.ArrayList<>();
+    for (var reject : DefaultJobTest.rejects(tmp.resolve("out-mixed"))) {
+      reject.remove("run_id");
+      remoteRejects.add(reject.toString().replace("s3://clinic/mixed/", patients + "/"));
+    }
+    List<String> localRejects = new java.util.ArrayList<>();
+    for (var reject : DefaultJobTest.rejects(tmp.resolve("out-mixed-local"))) {
+      reject.remove("run_id");
+      localRejects.add(reject.toString());
+    }
+    remoteRejects.sort(null);
+    localRejects.sort(null);
+    assertThat(remoteRejects, equalTo(localRejects));
+    assertThat(remote.out(), containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
+    // The DuckDB file's raw copy holds every row of the objects, each named by its URI.
+    try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("mixed.db"));
+        java.sql.Statement st = db.createStatement()) {
+      assertThat(DefaultJobTest.row(st, "SELECT string_agg(f || ' ' || n, ', ' ORDER BY f) FROM (SELECT"
+          + " _source_file AS f, count(*) AS n FROM raw_data.patients GROUP BY ALL)"),
+          equalTo(List.of("s3://clinic/mixed/patients.csv 20, s3://clinic/mixed/patients.json 10,"
+              + " s3://clinic/mixed/patients.parquet 10")));
+    }
+  }
+
+  @Test
+  void previewReadsTheFirstObject() throws IOException {
+    Path config = Files.writeString(tmp.resolve("preview.yaml"), "sources:\n  patients:\n    path:"
+        + " s3://clinic/exports/2024/*.csv\n    s3: {endpoint: \"http://127.0.0.1:" + port + "\", region: us-east-1}\n"
+        + "mappings: [" + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml") + "]\n");
+    Cli r = Cli.run("preview", "--config", config.toString(), "--rows", "1");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("the first 1 row(s) of s3://clinic/exports/2024/a.csv"));
+    assertThat(r.out(), containsString("-- row 1: Patient/p1"));
+  }
+
+  @Test
+  void aQueryOverObjectsOrSourcesOnTwoStoresAreRefused() throws IOException {
+    Path mapping = Files.writeString(tmp.resolve("everyone.yaml"), Files.readString(
+        DefaultJobTest.HOME.resolve("config/mappings/patient.yaml")).replace("source: patients", "source: everyone"));
+    String s3 = "    s3: {endpoint: \"http://127.0.0.1:" + port + "\", region: us-east-1}\n";
+    Path query = Files.writeString(tmp.resolve("query.yaml"), "sources:\n  patients:\n    path:"
+        + " s3://clinic/exports/2024/*.csv\n" + s3 + "  everyone:\n    sql: SELECT * FROM patients\n"
+        + "mappings: [" + mapping + "]\n");
+    Cli q = Cli.run("run", "--config", query.toString(), "--output", tmp.resolve("out-query").toString());
+    assertThat(q.code(), equalTo(2));
+    assertThat(q.err(), equalTo("error: " + query + ":6: sources.everyone.sql: names patients, a source on object"
+        + " storage; a sql source reads local file sources only (its query runs in one task over their files)\n"));
+    Path two = Files.writeString(tmp.resolve("two.yaml"), "sources:\n  patients:\n    path:"
+        + " s3://clinic/exports/2024/a.csv\n" + s3 + "  others:\n    path: s3://clinic/exports/2024/b.csv\n"
+        + s3.replace("us-east-1", "eu-west-1") + "mappings: [" + DefaultJobTest.HOME.resolve(
+            "config/mappings/patient.yaml") + "]\n");
+    Cli t = Cli.run("run", "--config", two.toString(), "--output", tmp.resolve("out-two").toString());
+    assertThat(t.code(), equalTo(2));
+    assertThat(t.err(), equalTo("error: " + two + ":6: sources.others.s3: differs from sources.patients.s3; the"
+        + " s3:// sources and output of a run are read and written through one S3 store\n"));
   }
 
   @Test

@@ -35,6 +35,7 @@ import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.IdKeys;
 import org.fhirbeam.io.PartFile;
@@ -399,6 +400,15 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           } catch (SQLException e) {
             // A temporary table goes with its connection: the task's, or the worker's at teardown.
           }
+        }
+      }
+      if (item.task().remote() != null) {
+        // An object on object storage is fetched to the worker's disk and planned there as a local file is.
+        Path dir = Files.createTempDirectory("fhirbeam-object-");
+        try {
+          return map(db, item, FileSourcePlanner.readable(db, item.task(), dir), started);
+        } finally {
+          FileTrees.deleteScratch(dir);
         }
       }
       if (!item.task().isPiece()) {

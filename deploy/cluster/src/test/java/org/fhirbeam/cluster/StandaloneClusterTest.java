@@ -24,6 +24,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
@@ -50,6 +51,12 @@ class StandaloneClusterTest {
     s3 = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
     try (S3Client client = s3.client()) {
       client.createBucket(b -> b.bucket("lake"));
+      // The default job's files (CSV, Parquet, JSON), for a run that reads them from object storage.
+      try (Stream<Path> files = Files.list(HOME.resolve("testdata/patients"))) {
+        for (Path f : files.toList()) {
+          client.putObject(b -> b.bucket("lake").key("in/" + f.getFileName()), RequestBody.fromFile(f));
+        }
+      }
     }
     // What the DirectRunner writes in this JVM; a run that does not balance throws.
     direct = tmp.resolve("direct");
@@ -86,8 +93,10 @@ class StandaloneClusterTest {
   }
 
   /**
-   * With the output on the S3 test server, the executors upload what they commit and the driver's manifest lists it:
-   * the resources are the DirectRunner's, once each, though a task failed once after writing its parts.
+   * With the input and the output on the S3 test server, the executors fetch the objects they map (the driver plans
+   * from samples it deletes before the run), upload what they commit, and the driver's manifest lists it: the
+   * resources and rejects (at the same lines and rows) are the DirectRunner's from the local files, once each, though
+   * a task failed once after writing its parts.
    */
   @Test
   void theDefaultJobOnTheClusterCommitsItsOutputOnObjectStorage() throws Exception {
@@ -97,7 +106,8 @@ class StandaloneClusterTest {
     conf.putAll(Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
         "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2"));
     int code = cluster.submit("default-job-s3", JAR, env, conf,
-        "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false");
+        "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false",
+        "--set", "sources.patients.path=s3://lake/in/*");
     String driver = Files.readString(cluster.log("default-job-s3"));
     assertThat(driver, code, equalTo(0));
     assertThat(driver, containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
@@ -114,7 +124,10 @@ class StandaloneClusterTest {
     }
     resources.sort(null);
     assertThat(resources, equalTo(lines(direct.resolve("fhir"))));
-    assertThat(withoutRunId(rejects), equalTo(rejectsWithoutRunId(direct)));
+    // Rejects name the object each row came from, where the local run names the file.
+    String local = HOME.resolve("testdata/patients") + "/";
+    assertThat(withoutRunId(rejects.stream().map(r -> r.replace("s3://lake/in/", local)).toList()),
+        equalTo(rejectsWithoutRunId(direct)));
   }
 
   /**
