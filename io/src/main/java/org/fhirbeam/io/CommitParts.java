@@ -38,16 +38,26 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final String directory;
+  private final boolean gzipResources;
 
-  private CommitParts(String directory) {
+  private CommitParts(String directory, boolean gzipResources) {
     this.directory = directory;
+    this.gzipResources = gzipResources;
   }
 
   public static CommitParts to(String directory) {
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("directory is required");
     }
-    return new CommitParts(directory);
+    return new CommitParts(directory, false);
+  }
+
+  /**
+   * The same commit, uploading resource parts gzip-compressed ({@code .ndjson.gz}) to a root on object storage. A
+   * local root gets them as they are: the local run compresses its numbered files itself.
+   */
+  public CommitParts gzippingResources() {
+    return new CommitParts(directory, true);
   }
 
   /**
@@ -84,7 +94,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   @Override
   public PDone expand(PCollection<PartFile> input) {
-    input.apply("MoveParts", ParDo.of(new MoveFn(directory)))
+    input.apply("MoveParts", ParDo.of(new MoveFn(directory, gzipResources)))
         .setCoder(SerializableCoder.of(Tally.class))
         // Without the default for no input: that costs the DirectRunner a side input and two more steps, and a run
         // that committed nothing has nothing to add up (readTally).
@@ -101,9 +111,11 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   static final class MoveFn extends DoFn<PartFile, Tally> {
     private final String directory;
+    private final boolean gzipResources;
 
-    MoveFn(String directory) {
+    MoveFn(String directory, boolean gzipResources) {
       this.directory = directory;
+      this.gzipResources = gzipResources;
     }
 
     @ProcessElement
@@ -116,15 +128,29 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return;
       }
       if (ObjectStorage.isRemote(directory)) {
+        boolean gzip = gzipResources && part.holdsResources();
+        String target = gzip ? part.target() + ".gz" : part.target();
+        Path upload = from;
+        if (gzip) {
+          upload = Path.of(part.path() + ".gz");
+          try (InputStream in = Files.newInputStream(from);
+              OutputStream to = FileTrees.gzip(Files.newOutputStream(upload))) {
+            in.transferTo(to);
+          }
+        }
         // A retried bundle uploads the part again, under the same name: the object is replaced, not repeated.
         CRC32C crc = new CRC32C();
         long bytes;
-        try (InputStream in = new CheckedInputStream(Files.newInputStream(from), crc);
-            OutputStream to = ObjectStorage.create(directory + "/" + part.target(), "application/x-ndjson")) {
+        try (InputStream in = new CheckedInputStream(Files.newInputStream(upload), crc);
+            OutputStream to = ObjectStorage.create(directory + "/" + target,
+                gzip ? "application/gzip" : "application/x-ndjson")) {
           bytes = in.transferTo(to);
         }
-        out.output(committed.plus(Tally.builder().add(FILE_LINES + part.target(), part.lines())
-            .add(FILE_BYTES + part.target(), bytes).add(FILE_CRC32C + part.target(), crc.getValue()).build()));
+        if (gzip) {
+          Files.delete(upload);
+        }
+        out.output(committed.plus(Tally.builder().add(FILE_LINES + target, part.lines())
+            .add(FILE_BYTES + target, bytes).add(FILE_CRC32C + target, crc.getValue()).build()));
         return;
       }
       out.output(committed);

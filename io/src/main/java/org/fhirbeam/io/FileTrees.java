@@ -2,13 +2,17 @@ package org.fhirbeam.io;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
 
-/** File helpers shared by the stages and commands: counting NDJSON lines, deleting directory trees. */
+/**
+ * File helpers shared by the stages and commands: counting NDJSON lines, compressing, deleting directory trees.
+ */
 public final class FileTrees {
   private FileTrees() {}
 
@@ -41,6 +45,14 @@ public final class FileTrees {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * Compresses what is written to {@code out} with gzip. Java's gzip header has no time or name in it, so equal
+   * inputs compress to equal bytes.
+   */
+  public static OutputStream gzip(OutputStream out) throws IOException {
+    return new GZIPOutputStream(out, 1 << 16);
   }
 
   /**

@@ -15,11 +15,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.zip.GZIPOutputStream;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileTrees;
 
 /**
  * Builds the staged {@code fhir/} and {@code parquet/} outputs of a run from the NDJSON files the pipeline
@@ -228,10 +228,8 @@ final class FileSinks {
     }
   }
 
-  /** Java's gzip header has no time or name in it, so equal files compress to equal bytes. */
   private static void gzip(Path from, Path to) throws IOException {
-    try (InputStream in = Files.newInputStream(from);
-        OutputStream out = new GZIPOutputStream(Files.newOutputStream(to), 1 << 16)) {
+    try (InputStream in = Files.newInputStream(from); OutputStream out = FileTrees.gzip(Files.newOutputStream(to))) {
       in.transferTo(out);
     }
   }

@@ -11,6 +11,7 @@ import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionTuple;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
+import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
@@ -88,7 +89,8 @@ final class JobGraph {
     }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))
-        .apply("CommitParts", CommitParts.to(stagingRoot));
+        .apply("CommitParts", plan.config().sinks().ndjsonCompression() == SinkSettings.Compression.GZIP
+            ? CommitParts.to(stagingRoot).gzippingResources() : CommitParts.to(stagingRoot));
   }
 
   private static String capitalize(String s) {

@@ -60,9 +60,6 @@ final class ObjectStoreCommit {
     if (sinks.parquet()) {
       local.add("sinks.parquet.enabled");
     }
-    if (sinks.ndjsonCompression() != SinkSettings.Compression.NONE) {
-      local.add("sinks.ndjson.compression");
-    }
     if (sinks.ndjsonMode() != WriteMode.OVERWRITE) {
       local.add("sinks.ndjson.mode " + sinks.ndjsonMode().name().toLowerCase(java.util.Locale.ROOT));
     }

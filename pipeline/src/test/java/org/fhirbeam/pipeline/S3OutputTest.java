@@ -212,6 +212,45 @@ class S3OutputTest {
     return out;
   }
 
+  /**
+   * With gzip compression the resource files are uploaded compressed ({@code .ndjson.gz}) and the manifest gives the
+   * stored object's bytes and CRC32C with the lines it holds; rejects stay plain, as in a local output.
+   */
+  @Test
+  void gzippedResourceFilesAreListedWithTheirStoredBytes() throws IOException {
+    Cli local = Cli.run("run", "--output", tmp.resolve("local-gzip").toString(), "--set", "sinks.duckdb.enabled=false");
+    assertThat(local.err(), local.code(), equalTo(0));
+    Cli r = Cli.run("run", "--output", "s3://lake/fhir/gzip", "--set", "sinks.duckdb.enabled=false", "--set",
+        "sinks.ndjson.compression=gzip");
+    assertThat(r.err(), r.code(), equalTo(0));
+    List<String> resources = new ArrayList<>();
+    List<String> paths = new ArrayList<>();
+    try (S3Client s3 = s3mock.client()) {
+      JsonNode manifest = JSON.readTree(object(s3, "fhir/gzip/_manifest.json"));
+      for (JsonNode f : manifest.get("files")) {
+        String path = f.get("path").asText();
+        paths.add(path.replaceAll("^runs/[^/]+/", "").replaceAll("-[^/]*$", "-*") + path.replaceAll("^[^.]*", ""));
+        byte[] stored = s3.getObjectAsBytes(b -> b.bucket("lake").key("fhir/gzip/" + path)).asByteArray();
+        assertThat(path, (long) stored.length, equalTo(f.get("bytes").asLong()));
+        CRC32C crc = new CRC32C();
+        crc.update(stored);
+        assertThat(path, String.format("%08x", crc.getValue()), equalTo(f.get("crc32c").asText()));
+        String text = path.endsWith(".gz")
+            ? new String(new java.util.zip.GZIPInputStream(new java.io.ByteArrayInputStream(stored)).readAllBytes(),
+                StandardCharsets.UTF_8)
+            : new String(stored, StandardCharsets.UTF_8);
+        assertThat(path, text.lines().count(), equalTo(f.get("lines").asLong()));
+        if (path.endsWith(".gz")) {
+          resources.addAll(text.lines().toList());
+        }
+      }
+    }
+    resources.sort(null);
+    assertThat(resources, equalTo(RetriedTaskTest.lines(tmp.resolve("local-gzip/fhir"))));
+    assertThat(new TreeSet<>(paths), equalTo(new TreeSet<>(List.of("fhir/Patient-*.ndjson.gz",
+        "rejects/rejects-*.ndjson"))));
+  }
+
   @Test
   void sinksThatNeedALocalDiskAreRefusedBeforeAnythingRuns() {
     Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused");
