@@ -8,6 +8,9 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -21,6 +24,7 @@ import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PDone;
+import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.Tally;
 
@@ -29,8 +33,9 @@ import org.fhirbeam.data.Tally;
  * tallies the committed parts carry, with the lines each file set holds, added up ({@link #readTally}). Only parts
  * that reach this step (outputs of committed bundles) are moved and counted; parts of failed attempts stay behind
  * in the parts directory and are deleted with it. Moving is idempotent, so a retried bundle is harmless. A root on
- * object storage ({@code s3://...}) gets each part uploaded by the task that commits it, and the figures name
- * each file with its lines, bytes and CRC32C ({@link #committedFiles}), for the manifest that commits the run.
+ * object storage ({@code s3://...}) gets each part uploaded by the task that commits it (gzip-compressed, and as a
+ * Parquet file too, when asked), and the figures name each file with its lines, bytes and CRC32C
+ * ({@link #committedFiles}), for the manifest that commits the run.
  */
 public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> {
   /** The file beside the committed parts that holds the run's figures. */
@@ -39,25 +44,37 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   private final String directory;
   private final boolean gzipResources;
+  /** By resource type, the layout of the Parquet files written beside the NDJSON ones; empty for none. */
+  private final Map<String, DuckDbTables.ParquetLayout> parquet;
+  private final DuckDbSettings settings;
 
-  private CommitParts(String directory, boolean gzipResources) {
+  private CommitParts(String directory, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
+      DuckDbSettings settings) {
     this.directory = directory;
     this.gzipResources = gzipResources;
+    this.parquet = Map.copyOf(parquet);
+    this.settings = settings;
   }
 
   public static CommitParts to(String directory) {
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("directory is required");
     }
-    return new CommitParts(directory, false);
+    return new CommitParts(directory, false, Map.of(), null);
+  }
+
+  /** The same commit, uploading resource parts gzip-compressed ({@code .ndjson.gz}) to a root on object storage. */
+  public CommitParts gzippingResources() {
+    return new CommitParts(directory, true, parquet, settings);
   }
 
   /**
-   * The same commit, uploading resource parts gzip-compressed ({@code .ndjson.gz}) to a root on object storage. A
-   * local root gets them as they are: the local run compresses its numbered files itself.
+   * The same commit, also writing each resource part as a Parquet file laid out as its type's {@code layouts} say,
+   * with a DuckDB of {@code settings}, and uploading it to {@code parquet/<Type>/part-<part>.parquet} under a root on
+   * object storage (listed with its rows as lines).
    */
-  public CommitParts gzippingResources() {
-    return new CommitParts(directory, true);
+  public CommitParts writingParquet(Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings settings) {
+    return new CommitParts(directory, gzipResources, layouts, settings);
   }
 
   /**
@@ -94,7 +111,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   @Override
   public PDone expand(PCollection<PartFile> input) {
-    input.apply("MoveParts", ParDo.of(new MoveFn(directory, gzipResources)))
+    input.apply("MoveParts", ParDo.of(new MoveFn(directory, gzipResources, parquet, settings)))
         .setCoder(SerializableCoder.of(Tally.class))
         // Without the default for no input: that costs the DirectRunner a side input and two more steps, and a run
         // that committed nothing has nothing to add up (readTally).
@@ -112,14 +129,35 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   static final class MoveFn extends DoFn<PartFile, Tally> {
     private final String directory;
     private final boolean gzipResources;
+    private final Map<String, DuckDbTables.ParquetLayout> parquet;
+    private final DuckDbSettings settings;
+    private transient Connection db;
 
-    MoveFn(String directory, boolean gzipResources) {
+    MoveFn(String directory, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
+        DuckDbSettings settings) {
       this.directory = directory;
       this.gzipResources = gzipResources;
+      this.parquet = parquet;
+      this.settings = settings;
+    }
+
+    @Setup
+    public void setup() throws SQLException {
+      if (!parquet.isEmpty() && ObjectStorage.isRemote(directory)) {
+        db = DuckDb.openInMemory(settings);
+      }
+    }
+
+    @Teardown
+    public void teardown() {
+      if (db != null) {
+        DuckDb.closeQuietly(db);
+        db = null;
+      }
     }
 
     @ProcessElement
-    public void process(@Element PartFile part, OutputReceiver<Tally> out) throws IOException {
+    public void process(@Element PartFile part, OutputReceiver<Tally> out) throws IOException, SQLException {
       Tally committed = part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines()));
       Path from = Path.of(part.path());
       if (part.lines() == 0) {
@@ -128,29 +166,22 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return;
       }
       if (ObjectStorage.isRemote(directory)) {
-        boolean gzip = gzipResources && part.holdsResources();
-        String target = gzip ? part.target() + ".gz" : part.target();
-        Path upload = from;
-        if (gzip) {
-          upload = Path.of(part.path() + ".gz");
-          try (InputStream in = Files.newInputStream(from);
-              OutputStream to = FileTrees.gzip(Files.newOutputStream(upload))) {
-            in.transferTo(to);
+        // A retried bundle uploads the part again, under the same names: the objects are replaced, not repeated.
+        if (db != null && part.holdsResources()) {
+          String name = part.resourcePartName();
+          String type = name.substring(0, name.indexOf('-'));
+          Path file = PartFile.beside(part.path(), "parquet");
+          try (Statement st = db.createStatement()) {
+            st.execute(parquet.get(type).copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(part.path())),
+                "", file.toString()));
           }
+          committed = committed.plus(upload(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
+              + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
+          Files.delete(file);
         }
-        // A retried bundle uploads the part again, under the same name: the object is replaced, not repeated.
-        CRC32C crc = new CRC32C();
-        long bytes;
-        try (InputStream in = new CheckedInputStream(Files.newInputStream(upload), crc);
-            OutputStream to = ObjectStorage.create(directory + "/" + target,
-                gzip ? "application/gzip" : "application/x-ndjson")) {
-          bytes = in.transferTo(to);
-        }
-        if (gzip) {
-          Files.delete(upload);
-        }
-        out.output(committed.plus(Tally.builder().add(FILE_LINES + target, part.lines())
-            .add(FILE_BYTES + target, bytes).add(FILE_CRC32C + target, crc.getValue()).build()));
+        boolean gzip = gzipResources && part.holdsResources();
+        out.output(committed.plus(upload(from, gzip ? part.target() + ".gz" : part.target(), part.lines(), gzip,
+            "application/x-ndjson")));
         return;
       }
       out.output(committed);
@@ -160,6 +191,31 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return; // moved by an earlier attempt of this bundle
       }
       Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * Uploads {@code file} (gzip-compressed, when asked, through a copy beside it) to {@code target} under the root,
+     * and returns its entry for the manifest: the lines (rows) it holds, and the stored object's bytes and CRC32C.
+     */
+    private Tally upload(Path file, String target, long lines, boolean gzip, String mimeType) throws IOException {
+      Path stored = file;
+      if (gzip) {
+        stored = PartFile.beside(file.toString(), "gz");
+        try (InputStream in = Files.newInputStream(file); OutputStream to = FileTrees.gzip(Files.newOutputStream(stored))) {
+          in.transferTo(to);
+        }
+      }
+      CRC32C crc = new CRC32C();
+      long bytes;
+      try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc);
+          OutputStream to = ObjectStorage.create(directory + "/" + target, gzip ? "application/gzip" : mimeType)) {
+        bytes = in.transferTo(to);
+      }
+      if (gzip) {
+        Files.delete(stored);
+      }
+      return Tally.builder().add(FILE_LINES + target, lines).add(FILE_BYTES + target, bytes)
+          .add(FILE_CRC32C + target, crc.getValue()).build();
     }
   }
 

@@ -20,7 +20,28 @@ import org.fhirbeam.config.WriteMode;
 public final class DuckDbTables {
 
   /** A column computed from each resource: a JSON path ({@code $} for the whole resource) cast to a type. */
-  public record Column(String name, String jsonPath, String sqlType) {}
+  public record Column(String name, String jsonPath, String sqlType) implements java.io.Serializable {}
+
+  /**
+   * How a resource type's Parquet files are laid out: its columns ({@code id}, {@code last_updated}, the source key
+   * when there is one, the typed columns, {@code resource}), and the source column the key was taken from, which the
+   * files name in their metadata.
+   */
+  public record ParquetLayout(List<Column> columns, String sourceKeyColumn) implements java.io.Serializable {
+    public ParquetLayout {
+      columns = List.copyOf(columns);
+    }
+
+    /**
+     * The statement that writes the resources of {@code relation} (a query with a {@code json} column) to a file,
+     * its rows in the order of {@code orderBy} (an {@code ORDER BY} clause over the file's columns, or empty).
+     */
+    public String copy(String relation, String orderBy, String target) {
+      return "COPY (" + select(columns, relation) + orderBy + ") TO " + DuckDb.literal(target) + " (FORMAT parquet"
+          + (sourceKeyColumn == null ? "" : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKeyColumn)
+              + "}") + ")";
+    }
+  }
 
   /**
    * A table filled from NDJSON files, one row per line, with a {@code resource} column (path {@code $}) among its

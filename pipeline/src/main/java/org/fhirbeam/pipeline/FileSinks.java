@@ -20,6 +20,7 @@ import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
+import org.fhirbeam.transforms.CompiledMapping;
 
 /**
  * Builds the staged {@code fhir/} and {@code parquet/} outputs of a run from the NDJSON files the pipeline
@@ -123,23 +124,13 @@ final class FileSinks {
    * (upsert). {@code columns} are each type's columns in {@code fhir_resources}: {@code id}, the typed ones,
    * {@code resource}.
    */
-  void parquet(Map<String, List<String>> runFiles, Map<String, List<DuckDbTables.Column>> columns,
-      Map<String, String> sourceKeys) throws IOException, SQLException {
+  void parquet(Map<String, List<String>> runFiles, Map<String, DuckDbTables.ParquetLayout> layouts)
+      throws IOException, SQLException {
     Path root = staging.resolve("parquet");
     Files.createDirectories(root);
     Path previous = output.resolve("parquet");
     for (Map.Entry<String, List<String>> e : runFiles.entrySet()) {
       String type = e.getKey();
-      // The columns of the type's DuckDB table (id first), with the update time and source key after the id.
-      List<DuckDbTables.Column> all = new ArrayList<>(columns.get(type));
-      List<DuckDbTables.Column> afterId = new ArrayList<>();
-      afterId.add(new DuckDbTables.Column("last_updated", "$.meta.lastUpdated", "TIMESTAMPTZ"));
-      String sourceKey = sourceKeys.get(type);
-      if (sourceKey != null) {
-        // Equal to the id when the id rule takes a column unchanged; the column's name is in the file's metadata.
-        afterId.add(new DuckDbTables.Column(SOURCE_KEY, "$.id", "VARCHAR"));
-      }
-      all.addAll(1, afterId);
       Path dir = Files.createDirectories(root.resolve(type));
       String incoming = e.getValue().isEmpty() ? DuckDbTables.NO_RESOURCES
           : "SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue());
@@ -161,9 +152,7 @@ final class FileSinks {
           link(f, dir.resolve(f.getFileName().toString()));
         }
       }
-      execute("COPY (" + DuckDbTables.select(all, source) + order + ") TO "
-          + DuckDb.literal(dir.resolve("part-" + runId + ".parquet").toString()) + " (FORMAT parquet"
-          + (sourceKey == null ? "" : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKey) + "}") + ")");
+      execute(layouts.get(type).copy(source, order, dir.resolve("part-" + runId + ".parquet").toString()));
     }
     if (sinks.parquetMode() != WriteMode.OVERWRITE && Files.isDirectory(previous)) {
       try (DirectoryStream<Path> s = Files.newDirectoryStream(previous)) {
@@ -177,6 +166,33 @@ final class FileSinks {
         }
       }
     }
+  }
+
+  /**
+   * The layout of each resource type's Parquet files: the columns of the type's DuckDB table (id first), with the
+   * update time and the source key after the id. The source key is the column the ids are taken from unchanged,
+   * when every mapping of the type takes them from one (the same) column; it is equal to the id, and the column's
+   * name is in the files' metadata.
+   */
+  static Map<String, DuckDbTables.ParquetLayout> parquetLayouts(JobPlan plan) {
+    Map<String, java.util.Set<String>> idColumns = new LinkedHashMap<>();
+    for (CompiledMapping m : plan.mappings()) {
+      // null (an id built by an expression) is kept as a member: it makes the type's key unusable
+      idColumns.computeIfAbsent(m.resourceType(), t -> new java.util.HashSet<>()).add(m.idColumn());
+    }
+    Map<String, DuckDbTables.ParquetLayout> layouts = new LinkedHashMap<>();
+    idColumns.forEach((type, ids) -> {
+      String sourceKey = ids.size() == 1 && !ids.contains(null) ? ids.iterator().next() : null;
+      List<DuckDbTables.Column> all = new ArrayList<>(DuckDbLoad.tableColumns(plan, type, false));
+      List<DuckDbTables.Column> afterId = new ArrayList<>();
+      afterId.add(new DuckDbTables.Column("last_updated", "$.meta.lastUpdated", "TIMESTAMPTZ"));
+      if (sourceKey != null) {
+        afterId.add(new DuckDbTables.Column(SOURCE_KEY, "$.id", "VARCHAR"));
+      }
+      all.addAll(1, afterId);
+      layouts.put(type, new DuckDbTables.ParquetLayout(all, sourceKey));
+    });
+    return layouts;
   }
 
   /** The files of a previous fhir/ whose type this run did not write, kept as they are. */

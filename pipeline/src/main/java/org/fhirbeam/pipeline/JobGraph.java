@@ -13,6 +13,7 @@ import org.apache.beam.sdk.values.PCollectionTuple;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.io.CommitParts;
+import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
 import org.fhirbeam.quality.DropDuplicateIds;
@@ -89,8 +90,23 @@ final class JobGraph {
     }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))
-        .apply("CommitParts", plan.config().sinks().ndjsonCompression() == SinkSettings.Compression.GZIP
-            ? CommitParts.to(stagingRoot).gzippingResources() : CommitParts.to(stagingRoot));
+        .apply("CommitParts", commit(plan, stagingRoot));
+  }
+
+  /**
+   * The commit of the run's parts into {@code stagingRoot}; on object storage the tasks also compress the resource
+   * files and write the Parquet files, as the sinks ask (a local run does both itself, after numbering its files).
+   */
+  private static CommitParts commit(JobPlan plan, String stagingRoot) {
+    CommitParts commit = CommitParts.to(stagingRoot);
+    if (!ObjectStorage.isRemote(stagingRoot)) {
+      return commit;
+    }
+    SinkSettings sinks = plan.config().sinks();
+    if (sinks.ndjsonCompression() == SinkSettings.Compression.GZIP) {
+      commit = commit.gzippingResources();
+    }
+    return sinks.parquet() ? commit.writingParquet(FileSinks.parquetLayouts(plan), plan.config().duckdb()) : commit;
   }
 
   private static String capitalize(String s) {

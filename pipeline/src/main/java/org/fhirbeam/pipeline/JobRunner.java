@@ -237,11 +237,7 @@ public final class JobRunner {
         FileSinks fileSinks = new FileSinks(loadDuckDb ? db : scratch, sinks, runId, output, staging);
         runFiles = fileSinks.ndjson(List.copyOf(resourcesOut.keySet()));
         if (sinks.parquet()) {
-          Map<String, List<DuckDbTables.Column>> columns = new LinkedHashMap<>();
-          for (String type : resourcesOut.keySet()) {
-            columns.put(type, DuckDbLoad.tableColumns(plan, type, false));
-          }
-          fileSinks.parquet(runFiles, columns, sourceKeys());
+          fileSinks.parquet(runFiles, FileSinks.parquetLayouts(plan));
         }
       } catch (SQLException e) {
         throw DuckDb.failure("writing the file sinks failed", e);
@@ -314,25 +310,6 @@ public final class JobRunner {
         }
       }
     }
-  }
-
-  /**
-   * Per resource type, the source column its ids are taken from unchanged, when every mapping of the type takes
-   * them from one (the same) column.
-   */
-  private Map<String, String> sourceKeys() {
-    Map<String, java.util.Set<String>> idColumns = new LinkedHashMap<>();
-    for (CompiledMapping m : plan.mappings()) {
-      // null (an id built by an expression) is kept as a member: it makes the type's key unusable
-      idColumns.computeIfAbsent(m.resourceType(), t -> new java.util.HashSet<>()).add(m.idColumn());
-    }
-    Map<String, String> keys = new LinkedHashMap<>();
-    idColumns.forEach((type, columns) -> {
-      if (columns.size() == 1 && !columns.contains(null)) {
-        keys.put(type, columns.iterator().next());
-      }
-    });
-    return keys;
   }
 
   private static void createParent(Path file) {

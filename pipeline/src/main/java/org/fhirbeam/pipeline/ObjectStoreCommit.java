@@ -57,15 +57,15 @@ final class ObjectStoreCommit {
     if (sinks.duckdb()) {
       local.add("sinks.duckdb.enabled (a DuckDB file is on the driver's disk)");
     }
-    if (sinks.parquet()) {
-      local.add("sinks.parquet.enabled");
+    if (sinks.parquet() && sinks.parquetMode() != WriteMode.OVERWRITE) {
+      local.add("sinks.parquet.mode " + sinks.parquetMode().name().toLowerCase(java.util.Locale.ROOT));
     }
     if (sinks.ndjsonMode() != WriteMode.OVERWRITE) {
       local.add("sinks.ndjson.mode " + sinks.ndjsonMode().name().toLowerCase(java.util.Locale.ROOT));
     }
     if (!local.isEmpty()) {
-      throw new InputException("the output " + output + " is on object storage, which takes the FHIR NDJSON files,"
-          + " the rejects and the run summary, committed by a manifest; these need a local --output for now: "
+      throw new InputException("the output " + output + " is on object storage, which takes the FHIR NDJSON and"
+          + " Parquet files, the rejects and the run summary, committed by a manifest; these need a local --output for now: "
           + String.join(", ", local) + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
     }
   }

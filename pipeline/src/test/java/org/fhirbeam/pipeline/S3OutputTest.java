@@ -213,28 +213,39 @@ class S3OutputTest {
   }
 
   /**
-   * With gzip compression the resource files are uploaded compressed ({@code .ndjson.gz}) and the manifest gives the
-   * stored object's bytes and CRC32C with the lines it holds; rejects stay plain, as in a local output.
+   * With gzip compression and Parquet the tasks upload each resource part compressed ({@code .ndjson.gz}) and as a
+   * Parquet file; the manifest gives each stored object's bytes and CRC32C with the lines (rows) it holds. The
+   * resources and the Parquet rows are a local run's; rejects stay plain, as in a local output.
    */
   @Test
-  void gzippedResourceFilesAreListedWithTheirStoredBytes() throws IOException {
-    Cli local = Cli.run("run", "--output", tmp.resolve("local-gzip").toString(), "--set", "sinks.duckdb.enabled=false");
+  void gzippedAndParquetFilesAreListedWithTheirStoredBytes() throws Exception {
+    Cli local = Cli.run("run", "--output", tmp.resolve("local-files").toString(), "--set",
+        "sinks.duckdb.enabled=false", "--set", "sinks.parquet.enabled=true");
     assertThat(local.err(), local.code(), equalTo(0));
-    Cli r = Cli.run("run", "--output", "s3://lake/fhir/gzip", "--set", "sinks.duckdb.enabled=false", "--set",
-        "sinks.ndjson.compression=gzip");
+    Cli r = Cli.run("run", "--output", "s3://lake/fhir/files", "--set", "sinks.duckdb.enabled=false", "--set",
+        "sinks.ndjson.compression=gzip", "--set", "sinks.parquet.enabled=true");
     assertThat(r.err(), r.code(), equalTo(0));
     List<String> resources = new ArrayList<>();
-    List<String> paths = new ArrayList<>();
+    List<String> kinds = new ArrayList<>();
+    List<String> parquet = new ArrayList<>();
+    Path downloads = Files.createDirectories(tmp.resolve("downloads"));
     try (S3Client s3 = s3mock.client()) {
-      JsonNode manifest = JSON.readTree(object(s3, "fhir/gzip/_manifest.json"));
+      JsonNode manifest = JSON.readTree(object(s3, "fhir/files/_manifest.json"));
       for (JsonNode f : manifest.get("files")) {
         String path = f.get("path").asText();
-        paths.add(path.replaceAll("^runs/[^/]+/", "").replaceAll("-[^/]*$", "-*") + path.replaceAll("^[^.]*", ""));
-        byte[] stored = s3.getObjectAsBytes(b -> b.bucket("lake").key("fhir/gzip/" + path)).asByteArray();
+        // The kind of file: its folder and type, without the part's own name.
+        kinds.add(path.replaceAll("^runs/[^/]+/", "").replaceAll("-[^/]*$", "-*") + path.replaceAll("^[^.]*", ""));
+        byte[] stored = s3.getObjectAsBytes(b -> b.bucket("lake").key("fhir/files/" + path)).asByteArray();
         assertThat(path, (long) stored.length, equalTo(f.get("bytes").asLong()));
         CRC32C crc = new CRC32C();
         crc.update(stored);
         assertThat(path, String.format("%08x", crc.getValue()), equalTo(f.get("crc32c").asText()));
+        if (path.endsWith(".parquet")) {
+          Path file = Files.write(downloads.resolve(path.replace('/', '_')), stored);
+          parquet.add(file.toString());
+          assertThat(path, parquetRows(List.of(file.toString())).size(), equalTo((int) f.get("lines").asLong()));
+          continue;
+        }
         String text = path.endsWith(".gz")
             ? new String(new java.util.zip.GZIPInputStream(new java.io.ByteArrayInputStream(stored)).readAllBytes(),
                 StandardCharsets.UTF_8)
@@ -246,9 +257,35 @@ class S3OutputTest {
       }
     }
     resources.sort(null);
-    assertThat(resources, equalTo(RetriedTaskTest.lines(tmp.resolve("local-gzip/fhir"))));
-    assertThat(new TreeSet<>(paths), equalTo(new TreeSet<>(List.of("fhir/Patient-*.ndjson.gz",
-        "rejects/rejects-*.ndjson"))));
+    assertThat(resources, equalTo(RetriedTaskTest.lines(tmp.resolve("local-files/fhir"))));
+    assertThat(new TreeSet<>(kinds), equalTo(new TreeSet<>(List.of("fhir/Patient-*.ndjson.gz",
+        "parquet/Patient/part-*.parquet", "rejects/rejects-*.ndjson"))));
+    List<String> localParquet;
+    try (var files = Files.list(tmp.resolve("local-files/parquet/Patient"))) {
+      localParquet = files.map(Path::toString).toList();
+    }
+    assertThat(parquetRows(parquet), equalTo(parquetRows(localParquet)));
+  }
+
+  /** Every row of the Parquet files, as text, sorted; with the files' source key column from their metadata. */
+  private static List<String> parquetRows(List<String> files) throws java.sql.SQLException {
+    String list = String.join(", ", files.stream().map(f -> "'" + f + "'").toList());
+    List<String> rows = new ArrayList<>();
+    try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+        java.sql.Statement st = db.createStatement();
+        java.sql.ResultSet rs = st.executeQuery("SELECT (SELECT string_agg(DISTINCT decode(value), ',') FROM"
+            + " parquet_kv_metadata([" + list + "]) WHERE decode(key) = 'source_key_column') AS source_key_column, t.*"
+            + " FROM read_parquet([" + list + "]) AS t ORDER BY id")) {
+      int n = rs.getMetaData().getColumnCount();
+      while (rs.next()) {
+        StringBuilder row = new StringBuilder();
+        for (int i = 1; i <= n; i++) {
+          row.append(rs.getMetaData().getColumnName(i)).append('=').append(rs.getString(i)).append(';');
+        }
+        rows.add(row.toString());
+      }
+    }
+    return rows;
   }
 
   @Test
@@ -256,7 +293,7 @@ class S3OutputTest {
     Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused");
     assertThat(r.code(), equalTo(2));
     assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is on object storage, which takes the"
-        + " FHIR NDJSON files, the rejects and the run summary, committed by a manifest; these need a local --output"
+        + " FHIR NDJSON and Parquet files, the rejects and the run summary, committed by a manifest; these need a local --output"
         + " for now: sinks.duckdb.enabled (a DuckDB file is on the driver's disk) (switch them off with --set, e.g."
         + " --set sinks.duckdb.enabled=false)\n"));
     try (S3Client s3 = s3mock.client()) {
