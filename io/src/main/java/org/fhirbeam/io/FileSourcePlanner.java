@@ -59,6 +59,11 @@ public final class FileSourcePlanner implements AutoCloseable {
    * files of the Synthea set). Opened on first use; {@link #close} closes it.
    */
   private Connection database;
+  /**
+   * Where the samples of objects on object storage are kept while planning (a query source binds against them);
+   * created on first use, deleted by {@link #close}, so no task can read a sample in place of its object.
+   */
+  private Path samples;
 
   public FileSourcePlanner(DuckDbSettings settings) {
     this(settings, false);
@@ -92,6 +97,18 @@ public final class FileSourcePlanner implements AutoCloseable {
       DuckDb.closeQuietly(database);
       database = null;
     }
+    if (samples != null) {
+      FileTrees.deleteScratch(samples);
+      samples = null;
+    }
+  }
+
+  /** A new folder for the sample of one object. */
+  private synchronized Path sampleFolder() throws IOException {
+    if (samples == null) {
+      samples = Files.createTempDirectory("fhirbeam-samples-");
+    }
+    return Files.createTempDirectory(samples, "object-");
   }
 
   public PlannedSource plan(SourceConfig source) {
@@ -161,19 +178,18 @@ public final class FileSourcePlanner implements AutoCloseable {
   /**
    * An object on object storage as a task that the worker running it fetches ({@link ReadTask#remote}), planned here
    * for its columns from a sample: the object's first {@link #SNIFF_BUFFER_BYTES} (what a sniff of a local file
-   * reads) up to the last whole line for CSV and NDJSON; the whole object for formats whose layout needs all of it (Parquet, Excel, JSON that may be an array, and
-   * gzip). The sample is deleted once planned, so no task can read it in place of the object.
+   * reads) up to the last whole line for CSV and NDJSON; the whole object for formats whose layout needs all of it
+   * (Parquet, Excel, JSON that may be an array, and gzip). The sample lasts until the planner is closed, before the
+   * run: no task can read it in place of the object.
    */
-  private static ReadTask planObject(Connection db, SourceConfig source, String uri) {
+  private ReadTask planObject(Connection db, SourceConfig source, String uri) {
     String name = "object-" + uri.substring(uri.lastIndexOf('/') + 1);
     Format format = formatOf(source, Path.of(name));
     String lower = name.toLowerCase(Locale.ROOT);
     boolean byLines = !lower.endsWith(".gz") && (format == Format.CSV
         || format == Format.JSON && (lower.endsWith(".ndjson") || lower.endsWith(".jsonl")));
-    Path dir = null;
     try {
-      dir = Files.createTempDirectory("fhirbeam-sample-");
-      Path sample = dir.resolve(name);
+      Path sample = sampleFolder().resolve(name);
       if (byLines) {
         byte[] head = ObjectStorage.head(uri, SNIFF_BUFFER_BYTES + 1);
         int end = head.length;
@@ -199,19 +215,23 @@ public final class FileSourcePlanner implements AutoCloseable {
     } catch (IOException e) {
       throw new InputException("source " + source.name() + ": cannot read " + uri + ": "
           + DuckDb.firstLine(e.getMessage()), e);
-    } finally {
-      if (dir != null) {
-        FileTrees.deleteScratch(dir);
-      }
     }
   }
 
   /**
    * {@code task} as the worker that runs it reads it: a task over an object on object storage
    * ({@link ReadTask#remote}) fetches the whole object into {@code dir} (the worker's disk) and plans it there as a
-   * local file of its source, its rows reported at the object's URI; any other task as it is.
+   * local file of its source, its rows reported at the object's URI; a query over such objects
+   * ({@link ReadTask#inputs}) fetches each of them so; any other task as it is.
    */
   public static ReadTask readable(Connection db, ReadTask task, Path dir) throws IOException {
+    if (!task.inputs().isEmpty()) {
+      List<ReadTask> fetched = new ArrayList<>();
+      for (ReadTask.QueryInput in : task.inputs()) {
+        fetched.add(readable(db, in.task(), Files.createTempDirectory(dir, "input-")));
+      }
+      return task.withFetchedInputs(fetched);
+    }
     if (task.remote() == null) {
       return task;
     }
@@ -431,6 +451,7 @@ public final class FileSourcePlanner implements AutoCloseable {
    */
   public PlannedSource planQuery(SourceConfig source, Map<String, PlannedSource> fileSources) {
     List<String> ctes = new ArrayList<>();
+    List<ReadTask.QueryInput> inputs = new ArrayList<>();
     List<String> withoutFiles = new ArrayList<>();
     for (PlannedSource f : fileSources.values()) {
       if (f.config().jdbc() != null) {
@@ -444,8 +465,7 @@ public final class FileSourcePlanner implements AutoCloseable {
       List<String> parts = new ArrayList<>();
       for (ReadTask t : f.tasks()) {
         if (t.remote() != null) {
-          throw new InputException(source.at("sql") + ": names " + f.config().name() + ", a source on object"
-              + " storage; a sql source reads local file sources only (its query runs in one task over their files)");
+          inputs.add(new ReadTask.QueryInput(t, f.columns()));
         }
         parts.add(t.textRows(f.columns(), null));
       }
@@ -471,7 +491,7 @@ public final class FileSourcePlanner implements AutoCloseable {
       }
     }
     ReadTask task = new ReadTask(source.name(), ReadTask.QUERY + source.name(), scan, columns, LocationKind.ROW, 1,
-        false);
+        false).withInputs(inputs);
     return new PlannedSource(source, List.of(task), List.copyOf(columns));
   }
 

@@ -33,10 +33,25 @@ import org.fhirbeam.config.SourceConfig;
  *     object as a local file once the worker that runs the task has fetched it ({@link FileSourcePlanner#readable});
  *     until then {@code scan} reads the sample it was planned from, and only its {@code columns} are to be used.
  *     Null for a local file, a database partition or a query.
+ * @param inputs for a query over sources on object storage: the objects' tasks and the columns the query reads them
+ *     with; the worker that runs the query fetches them and reads them in place of the samples {@code scan} reads
+ *     ({@link FileSourcePlanner#readable}). Empty otherwise.
  */
 public record ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
-    long firstLocation, boolean skipsBadLines, JdbcRead jdbc, Cuts cuts, SourceConfig remote)
-    implements Serializable {
+    long firstLocation, boolean skipsBadLines, JdbcRead jdbc, Cuts cuts, SourceConfig remote,
+    List<QueryInput> inputs) implements Serializable {
+
+  /** An object a query reads: its task, read with {@code columns} (its source's, aligned by name). */
+  public record QueryInput(ReadTask task, List<String> columns) implements Serializable {
+    public QueryInput {
+      columns = List.copyOf(columns);
+    }
+
+    /** The rows the query reads of the object. */
+    String rows() {
+      return task.textRows(columns, null);
+    }
+  }
 
   /**
    * Where a CSV file whose records are one per line can be cut: a piece is the header line followed by a run of whole
@@ -77,23 +92,24 @@ public record ReadTask(String source, String file, String scan, List<String> col
 
   public ReadTask {
     columns = List.copyOf(columns);
+    inputs = List.copyOf(inputs);
   }
 
   /** A task over a file, read as a whole. */
   public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
       long firstLocation, boolean skipsBadLines) {
-    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null, null, null);
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, null, null, null, List.of());
   }
 
   /** A task over a database partition. */
   public ReadTask(String source, String file, String scan, List<String> columns, LocationKind kind,
       long firstLocation, boolean skipsBadLines, JdbcRead jdbc) {
-    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, null, null);
+    this(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, null, null, List.of());
   }
 
   /** The same task, with the places it can be cut. */
   public ReadTask withCuts(Cuts cuts) {
-    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote);
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote, inputs);
   }
 
   /**
@@ -152,7 +168,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       }
       out.add(new ReadTask(source, file, scan, columns, kind, lines[from], skipsBadLines, jdbc,
           new Cuts(cuts.path(), cuts.headerEnd(), cuts.size(), new long[] {at[from], at[to]},
-              new long[] {lines[from], lines[to]}), remote));
+              new long[] {lines[from], lines[to]}), remote, inputs));
       from = to;
     }
     return out.size() == 1 ? List.of(this) : List.copyOf(out);
@@ -181,7 +197,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       transfer(in, cuts.offsets()[0], cuts.offsets()[1] - cuts.offsets()[0], out);
     }
     return new ReadTask(source, file, detectedHead(copy.toString()) + scan.substring(head.length()), columns, kind,
-        firstLocation, skipsBadLines, jdbc, null, null);
+        firstLocation, skipsBadLines, jdbc, null, null, List.of());
   }
 
   /**
@@ -230,7 +246,7 @@ public record ReadTask(String source, String file, String scan, List<String> col
       st.execute("CREATE TEMP TABLE " + DuckDb.identifier(table) + " AS " + textRows(columns, null));
     }
     return new ReadTask(source, file, DuckDb.identifier(table), columns, kind, firstLocation, skipsBadLines, null,
-        null, null);
+        null, null, List.of());
   }
 
   /** The columns that identify a row in rejects besides its position (a database source's key); often none. */
@@ -243,12 +259,39 @@ public record ReadTask(String source, String file, String scan, List<String> col
    * fetches the whole object and plans it with {@code config}'s settings.
    */
   ReadTask asRemote(String uri, SourceConfig config) {
-    return new ReadTask(source, uri, scan, columns, kind, firstLocation, skipsBadLines, null, null, config);
+    return new ReadTask(source, uri, scan, columns, kind, firstLocation, skipsBadLines, null, null, config, List.of());
+  }
+
+  /**
+   * Whether the task reads objects on object storage, which the worker that runs it fetches first
+   * ({@link FileSourcePlanner#readable}): an object's task, or a query over objects.
+   */
+  public boolean fetchesObjects() {
+    return remote != null || !inputs.isEmpty();
+  }
+
+  /** The same query, over {@code inputs} on object storage (see {@link #inputs}). */
+  ReadTask withInputs(List<QueryInput> inputs) {
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote, inputs);
+  }
+
+  /**
+   * The same query reading the objects' copies: {@code fetched} holds, for each of {@link #inputs} in order, the task
+   * that reads its fetched copy.
+   */
+  ReadTask withFetchedInputs(List<ReadTask> fetched) {
+    String read = scan;
+    for (int i = 0; i < inputs.size(); i++) {
+      QueryInput in = inputs.get(i);
+      read = read.replace(in.rows(), new QueryInput(fetched.get(i), in.columns()).rows());
+    }
+    return new ReadTask(source, file, read, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote,
+        List.of());
   }
 
   /** The same task, named {@code file} in rejects and summaries (a fetched object by its URI, for example). */
   public ReadTask withFile(String file) {
-    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote);
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote, inputs);
   }
 
   /**

@@ -79,7 +79,7 @@ final class DuckDbLoad implements AutoCloseable {
         }
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
-          if (t.remote() != null && objects == null) {
+          if (t.fetchesObjects() && objects == null) {
             objects = Files.createTempDirectory("fhirbeam-object-");
           }
           ReadTask readable = FileSourcePlanner.readable(planning, t, objects);

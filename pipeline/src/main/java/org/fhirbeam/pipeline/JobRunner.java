@@ -21,10 +21,10 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.DuckDb;
-import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 
@@ -91,7 +91,7 @@ public final class JobRunner {
   private Ran runGraph(String runId, Progress progress, String partsDir, String stagingRoot) throws IOException {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
     boolean remoteSources = plan.sources().values().stream().flatMap(s -> s.tasks().stream())
-        .anyMatch(t -> t.remote() != null);
+        .anyMatch(ReadTask::fetchesObjects);
     ObjectStorage.configure(options, output == null || remoteSources,
         ObjectStorage.settingsOf(plan.config().sources().values()));
     Pipeline p = Pipeline.create(options);

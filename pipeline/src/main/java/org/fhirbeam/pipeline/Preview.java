@@ -69,7 +69,7 @@ final class Preview {
     // An object on object storage is fetched here, as the task that maps it fetches it.
     Path objects = null;
     try {
-      objects = first.remote() == null ? null : Files.createTempDirectory("fhirbeam-object-");
+      objects = !first.fetchesObjects() ? null : Files.createTempDirectory("fhirbeam-object-");
       previewRows(db, sql, FileSourcePlanner.readable(db, first, objects), rows, badLines, out);
     } catch (java.io.IOException e) {
       throw new java.io.UncheckedIOException("cannot fetch " + first.file(), e);

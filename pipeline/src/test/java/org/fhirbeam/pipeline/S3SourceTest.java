@@ -172,18 +172,58 @@ class S3SourceTest {
     assertThat(r.out(), containsString("-- row 1: Patient/p1"));
   }
 
+  /**
+   * The Synthea set from objects, its sources named by {@code input_dir}: a query source joins two of them (fetched
+   * by the query's task), and the DuckDB file's raw copy is made from copies fetched for it. Resources, rejects and
+   * the raw tables equal those of the local files.
+   */
   @Test
-  void aQueryOverObjectsOrSourcesOnTwoStoresAreRefused() throws IOException {
-    Path mapping = Files.writeString(tmp.resolve("everyone.yaml"), Files.readString(
-        DefaultJobTest.HOME.resolve("config/mappings/patient.yaml")).replace("source: patients", "source: everyone"));
+  void theSyntheaSetFromObjectsGivesWhatItsLocalFilesGive() throws Exception {
+    Path synthea = DefaultJobTest.HOME.resolve("testdata/synthea");
+    try (S3Client s3 = s3mock.client(); var files = Files.list(synthea)) {
+      for (Path f : files.filter(f -> f.toString().endsWith(".csv")).toList()) {
+        s3.putObject(b -> b.bucket("clinic").key("synthea/" + f.getFileName()), RequestBody.fromFile(f));
+      }
+    }
+    String config = DefaultJobTest.HOME.resolve("config/pipelines/synthea.yaml").toString();
+    System.setProperty("aws.endpointUrl", s3mock.endpoint());
+    Cli remote;
+    try {
+      remote = Cli.run("run", "--config", config, "--output", tmp.resolve("out-synthea-s3").toString(), "--set",
+          "input_dir=s3://clinic/synthea", "--set", "validation.mode=off", "--set",
+          "duckdb.database=" + tmp.resolve("synthea-s3.db"));
+    } finally {
+      System.clearProperty("aws.endpointUrl");
+    }
+    assertThat(remote.err(), remote.code(), equalTo(0));
+    Cli local = Cli.run("run", "--config", config, "--output", tmp.resolve("out-synthea").toString(), "--set",
+        "validation.mode=off", "--set", "duckdb.database=" + tmp.resolve("synthea.db"));
+    assertThat(local.err(), local.code(), equalTo(0));
+    assertThat(MixedFormatsTest.resources(tmp.resolve("out-synthea-s3")),
+        equalTo(MixedFormatsTest.resources(tmp.resolve("out-synthea"))));
+    assertThat(DefaultJobTest.rejectsWithoutRunAndFile(tmp.resolve("out-synthea-s3")),
+        equalTo(DefaultJobTest.rejectsWithoutRunAndFile(tmp.resolve("out-synthea"))));
+    // Every raw table holds the same rows; only the file names differ (object URIs against local paths).
+    List<String> tables = List.of("allergies", "conditions", "encounters", "immunizations", "medication_orders",
+        "medications", "observations", "organizations", "patients", "procedures", "providers");
+    try (java.sql.Connection s3db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("synthea-s3.db"));
+        java.sql.Connection localdb = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("synthea.db"));
+        java.sql.Statement s3st = s3db.createStatement(); java.sql.Statement localst = localdb.createStatement()) {
+      assertThat(DefaultJobTest.row(s3st, "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM"
+          + " duckdb_tables() WHERE schema_name = 'raw_data'"), equalTo(List.of(String.join(",", tables))));
+      for (String table : tables) {
+        String figures = "SELECT count(*), sum(hash(t)) FROM (SELECT * EXCLUDE (_source_file) FROM raw_data."
+            + table + ") AS t";
+        assertThat(table, DefaultJobTest.row(s3st, figures), equalTo(DefaultJobTest.row(localst, figures)));
+      }
+      assertThat(DefaultJobTest.row(s3st, "SELECT min(_source_file) FROM raw_data.patients"),
+          equalTo(List.of("s3://clinic/synthea/patients.csv")));
+    }
+  }
+
+  @Test
+  void sourcesOnTwoStoresAreRefused() throws IOException {
     String s3 = "    s3: {endpoint: \"http://127.0.0.1:" + port + "\", region: us-east-1}\n";
-    Path query = Files.writeString(tmp.resolve("query.yaml"), "sources:\n  patients:\n    path:"
-        + " s3://clinic/exports/2024/*.csv\n" + s3 + "  everyone:\n    sql: SELECT * FROM patients\n"
-        + "mappings: [" + mapping + "]\n");
-    Cli q = Cli.run("run", "--config", query.toString(), "--output", tmp.resolve("out-query").toString());
-    assertThat(q.code(), equalTo(2));
-    assertThat(q.err(), equalTo("error: " + query + ":6: sources.everyone.sql: names patients, a source on object"
-        + " storage; a sql source reads local file sources only (its query runs in one task over their files)\n"));
     Path two = Files.writeString(tmp.resolve("two.yaml"), "sources:\n  patients:\n    path:"
         + " s3://clinic/exports/2024/a.csv\n" + s3 + "  others:\n    path: s3://clinic/exports/2024/b.csv\n"
         + s3.replace("us-east-1", "eu-west-1") + "mappings: [" + DefaultJobTest.HOME.resolve(

@@ -385,15 +385,29 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     /** Runs one task on {@code db}: the count, the mapping's COPY and the rejects of unreadable lines. */
     private Result map(Connection db, Item item) throws IOException {
       long started = System.nanoTime();
-      if (item.task().isQuery()) {
+      if (!item.task().fetchesObjects()) {
+        return read(db, item, item.task(), started);
+      }
+      // Objects on object storage are fetched to the worker's disk and planned there as local files are.
+      Path dir = Files.createTempDirectory("fhirbeam-object-");
+      try {
+        return read(db, item, FileSourcePlanner.readable(db, item.task(), dir), started);
+      } finally {
+        FileTrees.deleteScratch(dir);
+      }
+    }
+
+    /** {@link #map(Connection, Item)} reading {@code task}: the item's, or the one over its objects' copies. */
+    private Result read(Connection db, Item item, ReadTask task, long started) throws IOException {
+      if (task.isQuery()) {
         // Run once into a table, then counted and mapped from it (the Synthea set's MedicationRequest query joins
         // and sorts two files: its count took 0.9 s when it ran the query again).
         String table = "#query_" + UUID.randomUUID().toString().replace("-", "");
         try {
-          return map(db, item, item.task().materialize(db, table), started);
+          return map(db, item, task.materialize(db, table), started);
         } catch (SQLException e) {
           throw DuckDb.failure("mapping " + sqls.get(item.mapping()).mapping().name() + " failed on "
-              + item.task().file(), e);
+              + task.file(), e);
         } finally {
           try (Statement st = db.createStatement()) {
             st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(table));
@@ -402,30 +416,21 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           }
         }
       }
-      if (item.task().remote() != null) {
-        // An object on object storage is fetched to the worker's disk and planned there as a local file is.
-        Path dir = Files.createTempDirectory("fhirbeam-object-");
-        try {
-          return map(db, item, FileSourcePlanner.readable(db, item.task(), dir), started);
-        } finally {
-          FileTrees.deleteScratch(dir);
-        }
-      }
-      if (!item.task().isPiece()) {
-        return map(db, item, item.task(), started);
+      if (!task.isPiece()) {
+        return map(db, item, task, started);
       }
       // A piece is read from a copy of its lines on the worker's disk, beside the file's header line.
       Path copy = Files.createTempFile("fhirbeam-piece-", ".csv");
       try {
-        return map(db, item, item.task().writePiece(copy), started);
+        return map(db, item, task.writePiece(copy), started);
       } finally {
         Files.deleteIfExists(copy);
       }
     }
 
     /**
-     * {@link #map(Connection, Item)} reading {@code task}: the item's task, the copy of its piece or its materialized
-     * query; {@code started} is when the item's work began.
+     * {@link #map(Connection, Item)} reading {@code task}: the item's task (or the one over its objects' copies), the
+     * copy of its piece or its materialized query; {@code started} is when the item's work began.
      */
     private Result map(Connection db, Item item, ReadTask task, long started) throws IOException {
       SqlMapping sql = sqls.get(item.mapping());

@@ -112,27 +112,36 @@ class StandaloneClusterTest {
     assertThat(driver, code, equalTo(0));
     assertThat(driver, containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
     assertThat(driver, containsString("task 2 of mapping patient failed once after writing its output"));
+    Committed committed = committed("cluster/default");
+    assertThat(committed.resources(), equalTo(lines(direct.resolve("fhir"))));
+    // Rejects name the object each row came from, where the local run names the file.
+    String local = HOME.resolve("testdata/patients") + "/";
+    assertThat(withoutRunId(committed.rejects().stream().map(r -> r.replace("s3://lake/in/", local)).toList()),
+        equalTo(rejectsWithoutRunId(direct)));
+  }
+
+  /** The resources (sorted) and rejects of the run committed under {@code prefix} of the bucket, by its manifest. */
+  private static Committed committed(String prefix) throws IOException {
     List<String> resources = new ArrayList<>();
     List<String> rejects = new ArrayList<>();
     try (S3Client client = s3.client()) {
-      JsonNode manifest = JSON.readTree(object(client, "cluster/default/_manifest.json"));
+      JsonNode manifest = JSON.readTree(object(client, prefix + "/_manifest.json"));
       for (JsonNode f : manifest.get("files")) {
-        List<String> lines = object(client, "cluster/default/" + f.get("path").asText()).lines().toList();
+        List<String> lines = object(client, prefix + "/" + f.get("path").asText()).lines().toList();
         assertThat(f.toString(), (long) lines.size(), equalTo(f.get("lines").asLong()));
         (f.get("path").asText().contains("/fhir/") ? resources : rejects).addAll(lines);
       }
     }
     resources.sort(null);
-    assertThat(resources, equalTo(lines(direct.resolve("fhir"))));
-    // Rejects name the object each row came from, where the local run names the file.
-    String local = HOME.resolve("testdata/patients") + "/";
-    assertThat(withoutRunId(rejects.stream().map(r -> r.replace("s3://lake/in/", local)).toList()),
-        equalTo(rejectsWithoutRunId(direct)));
+    return new Committed(resources, rejects);
   }
 
+  private record Committed(List<String> resources, List<String> rejects) {}
+
   /**
-   * The Synthea set (ten US Core mappings, FHIRPath rules, full validation against US Core in the executors, whose
-   * HAPI FHIR needs newer libraries than Spark's jars hold) gives the DirectRunner's resources and rejects.
+   * The Synthea set (ten US Core mappings, a query source joining two files, FHIRPath rules, full validation against
+   * US Core in the executors, whose HAPI FHIR needs newer libraries than Spark's jars hold) with its input and output
+   * on the S3 test server gives the DirectRunner's resources and rejects from the local files.
    */
   @Test
   void theSyntheaSetValidatedOnTheClusterWritesWhatTheDirectRunnerWrites() throws Exception {
@@ -140,16 +149,26 @@ class StandaloneClusterTest {
     Path local = tmp.resolve("synthea-direct");
     FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--config", config, "--output", local.toString(),
         "--set", "sinks.duckdb.enabled=false");
-    Path onCluster = tmp.resolve("synthea-cluster");
-    int code = cluster.submit("synthea", JAR, Map.of("FHIRBEAM_HOME", HOME.toString()),
-        Map.of("spark.executor.memory", "768m"), "run", "--runner", "spark", "--config", config, "--output",
-        onCluster.toString(), "--set", "sinks.duckdb.enabled=false");
+    try (S3Client client = s3.client(); Stream<Path> files = Files.list(HOME.resolve("testdata/synthea"))) {
+      for (Path f : files.filter(f -> f.toString().endsWith(".csv")).toList()) {
+        client.putObject(b -> b.bucket("lake").key("synthea-in/" + f.getFileName()), RequestBody.fromFile(f));
+      }
+    }
+    Map<String, String> env = new HashMap<>(s3.environment());
+    env.put("FHIRBEAM_HOME", HOME.toString());
+    Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
+    conf.put("spark.executor.memory", "768m");
+    int code = cluster.submit("synthea", JAR, env, conf, "run", "--runner", "spark", "--config", config, "--output",
+        "s3://lake/cluster/synthea", "--set", "input_dir=s3://lake/synthea-in", "--set", "sinks.duckdb.enabled=false");
     String driver = Files.readString(cluster.log("synthea"));
     assertThat(driver, code, equalTo(0));
     assertThat(driver, containsString("balance: rows in 117 = resources 115 + rejected 2: OK"));
     assertThat(driver, containsString("validation (full): 115 resources checked, 0 rejected"));
-    assertThat(lines(onCluster.resolve("fhir")), equalTo(lines(local.resolve("fhir"))));
-    assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(local)));
+    Committed committed = committed("cluster/synthea");
+    assertThat(committed.resources(), equalTo(lines(local.resolve("fhir"))));
+    String files = HOME.resolve("testdata/synthea") + "/";
+    assertThat(withoutRunId(committed.rejects().stream().map(r -> r.replace("s3://lake/synthea-in/", files))
+        .toList()), equalTo(rejectsWithoutRunId(local)));
   }
 
   private static String object(S3Client client, String key) {
