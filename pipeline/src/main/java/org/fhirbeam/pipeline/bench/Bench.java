@@ -74,6 +74,11 @@ public final class Bench implements Callable<Integer> {
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
       "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db");
 
+  /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
+  private static final Map<String, String> READ_CASES = Map.of("source", "the Patient CSV with DuckDB",
+      "source-parquet", "the Patient Parquet file with DuckDB", "parquetio",
+      "the Patient Parquet file with Beam's ParquetIO on the DirectRunner");
+
   /** The summary line of a run: its rows in and resources out, as the driver printed them. */
   private static final Pattern BALANCE = Pattern.compile("balance: rows in ([\\d,]+) = resources ([\\d,]+) \\+"
       + " rejected [\\d,]+: OK");
@@ -111,7 +116,7 @@ public final class Bench implements Callable<Integer> {
     out.printf(Locale.ROOT, "Generating (or reusing) %,d rows in %s ...%n", rows, dir);
     out.flush();
     Path csv = BenchData.csv(dir, rows);
-    BenchData.parquet(dir, rows);
+    Path parquet = BenchData.parquet(dir, rows);
     Path synthea = cases.contains("synthea") || cases.contains("synthea-duckdb") ? SyntheaBenchData.folder(dir, rows)
         : null;
     Path work = Files.createTempDirectory("fhirbeam-bench");
@@ -160,7 +165,7 @@ public final class Bench implements Callable<Integer> {
     }
 
     try (ClusterCase cluster = cases.contains("spark-cluster") ? ClusterCase.start(csv, opens()) : null) {
-      return measure(out, dir, csv, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster);
+      return measure(out, dir, csv, parquet, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster);
     } catch (IllegalStateException e) {
       out.println(e.getMessage());
       return 1;
@@ -168,11 +173,11 @@ public final class Bench implements Callable<Integer> {
   }
 
   /** Runs the cases turn by turn and prints what they measured. */
-  private int measure(PrintWriter out, Path dir, Path csv, Path synthea, Path work, List<String> jvm,
+  private int measure(PrintWriter out, Path dir, Path csv, Path parquet, Path synthea, Path work, List<String> jvm,
       List<String> sparkJvm, Map<String, Path> toValidate, Path analyticsDb, ClusterCase cluster) throws Exception {
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
-    Map<String, Double> sourceRates = new LinkedHashMap<>();
+    Map<String, List<Double>> readRates = new LinkedHashMap<>();
     Map<String, List<Double>> queryMillis = new LinkedHashMap<>();
     Map<String, List<Double>> queryP90 = new LinkedHashMap<>();
     long analyticsRss = -1;
@@ -212,6 +217,8 @@ public final class Bench implements Callable<Integer> {
             // Submitted below: the driver is the measured process; the executors run in the workers' JVMs.
           }
           case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
+          case "source-parquet" -> cmd.addAll(List.of(SourceBench.class.getName(), parquet.toString()));
+          case "parquetio" -> cmd.addAll(List.of(ParquetIoBench.class.getName(), parquet.toString()));
           case "analytics" -> cmd.addAll(List.of(AnalyticsBench.class.getName(), analyticsDb.toString()));
           case "duckdb-sql", "duckdb-sql-db" -> {
             Files.createDirectories(outDir);
@@ -271,12 +278,12 @@ public final class Bench implements Callable<Integer> {
           out.flush();
           continue;
         }
-        if (c.equals("source")) {
+        if (READ_CASES.containsKey(c)) {
           // Rows, then the seconds spent reading: the rate with the JVM's start and the planning excluded.
           List<String> lines = m.output().strip().lines().toList();
           long read = Long.parseLong(lines.get(lines.size() - 2).strip());
           double seconds = Double.parseDouble(lines.get(lines.size() - 1).strip());
-          sourceRates.merge(c, read / seconds, Double::sum);
+          readRates.computeIfAbsent(c, k -> new ArrayList<>()).add(read / seconds);
           state.resources = 0;
           state.rowsIn = read;
           ms.add(m);
@@ -348,8 +355,16 @@ public final class Bench implements Callable<Integer> {
     if (!results.isEmpty()) {
       print(out, results);
     }
-    sourceRates.forEach((c, sum) -> out.printf(Locale.ROOT, "%nsource: reading the Patient CSV alone %,.0f rows/s"
-        + " (mean of %d run(s), JVM start and planning excluded; the table's rows/s include them)%n", sum / runs, runs));
+    Map<String, Double> readMedians = new LinkedHashMap<>();
+    readRates.forEach((c, rates) -> {
+      readMedians.put(c, median(rates.stream().mapToDouble(Double::doubleValue).toArray()));
+      out.printf(Locale.ROOT, "%n%s: reading %s alone %,.0f rows/s (median of %d run(s), JVM start and planning"
+          + " excluded; the table's rows/s include them)%n", c, READ_CASES.get(c), readMedians.get(c), rates.size());
+    });
+    if (readMedians.containsKey("parquetio") && readMedians.containsKey("source-parquet")) {
+      out.printf(Locale.ROOT, "parquetio: %.2fx source-parquet (Beam's ParquetIO against DuckDB, reading the same"
+          + " file)%n", readMedians.get("parquetio") / readMedians.get("source-parquet"));
+    }
     if (results.containsKey("spark-cluster") && results.containsKey("direct")) {
       out.printf(Locale.ROOT, "%nspark-cluster: the %,d-row Patient job submitted to a standalone cluster of %d"
           + " workers x 1 core, its input and output on the S3 test server: %,.0f rows/s, %.2fx the direct case"
