@@ -77,7 +77,9 @@ public final class Bench implements Callable<Integer> {
   /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
   private static final Map<String, String> READ_CASES = Map.of("source", "the Patient CSV with DuckDB",
       "source-parquet", "the Patient Parquet file with DuckDB", "parquetio",
-      "the Patient Parquet file with Beam's ParquetIO on the DirectRunner");
+      "the Patient Parquet file with Beam's ParquetIO on the DirectRunner", "source-jdbc",
+      "the Patient rows in PostgreSQL with our key-range reader into DuckDB", "jdbcio",
+      "the Patient rows in PostgreSQL with Beam's JdbcIO on the DirectRunner");
 
   /** The summary line of a run: its rows in and resources out, as the driver printed them. */
   private static final Pattern BALANCE = Pattern.compile("balance: rows in ([\\d,]+) = resources ([\\d,]+) \\+"
@@ -164,8 +166,11 @@ public final class Bench implements Callable<Integer> {
       }
     }
 
-    try (ClusterCase cluster = cases.contains("spark-cluster") ? ClusterCase.start(csv, opens()) : null) {
-      return measure(out, dir, csv, parquet, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster);
+    try (ClusterCase cluster = cases.contains("spark-cluster") ? ClusterCase.start(csv, opens()) : null;
+        DatabaseCase database = cases.contains("source-jdbc") || cases.contains("jdbcio")
+            ? DatabaseCase.start(csv, work) : null) {
+      return measure(out, dir, csv, parquet, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster,
+          database);
     } catch (IllegalStateException e) {
       out.println(e.getMessage());
       return 1;
@@ -174,7 +179,8 @@ public final class Bench implements Callable<Integer> {
 
   /** Runs the cases turn by turn and prints what they measured. */
   private int measure(PrintWriter out, Path dir, Path csv, Path parquet, Path synthea, Path work, List<String> jvm,
-      List<String> sparkJvm, Map<String, Path> toValidate, Path analyticsDb, ClusterCase cluster) throws Exception {
+      List<String> sparkJvm, Map<String, Path> toValidate, Path analyticsDb, ClusterCase cluster,
+      DatabaseCase database) throws Exception {
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
     Map<String, List<Double>> readRates = new LinkedHashMap<>();
@@ -219,6 +225,11 @@ public final class Bench implements Callable<Integer> {
           case "source" -> cmd.addAll(List.of(SourceBench.class.getName(), csv.toString()));
           case "source-parquet" -> cmd.addAll(List.of(SourceBench.class.getName(), parquet.toString()));
           case "parquetio" -> cmd.addAll(List.of(ParquetIoBench.class.getName(), parquet.toString()));
+          case "source-jdbc" -> cmd.addAll(List.of(SourceBench.class.getName(), database.config.toString()));
+          case "jdbcio" -> {
+            cmd.add(JdbcIoBench.class.getName());
+            cmd.addAll(database.jdbcIoArguments());
+          }
           case "analytics" -> cmd.addAll(List.of(AnalyticsBench.class.getName(), analyticsDb.toString()));
           case "duckdb-sql", "duckdb-sql-db" -> {
             Files.createDirectories(outDir);
@@ -364,6 +375,11 @@ public final class Bench implements Callable<Integer> {
     if (readMedians.containsKey("parquetio") && readMedians.containsKey("source-parquet")) {
       out.printf(Locale.ROOT, "parquetio: %.2fx source-parquet (Beam's ParquetIO against DuckDB, reading the same"
           + " file)%n", readMedians.get("parquetio") / readMedians.get("source-parquet"));
+    }
+    if (readMedians.containsKey("jdbcio") && readMedians.containsKey("source-jdbc")) {
+      out.printf(Locale.ROOT, "jdbcio: %.2fx source-jdbc (Beam's JdbcIO against our reader, the same table in the"
+          + " same %d key ranges)%n", readMedians.get("jdbcio") / readMedians.get("source-jdbc"),
+          DatabaseCase.PARTITIONS);
     }
     if (results.containsKey("spark-cluster") && results.containsKey("direct")) {
       out.printf(Locale.ROOT, "%nspark-cluster: the %,d-row Patient job submitted to a standalone cluster of %d"

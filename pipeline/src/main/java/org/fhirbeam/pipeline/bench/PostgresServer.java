@@ -1,4 +1,4 @@
-package org.fhirbeam.pipeline;
+package org.fhirbeam.pipeline.bench;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -14,17 +14,19 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * A real, throwaway PostgreSQL server on loopback for tests: its own cluster in a temporary folder (initdb),
- * started with pg_ctl on a free port and stopped by {@link #close}. Needs the PostgreSQL server binaries
- * (Debian package {@code postgresql}; .ci/run installs it); as root it runs them as the {@code postgres} user.
+ * A real, throwaway PostgreSQL server on loopback for the tests and the bench's database cases: its own cluster in
+ * a temporary folder (initdb), started with pg_ctl on a free port and stopped by {@link #close}. Needs the
+ * PostgreSQL server binaries (Debian package {@code postgresql}; .ci/run installs it); as root it runs them as the
+ * {@code postgres} user.
  */
-final class PostgresServer implements AutoCloseable {
-  static final String USER = "fhirbeam";
-  static final String PASSWORD = "test-only-secret";
+public final class PostgresServer implements AutoCloseable {
+  public static final String USER = "fhirbeam";
+  public static final String PASSWORD = "test-only-secret";
 
   final Path dir;
   final int port;
-  final Path passwordFile;
+  /** A file holding the password, for a source's {@code password_file}. */
+  public final Path passwordFile;
   private final Path bin;
 
   private PostgresServer(Path dir, int port, Path bin, Path passwordFile) {
@@ -34,7 +36,7 @@ final class PostgresServer implements AutoCloseable {
     this.passwordFile = passwordFile;
   }
 
-  static PostgresServer start() throws IOException, InterruptedException {
+  public static PostgresServer start() throws IOException, InterruptedException {
     Path bin = binaries();
     Path dir = Files.createTempDirectory("fhirbeam-pg");
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxrwxrwx"));
@@ -53,11 +55,11 @@ final class PostgresServer implements AutoCloseable {
     return server;
   }
 
-  String url(String database) {
+  public String url(String database) {
     return "jdbc:postgresql://127.0.0.1:" + port + "/" + database;
   }
 
-  Connection connect(String database) throws SQLException {
+  public Connection connect(String database) throws SQLException {
     return DriverManager.getConnection(url(database), USER, PASSWORD);
   }
 
