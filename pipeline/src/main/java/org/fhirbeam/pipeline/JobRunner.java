@@ -131,7 +131,7 @@ public final class JobRunner {
   /**
    * A run into object storage: tasks upload the parts they commit under {@code runs/<run id>/}, then the run is
    * committed by writing the manifest last ({@link ObjectStoreCommit}). Sinks that need the driver's disk (the
-   * DuckDB file, Parquet, compression, append and upsert) are refused before anything runs.
+   * DuckDB file, upsert) are refused before anything runs.
    */
   private RunSummary runToObjectStore(String runId) {
     long start = System.nanoTime();
@@ -150,7 +150,7 @@ public final class JobRunner {
       progress.phase("committing");
       long commitStart = System.nanoTime();
       commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9),
-          CommitParts.committedFiles(ran.tasks().committed()));
+          CommitParts.committedFiles(ran.tasks().committed()), commit.kept(plan.config().sinks()));
       return counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9)
           .withStage("commit", (System.nanoTime() - commitStart) / 1e9);
     } catch (IOException e) {

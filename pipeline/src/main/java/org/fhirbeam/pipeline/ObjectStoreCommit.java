@@ -1,5 +1,7 @@
 package org.fhirbeam.pipeline;
 
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
@@ -14,6 +16,7 @@ import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.CommitParts.CommittedFile;
 import org.fhirbeam.io.ObjectStorage;
+import org.fhirbeam.io.PartFile;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,12 +25,14 @@ import org.slf4j.LoggerFactory;
  * {@code runs/<run id>/}, and the run is committed by writing {@code _manifest.json} last, one PUT that replaces the
  * previous manifest whole. The manifest names the run and lists its files with their lines, bytes and CRC32C;
  * readers take the files it lists, so a run killed before its manifest leaves the previous run's output as it was,
- * and its own objects are deleted by the next run that commits. One writer per output prefix: object storage gives
+ * and its own objects are deleted by the next run that commits. A run that appends lists the files of earlier runs
+ * it keeps beside its own. One writer per output prefix: object storage gives
  * no lock here, so two runs into one prefix at once are the user's to avoid (the last manifest wins).
  */
 final class ObjectStoreCommit {
   private static final Logger LOG = LoggerFactory.getLogger(ObjectStoreCommit.class);
   static final String MANIFEST = "_manifest.json";
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final String output;
   private final String runId;
@@ -57,27 +62,53 @@ final class ObjectStoreCommit {
     if (sinks.duckdb()) {
       local.add("sinks.duckdb.enabled (a DuckDB file is on the driver's disk)");
     }
-    if (sinks.parquet() && sinks.parquetMode() != WriteMode.OVERWRITE) {
-      local.add("sinks.parquet.mode " + sinks.parquetMode().name().toLowerCase(java.util.Locale.ROOT));
+    if (sinks.parquet() && sinks.parquetMode() == WriteMode.UPSERT) {
+      local.add("sinks.parquet.mode upsert");
     }
-    if (sinks.ndjsonMode() != WriteMode.OVERWRITE) {
-      local.add("sinks.ndjson.mode " + sinks.ndjsonMode().name().toLowerCase(java.util.Locale.ROOT));
+    if (sinks.ndjsonMode() == WriteMode.UPSERT) {
+      local.add("sinks.ndjson.mode upsert");
     }
     if (!local.isEmpty()) {
       throw new InputException("the output " + output + " is on object storage, which takes the FHIR NDJSON and"
-          + " Parquet files, the rejects and the run summary, committed by a manifest; these need a local --output for now: "
-          + String.join(", ", local) + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
+          + " Parquet files (overwritten or appended to), the rejects and the run summary, committed by a manifest;"
+          + " these need a local --output for now: " + String.join(", ", local)
+          + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
     }
   }
 
   /**
-   * Writes the run summary, then the manifest: from that PUT on, the run is the output. Then the objects of every
-   * other run (the previous committed one, runs killed before their manifest) are deleted.
+   * The files of the committed output that this run keeps: those of a kind the sinks append to (the resource
+   * files of {@code fhir/} with the NDJSON sink's {@code append} mode, those of {@code parquet/} with the Parquet
+   * sink's), as the current manifest lists them; none when nothing is committed yet.
    */
-  void commit(RunSummary summary, List<CommittedFile> files) throws IOException {
+  List<Map<String, Object>> kept(SinkSettings sinks) throws IOException {
+    if (!ObjectStorage.exists(manifest(output))) {
+      return List.of();
+    }
+    List<Map<String, Object>> kept = new ArrayList<>();
+    JsonNode current = JSON.readTree(ObjectStorage.read(manifest(output)));
+    for (JsonNode f : current.get("files")) {
+      String path = f.get("path").asText();
+      String kind = path.replaceFirst("^runs/[^/]+/", "");
+      boolean append = kind.startsWith(PartFile.RESOURCES) && sinks.ndjsonMode() == WriteMode.APPEND
+          || kind.startsWith("parquet/") && sinks.parquet() && sinks.parquetMode() == WriteMode.APPEND;
+      if (append) {
+        kept.add(JSON.convertValue(f, new TypeReference<Map<String, Object>>() {}));
+      }
+    }
+    return kept;
+  }
+
+  /**
+   * Writes the run summary, then the manifest, listing the run's files after the {@code kept} files of earlier runs
+   * (see {@link #kept}): from that PUT on, the run is the output. Then every object under {@code runs/} that the
+   * manifest does not list is deleted, but for this run's own (the objects of earlier runs it replaced, and of runs
+   * killed before their manifest).
+   */
+  void commit(RunSummary summary, List<CommittedFile> files, List<Map<String, Object>> kept) throws IOException {
     String prefix = runPrefix(output, runId);
     ObjectStorage.write(prefix + "run-summary.json", summary.json(), "application/json");
-    List<Map<String, Object>> listed = new ArrayList<>();
+    List<Map<String, Object>> listed = new ArrayList<>(kept);
     files.stream().sorted(Comparator.comparing(CommittedFile::target)).forEach(f -> {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("path", "runs/" + runId + "/" + f.target());
@@ -91,12 +122,14 @@ final class ObjectStoreCommit {
     manifest.put("committed_at", Instant.now().toString());
     manifest.put("run_summary", "runs/" + runId + "/run-summary.json");
     manifest.put("files", listed);
-    ObjectStorage.write(manifest(output), new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+    ObjectStorage.write(manifest(output), JSON.copy().enable(SerializationFeature.INDENT_OUTPUT)
         .writeValueAsBytes(manifest), "application/json");
     try {
+      java.util.Set<String> keep = new java.util.HashSet<>();
+      kept.forEach(f -> keep.add(output + "/" + f.get("path")));
       List<String> stale = new ArrayList<>();
       for (String object : ObjectStorage.list(output + "/runs/**")) {
-        if (!object.startsWith(prefix)) {
+        if (!object.startsWith(prefix) && !keep.contains(object)) {
           stale.add(object);
         }
       }

@@ -288,14 +288,96 @@ class S3OutputTest {
     return rows;
   }
 
+  /**
+   * A run in append mode lists the resource and Parquet files of the committed output beside its own, and its own
+   * rejects only; the objects it keeps stay, every other run's go. The next overwriting run keeps none.
+   */
+  @Test
+  void anAppendingRunListsTheFilesOfTheRunsBeforeIt() throws IOException {
+    Cli local = Cli.run("run", "--output", tmp.resolve("local-append").toString(), "--set",
+        "sinks.duckdb.enabled=false");
+    assertThat(local.err(), local.code(), equalTo(0));
+    List<String> once = RetriedTaskTest.lines(tmp.resolve("local-append/fhir"));
+    List<String> twice = new ArrayList<>(once);
+    twice.addAll(once);
+    twice.sort(null);
+    String[] sinks = {"--set", "sinks.duckdb.enabled=false", "--set", "sinks.parquet.enabled=true"};
+    Cli first = Cli.run(concat(new String[] {"run", "--output", "s3://lake/fhir/append"}, sinks));
+    assertThat(first.err(), first.code(), equalTo(0));
+    Cli second = Cli.run(concat(new String[] {"run", "--output", "s3://lake/fhir/append", "--set",
+        "sinks.ndjson.mode=append", "--set", "sinks.parquet.mode=append"}, sinks));
+    assertThat(second.err(), second.code(), equalTo(0));
+    try (S3Client s3 = s3mock.client()) {
+      Listed appended = listed(s3, "fhir/append");
+      assertThat(appended.resources(), equalTo(twice));
+      assertThat(appended.parquetRows(), equalTo(2L * once.size()));
+      assertThat(appended.rejects(), equalTo(6L));
+      assertThat(appended.runs(), equalTo(2L));
+      assertThat(appended.stored(), equalTo(appended.keys()));
+
+      Cli third = Cli.run(concat(new String[] {"run", "--output", "s3://lake/fhir/append"}, sinks));
+      assertThat(third.err(), third.code(), equalTo(0));
+      Listed replaced = listed(s3, "fhir/append");
+      assertThat(replaced.resources(), equalTo(once));
+      assertThat(replaced.parquetRows(), equalTo((long) once.size()));
+      assertThat(replaced.runs(), equalTo(1L));
+      assertThat(replaced.stored(), equalTo(replaced.keys()));
+    }
+  }
+
+  private static String[] concat(String[] a, String[] b) {
+    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
+  /**
+   * What the manifest under {@code prefix} lists: the resource lines (sorted), the Parquet rows, the reject lines,
+   * how many runs' files, the keys listed with the committing run's summary and figures, and the keys stored under
+   * {@code runs/}.
+   */
+  private record Listed(List<String> resources, long parquetRows, long rejects, long runs, TreeSet<String> keys,
+      TreeSet<String> stored) {}
+
+  private static Listed listed(S3Client s3, String prefix) throws IOException {
+    JsonNode manifest = JSON.readTree(object(s3, prefix + "/_manifest.json"));
+    List<String> resources = new ArrayList<>();
+    long parquetRows = 0;
+    long rejects = 0;
+    TreeSet<String> runs = new TreeSet<>();
+    TreeSet<String> keys = new TreeSet<>();
+    for (JsonNode f : manifest.get("files")) {
+      String path = f.get("path").asText();
+      keys.add(prefix + "/" + path);
+      runs.add(path.split("/")[1]);
+      if (path.contains("/fhir/")) {
+        resources.addAll(object(s3, prefix + "/" + path).lines().toList());
+      } else if (path.contains("/parquet/")) {
+        parquetRows += f.get("lines").asLong();
+      } else {
+        assertThat(path, startsWith("runs/" + manifest.get("run_id").asText() + "/rejects/"));
+        rejects += f.get("lines").asLong();
+      }
+    }
+    resources.sort(null);
+    String run = prefix + "/runs/" + manifest.get("run_id").asText() + "/";
+    keys.add(run + "run-summary.json");
+    keys.add(run + ".tally.json");
+    TreeSet<String> stored = new TreeSet<>();
+    for (S3Object o : s3.listObjectsV2Paginator(b -> b.bucket("lake").prefix(prefix + "/runs/")).contents()) {
+      stored.add(o.key());
+    }
+    return new Listed(resources, parquetRows, rejects, runs.size(), keys, stored);
+  }
+
   @Test
   void sinksThatNeedALocalDiskAreRefusedBeforeAnythingRuns() {
-    Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused");
+    Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused", "--set", "sinks.ndjson.mode=upsert");
     assertThat(r.code(), equalTo(2));
-    assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is on object storage, which takes the"
-        + " FHIR NDJSON and Parquet files, the rejects and the run summary, committed by a manifest; these need a local --output"
-        + " for now: sinks.duckdb.enabled (a DuckDB file is on the driver's disk) (switch them off with --set, e.g."
-        + " --set sinks.duckdb.enabled=false)\n"));
+    assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is on object storage, which takes the FHIR"
+        + " NDJSON and Parquet files (overwritten or appended to), the rejects and the run summary, committed by a"
+        + " manifest; these need a local --output for now: sinks.duckdb.enabled (a DuckDB file is on the driver's"
+        + " disk), sinks.ndjson.mode upsert (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)\n"));
     try (S3Client s3 = s3mock.client()) {
       assertThat(s3.listObjectsV2(b -> b.bucket("lake").prefix("fhir/refused")).contents(), empty());
     }
