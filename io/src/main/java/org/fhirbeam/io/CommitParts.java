@@ -32,10 +32,11 @@ import org.fhirbeam.data.Tally;
  * Moves the part files of successful work to their targets under the output root, and writes the run's figures: the
  * tallies the committed parts carry, with the lines each file set holds, added up ({@link #readTally}). Only parts
  * that reach this step (outputs of committed bundles) are moved and counted; parts of failed attempts stay behind
- * in the parts directory and are deleted with it. Moving is idempotent, so a retried bundle is harmless. A root on
- * object storage ({@code s3://...}) gets each part uploaded by the task that commits it (gzip-compressed, and as a
- * Parquet file too, when asked), and the figures name each file with its lines, bytes and CRC32C
- * ({@link #committedFiles}), for the manifest that commits the run.
+ * in the parts directory and are deleted with it. Moving is idempotent, so a retried bundle is harmless. A commit
+ * that copies ({@link #copyingTo}: object storage such as {@code s3://...}, or a mount without atomic renames) has
+ * each part copied by the task that commits it (gzip-compressed, and as a Parquet file too, when asked), and the
+ * figures name each file with its lines, bytes and CRC32C ({@link #committedFiles}), for the manifest that commits
+ * the run.
  */
 public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> {
   /** The file beside the committed parts that holds the run's figures. */
@@ -43,38 +44,62 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final String directory;
+  /** Whether parts are copied through Beam's file systems, with their figures for a manifest, rather than moved. */
+  private final boolean copy;
   private final boolean gzipResources;
   /** By resource type, the layout of the Parquet files written beside the NDJSON ones; empty for none. */
   private final Map<String, DuckDbTables.ParquetLayout> parquet;
   private final DuckDbSettings settings;
 
-  private CommitParts(String directory, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
-      DuckDbSettings settings) {
+  private CommitParts(String directory, boolean copy, boolean gzipResources,
+      Map<String, DuckDbTables.ParquetLayout> parquet, DuckDbSettings settings) {
     this.directory = directory;
+    this.copy = copy;
     this.gzipResources = gzipResources;
     this.parquet = Map.copyOf(parquet);
     this.settings = settings;
   }
 
+  /** Moves the parts into a local {@code directory} (renames on one file system). */
   public static CommitParts to(String directory) {
+    return new CommitParts(required(directory), false, false, Map.of(), null);
+  }
+
+  /**
+   * Copies the parts to {@code directory} (a URI such as {@code s3://bucket/prefix}, or a path) through Beam's file
+   * systems, each with its lines, bytes and CRC32C in the figures, for the manifest that commits the run
+   * ({@link #committedFiles}): for storage without atomic renames.
+   */
+  public static CommitParts copyingTo(String directory) {
+    return new CommitParts(required(directory), true, false, Map.of(), null);
+  }
+
+  private static String required(String directory) {
     if (directory == null || directory.isBlank()) {
       throw new IllegalArgumentException("directory is required");
     }
-    return new CommitParts(directory, false, Map.of(), null);
+    return directory;
   }
 
-  /** The same commit, uploading resource parts gzip-compressed ({@code .ndjson.gz}) to a root on object storage. */
+  /** The same commit, copying resource parts gzip-compressed ({@code .ndjson.gz}); only when copying. */
   public CommitParts gzippingResources() {
-    return new CommitParts(directory, true, parquet, settings);
+    return new CommitParts(directory, requireCopy(), true, parquet, settings);
+  }
+
+  private boolean requireCopy() {
+    if (!copy) {
+      throw new IllegalStateException("only a commit that copies its parts compresses them or writes Parquet");
+    }
+    return true;
   }
 
   /**
    * The same commit, also writing each resource part as a Parquet file laid out as its type's {@code layouts} say,
-   * with a DuckDB of {@code settings}, and uploading it to {@code parquet/<Type>/part-<part>.parquet} under a root on
-   * object storage (listed with its rows as lines).
+   * with a DuckDB of {@code settings}, and copying it to {@code parquet/<Type>/part-<part>.parquet} under the root
+   * (listed with its rows as lines); only when copying.
    */
   public CommitParts writingParquet(Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings settings) {
-    return new CommitParts(directory, gzipResources, layouts, settings);
+    return new CommitParts(directory, requireCopy(), gzipResources, layouts, settings);
   }
 
   /**
@@ -92,7 +117,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     return tally.build();
   }
 
-  /** A file uploaded to object storage: where under the root, and what it holds. */
+  /** A file copied under the root for a manifest: where under the root, and what it holds. */
   public record CommittedFile(String target, long lines, long bytes, long crc32c) {}
 
   private static final String FILE_LINES = "file_lines/";
@@ -111,7 +136,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   @Override
   public PDone expand(PCollection<PartFile> input) {
-    input.apply("MoveParts", ParDo.of(new MoveFn(directory, gzipResources, parquet, settings)))
+    input.apply("MoveParts", ParDo.of(new MoveFn(directory, copy, gzipResources, parquet, settings)))
         .setCoder(SerializableCoder.of(Tally.class))
         // Without the default for no input: that costs the DirectRunner a side input and two more steps, and a run
         // that committed nothing has nothing to add up (readTally).
@@ -128,14 +153,16 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   static final class MoveFn extends DoFn<PartFile, Tally> {
     private final String directory;
+    private final boolean copy;
     private final boolean gzipResources;
     private final Map<String, DuckDbTables.ParquetLayout> parquet;
     private final DuckDbSettings settings;
     private transient Connection db;
 
-    MoveFn(String directory, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
+    MoveFn(String directory, boolean copy, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
         DuckDbSettings settings) {
       this.directory = directory;
+      this.copy = copy;
       this.gzipResources = gzipResources;
       this.parquet = parquet;
       this.settings = settings;
@@ -143,7 +170,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
     @Setup
     public void setup() throws SQLException {
-      if (!parquet.isEmpty() && ObjectStorage.isRemote(directory)) {
+      if (!parquet.isEmpty()) {
         db = DuckDb.openInMemory(settings);
       }
     }
@@ -165,8 +192,8 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         Files.deleteIfExists(from);
         return;
       }
-      if (ObjectStorage.isRemote(directory)) {
-        // A retried bundle uploads the part again, under the same names: the objects are replaced, not repeated.
+      if (copy) {
+        // A retried bundle copies the part again, under the same names: the objects are replaced, not repeated.
         if (db != null && part.holdsResources()) {
           String name = part.resourcePartName();
           String type = name.substring(0, name.indexOf('-'));
@@ -175,12 +202,12 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
             st.execute(parquet.get(type).copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(part.path())),
                 "", file.toString()));
           }
-          committed = committed.plus(upload(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
+          committed = committed.plus(copy(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
               + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
           Files.delete(file);
         }
         boolean gzip = gzipResources && part.holdsResources();
-        out.output(committed.plus(upload(from, gzip ? part.target() + ".gz" : part.target(), part.lines(), gzip,
+        out.output(committed.plus(copy(from, gzip ? part.target() + ".gz" : part.target(), part.lines(), gzip,
             "application/x-ndjson")));
         return;
       }
@@ -194,14 +221,15 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     }
 
     /**
-     * Uploads {@code file} (gzip-compressed, when asked, through a copy beside it) to {@code target} under the root,
+     * Copies {@code file} (gzip-compressed, when asked, through a copy beside it) to {@code target} under the root,
      * and returns its entry for the manifest: the lines (rows) it holds, and the stored object's bytes and CRC32C.
      */
-    private Tally upload(Path file, String target, long lines, boolean gzip, String mimeType) throws IOException {
+    private Tally copy(Path file, String target, long lines, boolean gzip, String mimeType) throws IOException {
       Path stored = file;
       if (gzip) {
         stored = PartFile.beside(file.toString(), "gz");
-        try (InputStream in = Files.newInputStream(file); OutputStream to = FileTrees.gzip(Files.newOutputStream(stored))) {
+        try (InputStream in = Files.newInputStream(file);
+            OutputStream to = FileTrees.gzip(Files.newOutputStream(stored))) {
           in.transferTo(to);
         }
       }

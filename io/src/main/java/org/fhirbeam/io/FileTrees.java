@@ -68,4 +68,22 @@ public final class FileTrees {
       return false;
     }
   }
+
+  /** Deletes the folders below {@code root} that hold no file, deepest first; {@code root} itself stays. */
+  public static void deleteEmptyFolders(Path root) throws IOException {
+    if (!Files.isDirectory(root)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(root)) {
+      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+        if (!p.equals(root) && Files.isDirectory(p)) {
+          try (Stream<Path> entries = Files.list(p)) {
+            if (entries.findAny().isEmpty()) {
+              Files.delete(p);
+            }
+          }
+        }
+      }
+    }
+  }
 }

@@ -170,6 +170,12 @@ public final class FhirBeam implements Callable<Integer> {
             + " (default: ${DEFAULT-VALUE}).")
     String output;
 
+    @Option(names = "--commit", paramLabel = "HOW", defaultValue = "auto",
+        description = "How the run replaces the output: rename (a local directory swapped in), manifest (files under"
+            + " runs/<run id>/ and a _manifest.json written last, for object storage and shared mounts without atomic"
+            + " renames) or auto: manifest for s3:// and Databricks /Volumes/ paths, else rename (default: auto).")
+    JobRunner.Commit commit;
+
     @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
         description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[N] with N the cores); default: ${DEFAULT-VALUE}.")
     Runner runner;
@@ -205,10 +211,10 @@ public final class FhirBeam implements Callable<Integer> {
         long start = System.nanoTime();
         JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
         double planSeconds = (System.nanoTime() - start) / 1e9;
-        JobRunner job = new JobRunner(plan, planSeconds, runner, output, directChecks, err,
+        JobRunner job = new JobRunner(plan, planSeconds, runner, output, commit, directChecks, err,
             System.console() != null);
         RunSummary summary = job.run();
-        summary.print(out, job.location(), profile);
+        summary.print(out, job.location(), job.byManifest(), profile);
         return summary;
       } finally {
         Runner.stopLocalSpark();

@@ -13,7 +13,6 @@ import org.apache.beam.sdk.values.PCollectionTuple;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.io.CommitParts;
-import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
 import org.fhirbeam.quality.DropDuplicateIds;
@@ -33,12 +32,14 @@ final class JobGraph {
   private JobGraph() {}
 
   /**
+   * @param byManifest whether the run is committed by a manifest ({@link ObjectStoreCommit}): the tasks copy their
+   *     parts to {@code stagingRoot} through Beam's file systems, else they move them there
    * @param localConcurrency how many files one worker maps at a time, all in one element (see
    *     {@link MapWithDuckDb#withLocalConcurrency}); 1 leaves it to the runner
    * @param parallelism how many tasks the runner's workers map at once in all: large files are cut into pieces to
    *     keep them busy (see {@link MapWithDuckDb#pieceBytes})
    */
-  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot,
+  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot, boolean byManifest,
       int localConcurrency, int parallelism) {
     List<MapWithDuckDb.Work> works = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
@@ -90,18 +91,19 @@ final class JobGraph {
     }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))
-        .apply("CommitParts", commit(plan, stagingRoot));
+        .apply("CommitParts", commit(plan, stagingRoot, byManifest));
   }
 
   /**
-   * The commit of the run's parts into {@code stagingRoot}; on object storage the tasks also compress the resource
-   * files and write the Parquet files, as the sinks ask (a local run does both itself, after numbering its files).
+   * The commit of the run's parts into {@code stagingRoot}; for a run committed by a manifest the tasks copy them
+   * and also compress the resource files and write the Parquet files, as the sinks ask (a run committed by renames
+   * does both itself, after numbering its files).
    */
-  private static CommitParts commit(JobPlan plan, String stagingRoot) {
-    CommitParts commit = CommitParts.to(stagingRoot);
-    if (!ObjectStorage.isRemote(stagingRoot)) {
-      return commit;
+  private static CommitParts commit(JobPlan plan, String stagingRoot, boolean byManifest) {
+    if (!byManifest) {
+      return CommitParts.to(stagingRoot);
     }
+    CommitParts commit = CommitParts.copyingTo(stagingRoot);
     SinkSettings sinks = plan.config().sinks();
     if (sinks.ndjsonCompression() == SinkSettings.Compression.GZIP) {
       commit = commit.gzippingResources();

@@ -51,20 +51,50 @@ public final class JobRunner {
   private final Path output;
   /** The output as given: a local directory, or a URI on object storage ({@code s3://bucket/prefix}). */
   private final String location;
+  /** Whether the run is committed by a manifest ({@link ObjectStoreCommit}) rather than by renames. */
+  private final boolean byManifest;
+
+  /** How a run replaces its output. */
+  public enum Commit {
+    /** A manifest for object storage and Databricks Volumes, else a rename. */
+    AUTO,
+    /** The local directory swap ({@link LocalCommit}): needs a file system with atomic renames and file locks. */
+    RENAME,
+    /** Files under {@code runs/<run id>/} and a manifest written last ({@link ObjectStoreCommit}). */
+    MANIFEST;
+
+    /**
+     * Whether a run into {@code output} is committed by a manifest: always on object storage, whose objects cannot
+     * be renamed; for a Databricks Volume ({@code /Volumes/...}, object storage mounted on every node) unless
+     * renames are asked for.
+     */
+    boolean byManifest(String output) {
+      if (ObjectStorage.isRemote(output)) {
+        if (this == RENAME) {
+          throw new InputException("--commit rename: the output " + output + " is on object storage, which has no"
+              + " rename; use --commit manifest (or auto)");
+        }
+        return true;
+      }
+      return this == MANIFEST || this == AUTO
+          && Path.of(output).toAbsolutePath().normalize().startsWith(Path.of("/Volumes"));
+    }
+  }
   private final boolean runnerChecks;
   private final PrintStream console;
   private final boolean terminal;
 
   private final double planSeconds;
 
-  public JobRunner(JobPlan plan, double planSeconds, Runner runner, String output, boolean runnerChecks,
-      PrintStream console, boolean terminal) {
+  public JobRunner(JobPlan plan, double planSeconds, Runner runner, String output, Commit commit,
+      boolean runnerChecks, PrintStream console, boolean terminal) {
     this.planSeconds = planSeconds;
     this.plan = plan;
     this.runner = runner;
     boolean remote = ObjectStorage.isRemote(output);
     this.output = remote ? null : Path.of(output).toAbsolutePath().normalize();
     this.location = remote ? output.replaceAll("/+$", "") : this.output.toString();
+    this.byManifest = commit.byManifest(output);
     this.runnerChecks = runnerChecks;
     this.console = console;
     this.terminal = terminal;
@@ -75,10 +105,15 @@ public final class JobRunner {
     return location;
   }
 
+  /** Whether the run is committed by a manifest ({@link ObjectStoreCommit}) rather than by renames. */
+  boolean byManifest() {
+    return byManifest;
+  }
+
   public RunSummary run() {
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
-    return output == null ? runToObjectStore(runId) : runLocal(runId);
+    return byManifest ? runByManifest(runId) : runLocal(runId);
   }
 
   /** What a finished pipeline ran on, and what its tasks counted about the parts it committed. */
@@ -92,10 +127,11 @@ public final class JobRunner {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
     boolean remoteSources = plan.sources().values().stream().flatMap(s -> s.tasks().stream())
         .anyMatch(ReadTask::fetchesObjects);
-    ObjectStorage.configure(options, output == null || remoteSources,
+    ObjectStorage.configure(options, ObjectStorage.isRemote(location) || remoteSources,
         ObjectStorage.settingsOf(plan.config().sources().values()));
     Pipeline p = Pipeline.create(options);
-    JobGraph.build(p, plan, runId, partsDir, stagingRoot, runner.localConcurrency(), runner.parallelism());
+    JobGraph.build(p, plan, runId, partsDir, stagingRoot, byManifest, runner.localConcurrency(),
+        runner.parallelism());
     PipelineResult result = p.run();
     String executed = Runner.executed(result).label();
     Progress.Work work = Progress.Work.of(plan);
@@ -129,11 +165,11 @@ public final class JobRunner {
   }
 
   /**
-   * A run into object storage: tasks upload the parts they commit under {@code runs/<run id>/}, then the run is
-   * committed by writing the manifest last ({@link ObjectStoreCommit}). Sinks that need the driver's disk (the
-   * DuckDB file, upsert) are refused before anything runs.
+   * A run committed by a manifest (object storage, a Databricks Volume): tasks copy the parts they commit under
+   * {@code runs/<run id>/}, then the run is committed by writing the manifest last ({@link ObjectStoreCommit}).
+   * Sinks that need the driver's disk (the DuckDB file, upsert) are refused before anything runs.
    */
-  private RunSummary runToObjectStore(String runId) {
+  private RunSummary runByManifest(String runId) {
     long start = System.nanoTime();
     Map<String, Double> stages = new LinkedHashMap<>();
     stages.put("plan", planSeconds);
@@ -161,13 +197,15 @@ public final class JobRunner {
   }
 
   /**
-   * The folder the tasks of a run on object storage write their parts into before they commit them: it must be one
-   * that every worker sees, {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say), else the temporary folder
-   * (one machine).
+   * The folder the tasks of a run committed by a manifest write their parts into before they commit them: it must
+   * be one that every worker sees, {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say); else, for a local
+   * output (a Volume), the run's own folder in it, which the next commit removes if the run is killed; else the
+   * temporary folder (one machine).
    */
-  private static Path workDirectory(String runId) {
+  private Path workDirectory(String runId) {
     String dir = System.getenv("FHIRBEAM_WORK_DIR");
-    Path root = dir == null || dir.isBlank() ? Path.of(System.getProperty("java.io.tmpdir")) : Path.of(dir);
+    Path root = dir != null && !dir.isBlank() ? Path.of(dir)
+        : output != null ? output.resolve("runs").resolve(runId) : Path.of(System.getProperty("java.io.tmpdir"));
     try {
       return Files.createDirectories(root.resolve("fhirbeam-work-" + runId));
     } catch (IOException e) {

@@ -15,13 +15,14 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.CommitParts.CommittedFile;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Commits a run into object storage, which has no atomic rename: the run's tasks upload its files under
+ * Commits a run into object storage (or a mount of it, such as a Databricks Volume), which has no atomic rename: the run's tasks upload its files under
  * {@code runs/<run id>/}, and the run is committed by writing {@code _manifest.json} last, one PUT that replaces the
  * previous manifest whole. The manifest names the run and lists its files with their lines, bytes and CRC32C;
  * readers take the files it lists, so a run killed before its manifest leaves the previous run's output as it was,
@@ -69,9 +70,9 @@ final class ObjectStoreCommit {
       local.add("sinks.ndjson.mode upsert");
     }
     if (!local.isEmpty()) {
-      throw new InputException("the output " + output + " is on object storage, which takes the FHIR NDJSON and"
-          + " Parquet files (overwritten or appended to), the rejects and the run summary, committed by a manifest;"
-          + " these need a local --output for now: " + String.join(", ", local)
+      throw new InputException("the output " + output + " is committed by a manifest, which takes the FHIR NDJSON"
+          + " and Parquet files (overwritten or appended to), the rejects and the run summary; these need a local"
+          + " --output committed by renames for now: " + String.join(", ", local)
           + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
     }
   }
@@ -134,6 +135,10 @@ final class ObjectStoreCommit {
         }
       }
       ObjectStorage.delete(stale);
+      if (!ObjectStorage.isRemote(output)) {
+        // A local output (a mounted Volume) keeps the folders of the files deleted: those left empty go too.
+        FileTrees.deleteEmptyFolders(java.nio.file.Path.of(output, "runs"));
+      }
     } catch (IOException | RuntimeException e) {
       // The run is committed; what is left is unread, and the next run's commit deletes it.
       LOG.warn("run {} is committed, but the objects of earlier runs under {}runs/ could not all be deleted: {}",

@@ -290,7 +290,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
   }
 
   /** The short human summary printed at the end of a run. */
-  void print(PrintStream out, String output, boolean profile) {
+  void print(PrintStream out, String output, boolean byManifest, boolean profile) {
     out.printf(Locale.ROOT, "Run %s on %s: %,d rows in %.1f s (%,d rows/s)%n", runId, runner, rowsIn(),
         elapsedSeconds, Math.round(rowsPerSecond()));
     for (Map.Entry<String, Long> e : resourcesOut.entrySet()) {
@@ -330,7 +330,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
             c.seconds() > 0 ? Math.round(c.rowsIn() / c.seconds()) : 0);
       }
     }
-    if (org.fhirbeam.io.ObjectStorage.isRemote(output)) {
+    if (byManifest) {
       out.printf("  output: %s (fhir/, rejects/, run-summary.json), committed by %s%n",
           ObjectStoreCommit.runPrefix(output, runId), ObjectStoreCommit.manifest(output));
       return;

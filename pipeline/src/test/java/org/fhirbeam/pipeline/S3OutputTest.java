@@ -374,9 +374,9 @@ class S3OutputTest {
   void sinksThatNeedALocalDiskAreRefusedBeforeAnythingRuns() {
     Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused", "--set", "sinks.ndjson.mode=upsert");
     assertThat(r.code(), equalTo(2));
-    assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is on object storage, which takes the FHIR"
-        + " NDJSON and Parquet files (overwritten or appended to), the rejects and the run summary, committed by a"
-        + " manifest; these need a local --output for now: sinks.duckdb.enabled (a DuckDB file is on the driver's"
+    assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is committed by a manifest, which takes the"
+        + " FHIR NDJSON and Parquet files (overwritten or appended to), the rejects and the run summary; these need a"
+        + " local --output committed by renames for now: sinks.duckdb.enabled (a DuckDB file is on the driver's"
         + " disk), sinks.ndjson.mode upsert (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)\n"));
     try (S3Client s3 = s3mock.client()) {
       assertThat(s3.listObjectsV2(b -> b.bucket("lake").prefix("fhir/refused")).contents(), empty());
