@@ -198,13 +198,16 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
           String name = part.resourcePartName();
           String type = name.substring(0, name.indexOf('-'));
           Path file = PartFile.beside(part.path(), "parquet");
-          try (Statement st = db.createStatement()) {
-            st.execute(parquet.get(type).copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(part.path())),
-                "", file.toString()));
+          try {
+            try (Statement st = db.createStatement()) {
+              st.execute(parquet.get(type).copy("SELECT json FROM "
+                  + DuckDbTables.ndjsonObjects(List.of(part.path())), "", file.toString()));
+            }
+            committed = committed.plus(copy(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
+                + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
+          } finally {
+            Files.deleteIfExists(file);
           }
-          committed = committed.plus(copy(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
-              + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
-          Files.delete(file);
         }
         boolean gzip = gzipResources && part.holdsResources();
         out.output(committed.plus(copy(from, gzip ? part.target() + ".gz" : part.target(), part.lines(), gzip,
@@ -225,22 +228,38 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
      * and returns its entry for the manifest: the lines (rows) it holds, and the stored object's bytes and CRC32C.
      */
     private Tally copy(Path file, String target, long lines, boolean gzip, String mimeType) throws IOException {
-      Path stored = file;
-      if (gzip) {
-        stored = PartFile.beside(file.toString(), "gz");
-        try (InputStream in = Files.newInputStream(file);
-            OutputStream to = FileTrees.gzip(Files.newOutputStream(stored))) {
-          in.transferTo(to);
-        }
-      }
+      Path stored = gzip ? PartFile.beside(file.toString(), "gz") : file;
       CRC32C crc = new CRC32C();
       long bytes;
-      try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc);
-          OutputStream to = ObjectStorage.create(directory + "/" + target, gzip ? "application/gzip" : mimeType)) {
-        bytes = in.transferTo(to);
-      }
-      if (gzip) {
-        Files.delete(stored);
+      try {
+        if (gzip) {
+          try (InputStream in = Files.newInputStream(file);
+              OutputStream to = FileTrees.gzip(Files.newOutputStream(stored))) {
+            in.transferTo(to);
+          }
+        }
+        String location = directory + "/" + target;
+        if (ObjectStorage.isRemote(directory)) {
+          // One PUT: the object appears whole, or stays as it was.
+          try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc);
+              OutputStream to = ObjectStorage.create(location, gzip ? "application/gzip" : mimeType)) {
+            bytes = in.transferTo(to);
+          }
+        } else {
+          // A local target (a mounted Volume) is written by name, and two attempts of a task may write it at once:
+          // each writes a file of its own beside it and renames it into place.
+          Path to = Path.of(location);
+          Files.createDirectories(to.getParent());
+          Path own = PartFile.beside(to.toString(), "copy");
+          try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc)) {
+            bytes = Files.copy(in, own);
+          }
+          Files.move(own, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        }
+      } finally {
+        if (gzip) {
+          Files.deleteIfExists(stored);
+        }
       }
       return Tally.builder().add(FILE_LINES + target, lines).add(FILE_BYTES + target, bytes)
           .add(FILE_CRC32C + target, crc.getValue()).build();

@@ -121,7 +121,8 @@ public final class FileSourcePlanner implements AutoCloseable {
     try (Connection db = connection()) {
       for (String file : files) {
         try {
-          ReadTask t = remote ? planObject(db, source, file) : planFile(db, source, Path.of(file), columnsOnly);
+          ReadTask t = remote ? planObject(db, source, file)
+              : planFile(db, source, Path.of(file), columnsOnly, EXCEL_CACHE);
           columns.addAll(t.columns());
           tasks.add(t);
         } catch (InputException | java.io.UncheckedIOException e) {
@@ -155,7 +156,7 @@ public final class FileSourcePlanner implements AutoCloseable {
     try {
       if (hasGlob(uri)) {
         found.addAll(ObjectStorage.list(uri));
-      } else if (ObjectStorage.exists(uri)) {
+      } else if (!uri.endsWith("/") && ObjectStorage.exists(uri)) {
         found.add(uri);
       } else {
         for (String o : ObjectStorage.list(uri.replaceAll("/+$", "") + "/**")) {
@@ -183,13 +184,19 @@ public final class FileSourcePlanner implements AutoCloseable {
    * run: no task can read it in place of the object.
    */
   private ReadTask planObject(Connection db, SourceConfig source, String uri) {
-    String name = "object-" + uri.substring(uri.lastIndexOf('/') + 1);
-    Format format = formatOf(source, Path.of(name));
+    String name = uri.substring(uri.lastIndexOf('/') + 1);
+    Format format;
+    try {
+      format = formatOf(source, Path.of(name));
+    } catch (InputException e) {
+      throw new InputException(e.getMessage().replace(name, uri), e);
+    }
     String lower = name.toLowerCase(Locale.ROOT);
     boolean byLines = !lower.endsWith(".gz") && (format == Format.CSV
         || format == Format.JSON && (lower.endsWith(".ndjson") || lower.endsWith(".jsonl")));
     try {
-      Path sample = sampleFolder().resolve(name);
+      Path folder = sampleFolder();
+      Path sample = folder.resolve("object-" + name);
       if (byLines) {
         byte[] head = ObjectStorage.head(uri, SNIFF_BUFFER_BYTES + 1);
         int end = head.length;
@@ -208,7 +215,7 @@ public final class FileSourcePlanner implements AutoCloseable {
         ObjectStorage.copyToFile(uri, sample);
       }
       try {
-        return planFile(db, source, sample, true).asRemote(uri, source);
+        return planFile(db, source, sample, true, folder).asRemote(uri, source);
       } catch (InputException e) {
         throw new InputException(e.getMessage().replace(sample.toString(), uri), e);
       }
@@ -220,15 +227,17 @@ public final class FileSourcePlanner implements AutoCloseable {
 
   /**
    * {@code task} as the worker that runs it reads it: a task over an object on object storage
-   * ({@link ReadTask#remote}) fetches the whole object into {@code dir} (the worker's disk) and plans it there as a
-   * local file of its source, its rows reported at the object's URI; a query over such objects
-   * ({@link ReadTask#inputs}) fetches each of them so; any other task as it is.
+   * ({@link ReadTask#remote}) fetches the whole object into a folder of its own under {@code dir} (the worker's disk)
+   * and plans it there as a local file of its source, its rows reported at the object's URI and read with the
+   * columns it was planned with (those the object has: columns that appear past the planning sample are left out,
+   * as they are of every task's figures); a query over such objects ({@link ReadTask#inputs}) fetches each of them
+   * so; any other task as it is.
    */
   public static ReadTask readable(Connection db, ReadTask task, Path dir) throws IOException {
     if (!task.inputs().isEmpty()) {
       List<ReadTask> fetched = new ArrayList<>();
       for (ReadTask.QueryInput in : task.inputs()) {
-        fetched.add(readable(db, in.task(), Files.createTempDirectory(dir, "input-")));
+        fetched.add(readable(db, in.task(), dir));
       }
       return task.withFetchedInputs(fetched);
     }
@@ -236,10 +245,12 @@ public final class FileSourcePlanner implements AutoCloseable {
       return task;
     }
     String uri = task.file();
-    Path copy = dir.resolve("object-" + uri.substring(uri.lastIndexOf('/') + 1));
+    Path folder = Files.createTempDirectory(dir, "object-");
+    Path copy = folder.resolve("object-" + uri.substring(uri.lastIndexOf('/') + 1));
     ObjectStorage.copyToFile(uri, copy);
     try {
-      return planFile(db, task.remote(), copy, false).withFile(uri);
+      ReadTask whole = planFile(db, task.remote(), copy, false, folder);
+      return whole.withFile(uri).withColumns(task.columns().stream().filter(whole.columns()::contains).toList());
     } catch (InputException e) {
       throw new InputException(e.getMessage().replace(copy.toString(), uri), e);
     }
@@ -247,16 +258,18 @@ public final class FileSourcePlanner implements AutoCloseable {
 
   /**
    * One file of a source as a read task, its columns asked of DuckDB; an InputException if it cannot be read. With
-   * {@code columnsOnly} the task serves only for its columns (see {@link #forColumns}).
+   * {@code columnsOnly} the task serves only for its columns (see {@link #forColumns}). An Excel sheet is converted
+   * to a CSV file in {@code excelCache}.
    */
-  private static ReadTask planFile(Connection db, SourceConfig source, Path file, boolean columnsOnly) {
+  private static ReadTask planFile(Connection db, SourceConfig source, Path file, boolean columnsOnly,
+      Path excelCache) {
     Format format = formatOf(source, file);
     if (format == Format.JSON && (source.unnest() != null || !source.fields().isEmpty())) {
       return planNestedJson(db, source, file);
     }
     // An Excel sheet becomes a CSV file first (streamed, cached per workbook version), read like any CSV.
     Path readFile = format == Format.XLSX
-        ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), EXCEL_CACHE) : file;
+        ? ExcelSheets.toCsv(source.name(), file, source.sheet(), source.headerRow(), excelCache) : file;
     String scan = scan(readFile, format == Format.XLSX ? Format.CSV : format,
         format == Format.XLSX ? source.csv().typesOnly() : source.csv());
     List<String> fileColumns = null;
@@ -299,7 +312,8 @@ public final class FileSourcePlanner implements AutoCloseable {
       // Line n of an Excel sheet's CSV is row headerRow + n - 1 of the sheet: rejects name the sheet's row.
       ReadTask task = new ReadTask(source.name(), file.toString(), scan, fileColumns, LocationKind.LINE,
           format == Format.XLSX ? source.headerRow() + 1 : 2, true);
-      return cuttable(layout, format == Format.XLSX ? null : source.csv()) && scan.startsWith(ReadTask.detectedHead(readFile.toString()))
+      return cuttable(layout, format == Format.XLSX ? null : source.csv())
+          && scan.startsWith(ReadTask.detectedHead(readFile.toString()))
           ? task.withCuts(new ReadTask.Cuts(readFile.toString(), layout.headerEnd(), layout.size(), layout.offsets(),
               layout.lines()))
           : task;
@@ -598,7 +612,8 @@ public final class FileSourcePlanner implements AutoCloseable {
       return Format.XLSX;
     }
     throw new InputException("source " + source.name() + ": cannot tell the format of " + file
-        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx, and .gz of the text ones); set sources." + source.name()
+        + " from its extension (.csv, .parquet, .json, .ndjson, .jsonl, .xlsx, and .gz of the text ones); set sources."
+        + source.name()
         + ".format");
   }
 

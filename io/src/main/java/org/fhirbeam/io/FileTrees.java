@@ -14,6 +14,8 @@ import java.util.zip.GZIPOutputStream;
  * File helpers shared by the stages and commands: counting NDJSON lines, compressing, deleting directory trees.
  */
 public final class FileTrees {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(FileTrees.class);
+
   private FileTrees() {}
 
   /** Counts newline characters: the number of NDJSON lines in a file. */
@@ -56,16 +58,16 @@ public final class FileTrees {
   }
 
   /**
-   * Deletes what it can of a run's scratch tree after the run, without failing: when a runner gives up on a job,
-   * tasks it abandoned may still be writing below {@code root} while it is deleted. Returns whether the tree is
-   * gone; the local committer removes a staging folder left behind at the next run into the same output.
+   * Deletes what it can of a scratch tree (a run's staging or work folder, a task's fetched objects) without failing:
+   * when a runner gives up on a job, tasks it abandoned may still be writing below {@code root} while it is deleted.
+   * What is left is logged (the path only); the local committer removes a staging folder left behind at the next run
+   * into the same output, the manifest committer every unlisted file under its output's {@code runs/}.
    */
-  public static boolean deleteScratch(Path root) {
+  public static void deleteScratch(Path root) {
     try {
       deleteTree(root);
-      return true;
     } catch (UncheckedIOException e) {
-      return false;
+      LOG.warn("could not delete all of {}: {}", root, e.getCause().toString());
     }
   }
 

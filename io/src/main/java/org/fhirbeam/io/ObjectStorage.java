@@ -8,8 +8,8 @@ import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Collection;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.regex.Pattern;
 import org.apache.beam.sdk.io.FileSystems;
@@ -31,12 +31,13 @@ import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
 import software.amazon.awssdk.services.s3.S3ClientBuilder;
 
 /**
- * Sources and outputs at URIs ({@code s3://bucket/prefix}) through Beam's own file systems ({@link FileSystems}), which every
- * worker of a runner has: the driver sets them up in the pipeline's options ({@link #configure}), and Beam hands
- * those to the workers. Credentials come from each node's AWS default chain (environment, system properties,
- * profile, instance role), never from the options; the region from the driver's chain, else {@code us-east-1}; an
- * S3-compatible store is named by the sources' {@code s3} settings, else by the AWS SDK's own
- * {@code AWS_ENDPOINT_URL} (or {@code -Daws.endpointUrl}) and then addressed path-style.
+ * Sources and outputs at URIs ({@code s3://bucket/prefix}) through Beam's own file systems ({@link FileSystems}),
+ * which every worker of a runner has: the driver sets them up in the pipeline's options ({@link #configure}), and
+ * Beam hands those to the workers. Credentials come from each node's AWS default chain (environment, system
+ * properties, profile, instance role), never from the options. The region and an S3-compatible store's endpoint
+ * come from the sources' {@code s3} settings when they name them (one store per run); else the region from the
+ * driver's chain (or {@code us-east-1}) and the endpoint from the AWS SDK's own {@code AWS_ENDPOINT_URL} (or
+ * {@code -Daws.endpointUrl}), then addressed path-style.
  */
 public final class ObjectStorage {
   private static final Pattern URI_SCHEME = Pattern.compile("^[A-Za-z][A-Za-z0-9+.-]*://.*");
@@ -123,8 +124,8 @@ public final class ObjectStorage {
   }
 
   /**
-   * The first {@code bytes} bytes of the object at {@code location} (all of it when it is not longer), read with one
-   * request that stops there.
+   * The first {@code bytes} bytes of the object at {@code location} (all of it when it is not longer): the read is
+   * abandoned there, not carried on to the object's end.
    */
   public static byte[] head(String location, int bytes) throws IOException {
     try (InputStream in = open(location)) {
@@ -145,13 +146,31 @@ public final class ObjectStorage {
     return FileSystems.matchNewResource(location, false);
   }
 
-  /** Writes an object (replacing it): a new object appears whole or not at all. */
+  /**
+   * Writes an object (replacing it). On object storage a new object appears whole or not at all; a local file is
+   * written in place (see {@link #replace}).
+   */
   public static OutputStream create(String location, String mimeType) throws IOException {
     return Channels.newOutputStream(FileSystems.create(file(location), mimeType));
   }
 
   public static InputStream open(String location) throws IOException {
     return Channels.newInputStream(FileSystems.open(file(location)));
+  }
+
+  /**
+   * Writes a file that readers take as a whole (a manifest): an object (one PUT), or a local file written beside it
+   * and renamed into place, so that neither a reader nor a crash meets part of it.
+   */
+  public static void replace(String location, byte[] bytes, String mimeType) throws IOException {
+    if (isRemote(location)) {
+      write(location, bytes, mimeType);
+      return;
+    }
+    Path to = Path.of(location);
+    Path own = to.resolveSibling(to.getFileName() + ".writing-" + java.util.UUID.randomUUID());
+    Files.write(own, bytes);
+    Files.move(own, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
   }
 
   public static void write(String location, byte[] bytes, String mimeType) throws IOException {

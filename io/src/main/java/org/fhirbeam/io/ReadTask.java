@@ -31,7 +31,7 @@ import org.fhirbeam.config.SourceConfig;
  *     piece, the run of lines it covers; null when the task is read as a whole only
  * @param remote for an object on object storage ({@code file} is its URI): its source, whose settings plan the
  *     object as a local file once the worker that runs the task has fetched it ({@link FileSourcePlanner#readable});
- *     until then {@code scan} reads the sample it was planned from, and only its {@code columns} are to be used.
+ *     {@code scan} names the sample it was planned from, gone after planning: only its {@code columns} are to be used.
  *     Null for a local file, a database partition or a query.
  * @param inputs for a query over sources on object storage: the objects' tasks and the columns the query reads them
  *     with; the worker that runs the query fetches them and reads them in place of the samples {@code scan} reads
@@ -270,6 +270,14 @@ public record ReadTask(String source, String file, String scan, List<String> col
     return remote != null || !inputs.isEmpty();
   }
 
+  /** The same task, reading only {@code columns} of its file (all of them among its own). */
+  ReadTask withColumns(List<String> columns) {
+    if (!this.columns.containsAll(columns)) {
+      throw new IllegalArgumentException("a task reads only columns its file has");
+    }
+    return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote, inputs);
+  }
+
   /** The same query, over {@code inputs} on object storage (see {@link #inputs}). */
   ReadTask withInputs(List<QueryInput> inputs) {
     return new ReadTask(source, file, scan, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote, inputs);
@@ -283,6 +291,10 @@ public record ReadTask(String source, String file, String scan, List<String> col
     String read = scan;
     for (int i = 0; i < inputs.size(); i++) {
       QueryInput in = inputs.get(i);
+      if (!read.contains(in.rows())) {
+        throw new IllegalStateException("the query of " + source + " does not read " + in.task().file()
+            + " as planned");
+      }
       read = read.replace(in.rows(), new QueryInput(fetched.get(i), in.columns()).rows());
     }
     return new ReadTask(source, file, read, columns, kind, firstLocation, skipsBadLines, jdbc, cuts, remote,

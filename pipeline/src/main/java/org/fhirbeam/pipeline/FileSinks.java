@@ -121,8 +121,7 @@ final class FileSinks {
   /**
    * Writes {@code staging/parquet/<Type>/} for every type of {@code runFiles}: this run's resources as the part
    * file {@code part-<run id>.parquet}, plus, as the mode says, the previous parts (append) or a merge with them
-   * (upsert). {@code columns} are each type's columns in {@code fhir_resources}: {@code id}, the typed ones,
-   * {@code resource}.
+   * (upsert), each type's files laid out as {@code layouts} say ({@link #parquetLayouts}).
    */
   void parquet(Map<String, List<String>> runFiles, Map<String, DuckDbTables.ParquetLayout> layouts)
       throws IOException, SQLException {

@@ -25,7 +25,6 @@ import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
-import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
@@ -65,10 +64,11 @@ public final class JobRunner {
 
     /**
      * Whether a run into {@code output} is committed by a manifest: always on object storage, whose objects cannot
-     * be renamed; for a Databricks Volume ({@code /Volumes/...}, object storage mounted on every node) unless
-     * renames are asked for.
+     * be renamed; on Databricks ({@code DATABRICKS_RUNTIME_VERSION} in {@code env}), for a Volume
+     * ({@code /Volumes/<catalog>/<schema>/<volume>/...}, object storage mounted on every node) unless renames are
+     * asked for. (Elsewhere {@code /Volumes} may be a Mac's disks.)
      */
-    boolean byManifest(String output) {
+    boolean byManifest(String output, Map<String, String> env) {
       if (ObjectStorage.isRemote(output)) {
         if (this == RENAME) {
           throw new InputException("--commit rename: the output " + output + " is on object storage, which has no"
@@ -76,8 +76,10 @@ public final class JobRunner {
         }
         return true;
       }
-      return this == MANIFEST || this == AUTO
-          && Path.of(output).toAbsolutePath().normalize().startsWith(Path.of("/Volumes"));
+      Path path = Path.of(output).toAbsolutePath().normalize();
+      boolean volume = env.containsKey("DATABRICKS_RUNTIME_VERSION") && path.startsWith(Path.of("/Volumes"))
+          && path.getNameCount() >= 4;
+      return this == MANIFEST || this == AUTO && volume;
     }
   }
   private final boolean runnerChecks;
@@ -94,7 +96,7 @@ public final class JobRunner {
     boolean remote = ObjectStorage.isRemote(output);
     this.output = remote ? null : Path.of(output).toAbsolutePath().normalize();
     this.location = remote ? output.replaceAll("/+$", "") : this.output.toString();
-    this.byManifest = commit.byManifest(output);
+    this.byManifest = commit.byManifest(output, System.getenv());
     this.runnerChecks = runnerChecks;
     this.console = console;
     this.terminal = terminal;

@@ -22,13 +22,14 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Commits a run into object storage (or a mount of it, such as a Databricks Volume), which has no atomic rename: the run's tasks upload its files under
- * {@code runs/<run id>/}, and the run is committed by writing {@code _manifest.json} last, one PUT that replaces the
- * previous manifest whole. The manifest names the run and lists its files with their lines, bytes and CRC32C;
- * readers take the files it lists, so a run killed before its manifest leaves the previous run's output as it was,
- * and its own objects are deleted by the next run that commits. A run that appends lists the files of earlier runs
- * it keeps beside its own. One writer per output prefix: object storage gives
- * no lock here, so two runs into one prefix at once are the user's to avoid (the last manifest wins).
+ * Commits a run into object storage (or a mount of it, such as a Databricks Volume), which has no atomic rename:
+ * the run's tasks copy its files under {@code runs/<run id>/}, and the run is committed by writing
+ * {@code _manifest.json} last, replacing the previous manifest whole (one PUT; a rename into place on a mount). The
+ * manifest names the run and lists its files with their lines, bytes and CRC32C; readers take the files it lists,
+ * so a run killed before its manifest leaves the previous run's output as it was, and its own files are deleted by
+ * the next run that commits. A run that appends lists the files of earlier runs it keeps beside its own. One writer
+ * per output: object storage gives no lock here, so two runs into one output at once are the user's to avoid (the
+ * last manifest wins).
  */
 final class ObjectStoreCommit {
   private static final Logger LOG = LoggerFactory.getLogger(ObjectStoreCommit.class);
@@ -123,7 +124,7 @@ final class ObjectStoreCommit {
     manifest.put("committed_at", Instant.now().toString());
     manifest.put("run_summary", "runs/" + runId + "/run-summary.json");
     manifest.put("files", listed);
-    ObjectStorage.write(manifest(output), JSON.copy().enable(SerializationFeature.INDENT_OUTPUT)
+    ObjectStorage.replace(manifest(output), JSON.copy().enable(SerializationFeature.INDENT_OUTPUT)
         .writeValueAsBytes(manifest), "application/json");
     try {
       java.util.Set<String> keep = new java.util.HashSet<>();

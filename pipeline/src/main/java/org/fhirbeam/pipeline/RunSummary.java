@@ -331,7 +331,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       }
     }
     if (byManifest) {
-      out.printf("  output: %s (fhir/, rejects/, run-summary.json), committed by %s%n",
+      out.printf("  output: %s (run-summary.json and the files the manifest lists), committed by %s%n",
           ObjectStoreCommit.runPrefix(output, runId), ObjectStoreCommit.manifest(output));
       return;
     }

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 import java.util.zip.CRC32C;
@@ -46,8 +47,8 @@ class ManifestCommitTest {
     assertThat(first.err(), first.code(), equalTo(0));
     JsonNode manifest = JSON.readTree(volume.resolve("_manifest.json").toFile());
     String runId = manifest.get("run_id").asText();
-    assertThat(first.out(), containsString("output: " + volume + "/runs/" + runId + "/ (fhir/, rejects/,"
-        + " run-summary.json), committed by " + volume + "/_manifest.json"));
+    assertThat(first.out(), containsString("output: " + volume + "/runs/" + runId + "/ (run-summary.json and the"
+        + " files the manifest lists), committed by " + volume + "/_manifest.json"));
     assertThat(listedResources(volume, manifest), equalTo(RetriedTaskTest.lines(tmp.resolve("renamed/fhir"))));
     assertThat(files(volume), equalTo(listedFiles(volume, manifest)));
 
@@ -76,10 +77,14 @@ class ManifestCommitTest {
 
   @Test
   void aVolumeIsCommittedByAManifestAndObjectStorageCannotBeRenamed() {
-    assertThat(JobRunner.Commit.AUTO.byManifest("/Volumes/main/fhir/landing/out"), equalTo(true));
-    assertThat(JobRunner.Commit.AUTO.byManifest("s3://bucket/out"), equalTo(true));
-    assertThat(JobRunner.Commit.AUTO.byManifest(tmp.resolve("out").toString()), equalTo(false));
-    assertThat(JobRunner.Commit.RENAME.byManifest("/Volumes/main/fhir/landing/out"), equalTo(false));
+    Map<String, String> databricks = Map.of("DATABRICKS_RUNTIME_VERSION", "16.4");
+    assertThat(JobRunner.Commit.AUTO.byManifest("/Volumes/main/fhir/landing/out", databricks), equalTo(true));
+    assertThat(JobRunner.Commit.AUTO.byManifest("/Volumes/main/fhir/landing/out", Map.of()), equalTo(false));
+    assertThat(JobRunner.Commit.AUTO.byManifest("/Volumes/Backup", databricks), equalTo(false));
+    assertThat(JobRunner.Commit.AUTO.byManifest("s3://bucket/out", Map.of()), equalTo(true));
+    assertThat(JobRunner.Commit.AUTO.byManifest(tmp.resolve("out").toString(), databricks), equalTo(false));
+    assertThat(JobRunner.Commit.RENAME.byManifest("/Volumes/main/fhir/landing/out", databricks), equalTo(false));
+    assertThat(JobRunner.Commit.MANIFEST.byManifest(tmp.resolve("out").toString(), Map.of()), equalTo(true));
     Cli r = Cli.run("run", "--commit", "rename", "--output", "s3://bucket/out");
     assertThat(r.code(), equalTo(2));
     assertThat(r.err(), equalTo("error: --commit rename: the output s3://bucket/out is on object storage, which has no"

@@ -82,7 +82,8 @@ class S3OutputTest {
       manifest = manifest(s3);
       String runId = manifest.get("run_id").asText();
       assertThat(first.out(), containsString("output: s3://lake/fhir/default/runs/" + runId
-          + "/ (fhir/, rejects/, run-summary.json), committed by s3://lake/fhir/default/_manifest.json"));
+          + "/ (run-summary.json and the files the manifest lists), committed by"
+          + " s3://lake/fhir/default/_manifest.json"));
       // Every listed file is there with its lines and checksum; the resources are the local run's.
       List<String> resources = new ArrayList<>();
       long rejects = 0;

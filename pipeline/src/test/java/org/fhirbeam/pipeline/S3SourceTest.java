@@ -119,6 +119,61 @@ class S3SourceTest {
   }
 
   /**
+   * An NDJSON object read with {@code fields}, whose columns are the keys of all its records, where records past the
+   * 4 MB planning sample carry a key the first ones lack: its task reads it with the columns it was planned with.
+   */
+  @Test
+  void anObjectIsReadWithTheColumnsItWasPlannedWith() throws Exception {
+    StringBuilder ndjson = new StringBuilder();
+    int rows = 50_000;
+    for (int i = 1; i <= rows; i++) {
+      ndjson.append("{\"patient_id\":\"n").append(i).append("\",\"first_name\":\"Given").append(i)
+          .append("\",\"last_name\":\"Family\",\"birth_date\":\"1980-01-01\",\"gender\":\"F\",")
+          .append(i > rows - 10 ? "\"note\":\"late\"," : "").append("\"name\":{\"family\":\"Family\"}}\n");
+    }
+    assertThat(ndjson.indexOf("note") > 4 << 20, equalTo(true));
+    try (S3Client s3 = s3mock.client()) {
+      s3.putObject(b -> b.bucket("clinic").key("late/p.ndjson"), RequestBody.fromString(ndjson.toString()));
+    }
+    Path config = Files.writeString(tmp.resolve("late.yaml"), "sources:\n  patients:\n    path:"
+        + " s3://clinic/late/p.ndjson\n    fields: {family: name.family}\n    s3: {endpoint: \"http://127.0.0.1:"
+        + port + "\", region: us-east-1}\nmappings: [" + DefaultJobTest.HOME.resolve("config/mappings/patient.yaml")
+        + "]\n");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out-late").toString(), "--set",
+        "duckdb.database=" + tmp.resolve("late.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 50,000 = resources 50,000 + rejected 0: OK"));
+    try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("late.db"));
+        java.sql.Statement st = db.createStatement()) {
+      // The planned columns (their order is the planner's), without the late key.
+      assertThat(DefaultJobTest.row(st, "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM"
+          + " information_schema.columns WHERE table_schema = 'raw_data' AND table_name = 'patients'"),
+          equalTo(List.of("_source_file,birth_date,family,first_name,gender,last_name,name,patient_id")));
+    }
+  }
+
+  /** Two objects of one name in two "folders" are both read, by the mapping and by the DuckDB file's raw copy. */
+  @Test
+  void objectsOfOneNameInTwoFoldersAreBothRead() throws Exception {
+    String header = "patient_id,first_name,last_name,birth_date,gender\n";
+    try (S3Client s3 = s3mock.client()) {
+      s3.putObject(b -> b.bucket("clinic").key("names/2023/p.csv"), RequestBody.fromString(header
+          + "c1,Ann,Lee,1990-01-01,F\n"));
+      s3.putObject(b -> b.bucket("clinic").key("names/2024/p.csv"), RequestBody.fromString(header
+          + "c2,Bo,Kim,1991-02-02,M\nc3,Cy,Ng,1992-03-03,M\n"));
+    }
+    Cli r = run("s3://clinic/names/*/p.csv", "names");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 3 = resources 3 + rejected 0: OK"));
+    try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("names.db"));
+        java.sql.Statement st = db.createStatement()) {
+      assertThat(DefaultJobTest.row(st, "SELECT string_agg(f || ' ' || n, ', ' ORDER BY f) FROM (SELECT"
+          + " _source_file AS f, count(*) AS n FROM raw_data.patients GROUP BY ALL)"),
+          equalTo(List.of("s3://clinic/names/2023/p.csv 1, s3://clinic/names/2024/p.csv 2")));
+    }
+  }
+
+  /**
    * The default job's CSV, Parquet and JSON files as objects (Parquet and JSON are planned from the whole object, CSV
    * from its start): the same resources and rejects, at the same lines and rows, as from the local files.
    */

@@ -261,8 +261,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
   private static final String RAW_LINES = " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE ''";
 
   /** What one task wrote and counted; the element's thread turns it into counters and outputs. */
-  private record Result(int mapping, ReadTask task, long rowsIn, long badLines, long millis, long[] populated,
-      long[][] checkCounts, long mappingRejects, List<PartFile> resources, List<PartFile> rejects, IdKeys keys) {}
+  private record Result(int mapping, ReadTask task, List<String> columnsRead, long rowsIn, long badLines,
+      long millis, long[] populated, long[][] checkCounts, long mappingRejects, List<PartFile> resources,
+      List<PartFile> rejects, IdKeys keys) {}
 
   /** Rows a partitioned COPY buffers per partition before writing them (see {@link MapFilesFn#setup}). */
   private static final int PARTITION_FLUSH_ROWS = 32_768;
@@ -560,8 +561,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
             resources.stream().map(PartFile::target).toList());
       }
       // The task as planned, not the piece's copy or the materialized query it was read as: its share of the file.
-      return new Result(item.mapping(), item.task(), rowsIn, badLineCount, (System.nanoTime() - started) / 1_000_000,
-          populated, checkCounts, mappingRejects, resources, rejects, keys);
+      // The columns as read: for an object the task fetched, those of its planned columns the whole object has.
+      return new Result(item.mapping(), item.task(), task.columns(), rowsIn, badLineCount,
+          (System.nanoTime() - started) / 1_000_000, populated, checkCounts, mappingRejects, resources, rejects, keys);
     }
 
     /** The figures of one task, counted on the element's thread (Beam's metrics belong to it). */
@@ -577,7 +579,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       Metrics.counter(Counters.NAMESPACE, Counters.filesMapped(name)).inc(r.task().fileShare(Counters.FILE));
       Metrics.counter(Counters.NAMESPACE, Counters.bytesMapped(name)).inc(r.task().bytes());
       for (int i = 0; i < r.populated().length; i++) {
-        tally.count(Counters.columnPopulated(name, r.task().columns().get(i)), r.populated()[i]);
+        tally.count(Counters.columnPopulated(name, r.columnsRead().get(i)), r.populated()[i]);
       }
       for (int i = 0; i < checks.size(); i++) {
         String element = checks.get(i).element() == null ? "" : checks.get(i).element();

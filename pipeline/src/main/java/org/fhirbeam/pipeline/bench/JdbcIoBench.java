@@ -3,21 +3,9 @@ package org.fhirbeam.pipeline.bench;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.ResultSet;
-import org.apache.beam.runners.direct.DirectRunner;
 import org.apache.beam.sdk.Pipeline;
-import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.io.jdbc.JdbcIO;
-import org.apache.beam.sdk.metrics.Counter;
-import org.apache.beam.sdk.metrics.MetricNameFilter;
-import org.apache.beam.sdk.metrics.MetricResult;
-import org.apache.beam.sdk.metrics.Metrics;
-import org.apache.beam.sdk.metrics.MetricsFilter;
-import org.apache.beam.sdk.options.PipelineOptions;
-import org.apache.beam.sdk.options.PipelineOptionsFactory;
-import org.apache.beam.sdk.transforms.DoFn;
-import org.apache.beam.sdk.transforms.ParDo;
-import org.fhirbeam.io.ObjectStorage;
 
 /**
  * The {@code jdbcio} case of the benchmark, run as its own process: reads the bench's database table with Beam's
@@ -31,10 +19,7 @@ public final class JdbcIoBench {
   private JdbcIoBench() {}
 
   public static void main(String[] args) throws Exception {
-    PipelineOptions options = PipelineOptionsFactory.create();
-    options.setRunner(DirectRunner.class);
-    ObjectStorage.configure(options, false, null);
-    Pipeline p = Pipeline.create(options);
+    Pipeline p = CountedRead.pipeline();
     String password = Files.readString(Path.of(args[2])).strip();
     // The key range, asked first as our planner asks it (planning is not timed in source-jdbc either).
     long lower;
@@ -46,24 +31,12 @@ public final class JdbcIoBench {
       lower = rs.getLong(1);
       upper = rs.getLong(2) + 1;
     }
-    p.apply("ReadTable", JdbcIO.<Long>readWithPartitions()
-            .withDataSourceConfiguration(JdbcIO.DataSourceConfiguration.create("org.postgresql.Driver", args[0])
-                .withUsername(args[1]).withPassword(password))
-            .withTable(args[3]).withPartitionColumn(args[4]).withNumPartitions(Integer.parseInt(args[5]))
-            .withLowerBound(lower).withUpperBound(upper)
-            .withRowMapper(new Hash()).withCoder(VarLongCoder.of()))
-        .apply("Count", ParDo.of(new CountFn()));
-    long start = System.nanoTime();
-    PipelineResult result = p.run();
-    result.waitUntilFinish();
-    double seconds = (System.nanoTime() - start) / 1e9;
-    long rows = 0;
-    for (MetricResult<Long> c : result.metrics().queryMetrics(MetricsFilter.builder()
-        .addNameFilter(MetricNameFilter.named(CountFn.class, "rows")).build()).getCounters()) {
-      rows += c.getAttempted();
-    }
-    System.out.println(rows);
-    System.out.println(seconds);
+    CountedRead.runAndPrint(p.apply("ReadTable", JdbcIO.<Long>readWithPartitions()
+        .withDataSourceConfiguration(JdbcIO.DataSourceConfiguration.create("org.postgresql.Driver", args[0])
+            .withUsername(args[1]).withPassword(password))
+        .withTable(args[3]).withPartitionColumn(args[4]).withNumPartitions(Integer.parseInt(args[5]))
+        .withLowerBound(lower).withUpperBound(upper)
+        .withRowMapper(new Hash()).withCoder(VarLongCoder.of())));
   }
 
   /**
@@ -79,15 +52,6 @@ public final class JdbcIoBench {
         h = 31 * h + (v == null ? 0 : v.hashCode());
       }
       return h;
-    }
-  }
-
-  private static final class CountFn extends DoFn<Long, Void> {
-    private final Counter rows = Metrics.counter(CountFn.class, "rows");
-
-    @ProcessElement
-    public void process(@Element Long hash) {
-      rows.inc();
     }
   }
 }
