@@ -177,6 +177,10 @@ public final class JobRunner {
     stages.put("plan", planSeconds);
     ObjectStoreCommit commit = new ObjectStoreCommit(location, runId);
     commit.checkSinks(plan.config().sinks());
+    if (ObjectStorage.isRemote(location)) {
+      ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(plan.config().sources().values()));
+    }
+    commit.checkReachable();
     Path work = workDirectory(runId);
     try (Progress progress = new Progress(console, terminal)) {
       Ran ran = runGraph(runId, progress, work.resolve(".parts").toString(), commit.staging());

@@ -58,6 +58,19 @@ final class ObjectStoreCommit {
     return output + "/runs/" + runId;
   }
 
+  /**
+   * Stops the run before anything runs when the output cannot be listed: a bucket that does not exist, no access,
+   * no connection. (Otherwise the tasks would find out when they upload.)
+   */
+  void checkReachable() {
+    try {
+      ObjectStorage.list(output + "/*");
+    } catch (IOException | RuntimeException e) {
+      throw new InputException("the output " + output + " cannot be reached: "
+          + org.fhirbeam.io.DuckDb.firstLine(String.valueOf(e.getMessage())), e);
+    }
+  }
+
   /** Refuses, before anything runs, the sinks that need a local output. */
   void checkSinks(SinkSettings sinks) {
     List<String> local = new ArrayList<>();

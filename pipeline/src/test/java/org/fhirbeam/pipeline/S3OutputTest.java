@@ -372,6 +372,15 @@ class S3OutputTest {
   }
 
   @Test
+  void anOutputThatCannotBeReachedStopsTheRunBeforeItStarts() {
+    Cli r = Cli.run("run", "--output", "s3://no-such-bucket/out", "--set", "sinks.duckdb.enabled=false");
+    assertThat(r.code(), equalTo(2));
+    assertThat(r.err(), startsWith("error: the output s3://no-such-bucket/out cannot be reached: "));
+    assertThat(r.err(), containsString("The specified bucket does not exist."));
+    assertThat(r.out(), equalTo(""));
+  }
+
+  @Test
   void sinksThatNeedALocalDiskAreRefusedBeforeAnythingRuns() {
     Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused", "--set", "sinks.ndjson.mode=upsert");
     assertThat(r.code(), equalTo(2));
