@@ -138,4 +138,14 @@ public final class Counters {
   public static String committedLines(String fileSet) {
     return "committed/" + fileSet;
   }
+
+  public static final String REJECT_REASON_PREFIX = "reject_reason/";
+
+  /**
+   * Committed reject records of a mapping at one stage by one rule ({@code mapping/stage/rule}): counted by the task
+   * that commits each reject part, from the records themselves.
+   */
+  public static String rejectReason(String mapping, String stage, String rule) {
+    return REJECT_REASON_PREFIX + mapping + "/" + stage + "/" + rule;
+  }
 }

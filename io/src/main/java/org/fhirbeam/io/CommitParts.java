@@ -187,6 +187,9 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     public void process(@Element PartFile part, OutputReceiver<Tally> out) throws IOException, SQLException {
       Tally committed = part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines()));
       Path from = Path.of(part.path());
+      if (!part.holdsResources() && part.lines() > 0) {
+        committed = committed.plus(reasons(from));
+      }
       if (part.lines() == 0) {
         out.output(committed);
         Files.deleteIfExists(from);
@@ -221,6 +224,42 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return; // moved by an earlier attempt of this bundle
       }
       Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * How many records of a reject part each mapping rejected at each stage by each rule, read from the records'
+     * top-level fields (the rejected row inside is skipped, not parsed).
+     */
+    private static Tally reasons(Path rejects) throws IOException {
+      Map<String, Long> counts = new java.util.TreeMap<>();
+      try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(rejects.toFile())) {
+        String mapping = null;
+        String stage = null;
+        String rule = null;
+        com.fasterxml.jackson.core.JsonToken t;
+        while ((t = p.nextToken()) != null) {
+          if (t == com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+            mapping = stage = rule = "";
+          } else if (t == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            com.fasterxml.jackson.core.JsonToken value = p.nextToken();
+            if (value.isStructStart()) {
+              p.skipChildren();
+            } else if (field.equals("mapping")) {
+              mapping = p.getValueAsString("");
+            } else if (field.equals("stage")) {
+              stage = p.getValueAsString("");
+            } else if (field.equals("rule")) {
+              rule = p.getValueAsString("");
+            }
+          } else if (t == com.fasterxml.jackson.core.JsonToken.END_OBJECT) {
+            counts.merge(Counters.rejectReason(mapping, stage, rule), 1L, Long::sum);
+          }
+        }
+      }
+      Tally.Builder tally = Tally.builder();
+      counts.forEach(tally::add);
+      return tally.build();
     }
 
     /**

@@ -52,16 +52,26 @@ final class PipelineCounts {
     return rowsIn;
   }
 
-  /** Each mapping's rows in, resources kept and rows rejected, in configuration order. */
+  /**
+   * Each mapping's rows in, resources kept and rows rejected, in configuration order, with its committed reject
+   * records by stage and rule.
+   */
   List<RunSummary.MappingCount> perMapping() {
     List<RunSummary.MappingCount> perMapping = new ArrayList<>();
+    Map<String, Long> reasons = committed().withPrefix(Counters.REJECT_REASON_PREFIX);
     for (CompiledMapping m : plan.mappings()) {
+      Map<String, Long> rejectedBy = new java.util.TreeMap<>();
+      reasons.forEach((key, count) -> {
+        if (key.startsWith(m.name() + "/")) {
+          rejectedBy.put(key.substring(m.name().length() + 1), count);
+        }
+      });
       // Resources that duplicate ids, FHIRPath rules or validation rejected were counted as mapped by the mapping
       // stage first.
       perMapping.add(new RunSummary.MappingCount(m.name(), m.source(), m.resourceType(), exact(Counters.rowsIn(m.name())),
           exact(Counters.mapped(m.name())) - exact(Counters.invalid(m.name()))
               - exact(Counters.ruleRejected(m.name())) - exact(Counters.duplicates(m.name())),
-          exact(Counters.rejected(m.name())), exact(Counters.millis(m.name())) / 1000.0));
+          exact(Counters.rejected(m.name())), exact(Counters.millis(m.name())) / 1000.0, rejectedBy));
     }
     return perMapping;
   }

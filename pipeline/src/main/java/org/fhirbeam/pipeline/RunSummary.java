@@ -174,8 +174,21 @@ public record RunSummary(String runId, String runner, String config, Map<String,
    * The rows one mapping read, turned into resources, and rejected, and the seconds its tasks spent reading,
    * mapping and writing them (one DuckDB query per file, summed over tasks).
    */
+  /**
+   * One mapping's figures; {@code rejectedBy} counts its committed reject records by {@code stage/rule}, in that
+   * order of keys.
+   */
   public record MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped,
-      long rejected, double seconds) {
+      long rejected, double seconds, Map<String, Long> rejectedBy) {
+    public MappingCount {
+      rejectedBy = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(rejectedBy));
+    }
+
+    public MappingCount(String mapping, String source, String resourceType, long rowsIn, long mapped, long rejected,
+        double seconds) {
+      this(mapping, source, resourceType, rowsIn, mapped, rejected, seconds, Map.of());
+    }
+
     boolean balanced() {
       return rowsIn == mapped + rejected;
     }
@@ -247,6 +260,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       e.put("rows_in", c.rowsIn());
       e.put("mapped", c.mapped());
       e.put("rejected", c.rejected());
+      e.put("rejected_by", c.rejectedBy());
       e.put("seconds", Math.round(c.seconds() * 1000) / 1000.0);
       perMapping.add(e);
     }

@@ -174,8 +174,10 @@ class DefaultJobTest {
         summary.get("mappings").get(0).deepCopy();
     assertThat(mapping.remove("seconds").asDouble(), greaterThan(0.0));
     assertThat(summary.get("mappings").size(), equalTo(1));
+    // The six rejects by stage and rule, counted from the committed reject records.
     assertThat(mapping, equalTo(JSON.readTree("{\"mapping\":\"patient\",\"source\":\"patients\","
-        + "\"resource_type\":\"Patient\",\"rows_in\":40,\"mapped\":34,\"rejected\":6}")));
+        + "\"resource_type\":\"Patient\",\"rows_in\":40,\"mapped\":34,\"rejected\":6,\"rejected_by\":"
+        + "{\"mapping/date\":4,\"mapping/id\":1,\"mapping/required\":1}}")));
     assertThat(summary.get("elapsed_s").asDouble(), greaterThan(0.0));
     assertThat(summary.get("rows_per_s").asLong(), greaterThan(0L));
     assertThat(summary.get("duckdb").get("tables"), equalTo(JSON.valueToTree(Map.of("raw_data.patients", 40,
