@@ -277,23 +277,9 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
             in.transferTo(to);
           }
         }
-        String location = directory + "/" + target;
-        if (ObjectStorage.isRemote(directory)) {
-          // One PUT: the object appears whole, or stays as it was.
-          try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc);
-              OutputStream to = ObjectStorage.create(location, gzip ? "application/gzip" : mimeType)) {
-            bytes = in.transferTo(to);
-          }
-        } else {
-          // A local target (a mounted Volume) is written by name, and two attempts of a task may write it at once:
-          // each writes a file of its own beside it and renames it into place.
-          Path to = Path.of(location);
-          Files.createDirectories(to.getParent());
-          Path own = PartFile.beside(to.toString(), "copy");
-          try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc)) {
-            bytes = Files.copy(in, own);
-          }
-          Files.move(own, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        // Two attempts of a task may copy the same part at once: each target is replaced whole.
+        try (InputStream in = new CheckedInputStream(Files.newInputStream(stored), crc)) {
+          bytes = ObjectStorage.replace(directory + "/" + target, in, gzip ? "application/gzip" : mimeType);
         }
       } finally {
         if (gzip) {

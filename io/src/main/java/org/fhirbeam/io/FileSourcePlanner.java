@@ -225,6 +225,34 @@ public final class FileSourcePlanner implements AutoCloseable {
     }
   }
 
+  /** A task as its worker reads it ({@link #fetch}), and the folder of the objects fetched for it, if any. */
+  public record Fetched(ReadTask task, Path folder) implements AutoCloseable {
+    /** Deletes the objects fetched for the task. */
+    @Override
+    public void close() {
+      if (folder != null) {
+        FileTrees.deleteScratch(folder);
+      }
+    }
+  }
+
+  /**
+   * {@code task} as the worker that runs it reads it ({@link #readable}), the objects it reads fetched into a
+   * temporary folder of the worker's, deleted when the result is closed; a task that reads no object as it is.
+   */
+  public static Fetched fetch(Connection db, ReadTask task) throws IOException {
+    if (!task.fetchesObjects()) {
+      return new Fetched(task, null);
+    }
+    Path folder = Files.createTempDirectory("fhirbeam-object-");
+    try {
+      return new Fetched(readable(db, task, folder), folder);
+    } catch (IOException | RuntimeException e) {
+      FileTrees.deleteScratch(folder);
+      throw e;
+    }
+  }
+
   /**
    * {@code task} as the worker that runs it reads it: a task over an object on object storage
    * ({@link ReadTask#remote}) fetches the whole object into a folder of its own under {@code dir} (the worker's disk)
@@ -233,7 +261,7 @@ public final class FileSourcePlanner implements AutoCloseable {
    * as they are of every task's figures); a query over such objects ({@link ReadTask#inputs}) fetches each of them
    * so; any other task as it is.
    */
-  public static ReadTask readable(Connection db, ReadTask task, Path dir) throws IOException {
+  private static ReadTask readable(Connection db, ReadTask task, Path dir) throws IOException {
     if (!task.inputs().isEmpty()) {
       List<ReadTask> fetched = new ArrayList<>();
       for (ReadTask.QueryInput in : task.inputs()) {

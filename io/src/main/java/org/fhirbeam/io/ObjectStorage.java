@@ -159,18 +159,23 @@ public final class ObjectStorage {
   }
 
   /**
-   * Writes a file that readers take as a whole (a manifest): an object (one PUT), or a local file written beside it
-   * and renamed into place, so that neither a reader nor a crash meets part of it.
+   * Writes a file that readers take as a whole (a manifest, a committed part), from {@code in}, and returns its
+   * bytes: an object (one PUT), or a local file written beside it under a name of its own and renamed into place,
+   * so that neither a reader, a crash nor a second writer of the same file (another attempt of a task) meets part
+   * of it.
    */
-  public static void replace(String location, byte[] bytes, String mimeType) throws IOException {
+  public static long replace(String location, InputStream in, String mimeType) throws IOException {
     if (isRemote(location)) {
-      write(location, bytes, mimeType);
-      return;
+      try (OutputStream out = create(location, mimeType)) {
+        return in.transferTo(out);
+      }
     }
     Path to = Path.of(location);
+    Files.createDirectories(to.getParent());
     Path own = to.resolveSibling(to.getFileName() + ".writing-" + java.util.UUID.randomUUID());
-    Files.write(own, bytes);
+    long bytes = Files.copy(in, own);
     Files.move(own, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    return bytes;
   }
 
   public static void write(String location, byte[] bytes, String mimeType) throws IOException {

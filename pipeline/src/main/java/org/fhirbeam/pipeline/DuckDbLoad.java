@@ -2,7 +2,6 @@ package org.fhirbeam.pipeline;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -23,7 +22,6 @@ import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
-import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
@@ -69,7 +67,7 @@ final class DuckDbLoad implements AutoCloseable {
   private void copyRawRows() {
     List<String> dropped = new ArrayList<>();
     List<DuckDbTables.QueryTable> raw = new ArrayList<>();
-    Path objects = null;
+    List<FileSourcePlanner.Fetched> fetched = new ArrayList<>();
     try (Connection planning = db.unwrap(DuckDBConnection.class).duplicate()) {
       for (PlannedSource s : plan.sources().values()) {
         // A database source's rows already live in a database; without a copy this run, an earlier one would be stale.
@@ -79,12 +77,9 @@ final class DuckDbLoad implements AutoCloseable {
         }
         List<String> queries = new ArrayList<>();
         for (ReadTask t : s.tasks()) {
-          if (t.fetchesObjects() && objects == null) {
-            objects = Files.createTempDirectory("fhirbeam-object-");
-          }
-          ReadTask readable = FileSourcePlanner.readable(planning, t, objects);
+          fetched.add(FileSourcePlanner.fetch(planning, t));
           queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM ("
-              + readable.textRows(List.of(), "raw_bad_lines") + ")");
+              + fetched.get(fetched.size() - 1).task().textRows(List.of(), "raw_bad_lines") + ")");
         }
         raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
       }
@@ -95,9 +90,7 @@ final class DuckDbLoad implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
-      if (objects != null) {
-        FileTrees.deleteScratch(objects);
-      }
+      fetched.forEach(FileSourcePlanner.Fetched::close);
     }
   }
 

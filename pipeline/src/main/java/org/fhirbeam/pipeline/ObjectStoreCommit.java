@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -15,6 +16,7 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.CommitParts.CommittedFile;
+import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
@@ -67,7 +69,7 @@ final class ObjectStoreCommit {
       ObjectStorage.list(output + "/*");
     } catch (IOException | RuntimeException e) {
       throw new InputException("the output " + output + " cannot be reached: "
-          + org.fhirbeam.io.DuckDb.firstLine(String.valueOf(e.getMessage())), e);
+          + DuckDb.firstLine(String.valueOf(e.getMessage())), e);
     }
   }
 
@@ -137,8 +139,8 @@ final class ObjectStoreCommit {
     manifest.put("committed_at", Instant.now().toString());
     manifest.put("run_summary", "runs/" + runId + "/run-summary.json");
     manifest.put("files", listed);
-    ObjectStorage.replace(manifest(output), JSON.copy().enable(SerializationFeature.INDENT_OUTPUT)
-        .writeValueAsBytes(manifest), "application/json");
+    ObjectStorage.replace(manifest(output), new ByteArrayInputStream(JSON.copy()
+        .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(manifest)), "application/json");
     try {
       java.util.Set<String> keep = new java.util.HashSet<>();
       kept.forEach(f -> keep.add(output + "/" + f.get("path")));

@@ -2,8 +2,6 @@ package org.fhirbeam.pipeline;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -17,7 +15,6 @@ import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
-import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.SqlMapping;
@@ -67,16 +64,10 @@ final class Preview {
     ReadTask first = source.tasks().get(0);
     out.printf("   the first %d row(s) of %s%n", rows, first.file());
     // An object on object storage is fetched here, as the task that maps it fetches it.
-    Path objects = null;
-    try {
-      objects = !first.fetchesObjects() ? null : Files.createTempDirectory("fhirbeam-object-");
-      previewRows(db, sql, FileSourcePlanner.readable(db, first, objects), rows, badLines, out);
+    try (FileSourcePlanner.Fetched fetched = FileSourcePlanner.fetch(db, first)) {
+      previewRows(db, sql, fetched.task(), rows, badLines, out);
     } catch (java.io.IOException e) {
       throw new java.io.UncheckedIOException("cannot fetch " + first.file(), e);
-    } finally {
-      if (objects != null) {
-        FileTrees.deleteScratch(objects);
-      }
     }
   }
 

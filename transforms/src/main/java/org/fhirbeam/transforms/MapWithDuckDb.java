@@ -386,15 +386,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     /** Runs one task on {@code db}: the count, the mapping's COPY and the rejects of unreadable lines. */
     private Result map(Connection db, Item item) throws IOException {
       long started = System.nanoTime();
-      if (!item.task().fetchesObjects()) {
-        return read(db, item, item.task(), started);
-      }
       // Objects on object storage are fetched to the worker's disk and planned there as local files are.
-      Path dir = Files.createTempDirectory("fhirbeam-object-");
-      try {
-        return read(db, item, FileSourcePlanner.readable(db, item.task(), dir), started);
-      } finally {
-        FileTrees.deleteScratch(dir);
+      try (FileSourcePlanner.Fetched fetched = FileSourcePlanner.fetch(db, item.task())) {
+        return read(db, item, fetched.task(), started);
       }
     }
 
