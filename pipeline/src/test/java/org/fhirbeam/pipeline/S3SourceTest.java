@@ -180,11 +180,7 @@ class S3SourceTest {
   @Test
   void objectsOfEveryFormatGiveWhatTheLocalFilesGive() throws Exception {
     Path patients = DefaultJobTest.HOME.resolve("testdata/patients");
-    try (S3Client s3 = s3mock.client(); var files = Files.list(patients)) {
-      for (Path f : files.toList()) {
-        s3.putObject(b -> b.bucket("clinic").key("mixed/" + f.getFileName()), RequestBody.fromFile(f));
-      }
-    }
+    s3mock.upload(patients, "", "clinic", "mixed/");
     Cli remote = run("s3://clinic/mixed/*", "mixed");
     assertThat(remote.err(), remote.code(), equalTo(0));
     Cli local = Cli.run("run", "--output", tmp.resolve("out-mixed-local").toString(), "--set",
@@ -234,12 +230,7 @@ class S3SourceTest {
    */
   @Test
   void theSyntheaSetFromObjectsGivesWhatItsLocalFilesGive() throws Exception {
-    Path synthea = DefaultJobTest.HOME.resolve("testdata/synthea");
-    try (S3Client s3 = s3mock.client(); var files = Files.list(synthea)) {
-      for (Path f : files.filter(f -> f.toString().endsWith(".csv")).toList()) {
-        s3.putObject(b -> b.bucket("clinic").key("synthea/" + f.getFileName()), RequestBody.fromFile(f));
-      }
-    }
+    s3mock.upload(DefaultJobTest.HOME.resolve("testdata/synthea"), ".csv", "clinic", "synthea/");
     String config = DefaultJobTest.HOME.resolve("config/pipelines/synthea.yaml").toString();
     System.setProperty("aws.endpointUrl", s3mock.endpoint());
     Cli remote;

@@ -24,7 +24,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
@@ -51,13 +50,9 @@ class StandaloneClusterTest {
     s3 = S3TestServer.start(Path.of("target/s3mock/s3mock-exec.jar"));
     try (S3Client client = s3.client()) {
       client.createBucket(b -> b.bucket("lake"));
-      // The default job's files (CSV, Parquet, JSON), for a run that reads them from object storage.
-      try (Stream<Path> files = Files.list(HOME.resolve("testdata/patients"))) {
-        for (Path f : files.toList()) {
-          client.putObject(b -> b.bucket("lake").key("in/" + f.getFileName()), RequestBody.fromFile(f));
-        }
-      }
     }
+    // The default job's files (CSV, Parquet, JSON), for a run that reads them from object storage.
+    s3.upload(HOME.resolve("testdata/patients"), "", "lake", "in/");
     // What the DirectRunner writes in this JVM; a run that does not balance throws.
     direct = tmp.resolve("direct");
     FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--output", direct.toString(),
@@ -149,11 +144,7 @@ class StandaloneClusterTest {
     Path local = tmp.resolve("synthea-direct");
     FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--config", config, "--output", local.toString(),
         "--set", "sinks.duckdb.enabled=false");
-    try (S3Client client = s3.client(); Stream<Path> files = Files.list(HOME.resolve("testdata/synthea"))) {
-      for (Path f : files.filter(f -> f.toString().endsWith(".csv")).toList()) {
-        client.putObject(b -> b.bucket("lake").key("synthea-in/" + f.getFileName()), RequestBody.fromFile(f));
-      }
-    }
+    s3.upload(HOME.resolve("testdata/synthea"), ".csv", "lake", "synthea-in/");
     Map<String, String> env = new HashMap<>(s3.environment());
     env.put("FHIRBEAM_HOME", HOME.toString());
     Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());

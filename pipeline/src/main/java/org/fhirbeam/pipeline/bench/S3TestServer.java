@@ -8,9 +8,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.fhirbeam.io.FileTrees;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.s3.S3Client;
@@ -88,6 +90,19 @@ public final class S3TestServer implements AutoCloseable {
   public static Map<String, String> executorSettings() {
     return Map.of("spark.executorEnv.AWS_ACCESS_KEY_ID", ACCESS_KEY,
         "spark.executorEnv.AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+  }
+
+  /**
+   * Uploads the files of {@code folder} whose names end with {@code suffix} ("" for all) to {@code bucket}, each
+   * under {@code prefix} and its file name.
+   */
+  public void upload(Path folder, String suffix, String bucket, String prefix) throws IOException {
+    try (S3Client client = client(); Stream<Path> files = Files.list(folder)) {
+      for (Path f : files.filter(f -> f.getFileName().toString().endsWith(suffix)).sorted().toList()) {
+        client.putObject(b -> b.bucket(bucket).key(prefix + f.getFileName()),
+            RequestBody.fromFile(f));
+      }
+    }
   }
 
   /** A client of the store with the test credentials. */
