@@ -173,7 +173,8 @@ public final class FhirBeam implements Callable<Integer> {
     @Option(names = "--commit", paramLabel = "HOW", defaultValue = "auto",
         description = "How the run replaces the output: rename (a local directory swapped in), manifest (files under"
             + " runs/<run id>/ and a _manifest.json written last, for object storage and shared mounts without atomic"
-            + " renames) or auto: manifest for s3:// and Databricks /Volumes/ paths, else rename (default: auto).")
+            + " renames) or auto: manifest for s3:// outputs and, on Databricks, /Volumes/ paths, else rename"
+            + " (default: auto).")
     JobRunner.Commit commit;
 
     @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
