@@ -148,4 +148,25 @@ public final class Counters {
   public static String rejectReason(String mapping, String stage, String rule) {
     return REJECT_REASON_PREFIX + mapping + "/" + stage + "/" + rule;
   }
+
+  /** The prefix of {@link #populated} figures. */
+  public static final String POPULATED_PREFIX = "populated/";
+
+  /**
+   * Committed resources of a mapping in which its value element at {@code position} (in mapping order) has a value:
+   * counted by the task that measures each part, for the quality figures of a run without the DuckDB load.
+   */
+  public static String populated(String mapping, int position) {
+    return POPULATED_PREFIX + mapping + "/" + position;
+  }
+
+  /** Committed resources of a mapping that were measured for {@link #populated}. */
+  public static String measured(String mapping) {
+    return "measured/" + mapping;
+  }
+
+  /** Resources of a type beyond the first with each id: the failures of the {@code duplicate_id} check. */
+  public static String repeatedIds(String resourceType) {
+    return "repeated_ids/" + resourceType;
+  }
 }

@@ -19,10 +19,12 @@ import java.util.zip.CheckedInputStream;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.transforms.Combine;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PDone;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.data.Counters;
@@ -50,19 +52,22 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   /** By resource type, the layout of the Parquet files written beside the NDJSON ones; empty for none. */
   private final Map<String, DuckDbTables.ParquetLayout> parquet;
   private final DuckDbSettings settings;
+  /** Figures of the run counted apart from its parts, added up with theirs; null for none. */
+  private final PCollection<Tally> more;
 
   private CommitParts(String directory, boolean copy, boolean gzipResources,
-      Map<String, DuckDbTables.ParquetLayout> parquet, DuckDbSettings settings) {
+      Map<String, DuckDbTables.ParquetLayout> parquet, DuckDbSettings settings, PCollection<Tally> more) {
     this.directory = directory;
     this.copy = copy;
     this.gzipResources = gzipResources;
     this.parquet = Map.copyOf(parquet);
     this.settings = settings;
+    this.more = more;
   }
 
   /** Moves the parts into a local {@code directory} (renames on one file system). */
   public static CommitParts to(String directory) {
-    return new CommitParts(required(directory), false, false, Map.of(), null);
+    return new CommitParts(required(directory), false, false, Map.of(), null, null);
   }
 
   /**
@@ -71,7 +76,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
    * ({@link #committedFiles}): for storage without atomic renames.
    */
   public static CommitParts copyingTo(String directory) {
-    return new CommitParts(required(directory), true, false, Map.of(), null);
+    return new CommitParts(required(directory), true, false, Map.of(), null, null);
   }
 
   private static String required(String directory) {
@@ -83,7 +88,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   /** The same commit, copying resource parts gzip-compressed ({@code .ndjson.gz}); only when copying. */
   public CommitParts gzippingResources() {
-    return new CommitParts(directory, requireCopy(), true, parquet, settings);
+    return new CommitParts(directory, requireCopy(), true, parquet, settings, more);
   }
 
   private boolean requireCopy() {
@@ -99,7 +104,15 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
    * (listed with its rows as lines); only when copying.
    */
   public CommitParts writingParquet(Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings settings) {
-    return new CommitParts(directory, requireCopy(), gzipResources, layouts, settings);
+    return new CommitParts(directory, requireCopy(), gzipResources, layouts, settings, more);
+  }
+
+  /**
+   * The same commit, adding up {@code figures} (of the same pipeline: counted from the whole run rather than from one
+   * part, such as the checks of its references) with those of the parts.
+   */
+  public CommitParts addingUp(PCollection<Tally> figures) {
+    return new CommitParts(directory, copy, gzipResources, parquet, settings, figures);
   }
 
   /**
@@ -136,8 +149,12 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   @Override
   public PDone expand(PCollection<PartFile> input) {
-    input.apply("MoveParts", ParDo.of(new MoveFn(directory, copy, gzipResources, parquet, settings)))
-        .setCoder(SerializableCoder.of(Tally.class))
+    PCollection<Tally> tallies = input.apply("MoveParts", ParDo.of(new MoveFn(directory, copy, gzipResources,
+        parquet, settings))).setCoder(SerializableCoder.of(Tally.class));
+    if (more != null) {
+      tallies = PCollectionList.of(tallies).and(more).apply("WithRunFigures", Flatten.pCollections());
+    }
+    tallies
         // Without the default for no input: that costs the DirectRunner a side input and two more steps, and a run
         // that committed nothing has nothing to add up (readTally).
         .apply("AddUpTallies", Combine.globally(new AddUp()).withoutDefaults())

@@ -284,27 +284,46 @@ public final class FhirBeam implements Callable<Integer> {
 
   /** {@code fhirbeam report}. */
   @Command(name = "report", mixinStandardHelpOptions = true,
-      description = "Print the data-quality report of the latest run in a DuckDB database (counts only, no record"
-          + " values) and the path of its HTML page.")
+      description = "Print the data-quality report of the latest run (counts only, no record values) and the path of"
+          + " its HTML page: from a DuckDB database the runs loaded, or from an output committed by a manifest"
+          + " (object storage, a Databricks Volume), given with --output.")
   static final class Report implements Callable<Integer> {
     @Option(names = "--db", paramLabel = "FILE", defaultValue = "data/fhir_mappings.db",
         description = "DuckDB database the runs loaded (default: ${DEFAULT-VALUE}).")
     Path db;
 
-    @Option(names = "--output", paramLabel = "DIR",
-        description = "The run's output directory, where report/quality.html is (default: the one the run wrote).")
-    Path output;
+    @Option(names = "--output", paramLabel = "DIR|URI",
+        description = "The run's output: a directory or URI committed by a manifest (_manifest.json), whose committed"
+            + " run's report is printed; or the directory of a database's run, where report/quality.html is"
+            + " (default: the one the run wrote).")
+    String output;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() throws java.sql.SQLException {
+    public Integer call() throws java.sql.SQLException, IOException {
+      PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
+      if (output != null && committedByManifest()) {
+        String location = output.replaceAll("/+$", "");
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.JsonNode manifest = json.readTree(org.fhirbeam.io.ObjectStorage.read(
+            ObjectStoreCommit.manifest(location)));
+        if (manifest.get("report") == null) {
+          throw new InputException("the run committed in " + location + " wrote no quality report");
+        }
+        QualityReport.fromJson(json.readTree(org.fhirbeam.io.ObjectStorage.read(location + "/"
+            + manifest.get("report").asText()))).print(out);
+        out.println("  HTML report: " + location + "/" + manifest.get("report").asText()
+            .replaceFirst("quality\\.json$", "quality.html"));
+        return 0;
+      }
       String path = db.toAbsolutePath().normalize().toString();
       if (!java.nio.file.Files.isRegularFile(db)) {
         throw new InputException("DuckDB database " + path + " does not exist; run fhirbeam run first");
       }
       QualityReport report;
+      Path dir = output == null ? null : Path.of(output);
       try (java.sql.Connection c = org.fhirbeam.io.DuckDb.openFile(path,
           new org.fhirbeam.config.DuckDbSettings(path, true, null, 0, java.util.List.of()), true)) {
         String runId = QualityReport.latestRun(c);
@@ -312,15 +331,36 @@ public final class FhirBeam implements Callable<Integer> {
           throw new InputException("DuckDB database " + path + " holds no quality figures; run fhirbeam run first");
         }
         report = QualityReport.load(c, runId);
-        if (output == null) {
-          output = Path.of(QualityReport.outputOf(c, runId));
+        if (dir == null) {
+          dir = Path.of(QualityReport.outputOf(c, runId));
         }
       }
-      PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
       report.print(out);
-      Path html = output.resolve("report").resolve("quality.html").toAbsolutePath().normalize();
+      Path html = dir.resolve("report").resolve("quality.html").toAbsolutePath().normalize();
       out.println("  HTML report: " + html + (java.nio.file.Files.isRegularFile(html) ? "" : " (not found)"));
       return 0;
+    }
+
+    /** Whether {@link #output} holds a manifest; an output on object storage that cannot be reached is an error. */
+    private boolean committedByManifest() {
+      String location = output.replaceAll("/+$", "");
+      try {
+        if (org.fhirbeam.io.ObjectStorage.isRemote(location)) {
+          org.fhirbeam.io.ObjectStorage.useBeforePipeline(null);
+          if (!org.fhirbeam.io.ObjectStorage.exists(ObjectStoreCommit.manifest(location))) {
+            throw new InputException("the output " + location + " holds no committed run (no "
+                + ObjectStoreCommit.MANIFEST + ")");
+          }
+          return true;
+        }
+        return java.nio.file.Files.isRegularFile(Path.of(ObjectStoreCommit.manifest(location)));
+      } catch (IOException | RuntimeException e) {
+        if (e instanceof InputException i) {
+          throw i;
+        }
+        throw new InputException("the output " + location + " cannot be reached: "
+            + org.fhirbeam.io.DuckDb.firstLine(String.valueOf(e.getMessage())), e);
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.transforms.Flatten;
+import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionTuple;
@@ -16,6 +17,8 @@ import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
 import org.fhirbeam.quality.DropDuplicateIds;
+import org.fhirbeam.quality.MeasureResources;
+import org.fhirbeam.quality.ResolveReferences;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
 import org.fhirbeam.validation.ValidateResources;
@@ -26,7 +29,9 @@ import org.fhirbeam.validation.ValidateResources;
  * element at a time gets the tasks in one element, mapped several at a time); resources whose id one of the same type
  * mapped before them has are dropped or fail the run (quality.duplicate_ids); a mapping's FHIRPath rules are checked
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
- * move to reject parts); the parts of successful tasks are then committed into the staging output.
+ * move to reject parts); the parts of successful tasks are then committed into the staging output. A run committed by
+ * a manifest measures the resources it commits for its quality figures ({@link MeasureResources},
+ * {@link ResolveReferences}): a run committed by renames has the DuckDB load compute them.
  */
 final class JobGraph {
   private JobGraph() {}
@@ -49,6 +54,7 @@ final class JobGraph {
       works.add(new MapWithDuckDb.Work(mapping, plan.sources().get(mapping.source()).tasks()));
     }
     List<PCollection<PartFile>> parts = new ArrayList<>();
+    List<PCollection<KV<String, String>>> keys = new ArrayList<>();
     if (!works.isEmpty()) {
       DuplicateIds duplicateIds = plan.config().quality().duplicateIds();
       PCollectionTuple mapped = p.apply("Map", MapWithDuckDb.of(works)
@@ -86,12 +92,36 @@ final class JobGraph {
           files = files.apply("Validate" + capitalize(mapping.name()),
               ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
         }
+        if (byManifest) {
+          // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
+          MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
+          if (checksWholeRun(works, duplicateIds)) {
+            measure = measure.emittingKeys(!plan.config().externalPrefixes().isEmpty());
+          }
+          PCollectionTuple measured = files.apply("Measure" + capitalize(mapping.name()), measure);
+          files = measured.get(MeasureResources.PARTS);
+          keys.add(measured.get(MeasureResources.KEYS));
+        }
         parts.add(files);
       }
     }
+    CommitParts commit = commit(plan, stagingRoot, byManifest);
+    if (!keys.isEmpty() && checksWholeRun(works, plan.config().quality().duplicateIds())) {
+      commit = commit.addingUp(PCollectionList.of(keys).apply("CollectKeys", Flatten.pCollections())
+          .apply("ResolveReferences", ResolveReferences.of(plan.config().externalPrefixes())));
+    }
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))
-        .apply("CommitParts", commit(plan, stagingRoot, byManifest));
+        .apply("CommitParts", commit);
+  }
+
+  /**
+   * Whether a run's quality figures need checks over all its resources at once: a mapping writes references (do they
+   * resolve?), or repeated ids are kept (how many?).
+   */
+  private static boolean checksWholeRun(List<MapWithDuckDb.Work> works, DuplicateIds duplicateIds) {
+    return duplicateIds == DuplicateIds.KEEP || works.stream()
+        .anyMatch(w -> w.mapping().valueElements().stream().anyMatch(CompiledMapping.ValueElement::reference));
   }
 
   /**

@@ -191,7 +191,9 @@ public final class JobRunner {
           .withStage("verify", (System.nanoTime() - mark) / 1e9);
       progress.phase("committing");
       long commitStart = System.nanoTime();
-      commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9),
+      QualityReport report = QualityReport.of(plan, counted, ran.tasks(), Instant.now(), commit.previousReport());
+      counted = counted.withChecks(report.checkSummary());
+      commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9), report,
           CommitParts.committedFiles(ran.tasks().committed()), commit.kept(plan.config().sinks()));
       return counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9)
           .withStage("commit", (System.nanoTime() - commitStart) / 1e9);

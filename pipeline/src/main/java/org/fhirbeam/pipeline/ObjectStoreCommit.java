@@ -6,12 +6,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.zip.CRC32C;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
@@ -87,9 +89,29 @@ final class ObjectStoreCommit {
     }
     if (!local.isEmpty()) {
       throw new InputException("the output " + output + " is committed by a manifest, which takes the FHIR NDJSON"
-          + " and Parquet files (overwritten or appended to), the rejects and the run summary; these need a local"
-          + " --output committed by renames for now: " + String.join(", ", local)
+          + " and Parquet files (overwritten or appended to), the rejects, the quality report and the run summary;"
+          + " these need a local --output committed by renames for now: " + String.join(", ", local)
           + " (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)");
+    }
+  }
+
+  /**
+   * The quality report of the committed run, for the trend of the next; null when nothing is committed yet, or the
+   * committed run wrote none (an output written before runs committed by a manifest had reports), or it cannot be
+   * read (then the next report starts its history anew, and says nothing false).
+   */
+  QualityReport previousReport() {
+    try {
+      if (!ObjectStorage.exists(manifest(output))) {
+        return null;
+      }
+      JsonNode report = JSON.readTree(ObjectStorage.read(manifest(output))).get("report");
+      return report == null ? null : QualityReport.fromJson(JSON.readTree(ObjectStorage.read(output + "/"
+          + report.asText())));
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("the quality report of the run committed in {} cannot be read, so this run's report has no trend: {}",
+          output, e.toString());
+      return null;
     }
   }
 
@@ -116,17 +138,36 @@ final class ObjectStoreCommit {
     return kept;
   }
 
+  /** Writes {@code bytes} to {@code target} under the run's folder, and returns its entry for the manifest. */
+  private CommittedFile written(String target, byte[] bytes, String mimeType) throws IOException {
+    ObjectStorage.write(runPrefix(output, runId) + target, bytes, mimeType);
+    CRC32C crc = new CRC32C();
+    crc.update(bytes);
+    // Lines as a reader splits them: the last one need not end with a line feed.
+    long lines = bytes.length > 0 && bytes[bytes.length - 1] != '\n' ? 1 : 0;
+    for (byte b : bytes) {
+      lines += b == '\n' ? 1 : 0;
+    }
+    return new CommittedFile(target, lines, bytes.length, crc.getValue());
+  }
+
   /**
-   * Writes the run summary, then the manifest, listing the run's files after the {@code kept} files of earlier runs
+   * Writes the run summary and the quality report (quality.json and quality.html, under {@code report/}), then the
+   * manifest, listing the run's files after the {@code kept} files of earlier runs
    * (see {@link #kept}): from that PUT on, the run is the output. Then every object under {@code runs/} that the
    * manifest does not list is deleted, but for this run's own (the objects of earlier runs it replaced, and of runs
    * killed before their manifest).
    */
-  void commit(RunSummary summary, List<CommittedFile> files, List<Map<String, Object>> kept) throws IOException {
+  void commit(RunSummary summary, QualityReport report, List<CommittedFile> files, List<Map<String, Object>> kept)
+      throws IOException {
     String prefix = runPrefix(output, runId);
     ObjectStorage.write(prefix + "run-summary.json", summary.json(), "application/json");
     List<Map<String, Object>> listed = new ArrayList<>(kept);
-    files.stream().sorted(Comparator.comparing(CommittedFile::target)).forEach(f -> {
+    List<CommittedFile> all = new ArrayList<>(files);
+    all.add(written("report/quality.json", report.json(), "application/json"));
+    all.add(written("report/quality.html", QualityHtml.render(report).getBytes(StandardCharsets.UTF_8),
+        "text/html"));
+    all.stream().sorted(Comparator.comparing(CommittedFile::target)).forEach(f -> {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("path", "runs/" + runId + "/" + f.target());
       m.put("lines", f.lines());
@@ -138,6 +179,7 @@ final class ObjectStoreCommit {
     manifest.put("run_id", runId);
     manifest.put("committed_at", Instant.now().toString());
     manifest.put("run_summary", "runs/" + runId + "/run-summary.json");
+    manifest.put("report", "runs/" + runId + "/report/quality.json");
     manifest.put("files", listed);
     ObjectStorage.replace(manifest(output), new ByteArrayInputStream(JSON.copy()
         .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(manifest)), "application/json");

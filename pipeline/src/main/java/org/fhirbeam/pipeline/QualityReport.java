@@ -1,5 +1,6 @@
 package org.fhirbeam.pipeline;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
@@ -11,13 +12,21 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.QualityTables;
+import org.fhirbeam.transforms.CompiledMapping;
 
 /**
  * One run's data-quality figures as the {@code quality} schema holds them, read back (inside the loading
@@ -147,6 +156,144 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
     }
   }
 
+  /**
+   * The report of a run that has no DuckDB load (one committed by a manifest), from the figures its tasks counted
+   * ({@link org.fhirbeam.quality.MeasureResources}, {@link org.fhirbeam.quality.ResolveReferences}) and the
+   * {@code previous} committed run's report (null for none): the same figures, by the same definitions, as
+   * {@link #load} reads from the quality tables, over the resources this run commits.
+   */
+  static QualityReport of(JobPlan plan, RunSummary counted, PipelineCounts tasks, Instant time,
+      QualityReport previous) {
+    Tally figures = tasks.committed();
+    RunRow run = new RunRow(counted.runId(), TIME.format(time), plan.config().name(), counted.rowsIn(),
+        counted.resourcesOut().values().stream().mapToLong(Long::longValue).sum(), counted.rejected(),
+        counted.validation() == null ? null : counted.validation().validated());
+    List<CompletenessRow> completeness = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      long total = figures.get(Counters.measured(m.name()));
+      for (int i = 0; i < m.valueElements().size(); i++) {
+        long populated = figures.get(Counters.populated(m.name(), i));
+        completeness.add(new CompletenessRow(m.name(), m.valueElements().get(i).path(), populated, total,
+            total == 0 ? null : (double) populated / total));
+      }
+    }
+    List<CheckRow> checks = new ArrayList<>();
+    for (QualityTables.Check c : tasks.checks()) {
+      checks.add(new CheckRow(c.mapping(), c.check(), c.element(), c.failed(), c.total()));
+    }
+    List<String> order = plan.mappings().stream().map(CompiledMapping::name).toList();
+    for (CompiledMapping m : plan.mappings()) {
+      checks.add(new CheckRow(m.name(), "duplicate_id", null, figures.get(Counters.repeatedIds(m.resourceType())),
+          counted.resourcesOut().getOrDefault(m.resourceType(), 0L)));
+    }
+    checks.sort(Comparator.comparing((CheckRow c) -> order.indexOf(c.mapping())).thenComparing(CheckRow::check)
+        .thenComparing(CheckRow::element, Comparator.nullsLast(Comparator.naturalOrder())));
+    List<MappingRow> mappings = new ArrayList<>();
+    List<RejectRow> rejects = new ArrayList<>();
+    for (RunSummary.MappingCount c : counted.mappings()) {
+      Double share = completeness.stream().filter(r -> r.mapping().equals(c.mapping()) && r.share() != null)
+          .mapToDouble(CompletenessRow::share).average().stream().boxed().findFirst().orElse(null);
+      long failed = checks.stream().filter(k -> k.mapping().equals(c.mapping())).mapToLong(CheckRow::failed).sum();
+      mappings.add(new MappingRow(c.mapping(), c.resourceType(), c.rowsIn(), c.mapped(), c.rejected(),
+          c.rowsIn() == 0 ? null : (double) c.rejected() / c.rowsIn(), share, failed));
+      // stage/rule: a stage holds no '/'
+      c.rejectedBy().forEach((reason, n) -> rejects.add(new RejectRow(c.mapping(), reason.substring(0,
+          reason.indexOf('/')), reason.substring(reason.indexOf('/') + 1), n)));
+    }
+    rejects.sort(Comparator.comparingLong(RejectRow::count).reversed().thenComparing(RejectRow::mapping)
+        .thenComparing(RejectRow::stage).thenComparing(RejectRow::rule));
+    List<IssueRow> issues = new ArrayList<>();
+    if (counted.validation() != null) {
+      counted.validation().issues().forEach(i -> issues.add(new IssueRow(i.mapping(), i.severity(), i.category(),
+          i.messageId(), i.count())));
+      issues.sort(Comparator.comparingLong(IssueRow::count).reversed().thenComparing(IssueRow::mapping)
+          .thenComparing(IssueRow::severity).thenComparing(IssueRow::messageId));
+    }
+    List<SourceColumnRow> sourceColumns = new ArrayList<>();
+    List<QualityTables.SourceColumn> measured = new ArrayList<>(tasks.sourceColumns());
+    measured.sort(Comparator.comparing(QualityTables.SourceColumn::source)
+        .thenComparingInt(QualityTables.SourceColumn::position));
+    for (QualityTables.SourceColumn c : measured) {
+      sourceColumns.add(new SourceColumnRow(c.source(), c.column(), c.populated(), c.total(),
+          c.total() == 0 ? null : (double) c.populated() / c.total()));
+    }
+    List<RunRow> history = new ArrayList<>();
+    Map<String, MappingRow> previousMappings = new LinkedHashMap<>();
+    if (previous != null) {
+      List<RunRow> earlier = previous.history();
+      history.addAll(earlier.subList(Math.max(0, earlier.size() - (HISTORY - 1)), earlier.size()));
+      previous.mappings().forEach(m -> previousMappings.put(m.mapping(), m));
+    }
+    history.add(run);
+    return new QualityReport(run, previous == null ? null : previous.run(), mappings, previousMappings, completeness,
+        rejects, checks, issues, history, sourceColumns);
+  }
+
+  /** The runs a report shows in its trend: this one and those before it. */
+  private static final int HISTORY = 12;
+  private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss'Z'")
+      .withZone(ZoneOffset.UTC);
+
+  /** A report as {@link #toJson} wrote it ({@code quality.json}). */
+  static QualityReport fromJson(JsonNode json) {
+    RunRow run = runRow(json.get("run"));
+    JsonNode p = json.get("previous_run");
+    RunRow previous = p == null || p.isNull() ? null : runRow(p);
+    List<MappingRow> mappings = new ArrayList<>();
+    for (JsonNode m : json.path("mappings")) {
+      mappings.add(new MappingRow(m.get("mapping").asText(), m.get("resource_type").asText(),
+          m.get("rows_in").asLong(), m.get("resources").asLong(), m.get("rejected").asLong(),
+          number(m.get("reject_rate")), number(m.get("completeness")), m.get("failed_checks").asLong()));
+    }
+    List<CompletenessRow> completeness = new ArrayList<>();
+    for (JsonNode c : json.path("completeness")) {
+      completeness.add(new CompletenessRow(c.get("mapping").asText(), c.get("element").asText(),
+          c.get("populated").asLong(), c.get("total").asLong(), number(c.get("share"))));
+    }
+    List<SourceColumnRow> sourceColumns = new ArrayList<>();
+    for (JsonNode c : json.path("source_columns")) {
+      sourceColumns.add(new SourceColumnRow(c.get("source").asText(), c.get("column").asText(),
+          c.get("populated").asLong(), c.get("total").asLong(), number(c.get("share"))));
+    }
+    List<RejectRow> rejects = new ArrayList<>();
+    for (JsonNode r : json.path("rejects_by_reason")) {
+      rejects.add(new RejectRow(r.get("mapping").asText(), r.get("stage").asText(), r.get("rule").asText(),
+          r.get("count").asLong()));
+    }
+    List<CheckRow> checks = new ArrayList<>();
+    for (JsonNode k : json.path("checks")) {
+      checks.add(new CheckRow(k.get("mapping").asText(), k.get("check").asText(),
+          k.get("element").isNull() ? null : k.get("element").asText(), k.get("failed").asLong(),
+          k.get("total").asLong()));
+    }
+    List<IssueRow> issues = new ArrayList<>();
+    for (JsonNode i : json.path("validation_issues")) {
+      issues.add(new IssueRow(i.get("mapping").asText(), i.get("severity").asText(), i.get("category").asText(),
+          i.get("message_id").asText(), i.get("count").asLong()));
+    }
+    List<RunRow> history = new ArrayList<>();
+    for (JsonNode h : json.path("history")) {
+      history.add(runRow(h));
+    }
+    if (history.isEmpty()) {
+      history.add(run);
+    }
+    // The previous run's mappings are not in the file: a report read back shows no trend per mapping.
+    return new QualityReport(run, previous, mappings, Map.of(), completeness, rejects, checks, issues, history,
+        sourceColumns);
+  }
+
+  private static RunRow runRow(JsonNode r) {
+    JsonNode validated = r.get("validated");
+    return new RunRow(r.get("run_id").asText(), r.get("time").asText(), r.get("job").asText(),
+        r.get("rows_in").asLong(), r.get("resources").asLong(), r.get("rejected").asLong(),
+        validated == null || validated.isNull() ? null : validated.asLong());
+  }
+
+  private static Double number(JsonNode n) {
+    return n == null || n.isNull() ? null : n.asDouble();
+  }
+
   private static List<MappingRow> mappings(Statement st, String runId) throws SQLException {
     List<MappingRow> out = new ArrayList<>();
     // The same figures as main.data_quality_report, for any run (the view shows the latest).
@@ -168,6 +315,9 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("run", runJson(run));
     m.put("previous_run", previous == null ? null : runJson(previous));
+    List<Map<String, Object>> runs = new ArrayList<>();
+    history.forEach(h -> runs.add(runJson(h)));
+    m.put("history", runs);
     List<Map<String, Object>> list = new ArrayList<>();
     for (MappingRow r : mappings) {
       Map<String, Object> e = new LinkedHashMap<>();
@@ -256,9 +406,13 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
   /** Writes quality.json and quality.html into {@code dir}. */
   void write(Path dir) throws IOException {
     Files.createDirectories(dir);
-    new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(dir.resolve("quality.json").toFile(),
-        toJson());
+    Files.write(dir.resolve("quality.json"), json());
     Files.writeString(dir.resolve("quality.html"), QualityHtml.render(this), StandardCharsets.UTF_8);
+  }
+
+  /** The text of quality.json. */
+  byte[] json() throws IOException {
+    return new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(toJson());
   }
 
   /** The compact terminal table of the report command. */

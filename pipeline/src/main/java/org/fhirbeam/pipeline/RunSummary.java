@@ -345,8 +345,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       }
     }
     if (byManifest) {
-      out.printf("  output: %s (run-summary.json and the files the manifest lists), committed by %s%n",
+      out.printf("  output: %s (run-summary.json, report/ and the files the manifest lists), committed by %s%n",
           ObjectStoreCommit.runPrefix(output, runId), ObjectStoreCommit.manifest(output));
+      if (checks != null) {
+        out.println("  quality checks: " + checks.line());
+      }
+      out.printf("  quality report: %sreport/quality.html%n", ObjectStoreCommit.runPrefix(output, runId));
       return;
     }
     Path outputDir = Path.of(output);

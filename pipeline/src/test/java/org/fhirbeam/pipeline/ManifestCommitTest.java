@@ -47,8 +47,8 @@ class ManifestCommitTest {
     assertThat(first.err(), first.code(), equalTo(0));
     JsonNode manifest = JSON.readTree(volume.resolve("_manifest.json").toFile());
     String runId = manifest.get("run_id").asText();
-    assertThat(first.out(), containsString("output: " + volume + "/runs/" + runId + "/ (run-summary.json and the"
-        + " files the manifest lists), committed by " + volume + "/_manifest.json"));
+    assertThat(first.out(), containsString("output: " + volume + "/runs/" + runId + "/ (run-summary.json, report/ and"
+        + " the files the manifest lists), committed by " + volume + "/_manifest.json"));
     assertThat(listedResources(volume, manifest), equalTo(RetriedTaskTest.lines(tmp.resolve("renamed/fhir"))));
     assertThat(files(volume), equalTo(listedFiles(volume, manifest)));
 

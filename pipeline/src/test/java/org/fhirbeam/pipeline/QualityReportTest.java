@@ -1,6 +1,7 @@
 package org.fhirbeam.pipeline;
 
 import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.closeTo;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
@@ -218,6 +219,52 @@ class QualityReportTest {
     String html = Files.readString(out.resolve("report/quality.html"));
     assertThat(html, containsString("Against the previous run <code>" + firstId + "</code>"));
     assertThat(html, containsString("rows in +0, resources +0, rejected +0."));
+  }
+
+  /**
+   * The same job committed by a manifest, without the DuckDB load (and without validation, which only adds figures
+   * of its own): its tasks measure the completeness, checks, rejects and source columns the database computed, and
+   * the next run's report shows the trend against it.
+   */
+  @Test
+  void aRunCommittedByAManifestReportsWhatTheDatabaseComputed() throws IOException {
+    Path volume = tmp.resolve("volume");
+    JsonNode measured = manifestRun(volume);
+    for (String part : List.of("completeness", "checks", "rejects_by_reason", "source_columns")) {
+      assertThat(part, measured.get(part), equalTo(first.get(part)));
+    }
+    for (int i = 0; i < first.get("mappings").size(); i++) {
+      com.fasterxml.jackson.databind.node.ObjectNode m = measured.get("mappings").get(i).deepCopy();
+      com.fasterxml.jackson.databind.node.ObjectNode d = first.get("mappings").get(i).deepCopy();
+      // A mean of the same shares, added up in another order.
+      assertThat(m.remove("completeness").asDouble(), closeTo(d.remove("completeness").asDouble(), 1e-12));
+      assertThat(m, equalTo(d));
+    }
+    JsonNode run = measured.get("run");
+    assertThat(List.of(run.get("job").asText(), run.get("rows_in").asLong(), run.get("resources").asLong(),
+        run.get("rejected").asLong(), run.get("validated").isNull()), equalTo(List.of("synthea", 117L, 115L, 2L,
+            true)));
+    assertThat(measured.get("previous_run").isNull(), equalTo(true));
+
+    JsonNode next = manifestRun(volume);
+    String firstId = run.get("run_id").asText();
+    String nextId = next.get("run").get("run_id").asText();
+    assertThat(next.get("previous_run").get("run_id").asText(), equalTo(firstId));
+    List<String> history = new ArrayList<>();
+    next.get("history").forEach(h -> history.add(h.get("run_id").asText()));
+    assertThat(history, equalTo(List.of(firstId, nextId)));
+    String html = Files.readString(volume.resolve("runs/" + nextId + "/report/quality.html"));
+    assertThat(html, containsString("Against the previous run <code>" + firstId + "</code>"));
+  }
+
+  /** Runs the job committed by a manifest into {@code volume}, and returns the report its manifest lists. */
+  private static JsonNode manifestRun(Path volume) throws IOException {
+    Cli r = Cli.run("run", "--config", SyntheaJobTest.CONFIG.toString(), "--commit", "manifest", "--output",
+        volume.toString(), "--set", "sinks.duckdb.enabled=false", "--set", "validation.mode=off");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("quality checks: 61 run, all passed"));
+    JsonNode manifest = DefaultJobTest.JSON.readTree(volume.resolve("_manifest.json").toFile());
+    return DefaultJobTest.JSON.readTree(volume.resolve(manifest.get("report").asText()).toFile());
   }
 
   @Test

@@ -142,37 +142,13 @@ class QualityRulesTest {
         String[].class)), equalTo(failedChecks));
 
     // The checks, in the report file and in the database alike.
-    List<String> expected = List.of(
-        "patients birth_before_death deceasedDateTime 0/0",
-        "patients duplicate_id null 0/3",
-        "patients valid_code gender 1/3",
-        "labs dated null 1/4",
-        "labs duplicate_id null 0/4",
-        "labs has_unit null 2/6",
-        "labs in_range valueQuantity.value 2/5",
-        "labs not_in_future effectiveDateTime 0/3",
-        "labs reference_external Observation.performer[0].reference 0/4",
-        "labs reference_external Observation.subject.reference 0/0",
-        "labs reference_resolves Observation.performer[0].reference 0/0",
-        "labs reference_resolves Observation.subject.reference 1/4",
-        "labs valid_code status 2/6");
+    List<String> expected = EXPECTED_CHECKS;
     JsonNode report = DefaultJobTest.JSON.readTree(out.resolve("report/quality.json").toFile());
-    List<String> checks = new ArrayList<>();
-    report.get("checks").forEach(c -> checks.add(c.get("mapping").asText() + " " + c.get("check").asText() + " "
-        + (c.get("element").isNull() ? "null" : c.get("element").asText()) + " " + c.get("failed").asLong() + "/"
-        + c.get("total").asLong()));
-    assertThat(checks, equalTo(expected));
-    List<String> rejectsByReason = new ArrayList<>();
-    report.get("rejects_by_reason").forEach(x -> rejectsByReason.add(x.get("mapping").asText() + " "
-        + x.get("stage").asText() + " " + x.get("rule").asText() + " " + x.get("count").asLong()));
-    assertThat(rejectsByReason, equalTo(List.of("labs quality has_value 1", "labs quality not_in_error 1")));
+    assertThat(checks(report), equalTo(expected));
+    assertThat(rejectsByReason(report), equalTo(List.of("labs quality has_value 1", "labs quality not_in_error 1")));
     // Every column of every source, mapped or not, with how many of the rows read have a value.
-    List<String> columns = new ArrayList<>();
-    report.get("source_columns").forEach(x -> columns.add(x.get("source").asText() + "." + x.get("column").asText()
-        + " " + x.get("populated").asLong() + "/" + x.get("total").asLong()));
-    List<String> expectedColumns = List.of("labs.id 6/6", "labs.patient 6/6", "labs.performer 6/6",
-        "labs.status 6/6", "labs.code 6/6", "labs.value 5/6", "labs.unit 4/6", "labs.date 5/6", "people.id 3/3",
-        "people.sex 3/3");
+    List<String> columns = sourceColumns(report);
+    List<String> expectedColumns = EXPECTED_COLUMNS;
     assertThat(columns, equalTo(expectedColumns));
     Properties ro = new Properties();
     ro.setProperty("duckdb.read_only", "true");
@@ -209,6 +185,85 @@ class QualityRulesTest {
     assertThat(printed.out(), containsString("checks: 13 run, 6 failed: patients valid_code(gender) 1 of 3;"
         + " labs dated 1 of 4; labs has_unit 2 of 6; labs in_range(valueQuantity.value) 2 of 5;"
         + " labs reference_resolves(Observation.subject.reference) 1 of 4; labs valid_code(status) 2 of 6"));
+  }
+
+  /**
+   * With no DuckDB load, a run committed by a manifest has its tasks measure what it commits: the same checks, rejects
+   * and source columns as the database computes (the references resolved by a group over the whole run), in the
+   * report the manifest lists; and the report command reads it from there.
+   */
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void aRunCommittedByAManifestReportsTheSameFiguresWithoutTheDatabase(Runner runner) throws IOException {
+    Path volume = tmp.resolve("volume");
+    Cli r = Cli.run("run", "--config", job("external_references: [Practitioner]\n").toString(), "--runner",
+        runner.label(), "--commit", "manifest", "--output", volume.toString(), "--set", "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("  quality checks: 13 run, 6 failed: patients valid_code(gender) 1 of 3;"));
+    JsonNode manifest = DefaultJobTest.JSON.readTree(volume.resolve("_manifest.json").toFile());
+    String runId = manifest.get("run_id").asText();
+    assertThat(manifest.get("report").asText(), equalTo("runs/" + runId + "/report/quality.json"));
+    JsonNode report = DefaultJobTest.JSON.readTree(volume.resolve(manifest.get("report").asText()).toFile());
+    assertThat(checks(report), equalTo(EXPECTED_CHECKS));
+    assertThat(rejectsByReason(report), equalTo(List.of("labs quality has_value 1", "labs quality not_in_error 1")));
+    assertThat(sourceColumns(report), equalTo(EXPECTED_COLUMNS));
+    List<String> completeness = new ArrayList<>();
+    report.get("completeness").forEach(c -> completeness.add(c.get("mapping").asText() + " "
+        + c.get("element").asText() + " " + c.get("populated").asLong() + "/" + c.get("total").asLong()));
+    assertThat(completeness, equalTo(List.of("patients gender 3/3", "labs status 4/4",
+        "labs code.coding[0].system 4/4", "labs code.coding[0].code 4/4", "labs subject.reference 4/4",
+        "labs effectiveDateTime 3/4", "labs performer[0].reference 4/4", "labs valueQuantity.value 4/4",
+        "labs valueQuantity.unit 3/4")));
+    assertThat(Files.readString(volume.resolve("runs/" + runId + "/report/quality.html")),
+        containsString("<td>labs</td><td>has_unit</td><td></td><td>2</td><td>6</td><td class=\"fail\">failed</td>"));
+    Cli printed = Cli.run("report", "--output", volume.toString());
+    assertThat(printed.err(), printed.code(), equalTo(0));
+    assertThat(printed.out(), containsString("Data quality of run " + runId + " (rules, "));
+    assertThat(printed.out(), containsString("checks: 13 run, 6 failed: patients valid_code(gender) 1 of 3;"));
+    assertThat(printed.out(), containsString("  HTML report: " + volume + "/runs/" + runId
+        + "/report/quality.html\n"));
+  }
+
+  static final List<String> EXPECTED_CHECKS = List.of(
+      "patients birth_before_death deceasedDateTime 0/0",
+      "patients duplicate_id null 0/3",
+      "patients valid_code gender 1/3",
+      "labs dated null 1/4",
+      "labs duplicate_id null 0/4",
+      "labs has_unit null 2/6",
+      "labs in_range valueQuantity.value 2/5",
+      "labs not_in_future effectiveDateTime 0/3",
+      "labs reference_external Observation.performer[0].reference 0/4",
+      "labs reference_external Observation.subject.reference 0/0",
+      "labs reference_resolves Observation.performer[0].reference 0/0",
+      "labs reference_resolves Observation.subject.reference 1/4",
+      "labs valid_code status 2/6");
+
+  static final List<String> EXPECTED_COLUMNS = List.of("labs.id 6/6", "labs.patient 6/6", "labs.performer 6/6",
+      "labs.status 6/6", "labs.code 6/6", "labs.value 5/6", "labs.unit 4/6", "labs.date 5/6", "people.id 3/3",
+      "people.sex 3/3");
+
+  /** A report's checks as {@code mapping check element failed/total}. */
+  static List<String> checks(JsonNode report) {
+    List<String> checks = new ArrayList<>();
+    report.get("checks").forEach(c -> checks.add(c.get("mapping").asText() + " " + c.get("check").asText() + " "
+        + (c.get("element").isNull() ? "null" : c.get("element").asText()) + " " + c.get("failed").asLong() + "/"
+        + c.get("total").asLong()));
+    return checks;
+  }
+
+  private static List<String> rejectsByReason(JsonNode report) {
+    List<String> out = new ArrayList<>();
+    report.get("rejects_by_reason").forEach(x -> out.add(x.get("mapping").asText() + " "
+        + x.get("stage").asText() + " " + x.get("rule").asText() + " " + x.get("count").asLong()));
+    return out;
+  }
+
+  private static List<String> sourceColumns(JsonNode report) {
+    List<String> out = new ArrayList<>();
+    report.get("source_columns").forEach(x -> out.add(x.get("source").asText() + "." + x.get("column").asText()
+        + " " + x.get("populated").asLong() + "/" + x.get("total").asLong()));
+    return out;
   }
 
   @Test

@@ -82,10 +82,11 @@ class S3OutputTest {
       manifest = manifest(s3);
       String runId = manifest.get("run_id").asText();
       assertThat(first.out(), containsString("output: s3://lake/fhir/default/runs/" + runId
-          + "/ (run-summary.json and the files the manifest lists), committed by"
+          + "/ (run-summary.json, report/ and the files the manifest lists), committed by"
           + " s3://lake/fhir/default/_manifest.json"));
       // Every listed file is there with its lines and checksum; the resources are the local run's.
       List<String> resources = new ArrayList<>();
+      List<String> reports = new ArrayList<>();
       long rejects = 0;
       for (JsonNode f : manifest.get("files")) {
         String text = object(s3, "fhir/default/" + f.get("path").asText());
@@ -96,6 +97,8 @@ class S3OutputTest {
         assertThat(f.toString(), String.format("%08x", crc.getValue()), equalTo(f.get("crc32c").asText()));
         if (f.get("path").asText().startsWith("runs/" + runId + "/fhir/Patient-")) {
           resources.addAll(text.lines().toList());
+        } else if (f.get("path").asText().startsWith("runs/" + runId + "/report/")) {
+          reports.add(f.get("path").asText());
         } else {
           assertThat(f.get("path").asText(), startsWith("runs/" + runId + "/rejects/"));
           rejects += lines;
@@ -106,6 +109,22 @@ class S3OutputTest {
       assertThat(rejects, equalTo(6L));
       JsonNode summary = JSON.readTree(object(s3, "fhir/default/" + manifest.get("run_summary").asText()));
       assertThat(summary.get("run_id").asText(), equalTo(runId));
+      // The quality report is there too, measured by the tasks (no DuckDB load ran), and the report command reads it.
+      assertThat(reports, equalTo(List.of("runs/" + runId + "/report/quality.html",
+          "runs/" + runId + "/report/quality.json")));
+      JsonNode report = JSON.readTree(object(s3, "fhir/default/" + manifest.get("report").asText()));
+      assertThat(List.of(report.at("/run/run_id").asText(), report.at("/run/rows_in").asLong(),
+          report.at("/run/resources").asLong(), report.at("/run/rejected").asLong()),
+          equalTo(List.of(runId, 40L, 34L, 6L)));
+      String checks = summary.at("/quality/checks_run").asInt() + " run, ";
+      assertThat(first.out(), containsString("  quality checks: " + checks));
+      Cli printed = Cli.run("report", "--output", "s3://lake/fhir/default");
+      assertThat(printed.err(), printed.code(), equalTo(0));
+      assertThat(printed.out(), containsString("Data quality of run " + runId + " (default, "));
+      assertThat(printed.out(), containsString("40 rows in, 34 resources, 6 rejected\n"));
+      assertThat(printed.out(), containsString("  checks: " + checks));
+      assertThat(printed.out(), containsString("  HTML report: s3://lake/fhir/default/runs/" + runId
+          + "/report/quality.html\n"));
 
       // A run that fails (a task fails once, with one attempt per task) commits nothing: same manifest, same files.
       System.setProperty("fhirbeam.fail_once", "patient/1");
@@ -260,7 +279,8 @@ class S3OutputTest {
     resources.sort(null);
     assertThat(resources, equalTo(RetriedTaskTest.lines(tmp.resolve("local-files/fhir"))));
     assertThat(new TreeSet<>(kinds), equalTo(new TreeSet<>(List.of("fhir/Patient-*.ndjson.gz",
-        "parquet/Patient/part-*.parquet", "rejects/rejects-*.ndjson"))));
+        "parquet/Patient/part-*.parquet", "rejects/rejects-*.ndjson", "report/quality.html.html",
+        "report/quality.json.json"))));
     List<String> localParquet;
     try (var files = Files.list(tmp.resolve("local-files/parquet/Patient"))) {
       localParquet = files.map(Path::toString).toList();
@@ -353,6 +373,8 @@ class S3OutputTest {
       runs.add(path.split("/")[1]);
       if (path.contains("/fhir/")) {
         resources.addAll(object(s3, prefix + "/" + path).lines().toList());
+      } else if (path.contains("/report/")) {
+        assertThat(path, startsWith("runs/" + manifest.get("run_id").asText() + "/report/quality."));
       } else if (path.contains("/parquet/")) {
         parquetRows += f.get("lines").asLong();
       } else {
@@ -385,9 +407,9 @@ class S3OutputTest {
     Cli r = Cli.run("run", "--output", "s3://lake/fhir/refused", "--set", "sinks.ndjson.mode=upsert");
     assertThat(r.code(), equalTo(2));
     assertThat(r.err(), equalTo("error: the output s3://lake/fhir/refused is committed by a manifest, which takes the"
-        + " FHIR NDJSON and Parquet files (overwritten or appended to), the rejects and the run summary; these need a"
-        + " local --output committed by renames for now: sinks.duckdb.enabled (a DuckDB file is on the driver's"
-        + " disk), sinks.ndjson.mode upsert (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)\n"));
+        + " FHIR NDJSON and Parquet files (overwritten or appended to), the rejects, the quality report and the run"
+        + " summary; these need a local --output committed by renames for now: sinks.duckdb.enabled (a DuckDB file"
+        + " is on the driver's disk), sinks.ndjson.mode upsert (switch them off with --set, e.g. --set sinks.duckdb.enabled=false)\n"));
     try (S3Client s3 = s3mock.client()) {
       assertThat(s3.listObjectsV2(b -> b.bucket("lake").prefix("fhir/refused")).contents(), empty());
     }

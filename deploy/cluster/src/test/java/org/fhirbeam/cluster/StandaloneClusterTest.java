@@ -115,35 +115,45 @@ class StandaloneClusterTest {
         equalTo(rejectsWithoutRunId(direct)));
   }
 
-  /** The resources (sorted) and rejects of the run committed under {@code prefix} of the bucket, by its manifest. */
+  /**
+   * The resources (sorted), rejects and quality report of the run committed under {@code prefix} of the bucket, by
+   * its manifest.
+   */
   private static Committed committed(String prefix) throws IOException {
     List<String> resources = new ArrayList<>();
     List<String> rejects = new ArrayList<>();
     try (S3Client client = s3.client()) {
       JsonNode manifest = JSON.readTree(object(client, prefix + "/_manifest.json"));
       for (JsonNode f : manifest.get("files")) {
-        List<String> lines = object(client, prefix + "/" + f.get("path").asText()).lines().toList();
+        String path = f.get("path").asText();
+        List<String> lines = object(client, prefix + "/" + path).lines().toList();
         assertThat(f.toString(), (long) lines.size(), equalTo(f.get("lines").asLong()));
-        (f.get("path").asText().contains("/fhir/") ? resources : rejects).addAll(lines);
+        if (path.contains("/fhir/")) {
+          resources.addAll(lines);
+        } else if (path.contains("/rejects/")) {
+          rejects.addAll(lines);
+        }
       }
+      resources.sort(null);
+      return new Committed(resources, rejects, JSON.readTree(object(client, prefix + "/"
+          + manifest.get("report").asText())));
     }
-    resources.sort(null);
-    return new Committed(resources, rejects);
   }
 
-  private record Committed(List<String> resources, List<String> rejects) {}
+  private record Committed(List<String> resources, List<String> rejects, JsonNode report) {}
 
   /**
    * The Synthea set (ten US Core mappings, a query source joining two files, FHIRPath rules, full validation against
    * US Core in the executors, whose HAPI FHIR needs newer libraries than Spark's jars hold) with its input and output
-   * on the S3 test server gives the DirectRunner's resources and rejects from the local files.
+   * on the S3 test server gives the DirectRunner's resources and rejects from the local files; its executors
+   * measure the quality figures the DirectRunner's DuckDB load computes (references resolved across the workers).
    */
   @Test
   void theSyntheaSetValidatedOnTheClusterWritesWhatTheDirectRunnerWrites() throws Exception {
     String config = HOME.resolve("config/pipelines/synthea.yaml").toString();
     Path local = tmp.resolve("synthea-direct");
     FhirBeam.run(Map.of("FHIRBEAM_HOME", HOME.toString()), "--config", config, "--output", local.toString(),
-        "--set", "sinks.duckdb.enabled=false");
+        "--set", "duckdb.database=" + tmp.resolve("synthea.db"));
     s3.upload(HOME.resolve("testdata/synthea"), ".csv", "lake", "synthea-in/");
     Map<String, String> env = new HashMap<>(s3.environment());
     env.put("FHIRBEAM_HOME", HOME.toString());
@@ -160,6 +170,10 @@ class StandaloneClusterTest {
     String files = HOME.resolve("testdata/synthea") + "/";
     assertThat(withoutRunId(committed.rejects().stream().map(r -> r.replace("s3://lake/synthea-in/", files))
         .toList()), equalTo(rejectsWithoutRunId(local)));
+    JsonNode report = JSON.readTree(local.resolve("report/quality.json").toFile());
+    for (String part : List.of("completeness", "checks", "rejects_by_reason", "source_columns")) {
+      assertThat(part, committed.report().get(part), equalTo(report.get(part)));
+    }
   }
 
   private static String object(S3Client client, String key) {
