@@ -37,14 +37,15 @@ final class JobGraph {
   private JobGraph() {}
 
   /**
-   * @param byManifest whether the run is committed by a manifest ({@link ObjectStoreCommit}): the tasks copy their
-   *     parts to {@code stagingRoot} through Beam's file systems, else they move them there
+   * @param copyParts whether the tasks copy their parts to {@code stagingRoot} through Beam's file systems (and
+   *     measure the resources for the quality report), as a commit without renames wants
+   *     ({@link Committer#copiesParts}), rather than move them there
    * @param localConcurrency how many files one worker maps at a time, all in one element (see
    *     {@link MapWithDuckDb#withLocalConcurrency}); 1 leaves it to the runner
    * @param parallelism how many tasks the runner's workers map at once in all: large files are cut into pieces to
    *     keep them busy (see {@link MapWithDuckDb#pieceBytes})
    */
-  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot, boolean byManifest,
+  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot, boolean copyParts,
       int localConcurrency, int parallelism) {
     List<MapWithDuckDb.Work> works = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
@@ -92,7 +93,7 @@ final class JobGraph {
           files = files.apply("Validate" + capitalize(mapping.name()),
               ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
         }
-        if (byManifest) {
+        if (copyParts) {
           // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
           MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
           if (checksWholeRun(works, duplicateIds)) {
@@ -105,7 +106,7 @@ final class JobGraph {
         parts.add(files);
       }
     }
-    CommitParts commit = commit(plan, stagingRoot, byManifest);
+    CommitParts commit = commit(plan, stagingRoot, copyParts);
     if (!keys.isEmpty() && checksWholeRun(works, plan.config().quality().duplicateIds())) {
       commit = commit.addingUp(PCollectionList.of(keys).apply("CollectKeys", Flatten.pCollections())
           .apply("ResolveReferences", ResolveReferences.of(plan.config().externalPrefixes())));
@@ -125,12 +126,12 @@ final class JobGraph {
   }
 
   /**
-   * The commit of the run's parts into {@code stagingRoot}; for a run committed by a manifest the tasks copy them
-   * and also compress the resource files and write the Parquet files, as the sinks ask (a run committed by renames
-   * does both itself, after numbering its files).
+   * The commit of the run's parts into {@code stagingRoot}; tasks that copy them also compress the resource files
+   * and write the Parquet files, as the sinks ask (a run committed by renames does both itself, after numbering its
+   * files).
    */
-  private static CommitParts commit(JobPlan plan, String stagingRoot, boolean byManifest) {
-    if (!byManifest) {
+  private static CommitParts commit(JobPlan plan, String stagingRoot, boolean copyParts) {
+    if (!copyParts) {
       return CommitParts.to(stagingRoot);
     }
     CommitParts commit = CommitParts.copyingTo(stagingRoot);

@@ -3,25 +3,18 @@ package org.fhirbeam.pipeline;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.sql.Connection;
-import java.sql.SQLException;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.function.DoubleSupplier;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.fhirbeam.config.InputException;
-import org.fhirbeam.config.SinkSettings;
-import org.fhirbeam.io.CommitParts;
-import org.fhirbeam.io.DuckDb;
-import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
@@ -29,10 +22,10 @@ import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
  * Runs a planned job: the pipeline commits its parts into a staging root; when it has finished and the figures of
- * what it committed ({@link PipelineCounts}) balance, the run is committed. Into a local directory, the DuckDB load
- * ({@link DuckDbLoad}) commits and the staged results replace the previous ones ({@link LocalCommit}); into object
- * storage, a manifest written last makes the run the output ({@link ObjectStoreCommit}). A run that fails leaves the
- * previous output and database as they were.
+ * what it committed ({@link PipelineCounts}) balance, the run's {@link Committer} makes it the output. Into a local
+ * directory, the DuckDB load ({@link DuckDbLoad}) commits and the staged results replace the previous ones
+ * ({@link LocalCommit}); into object storage, a manifest written last makes the run the output
+ * ({@link ObjectStoreCommit}). A run that fails leaves the previous output and database as they were.
  */
 public final class JobRunner {
   /** A run whose counts do not balance: some rows were lost or duplicated. */
@@ -112,28 +105,50 @@ public final class JobRunner {
     return byManifest;
   }
 
+  /**
+   * Runs the job: its committer ({@link LocalCommit} for a local output, {@link ObjectStoreCommit} for one committed
+   * by a manifest) prepares the output, the graph runs, the figures of what its tasks committed must balance, and
+   * the committer makes the run the output. A run that fails leaves the previous output (and database) as it was.
+   */
   public RunSummary run() {
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
-    return byManifest ? runByManifest(runId) : runLocal(runId);
+    long start = System.nanoTime();
+    DoubleSupplier elapsed = () -> planSeconds + (System.nanoTime() - start) / 1e9;
+    Map<String, Double> stages = new LinkedHashMap<>();
+    stages.put("plan", planSeconds);
+    try (Committer commit = byManifest ? ObjectStoreCommit.open(plan, location, runId)
+            : LocalCommit.open(plan, output, runId);
+        Progress progress = new Progress(console, terminal)) {
+      Ran ran = runGraph(runId, progress, commit);
+      stages.put("pipeline", (System.nanoTime() - start) / 1e9);
+      long mark = System.nanoTime();
+      progress.phase("verifying counts");
+      RunSummary counted = counted(runId, ran, elapsed, stages, commit.database());
+      stages.put("verify", (System.nanoTime() - mark) / 1e9);
+      return commit.commit(counted.withStage("verify", stages.get("verify")), ran.tasks(), progress, stages,
+          elapsed);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   /** What a finished pipeline ran on, and what its tasks counted about the parts it committed. */
   private record Ran(String runner, PipelineCounts tasks) {}
 
   /**
-   * Runs the graph: its tasks write parts into {@code partsDir} (a folder every worker sees) and commit them into
-   * {@code stagingRoot} (a path or a URI); returns once the pipeline has finished and its figures are read.
+   * Runs the graph: its tasks write parts into the committer's parts folder and commit them into its staging root;
+   * returns once the pipeline has finished and its figures are read.
    */
-  private Ran runGraph(String runId, Progress progress, String partsDir, String stagingRoot) throws IOException {
+  private Ran runGraph(String runId, Progress progress, Committer commit) throws IOException {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
     boolean remoteSources = plan.sources().values().stream().flatMap(s -> s.tasks().stream())
         .anyMatch(ReadTask::fetchesObjects);
     ObjectStorage.configure(options, ObjectStorage.isRemote(location) || remoteSources,
         ObjectStorage.settingsOf(plan.config().sources().values()));
     Pipeline p = Pipeline.create(options);
-    JobGraph.build(p, plan, runId, partsDir, stagingRoot, byManifest, runner.localConcurrency(),
-        runner.parallelism());
+    JobGraph.build(p, plan, runId, commit.partsDirectory(), commit.stagingRoot(), commit.copiesParts(),
+        runner.localConcurrency(), runner.parallelism());
     PipelineResult result = p.run();
     String executed = Runner.executed(result).label();
     Progress.Work work = Progress.Work.of(plan);
@@ -144,227 +159,25 @@ public final class JobRunner {
     }
     progress.pipelineDone(work, PipelineCounts.whileRunning(result));
     // What the tasks counted about the parts the pipeline committed.
-    return new Ran(executed, PipelineCounts.finished(plan, stagingRoot));
+    return new Ran(executed, PipelineCounts.finished(plan, commit.stagingRoot()));
   }
 
   /**
    * The run's figures, from what its tasks committed; throws when they do not balance, so nothing is replaced.
    */
-  private RunSummary counted(String runId, Ran ran, long start, Map<String, Double> stages, String database) {
+  private RunSummary counted(String runId, Ran ran, DoubleSupplier elapsed, Map<String, Double> stages,
+      String database) {
     PipelineCounts tasks = ran.tasks();
     Map<String, Long> resourcesOut = new LinkedHashMap<>();
     plan.mappings().forEach(m -> resourcesOut.put(m.resourceType(),
         tasks.committedLines(MapWithDuckDb.resourceFileSet(m.resourceType()))));
     RunSummary counted = new RunSummary(runId, ran.runner(), plan.config().file(), tasks.rowsInBySource(),
-        tasks.perMapping(), resourcesOut, tasks.committedLines(PartFile.REJECTS),
-        planSeconds + (System.nanoTime() - start) / 1e9, Map.of(), database, stages, tasks.validation(),
-        RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
+        tasks.perMapping(), resourcesOut, tasks.committedLines(PartFile.REJECTS), elapsed.getAsDouble(), Map.of(),
+        database, stages, tasks.validation(), RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
     if (!counted.balanced()) {
       throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
           + String.join("; ", counted.imbalances()));
     }
     return counted;
   }
-
-  /**
-   * A run committed by a manifest (object storage, a Databricks Volume): tasks copy the parts they commit under
-   * {@code runs/<run id>/}, then the run is committed by writing the manifest last ({@link ObjectStoreCommit}).
-   * Sinks that need the driver's disk (the DuckDB file, upsert) are refused before anything runs.
-   */
-  private RunSummary runByManifest(String runId) {
-    long start = System.nanoTime();
-    Map<String, Double> stages = new LinkedHashMap<>();
-    stages.put("plan", planSeconds);
-    ObjectStoreCommit commit = new ObjectStoreCommit(location, runId);
-    commit.checkSinks(plan.config().sinks());
-    if (ObjectStorage.isRemote(location)) {
-      ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(plan.config().sources().values()));
-    }
-    commit.checkReachable();
-    Path work = workDirectory(runId);
-    try (Progress progress = new Progress(console, terminal)) {
-      Ran ran = runGraph(runId, progress, work.resolve(".parts").toString(), commit.staging());
-      stages.put("pipeline", (System.nanoTime() - start) / 1e9);
-      long mark = System.nanoTime();
-      progress.phase("verifying counts");
-      RunSummary counted = counted(runId, ran, start, stages, null)
-          .withStage("verify", (System.nanoTime() - mark) / 1e9);
-      progress.phase("committing");
-      long commitStart = System.nanoTime();
-      QualityReport report = QualityReport.of(plan, counted, ran.tasks(), Instant.now(), commit.previousReport());
-      counted = counted.withChecks(report.checkSummary());
-      commit.commit(counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9), report,
-          CommitParts.committedFiles(ran.tasks().committed()), commit.kept(plan.config().sinks()));
-      return counted.withElapsed(planSeconds + (System.nanoTime() - start) / 1e9)
-          .withStage("commit", (System.nanoTime() - commitStart) / 1e9);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } finally {
-      FileTrees.deleteScratch(work);
-    }
-  }
-
-  /**
-   * The folder the tasks of a run committed by a manifest write their parts into before they commit them: it must
-   * be one that every worker sees, {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say); else, for a local
-   * output (a Volume), the run's own folder in it, which the next commit removes if the run is killed; else the
-   * temporary folder (one machine).
-   */
-  private Path workDirectory(String runId) {
-    String dir = System.getenv("FHIRBEAM_WORK_DIR");
-    Path root = dir != null && !dir.isBlank() ? Path.of(dir)
-        : output != null ? output.resolve("runs").resolve(runId) : Path.of(System.getProperty("java.io.tmpdir"));
-    try {
-      return Files.createDirectories(root.resolve("fhirbeam-work-" + runId));
-    } catch (IOException e) {
-      throw new InputException("cannot create the run's work folder under " + root + ": " + e.getMessage(), e);
-    }
-  }
-
-  private RunSummary runLocal(String runId) {
-    long start = System.nanoTime();
-    Map<String, Double> stages = new LinkedHashMap<>();
-    stages.put("plan", planSeconds);
-    long mark = start;
-    boolean loadDuckDb = plan.config().sinks().duckdb();
-    String database = Path.of(plan.config().duckdb().database()).toAbsolutePath().normalize().toString();
-    Path staging = output.resolve(".staging-" + runId);
-    // The database is opened before the output is touched, so a locked or broken file stops the run first.
-    Connection db = null;
-    if (loadDuckDb) {
-      createParent(Path.of(database));
-      db = DuckDb.openFile(database, plan.config().duckdb(), false);
-    }
-    DuckDbLoad load = null;
-    try (OutputLock lock = OutputLock.acquire(output); Progress progress = new Progress(console, terminal)) {
-      LocalCommit commit = new LocalCommit(output, runId);
-      commit.recoverInterruptedRuns(db);
-      if (loadDuckDb) {
-        load = DuckDbLoad.start(plan, db, runId);
-      }
-      Path partsDir = staging.resolve(".parts");
-      Path fhirDir = staging.resolve("fhir");
-      Path rejectsDir = staging.resolve("rejects");
-      Files.createDirectories(partsDir);
-      Files.createDirectories(fhirDir);
-      Files.createDirectories(rejectsDir);
-      // Staged and swapped like fhir/, so a failed run leaves the previous report (empty without the DuckDB sink,
-      // where the figures are computed).
-      Files.createDirectories(staging.resolve("report"));
-
-      Ran ran = runGraph(runId, progress, partsDir.toString(), staging.toString());
-
-      stages.put("pipeline", (System.nanoTime() - mark) / 1e9);
-      mark = System.nanoTime();
-      progress.phase("verifying counts");
-      RunSummary counted = counted(runId, ran, start, stages, loadDuckDb ? database : null);
-      Map<String, Long> resourcesOut = counted.resourcesOut();
-      // Each file set is numbered on a core of its own: numbering reads the first line of every file.
-      java.util.stream.Stream.concat(resourcesOut.keySet().stream().map(type -> Map.entry(type, fhirDir)),
-          java.util.stream.Stream.of(Map.entry("rejects", rejectsDir))).parallel().forEach(e -> {
-            try {
-              LocalCommit.numberFiles(e.getValue(), e.getKey());
-            } catch (IOException x) {
-              throw new UncheckedIOException(x);
-            }
-          });
-      stages.put("verify", (System.nanoTime() - mark) / 1e9);
-      mark = System.nanoTime();
-
-      if (load != null) {
-        load.awaitRawCopy();
-      }
-      progress.phase("writing files");
-      // The file sinks are built in the staging directory too; without the DuckDB sink a private in-memory
-      // DuckDB does their SQL.
-      SinkSettings sinks = plan.config().sinks();
-      Map<String, List<String>> runFiles;
-      try (Connection scratch = loadDuckDb ? null : DuckDb.openInMemory(plan.config().duckdb())) {
-        FileSinks fileSinks = new FileSinks(loadDuckDb ? db : scratch, sinks, runId, output, staging);
-        runFiles = fileSinks.ndjson(List.copyOf(resourcesOut.keySet()));
-        if (sinks.parquet()) {
-          fileSinks.parquet(runFiles, FileSinks.parquetLayouts(plan));
-        }
-      } catch (SQLException e) {
-        throw DuckDb.failure("writing the file sinks failed", e);
-      }
-      stages.put("write_files", (System.nanoTime() - mark) / 1e9);
-      mark = System.nanoTime();
-
-      // The staged files replace the previous ones just before the database commits; if either step fails,
-      // the previous files are put back and the database rolls back.
-      RunSummary[] done = new RunSummary[1];
-      long[] commitStart = new long[1];
-      LocalCommit.Swap swap = commit.swap();
-      long loadStart = mark;
-      Connection database0 = db;
-      DuckDbLoad load0 = load;
-      java.util.function.Consumer<Map<String, Long>> replaceFiles = tables -> {
-        if (loadDuckDb) {
-          stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
-        }
-        commitStart[0] = System.nanoTime();
-        done[0] = counted.loaded(planSeconds + (System.nanoTime() - start) / 1e9, tables, stages);
-        if (loadDuckDb) {
-          done[0] = done[0].withLoadSeconds(load0.seconds());
-        }
-        try {
-          if (loadDuckDb) {
-            // Read back inside the loading transaction: the files show exactly what is about to commit.
-            QualityReport report = QualityReport.load(database0, runId);
-            report.write(staging.resolve("report"));
-            done[0] = done[0].withChecks(report.checkSummary());
-          }
-          done[0].write(staging.resolve("run-summary.json"));
-          swap.in(staging);
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-      };
-      try {
-        if (loadDuckDb) {
-          progress.phase("loading DuckDB");
-          load.finish(runFiles, rejectsDir, resourcesOut, counted, ran.tasks().checks(), ran.tasks().sourceColumns(),
-              output, replaceFiles);
-        } else {
-          replaceFiles.accept(Map.of());
-        }
-      } catch (RuntimeException e) {
-        swap.restore();
-        throw e;
-      }
-      swap.dropBackups();
-      // The file was written before the commit finished, so only the printed summary has the commit's time.
-      return done[0].withStage("commit", (System.nanoTime() - commitStart[0]) / 1e9);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } finally {
-      if (load != null) {
-        try {
-          load.close();
-        } catch (RuntimeException e) {
-          // the run's outcome is already decided: committed, or failed for the reason it reports
-        }
-      }
-      // Not a reason to fail: a failed run's reason stands, and the next run removes a staging folder left behind.
-      FileTrees.deleteScratch(staging);
-      if (db != null) {
-        try {
-          db.close();
-        } catch (SQLException e) {
-          // the run's outcome is already decided; closing cannot change it
-        }
-      }
-    }
-  }
-
-  private static void createParent(Path file) {
-    Path parent = file.toAbsolutePath().getParent();
-    try {
-      Files.createDirectories(parent);
-    } catch (IOException e) {
-      throw new InputException("cannot create directory " + parent + " for the DuckDB database", e);
-    }
-  }
-
 }

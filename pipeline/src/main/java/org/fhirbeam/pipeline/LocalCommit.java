@@ -7,30 +7,212 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.sql.Connection;
+import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.DoubleSupplier;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
 
 /**
- * Commits a run into a local output directory: numbers its staged files, swaps them in by atomic renames (the
- * previous results kept aside until the run has committed, and put back if it does not), and cleans up after runs
- * that were killed. The committer for file systems that rename atomically; object storage needs another.
+ * Commits a run into a local output directory, the committer for file systems that rename atomically: it holds the
+ * output's lock and the DuckDB file for the run, cleans up after runs that were killed, and starts the DuckDB load
+ * beside the graph ({@link DuckDbLoad}); the tasks move their parts into {@code .staging-<run id>/}; once the counts
+ * balance it numbers the staged files, writes the file sinks, loads DuckDB and swaps the staged results in by atomic
+ * renames just before the database commits (the previous results kept aside until then, and put back if it does
+ * not).
  */
-final class LocalCommit {
+final class LocalCommit implements Committer {
   private final Path output;
   private final String runId;
+  private final JobPlan plan;
+  /** The DuckDB file's path, or null without the DuckDB sink. */
+  private final String database;
+  private final Path staging;
+  private Connection db;
+  private OutputLock lock;
+  private DuckDbLoad load;
 
-  LocalCommit(Path output, String runId) {
+  private LocalCommit(JobPlan plan, Path output, String runId) {
+    this.plan = plan;
     this.output = output;
     this.runId = runId;
+    this.database = plan.config().sinks().duckdb()
+        ? Path.of(plan.config().duckdb().database()).toAbsolutePath().normalize().toString() : null;
+    this.staging = output.resolve(".staging-" + runId);
   }
 
-  /** A swap of this run's staged results into the output directory. */
-  Swap swap() {
-    return new Swap();
+  /**
+   * Prepares run {@code runId} into {@code output}: opens the DuckDB file (before the output is touched, so a locked
+   * or broken file stops the run first), takes the output's lock, recovers from killed runs, starts the load and
+   * creates the staging folders.
+   */
+  static LocalCommit open(JobPlan plan, Path output, String runId) throws IOException {
+    LocalCommit c = new LocalCommit(plan, output, runId);
+    try {
+      if (c.database != null) {
+        createParent(Path.of(c.database));
+        c.db = DuckDb.openFile(c.database, plan.config().duckdb(), false);
+      }
+      c.lock = OutputLock.acquire(output);
+      c.recoverInterruptedRuns(c.db);
+      if (c.db != null) {
+        c.load = DuckDbLoad.start(plan, c.db, runId);
+      }
+      for (String folder : List.of(".parts", "fhir", "rejects", "report")) {
+        // report/ is staged and swapped like fhir/, so a failed run leaves the previous report (empty without the
+        // DuckDB sink, where the figures are computed).
+        Files.createDirectories(c.staging.resolve(folder));
+      }
+      return c;
+    } catch (IOException | RuntimeException e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  @Override
+  public String partsDirectory() {
+    return staging.resolve(".parts").toString();
+  }
+
+  @Override
+  public String stagingRoot() {
+    return staging.toString();
+  }
+
+  @Override
+  public boolean copiesParts() {
+    return false;
+  }
+
+  @Override
+  public String database() {
+    return database;
+  }
+
+  @Override
+  public RunSummary commit(RunSummary counted, PipelineCounts tasks, Progress progress, Map<String, Double> stages,
+      DoubleSupplier elapsed) throws IOException {
+    long mark = System.nanoTime();
+    Map<String, Long> resourcesOut = counted.resourcesOut();
+    Path fhirDir = staging.resolve("fhir");
+    Path rejectsDir = staging.resolve("rejects");
+    // Each file set is numbered on a core of its own: numbering reads the first line of every file.
+    java.util.stream.Stream.concat(resourcesOut.keySet().stream().map(type -> Map.entry(type, fhirDir)),
+        java.util.stream.Stream.of(Map.entry("rejects", rejectsDir))).parallel().forEach(e -> {
+          try {
+            numberFiles(e.getValue(), e.getKey());
+          } catch (IOException x) {
+            throw new UncheckedIOException(x);
+          }
+        });
+    stages.merge("verify", (System.nanoTime() - mark) / 1e9, Double::sum);
+    mark = System.nanoTime();
+
+    if (load != null) {
+      load.awaitRawCopy();
+    }
+    progress.phase("writing files");
+    // The file sinks are built in the staging directory too; without the DuckDB sink a private in-memory DuckDB
+    // does their SQL.
+    SinkSettings sinks = plan.config().sinks();
+    Map<String, List<String>> runFiles;
+    try (Connection scratch = db != null ? null : DuckDb.openInMemory(plan.config().duckdb())) {
+      FileSinks fileSinks = new FileSinks(db != null ? db : scratch, sinks, runId, output, staging);
+      runFiles = fileSinks.ndjson(List.copyOf(resourcesOut.keySet()));
+      if (sinks.parquet()) {
+        fileSinks.parquet(runFiles, FileSinks.parquetLayouts(plan));
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("writing the file sinks failed", e);
+    }
+    stages.put("write_files", (System.nanoTime() - mark) / 1e9);
+
+    // The staged files replace the previous ones just before the database commits; if either step fails, the
+    // previous files are put back and the database rolls back.
+    RunSummary[] done = new RunSummary[1];
+    long[] commitStart = new long[1];
+    Swap swap = new Swap();
+    long loadStart = System.nanoTime();
+    java.util.function.Consumer<Map<String, Long>> replaceFiles = tables -> {
+      if (load != null) {
+        stages.put("load_duckdb", (System.nanoTime() - loadStart) / 1e9);
+      }
+      commitStart[0] = System.nanoTime();
+      done[0] = counted.loaded(elapsed.getAsDouble(), tables, stages);
+      if (load != null) {
+        done[0] = done[0].withLoadSeconds(load.seconds());
+      }
+      try {
+        if (load != null) {
+          // Read back inside the loading transaction: the files show exactly what is about to commit.
+          QualityReport report = QualityReport.load(db, runId);
+          report.write(staging.resolve("report"));
+          done[0] = done[0].withChecks(report.checkSummary());
+        }
+        done[0].write(staging.resolve("run-summary.json"));
+        swap.in(staging);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    };
+    try {
+      if (load != null) {
+        progress.phase("loading DuckDB");
+        load.finish(runFiles, rejectsDir, resourcesOut, counted, tasks.checks(), tasks.sourceColumns(), output,
+            replaceFiles);
+      } else {
+        replaceFiles.accept(Map.of());
+      }
+    } catch (RuntimeException e) {
+      swap.restore();
+      throw e;
+    }
+    swap.dropBackups();
+    // The file was written before the commit finished, so only the printed summary has the commit's time.
+    return done[0].withStage("commit", (System.nanoTime() - commitStart[0]) / 1e9);
+  }
+
+  /**
+   * Releases the lock, stops the load (rolled back unless it committed), deletes the staging folder and closes the
+   * database; none of it is a reason to fail: the run's outcome is already decided.
+   */
+  @Override
+  public void close() {
+    if (lock != null) {
+      lock.close();
+    }
+    if (load != null) {
+      try {
+        load.close();
+      } catch (RuntimeException e) {
+        // the run's outcome is already decided: committed, or failed for the reason it reports
+      }
+    }
+    // A staging folder left behind is removed by the next run.
+    FileTrees.deleteScratch(staging);
+    if (db != null) {
+      try {
+        db.close();
+      } catch (SQLException e) {
+        // the run's outcome is already decided; closing cannot change it
+      }
+    }
+  }
+
+  private static void createParent(Path file) {
+    Path parent = file.toAbsolutePath().getParent();
+    try {
+      Files.createDirectories(parent);
+    } catch (IOException e) {
+      throw new InputException("cannot create directory " + parent + " for the DuckDB database", e);
+    }
   }
 
   /** Renames a resource type's committed parts to the Bulk Data style {@code <Type>-SSSSS-of-NNNNN.ndjson}. */

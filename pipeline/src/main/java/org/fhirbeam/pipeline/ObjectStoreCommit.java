@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -13,10 +15,12 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.DoubleSupplier;
 import java.util.zip.CRC32C;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.CommitParts.CommittedFile;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.FileTrees;
@@ -35,17 +39,98 @@ import org.slf4j.LoggerFactory;
  * per output: object storage gives no lock here, so two runs into one output at once are the user's to avoid (the
  * last manifest wins).
  */
-final class ObjectStoreCommit {
+final class ObjectStoreCommit implements Committer {
   private static final Logger LOG = LoggerFactory.getLogger(ObjectStoreCommit.class);
   static final String MANIFEST = "_manifest.json";
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  private final JobPlan plan;
   private final String output;
   private final String runId;
+  /** The folder the tasks write their parts into; null until {@link #open} made it. */
+  private Path work;
 
-  ObjectStoreCommit(String output, String runId) {
+  private ObjectStoreCommit(JobPlan plan, String output, String runId) {
+    this.plan = plan;
     this.output = output;
     this.runId = runId;
+  }
+
+  /**
+   * Prepares run {@code runId} into {@code output} (a URI, or the path of a mount such as a Volume): refuses the
+   * sinks that need a local output and an output that cannot be reached, before anything runs, and makes the work
+   * folder of the run's parts.
+   */
+  static ObjectStoreCommit open(JobPlan plan, String output, String runId) {
+    ObjectStoreCommit c = new ObjectStoreCommit(plan, output, runId);
+    c.checkSinks(plan.config().sinks());
+    if (ObjectStorage.isRemote(output)) {
+      ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(plan.config().sources().values()));
+    }
+    c.checkReachable();
+    c.work = c.workDirectory();
+    return c;
+  }
+
+  /**
+   * The folder the tasks write their parts into before they commit them: it must be one that every worker sees,
+   * {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say); else, for a local output (a Volume), the run's own
+   * folder in it, which the next commit removes if the run is killed; else the temporary folder (one machine).
+   */
+  private Path workDirectory() {
+    String dir = System.getenv("FHIRBEAM_WORK_DIR");
+    Path root = dir != null && !dir.isBlank() ? Path.of(dir)
+        : !ObjectStorage.isRemote(output) ? Path.of(output, "runs", runId)
+            : Path.of(System.getProperty("java.io.tmpdir"));
+    try {
+      return Files.createDirectories(root.resolve("fhirbeam-work-" + runId));
+    } catch (IOException e) {
+      throw new InputException("cannot create the run's work folder under " + root + ": " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public String partsDirectory() {
+    return work.resolve(".parts").toString();
+  }
+
+  @Override
+  public String stagingRoot() {
+    return staging();
+  }
+
+  @Override
+  public boolean copiesParts() {
+    return true;
+  }
+
+  @Override
+  public String database() {
+    return null;
+  }
+
+  /**
+   * Makes the run's quality report from the figures its tasks measured (no DuckDB load computes them here), then
+   * writes the summary, the report and the manifest ({@link #writeManifest}).
+   */
+  @Override
+  public RunSummary commit(RunSummary counted, PipelineCounts tasks, Progress progress, Map<String, Double> stages,
+      DoubleSupplier elapsed) throws IOException {
+    progress.phase("committing");
+    long start = System.nanoTime();
+    QualityReport report = QualityReport.of(plan, counted, tasks, Instant.now(), previousReport());
+    RunSummary done = counted.withChecks(report.checkSummary());
+    writeManifest(done.withElapsed(elapsed.getAsDouble()), report, CommitParts.committedFiles(tasks.committed()),
+        kept(plan.config().sinks()));
+    return done.withElapsed(elapsed.getAsDouble()).withStage("commit", (System.nanoTime() - start) / 1e9);
+  }
+
+  /** Deletes the work folder; what is left is logged, and the next run's commit clears it. */
+  @Override
+  public void close() {
+    if (work != null) {
+      FileTrees.deleteScratch(work);
+    }
   }
 
   static String manifest(String output) {
@@ -158,8 +243,8 @@ final class ObjectStoreCommit {
    * manifest does not list is deleted, but for this run's own (the objects of earlier runs it replaced, and of runs
    * killed before their manifest).
    */
-  void commit(RunSummary summary, QualityReport report, List<CommittedFile> files, List<Map<String, Object>> kept)
-      throws IOException {
+  void writeManifest(RunSummary summary, QualityReport report, List<CommittedFile> files,
+      List<Map<String, Object>> kept) throws IOException {
     String prefix = runPrefix(output, runId);
     ObjectStorage.write(prefix + "run-summary.json", summary.json(), "application/json");
     List<Map<String, Object>> listed = new ArrayList<>(kept);
