@@ -61,25 +61,32 @@ final class ObjectStoreCommit implements Committer {
    * sinks that need a local output and an output that cannot be reached, before anything runs, and makes the work
    * folder of the run's parts.
    */
-  static ObjectStoreCommit open(JobPlan plan, String output, String runId) {
+  static ObjectStoreCommit open(JobPlan plan, String output, String runId, boolean workersShareDisk) {
     ObjectStoreCommit c = new ObjectStoreCommit(plan, output, runId);
     c.checkSinks(plan.config().sinks());
     if (ObjectStorage.isRemote(output)) {
       ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(plan.config().sources().values()));
     }
     c.checkReachable();
-    c.work = c.workDirectory();
+    c.work = c.workDirectory(System.getenv("FHIRBEAM_WORK_DIR"), workersShareDisk);
     return c;
   }
 
   /**
    * The folder the tasks write their parts into before they commit them: it must be one that every worker sees,
-   * {@code FHIRBEAM_WORK_DIR} (a Databricks Volume path, say); else, for a local output (a Volume), the run's own
-   * folder in it, which the next commit removes if the run is killed; else the temporary folder (one machine).
+   * {@code dir} ({@code FHIRBEAM_WORK_DIR}: a Databricks Volume path, say); else, for a local output (a Volume), the
+   * run's own folder in it, which the next commit removes if the run is killed; else, when the workers share this
+   * machine's disk, the temporary folder. Workers elsewhere (a cluster) with an output on object storage need
+   * {@code dir}: a step of the run reads the parts another wrote, maybe on another machine.
    */
-  private Path workDirectory() {
-    String dir = System.getenv("FHIRBEAM_WORK_DIR");
-    Path root = dir != null && !dir.isBlank() ? Path.of(dir)
+  private Path workDirectory(String dir, boolean workersShareDisk) {
+    boolean given = dir != null && !dir.isBlank();
+    if (!given && ObjectStorage.isRemote(output) && !workersShareDisk) {
+      throw new InputException("the output " + output + " is on object storage and the run's workers are on other"
+          + " machines: set FHIRBEAM_WORK_DIR to a folder every worker and the driver see (a Databricks Volume, a"
+          + " shared mount), where the run's parts wait between its steps");
+    }
+    Path root = given ? Path.of(dir)
         : !ObjectStorage.isRemote(output) ? Path.of(output, "runs", runId)
             : Path.of(System.getProperty("java.io.tmpdir"));
     try {

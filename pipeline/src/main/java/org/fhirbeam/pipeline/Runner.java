@@ -172,6 +172,21 @@ public enum Runner {
     return Runtime.getRuntime().availableProcessors();
   }
 
+  /**
+   * Whether the workers run on this machine and see its disk: the DirectRunner's, and a local Spark's
+   * ({@code local[N]}); not the executors of a cluster (a master such as {@code spark://...}, or Databricks').
+   */
+  boolean workersShareDisk() {
+    if (this == SPARK) {
+      CompletableFuture<JavaSparkContext> started;
+      synchronized (Runner.class) {
+        started = localSpark;
+      }
+      return started == null || started.join().sc().isLocal();
+    }
+    return true;
+  }
+
   public String label() {
     return name().toLowerCase(java.util.Locale.ROOT);
   }

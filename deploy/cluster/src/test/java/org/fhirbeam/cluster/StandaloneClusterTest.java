@@ -97,9 +97,21 @@ class StandaloneClusterTest {
   void theDefaultJobOnTheClusterCommitsItsOutputOnObjectStorage() throws Exception {
     Map<String, String> env = new HashMap<>(s3.environment());
     env.put("FHIRBEAM_HOME", HOME.toString());
+    // The workers are other JVMs: with the output on object storage the run needs a work folder they all see.
+    env.put("FHIRBEAM_WORK_DIR", tmp.resolve("work").toString());
     Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
     conf.putAll(Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
         "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/2"));
+    // Without a work folder every worker sees, the run stops before it starts: its parts would be on other machines.
+    Map<String, String> noWorkDir = new HashMap<>(env);
+    noWorkDir.remove("FHIRBEAM_WORK_DIR");
+    int refused = cluster.submit("default-job-s3-no-work-dir", JAR, noWorkDir, conf,
+        "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false",
+        "--set", "sources.patients.path=s3://lake/in/*");
+    assertThat(refused, equalTo(2));
+    assertThat(Files.readString(cluster.log("default-job-s3-no-work-dir")), containsString("error: the output"
+        + " s3://lake/cluster/default is on object storage and the run's workers are on other machines: set"
+        + " FHIRBEAM_WORK_DIR to a folder every worker and the driver see"));
     int code = cluster.submit("default-job-s3", JAR, env, conf,
         "run", "--runner", "spark", "--output", "s3://lake/cluster/default", "--set", "sinks.duckdb.enabled=false",
         "--set", "sources.patients.path=s3://lake/in/*");
@@ -157,6 +169,8 @@ class StandaloneClusterTest {
     s3.upload(HOME.resolve("testdata/synthea"), ".csv", "lake", "synthea-in/");
     Map<String, String> env = new HashMap<>(s3.environment());
     env.put("FHIRBEAM_HOME", HOME.toString());
+    // The workers are other JVMs: with the output on object storage the run needs a work folder they all see.
+    env.put("FHIRBEAM_WORK_DIR", tmp.resolve("work").toString());
     Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
     conf.put("spark.executor.memory", "768m");
     int code = cluster.submit("synthea", JAR, env, conf, "run", "--runner", "spark", "--config", config, "--output",

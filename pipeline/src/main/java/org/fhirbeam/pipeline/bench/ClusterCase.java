@@ -67,7 +67,10 @@ final class ClusterCase implements AutoCloseable {
   ProcessBuilder submission(String name, String output) throws IOException {
     Map<String, String> conf = new HashMap<>(S3TestServer.executorSettings());
     conf.put("spark.executor.memory", "768m");
-    return cluster.submission(name, jar, s3.environment(), conf,
+    Map<String, String> env = new HashMap<>(s3.environment());
+    // The run's parts wait here between its steps: the workers are on this machine, so any folder they all see.
+    env.put("FHIRBEAM_WORK_DIR", dir.resolve("work").toString());
+    return cluster.submission(name, jar, env, conf,
         "run", "--runner", "spark", "--profile", "--output", output,
         "--set", "sources.patients.path=s3://" + BUCKET + "/in/*.csv",
         "--set", "sources.patients.s3.endpoint=" + s3.endpoint(), "--set", "sources.patients.s3.region=us-east-1",
