@@ -312,8 +312,14 @@ public final class FhirBeam implements Callable<Integer> {
         if (manifest.get("report") == null) {
           throw new InputException("the run committed in " + location + " wrote no quality report");
         }
-        QualityReport.fromJson(json.readTree(org.fhirbeam.io.ObjectStorage.read(location + "/"
-            + manifest.get("report").asText()))).print(out);
+        String file = location + "/" + manifest.get("report").asText();
+        QualityReport report;
+        try {
+          report = QualityReport.fromJson(json.readTree(org.fhirbeam.io.ObjectStorage.read(file)));
+        } catch (IOException | RuntimeException e) {
+          throw new InputException("the quality report " + file + " cannot be read: " + e, e);
+        }
+        report.print(out);
         out.println("  HTML report: " + location + "/" + manifest.get("report").asText()
             .replaceFirst("quality\\.json$", "quality.html"));
         return 0;

@@ -97,7 +97,7 @@ final class JobGraph {
           // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
           MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
           if (checksWholeRun(works, duplicateIds)) {
-            measure = measure.emittingKeys(!plan.config().externalPrefixes().isEmpty());
+            measure = measure.emittingKeys();
           }
           PCollectionTuple measured = files.apply("Measure" + capitalize(mapping.name()), measure);
           files = measured.get(MeasureResources.PARTS);

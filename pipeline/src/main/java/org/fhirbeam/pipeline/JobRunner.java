@@ -117,7 +117,7 @@ public final class JobRunner {
     DoubleSupplier elapsed = () -> planSeconds + (System.nanoTime() - start) / 1e9;
     Map<String, Double> stages = new LinkedHashMap<>();
     stages.put("plan", planSeconds);
-    try (Committer commit = byManifest ? ObjectStoreCommit.open(plan, location, runId, runner.workersShareDisk())
+    try (Committer commit = byManifest ? ObjectStoreCommit.open(plan, location, runId, runner::workersShareDisk)
             : LocalCommit.open(plan, output, runId);
         Progress progress = new Progress(console, terminal)) {
       Ran ran = runGraph(runId, progress, commit);

@@ -28,6 +28,7 @@ import org.fhirbeam.io.FileTrees;
  * not).
  */
 final class LocalCommit implements Committer {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LocalCommit.class);
   private final Path output;
   private final String runId;
   private final JobPlan plan;
@@ -54,6 +55,7 @@ final class LocalCommit implements Committer {
    */
   static LocalCommit open(JobPlan plan, Path output, String runId) throws IOException {
     LocalCommit c = new LocalCommit(plan, output, runId);
+    boolean opened = false;
     try {
       if (c.database != null) {
         createParent(Path.of(c.database));
@@ -69,10 +71,12 @@ final class LocalCommit implements Committer {
         // DuckDB sink, where the figures are computed).
         Files.createDirectories(c.staging.resolve(folder));
       }
+      opened = true;
       return c;
-    } catch (IOException | RuntimeException e) {
-      c.close();
-      throw e;
+    } finally {
+      if (!opened) {
+        c.close();
+      }
     }
   }
 
@@ -185,15 +189,21 @@ final class LocalCommit implements Committer {
    */
   @Override
   public void close() {
-    if (lock != null) {
-      lock.close();
-    }
-    if (load != null) {
-      try {
-        load.close();
-      } catch (RuntimeException e) {
-        // the run's outcome is already decided: committed, or failed for the reason it reports
+    // Each step whatever the one before did: the run's outcome is already decided, committed or failed for the
+    // reason it reports.
+    try {
+      if (lock != null) {
+        lock.close();
       }
+    } catch (RuntimeException e) {
+      LOG.warn("the lock of output {} could not be released: {}", output, e.toString());
+    }
+    try {
+      if (load != null) {
+        load.close();
+      }
+    } catch (RuntimeException e) {
+      // rolled back or committed already
     }
     // A staging folder left behind is removed by the next run.
     FileTrees.deleteScratch(staging);
@@ -201,7 +211,7 @@ final class LocalCommit implements Committer {
       try {
         db.close();
       } catch (SQLException e) {
-        // the run's outcome is already decided; closing cannot change it
+        // closing cannot change the outcome
       }
     }
   }

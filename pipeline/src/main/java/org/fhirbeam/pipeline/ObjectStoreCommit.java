@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.DoubleSupplier;
 import java.util.zip.CRC32C;
 import org.fhirbeam.config.InputException;
@@ -61,7 +62,7 @@ final class ObjectStoreCommit implements Committer {
    * sinks that need a local output and an output that cannot be reached, before anything runs, and makes the work
    * folder of the run's parts.
    */
-  static ObjectStoreCommit open(JobPlan plan, String output, String runId, boolean workersShareDisk) {
+  static ObjectStoreCommit open(JobPlan plan, String output, String runId, BooleanSupplier workersShareDisk) {
     ObjectStoreCommit c = new ObjectStoreCommit(plan, output, runId);
     c.checkSinks(plan.config().sinks());
     if (ObjectStorage.isRemote(output)) {
@@ -79,9 +80,10 @@ final class ObjectStoreCommit implements Committer {
    * machine's disk, the temporary folder. Workers elsewhere (a cluster) with an output on object storage need
    * {@code dir}: a step of the run reads the parts another wrote, maybe on another machine.
    */
-  private Path workDirectory(String dir, boolean workersShareDisk) {
+  private Path workDirectory(String dir, BooleanSupplier workersShareDisk) {
     boolean given = dir != null && !dir.isBlank();
-    if (!given && ObjectStorage.isRemote(output) && !workersShareDisk) {
+    // Asked last: on Spark, the answer waits for the context to start.
+    if (!given && ObjectStorage.isRemote(output) && !workersShareDisk.getAsBoolean()) {
       throw new InputException("the output " + output + " is on object storage and the run's workers are on other"
           + " machines: set FHIRBEAM_WORK_DIR to a folder every worker and the driver see (a Databricks Volume, a"
           + " shared mount), where the run's parts wait between its steps");

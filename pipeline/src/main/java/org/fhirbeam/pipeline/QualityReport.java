@@ -26,6 +26,7 @@ import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.QualityTables;
+import org.fhirbeam.quality.MeasureResources;
 import org.fhirbeam.transforms.CompiledMapping;
 
 /**
@@ -160,7 +161,8 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
    * The report of a run that has no DuckDB load (one committed by a manifest), from the figures its tasks counted
    * ({@link org.fhirbeam.quality.MeasureResources}, {@link org.fhirbeam.quality.ResolveReferences}) and the
    * {@code previous} committed run's report (null for none): the same figures, by the same definitions, as
-   * {@link #load} reads from the quality tables, over the resources this run commits.
+   * {@link #load} reads from the quality tables, over the resources each mapping commits in this run (the tables
+   * count a type's whole table: every mapping of the type, and earlier runs' rows in {@code append} mode).
    */
   static QualityReport of(JobPlan plan, RunSummary counted, PipelineCounts tasks, Instant time,
       QualityReport previous) {
@@ -178,11 +180,20 @@ record QualityReport(RunRow run, RunRow previous, List<MappingRow> mappings, Map
       }
     }
     List<CheckRow> checks = new ArrayList<>();
+    java.util.Set<List<String>> checked = new java.util.HashSet<>();
     for (QualityTables.Check c : tasks.checks()) {
       checks.add(new CheckRow(c.mapping(), c.check(), c.element(), c.failed(), c.total()));
+      checked.add(java.util.Arrays.asList(c.mapping(), c.check(), c.element()));
     }
     List<String> order = plan.mappings().stream().map(CompiledMapping::name).toList();
     for (CompiledMapping m : plan.mappings()) {
+      // Every check has its row, as in the quality tables, though no part of the mapping had anything to check (a
+      // source without files, every row rejected).
+      for (MeasureResources.Check k : MeasureResources.checks(m, !plan.config().externalPrefixes().isEmpty())) {
+        if (!checked.contains(java.util.Arrays.asList(m.name(), k.check(), k.element()))) {
+          checks.add(new CheckRow(m.name(), k.check(), k.element(), 0, 0));
+        }
+      }
       checks.add(new CheckRow(m.name(), "duplicate_id", null, figures.get(Counters.repeatedIds(m.resourceType())),
           counted.resourcesOut().getOrDefault(m.resourceType(), 0L)));
     }

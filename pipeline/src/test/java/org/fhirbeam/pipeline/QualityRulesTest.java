@@ -224,6 +224,41 @@ class QualityRulesTest {
         + "/report/quality.html\n"));
   }
 
+  /**
+   * A mapping whose source has no files measures nothing, yet its checks have their rows (0 of 0), as the DuckDB load
+   * gives them.
+   */
+  @Test
+  void aMappingWithoutFilesHasItsCheckRowsInAReportOfMeasuredFigures() throws IOException {
+    Path config = job("external_references: [Practitioner]\n");
+    String[] noLabs = {"--set", "sources.labs.path=none-*.csv", "--set", "sources.labs.optional=true"};
+    Cli loaded = Cli.run(concat(new String[] {"run", "--config", config.toString(), "--output",
+        tmp.resolve("out").toString(), "--set", "duckdb.database=" + tmp.resolve("q.db")}, noLabs));
+    assertThat(loaded.err(), loaded.code(), equalTo(0));
+    Path volume = tmp.resolve("volume");
+    Cli measured = Cli.run(concat(new String[] {"run", "--config", config.toString(), "--commit", "manifest",
+        "--output", volume.toString(), "--set", "sinks.duckdb.enabled=false"}, noLabs));
+    assertThat(measured.err(), measured.code(), equalTo(0));
+    JsonNode manifest = DefaultJobTest.JSON.readTree(volume.resolve("_manifest.json").toFile());
+    List<String> checks = checks(DefaultJobTest.JSON.readTree(volume.resolve(manifest.get("report").asText())
+        .toFile()));
+    assertThat(checks, equalTo(checks(DefaultJobTest.JSON.readTree(tmp.resolve("out/report/quality.json")
+        .toFile()))));
+    assertThat(checks.stream().filter(c -> c.startsWith("labs ")).toList(), equalTo(List.of(
+        "labs duplicate_id null 0/0",
+        "labs not_in_future effectiveDateTime 0/0",
+        "labs reference_external Observation.performer[0].reference 0/0",
+        "labs reference_external Observation.subject.reference 0/0",
+        "labs reference_resolves Observation.performer[0].reference 0/0",
+        "labs reference_resolves Observation.subject.reference 0/0")));
+  }
+
+  private static String[] concat(String[] a, String[] b) {
+    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
   static final List<String> EXPECTED_CHECKS = List.of(
       "patients birth_before_death deceasedDateTime 0/0",
       "patients duplicate_id null 0/3",

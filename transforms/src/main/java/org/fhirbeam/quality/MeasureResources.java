@@ -32,8 +32,10 @@ import org.fhirbeam.transforms.CompiledMapping;
  * compute them from its tables (a run committed by a manifest). One DuckDB query per resource part counts how many
  * resources have a value in each of the mapping's value elements ({@link Counters#populated} of
  * {@link Counters#measured}), how many values of its date elements lie after today (check {@code not_in_future}) and,
- * for Patients, how many died before they were born ({@code birth_before_death}): the same figures, by the same
- * definitions, as the quality tables of a run that loads DuckDB. Reference checks and repeated ids need every
+ * for Patients, how many died before they were born ({@code birth_before_death}): the definitions of the quality
+ * tables of a run that loads DuckDB, over the resources this mapping commits in this run (those tables count a
+ * resource type's whole table: earlier runs' rows in {@code append} mode, and every mapping of the type). Reference
+ * checks and repeated ids need every
  * resource of the run: when asked ({@link #emittingKeys}), each part's ids ({@code Type/id}, value empty) and
  * references (value {@code mapping/element}) go out as keyed records for {@link ResolveReferences}. The figures ride
  * on the part they describe, so a retried task counts once; reject parts pass through.
@@ -47,33 +49,27 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
   private final CompiledMapping mapping;
   private final DuckDbSettings settings;
   private final boolean keys;
-  private final boolean external;
 
-  private MeasureResources(CompiledMapping mapping, DuckDbSettings settings, boolean keys, boolean external) {
+  private MeasureResources(CompiledMapping mapping, DuckDbSettings settings, boolean keys) {
     this.mapping = mapping;
     this.settings = settings;
     this.keys = keys;
-    this.external = external;
   }
 
   /** Measures the parts of {@code mapping}, with an in-memory DuckDB of {@code settings}. */
   public static MeasureResources of(CompiledMapping mapping, DuckDbSettings settings) {
     return new MeasureResources(Objects.requireNonNull(mapping, "mapping"), Objects.requireNonNull(settings,
-        "settings"), false, false);
+        "settings"), false);
   }
 
-  /**
-   * The same measure, also emitting every resource's id and reference ({@link #KEYS}); with {@code external}, the
-   * job declares external reference targets, so a reference check of each element is also counted as
-   * {@code reference_external}.
-   */
-  public MeasureResources emittingKeys(boolean external) {
-    return new MeasureResources(mapping, settings, true, external);
+  /** The same measure, also emitting every resource's id and reference ({@link #KEYS}). */
+  public MeasureResources emittingKeys() {
+    return new MeasureResources(mapping, settings, true);
   }
 
   @Override
   public PCollectionTuple expand(PCollection<PartFile> input) {
-    PCollectionTuple out = input.apply("Measure", ParDo.of(new MeasureFn(mapping, settings, keys, external))
+    PCollectionTuple out = input.apply("Measure", ParDo.of(new MeasureFn(mapping, settings, keys))
         .withOutputTags(PARTS, TupleTagList.of(KEYS)));
     out.get(PARTS).setCoder(SerializableCoder.of(PartFile.class));
     out.get(KEYS).setCoder(KvCoder.of(StringUtf8Coder.of(), StringUtf8Coder.of()));
@@ -85,18 +81,50 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
     return mapping.resourceType() + "." + e.path();
   }
 
+  /** One check of a mapping's resources: its name and element, as the quality figures name them. */
+  public record Check(String check, String element) {}
+
+  /**
+   * The checks this measure and {@link ResolveReferences} count for {@code mapping} (every one has a row in the
+   * report, counted or not): {@code reference_resolves} per reference element (and {@code reference_external}, when
+   * the job declares {@code external} targets), {@code not_in_future} per element with a date column, and
+   * {@code birth_before_death} for Patients; as the quality tables of a run that loads DuckDB have them.
+   */
+  public static List<Check> checks(CompiledMapping mapping, boolean external) {
+    List<Check> out = new ArrayList<>();
+    for (CompiledMapping.ValueElement e : mapping.valueElements()) {
+      if (e.reference()) {
+        out.add(new Check("reference_resolves", referenceName(mapping, e)));
+        if (external) {
+          out.add(new Check("reference_external", referenceName(mapping, e)));
+        }
+      }
+    }
+    for (CompiledMapping.ValueElement e : dated(mapping)) {
+      out.add(new Check("not_in_future", e.path()));
+    }
+    if (mapping.resourceType().equals("Patient")) {
+      out.add(new Check("birth_before_death", "deceasedDateTime"));
+    }
+    return out;
+  }
+
+  /** The value elements of {@code mapping} with a date (or point in time) column. */
+  private static List<CompiledMapping.ValueElement> dated(CompiledMapping mapping) {
+    return mapping.valueElements().stream().filter(e -> e.column() != null && mapping.flatColumns().stream()
+        .anyMatch(f -> f.name().equals(e.column()) && f.temporal())).toList();
+  }
+
   static final class MeasureFn extends DoFn<PartFile, PartFile> {
     private final CompiledMapping mapping;
     private final DuckDbSettings settings;
     private final boolean keys;
-    private final boolean external;
     private transient Connection db;
 
-    MeasureFn(CompiledMapping mapping, DuckDbSettings settings, boolean keys, boolean external) {
+    MeasureFn(CompiledMapping mapping, DuckDbSettings settings, boolean keys) {
       this.mapping = mapping;
       this.settings = settings;
       this.keys = keys;
-      this.external = external;
     }
 
     @Setup
@@ -113,25 +141,25 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
     }
 
     @ProcessElement
-    public void process(@Element PartFile part, MultiOutputReceiver out) throws SQLException {
-      if (!part.holdsResources()) {
+    public void process(@Element PartFile part, MultiOutputReceiver out) {
+      // A part without lines has nothing to measure (and the commit deletes its file, which a recomputed stage
+      // would not find).
+      if (!part.holdsResources() || part.lines() == 0) {
         out.get(PARTS).output(part);
         return;
       }
+      try {
+        out.get(PARTS).output(part.plus(measure(part, out.get(KEYS))));
+      } catch (SQLException e) {
+        // DuckDB's message may quote a value of the part: DuckDb.failure keeps only its category.
+        throw DuckDb.failure("measuring part " + part.target() + " of mapping " + mapping.name() + " failed", e);
+      }
+    }
+
+    private Tally measure(PartFile part, OutputReceiver<KV<String, String>> keysOut) throws SQLException {
       String name = mapping.name();
       List<CompiledMapping.ValueElement> elements = mapping.valueElements();
       Tally.Builder tally = Tally.builder();
-      // Every check of the mapping has its row, though this part had nothing to check.
-      for (CompiledMapping.ValueElement e : elements) {
-        if (e.reference()) {
-          tally.add(Counters.checkFailed(name, "reference_resolves", referenceName(mapping, e)), 0)
-              .add(Counters.checkTotal(name, "reference_resolves", referenceName(mapping, e)), 0);
-          if (external) {
-            tally.add(Counters.checkFailed(name, "reference_external", referenceName(mapping, e)), 0)
-                .add(Counters.checkTotal(name, "reference_external", referenceName(mapping, e)), 0);
-          }
-        }
-      }
       boolean patient = mapping.resourceType().equals("Patient");
       List<ElementPath> paths = new ArrayList<>();
       paths.add(ElementPath.ofJsonPath("$.id"));
@@ -150,11 +178,9 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
         counts.add("count(v" + i + ")");
       }
       List<Integer> temporal = new ArrayList<>();
+      List<CompiledMapping.ValueElement> dated = dated(mapping);
       for (int i = 0; i < elements.size(); i++) {
-        CompiledMapping.ValueElement e = elements.get(i);
-        boolean date = e.column() != null && mapping.flatColumns().stream()
-            .anyMatch(f -> f.name().equals(e.column()) && f.temporal());
-        if (date) {
+        if (dated.contains(elements.get(i))) {
           // ISO dates and date-times compare as text, at any precision (a year alone included).
           temporal.add(i);
           counts.add("count(*) FILTER (WHERE left(v" + i + ", 10) > strftime(current_date, '%Y-%m-%d'))");
@@ -187,9 +213,9 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
         }
       }
       if (keys) {
-        emitKeys(structs, out.get(KEYS));
+        emitKeys(structs, keysOut);
       }
-      out.get(PARTS).output(part.plus(tally.build()));
+      return tally.build();
     }
 
     /** Emits the part's ids ({@code Type/id}, value empty) and references (value {@code mapping/element}). */
