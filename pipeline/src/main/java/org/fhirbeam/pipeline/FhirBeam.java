@@ -304,24 +304,20 @@ public final class FhirBeam implements Callable<Integer> {
     @Override
     public Integer call() throws java.sql.SQLException, IOException {
       PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
-      if (output != null && committedByManifest()) {
-        String location = output.replaceAll("/+$", "");
-        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
-        com.fasterxml.jackson.databind.JsonNode manifest = json.readTree(org.fhirbeam.io.ObjectStorage.read(
-            ObjectStoreCommit.manifest(location)));
-        if (manifest.get("report") == null) {
-          throw new InputException("the run committed in " + location + " wrote no quality report");
+      com.fasterxml.jackson.databind.JsonNode manifest = output == null ? null : committedManifest();
+      if (manifest != null) {
+        String file = ObjectStoreCommit.reportOf(location(), manifest);
+        if (file == null) {
+          throw new InputException("the run committed in " + location() + " wrote no quality report");
         }
-        String file = location + "/" + manifest.get("report").asText();
         QualityReport report;
         try {
-          report = QualityReport.fromJson(json.readTree(org.fhirbeam.io.ObjectStorage.read(file)));
+          report = ObjectStoreCommit.readReport(file);
         } catch (IOException | RuntimeException e) {
           throw new InputException("the quality report " + file + " cannot be read: " + e, e);
         }
         report.print(out);
-        out.println("  HTML report: " + location + "/" + manifest.get("report").asText()
-            .replaceFirst("quality\\.json$", "quality.html"));
+        out.println("  HTML report: " + file.replaceFirst("quality\\.json$", "quality.html"));
         return 0;
       }
       String path = db.toAbsolutePath().normalize().toString();
@@ -347,19 +343,30 @@ public final class FhirBeam implements Callable<Integer> {
       return 0;
     }
 
-    /** Whether {@link #output} holds a manifest; an output on object storage that cannot be reached is an error. */
-    private boolean committedByManifest() {
+    /** {@link #output} without a trailing slash: a URI, or an absolute path. */
+    private String location() {
       String location = output.replaceAll("/+$", "");
+      return org.fhirbeam.io.ObjectStorage.isRemote(location) ? location
+          : Path.of(location).toAbsolutePath().normalize().toString();
+    }
+
+    /**
+     * The manifest {@link #output} holds, or null for a local directory without one; an output on object storage
+     * that holds none, or cannot be reached, is an error.
+     */
+    private com.fasterxml.jackson.databind.JsonNode committedManifest() {
+      String location = location();
+      boolean remote = org.fhirbeam.io.ObjectStorage.isRemote(location);
       try {
-        if (org.fhirbeam.io.ObjectStorage.isRemote(location)) {
+        if (remote) {
           org.fhirbeam.io.ObjectStorage.useBeforePipeline(null);
-          if (!org.fhirbeam.io.ObjectStorage.exists(ObjectStoreCommit.manifest(location))) {
-            throw new InputException("the output " + location + " holds no committed run (no "
-                + ObjectStoreCommit.MANIFEST + ")");
-          }
-          return true;
         }
-        return java.nio.file.Files.isRegularFile(Path.of(ObjectStoreCommit.manifest(location)));
+        com.fasterxml.jackson.databind.JsonNode manifest = ObjectStoreCommit.committedManifest(location);
+        if (manifest == null && remote) {
+          throw new InputException("the output " + location + " holds no committed run (no "
+              + ObjectStoreCommit.MANIFEST + ")");
+        }
+        return manifest;
       } catch (IOException | RuntimeException e) {
         if (e instanceof InputException i) {
           throw i;

@@ -58,6 +58,7 @@ final class JobGraph {
     List<PCollection<KV<String, String>>> keys = new ArrayList<>();
     if (!works.isEmpty()) {
       DuplicateIds duplicateIds = plan.config().quality().duplicateIds();
+      boolean wholeRun = checksWholeRun(works, duplicateIds);
       PCollectionTuple mapped = p.apply("Map", MapWithDuckDb.of(works)
           .withSettings(plan.config().duckdb())
           .withPartsDirectory(partsDir)
@@ -96,18 +97,18 @@ final class JobGraph {
         if (copyParts) {
           // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
           MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
-          if (checksWholeRun(works, duplicateIds)) {
-            measure = measure.emittingKeys();
-          }
-          PCollectionTuple measured = files.apply("Measure" + capitalize(mapping.name()), measure);
+          PCollectionTuple measured = files.apply("Measure" + capitalize(mapping.name()),
+              wholeRun ? measure.emittingKeys() : measure);
           files = measured.get(MeasureResources.PARTS);
-          keys.add(measured.get(MeasureResources.KEYS));
+          if (wholeRun) {
+            keys.add(measured.get(MeasureResources.KEYS));
+          }
         }
         parts.add(files);
       }
     }
     CommitParts commit = commit(plan, stagingRoot, copyParts);
-    if (!keys.isEmpty() && checksWholeRun(works, plan.config().quality().duplicateIds())) {
+    if (!keys.isEmpty()) {
       commit = commit.addingUp(PCollectionList.of(keys).apply("CollectKeys", Flatten.pCollections())
           .apply("ResolveReferences", ResolveReferences.of(plan.config().externalPrefixes())));
     }

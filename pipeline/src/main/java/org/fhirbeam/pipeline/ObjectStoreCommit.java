@@ -127,10 +127,12 @@ final class ObjectStoreCommit implements Committer {
       DoubleSupplier elapsed) throws IOException {
     progress.phase("committing");
     long start = System.nanoTime();
-    QualityReport report = QualityReport.of(plan, counted, tasks, Instant.now(), previousReport());
+    // Read once: the committed run's report gives the trend, its files those an appending run keeps.
+    JsonNode current = committedManifest(output);
+    QualityReport report = QualityReport.of(plan, counted, tasks, Instant.now(), previousReport(current));
     RunSummary done = counted.withChecks(report.checkSummary());
     writeManifest(done.withElapsed(elapsed.getAsDouble()), report, CommitParts.committedFiles(tasks.committed()),
-        kept(plan.config().sinks()));
+        kept(plan.config().sinks(), current));
     return done.withElapsed(elapsed.getAsDouble()).withStage("commit", (System.nanoTime() - start) / 1e9);
   }
 
@@ -189,19 +191,35 @@ final class ObjectStoreCommit implements Committer {
     }
   }
 
+  /** The manifest of the run committed in {@code output}, or null when none is committed there. */
+  static JsonNode committedManifest(String output) throws IOException {
+    return ObjectStorage.exists(manifest(output)) ? JSON.readTree(ObjectStorage.read(manifest(output))) : null;
+  }
+
+  /** Where the quality report ({@code quality.json}) of the run {@code manifest} commits is, or null for none. */
+  static String reportOf(String output, JsonNode manifest) {
+    JsonNode report = manifest.get("report");
+    return report == null ? null : output + "/" + report.asText();
+  }
+
+  /** The quality report at {@code location}, as {@link QualityReport#toJson} wrote it. */
+  static QualityReport readReport(String location) throws IOException {
+    return QualityReport.fromJson(JSON.readTree(ObjectStorage.read(location)));
+  }
+
   /**
-   * The quality report of the committed run, for the trend of the next; null when nothing is committed yet, or the
-   * committed run wrote none (an output written before runs committed by a manifest had reports), or it cannot be
-   * read (then the next report starts its history anew, and says nothing false).
+   * The quality report of the committed run ({@code current}, its manifest; null for none), for the trend of the
+   * next; null when nothing is committed yet, or the committed run wrote none (an output written before runs
+   * committed by a manifest had reports), or it cannot be read (then the next report starts its history anew, and
+   * says nothing false).
    */
-  QualityReport previousReport() {
+  private QualityReport previousReport(JsonNode current) {
+    String location = current == null ? null : reportOf(output, current);
+    if (location == null) {
+      return null;
+    }
     try {
-      if (!ObjectStorage.exists(manifest(output))) {
-        return null;
-      }
-      JsonNode report = JSON.readTree(ObjectStorage.read(manifest(output))).get("report");
-      return report == null ? null : QualityReport.fromJson(JSON.readTree(ObjectStorage.read(output + "/"
-          + report.asText())));
+      return readReport(location);
     } catch (IOException | RuntimeException e) {
       LOG.warn("the quality report of the run committed in {} cannot be read, so this run's report has no trend: {}",
           output, e.toString());
@@ -210,16 +228,15 @@ final class ObjectStoreCommit implements Committer {
   }
 
   /**
-   * The files of the committed output that this run keeps: those of a kind the sinks append to (the resource
-   * files of {@code fhir/} with the NDJSON sink's {@code append} mode, those of {@code parquet/} with the Parquet
-   * sink's), as the current manifest lists them; none when nothing is committed yet.
+   * The files of the committed output ({@code current}, its manifest; null for none) that this run keeps: those of a
+   * kind the sinks append to (the resource files of {@code fhir/} with the NDJSON sink's {@code append} mode, those
+   * of {@code parquet/} with the Parquet sink's), as the manifest lists them; none when nothing is committed yet.
    */
-  List<Map<String, Object>> kept(SinkSettings sinks) throws IOException {
-    if (!ObjectStorage.exists(manifest(output))) {
+  private static List<Map<String, Object>> kept(SinkSettings sinks, JsonNode current) {
+    if (current == null) {
       return List.of();
     }
     List<Map<String, Object>> kept = new ArrayList<>();
-    JsonNode current = JSON.readTree(ObjectStorage.read(manifest(output)));
     for (JsonNode f : current.get("files")) {
       String path = f.get("path").asText();
       String kind = path.replaceFirst("^runs/[^/]+/", "");

@@ -47,6 +47,11 @@ public enum Runner {
     }
   }
 
+  /** The local Spark context of this JVM's run, started or starting; null when none is. */
+  private static synchronized CompletableFuture<JavaSparkContext> localSpark() {
+    return localSpark;
+  }
+
   /**
    * Starts the local Spark context ({@code local[N]}, N = the cores) in the background, so that its second or so
    * of start-up overlaps the planning instead of following it. The run then uses it as a provided context, as
@@ -108,10 +113,7 @@ public enum Runner {
       case SPARK -> {
         SparkContextOptions o = PipelineOptionsFactory.create().as(SparkContextOptions.class);
         o.setRunner(SparkRunner.class);
-        CompletableFuture<JavaSparkContext> started;
-        synchronized (Runner.class) {
-          started = localSpark;
-        }
+        CompletableFuture<JavaSparkContext> started = localSpark();
         if (started != null) {
           o.setUsesProvidedSparkContext(true);
           o.setProvidedSparkContext(started.join());
@@ -161,10 +163,7 @@ public enum Runner {
    */
   int parallelism() {
     if (this == SPARK) {
-      CompletableFuture<JavaSparkContext> started;
-      synchronized (Runner.class) {
-        started = localSpark;
-      }
+      CompletableFuture<JavaSparkContext> started = localSpark();
       if (started != null) {
         return Math.max(1, started.join().defaultParallelism());
       }
@@ -178,10 +177,7 @@ public enum Runner {
    */
   boolean workersShareDisk() {
     if (this == SPARK) {
-      CompletableFuture<JavaSparkContext> started;
-      synchronized (Runner.class) {
-        started = localSpark;
-      }
+      CompletableFuture<JavaSparkContext> started = localSpark();
       return started == null || started.join().sc().isLocal();
     }
     return true;

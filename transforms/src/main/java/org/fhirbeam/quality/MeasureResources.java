@@ -161,12 +161,14 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
       List<CompiledMapping.ValueElement> elements = mapping.valueElements();
       Tally.Builder tally = Tally.builder();
       boolean patient = mapping.resourceType().equals("Patient");
+      ElementPath birth = ElementPath.ofJsonPath("$.birthDate");
+      ElementPath death = ElementPath.ofJsonPath("$.deceasedDateTime");
       List<ElementPath> paths = new ArrayList<>();
       paths.add(ElementPath.ofJsonPath("$.id"));
       elements.forEach(e -> paths.add(e.location()));
       if (patient) {
-        paths.add(ElementPath.ofJsonPath("$.birthDate"));
-        paths.add(ElementPath.ofJsonPath("$.deceasedDateTime"));
+        paths.add(birth);
+        paths.add(death);
       }
       String structs = "(SELECT json_transform(json, " + ElementPath.structType(paths) + ") AS s FROM "
           + DuckDbTables.ndjsonObjects(List.of(part.path())) + ")";
@@ -187,8 +189,8 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
         }
       }
       if (patient) {
-        values.add("s.birthDate AS b");
-        values.add("s.deceasedDateTime AS d");
+        values.add(birth.sql("s") + " AS b");
+        values.add(death.sql("s") + " AS d");
         counts.add("count(*) FILTER (WHERE b IS NOT NULL AND d IS NOT NULL AND left(d, 10) < b)");
         counts.add("count(*) FILTER (WHERE b IS NOT NULL AND d IS NOT NULL)");
       }
@@ -223,7 +225,7 @@ public final class MeasureResources extends PTransform<PCollection<PartFile>, PC
       List<CompiledMapping.ValueElement> references = mapping.valueElements().stream()
           .filter(CompiledMapping.ValueElement::reference).toList();
       List<String> columns = new ArrayList<>();
-      columns.add("s.id");
+      columns.add(ElementPath.ofJsonPath("$.id").sql("s"));
       references.forEach(e -> columns.add(e.location().sql("s")));
       String prefix = mapping.resourceType() + "/";
       try (Statement st = db.createStatement();
