@@ -28,10 +28,11 @@ public final class ConfigLoader {
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
       "partition_column", "partitions", "key");
-  private static final Set<String> SINKS = Set.of("duckdb", "ndjson", "parquet");
+  private static final Set<String> SINKS = Set.of("duckdb", "ndjson", "parquet", "delta");
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
+  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "mode");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules",
       "optional_columns");
   private static final Set<String> RULE =
@@ -515,9 +516,10 @@ public final class ConfigLoader {
       parquet = q.bool("enabled", false);
       parquetMode = q.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE);
     }
+    SinkSettings.Delta delta = f.has("delta") ? delta(f.get("delta")) : null;
     if (!f.has("duckdb")) {
       return new SinkSettings(true, true, Map.of(), Map.of(), WriteMode.OVERWRITE, compression, ndjsonMode, parquet,
-          parquetMode);
+          parquetMode, delta);
     }
     ConfigNode.Fields d = f.get("duckdb").fields(DUCKDB_SINK);
     Map<String, String> views = new LinkedHashMap<>();
@@ -536,7 +538,26 @@ public final class ConfigLoader {
       }
     }
     return new SinkSettings(d.bool("enabled", true), d.bool("raw_copy", true), views, locations,
-        d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE), compression, ndjsonMode, parquet, parquetMode);
+        d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE), compression, ndjsonMode, parquet, parquetMode,
+        delta);
+  }
+
+  /** The Delta sink's settings; null when it is not enabled. */
+  private static SinkSettings.Delta delta(ConfigNode node) {
+    ConfigNode.Fields d = node.fields(DELTA_SINK);
+    if (!d.bool("enabled", false)) {
+      return null;
+    }
+    String location = d.requiredString("location");
+    if (location.matches("[A-Za-z][A-Za-z0-9+.-]*://.*")) {
+      throw d.get("location").error("Delta tables are written to a path (a local folder, or a mounted Volume such"
+          + " as /Volumes/<catalog>/<schema>/<volume>/...); object storage URIs are not supported yet");
+    }
+    WriteMode mode = d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE);
+    if (mode == WriteMode.UPSERT) {
+      throw d.get("mode").error("upsert (a MERGE) is not supported by the Delta sink yet: use overwrite or append");
+    }
+    return new SinkSettings.Delta(location, mode);
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

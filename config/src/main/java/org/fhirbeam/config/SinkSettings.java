@@ -16,10 +16,20 @@ import java.util.Map;
  * @param ndjsonMode how the {@code fhir/} files take this run's resources
  * @param parquet whether a Parquet dataset per resource type is written
  * @param parquetMode how the {@code parquet/} datasets take this run's resources
+ * @param delta the Delta tables the run commits its resources to; null for none
  */
 public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> views,
     Map<String, String> viewLocations, WriteMode duckdbMode, Compression ndjsonCompression, WriteMode ndjsonMode,
-    boolean parquet, WriteMode parquetMode) implements Serializable {
+    boolean parquet, WriteMode parquetMode, Delta delta) implements Serializable {
+
+  /**
+   * The Delta sink: a table per resource type, {@code <location>/fhir_resources/<type>} (the type in lower case),
+   * each committed once per run.
+   *
+   * @param location the folder the tables are in (a path; relative to the working directory)
+   * @param mode how the tables take this run's resources
+   */
+  public record Delta(String location, WriteMode mode) implements Serializable {}
 
   /** Compression of the FHIR NDJSON files. */
   public enum Compression {
@@ -36,9 +46,12 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
     viewLocations = Map.copyOf(viewLocations);
   }
 
-  /** The defaults of every setting this does not name: uncompressed NDJSON, no Parquet, every sink overwrites. */
+  /**
+   * The defaults of every setting this does not name: uncompressed NDJSON, no Parquet, no Delta, every sink
+   * overwrites.
+   */
   public SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> views, Map<String, String> viewLocations) {
     this(duckdb, rawCopy, views, viewLocations, WriteMode.OVERWRITE, Compression.NONE, WriteMode.OVERWRITE, false,
-        WriteMode.OVERWRITE);
+        WriteMode.OVERWRITE, null);
   }
 }

@@ -52,22 +52,26 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   /** By resource type, the layout of the Parquet files written beside the NDJSON ones; empty for none. */
   private final Map<String, DuckDbTables.ParquetLayout> parquet;
   private final DuckDbSettings settings;
+  /** Where each resource part is written as a data file of its type's Delta table; null for no Delta tables. */
+  private final DeltaFiles delta;
   /** Figures of the run counted apart from its parts, added up with theirs; null for none. */
   private final PCollection<Tally> more;
 
   private CommitParts(String directory, boolean copy, boolean gzipResources,
-      Map<String, DuckDbTables.ParquetLayout> parquet, DuckDbSettings settings, PCollection<Tally> more) {
+      Map<String, DuckDbTables.ParquetLayout> parquet, DuckDbSettings settings, DeltaFiles delta,
+      PCollection<Tally> more) {
     this.directory = directory;
     this.copy = copy;
     this.gzipResources = gzipResources;
     this.parquet = Map.copyOf(parquet);
     this.settings = settings;
+    this.delta = delta;
     this.more = more;
   }
 
   /** Moves the parts into a local {@code directory} (renames on one file system). */
   public static CommitParts to(String directory) {
-    return new CommitParts(required(directory), false, false, Map.of(), null, null);
+    return new CommitParts(required(directory), false, false, Map.of(), null, null, null);
   }
 
   /**
@@ -76,7 +80,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
    * ({@link #committedFiles}): for storage without atomic renames.
    */
   public static CommitParts copyingTo(String directory) {
-    return new CommitParts(required(directory), true, false, Map.of(), null, null);
+    return new CommitParts(required(directory), true, false, Map.of(), null, null, null);
   }
 
   private static String required(String directory) {
@@ -88,7 +92,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
   /** The same commit, copying resource parts gzip-compressed ({@code .ndjson.gz}); only when copying. */
   public CommitParts gzippingResources() {
-    return new CommitParts(directory, requireCopy(), true, parquet, settings, more);
+    return new CommitParts(directory, requireCopy(), true, parquet, settings, delta, more);
   }
 
   private boolean requireCopy() {
@@ -104,7 +108,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
    * (listed with its rows as lines); only when copying.
    */
   public CommitParts writingParquet(Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings settings) {
-    return new CommitParts(directory, requireCopy(), gzipResources, layouts, settings, more);
+    return new CommitParts(directory, requireCopy(), gzipResources, layouts, settings, delta, more);
   }
 
   /**
@@ -112,7 +116,16 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
    * part, such as the checks of its references) with those of the parts.
    */
   public CommitParts addingUp(PCollection<Tally> figures) {
-    return new CommitParts(directory, copy, gzipResources, parquet, settings, figures);
+    return new CommitParts(directory, copy, gzipResources, parquet, settings, delta, figures);
+  }
+
+  /**
+   * The same commit, also writing each resource part as a data file of its type's Delta table, as {@code files}
+   * says, with a DuckDB of {@code settings}; the figures name each data file with its rows and bytes
+   * ({@link DeltaFiles#written(Tally)}) for the commit that adds them to the tables. Either way of committing.
+   */
+  public CommitParts writingDelta(DeltaFiles files, DuckDbSettings settings) {
+    return new CommitParts(directory, copy, gzipResources, parquet, settings, files, more);
   }
 
   /**
@@ -150,7 +163,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
   @Override
   public PDone expand(PCollection<PartFile> input) {
     PCollection<Tally> tallies = input.apply("MoveParts", ParDo.of(new MoveFn(directory, copy, gzipResources,
-        parquet, settings))).setCoder(SerializableCoder.of(Tally.class));
+        parquet, settings, delta))).setCoder(SerializableCoder.of(Tally.class));
     if (more != null) {
       tallies = PCollectionList.of(tallies).and(more).apply("WithRunFigures", Flatten.pCollections());
     }
@@ -174,20 +187,22 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     private final boolean gzipResources;
     private final Map<String, DuckDbTables.ParquetLayout> parquet;
     private final DuckDbSettings settings;
+    private final DeltaFiles delta;
     private transient Connection db;
 
     MoveFn(String directory, boolean copy, boolean gzipResources, Map<String, DuckDbTables.ParquetLayout> parquet,
-        DuckDbSettings settings) {
+        DuckDbSettings settings, DeltaFiles delta) {
       this.directory = directory;
       this.copy = copy;
       this.gzipResources = gzipResources;
       this.parquet = parquet;
       this.settings = settings;
+      this.delta = delta;
     }
 
     @Setup
     public void setup() throws SQLException {
-      if (!parquet.isEmpty()) {
+      if (!parquet.isEmpty() || delta != null) {
         db = DuckDb.openInMemory(settings);
       }
     }
@@ -212,30 +227,46 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         Files.deleteIfExists(from);
         return;
       }
-      if (copy) {
-        // A retried bundle copies the part again, under the same names: the objects are replaced, not repeated.
-        if (db != null && part.holdsResources()) {
-          String name = part.resourcePartName();
-          String type = name.substring(0, name.indexOf('-'));
-          Path file = PartFile.beside(part.path(), "parquet");
-          try {
-            try (Statement st = db.createStatement()) {
-              st.execute(parquet.get(type).copy("SELECT json FROM "
-                  + DuckDbTables.ndjsonObjects(List.of(part.path())), "", file.toString()));
-            }
+      Path to = copy ? null : Path.of(directory).resolve(part.target());
+      // A retried bundle writes the part's files again, under the same names: they are replaced, not repeated.
+      boolean parquetSink = copy && !parquet.isEmpty();
+      if (part.holdsResources() && (parquetSink || delta != null)) {
+        String name = part.resourcePartName();
+        String type = name.substring(0, name.indexOf('-'));
+        Path file = PartFile.beside(part.path(), "parquet");
+        // Moved by an earlier attempt of this bundle: the part is read where it went.
+        Path read = to != null && !Files.exists(from) ? to : from;
+        try {
+          // The Parquet sink's files and the Delta tables' are laid out alike: one file serves both.
+          DuckDbTables.ParquetLayout layout = delta != null ? delta.layouts().get(type) : parquet.get(type);
+          try (Statement st = db.createStatement()) {
+            st.execute(layout.copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(read.toString())), "",
+                file.toString()));
+          }
+          if (parquetSink) {
             committed = committed.plus(copy(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
                 + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
-          } finally {
-            Files.deleteIfExists(file);
           }
+          if (delta != null) {
+            String dataFile = delta.fileName(name);
+            long bytes;
+            try (InputStream in = Files.newInputStream(file)) {
+              bytes = ObjectStorage.replace(DeltaFiles.table(delta.root(), type) + "/" + dataFile, in,
+                  "application/vnd.apache.parquet");
+            }
+            committed = committed.plus(DeltaFiles.written(type, dataFile, part.lines(), bytes));
+          }
+        } finally {
+          Files.deleteIfExists(file);
         }
+      }
+      if (copy) {
         boolean gzip = gzipResources && part.holdsResources();
         out.output(committed.plus(copy(from, gzip ? part.target() + ".gz" : part.target(), part.lines(), gzip,
             "application/x-ndjson")));
         return;
       }
       out.output(committed);
-      Path to = Path.of(directory).resolve(part.target());
       Files.createDirectories(to.getParent());
       if (Files.exists(to) && !Files.exists(from)) {
         return; // moved by an earlier attempt of this bundle

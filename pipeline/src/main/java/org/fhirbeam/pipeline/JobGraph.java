@@ -14,6 +14,7 @@ import org.apache.beam.sdk.values.PCollectionTuple;
 import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.io.CommitParts;
+import org.fhirbeam.io.DeltaFiles;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.quality.CheckFhirPathRules;
 import org.fhirbeam.quality.DropDuplicateIds;
@@ -40,13 +41,14 @@ final class JobGraph {
    * @param copyParts whether the tasks copy their parts to {@code stagingRoot} through Beam's file systems (and
    *     measure the resources for the quality report), as a commit without renames wants
    *     ({@link Committer#copiesParts}), rather than move them there
+   * @param delta where the tasks write each resource part as a data file of its type's Delta table; null for none
    * @param localConcurrency how many files one worker maps at a time, all in one element (see
    *     {@link MapWithDuckDb#withLocalConcurrency}); 1 leaves it to the runner
    * @param parallelism how many tasks the runner's workers map at once in all: large files are cut into pieces to
    *     keep them busy (see {@link MapWithDuckDb#pieceBytes})
    */
   static void build(Pipeline p, JobPlan plan, String runId, String partsDir, String stagingRoot, boolean copyParts,
-      int localConcurrency, int parallelism) {
+      DeltaFiles delta, int localConcurrency, int parallelism) {
     List<MapWithDuckDb.Work> works = new ArrayList<>();
     for (CompiledMapping mapping : plan.mappings()) {
       if (plan.sources().get(mapping.source()).tasks().isEmpty()) {
@@ -108,6 +110,9 @@ final class JobGraph {
       }
     }
     CommitParts commit = commit(plan, stagingRoot, copyParts);
+    if (delta != null) {
+      commit = commit.writingDelta(delta, plan.config().duckdb());
+    }
     if (!keys.isEmpty()) {
       commit = commit.addingUp(PCollectionList.of(keys).apply("CollectKeys", Flatten.pCollections())
           .apply("ResolveReferences", ResolveReferences.of(plan.config().externalPrefixes())));

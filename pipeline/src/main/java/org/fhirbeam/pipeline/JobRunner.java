@@ -111,23 +111,33 @@ public final class JobRunner {
    * the committer makes the run the output. A run that fails leaves the previous output (and database) as it was.
    */
   public RunSummary run() {
+    Instant started = Instant.now();
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
-        .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
+        .format(started) + "-" + UUID.randomUUID().toString().substring(0, 8);
     long start = System.nanoTime();
     DoubleSupplier elapsed = () -> planSeconds + (System.nanoTime() - start) / 1e9;
     Map<String, Double> stages = new LinkedHashMap<>();
     stages.put("plan", planSeconds);
     try (Committer commit = byManifest ? ObjectStoreCommit.open(plan, location, runId, runner::workersShareDisk)
             : LocalCommit.open(plan, output, runId);
-        Progress progress = new Progress(console, terminal)) {
-      Ran ran = runGraph(runId, progress, commit);
+        Progress progress = new Progress(console, terminal);
+        DeltaCommit delta = DeltaCommit.open(plan, runId, started.toEpochMilli())) {
+      Ran ran = runGraph(runId, progress, commit, delta);
       stages.put("pipeline", (System.nanoTime() - start) / 1e9);
       long mark = System.nanoTime();
       progress.phase("verifying counts");
       RunSummary counted = counted(runId, ran, elapsed, stages, commit.database());
       stages.put("verify", (System.nanoTime() - mark) / 1e9);
-      return commit.commit(counted.withStage("verify", stages.get("verify")), ran.tasks(), progress, stages,
-          elapsed);
+      counted = counted.withStage("verify", stages.get("verify"));
+      if (delta != null) {
+        // Before the output's commit, so that its run summary names the tables' versions.
+        progress.phase("committing Delta tables");
+        mark = System.nanoTime();
+        counted = counted.withDelta(delta.commit(ran.tasks().committed()));
+        stages.put("commit_delta", (System.nanoTime() - mark) / 1e9);
+        counted = counted.withStage("commit_delta", stages.get("commit_delta"));
+      }
+      return commit.commit(counted, ran.tasks(), progress, stages, elapsed);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -140,7 +150,7 @@ public final class JobRunner {
    * Runs the graph: its tasks write parts into the committer's parts folder and commit them into its staging root;
    * returns once the pipeline has finished and its figures are read.
    */
-  private Ran runGraph(String runId, Progress progress, Committer commit) throws IOException {
+  private Ran runGraph(String runId, Progress progress, Committer commit, DeltaCommit delta) throws IOException {
     PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
     boolean remoteSources = plan.sources().values().stream().flatMap(s -> s.tasks().stream())
         .anyMatch(ReadTask::fetchesObjects);
@@ -148,7 +158,7 @@ public final class JobRunner {
         ObjectStorage.settingsOf(plan.config().sources().values()));
     Pipeline p = Pipeline.create(options);
     JobGraph.build(p, plan, runId, commit.partsDirectory(), commit.stagingRoot(), commit.copiesParts(),
-        runner.localConcurrency(), runner.parallelism());
+        delta == null ? null : delta.files(), runner.localConcurrency(), runner.parallelism());
     PipelineResult result = p.run();
     String executed = Runner.executed(result).label();
     Progress.Work work = Progress.Work.of(plan);

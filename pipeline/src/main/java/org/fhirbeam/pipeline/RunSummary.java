@@ -21,7 +21,17 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
     Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles,
-    Checks checks, Map<String, Double> loadSeconds) {
+    Checks checks, Map<String, Double> loadSeconds, Delta delta) {
+
+  /**
+   * The Delta tables a run committed: their folder, and each table's version holding the run (by table name,
+   * {@code fhir_resources.patient}).
+   */
+  public record Delta(String location, Map<String, Long> versions) {
+    public Delta {
+      versions = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(versions));
+    }
+  }
 
   /** The data-quality checks of the run: how many ran, and each that failed as a line (no record values). */
   public record Checks(int run, List<String> failed) {
@@ -47,7 +57,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
       Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
     this(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds, duckdbTables,
-        database, stageSeconds, validation, columnDrift, skippedFiles, null, Map.of());
+        database, stageSeconds, validation, columnDrift, skippedFiles, null, Map.of(), null);
   }
 
   /** The same summary with one more stage timed (the commit, which ends after the summary file is written). */
@@ -55,31 +65,37 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
   }
 
   /** The same summary once its sinks are written: the run's time so far, the DuckDB tables and every stage's time. */
   RunSummary loaded(double seconds, Map<String, Long> tables, Map<String, Double> stages) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds, tables,
-        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds);
+        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
   }
 
   /** The same summary with the run's time so far. */
   RunSummary withElapsed(double seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
   }
 
   /** The same summary with the run's quality checks. */
   RunSummary withChecks(Checks checks) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
+  }
+
+  /** The same summary with the Delta tables the run committed. */
+  RunSummary withDelta(Delta committed) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, committed);
   }
 
   /** The same summary with the time of each table and statement of the DuckDB load. */
   RunSummary withLoadSeconds(Map<String, Double> seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds, delta);
   }
 
   /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
@@ -291,6 +307,12 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       db.put("load_s", load);
       m.put("duckdb", db);
     }
+    if (delta != null) {
+      Map<String, Object> d = new LinkedHashMap<>();
+      d.put("location", delta.location());
+      d.put("versions", delta.versions());
+      m.put("delta", d);
+    }
     return m;
   }
 
@@ -343,6 +365,11 @@ public record RunSummary(String runId, String runner, String config, Map<String,
             c.mapping(), c.rowsIn(), c.mapped(), c.rejected(), c.seconds(),
             c.seconds() > 0 ? Math.round(c.rowsIn() / c.seconds()) : 0);
       }
+    }
+    if (delta != null) {
+      List<String> versions = new ArrayList<>();
+      delta.versions().forEach((t, v) -> versions.add(t + " v" + v));
+      out.printf("  delta: %s (%s)%n", delta.location(), String.join(", ", versions));
     }
     if (byManifest) {
       out.printf("  output: %s (run-summary.json, report/ and the files the manifest lists), committed by %s%n",

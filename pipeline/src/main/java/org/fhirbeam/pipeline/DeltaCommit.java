@@ -1,0 +1,390 @@
+package org.fhirbeam.pipeline;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.delta.kernel.DataWriteContext;
+import io.delta.kernel.Operation;
+import io.delta.kernel.Snapshot;
+import io.delta.kernel.Table;
+import io.delta.kernel.Transaction;
+import io.delta.kernel.TransactionBuilder;
+import io.delta.kernel.TransactionCommitResult;
+import io.delta.kernel.data.Row;
+import io.delta.kernel.defaults.engine.DefaultEngine;
+import io.delta.kernel.defaults.engine.hadoopio.HadoopFileIO;
+import io.delta.kernel.defaults.internal.parquet.ParquetStatsReader;
+import io.delta.kernel.engine.Engine;
+import io.delta.kernel.exceptions.ConcurrentTransactionException;
+import io.delta.kernel.exceptions.TableNotFoundException;
+import io.delta.kernel.hook.PostCommitHook;
+import io.delta.kernel.internal.TableImpl;
+import io.delta.kernel.statistics.DataFileStatistics;
+import io.delta.kernel.types.BooleanType;
+import io.delta.kernel.types.DataType;
+import io.delta.kernel.types.DateType;
+import io.delta.kernel.types.DoubleType;
+import io.delta.kernel.types.LongType;
+import io.delta.kernel.types.StringType;
+import io.delta.kernel.types.StructField;
+import io.delta.kernel.types.StructType;
+import io.delta.kernel.types.TimestampType;
+import io.delta.kernel.utils.CloseableIterable;
+import io.delta.kernel.utils.CloseableIterator;
+import io.delta.kernel.utils.DataFileStatus;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.apache.hadoop.conf.Configuration;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.data.Tally;
+import org.fhirbeam.io.DeltaFiles;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.ObjectStorage;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Commits a run's resources to Delta tables with the Delta kernel's Java API (no Spark session): the run's tasks
+ * write each resource part as a Parquet file into its type's table folder ({@link DeltaFiles}), and once the run
+ * balances, each table gets one version holding exactly the run's files: added to what it held (append), or
+ * replacing it (overwrite, a REPLACE TABLE that also takes the run's columns). A file not in a table's log is not
+ * part of the table, so until its version is written a table is as it was, and readers can time-travel to any
+ * earlier run.
+ *
+ * <p>A run's commits are idempotent: each carries the Delta transaction id {@code (fhirbeam, <run's start in
+ * ms>)}, which a table takes once. Several tables cannot change in one Delta transaction, so before the first of them
+ * the run writes a ledger ({@code _fhirbeam/commits/<run id>.json} beside the tables) listing every table's files,
+ * and deletes it after the last: a run killed between the two leaves its ledger, and the next run with the same Delta
+ * location first completes that commit (tables that already hold it, or a later run, are left alone), so every table
+ * ends holding the killed run exactly once.
+ */
+final class DeltaCommit implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(DeltaCommit.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** The application id of the runs' Delta transaction ids. */
+  static final String APP_ID = "fhirbeam";
+  private static final String ENGINE_INFO = "fhirbeam";
+  /**
+   * Test-only: with this system property set to {@code n}, the JVM halts (as if killed) right after the commit has
+   * written the versions of its first {@code n} tables.
+   */
+  static final String HALT_AFTER_TABLES = "fhirbeam.delta_halt_after_tables";
+  /** The size a run's small data files are merged up to, in each table. */
+  static final long TARGET_BYTES = 128L << 20;
+
+  private final String root;
+  private final WriteMode mode;
+  private final String runId;
+  private final long txnVersion;
+  private final Map<String, DuckDbTables.ParquetLayout> layouts;
+  private final DuckDbSettings duckdb;
+  private final Engine engine = DefaultEngine.create(new Configuration());
+  /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
+  private boolean ledgerWritten;
+
+  private DeltaCommit(String root, WriteMode mode, String runId, long txnVersion,
+      Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings duckdb) {
+    this.root = root;
+    this.mode = mode;
+    this.runId = runId;
+    this.txnVersion = txnVersion;
+    this.layouts = layouts;
+    this.duckdb = duckdb;
+  }
+
+  /**
+   * Prepares run {@code runId} (started at {@code startMillis}) of {@code plan} for its Delta tables; null when the
+   * job writes none. Completes first the commit of a run killed while committing to the same tables.
+   */
+  static DeltaCommit open(JobPlan plan, String runId, long startMillis) {
+    SinkSettings.Delta settings = plan.config().sinks().delta();
+    if (settings == null) {
+      return null;
+    }
+    String root = Path.of(settings.location()).toAbsolutePath().normalize().toString();
+    try {
+      Files.createDirectories(Path.of(root));
+    } catch (IOException e) {
+      throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
+    }
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
+        plan.config().duckdb());
+    commit.completeKilledCommits();
+    return commit;
+  }
+
+  /** Where the run's tasks write the tables' data files. */
+  DeltaFiles files() {
+    return new DeltaFiles(root, runId, layouts);
+  }
+
+  /**
+   * Commits the run: one version of every resource type's table (those without resources too, so that every table
+   * has a version per run), from the data files its tasks wrote ({@code committed}, the run's figures). Returns the
+   * tables and the versions that hold the run.
+   */
+  RunSummary.Delta commit(Tally committed) throws IOException {
+    Map<String, List<DeltaFiles.DataFile>> written = new LinkedHashMap<>();
+    List<String> merged = new ArrayList<>();
+    for (Map.Entry<String, List<DeltaFiles.DataFile>> e : DeltaFiles.written(committed).entrySet()) {
+      written.put(e.getKey(), coalesced(e.getKey(), e.getValue(), merged));
+    }
+    Map<String, Object> ledger = new LinkedHashMap<>();
+    ledger.put("run_id", runId);
+    ledger.put("txn_version", txnVersion);
+    ledger.put("mode", mode.name());
+    Map<String, Object> tables = new LinkedHashMap<>();
+    layouts.forEach((type, layout) -> {
+      Map<String, Object> t = new LinkedHashMap<>();
+      List<Map<String, Object>> columns = new ArrayList<>();
+      layout.columns().forEach(c -> columns.add(Map.of("name", c.name(), "type", c.sqlType())));
+      t.put("columns", columns);
+      List<Map<String, Object>> files = new ArrayList<>();
+      written.getOrDefault(type, List.of()).forEach(f -> files.add(Map.of("name", f.name(), "rows", f.rows(),
+          "bytes", f.bytes())));
+      t.put("files", files);
+      tables.put(type, t);
+    });
+    ledger.put("tables", tables);
+    String location = ledger(runId);
+    ObjectStorage.replace(location, new ByteArrayInputStream(JSON.writeValueAsBytes(ledger)), "application/json");
+    ledgerWritten = true;
+    // Merged into larger files, which the ledger lists instead: no table will ever add these.
+    ObjectStorage.delete(merged);
+    Map<String, Long> versions = apply(JSON.valueToTree(ledger));
+    ObjectStorage.delete(List.of(location));
+    return new RunSummary.Delta(root, versions);
+  }
+
+  /**
+   * Deletes the data files of a run that did not get as far as its ledger (it failed, or did not balance): no table
+   * will ever add them. Best-effort: files left are never read (Delta's VACUUM removes them).
+   */
+  @Override
+  public void close() {
+    if (ledgerWritten) {
+      return;
+    }
+    try {
+      ObjectStorage.delete(ObjectStorage.list(root + "/" + DeltaFiles.RESOURCE_SCHEMA + "/*/part-" + runId + "-*"));
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("the data files run {} wrote into the Delta tables in {} could not all be deleted: {}", runId, root,
+          e.toString());
+    }
+  }
+
+  /**
+   * {@code type}'s data files as the table gets them: each run of consecutive files under {@link #TARGET_BYTES}
+   * together merged into one (a task's part of a small input is a small file, and many small files slow every
+   * reader), the others as they are. The files merged are added to {@code merged}.
+   */
+  private List<DeltaFiles.DataFile> coalesced(String type, List<DeltaFiles.DataFile> files, List<String> merged)
+      throws IOException {
+    String folder = DeltaFiles.table(root, type);
+    List<List<DeltaFiles.DataFile>> groups = new ArrayList<>();
+    long groupBytes = 0;
+    for (DeltaFiles.DataFile f : files) {
+      if (groups.isEmpty() || groupBytes + f.bytes() > TARGET_BYTES) {
+        groups.add(new ArrayList<>());
+        groupBytes = 0;
+      }
+      groups.get(groups.size() - 1).add(f);
+      groupBytes += f.bytes();
+    }
+    List<DeltaFiles.DataFile> out = new ArrayList<>();
+    for (List<DeltaFiles.DataFile> group : groups) {
+      if (group.size() == 1) {
+        out.add(group.get(0));
+        continue;
+      }
+      List<String> paths = new ArrayList<>();
+      long rows = 0;
+      for (DeltaFiles.DataFile f : group) {
+        paths.add(folder + "/" + f.name());
+        rows += f.rows();
+      }
+      String name = "part-" + runId + "-" + type + "-merged-" + out.size() + ".parquet";
+      Path target = Path.of(folder, name);
+      try (Connection db = DuckDb.openInMemory(duckdb); Statement st = db.createStatement()) {
+        long copied = st.executeLargeUpdate(layouts.get(type).merge(paths, target.toString()));
+        if (copied != rows) {
+          throw new IOException("merging " + group.size() + " Delta data files of " + folder + " copied " + copied
+              + " of their " + rows + " rows");
+        }
+      } catch (SQLException e) {
+        throw DuckDb.failure("merging the Delta data files of " + folder + " failed", e);
+      }
+      out.add(new DeltaFiles.DataFile(name, rows, Files.size(target)));
+      merged.addAll(paths);
+    }
+    return out;
+  }
+
+  private String ledger(String run) {
+    return root + "/_fhirbeam/commits/" + run + ".json";
+  }
+
+  /** Completes the commits whose ledgers are left: of runs killed while they committed. */
+  private void completeKilledCommits() {
+    try {
+      for (String left : ObjectStorage.list(root + "/_fhirbeam/commits/*.json")) {
+        JsonNode ledger = JSON.readTree(ObjectStorage.read(left));
+        LOG.info("completing the Delta commit of run {}, stopped while it committed", ledger.get("run_id").asText());
+        apply(ledger);
+        ObjectStorage.delete(List.of(left));
+      }
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException("completing an earlier run's Delta commit in " + root + " failed", e);
+    }
+  }
+
+  /**
+   * Writes the version of every table of {@code ledger} that does not hold its run yet; returns the tables'
+   * versions that hold it (the version found in the table, for one that held it already).
+   */
+  private Map<String, Long> apply(JsonNode ledger) throws IOException {
+    WriteMode ledgerMode = WriteMode.valueOf(ledger.get("mode").asText());
+    long txn = ledger.get("txn_version").asLong();
+    int halt = Integer.getInteger(HALT_AFTER_TABLES, -1);
+    Map<String, Long> versions = new LinkedHashMap<>();
+    var tables = ledger.get("tables").fields();
+    int done = 0;
+    while (tables.hasNext()) {
+      var e = tables.next();
+      String type = e.getKey();
+      List<String[]> columns = new ArrayList<>();
+      e.getValue().get("columns").forEach(c -> columns.add(new String[] {c.get("name").asText(),
+          c.get("type").asText()}));
+      List<DeltaFiles.DataFile> files = new ArrayList<>();
+      e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
+          f.get("rows").asLong(), f.get("bytes").asLong())));
+      versions.put(DeltaFiles.RESOURCE_SCHEMA + "." + type.toLowerCase(java.util.Locale.ROOT),
+          commitTable(type, schema(columns), files, ledgerMode, txn));
+      if (++done == halt) {
+        Runtime.getRuntime().halt(137);
+      }
+    }
+    return versions;
+  }
+
+  /**
+   * One version of {@code type}'s table adding {@code files} (replacing what it held, for overwrite), with
+   * transaction id {@code txn}; returns the table's version that holds it (its latest, when it held it already or a
+   * later run has committed since).
+   */
+  private long commitTable(String type, StructType schema, List<DeltaFiles.DataFile> dataFiles, WriteMode writeMode,
+      long txn) throws IOException {
+    String folder = DeltaFiles.table(root, type);
+    Files.createDirectories(Path.of(folder));
+    Table table = Table.forPath(engine, Path.of(folder).toUri().toString());
+    Snapshot current = latest(table);
+    // Statistics of every column but the resource JSON (the last): readers skip files by id and typed columns.
+    Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols",
+        String.valueOf(schema.length() - 1));
+    TransactionBuilder builder;
+    if (current == null) {
+      builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.CREATE_TABLE)
+          .withSchema(engine, schema).withTableProperties(engine, properties);
+    } else if (writeMode == WriteMode.OVERWRITE) {
+      // The kernel's REPLACE TABLE (public in later releases): the run's files and columns replace the table's.
+      builder = ((TableImpl) table).createReplaceTableTransactionBuilder(engine, ENGINE_INFO)
+          .withSchema(engine, schema).withTableProperties(engine, properties);
+    } else {
+      if (!current.getSchema().equals(schema)) {
+        throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
+            + ", and this run's " + type + " resources have " + describe(schema) + ": appending needs the same"
+            + " columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
+      }
+      builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.WRITE);
+    }
+    Transaction transaction;
+    try {
+      transaction = builder.withTransactionId(engine, APP_ID, txn).build(engine);
+    } catch (ConcurrentTransactionException e) {
+      return latest(table).getVersion(); // this run, or a later one, is committed here already
+    }
+    Row state = transaction.getTransactionState(engine);
+    DataWriteContext context = Transaction.getWriteContext(engine, state, Map.of());
+    HadoopFileIO files = new HadoopFileIO(new Configuration());
+    long now = System.currentTimeMillis();
+    List<DataFileStatus> statuses = new ArrayList<>();
+    for (DeltaFiles.DataFile f : dataFiles) {
+      String path = Path.of(folder, f.name()).toUri().toString();
+      // From the file's footer: its rows, and the least and greatest value and the nulls of each column.
+      DataFileStatistics stats = ParquetStatsReader.readDataFileStatistics(files.newInputFile(path, f.bytes()),
+          schema, context.getStatisticsColumns());
+      if (stats.getNumRecords() != f.rows()) {
+        throw new IOException("the Delta data file " + path + " holds " + stats.getNumRecords() + " rows, and its"
+            + " task wrote " + f.rows());
+      }
+      statuses.add(new DataFileStatus(path, f.bytes(), now, Optional.of(stats)));
+    }
+    TransactionCommitResult result;
+    try (CloseableIterator<Row> actions = Transaction.generateAppendActions(engine, state,
+        io.delta.kernel.internal.util.Utils.toCloseableIterator(statuses.iterator()), context)) {
+      result = transaction.commit(engine, CloseableIterable.inMemoryIterable(actions));
+    } catch (ConcurrentTransactionException e) {
+      return latest(table).getVersion();
+    }
+    for (PostCommitHook hook : result.getPostCommitHooks()) {
+      try {
+        hook.threadSafeInvoke(engine); // checkpoints and checksums: the commit stands without them
+      } catch (IOException | RuntimeException e) {
+        LOG.warn("Delta table {}: the {} after version {} failed: {}", folder, hook.getType(), result.getVersion(),
+            e.toString());
+      }
+    }
+    return result.getVersion();
+  }
+
+  private Snapshot latest(Table table) {
+    try {
+      return table.getLatestSnapshot(engine);
+    } catch (TableNotFoundException e) {
+      return null;
+    }
+  }
+
+  /** The Delta schema of a table's columns ({@code [name, DuckDB type]}, as the Parquet files have them). */
+  static StructType schema(List<String[]> columns) {
+    StructType schema = new StructType();
+    for (String[] c : columns) {
+      schema = schema.add(c[0], type(c[1]), true);
+    }
+    return schema;
+  }
+
+  private static DataType type(String sqlType) {
+    return switch (sqlType) {
+      case "VARCHAR", "JSON" -> StringType.STRING;
+      case "DATE" -> DateType.DATE;
+      case "BIGINT" -> LongType.LONG;
+      case "DOUBLE" -> DoubleType.DOUBLE;
+      case "BOOLEAN" -> BooleanType.BOOLEAN;
+      case "TIMESTAMPTZ" -> TimestampType.TIMESTAMP;
+      default -> throw new IllegalArgumentException("no Delta type for the column type " + sqlType);
+    };
+  }
+
+  private static String describe(StructType schema) {
+    List<String> out = new ArrayList<>();
+    for (StructField f : schema.fields()) {
+      out.add(f.getName() + " " + f.getDataType());
+    }
+    return "(" + String.join(", ", out) + ")";
+  }
+}

@@ -1,0 +1,220 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.StructField;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The Delta sink, read back by an independent Delta implementation: Spark 3.5 with delta-spark, in local mode. The
+ * runs go first (the Spark runner's run needs the JVM's one Spark context), then one reading session checks every
+ * table: rows, columns, history, time travel, and the same resources as the run's NDJSON files.
+ */
+class DeltaSinkTest {
+  @TempDir
+  static Path tmp;
+
+  static SparkSession spark;
+  /** By scenario, the NDJSON files of the run's output, by resource type: every line. */
+  static final Map<String, Map<String, List<String>>> NDJSON = new TreeMap<>();
+  /** After the killed run: by table, its log's commit files; and the ledgers left. */
+  static Map<String, List<String>> logsAfterKill;
+  static List<String> ledgersAfterKill;
+
+  @BeforeAll
+  static void runThenRead() throws Exception {
+    run("synthea-direct", "direct", synthea("overwrite"));
+    run("synthea-spark", "spark", synthea("overwrite"));
+    // The default job: overwrite, append, overwrite.
+    for (String[] r : new String[][] {{"a", "overwrite"}, {"b", "append"}, {"c", "overwrite"}}) {
+      run("history-" + r[0], "direct", List.of("--set", "sinks.delta.mode=" + r[1]), "history");
+    }
+    // A run halted after committing its first table, then the next run.
+    killed("killed", synthea("append"));
+    logsAfterKill = logs(tmp.resolve("killed-delta"));
+    try (Stream<Path> s = Files.list(tmp.resolve("killed-delta/_fhirbeam/commits"))) {
+      ledgersAfterKill = s.map(p -> p.getFileName().toString()).toList();
+    }
+    run("after-kill", "direct", synthea("append"), "killed");
+    spark = SparkSession.builder().master("local[1]").appName("delta-reader")
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.databricks.delta.snapshotPartitions", "1")
+        .config("spark.sql.warehouse.dir", tmp.resolve("warehouse").toString())
+        .getOrCreate();
+  }
+
+  @AfterAll
+  static void stop() {
+    if (spark != null) {
+      spark.stop();
+    }
+  }
+
+  static List<String> synthea(String mode) {
+    return List.of("--config", SyntheaJobTest.CONFIG.toString(), "--set", "validation.mode=off",
+        "--set", "sinks.delta.mode=" + mode);
+  }
+
+  static void run(String scenario, String runner, List<String> options) throws IOException {
+    run(scenario, runner, options, scenario);
+  }
+
+  /** Runs the job into output {@code <scenario>-out} and Delta tables {@code <tables>-delta}. */
+  static void run(String scenario, String runner, List<String> options, String tables) throws IOException {
+    List<String> args = new ArrayList<>(List.of("run", "--runner", runner, "--output",
+        tmp.resolve(scenario + "-out").toString(), "--set", "duckdb.database=" + tmp.resolve(scenario + ".db"),
+        "--set", "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + tmp.resolve(tables + "-delta")));
+    args.addAll(options);
+    Cli r = Cli.run(args.toArray(String[]::new));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("  delta: " + tmp.resolve(tables + "-delta")));
+    NDJSON.put(scenario, ndjson(tmp.resolve(scenario + "-out/fhir")));
+  }
+
+  /** The run in a JVM of its own that halts (as if killed) once it has committed its first table. */
+  static void killed(String scenario, List<String> options) throws Exception {
+    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-D" + DeltaCommit.HALT_AFTER_TABLES + "=1", "-cp", System.getProperty("java.class.path"),
+        FhirBeam.class.getName(), "run", "--output", tmp.resolve(scenario + "-out").toString(),
+        "--set", "duckdb.database=" + tmp.resolve(scenario + ".db"), "--set", "sinks.delta.enabled=true",
+        "--set", "sinks.delta.location=" + tmp.resolve(scenario + "-delta")));
+    cmd.addAll(options);
+    Process p = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("killed.out").toFile())
+        .redirectError(tmp.resolve("killed.err").toFile()).start();
+    try {
+      assertThat(p.waitFor(180, TimeUnit.SECONDS), equalTo(true));
+      assertThat(Files.readString(tmp.resolve("killed.err")), p.exitValue(), equalTo(137));
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  static Map<String, List<String>> ndjson(Path fhir) throws IOException {
+    Map<String, List<String>> out = new TreeMap<>();
+    try (Stream<Path> s = Files.list(fhir)) {
+      for (Path f : s.sorted().toList()) {
+        String type = f.getFileName().toString().substring(0, f.getFileName().toString().indexOf('-'));
+        out.computeIfAbsent(type, t -> new ArrayList<>()).addAll(Files.readAllLines(f));
+      }
+    }
+    out.values().forEach(l -> l.sort(null));
+    return out;
+  }
+
+  /** By table folder ({@code fhir_resources/<type>}), the commit files of its log. */
+  static Map<String, List<String>> logs(Path delta) throws IOException {
+    Map<String, List<String>> out = new TreeMap<>();
+    try (Stream<Path> s = Files.list(delta.resolve("fhir_resources"))) {
+      for (Path table : s.toList()) {
+        Path log = table.resolve("_delta_log");
+        List<String> commits = new ArrayList<>();
+        if (Files.isDirectory(log)) {
+          try (Stream<Path> l = Files.list(log)) {
+            l.map(p -> p.getFileName().toString()).filter(n -> n.matches("\\d{20}\\.json")).sorted()
+                .forEach(commits::add);
+          }
+        }
+        out.put(table.getFileName().toString(), commits);
+      }
+    }
+    return out;
+  }
+
+  static Dataset<Row> table(String delta, String type, Long version) {
+    var reader = spark.read().format("delta");
+    if (version != null) {
+      reader = reader.option("versionAsOf", version);
+    }
+    return reader.load(tmp.resolve(delta + "-delta/fhir_resources/" + type.toLowerCase()).toString());
+  }
+
+  static List<String> resources(Dataset<Row> table) {
+    List<String> out = new ArrayList<>(table.select("resource").as(org.apache.spark.sql.Encoders.STRING())
+        .collectAsList());
+    out.sort(null);
+    return out;
+  }
+
+  @Test
+  void everyTableHoldsTheRunsResourcesOnBothRunners() {
+    for (String scenario : List.of("synthea-direct", "synthea-spark")) {
+      Map<String, List<String>> expected = NDJSON.get(scenario);
+      assertThat(expected.keySet().size(), equalTo(10));
+      expected.forEach((type, lines) -> assertThat(scenario + " " + type, resources(table(scenario, type, null)),
+          equalTo(lines)));
+    }
+    assertThat(NDJSON.get("synthea-spark"), equalTo(NDJSON.get("synthea-direct")));
+  }
+
+  @Test
+  void tablesHaveTheParquetSinksTypedColumns() {
+    List<String> columns = new ArrayList<>();
+    for (StructField f : table("synthea-direct", "Patient", null).schema().fields()) {
+      columns.add(f.name() + " " + f.dataType().simpleString());
+    }
+    assertThat(columns, equalTo(List.of("id string", "last_updated timestamp", "source_key string",
+        "gender string", "birth_date date", "deceased_date_time string", "resource string")));
+    // One file per table and run: the parts of the three sample files are merged.
+    assertThat(table("history", "Patient", 0L).inputFiles().length, equalTo(1));
+  }
+
+  @Test
+  void oneVersionPerRunWithTimeTravelToEachEarlierRun() {
+    List<Row> history = spark.sql("DESCRIBE HISTORY delta.`" + tmp.resolve("history-delta/fhir_resources/patient")
+        + "`").orderBy("version").select("version", "operation").collectAsList();
+    assertThat(history.toString(), equalTo("[[0,CREATE TABLE], [1,WRITE], [2,REPLACE TABLE]]"));
+    List<String> a = NDJSON.get("history-a").get("Patient");
+    List<String> both = new ArrayList<>(a);
+    both.addAll(NDJSON.get("history-b").get("Patient"));
+    both.sort(null);
+    assertThat(resources(table("history", "Patient", 0L)), equalTo(a));
+    assertThat(resources(table("history", "Patient", 1L)), equalTo(both));
+    assertThat(resources(table("history", "Patient", null)), equalTo(NDJSON.get("history-c").get("Patient")));
+    assertThat(a.size(), equalTo(34));
+  }
+
+  @Test
+  void aRunKilledWhileCommittingIsCompletedOnceByTheNextRun() throws IOException {
+    // Killed after its first table (of the first mapping): that table holds the run, the others nothing yet, and
+    // the ledger is left.
+    assertThat(logsAfterKill.get("patient"), equalTo(List.of("00000000000000000000.json")));
+    logsAfterKill.forEach((table, commits) -> {
+      if (!table.equals("patient")) {
+        assertThat(table, commits, equalTo(List.of()));
+      }
+    });
+    assertThat(ledgersAfterKill.size(), equalTo(1));
+    // The next run completed the killed run's commit (without adding it twice to the first table), then its own.
+    Map<String, List<String>> after = NDJSON.get("after-kill");
+    after.forEach((type, lines) -> {
+      List<String> twice = new ArrayList<>(lines);
+      twice.addAll(lines);
+      twice.sort(null);
+      assertThat(type, resources(table("killed", type, null)), equalTo(twice));
+      assertThat(type, resources(table("killed", type, 0L)), equalTo(lines));
+    });
+    logs(tmp.resolve("killed-delta")).forEach((table, commits) -> assertThat(table, commits,
+        equalTo(List.of("00000000000000000000.json", "00000000000000000001.json"))));
+    assertThat(tmp.resolve("killed-delta/_fhirbeam/commits").toFile().list().length, equalTo(0));
+  }
+}
