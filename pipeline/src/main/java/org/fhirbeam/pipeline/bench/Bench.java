@@ -72,6 +72,7 @@ public final class Bench implements Callable<Integer> {
 
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
+      "direct-delta", "spark-delta",
       "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db");
 
   /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
@@ -196,12 +197,17 @@ public final class Bench implements Callable<Integer> {
         CaseRuns state = measured.get(c);
         List<ProcessMeter.Measurement> ms = state.measurements;
         Path outDir = work.resolve(c + "-" + r);
-        List<String> cmd = new ArrayList<>(c.equals("spark") ? sparkJvm : jvm);
+        List<String> cmd = new ArrayList<>(c.startsWith("spark") ? sparkJvm : jvm);
         switch (c) {
-          case "direct", "direct-duckdb", "spark" -> {
+          case "direct", "direct-duckdb", "spark", "direct-delta", "spark-delta" -> {
             cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
-                c.equals("spark") ? "spark" : "direct",
+                c.startsWith("spark") ? "spark" : "direct",
                 "--output", outDir.toString(), "--set", "sources.patients.path=" + csv));
+            if (c.endsWith("-delta")) {
+              // The NDJSON-only case's run, also writing a Delta table; each run its own.
+              cmd.addAll(List.of("--set", "sinks.delta.enabled=true", "--set",
+                  "sinks.delta.location=" + outDir.resolve("delta")));
+            }
             if (c.equals("direct-duckdb")) {
               // The default job as shipped: its database, raw copy and views included.
               cmd.addAll(List.of("--set", "duckdb.database=" + outDir.resolve("fhir.db")));
@@ -240,7 +246,8 @@ public final class Bench implements Callable<Integer> {
             }
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
-              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, synthea, duckdb-sql,"
+              + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
+              + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
         }
@@ -528,7 +535,19 @@ public final class Bench implements Callable<Integer> {
         + " config/pipelines/synthea.yaml over all rows of all its files, validation off, NDJSON only (synthea-duckdb:"
         + " with its database))%n",
         results.values().iterator().next().runs());
+    for (Result r : results.values()) {
+      Result ndjson = results.get(ndjsonCase(r.name()));
+      if (ndjson != null) {
+        out.printf(Locale.ROOT, "%s: %s of %s (the same run without the Delta table)%n", r.name(), ratio(r, ndjson),
+            ndjson.name());
+      }
+    }
     out.flush();
+  }
+
+  /** The case a Delta case ({@code direct-delta}) is the same run as, without the Delta table; null for others. */
+  private static String ndjsonCase(String name) {
+    return name.endsWith("-delta") ? name.substring(0, name.length() - "-delta".length()) : null;
   }
 
   /** How fast {@code r} ran against {@code base}, as text; "-" without a base. */
@@ -555,6 +574,10 @@ public final class Bench implements Callable<Integer> {
       m.put("peak_rss_bytes", r.peakRssBytes());
       m.put("ratio_to_duckdb", base == null ? null : r.rowsPerSecond() / base.rowsPerSecond());
       m.put("ratio_to_duckdb_db", withDb == null ? null : r.rowsPerSecond() / withDb.rowsPerSecond());
+      Result ndjson = results.get(ndjsonCase(r.name()));
+      if (ndjson != null) {
+        m.put("ratio_to_ndjson", r.rowsPerSecond() / ndjson.rowsPerSecond());
+      }
       rowsOut.add(m);
     }
     if (!queryMillis.isEmpty()) {
