@@ -19,11 +19,12 @@ public final class ConfigLoader {
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory", "preserve_insertion_order");
-  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "format", "optional", "sheet",
+  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "delta", "format", "optional", "sheet",
       "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
       "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> S3 = Set.of("endpoint", "region", "path_style");
+  private static final Set<String> DELTA_SOURCE = Set.of("table", "version", "timestamp", "since_version");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
@@ -339,9 +340,29 @@ public final class ConfigLoader {
       String sql = f.string("sql", null);
       JdbcSource jdbc = f.has("jdbc") ? jdbc(f.get("jdbc")) : null;
       HttpSource http = f.has("http") ? http(f.get("http")) : null;
+      SourceConfig.DeltaRead delta = null;
+      if (f.has("delta")) {
+        ConfigNode.Fields d = f.get("delta").fields(DELTA_SOURCE);
+        if (path != null) {
+          throw f.get("delta").error("give the Delta table's folder as delta.table, without 'path'");
+        }
+        path = d.requiredString("table");
+        delta = deltaRead(d);
+      }
       if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) + (http != null ? 1 : 0) != 1) {
-        throw e.getValue().error("give exactly one of 'path' (files), 'sql' (a query over the file sources),"
-            + " 'jdbc' (a database table or query) or 'http' (a REST API)");
+        throw e.getValue().error("give exactly one of 'path' (files), 'delta' (a Delta table), 'sql' (a query over"
+            + " the file sources), 'jdbc' (a database table or query) or 'http' (a REST API)");
+      }
+      if (delta != null && path.contains("://")) {
+        throw f.get("delta").error("Delta tables are read from a path (a local folder, or a mounted Volume); object"
+            + " storage URIs are not supported yet");
+      }
+      if (delta != null) {
+        for (String k : FILE_ONLY) {
+          if (f.has(k)) {
+            throw f.get(k).error("a Delta table source does not take '" + k + "': its files are Parquet");
+          }
+        }
       }
       if (path == null) {
         for (String k : FILE_ONLY) {
@@ -360,18 +381,43 @@ public final class ConfigLoader {
         path = inputDir.replaceAll("/+$", "") + "/" + path;
       }
       // Errors about where the rows come from name the line of the key that says so.
-      String location = f.get(path != null ? "path" : sql != null ? "sql" : jdbc != null ? "jdbc" : "http")
-          .keyLocation();
-      out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql,
-          f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
+      String location = f.get(delta != null ? "delta" : path != null ? "path" : sql != null ? "sql"
+          : jdbc != null ? "jdbc" : "http").keyLocation();
+      out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql, delta != null ? SourceConfig.Format.PARQUET
+          : f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
           location, f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
           f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
-              == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f)));
+              == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f), delta));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
     }
     return out;
+  }
+
+ /** At most one of a snapshot version, a timestamp (ISO 8601) and the version after which rows are read. */
+  private static SourceConfig.DeltaRead deltaRead(ConfigNode.Fields d) {
+    Long version = d.has("version") ? (long) d.integer("version", 0) : null;
+    Long since = d.has("since_version") ? (long) d.integer("since_version", 0) : null;
+    String timestamp = d.string("timestamp", null);
+    if ((version != null ? 1 : 0) + (since != null ? 1 : 0) + (timestamp != null ? 1 : 0) > 1) {
+      throw d.get(version != null ? "version" : "since_version").error("give at most one of 'version',"
+          + " 'timestamp' (a snapshot) and 'since_version' (the rows added after that version)");
+    }
+    for (String k : List.of("version", "since_version")) {
+      if (d.has(k) && d.integer(k, 0) < 0) {
+        throw d.get(k).error("a table version is 0 or more");
+      }
+    }
+    if (timestamp != null) {
+      try {
+        java.time.OffsetDateTime.parse(timestamp);
+      } catch (java.time.format.DateTimeParseException e) {
+        throw d.get("timestamp").error("an ISO 8601 time with its offset, such as 2026-12-05T10:00:00Z, not '"
+            + timestamp + "'");
+      }
+    }
+    return new SourceConfig.DeltaRead(version, timestamp, since);
   }
 
   private static final String DOTTED = "[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*";

@@ -22,11 +22,18 @@ import java.io.Serializable;
  * @param s3 for an {@code s3://} path: the endpoint, region and addressing style
  * @param unnest JSON files: dotted path to an array in each record whose elements are the rows; null for none
  * @param fields JSON files: extra columns (name to dotted path within the record or unnested element)
+ * @param delta a Delta table (whose folder is {@code path}): which of its snapshots is read; null for other sources
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
     String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv,
-    boolean skipBadFiles, S3Settings s3, String unnest, java.util.Map<String, String> fields)
+    boolean skipBadFiles, S3Settings s3, String unnest, java.util.Map<String, String> fields, DeltaRead delta)
     implements Serializable {
+
+  /**
+   * Which rows of a Delta table a run reads: a snapshot (the latest, or as of {@code version} or {@code timestamp}),
+   * or of it only the rows added after version {@code sinceVersion}. Null fields are not given.
+   */
+  public record DeltaRead(Long version, String timestamp, Long sinceVersion) implements Serializable {}
 
   public SourceConfig {
     fields = fields == null ? java.util.Map.of()
@@ -47,7 +54,7 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
     this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT, null, java.util.Map.of());
+        S3Settings.DEFAULT, null, java.util.Map.of(), null);
   }
 
   /** What to do with a file that cannot be read. */
@@ -56,6 +63,6 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
     this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT, null, java.util.Map.of());
+        S3Settings.DEFAULT, null, java.util.Map.of(), null);
   }
 }

@@ -2,6 +2,7 @@ package org.fhirbeam.config;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -220,6 +221,37 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void deltaSinkAndSourceSettingsAreChecked() throws IOException {
+    assertThat(load(PIPELINE, Map.of()).sinks().delta(), equalTo(null));
+    assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: false, location: d}")).sinks().delta(),
+        equalTo(null));
+    assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: append}")).sinks().delta(),
+        equalTo(new SinkSettings.Delta("d", WriteMode.APPEND)));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true}")).getMessage(), equalTo(
+        "--set sinks.delta={enabled: true}: sinks.delta.location: required key is missing"));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: upsert}")).getMessage(),
+        equalTo("--set sinks.delta={enabled: true, location: d, mode: upsert}: sinks.delta.mode: upsert (a MERGE) is"
+            + " not supported by the Delta sink yet: use overwrite or append"));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: 's3://b/t'}")).getMessage(),
+        containsString("sinks.delta.location: Delta tables are written to a path"));
+
+    SourceConfig.DeltaRead since = load(PIPELINE, Map.of("sources.patients", "{delta: {table: t, since_version: 3}}"))
+        .sources().get("patients").delta();
+    assertThat(since, equalTo(new SourceConfig.DeltaRead(null, null, 3L)));
+    SourceConfig at = load(PIPELINE, Map.of("sources.patients",
+        "{delta: {table: /t, timestamp: '2026-12-05T10:00:00Z'}}")).sources().get("patients");
+    assertThat(List.of(at.path(), at.format(), at.delta().timestamp()), equalTo(List.of("/t",
+        SourceConfig.Format.PARQUET, "2026-12-05T10:00:00Z")));
+    assertThat(reject(PIPELINE, Map.of("sources.patients", "{delta: {table: t, version: 1, since_version: 0}}"))
+        .getMessage(), containsString("sources.patients.delta.version: give at most one of 'version', 'timestamp'"
+            + " (a snapshot) and 'since_version' (the rows added after that version)"));
+    assertThat(reject(PIPELINE, Map.of("sources.patients", "{path: a.csv, delta: {table: t}}")).getMessage(),
+        containsString("sources.patients.delta: give the Delta table's folder as delta.table, without 'path'"));
+    assertThat(reject(PIPELINE, Map.of("sources.patients", "{delta: {table: t, timestamp: yesterday}}"))
+        .getMessage(), containsString("sources.patients.delta.timestamp: an ISO 8601 time with its offset"));
+  }
+
+  @Test
   void badOverrideIsLocatedAtTheSetting() {
     ConfigException e = reject(PIPELINE, Map.of("duckdb.thread", "2"));
     assertThat(e.getMessage(), equalTo("--set duckdb.thread=2: duckdb.thread: unknown key (expected one of:"
@@ -327,8 +359,9 @@ class ConfigLoaderTest {
     assertThat(c.sources().get("abs").path(), equalTo("/x/a.csv"));
     assertThat(c.sources().get("joined").sql(), equalTo("SELECT * FROM patients JOIN abs USING (id)"));
     assertThat(reject(PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    path: a.csv\n    sql: SELECT 1\n"))
-        .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files), 'sql'"
-            + " (a query over the file sources), 'jdbc' (a database table or query) or 'http' (a REST API)"));
+        .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files), 'delta'"
+            + " (a Delta table), 'sql' (a query over the file sources), 'jdbc' (a database table or query) or 'http'"
+            + " (a REST API)"));
   }
 
   @Test

@@ -112,9 +112,17 @@ public final class FileSourcePlanner implements AutoCloseable {
   }
 
   public PlannedSource plan(SourceConfig source) {
+    boolean remote = source.path() != null && ObjectStorage.isRemote(source.path());
+    return plan(source, remote ? objects(source) : expand(source).stream().map(Path::toString).toList());
+  }
+
+  /**
+   * Plans {@code files} as the files of {@code source}: those its path names ({@link #plan(SourceConfig)}), or those
+   * a Delta table's snapshot lists.
+   */
+  public PlannedSource plan(SourceConfig source, List<String> files) {
     // An object on object storage is planned from a sample here and fetched by the task that reads it.
     boolean remote = source.path() != null && ObjectStorage.isRemote(source.path());
-    List<String> files = remote ? objects(source) : expand(source).stream().map(Path::toString).toList();
     List<ReadTask> tasks = new ArrayList<>();
     Set<String> columns = new LinkedHashSet<>();
     Map<String, String> skipped = new java.util.LinkedHashMap<>();

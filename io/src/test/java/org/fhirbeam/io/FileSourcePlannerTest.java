@@ -260,7 +260,7 @@ class FileSourcePlannerTest {
       for (org.fhirbeam.config.CsvOptions options : List.of(org.fhirbeam.config.CsvOptions.DETECT,
           new org.fhirbeam.config.CsvOptions(null, null, null, null, java.util.Map.of("n", "INTEGER")))) {
         ReadTask task = plan(new SourceConfig("patients", file.toString(), null, Format.AUTO, false, "test", null, 1,
-            null, null, options, false, org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of()))
+            null, null, options, false, org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of(), null))
             .tasks().get(0);
         String auto = FileSourcePlanner.scan(file, Format.CSV, options);
         if (file == csv) {
@@ -299,7 +299,7 @@ class FileSourcePlannerTest {
     // Quotes escaped by a backslash: the layout's pass does not follow them.
     SourceConfig escaped = new SourceConfig("patients", csv.toString(), null, Format.AUTO, false, "test", null, 1,
         null, null, new org.fhirbeam.config.CsvOptions(null, null, "\\", null), false,
-        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
+        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of(), null);
     assertThat(plan(escaped).tasks().get(0).cuts(), equalTo(null));
     Files.writeString(dir.resolve("backslash.csv"), Files.readString(csv) + "1,\"a \\\"b\\\" c\",n\n");
     assertThat(FileSourcePlanner.lineLayout(dir.resolve("backslash.csv"), '"').offsets(), equalTo(null));
@@ -334,7 +334,7 @@ class FileSourcePlannerTest {
     Files.delete(raw);
     SourceConfig c = new SourceConfig("people", gz.toString(), null, SourceConfig.Format.AUTO, false, "test", null, 1,
         null, null, new org.fhirbeam.config.CsvOptions(";", "'", null, "latin-1"), false,
-        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of());
+        org.fhirbeam.config.S3Settings.DEFAULT, null, java.util.Map.of(), null);
     PlannedSource s = plan(c);
     assertThat(s.columns(), contains("id", "name"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.LINE)); // line numbers known through the gzip
@@ -356,7 +356,7 @@ class FileSourcePlannerTest {
         + "{\"entry\":[{\"id\":\"c\"}]}\n");
     SourceConfig c = new SourceConfig("people", dir + "/bundle.json", null, SourceConfig.Format.AUTO, false, "test",
         null, 1, null, null, org.fhirbeam.config.CsvOptions.DETECT, false, org.fhirbeam.config.S3Settings.DEFAULT,
-        "entry", java.util.Map.of("family", "name.family"));
+        "entry", java.util.Map.of("family", "name.family"), null);
     PlannedSource s = plan(c);
     assertThat(s.columns(), contains("id", "name", "tags", "extra", "family"));
     assertThat(s.tasks().get(0).kind(), equalTo(LocationKind.ROW));

@@ -73,6 +73,8 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
           planned.put(s.name(), pool.submit(() -> JdbcSourcePlanner.plan(s)));
         } else if (s.http() != null && needed.contains(s.name())) {
           planned.put(s.name(), pool.submit(() -> new HttpSourcePlanner(config.duckdb(), System.getenv()).plan(s)));
+        } else if (s.delta() != null && needed.contains(s.name())) {
+          planned.put(s.name(), pool.submit(() -> planner.plan(s, DeltaSource.files(s))));
         } else if (s.sql() == null && needed.contains(s.name())) {
           planned.put(s.name(), pool.submit(() -> planner.plan(s)));
         }
