@@ -13,7 +13,7 @@ import org.fhirbeam.data.Tally;
  * adds it to the table's log, so the files of a failed or killed run are never read. The figures name each file with
  * its rows and bytes ({@link #written}), for that commit.
  *
- * @param root the folder the tables are in
+ * @param root the folder the tables are in: a path, which every worker sees
  * @param runId the run writing the files
  * @param layouts by resource type, the columns of its table's files
  */

@@ -37,20 +37,9 @@ public final class DuckDbTables {
      * its rows in the order of {@code orderBy} (an {@code ORDER BY} clause over the file's columns, or empty).
      */
     public String copy(String relation, String orderBy, String target) {
-      return "COPY (" + select(columns, relation) + orderBy + ") TO " + DuckDb.literal(target) + options();
-    }
-
-    /** The statement that writes the rows of {@code files} (files of this layout), in their order, to one file. */
-    public String merge(List<String> files, String target) {
-      List<String> quoted = new ArrayList<>();
-      files.forEach(f -> quoted.add(DuckDb.literal(f)));
-      return "COPY (SELECT * FROM read_parquet([" + String.join(", ", quoted) + "])) TO " + DuckDb.literal(target)
-          + options();
-    }
-
-    private String options() {
-      return " (FORMAT parquet" + (sourceKeyColumn == null ? ""
-          : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKeyColumn) + "}") + ")";
+      return "COPY (" + select(columns, relation) + orderBy + ") TO " + DuckDb.literal(target) + " (FORMAT parquet"
+          + (sourceKeyColumn == null ? "" : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKeyColumn)
+              + "}") + ")";
     }
   }
 

@@ -41,16 +41,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.apache.hadoop.conf.Configuration;
-import java.sql.Connection;
-import java.sql.SQLException;
-import java.sql.Statement;
-import org.fhirbeam.config.DuckDbSettings;
+import org.apache.parquet.hadoop.ParquetFileReader;
+import org.apache.parquet.hadoop.ParquetFileWriter;
+import org.apache.parquet.hadoop.ParquetWriter;
+import org.apache.parquet.hadoop.util.HadoopInputFile;
+import org.apache.parquet.hadoop.util.HadoopOutputFile;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DeltaFiles;
-import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.transforms.CompiledMapping;
@@ -85,25 +85,28 @@ final class DeltaCommit implements AutoCloseable {
   static final String HALT_AFTER_TABLES = "fhirbeam.delta_halt_after_tables";
   /** The size a run's small data files are merged up to, in each table. */
   static final long TARGET_BYTES = 128L << 20;
+  /**
+   * Data files smaller than this are merged: a task's part of a small input file. Larger ones are left as they are:
+   * merging copies every byte on the driver, and a table read in tasks reads files of this size well.
+   */
+  static final long SMALL_BYTES = 8L << 20;
 
   private final String root;
   private final WriteMode mode;
   private final String runId;
   private final long txnVersion;
   private final Map<String, DuckDbTables.ParquetLayout> layouts;
-  private final DuckDbSettings duckdb;
   private final Engine engine = DefaultEngine.create(new Configuration());
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
 
   private DeltaCommit(String root, WriteMode mode, String runId, long txnVersion,
-      Map<String, DuckDbTables.ParquetLayout> layouts, DuckDbSettings duckdb) {
+      Map<String, DuckDbTables.ParquetLayout> layouts) {
     this.root = root;
     this.mode = mode;
     this.runId = runId;
     this.txnVersion = txnVersion;
     this.layouts = layouts;
-    this.duckdb = duckdb;
   }
 
   /**
@@ -121,10 +124,43 @@ final class DeltaCommit implements AutoCloseable {
     } catch (IOException e) {
       throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
     }
-    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
-        plan.config().duckdb());
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan));
     commit.completeKilledCommits();
+    commit.warmUp();
     return commit;
+  }
+
+  /**
+   * While the pipeline runs, on a thread of its own: reads the tables' latest snapshots, and the statistics of a
+   * one-row Parquet file, so that the kernel, Hadoop's file system and Parquet's footer reader load and start up
+   * meanwhile (most of a second), not when the run commits.
+   */
+  private void warmUp() {
+    Thread t = new Thread(() -> {
+      Path probe = null;
+      try {
+        for (String type : layouts.keySet()) {
+          latest(Table.forPath(engine, Path.of(DeltaFiles.table(root, type)).toUri().toString()));
+        }
+        probe = Files.createTempFile("fhirbeam-delta-warmup-", ".parquet");
+        try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+            java.sql.Statement st = db.createStatement()) {
+          st.execute("COPY (SELECT 'x' AS id) TO " + org.fhirbeam.io.DuckDb.literal(probe.toString())
+              + " (FORMAT parquet)");
+        }
+        ParquetStatsReader.readDataFileStatistics(new HadoopFileIO(new Configuration()).newInputFile(
+            probe.toUri().toString(), Files.size(probe)), schema(List.<String[]>of(new String[] {"id", "VARCHAR"})),
+            List.of(new io.delta.kernel.expressions.Column("id")));
+      } catch (IOException | java.sql.SQLException | RuntimeException e) {
+        LOG.debug("warming up the Delta kernel failed; the commit does it", e);
+      } finally {
+        if (probe != null) {
+          probe.toFile().delete();
+        }
+      }
+    }, "fhirbeam-delta-warmup");
+    t.setDaemon(true);
+    t.start();
   }
 
   /** Where the run's tasks write the tables' data files. */
@@ -188,7 +224,8 @@ final class DeltaCommit implements AutoCloseable {
   }
 
   /**
-   * {@code type}'s data files as the table gets them: each run of consecutive files under {@link #TARGET_BYTES}
+   * {@code type}'s data files as the table gets them: each run of consecutive small files ({@link #SMALL_BYTES}) under
+   * {@link #TARGET_BYTES}
    * together merged into one (a task's part of a small input is a small file, and many small files slow every
    * reader), the others as they are. The files merged are added to {@code merged}.
    */
@@ -198,6 +235,11 @@ final class DeltaCommit implements AutoCloseable {
     List<List<DeltaFiles.DataFile>> groups = new ArrayList<>();
     long groupBytes = 0;
     for (DeltaFiles.DataFile f : files) {
+      if (f.bytes() >= SMALL_BYTES) {
+        groups.add(new ArrayList<>(List.of(f))); // large enough as it is
+        groupBytes = TARGET_BYTES;
+        continue;
+      }
       if (groups.isEmpty() || groupBytes + f.bytes() > TARGET_BYTES) {
         groups.add(new ArrayList<>());
         groupBytes = 0;
@@ -219,19 +261,47 @@ final class DeltaCommit implements AutoCloseable {
       }
       String name = "part-" + runId + "-" + type + "-merged-" + out.size() + ".parquet";
       Path target = Path.of(folder, name);
-      try (Connection db = DuckDb.openInMemory(duckdb); Statement st = db.createStatement()) {
-        long copied = st.executeLargeUpdate(layouts.get(type).merge(paths, target.toString()));
-        if (copied != rows) {
-          throw new IOException("merging " + group.size() + " Delta data files of " + folder + " copied " + copied
-              + " of their " + rows + " rows");
-        }
-      } catch (SQLException e) {
-        throw DuckDb.failure("merging the Delta data files of " + folder + " failed", e);
+      long copied = appendRowGroups(paths, target);
+      if (copied != rows) {
+        throw new IOException("merging " + group.size() + " Delta data files of " + folder + " copied " + copied
+            + " of their " + rows + " rows");
       }
       out.add(new DeltaFiles.DataFile(name, rows, Files.size(target)));
       merged.addAll(paths);
     }
     return out;
+  }
+
+  /**
+   * Writes the row groups of {@code files} (Parquet files of one layout), in order, into one file {@code target},
+   * as they are: their pages are copied, not decoded and encoded again. Returns the rows written.
+   */
+  private static long appendRowGroups(List<String> files, Path target) throws IOException {
+    Configuration conf = new Configuration();
+    // The local file system without its checksum files beside each file.
+    conf.set("fs.file.impl", org.apache.hadoop.fs.RawLocalFileSystem.class.getName());
+    conf.setBoolean("fs.file.impl.disable.cache", true);
+    org.apache.parquet.hadoop.metadata.FileMetaData first;
+    try (ParquetFileReader reader = ParquetFileReader.open(input(files.get(0), conf))) {
+      first = reader.getFooter().getFileMetaData();
+    }
+    ParquetFileWriter writer = new ParquetFileWriter(HadoopOutputFile.fromPath(
+        new org.apache.hadoop.fs.Path(target.toUri()), conf), first.getSchema(), ParquetFileWriter.Mode.CREATE,
+        ParquetWriter.DEFAULT_BLOCK_SIZE, ParquetWriter.MAX_PADDING_SIZE_DEFAULT);
+    writer.start();
+    long rows = 0;
+    for (String f : files) {
+      try (ParquetFileReader reader = ParquetFileReader.open(input(f, conf))) {
+        rows += reader.getRecordCount();
+      }
+      writer.appendFile(input(f, conf));
+    }
+    writer.end(first.getKeyValueMetaData());
+    return rows;
+  }
+
+  private static HadoopInputFile input(String file, Configuration conf) throws IOException {
+    return HadoopInputFile.fromPath(new org.apache.hadoop.fs.Path(Path.of(file).toUri()), conf);
   }
 
   private String ledger(String run) {
