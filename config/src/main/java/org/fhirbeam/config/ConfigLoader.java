@@ -599,11 +599,7 @@ public final class ConfigLoader {
       throw d.get("location").error("Delta tables are written to a path (a local folder, or a mounted Volume such"
           + " as /Volumes/<catalog>/<schema>/<volume>/...); object storage URIs are not supported yet");
     }
-    WriteMode mode = d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE);
-    if (mode == WriteMode.UPSERT) {
-      throw d.get("mode").error("upsert (a MERGE) is not supported by the Delta sink yet: use overwrite or append");
-    }
-    return new SinkSettings.Delta(location, mode);
+    return new SinkSettings.Delta(location, d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE));
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

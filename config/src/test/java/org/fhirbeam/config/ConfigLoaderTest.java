@@ -229,9 +229,9 @@ class ConfigLoaderTest {
         equalTo(new SinkSettings.Delta("d", WriteMode.APPEND)));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true}")).getMessage(), equalTo(
         "--set sinks.delta={enabled: true}: sinks.delta.location: required key is missing"));
-    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: upsert}")).getMessage(),
-        equalTo("--set sinks.delta={enabled: true, location: d, mode: upsert}: sinks.delta.mode: upsert (a MERGE) is"
-            + " not supported by the Delta sink yet: use overwrite or append"));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: merge}")).getMessage(),
+        equalTo("--set sinks.delta={enabled: true, location: d, mode: merge}: sinks.delta.mode: 'merge' is not one of"
+            + " overwrite, append, upsert"));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: 's3://b/t'}")).getMessage(),
         containsString("sinks.delta.location: Delta tables are written to a path"));
 

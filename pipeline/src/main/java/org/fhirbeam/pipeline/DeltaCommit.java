@@ -96,17 +96,19 @@ final class DeltaCommit implements AutoCloseable {
   private final String runId;
   private final long txnVersion;
   private final Map<String, DuckDbTables.ParquetLayout> layouts;
+  private final org.fhirbeam.config.DuckDbSettings duckdb;
   private final Engine engine = DefaultEngine.create(new Configuration());
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
 
   private DeltaCommit(String root, WriteMode mode, String runId, long txnVersion,
-      Map<String, DuckDbTables.ParquetLayout> layouts) {
+      Map<String, DuckDbTables.ParquetLayout> layouts, org.fhirbeam.config.DuckDbSettings duckdb) {
     this.root = root;
     this.mode = mode;
     this.runId = runId;
     this.txnVersion = txnVersion;
     this.layouts = layouts;
+    this.duckdb = duckdb;
   }
 
   /**
@@ -124,7 +126,8 @@ final class DeltaCommit implements AutoCloseable {
     } catch (IOException e) {
       throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
     }
-    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan));
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
+        plan.config().duckdb());
     commit.completeKilledCommits();
     commit.warmUp();
     return commit;
@@ -175,17 +178,28 @@ final class DeltaCommit implements AutoCloseable {
    */
   RunSummary.Delta commit(Tally committed) throws IOException {
     Map<String, List<DeltaFiles.DataFile>> written = new LinkedHashMap<>();
+    Map<String, WriteMode> modes = new LinkedHashMap<>();
     List<String> merged = new ArrayList<>();
-    for (Map.Entry<String, List<DeltaFiles.DataFile>> e : DeltaFiles.written(committed).entrySet()) {
-      written.put(e.getKey(), coalesced(e.getKey(), e.getValue(), merged));
+    Map<String, List<DeltaFiles.DataFile>> byType = DeltaFiles.written(committed);
+    for (String type : layouts.keySet()) {
+      List<DeltaFiles.DataFile> files = byType.getOrDefault(type, List.of());
+      if (mode == WriteMode.UPSERT) {
+        // The table's rows merged with the run's make the table anew: committed as an overwrite. A run without
+        // resources of the type leaves the table's rows as they are (an empty version).
+        modes.put(type, files.isEmpty() ? WriteMode.APPEND : WriteMode.OVERWRITE);
+        written.put(type, files.isEmpty() ? files : upserted(type, files, merged));
+      } else {
+        modes.put(type, mode);
+        written.put(type, coalesced(type, files, merged));
+      }
     }
     Map<String, Object> ledger = new LinkedHashMap<>();
     ledger.put("run_id", runId);
     ledger.put("txn_version", txnVersion);
-    ledger.put("mode", mode.name());
     Map<String, Object> tables = new LinkedHashMap<>();
     layouts.forEach((type, layout) -> {
       Map<String, Object> t = new LinkedHashMap<>();
+      t.put("mode", modes.get(type).name());
       List<Map<String, Object>> columns = new ArrayList<>();
       layout.columns().forEach(c -> columns.add(Map.of("name", c.name(), "type", c.sqlType())));
       t.put("columns", columns);
@@ -273,6 +287,43 @@ final class DeltaCommit implements AutoCloseable {
   }
 
   /**
+   * The upsert of {@code files} (the run's data files of {@code type}) into the type's table, as one data file: of
+   * the table's resources and the run's, one per id, the one with the newer {@code meta.lastUpdated} (the run's when
+   * they tie or either has none), as the other sinks' upsert. The run's files are added to {@code merged}. Every file
+   * of the table is read and written again (copy on write), as the Parquet sink's upsert does.
+   */
+  private List<DeltaFiles.DataFile> upserted(String type, List<DeltaFiles.DataFile> files, List<String> merged)
+      throws IOException {
+    String folder = DeltaFiles.table(root, type);
+    Snapshot current = latest(Table.forPath(engine, Path.of(folder).toUri().toString()));
+    List<String> previous = current == null ? List.of()
+        : DeltaSource.dataFiles(engine, current, "sinks.delta: the Delta table " + folder);
+    List<String> incoming = new ArrayList<>();
+    files.forEach(f -> incoming.add(folder + "/" + f.name()));
+    String name = "part-" + runId + "-" + type + "-upsert.parquet";
+    Path target = Path.of(folder, name);
+    long rows;
+    try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
+        java.sql.Statement st = db.createStatement()) {
+      // By name: files of earlier runs may have other typed columns; only their resources are read.
+      String query = DuckDbTables.upsertQuery(previous.isEmpty() ? DuckDbTables.NO_RESOURCES
+          : "SELECT resource AS json FROM " + parquetFiles(previous), "SELECT resource AS json FROM "
+          + parquetFiles(incoming));
+      rows = st.executeLargeUpdate(layouts.get(type).copy(query, " ORDER BY 1", target.toString()));
+    } catch (java.sql.SQLException e) {
+      throw org.fhirbeam.io.DuckDb.failure("upserting into the Delta table " + folder + " failed", e);
+    }
+    merged.addAll(incoming);
+    return List.of(new DeltaFiles.DataFile(name, rows, Files.size(target)));
+  }
+
+  private static String parquetFiles(List<String> files) {
+    List<String> quoted = new ArrayList<>();
+    files.forEach(f -> quoted.add(org.fhirbeam.io.DuckDb.literal(f)));
+    return "read_parquet([" + String.join(", ", quoted) + "], union_by_name = true)";
+  }
+
+  /**
    * Writes the row groups of {@code files} (Parquet files of one layout), in order, into one file {@code target},
    * as they are: their pages are copied, not decoded and encoded again. Returns the rows written.
    */
@@ -327,7 +378,6 @@ final class DeltaCommit implements AutoCloseable {
    * versions that hold it (the version found in the table, for one that held it already).
    */
   private Map<String, Long> apply(JsonNode ledger) throws IOException {
-    WriteMode ledgerMode = WriteMode.valueOf(ledger.get("mode").asText());
     long txn = ledger.get("txn_version").asLong();
     int halt = Integer.getInteger(HALT_AFTER_TABLES, -1);
     Map<String, Long> versions = new LinkedHashMap<>();
@@ -343,7 +393,7 @@ final class DeltaCommit implements AutoCloseable {
       e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
           f.get("rows").asLong(), f.get("bytes").asLong())));
       versions.put(DeltaFiles.RESOURCE_SCHEMA + "." + type.toLowerCase(java.util.Locale.ROOT),
-          commitTable(type, schema(columns), files, ledgerMode, txn));
+          commitTable(type, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn));
       if (++done == halt) {
         Runtime.getRuntime().halt(137);
       }

@@ -76,13 +76,21 @@ final class DeltaSource {
   }
 
   private static List<String> files(Engine engine, SourceConfig source, Snapshot snapshot) {
+    return dataFiles(engine, snapshot, source.at("delta.table") + ": the Delta table " + source.path());
+  }
+
+  /**
+   * The data files of {@code snapshot}, as paths; refuses a table whose files alone do not hold its rows, naming it
+   * as {@code table} does.
+   */
+  static List<String> dataFiles(Engine engine, Snapshot snapshot, String table) {
     if (!snapshot.getPartitionColumnNames().isEmpty()) {
-      throw refused(source, "is partitioned (by " + String.join(", ", snapshot.getPartitionColumnNames()) + ")");
+      throw refused(table, "is partitioned (by " + String.join(", ", snapshot.getPartitionColumnNames()) + ")");
     }
     String mapping = ((SnapshotImpl) snapshot).getMetadata().getConfiguration()
         .getOrDefault("delta.columnMapping.mode", "none");
     if (!mapping.equals("none")) {
-      throw refused(source, "maps its column names (delta.columnMapping.mode " + mapping + ")");
+      throw refused(table, "maps its column names (delta.columnMapping.mode " + mapping + ")");
     }
     List<String> out = new ArrayList<>();
     try (CloseableIterator<FilteredColumnarBatch> batches = snapshot.getScanBuilder().build().getScanFiles(engine)) {
@@ -91,7 +99,7 @@ final class DeltaSource {
           while (rows.hasNext()) {
             Row row = rows.next();
             if (InternalScanFileUtils.getDeletionVectorDescriptorFromRow(row) != null) {
-              throw refused(source, "has deleted rows its files still hold (deletion vectors)");
+              throw refused(table, "has deleted rows its files still hold (deletion vectors)");
             }
             out.add(Path.of(URI.create(InternalScanFileUtils.getAddFileStatus(row).getPath())).toString());
           }
@@ -103,8 +111,7 @@ final class DeltaSource {
     return out;
   }
 
-  private static InputException refused(SourceConfig source, String why) {
-    return new InputException(source.at("delta.table") + ": the Delta table " + source.path() + " " + why
-        + ", which this reader does not support yet");
+  private static InputException refused(String table, String why) {
+    return new InputException(table + " " + why + ", which this reader does not support yet");
   }
 }

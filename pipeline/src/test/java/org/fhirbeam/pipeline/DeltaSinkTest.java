@@ -42,9 +42,16 @@ class DeltaSinkTest {
   static void runThenRead() throws Exception {
     run("synthea-direct", "direct", synthea("overwrite"));
     run("synthea-spark", "spark", synthea("overwrite"));
-    // The default job: overwrite, append, overwrite.
+    // The default job: overwrite, append, overwrite; then upserts of changed rows, twice.
     for (String[] r : new String[][] {{"a", "overwrite"}, {"b", "append"}, {"c", "overwrite"}}) {
       run("history-" + r[0], "direct", List.of("--set", "sinks.delta.mode=" + r[1]), "history");
+    }
+    String csv = Files.readString(DefaultJobTest.HOME.resolve("testdata/patients/patients.csv"));
+    Path changed = Files.writeString(tmp.resolve("changed.csv"), csv.replace("p001,Maria,Garcia,",
+        "p001,Maria,Garcia-Lopez,") + "p099,Ada,Lovelace,1815-12-10,F\n");
+    for (String r : List.of("d", "e")) {
+      run("history-" + r, "direct", List.of("--set", "sinks.delta.mode=upsert", "--set",
+          "sources.patients.path=" + changed), "history");
     }
     // A run halted after committing its first table, then the next run.
     killed("killed", synthea("append"));
@@ -182,15 +189,32 @@ class DeltaSinkTest {
   void oneVersionPerRunWithTimeTravelToEachEarlierRun() {
     List<Row> history = spark.sql("DESCRIBE HISTORY delta.`" + tmp.resolve("history-delta/fhir_resources/patient")
         + "`").orderBy("version").select("version", "operation").collectAsList();
-    assertThat(history.toString(), equalTo("[[0,CREATE TABLE], [1,WRITE], [2,REPLACE TABLE]]"));
+    assertThat(history.toString(), equalTo("[[0,CREATE TABLE], [1,WRITE], [2,REPLACE TABLE], [3,REPLACE TABLE],"
+        + " [4,REPLACE TABLE]]"));
     List<String> a = NDJSON.get("history-a").get("Patient");
     List<String> both = new ArrayList<>(a);
     both.addAll(NDJSON.get("history-b").get("Patient"));
     both.sort(null);
     assertThat(resources(table("history", "Patient", 0L)), equalTo(a));
     assertThat(resources(table("history", "Patient", 1L)), equalTo(both));
-    assertThat(resources(table("history", "Patient", null)), equalTo(NDJSON.get("history-c").get("Patient")));
+    assertThat(resources(table("history", "Patient", 2L)), equalTo(NDJSON.get("history-c").get("Patient")));
     assertThat(a.size(), equalTo(34));
+  }
+
+  @Test
+  void anUpsertKeepsOneResourcePerIdTheRunsReplacingTheTables() {
+    // Without meta.lastUpdated, the run's resource wins: run c's resources, those of the changed rows replaced.
+    Map<String, String> byId = new TreeMap<>();
+    NDJSON.get("history-c").get("Patient").forEach(r -> byId.put(DeltaSourceTest.ids(List.of(r)).get(0), r));
+    List<String> changed = NDJSON.get("history-d").get("Patient");
+    changed.forEach(r -> byId.put(DeltaSourceTest.ids(List.of(r)).get(0), r));
+    List<String> expected = new ArrayList<>(byId.values());
+    expected.sort(null);
+    assertThat(resources(table("history", "Patient", 3L)), equalTo(expected));
+    // The same rows again: the same table.
+    assertThat(resources(table("history", "Patient", 4L)), equalTo(expected));
+    assertThat(expected.size(), equalTo(35));
+    assertThat(expected.stream().filter(r -> r.contains("Garcia-Lopez")).count(), equalTo(1L));
   }
 
   @Test
