@@ -74,10 +74,12 @@ class StandaloneClusterTest {
 
     // The second of the default job's three files fails once after writing its parts; two attempts per task.
     Path onCluster = tmp.resolve("cluster-run");
+    Path delta = tmp.resolve("cluster-delta");
     int code = cluster.submit("default-job", JAR, Map.of("FHIRBEAM_HOME", HOME.toString()),
         Map.of("spark.executor.memory", "768m", "spark.task.maxFailures", "2",
             "spark.executorEnv.FHIRBEAM_FAIL_ONCE", "patient/1"),
-        "run", "--runner", "spark", "--output", onCluster.toString(), "--set", "sinks.duckdb.enabled=false");
+        "run", "--runner", "spark", "--output", onCluster.toString(), "--set", "sinks.duckdb.enabled=false",
+        "--set", "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + delta);
     String driver = Files.readString(cluster.log("default-job"));
     assertThat(driver, code, equalTo(0));
     assertThat(driver, containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
@@ -85,6 +87,26 @@ class StandaloneClusterTest {
     assertThat(driver, containsString("task 1 of mapping patient failed once after writing its output"));
     assertThat(lines(onCluster.resolve("fhir")), equalTo(lines(direct.resolve("fhir"))));
     assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(direct)));
+    // The Delta table's first version: the executors' data files, which its log lists, hold each resource once.
+    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0)"));
+    Path table = delta.resolve("fhir_resources/patient");
+    List<String> files = new ArrayList<>();
+    for (String action : Files.readAllLines(table.resolve("_delta_log/00000000000000000000.json"))) {
+      JsonNode add = new ObjectMapper().readTree(action).get("add");
+      if (add != null) {
+        files.add("'" + table.resolve(add.get("path").asText()) + "'");
+      }
+    }
+    List<String> resources = new ArrayList<>();
+    try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+        java.sql.ResultSet rs = db.createStatement().executeQuery("SELECT CAST(resource AS VARCHAR) FROM"
+            + " read_parquet([" + String.join(", ", files) + "])")) {
+      while (rs.next()) {
+        resources.add(rs.getString(1));
+      }
+    }
+    resources.sort(null);
+    assertThat(resources, equalTo(lines(direct.resolve("fhir"))));
   }
 
   /**
