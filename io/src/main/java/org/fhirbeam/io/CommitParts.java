@@ -234,35 +234,38 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return;
       }
       Path to = copy ? null : Path.of(directory).resolve(part.target());
+      // Moved by an earlier attempt of this bundle: the part is read where it went.
+      Path read = to != null && !Files.exists(from) ? to : from;
       // A retried bundle writes the part's files again, under the same names: they are replaced, not repeated.
       boolean parquetSink = copy && !parquet.isEmpty();
       if (part.holdsResources() && (parquetSink || delta != null)) {
         String name = part.resourcePartName();
         String type = name.substring(0, name.indexOf('-'));
-        String dataFile = delta == null ? null : delta.fileName(name);
-        Path table = delta == null ? null : Path.of(DeltaFiles.table(delta.root(), type));
-        // A Delta data file is written in its table's folder under a name of this attempt's own, then renamed.
-        Path file = table == null ? PartFile.beside(part.path(), "parquet")
-            : PartFile.beside(Files.createDirectories(table).resolve("." + dataFile).toString(), "writing");
-        // Moved by an earlier attempt of this bundle: the part is read where it went.
-        Path read = to != null && !Files.exists(from) ? to : from;
+        String table = DeltaFiles.resourceTable(type);
+        // The Parquet sink's files and the Delta tables' are laid out alike: one file serves both.
+        DuckDbTables.ParquetLayout layout = delta != null ? delta.layouts().get(type) : parquet.get(type);
+        Path file = delta == null ? PartFile.beside(part.path(), "parquet") : writing(table, name);
         try {
-          // The Parquet sink's files and the Delta tables' are laid out alike: one file serves both.
-          DuckDbTables.ParquetLayout layout = delta != null ? delta.layouts().get(type) : parquet.get(type);
-          try (Statement st = db.createStatement()) {
-            st.execute(layout.copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(read.toString())), "",
-                file.toString()));
-          }
+          execute(layout.copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(read.toString())), "",
+              file.toString()));
           if (parquetSink) {
             committed = committed.plus(copy(file, "parquet/" + type + "/part-" + name.substring(type.length() + 1)
                 + ".parquet", part.lines(), false, "application/vnd.apache.parquet"));
           }
           if (delta != null) {
-            long bytes = Files.size(file);
-            Files.move(file, table.resolve(dataFile), StandardCopyOption.REPLACE_EXISTING,
-                StandardCopyOption.ATOMIC_MOVE);
-            committed = committed.plus(DeltaFiles.written(type, dataFile, part.lines(), bytes));
+            committed = committed.plus(committedDataFile(file, table, name, part.lines()));
           }
+        } finally {
+          Files.deleteIfExists(file);
+        }
+      } else if (delta != null) {
+        // A part of rejects: a data file of the rejects table.
+        String name = part.target().substring(part.target().lastIndexOf('/') + 1).replaceFirst("\\.ndjson$", "");
+        Path file = writing(DeltaFiles.REJECTS, name);
+        try {
+          execute("COPY (" + QualityTables.rejectsQuery(List.of(read.toString())) + ") TO "
+              + DuckDb.literal(file.toString()) + " (FORMAT parquet)");
+          committed = committed.plus(committedDataFile(file, DeltaFiles.REJECTS, name, part.lines()));
         } finally {
           Files.deleteIfExists(file);
         }
@@ -279,6 +282,30 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
         return; // moved by an earlier attempt of this bundle
       }
       Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * Where the data file that part {@code partName} becomes in Delta table {@code table} is written: in the
+     * table's folder, under a name of this attempt's own, renamed by {@link #committedDataFile} when it is whole.
+     */
+    private Path writing(String table, String partName) throws IOException {
+      Path folder = Files.createDirectories(Path.of(DeltaFiles.folder(delta.root(), table)));
+      return PartFile.beside(folder.resolve("." + delta.fileName(partName)).toString(), "writing");
+    }
+
+    private void execute(String sql) throws SQLException {
+      try (Statement st = db.createStatement()) {
+        st.execute(sql);
+      }
+    }
+
+    /** Renames a whole data file into place in its table's folder, and returns its figures for the commit. */
+    private Tally committedDataFile(Path file, String table, String partName, long rows) throws IOException {
+      String name = delta.fileName(partName);
+      long bytes = Files.size(file);
+      Files.move(file, Path.of(DeltaFiles.folder(delta.root(), table), name), StandardCopyOption.REPLACE_EXISTING,
+          StandardCopyOption.ATOMIC_MOVE);
+      return DeltaFiles.written(table, name, rows, bytes);
     }
 
     /**

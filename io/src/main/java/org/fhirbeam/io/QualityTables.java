@@ -96,7 +96,7 @@ public final class QualityTables {
     }
 
     sql.name = "quality.rejects";
-    sql.add("CREATE OR REPLACE TABLE quality.rejects AS " + rejects(rejectFiles));
+    sql.add("CREATE OR REPLACE TABLE quality.rejects AS " + rejectsQuery(rejectFiles));
 
     sql.name = "quality.mappings";
     for (int i = 0; i < mappings.size(); i++) {
@@ -338,7 +338,7 @@ public final class QualityTables {
   }
 
   /** The run's rejects as a table, the original row (or resource, or unreadable line) kept as JSON. */
-  private static String rejects(List<String> files) {
+  static String rejectsQuery(List<String> files) {
     if (files.isEmpty()) {
       return "SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS source, NULL::VARCHAR AS file, NULL::BIGINT AS line,"
           + " NULL::BIGINT AS row_number, NULL::JSON AS key, NULL::VARCHAR AS stage, NULL::VARCHAR AS mapping,"

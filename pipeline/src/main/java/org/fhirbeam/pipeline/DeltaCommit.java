@@ -96,6 +96,8 @@ final class DeltaCommit implements AutoCloseable {
   private final String runId;
   private final long txnVersion;
   private final Map<String, DuckDbTables.ParquetLayout> layouts;
+  /** Every table the run commits ({@code fhir_resources/<type>}, {@code quality/rejects}), with its columns. */
+  private final Map<String, List<String[]>> tables = new LinkedHashMap<>();
   private final org.fhirbeam.config.DuckDbSettings duckdb;
   private final Engine engine = DefaultEngine.create(new Configuration());
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
@@ -109,6 +111,12 @@ final class DeltaCommit implements AutoCloseable {
     this.txnVersion = txnVersion;
     this.layouts = layouts;
     this.duckdb = duckdb;
+    layouts.forEach((type, layout) -> {
+      List<String[]> columns = new ArrayList<>();
+      layout.columns().forEach(c -> columns.add(new String[] {c.name(), c.sqlType()}));
+      tables.put(DeltaFiles.resourceTable(type), columns);
+    });
+    tables.put(DeltaFiles.REJECTS, DeltaFiles.REJECT_COLUMNS);
   }
 
   /**
@@ -142,8 +150,8 @@ final class DeltaCommit implements AutoCloseable {
     Thread t = new Thread(() -> {
       Path probe = null;
       try {
-        for (String type : layouts.keySet()) {
-          latest(Table.forPath(engine, Path.of(DeltaFiles.table(root, type)).toUri().toString()));
+        for (String table : tables.keySet()) {
+          latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, table)).toUri().toString()));
         }
         probe = Files.createTempFile("fhirbeam-delta-warmup-", ".parquet");
         try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
@@ -173,43 +181,39 @@ final class DeltaCommit implements AutoCloseable {
 
   /**
    * Commits the run: one version of every resource type's table (those without resources too, so that every table
-   * has a version per run), from the data files its tasks wrote ({@code committed}, the run's figures). Returns the
-   * tables and the versions that hold the run.
+   * has a version per run) and of {@code quality.rejects} (the run's rejects, replacing the previous run's, as in
+   * DuckDB), from the data files its tasks wrote ({@code committed}, the run's figures). Returns the tables and the
+   * versions that hold the run.
    */
   RunSummary.Delta commit(Tally committed) throws IOException {
-    Map<String, List<DeltaFiles.DataFile>> written = new LinkedHashMap<>();
-    Map<String, WriteMode> modes = new LinkedHashMap<>();
+    Map<String, List<DeltaFiles.DataFile>> byTable = DeltaFiles.written(committed);
     List<String> merged = new ArrayList<>();
-    Map<String, List<DeltaFiles.DataFile>> byType = DeltaFiles.written(committed);
-    for (String type : layouts.keySet()) {
-      List<DeltaFiles.DataFile> files = byType.getOrDefault(type, List.of());
-      if (mode == WriteMode.UPSERT) {
-        // The table's rows merged with the run's make the table anew: committed as an overwrite. A run without
-        // resources of the type leaves the table's rows as they are (an empty version).
-        modes.put(type, files.isEmpty() ? WriteMode.APPEND : WriteMode.OVERWRITE);
-        written.put(type, files.isEmpty() ? files : upserted(type, files, merged));
-      } else {
-        modes.put(type, mode);
-        written.put(type, coalesced(type, files, merged));
-      }
-    }
     Map<String, Object> ledger = new LinkedHashMap<>();
     ledger.put("run_id", runId);
     ledger.put("txn_version", txnVersion);
-    Map<String, Object> tables = new LinkedHashMap<>();
-    layouts.forEach((type, layout) -> {
+    Map<String, Object> entries = new LinkedHashMap<>();
+    for (Map.Entry<String, List<String[]>> table : tables.entrySet()) {
+      List<DeltaFiles.DataFile> files = byTable.getOrDefault(table.getKey(), List.of());
+      WriteMode tableMode = table.getKey().equals(DeltaFiles.REJECTS) ? WriteMode.OVERWRITE : mode;
+      if (tableMode == WriteMode.UPSERT) {
+        // The table's rows merged with the run's make the table anew: committed as an overwrite. A run without
+        // resources of the type leaves the table's rows as they are (an empty version).
+        tableMode = files.isEmpty() ? WriteMode.APPEND : WriteMode.OVERWRITE;
+        files = files.isEmpty() ? files : upserted(table.getKey(), files, merged);
+      } else {
+        files = coalesced(table.getKey(), files, merged);
+      }
       Map<String, Object> t = new LinkedHashMap<>();
-      t.put("mode", modes.get(type).name());
+      t.put("mode", tableMode.name());
       List<Map<String, Object>> columns = new ArrayList<>();
-      layout.columns().forEach(c -> columns.add(Map.of("name", c.name(), "type", c.sqlType())));
+      table.getValue().forEach(c -> columns.add(Map.of("name", c[0], "type", c[1])));
       t.put("columns", columns);
-      List<Map<String, Object>> files = new ArrayList<>();
-      written.getOrDefault(type, List.of()).forEach(f -> files.add(Map.of("name", f.name(), "rows", f.rows(),
-          "bytes", f.bytes())));
-      t.put("files", files);
-      tables.put(type, t);
-    });
-    ledger.put("tables", tables);
+      List<Map<String, Object>> listed = new ArrayList<>();
+      files.forEach(f -> listed.add(Map.of("name", f.name(), "rows", f.rows(), "bytes", f.bytes())));
+      t.put("files", listed);
+      entries.put(table.getKey(), t);
+    }
+    ledger.put("tables", entries);
     String location = ledger(runId);
     ObjectStorage.replace(location, new ByteArrayInputStream(JSON.writeValueAsBytes(ledger)), "application/json");
     ledgerWritten = true;
@@ -230,7 +234,9 @@ final class DeltaCommit implements AutoCloseable {
       return;
     }
     try {
-      ObjectStorage.delete(ObjectStorage.list(root + "/" + DeltaFiles.RESOURCE_SCHEMA + "/*/part-" + runId + "-*"));
+      for (String table : tables.keySet()) {
+        ObjectStorage.delete(ObjectStorage.list(DeltaFiles.folder(root, table) + "/part-" + runId + "-*"));
+      }
     } catch (IOException | RuntimeException e) {
       LOG.warn("the data files run {} wrote into the Delta tables in {} could not all be deleted: {}", runId, root,
           e.toString());
@@ -243,9 +249,9 @@ final class DeltaCommit implements AutoCloseable {
    * together merged into one (a task's part of a small input is a small file, and many small files slow every
    * reader), the others as they are. The files merged are added to {@code merged}.
    */
-  private List<DeltaFiles.DataFile> coalesced(String type, List<DeltaFiles.DataFile> files, List<String> merged)
+  private List<DeltaFiles.DataFile> coalesced(String table, List<DeltaFiles.DataFile> files, List<String> merged)
       throws IOException {
-    String folder = DeltaFiles.table(root, type);
+    String folder = DeltaFiles.folder(root, table);
     List<List<DeltaFiles.DataFile>> groups = new ArrayList<>();
     long groupBytes = 0;
     for (DeltaFiles.DataFile f : files) {
@@ -273,7 +279,7 @@ final class DeltaCommit implements AutoCloseable {
         paths.add(folder + "/" + f.name());
         rows += f.rows();
       }
-      String name = "part-" + runId + "-" + type + "-merged-" + out.size() + ".parquet";
+      String name = "part-" + runId + "-merged-" + out.size() + ".parquet";
       Path target = Path.of(folder, name);
       long copied = appendRowGroups(paths, target);
       if (copied != rows) {
@@ -292,15 +298,17 @@ final class DeltaCommit implements AutoCloseable {
    * they tie or either has none), as the other sinks' upsert. The run's files are added to {@code merged}. Every file
    * of the table is read and written again (copy on write), as the Parquet sink's upsert does.
    */
-  private List<DeltaFiles.DataFile> upserted(String type, List<DeltaFiles.DataFile> files, List<String> merged)
+  private List<DeltaFiles.DataFile> upserted(String table, List<DeltaFiles.DataFile> files, List<String> merged)
       throws IOException {
-    String folder = DeltaFiles.table(root, type);
+    String folder = DeltaFiles.folder(root, table);
+    DuckDbTables.ParquetLayout layout = layouts.entrySet().stream()
+        .filter(e -> DeltaFiles.resourceTable(e.getKey()).equals(table)).findFirst().orElseThrow().getValue();
     Snapshot current = latest(Table.forPath(engine, Path.of(folder).toUri().toString()));
     List<String> previous = current == null ? List.of()
         : DeltaSource.dataFiles(engine, current, "sinks.delta: the Delta table " + folder);
     List<String> incoming = new ArrayList<>();
     files.forEach(f -> incoming.add(folder + "/" + f.name()));
-    String name = "part-" + runId + "-" + type + "-upsert.parquet";
+    String name = "part-" + runId + "-upsert.parquet";
     Path target = Path.of(folder, name);
     long rows;
     try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
@@ -309,7 +317,7 @@ final class DeltaCommit implements AutoCloseable {
       String query = DuckDbTables.upsertQuery(previous.isEmpty() ? DuckDbTables.NO_RESOURCES
           : "SELECT resource AS json FROM " + parquetFiles(previous), "SELECT resource AS json FROM "
           + parquetFiles(incoming));
-      rows = st.executeLargeUpdate(layouts.get(type).copy(query, " ORDER BY 1", target.toString()));
+      rows = st.executeLargeUpdate(layout.copy(query, " ORDER BY 1", target.toString()));
     } catch (java.sql.SQLException e) {
       throw org.fhirbeam.io.DuckDb.failure("upserting into the Delta table " + folder + " failed", e);
     }
@@ -385,15 +393,15 @@ final class DeltaCommit implements AutoCloseable {
     int done = 0;
     while (tables.hasNext()) {
       var e = tables.next();
-      String type = e.getKey();
+      String table = e.getKey();
       List<String[]> columns = new ArrayList<>();
       e.getValue().get("columns").forEach(c -> columns.add(new String[] {c.get("name").asText(),
           c.get("type").asText()}));
       List<DeltaFiles.DataFile> files = new ArrayList<>();
       e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
           f.get("rows").asLong(), f.get("bytes").asLong())));
-      versions.put(DeltaFiles.RESOURCE_SCHEMA + "." + type.toLowerCase(java.util.Locale.ROOT),
-          commitTable(type, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn));
+      versions.put(DeltaFiles.name(table),
+          commitTable(table, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn));
       if (++done == halt) {
         Runtime.getRuntime().halt(137);
       }
@@ -406,13 +414,14 @@ final class DeltaCommit implements AutoCloseable {
    * transaction id {@code txn}; returns the table's version that holds it (its latest, when it held it already or a
    * later run has committed since).
    */
-  private long commitTable(String type, StructType schema, List<DeltaFiles.DataFile> dataFiles, WriteMode writeMode,
+  private long commitTable(String name, StructType schema, List<DeltaFiles.DataFile> dataFiles, WriteMode writeMode,
       long txn) throws IOException {
-    String folder = DeltaFiles.table(root, type);
+    String folder = DeltaFiles.folder(root, name);
     Files.createDirectories(Path.of(folder));
     Table table = Table.forPath(engine, Path.of(folder).toUri().toString());
     Snapshot current = latest(table);
-    // Statistics of every column but the resource JSON (the last): readers skip files by id and typed columns.
+    // Statistics of every column but the last (the resource's or the rejected row's JSON): readers skip files by id
+    // and the typed columns, and no record's JSON goes into the log.
     Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols",
         String.valueOf(schema.length() - 1));
     TransactionBuilder builder;
@@ -426,8 +435,8 @@ final class DeltaCommit implements AutoCloseable {
     } else {
       if (!current.getSchema().equals(schema)) {
         throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
-            + ", and this run's " + type + " resources have " + describe(schema) + ": appending needs the same"
-            + " columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
+            + ", and this run writes " + describe(schema) + " to " + DeltaFiles.name(name) + ": appending needs the"
+            + " same columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
       }
       builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.WRITE);
     }

@@ -34,6 +34,8 @@ class DeltaSinkTest {
   static SparkSession spark;
   /** By scenario, the NDJSON files of the run's output, by resource type: every line. */
   static final Map<String, Map<String, List<String>>> NDJSON = new TreeMap<>();
+  /** By scenario, the reject records of the run's output, sorted. */
+  static final Map<String, List<String>> REJECTS = new TreeMap<>();
   /** After the killed run: by table, its log's commit files; and the ledgers left. */
   static Map<String, List<String>> logsAfterKill;
   static List<String> ledgersAfterKill;
@@ -96,6 +98,7 @@ class DeltaSinkTest {
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("  delta: " + tmp.resolve(tables + "-delta")));
     NDJSON.put(scenario, ndjson(tmp.resolve(scenario + "-out/fhir")));
+    REJECTS.put(scenario, ndjson(tmp.resolve(scenario + "-out/rejects")).get("rejects"));
   }
 
   /** The run in a JVM of its own that halts (as if killed) once it has committed its first table. */
@@ -171,6 +174,36 @@ class DeltaSinkTest {
           equalTo(lines)));
     }
     assertThat(NDJSON.get("synthea-spark"), equalTo(NDJSON.get("synthea-direct")));
+  }
+
+  @Test
+  void theRunsRejectsAreInQualityRejectsWithTheirRowsAsInDuckDb() {
+    for (String scenario : List.of("synthea-direct", "synthea-spark")) {
+      Dataset<Row> rejects = spark.read().format("delta").load(tmp.resolve(scenario + "-delta/quality/rejects")
+          .toString());
+      List<String> columns = new ArrayList<>();
+      for (StructField f : rejects.schema().fields()) {
+        columns.add(f.name() + " " + f.dataType().simpleString());
+      }
+      assertThat(columns, equalTo(List.of("run_id string", "source string", "file string", "line bigint",
+          "row_number bigint", "key string", "stage string", "mapping string", "element string", "rule string",
+          "reason string", "row_json string")));
+      // Each reject record of the run's output, by its file, line, rule and reason.
+      List<String> expected = new ArrayList<>();
+      for (String r : REJECTS.get(scenario)) {
+        expected.add(r.replaceFirst(".*\"file\":\"([^\"]*)\".*\"line\":(\\d+).*\"rule\":\"([^\"]*)\".*",
+            "$1:$2 $3"));
+      }
+      expected.sort(null);
+      List<String> actual = new ArrayList<>(rejects.selectExpr("concat(file, ':', line, ' ', rule)")
+          .as(org.apache.spark.sql.Encoders.STRING()).collectAsList());
+      actual.sort(null);
+      assertThat(actual, equalTo(expected));
+      assertThat(actual.size(), equalTo(2));
+    }
+    // The default job's history table: each run's rejects replace the previous run's.
+    Dataset<Row> latest = spark.read().format("delta").load(tmp.resolve("history-delta/quality/rejects").toString());
+    assertThat(latest.count(), equalTo((long) REJECTS.get("history-e").size()));
   }
 
   @Test

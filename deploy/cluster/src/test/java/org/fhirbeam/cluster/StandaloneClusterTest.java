@@ -88,7 +88,7 @@ class StandaloneClusterTest {
     assertThat(lines(onCluster.resolve("fhir")), equalTo(lines(direct.resolve("fhir"))));
     assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(direct)));
     // The Delta table's first version: the executors' data files, which its log lists, hold each resource once.
-    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0)"));
+    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0, quality.rejects v0)"));
     Path table = delta.resolve("fhir_resources/patient");
     List<String> files = new ArrayList<>();
     for (String action : Files.readAllLines(table.resolve("_delta_log/00000000000000000000.json"))) {
