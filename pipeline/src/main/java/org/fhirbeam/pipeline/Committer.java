@@ -9,7 +9,8 @@ import java.util.function.DoubleSupplier;
  * and how the run is committed once its counts balance. {@link JobRunner} plans, runs the graph and checks the
  * counts; everything about the output is its committer's. One per kind of output: {@link LocalCommit} (a local
  * directory: atomic renames, and the DuckDB load) and {@link ObjectStoreCommit} (object storage and Volumes: a
- * manifest written last); a Delta committer, or one that commits each window of a stream, plugs in beside them.
+ * manifest written last); one that commits each window of a stream plugs in beside them. Delta tables are a sink
+ * beside the output, not an output: {@link DeltaCommit} commits them just before the output's committer commits.
  */
 interface Committer extends AutoCloseable {
   /** The folder the tasks write their parts into before they commit them: one every worker sees. */

@@ -65,8 +65,9 @@ import org.slf4j.LoggerFactory;
  * part of the table, so until its version is written a table is as it was, and readers can time-travel to any
  * earlier run.
  *
- * <p>A run's commits are idempotent: each carries the Delta transaction id {@code (fhirbeam, <run's start in
- * ms>)}, which a table takes once. Several tables cannot change in one Delta transaction, so before the first of them
+ * <p>A run's commits are idempotent: each carries the Delta transaction id {@code (fhirbeam, v)}, {@code v} the run's
+ * start in ms or, if a table took one as high already, just above the highest, which a table takes once (a table
+ * that holds a later run's fails this run's commit: two runs wrote at once). Several tables cannot change in one Delta transaction, so before the first of them
  * the run writes a ledger ({@code _fhirbeam/commits/<run id>.json} beside the tables) listing every table's files,
  * and deletes it after the last: a run killed between the two leaves its ledger, and the next run with the same Delta
  * location first completes that commit (tables that already hold it, or a later run, are left alone), so every table
@@ -94,7 +95,8 @@ final class DeltaCommit implements AutoCloseable {
   private final String root;
   private final WriteMode mode;
   private final String runId;
-  private final long txnVersion;
+  /** The run's start in ms: its transaction version, unless a table already took one as high (see #commit). */
+  private final long startMillis;
   private final Map<String, DuckDbTables.ParquetLayout> layouts;
   /** Every table the run commits ({@code fhir_resources/<type>}, {@code quality/rejects}), with its columns. */
   private final Map<String, List<String[]>> tables = new LinkedHashMap<>();
@@ -103,12 +105,12 @@ final class DeltaCommit implements AutoCloseable {
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
 
-  private DeltaCommit(String root, WriteMode mode, String runId, long txnVersion,
+  private DeltaCommit(String root, WriteMode mode, String runId, long startMillis,
       Map<String, DuckDbTables.ParquetLayout> layouts, org.fhirbeam.config.DuckDbSettings duckdb) {
     this.root = root;
     this.mode = mode;
     this.runId = runId;
-    this.txnVersion = txnVersion;
+    this.startMillis = startMillis;
     this.layouts = layouts;
     this.duckdb = duckdb;
     layouts.forEach((type, layout) -> {
@@ -187,6 +189,11 @@ final class DeltaCommit implements AutoCloseable {
    */
   RunSummary.Delta commit(Tally committed) throws IOException {
     Map<String, List<DeltaFiles.DataFile>> byTable = DeltaFiles.written(committed);
+    // The run's transaction version: above every one the tables took, whatever this machine's clock says.
+    long txnVersion = startMillis;
+    for (String table : tables.keySet()) {
+      txnVersion = Math.max(txnVersion, lastTxnVersion(table) + 1);
+    }
     List<String> merged = new ArrayList<>();
     Map<String, Object> ledger = new LinkedHashMap<>();
     ledger.put("run_id", runId);
@@ -203,6 +210,9 @@ final class DeltaCommit implements AutoCloseable {
       } else {
         files = coalesced(table.getKey(), files, merged);
       }
+      if (tableMode == WriteMode.APPEND && !files.isEmpty()) {
+        checkColumns(table.getKey(), schema(table.getValue()));
+      }
       Map<String, Object> t = new LinkedHashMap<>();
       t.put("mode", tableMode.name());
       List<Map<String, Object>> columns = new ArrayList<>();
@@ -217,10 +227,20 @@ final class DeltaCommit implements AutoCloseable {
     String location = ledger(runId);
     ObjectStorage.replace(location, new ByteArrayInputStream(JSON.writeValueAsBytes(ledger)), "application/json");
     ledgerWritten = true;
-    // Merged into larger files, which the ledger lists instead: no table will ever add these.
-    ObjectStorage.delete(merged);
-    Map<String, Long> versions = apply(JSON.valueToTree(ledger));
+    Map<String, Long> versions = apply(JSON.valueToTree(ledger), false);
     ObjectStorage.delete(List.of(location));
+    // Files merged into larger ones, which the ledger listed instead, and what killed attempts of tasks left: no
+    // table will ever add them.
+    List<String> unused = new ArrayList<>(merged);
+    try {
+      for (String table : tables.keySet()) {
+        unused.addAll(ObjectStorage.list(DeltaFiles.folder(root, table) + "/.part-" + runId + "-*"));
+      }
+      ObjectStorage.delete(unused);
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("run {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
+          + " (they are never read): {}", runId, root, e.toString());
+    }
     return new RunSummary.Delta(root, versions);
   }
 
@@ -236,6 +256,7 @@ final class DeltaCommit implements AutoCloseable {
     try {
       for (String table : tables.keySet()) {
         ObjectStorage.delete(ObjectStorage.list(DeltaFiles.folder(root, table) + "/part-" + runId + "-*"));
+        ObjectStorage.delete(ObjectStorage.list(DeltaFiles.folder(root, table) + "/.part-" + runId + "-*"));
       }
     } catch (IOException | RuntimeException e) {
       LOG.warn("the data files run {} wrote into the Delta tables in {} could not all be deleted: {}", runId, root,
@@ -373,7 +394,13 @@ final class DeltaCommit implements AutoCloseable {
       for (String left : ObjectStorage.list(root + "/_fhirbeam/commits/*.json")) {
         JsonNode ledger = JSON.readTree(ObjectStorage.read(left));
         LOG.info("completing the Delta commit of run {}, stopped while it committed", ledger.get("run_id").asText());
-        apply(ledger);
+        try {
+          apply(ledger, true);
+        } catch (RuntimeException | IOException e) {
+          throw new IllegalStateException("completing the Delta commit of run " + ledger.get("run_id").asText()
+              + ", stopped while it committed, failed, so no run can commit to " + root + " until it is done: "
+              + e.getMessage() + " (delete " + left + " to give up the tables of that run not committed yet)", e);
+        }
         ObjectStorage.delete(List.of(left));
       }
     } catch (IOException e) {
@@ -385,7 +412,7 @@ final class DeltaCommit implements AutoCloseable {
    * Writes the version of every table of {@code ledger} that does not hold its run yet; returns the tables'
    * versions that hold it (the version found in the table, for one that held it already).
    */
-  private Map<String, Long> apply(JsonNode ledger) throws IOException {
+  private Map<String, Long> apply(JsonNode ledger, boolean completing) throws IOException {
     long txn = ledger.get("txn_version").asLong();
     int halt = Integer.getInteger(HALT_AFTER_TABLES, -1);
     Map<String, Long> versions = new LinkedHashMap<>();
@@ -401,7 +428,8 @@ final class DeltaCommit implements AutoCloseable {
       e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
           f.get("rows").asLong(), f.get("bytes").asLong())));
       versions.put(DeltaFiles.name(table),
-          commitTable(table, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn));
+          commitTable(table, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn,
+              completing));
       if (++done == halt) {
         Runtime.getRuntime().halt(137);
       }
@@ -415,15 +443,13 @@ final class DeltaCommit implements AutoCloseable {
    * later run has committed since).
    */
   private long commitTable(String name, StructType schema, List<DeltaFiles.DataFile> dataFiles, WriteMode writeMode,
-      long txn) throws IOException {
+      long txn, boolean completing) throws IOException {
     String folder = DeltaFiles.folder(root, name);
     Files.createDirectories(Path.of(folder));
     Table table = Table.forPath(engine, Path.of(folder).toUri().toString());
     Snapshot current = latest(table);
-    // Statistics of every column but the last (the resource's or the rejected row's JSON): readers skip files by id
-    // and the typed columns, and no record's JSON goes into the log.
     Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols",
-        String.valueOf(schema.length() - 1));
+        String.valueOf(indexedColumns(schema)));
     TransactionBuilder builder;
     if (current == null) {
       builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.CREATE_TABLE)
@@ -433,10 +459,8 @@ final class DeltaCommit implements AutoCloseable {
       builder = ((TableImpl) table).createReplaceTableTransactionBuilder(engine, ENGINE_INFO)
           .withSchema(engine, schema).withTableProperties(engine, properties);
     } else {
-      if (!current.getSchema().equals(schema)) {
-        throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
-            + ", and this run writes " + describe(schema) + " to " + DeltaFiles.name(name) + ": appending needs the"
-            + " same columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
+      if (!dataFiles.isEmpty()) {
+        checkColumns(name, schema);
       }
       builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.WRITE);
     }
@@ -444,7 +468,7 @@ final class DeltaCommit implements AutoCloseable {
     try {
       transaction = builder.withTransactionId(engine, APP_ID, txn).build(engine);
     } catch (ConcurrentTransactionException e) {
-      return latest(table).getVersion(); // this run, or a later one, is committed here already
+      return committedBefore(name, txn, completing);
     }
     Row state = transaction.getTransactionState(engine);
     DataWriteContext context = Transaction.getWriteContext(engine, state, Map.of());
@@ -452,22 +476,25 @@ final class DeltaCommit implements AutoCloseable {
     long now = System.currentTimeMillis();
     List<DataFileStatus> statuses = new ArrayList<>();
     for (DeltaFiles.DataFile f : dataFiles) {
-      String path = Path.of(folder, f.name()).toUri().toString();
-      // From the file's footer: its rows, and the least and greatest value and the nulls of each column.
-      DataFileStatistics stats = ParquetStatsReader.readDataFileStatistics(files.newInputFile(path, f.bytes()),
+      Path file = Path.of(folder, f.name());
+      String path = file.toUri().toString();
+      // The file as it is: a duplicate attempt of its task may have replaced it, whole, after it was counted.
+      long bytes = Files.size(file);
+      // From the file's footer: its rows, and the least and greatest value and the nulls of the indexed columns.
+      DataFileStatistics stats = ParquetStatsReader.readDataFileStatistics(files.newInputFile(path, bytes),
           schema, context.getStatisticsColumns());
       if (stats.getNumRecords() != f.rows()) {
         throw new IOException("the Delta data file " + path + " holds " + stats.getNumRecords() + " rows, and its"
             + " task wrote " + f.rows());
       }
-      statuses.add(new DataFileStatus(path, f.bytes(), now, Optional.of(stats)));
+      statuses.add(new DataFileStatus(path, bytes, now, Optional.of(stats)));
     }
     TransactionCommitResult result;
     try (CloseableIterator<Row> actions = Transaction.generateAppendActions(engine, state,
         io.delta.kernel.internal.util.Utils.toCloseableIterator(statuses.iterator()), context)) {
       result = transaction.commit(engine, CloseableIterable.inMemoryIterable(actions));
     } catch (ConcurrentTransactionException e) {
-      return latest(table).getVersion();
+      return committedBefore(name, txn, completing);
     }
     for (PostCommitHook hook : result.getPostCommitHooks()) {
       try {
@@ -478,6 +505,59 @@ final class DeltaCommit implements AutoCloseable {
       }
     }
     return result.getVersion();
+  }
+
+  /**
+   * What a table that refused transaction version {@code txn} holds: this run, committed before (the same version is
+   * the table's last), whose version is returned; or a later run's, which fails the commit (this run's files are not
+   * in the table), or when {@code completing} a killed run's commit is only logged, as the later run's rows stand.
+   */
+  private long committedBefore(String name, long txn, boolean completing) {
+    long last = lastTxnVersion(name);
+    Snapshot current = latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, name)).toUri().toString()));
+    if (last == txn) {
+      return current.getVersion();
+    }
+    String why = "the Delta table " + DeltaFiles.folder(root, name) + " holds a run with transaction version " + last
+        + ", after this run's " + txn + " (two runs wrote to it at once)";
+    if (completing) {
+      LOG.warn("{}: that run's files are left out of it", why);
+      return current.getVersion();
+    }
+    throw new IllegalStateException(why + ", so this run's rows are not in it");
+  }
+
+  /** The last transaction version of this application that {@code table} took; -1 for none (or no table). */
+  private long lastTxnVersion(String table) {
+    Snapshot current = latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, table)).toUri().toString()));
+    return current == null ? -1
+        : ((io.delta.kernel.internal.SnapshotImpl) current).getLatestTransactionVersion(engine, APP_ID).orElse(-1L);
+  }
+
+  /** Refuses to append to {@code table} rows of other columns than its own. */
+  private void checkColumns(String table, StructType schema) {
+    String folder = DeltaFiles.folder(root, table);
+    Snapshot current = latest(Table.forPath(engine, Path.of(folder).toUri().toString()));
+    if (current != null && !current.getSchema().equals(schema)) {
+      throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
+          + ", and this run writes " + describe(schema) + " to " + DeltaFiles.name(table) + ": appending needs the"
+          + " same columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
+    }
+  }
+
+  /**
+   * How many leading columns of a table have statistics in its log: the keys ({@code id}, {@code last_updated},
+   * {@code source_key}) of resource tables, where a record is found by; and the location of a reject. Values of
+   * the other columns (birth dates, the rows of rejects) stay out of the log, which outlives the files it removes.
+   */
+  static int indexedColumns(StructType schema) {
+    java.util.Set<String> keys = java.util.Set.of("id", "last_updated", "source_key", "run_id", "source", "file",
+        "line", "row_number");
+    int n = 0;
+    while (n < schema.length() && keys.contains(schema.at(n).getName())) {
+      n++;
+    }
+    return n;
   }
 
   private Snapshot latest(Table table) {

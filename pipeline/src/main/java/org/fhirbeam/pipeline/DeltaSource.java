@@ -12,7 +12,6 @@ import io.delta.kernel.internal.InternalScanFileUtils;
 import io.delta.kernel.internal.SnapshotImpl;
 import io.delta.kernel.utils.CloseableIterator;
 import java.io.IOException;
-import java.net.URI;
 import java.nio.file.Path;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
@@ -101,7 +100,9 @@ final class DeltaSource {
             if (InternalScanFileUtils.getDeletionVectorDescriptorFromRow(row) != null) {
               throw refused(table, "has deleted rows its files still hold (deletion vectors)");
             }
-            out.add(Path.of(URI.create(InternalScanFileUtils.getAddFileStatus(row).getPath())).toString());
+            // A Hadoop path's text, not an encoded URI: a folder with a space in its name stays readable.
+            out.add(Path.of(new org.apache.hadoop.fs.Path(InternalScanFileUtils.getAddFileStatus(row).getPath())
+                .toUri()).toString());
           }
         }
       }

@@ -19,6 +19,8 @@ import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.MapWithDuckDb;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs a planned job: the pipeline commits its parts into a staging root; when it has finished and the figures of
@@ -28,6 +30,7 @@ import org.fhirbeam.transforms.MapWithDuckDb;
  * ({@link ObjectStoreCommit}). A run that fails leaves the previous output and database as they were.
  */
 public final class JobRunner {
+  private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
   /** A run whose counts do not balance: some rows were lost or duplicated. */
   public static final class UnbalancedRunException extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -137,7 +140,15 @@ public final class JobRunner {
         stages.put("commit_delta", (System.nanoTime() - mark) / 1e9);
         counted = counted.withStage("commit_delta", stages.get("commit_delta"));
       }
-      return commit.commit(counted, ran.tasks(), progress, stages, elapsed);
+      try {
+        return commit.commit(counted, ran.tasks(), progress, stages, elapsed);
+      } catch (IOException | RuntimeException e) {
+        if (counted.delta() != null) {
+          LOG.error("run {} is committed to the Delta tables in {} ({}), but its output was not: it failed",
+              runId, counted.delta().location(), counted.delta().versions());
+        }
+        throw e;
+      }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

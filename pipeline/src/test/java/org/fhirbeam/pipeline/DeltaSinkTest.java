@@ -62,14 +62,7 @@ class DeltaSinkTest {
       ledgersAfterKill = s.map(p -> p.getFileName().toString()).toList();
     }
     run("after-kill", "direct", synthea("append"), "killed");
-    spark = SparkSession.builder().master("local[1]").appName("delta-reader")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.databricks.delta.snapshotPartitions", "1")
-        .config("spark.sql.warehouse.dir", tmp.resolve("warehouse").toString())
-        .getOrCreate();
+    spark = DeltaReader.start("delta-reader", tmp);
   }
 
   @AfterAll
@@ -207,7 +200,7 @@ class DeltaSinkTest {
   }
 
   @Test
-  void tablesHaveTheParquetSinksTypedColumns() {
+  void tablesHaveTheParquetSinksTypedColumns() throws IOException {
     List<String> columns = new ArrayList<>();
     for (StructField f : table("synthea-direct", "Patient", null).schema().fields()) {
       columns.add(f.name() + " " + f.dataType().simpleString());
@@ -216,6 +209,17 @@ class DeltaSinkTest {
         "gender string", "birth_date date", "deceased_date_time string", "resource string")));
     // One file per table and run: the parts of the three sample files are merged.
     assertThat(table("history", "Patient", 0L).inputFiles().length, equalTo(1));
+    // Statistics of the key columns only: no birth date, no resource, in the log.
+    List<String> indexed = new ArrayList<>();
+    for (String action : Files.readAllLines(tmp.resolve("history-delta/fhir_resources/patient/_delta_log/"
+        + "00000000000000000000.json"))) {
+      var add = new com.fasterxml.jackson.databind.ObjectMapper().readTree(action).get("add");
+      if (add != null) {
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(add.get("stats").asText()).get("minValues")
+            .fieldNames().forEachRemaining(indexed::add);
+      }
+    }
+    assertThat(indexed, equalTo(List.of("id", "last_updated", "source_key")));
   }
 
   @Test

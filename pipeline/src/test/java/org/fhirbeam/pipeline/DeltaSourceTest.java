@@ -36,14 +36,7 @@ class DeltaSourceTest {
 
   @BeforeAll
   static void writeTable() {
-    spark = SparkSession.builder().master("local[1]").appName("delta-writer")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.databricks.delta.snapshotPartitions", "1")
-        .config("spark.sql.warehouse.dir", tmp.resolve("warehouse").toString())
-        .getOrCreate();
+    spark = DeltaReader.start("delta-writer", tmp);
     Dataset<Row> rows = spark.read().option("header", "true").csv(CSV.toString());
     table = tmp.resolve("raw_patients");
     rows.filter("patient_id <= 'p010'").coalesce(1).write().format("delta").save(table.toString());
