@@ -33,7 +33,7 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
-  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "mode");
+  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "catalog", "schema", "mode");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules",
       "optional_columns");
   private static final Set<String> RULE =
@@ -594,12 +594,28 @@ public final class ConfigLoader {
     if (!d.bool("enabled", false)) {
       return null;
     }
-    String location = d.requiredString("location");
-    if (location.matches("[A-Za-z][A-Za-z0-9+.-]*://.*")) {
+    String location = d.string("location", null);
+    String catalog = d.string("catalog", null);
+    if ((location == null) == (catalog == null)) {
+      throw node.error("give exactly one of 'location' (a folder of path-based tables) and 'catalog' (tables of a"
+          + " catalog of the job's Spark session: Unity Catalog on Databricks)");
+    }
+    if (location != null && location.matches("[A-Za-z][A-Za-z0-9+.-]*://.*")) {
       throw d.get("location").error("Delta tables are written to a path (a local folder, or a mounted Volume such"
           + " as /Volumes/<catalog>/<schema>/<volume>/...); object storage URIs are not supported yet");
     }
-    return new SinkSettings.Delta(location, d.enumValue("mode", WriteMode.class, WriteMode.OVERWRITE));
+    String schema = d.string("schema", "fhir_resources");
+    for (String k : List.of("catalog", "schema")) {
+      if (d.has(k) && !d.get(k).text().matches("[A-Za-z_][A-Za-z0-9_]*")) {
+        throw d.get(k).error("a catalog or schema name is letters, digits and underscores");
+      }
+    }
+    if (location != null && d.has("schema")) {
+      throw d.get("schema").error("only tables of a 'catalog' take a schema; under a location the resource tables"
+          + " are in fhir_resources/");
+    }
+    return new SinkSettings.Delta(location, catalog, schema, d.enumValue("mode", WriteMode.class,
+        WriteMode.OVERWRITE));
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

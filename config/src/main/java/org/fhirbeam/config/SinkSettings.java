@@ -23,13 +23,16 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
     boolean parquet, WriteMode parquetMode, Delta delta) implements Serializable {
 
   /**
-   * The Delta sink: a table per resource type, {@code <location>/fhir_resources/<type>} (the type in lower case),
-   * each committed once per run.
+   * The Delta sink: a table per resource type, {@code <location>/fhir_resources/<type>} (the type in lower case), or
+   * {@code <catalog>.<schema>.<type>} in a catalog of the job's Spark session (Unity Catalog on Databricks), each
+   * committed once per run.
    *
-   * @param location the folder the tables are in (a path; relative to the working directory)
+   * @param location the folder the tables are in (a path; relative to the working directory); null for a catalog
+   * @param catalog the catalog the tables are in; null for a location
+   * @param schema the catalog's schema of the resource tables ({@code fhir_resources} unless given)
    * @param mode how the tables take this run's resources
    */
-  public record Delta(String location, WriteMode mode) implements Serializable {}
+  public record Delta(String location, String catalog, String schema, WriteMode mode) implements Serializable {}
 
   /** Compression of the FHIR NDJSON files. */
   public enum Compression {

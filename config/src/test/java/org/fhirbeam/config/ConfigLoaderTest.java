@@ -226,9 +226,14 @@ class ConfigLoaderTest {
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: false, location: d}")).sinks().delta(),
         equalTo(null));
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: append}")).sinks().delta(),
-        equalTo(new SinkSettings.Delta("d", WriteMode.APPEND)));
+        equalTo(new SinkSettings.Delta("d", null, "fhir_resources", WriteMode.APPEND)));
+    assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: fhir_catalog, schema: fhir}")).sinks()
+        .delta(), equalTo(new SinkSettings.Delta(null, "fhir_catalog", "fhir", WriteMode.OVERWRITE)));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true}")).getMessage(), equalTo(
-        "--set sinks.delta={enabled: true}: sinks.delta.location: required key is missing"));
+        "--set sinks.delta={enabled: true}: sinks.delta: give exactly one of 'location' (a folder of path-based"
+            + " tables) and 'catalog' (tables of a catalog of the job's Spark session: Unity Catalog on Databricks)"));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: 'my-cat'}")).getMessage(),
+        containsString("sinks.delta.catalog: a catalog or schema name is letters, digits and underscores"));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: merge}")).getMessage(),
         equalTo("--set sinks.delta={enabled: true, location: d, mode: merge}: sinks.delta.mode: 'merge' is not one of"
             + " overwrite, append, upsert"));

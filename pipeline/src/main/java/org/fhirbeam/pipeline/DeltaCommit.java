@@ -101,6 +101,12 @@ final class DeltaCommit implements AutoCloseable {
   /** Every table the run commits ({@code fhir_resources/<type>}, {@code quality/rejects}), with its columns. */
   private final Map<String, List<String[]>> tables = new LinkedHashMap<>();
   private final org.fhirbeam.config.DuckDbSettings duckdb;
+  /** For tables named by catalog: the settings, the job's name, and each table's comment; else null. */
+  private SinkSettings.Delta catalog;
+  private String job;
+  private final Map<String, String> comments = new LinkedHashMap<>();
+  /** The job's Spark session ({@link CatalogTables}) when the tables are named by catalog; else null. */
+  private Object session;
   private final Engine engine = DefaultEngine.create(new Configuration());
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
@@ -123,12 +129,37 @@ final class DeltaCommit implements AutoCloseable {
 
   /**
    * Prepares run {@code runId} (started at {@code startMillis}) of {@code plan} for its Delta tables; null when the
-   * job writes none. Completes first the commit of a run killed while committing to the same tables.
+   * job writes none. Path-based tables: completes first the commit of a run killed while committing to the same
+   * tables. Tables named by catalog: takes the job's Spark session (refused without one), and has the tasks stage
+   * the data files under {@code staging}, a folder every worker sees.
    */
-  static DeltaCommit open(JobPlan plan, String runId, long startMillis) {
+  static DeltaCommit open(JobPlan plan, String runId, long startMillis, String staging) {
     SinkSettings.Delta settings = plan.config().sinks().delta();
     if (settings == null) {
       return null;
+    }
+    if (settings.catalog() != null) {
+      DeltaCommit commit = new DeltaCommit(staging + "/delta", settings.mode(), runId, startMillis,
+          FileSinks.parquetLayouts(plan), plan.config().duckdb());
+      try {
+        Class.forName("org.apache.spark.sql.SparkSession");
+      } catch (ClassNotFoundException e) {
+        throw new InputException("sinks.delta.catalog names tables of a catalog of the job's Spark session (Unity"
+            + " Catalog on Databricks), and this installation runs without Spark SQL: run the job on Databricks, or"
+            + " use sinks.delta.location for path-based tables", e);
+      }
+      commit.session = CatalogTables.session(System.getenv());
+      commit.catalog = settings;
+      commit.job = plan.config().name();
+      Map<String, List<String>> mappings = new LinkedHashMap<>();
+      for (org.fhirbeam.transforms.CompiledMapping m : plan.mappings()) {
+        mappings.computeIfAbsent(DeltaFiles.resourceTable(m.resourceType()), t -> new ArrayList<>()).add(m.name());
+      }
+      mappings.forEach((table, names) -> commit.comments.put(table, "FHIR R4 " + table.substring(table.indexOf('/')
+          + 1) + " resources of mapping " + String.join(", ", names)));
+      commit.comments.put(DeltaFiles.REJECTS, "The rows of the latest run that became no resource, with the rule and"
+          + " reason; holds PHI");
+      return commit;
     }
     String root = Path.of(settings.location()).toAbsolutePath().normalize().toString();
     try {
@@ -189,6 +220,10 @@ final class DeltaCommit implements AutoCloseable {
    */
   RunSummary.Delta commit(Tally committed) throws IOException {
     Map<String, List<DeltaFiles.DataFile>> byTable = DeltaFiles.written(committed);
+    if (catalog != null) {
+      ledgerWritten = true; // the session reads the staged files; the committer's folder goes with them
+      return CatalogTables.commit(session, catalog, job, tables, comments, root, byTable, startMillis);
+    }
     // The run's transaction version: above every one the tables took, whatever this machine's clock says.
     long txnVersion = startMillis;
     for (String table : tables.keySet()) {

@@ -124,7 +124,7 @@ public final class JobRunner {
     try (Committer commit = byManifest ? ObjectStoreCommit.open(plan, location, runId, runner::workersShareDisk)
             : LocalCommit.open(plan, output, runId);
         Progress progress = new Progress(console, terminal);
-        DeltaCommit delta = DeltaCommit.open(plan, runId, started.toEpochMilli())) {
+        DeltaCommit delta = DeltaCommit.open(plan, runId, started.toEpochMilli(), commit.partsDirectory())) {
       Ran ran = runGraph(runId, progress, commit, delta);
       stages.put("pipeline", (System.nanoTime() - start) / 1e9);
       long mark = System.nanoTime();

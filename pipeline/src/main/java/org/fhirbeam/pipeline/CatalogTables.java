@@ -1,0 +1,141 @@
+package org.fhirbeam.pipeline;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.expressions.Window;
+import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SinkSettings;
+import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.io.DeltaFiles;
+
+/**
+ * Commits a run's Delta tables named by catalog ({@code <catalog>.<schema>.<type>}, {@code <catalog>.quality.rejects})
+ * through the job's own Spark session and its Delta: on Databricks, Unity Catalog tables, which it governs
+ * (permissions, lineage), created if missing with a comment naming the job and its mappings. The run's tasks stage
+ * the data files as for path-based tables; the session reads them and writes each table once, with Delta's
+ * idempotent-write options ({@code txnAppId} {@code fhirbeam}, {@code txnVersion} the run's start in ms), so a write
+ * repeated for the same run adds nothing. Overwrite replaces the table's rows and columns, append adds rows, upsert
+ * is a MERGE on {@code id} (newer {@code last_updated} wins, else the run's).
+ */
+final class CatalogTables {
+  private CatalogTables() {}
+
+  /**
+   * The job's Spark session: the active or default one of this JVM (on Databricks, the cluster's; in tests, the
+   * test's), else on Databricks the cluster's own. Elsewhere there is no catalog to write to: refused.
+   */
+  static SparkSession session(Map<String, String> env) {
+    SparkSession session = SparkSession.getActiveSession().isDefined() ? SparkSession.getActiveSession().get()
+        : SparkSession.getDefaultSession().isDefined() ? SparkSession.getDefaultSession().get() : null;
+    if (session != null && !session.sparkContext().isStopped()) {
+      return session;
+    }
+    if (env.containsKey("DATABRICKS_RUNTIME_VERSION")) {
+      return SparkSession.builder().getOrCreate();
+    }
+    throw new InputException("sinks.delta.catalog names tables of a catalog of the job's Spark session (Unity"
+        + " Catalog on Databricks), and this job has none: run it on Databricks, or use sinks.delta.location for"
+        + " path-based tables");
+  }
+
+  /**
+   * Writes every table of {@code tables} ({@code <schema>/<name>} of {@link DeltaFiles}, to its columns) from the data
+   * files the run staged under {@code staging} ({@code files}, by table); returns each table's version that holds
+   * the run.
+   */
+  static RunSummary.Delta commit(Object session, SinkSettings.Delta settings, String job,
+      Map<String, List<String[]>> tables, Map<String, String> comments, String staging,
+      Map<String, List<DeltaFiles.DataFile>> files, long txnVersion) {
+    SparkSession spark = (SparkSession) session;
+    Map<String, Long> versions = new TreeMap<>();
+    for (Map.Entry<String, List<String[]>> t : tables.entrySet()) {
+      boolean rejects = t.getKey().equals(DeltaFiles.REJECTS);
+      String schema = rejects ? "quality" : settings.schema();
+      String name = quoted(settings.catalog()) + "." + quoted(schema) + "." + quoted(t.getKey().substring(
+          t.getKey().indexOf('/') + 1));
+      spark.sql("CREATE SCHEMA IF NOT EXISTS " + quoted(settings.catalog()) + "." + quoted(schema));
+      List<String> paths = new ArrayList<>();
+      files.getOrDefault(t.getKey(), List.of()).forEach(f -> paths.add(DeltaFiles.folder(staging, t.getKey())
+          + "/" + f.name()));
+      Dataset<Row> rows = paths.isEmpty() ? spark.createDataFrame(List.<Row>of(), schema(t.getValue()))
+          : spark.read().schema(schema(t.getValue())).parquet(paths.toArray(String[]::new));
+      WriteMode mode = rejects ? WriteMode.OVERWRITE : settings.mode();
+      boolean exists = spark.catalog().tableExists(name);
+      if (mode == WriteMode.APPEND && exists) {
+        rows.write().format("delta").mode(SaveMode.Append).option("txnAppId", DeltaCommit.APP_ID)
+            .option("txnVersion", String.valueOf(txnVersion)).saveAsTable(name);
+      } else {
+        // A new table, or one replaced: created with its comment in the same version.
+        String comment = (comments.get(t.getKey()) + " (fhirbeam job " + job + ")").replace("'", "");
+        withTransaction(spark, txnVersion, rows, mode == WriteMode.UPSERT && exists
+            ? "MERGE INTO " + name + " t USING " + INCOMING + " s ON t.id = s.id"
+                + " WHEN MATCHED AND NOT coalesce(t.last_updated > s.last_updated, false) THEN UPDATE SET *"
+                + " WHEN NOT MATCHED THEN INSERT *"
+            : "CREATE OR REPLACE TABLE " + name + " USING delta COMMENT '" + comment + "' AS SELECT * FROM "
+                + INCOMING);
+      }
+      versions.put(settings.catalog() + "." + schema + "." + t.getKey().substring(t.getKey().indexOf('/') + 1),
+          spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
+    }
+    return new RunSummary.Delta(settings.catalog(), versions);
+  }
+
+  private static final String INCOMING = "fhirbeam_incoming";
+
+  /**
+   * Runs {@code sql} (a MERGE or a CREATE OR REPLACE ... AS SELECT) over {@code rows}, as view {@link #INCOMING},
+   * with Delta's idempotent-write settings. For a MERGE (an upsert), of several rows of the run with one id the one
+   * with the newest {@code last_updated} (then the smallest resource text) is kept; it replaces the table's row of
+   * that id unless that one is newer, as the other sinks' upsert.
+   */
+  private static void withTransaction(SparkSession spark, long txnVersion, Dataset<Row> rows, String sql) {
+    Dataset<Row> incoming = !sql.startsWith("MERGE") ? rows : rows.withColumn("fhirbeam_rank",
+            functions.row_number().over(Window.partitionBy("id").orderBy(functions.col("last_updated")
+                .desc_nulls_last(), functions.col("resource"))))
+        .filter("fhirbeam_rank = 1").drop("fhirbeam_rank");
+    incoming.createOrReplaceTempView(INCOMING);
+    spark.conf().set("spark.databricks.delta.write.txnAppId", DeltaCommit.APP_ID);
+    spark.conf().set("spark.databricks.delta.write.txnVersion", String.valueOf(txnVersion));
+    try {
+      spark.sql(sql);
+    } finally {
+      spark.conf().unset("spark.databricks.delta.write.txnAppId");
+      spark.conf().unset("spark.databricks.delta.write.txnVersion");
+      spark.catalog().dropTempView(INCOMING);
+    }
+  }
+
+  private static StructType schema(List<String[]> columns) {
+    StructType schema = new StructType();
+    for (String[] c : columns) {
+      schema = schema.add(c[0], type(c[1]), true);
+    }
+    return schema;
+  }
+
+  private static DataType type(String sqlType) {
+    return switch (sqlType) {
+      case "VARCHAR", "JSON" -> DataTypes.StringType;
+      case "DATE" -> DataTypes.DateType;
+      case "BIGINT" -> DataTypes.LongType;
+      case "DOUBLE" -> DataTypes.DoubleType;
+      case "BOOLEAN" -> DataTypes.BooleanType;
+      case "TIMESTAMPTZ" -> DataTypes.TimestampType;
+      default -> throw new IllegalArgumentException("no Spark type for the column type " + sqlType);
+    };
+  }
+
+  private static String quoted(String identifier) {
+    return "`" + identifier + "`";
+  }
+}
