@@ -53,6 +53,15 @@ class BadInputTest {
   }
 
   @Test
+  void catalogTablesWithoutASparkSessionAreRefused() throws IOException {
+    // No Spark session in this JVM now (the Delta tests stop theirs), and no Databricks.
+    assertThat(failsWithOneLine("--set", "sinks.duckdb.enabled=false", "--set",
+        "sinks.delta={enabled: true, catalog: fhir_catalog}"), equalTo("error: sinks.delta.catalog names tables of a"
+        + " catalog of the job's Spark session (Unity Catalog on Databricks), and this job has none: run it on"
+        + " Databricks, or use sinks.delta.location for path-based tables"));
+  }
+
+  @Test
   void missingConfigFile() throws IOException {
     Path missing = tmp.resolve("missing.yaml");
     assertThat(failsWithOneLine("--config", missing.toString()), equalTo("error: " + missing + ": file not found"));
