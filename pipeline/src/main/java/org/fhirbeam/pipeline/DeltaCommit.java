@@ -450,26 +450,50 @@ final class DeltaCommit implements AutoCloseable {
   private Map<String, Long> apply(JsonNode ledger, boolean completing) throws IOException {
     long txn = ledger.get("txn_version").asLong();
     int halt = Integer.getInteger(HALT_AFTER_TABLES, -1);
-    Map<String, Long> versions = new LinkedHashMap<>();
-    var tables = ledger.get("tables").fields();
-    int done = 0;
-    while (tables.hasNext()) {
-      var e = tables.next();
-      String table = e.getKey();
-      List<String[]> columns = new ArrayList<>();
-      e.getValue().get("columns").forEach(c -> columns.add(new String[] {c.get("name").asText(),
-          c.get("type").asText()}));
-      List<DeltaFiles.DataFile> files = new ArrayList<>();
-      e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
-          f.get("rows").asLong(), f.get("bytes").asLong())));
-      versions.put(DeltaFiles.name(table),
-          commitTable(table, schema(columns), files, WriteMode.valueOf(e.getValue().get("mode").asText()), txn,
-              completing));
-      if (++done == halt) {
-        Runtime.getRuntime().halt(137);
+    java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
+    Map<String, java.util.concurrent.Future<Long>> committing = new LinkedHashMap<>();
+    // The tables are independent, and most of a commit is waiting on files: two at a time.
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
+      Thread t = new Thread(r, "fhirbeam-delta-commit");
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      ledger.get("tables").fields().forEachRemaining(e -> {
+        List<String[]> columns = new ArrayList<>();
+        e.getValue().get("columns").forEach(c -> columns.add(new String[] {c.get("name").asText(),
+            c.get("type").asText()}));
+        List<DeltaFiles.DataFile> files = new ArrayList<>();
+        e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
+            f.get("rows").asLong(), f.get("bytes").asLong())));
+        WriteMode tableMode = WriteMode.valueOf(e.getValue().get("mode").asText());
+        committing.put(DeltaFiles.name(e.getKey()), pool.submit(() -> {
+          long version = commitTable(e.getKey(), schema(columns), files, tableMode, txn, completing);
+          if (done.incrementAndGet() == halt) {
+            Runtime.getRuntime().halt(137);
+          }
+          return version;
+        }));
+      });
+      Map<String, Long> versions = new LinkedHashMap<>();
+      for (Map.Entry<String, java.util.concurrent.Future<Long>> c : committing.entrySet()) {
+        versions.put(c.getKey(), c.getValue().get());
       }
+      return versions;
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while committing the Delta tables", e);
+    } finally {
+      pool.shutdownNow();
     }
-    return versions;
   }
 
   /**

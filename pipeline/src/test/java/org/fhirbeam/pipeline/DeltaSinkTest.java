@@ -256,14 +256,12 @@ class DeltaSinkTest {
 
   @Test
   void aRunKilledWhileCommittingIsCompletedOnceByTheNextRun() throws IOException {
-    // Killed after its first table (of the first mapping): that table holds the run, the others nothing yet, and
-    // the ledger is left.
-    assertThat(logsAfterKill.get("patient"), equalTo(List.of("00000000000000000000.json")));
-    logsAfterKill.forEach((table, commits) -> {
-      if (!table.equals("patient")) {
-        assertThat(table, commits, equalTo(List.of()));
-      }
-    });
+    // Killed once its first table was committed (two commit at a time: one or two tables hold the run), the
+    // other tables nothing yet, and the ledger is left.
+    long holding = logsAfterKill.values().stream().filter(c -> c.equals(List.of("00000000000000000000.json")))
+        .count();
+    long empty = logsAfterKill.values().stream().filter(List::isEmpty).count();
+    assertThat(logsAfterKill.toString(), holding >= 1 && holding <= 2 && holding + empty == 10, equalTo(true));
     assertThat(ledgersAfterKill.size(), equalTo(1));
     // The next run completed the killed run's commit (without adding it twice to the first table), then its own.
     Map<String, List<String>> after = NDJSON.get("after-kill");
