@@ -11,7 +11,6 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.expressions.Window;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SinkSettings;
@@ -115,24 +114,9 @@ final class CatalogTables {
     }
   }
 
+  /** The Spark schema of a table's columns: the Delta schema's JSON, which is Spark's ({@link DeltaCommit#schema}). */
   private static StructType schema(List<String[]> columns) {
-    StructType schema = new StructType();
-    for (String[] c : columns) {
-      schema = schema.add(c[0], type(c[1]), true);
-    }
-    return schema;
-  }
-
-  private static DataType type(String sqlType) {
-    return switch (sqlType) {
-      case "VARCHAR", "JSON" -> DataTypes.StringType;
-      case "DATE" -> DataTypes.DateType;
-      case "BIGINT" -> DataTypes.LongType;
-      case "DOUBLE" -> DataTypes.DoubleType;
-      case "BOOLEAN" -> DataTypes.BooleanType;
-      case "TIMESTAMPTZ" -> DataTypes.TimestampType;
-      default -> throw new IllegalArgumentException("no Spark type for the column type " + sqlType);
-    };
+    return (StructType) DataType.fromJson(DeltaCommit.schema(columns).toJson());
   }
 
   private static String quoted(String identifier) {
