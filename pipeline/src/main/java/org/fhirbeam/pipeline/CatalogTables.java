@@ -80,8 +80,8 @@ final class CatalogTables {
             ? "MERGE INTO " + name + " t USING " + INCOMING + " s ON t.id = s.id"
                 + " WHEN MATCHED AND NOT coalesce(t.last_updated > s.last_updated, false) THEN UPDATE SET *"
                 + " WHEN NOT MATCHED THEN INSERT *"
-            : "CREATE OR REPLACE TABLE " + name + " USING delta COMMENT '" + comment + "' AS SELECT * FROM "
-                + INCOMING);
+            : "CREATE OR REPLACE TABLE " + name + " USING delta COMMENT '" + comment + "' TBLPROPERTIES ("
+                + TUNING + ") AS SELECT * FROM " + INCOMING);
       }
       versions.put(settings.catalog() + "." + schema + "." + t.getKey().substring(t.getKey().indexOf('/') + 1),
           spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
@@ -90,6 +90,12 @@ final class CatalogTables {
   }
 
   private static final String INCOMING = "fhirbeam_incoming";
+  /**
+   * The seed's Databricks tuning, for every table this creates: writes shuffled into files of a sensible size, and
+   * small files compacted after a write (Delta 3.1 and Databricks take both).
+   */
+  static final String TUNING = "'delta.autoOptimize.optimizeWrite' = 'true',"
+      + " 'delta.autoOptimize.autoCompact' = 'true'";
 
   /**
    * Runs {@code sql} (a MERGE or a CREATE OR REPLACE ... AS SELECT) over {@code rows}, as view {@link #INCOMING},

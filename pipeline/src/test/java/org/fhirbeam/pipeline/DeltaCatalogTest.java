@@ -87,6 +87,11 @@ class DeltaCatalogTest {
     String comment = spark.sql("DESCRIBE TABLE EXTENDED spark_catalog.fhir_resources.patient")
         .filter("col_name = 'Comment'").select("data_type").as(org.apache.spark.sql.Encoders.STRING()).first();
     assertThat(comment, equalTo("FHIR R4 patient resources of mapping patient (fhirbeam job default)"));
+    List<String> tuning = spark.sql("SHOW TBLPROPERTIES spark_catalog.fhir_resources.patient")
+        .filter("key LIKE 'delta.autoOptimize.%'").selectExpr("concat(key, '=', value)")
+        .as(org.apache.spark.sql.Encoders.STRING()).collectAsList();
+    assertThat(tuning.stream().sorted().toList(), equalTo(List.of("delta.autoOptimize.autoCompact=true",
+        "delta.autoOptimize.optimizeWrite=true")));
   }
 
   @Test
