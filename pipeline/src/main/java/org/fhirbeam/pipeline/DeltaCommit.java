@@ -138,9 +138,12 @@ final class DeltaCommit implements AutoCloseable {
     if (settings == null) {
       return null;
     }
-    if (settings.catalog() != null) {
-      DeltaCommit commit = new DeltaCommit(staging + "/delta", settings.mode(), runId, startMillis,
-          FileSinks.parquetLayouts(plan), plan.config().duckdb());
+    boolean byCatalog = settings.catalog() != null;
+    String root = byCatalog ? staging + "/delta" : Path.of(settings.location()).toAbsolutePath().normalize()
+        .toString();
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
+        plan.config().duckdb());
+    if (byCatalog) {
       try {
         Class.forName("org.apache.spark.sql.SparkSession");
       } catch (ClassNotFoundException e) {
@@ -161,14 +164,11 @@ final class DeltaCommit implements AutoCloseable {
           + " reason; holds PHI");
       return commit;
     }
-    String root = Path.of(settings.location()).toAbsolutePath().normalize().toString();
     try {
       Files.createDirectories(Path.of(root));
     } catch (IOException e) {
       throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
     }
-    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
-        plan.config().duckdb());
     commit.completeKilledCommits();
     commit.warmUp();
     return commit;
@@ -187,7 +187,7 @@ final class DeltaCommit implements AutoCloseable {
           latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, table)).toUri().toString()));
         }
         probe = Files.createTempFile("fhirbeam-delta-warmup-", ".parquet");
-        try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+        try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
             java.sql.Statement st = db.createStatement()) {
           st.execute("COPY (SELECT 'x' AS id) TO " + org.fhirbeam.io.DuckDb.literal(probe.toString())
               + " (FORMAT parquet)");
