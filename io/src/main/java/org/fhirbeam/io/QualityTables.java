@@ -3,6 +3,7 @@ package org.fhirbeam.io;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * The SQL that computes a run's data-quality figures in schema {@code quality}, run inside the transaction that
@@ -59,6 +60,39 @@ public final class QualityTables {
   private QualityTables() {}
 
   /**
+   * The history tables of schema {@code quality}, each with its columns ({@code [name, DuckDB type]}): every run adds
+   * its rows, keyed by {@code run_id}. The Delta sink's {@code quality} tables have the same columns.
+   */
+  public static final Map<String, List<String[]>> HISTORY = history();
+
+  private static Map<String, List<String[]>> history() {
+    Map<String, List<String[]>> t = new java.util.LinkedHashMap<>();
+    t.put("runs", columns("run_id VARCHAR", "time TIMESTAMPTZ", "job VARCHAR", "rows_in BIGINT", "resources BIGINT",
+        "rejected BIGINT", "validated BIGINT", "output VARCHAR"));
+    t.put("mappings", columns("run_id VARCHAR", "position INTEGER", "mapping VARCHAR", "source VARCHAR",
+        "resource_type VARCHAR", "rows_in BIGINT", "resources BIGINT", "rejected BIGINT"));
+    t.put("completeness", columns("run_id VARCHAR", "mapping VARCHAR", "position INTEGER", "element VARCHAR",
+        "column_name VARCHAR", "populated BIGINT", "total BIGINT", "share DOUBLE"));
+    t.put("rejects_by_reason", columns("run_id VARCHAR", "mapping VARCHAR", "stage VARCHAR", "rule VARCHAR",
+        "count BIGINT"));
+    t.put("checks", columns("run_id VARCHAR", "mapping VARCHAR", "check VARCHAR", "element VARCHAR",
+        "failed BIGINT", "total BIGINT"));
+    t.put("validation_issues", columns("run_id VARCHAR", "mapping VARCHAR", "severity VARCHAR", "category VARCHAR",
+        "message_id VARCHAR", "count BIGINT"));
+    t.put("source_columns", columns("run_id VARCHAR", "source VARCHAR", "position INTEGER", "column_name VARCHAR",
+        "populated BIGINT", "total BIGINT", "share DOUBLE"));
+    return java.util.Collections.unmodifiableMap(t);
+  }
+
+  private static List<String[]> columns(String... definitions) {
+    List<String[]> out = new ArrayList<>();
+    for (String d : definitions) {
+      out.add(d.split(" "));
+    }
+    return List.copyOf(out);
+  }
+
+  /**
    * The statements for one run, in order. {@code types} are the resource types loaded into
    * {@code fhir_resources}; {@code rejectFiles} the run's reject NDJSON files;
    * {@code output} the run's output directory, where its HTML report is;
@@ -73,25 +107,21 @@ public final class QualityTables {
     String run = DuckDb.literal(runId);
     Steps sql = new Steps();
     sql.name = "quality (schema)";
-    sql.add("CREATE TABLE IF NOT EXISTS quality.runs (run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, job VARCHAR,"
-        + " rows_in BIGINT, resources BIGINT, rejected BIGINT, validated BIGINT, output VARCHAR)");
-    // Databases written before runs recorded their output directory.
-    sql.add("ALTER TABLE quality.runs ADD COLUMN IF NOT EXISTS output VARCHAR");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.mappings (run_id VARCHAR, position INTEGER, mapping VARCHAR,"
-        + " source VARCHAR, resource_type VARCHAR, rows_in BIGINT, resources BIGINT, rejected BIGINT)");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.completeness (run_id VARCHAR, mapping VARCHAR, position INTEGER,"
-        + " element VARCHAR, column_name VARCHAR, populated BIGINT, total BIGINT, share DOUBLE)");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.rejects_by_reason (run_id VARCHAR, mapping VARCHAR, stage VARCHAR,"
-        + " rule VARCHAR, count BIGINT)");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.checks (run_id VARCHAR, mapping VARCHAR, \"check\" VARCHAR,"
-        + " element VARCHAR, failed BIGINT, total BIGINT)");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.validation_issues (run_id VARCHAR, mapping VARCHAR,"
-        + " severity VARCHAR, category VARCHAR, message_id VARCHAR, count BIGINT)");
-    sql.add("CREATE TABLE IF NOT EXISTS quality.source_columns (run_id VARCHAR, source VARCHAR, position INTEGER,"
-        + " column_name VARCHAR, populated BIGINT, total BIGINT, share DOUBLE)");
+    HISTORY.forEach((table, columns) -> {
+      List<String> defs = new ArrayList<>();
+      for (String[] c : columns) {
+        // A run's row is its own: quality.runs keys the history.
+        defs.add(DuckDb.identifier(c[0]) + " " + c[1] + (table.equals("runs") && c[0].equals("run_id")
+            ? " PRIMARY KEY" : ""));
+      }
+      sql.add("CREATE TABLE IF NOT EXISTS quality." + table + " (" + String.join(", ", defs) + ")");
+      if (table.equals("runs")) {
+        // Databases written before runs recorded their output directory.
+        sql.add("ALTER TABLE quality.runs ADD COLUMN IF NOT EXISTS output VARCHAR");
+      }
+    });
     // A run id is new each run, but a crash-free retry of the same id must not count twice.
-    for (String t : List.of("runs", "mappings", "completeness", "rejects_by_reason", "checks", "validation_issues",
-        "source_columns")) {
+    for (String t : HISTORY.keySet()) {
       sql.add("DELETE FROM quality." + t + " WHERE run_id = " + run);
     }
 

@@ -20,10 +20,8 @@ import org.fhirbeam.config.QualitySettings.DuplicateIds;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
-import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.io.QualityTables;
-import org.fhirbeam.io.ReadTask;
 import org.fhirbeam.transforms.CompiledMapping;
 
 /**
@@ -66,31 +64,23 @@ final class DuckDbLoad implements AutoCloseable {
    */
   private void copyRawRows() {
     List<String> dropped = new ArrayList<>();
-    List<DuckDbTables.QueryTable> raw = new ArrayList<>();
-    List<FileSourcePlanner.Fetched> fetched = new ArrayList<>();
-    try (Connection planning = db.unwrap(DuckDBConnection.class).duplicate()) {
+    try (Connection planning = db.unwrap(DuckDBConnection.class).duplicate();
+        RawRows rows = plan.config().sinks().rawCopy() ? RawRows.of(plan, planning) : null) {
       for (PlannedSource s : plan.sources().values()) {
-        // A database source's rows already live in a database; without a copy this run, an earlier one would be stale.
-        if (!plan.config().sinks().rawCopy() || s.tasks().isEmpty() || s.config().jdbc() != null) {
+        // Without a copy this run, an earlier one would be stale.
+        if (rows == null || !rows.queries().containsKey(s.config().name())) {
           dropped.add("raw_data." + s.config().name());
-          continue;
         }
-        List<String> queries = new ArrayList<>();
-        for (ReadTask t : s.tasks()) {
-          fetched.add(FileSourcePlanner.fetch(planning, t));
-          queries.add("SELECT *, " + DuckDb.literal(t.file()) + " AS _source_file FROM ("
-              + fetched.get(fetched.size() - 1).task().textRows(List.of(), "raw_bad_lines") + ")");
-        }
-        raw.add(new DuckDbTables.QueryTable("raw_data", s.config().name(), queries));
       }
       tx.drop(dropped);
-      raw.forEach(tx::create);
+      if (rows != null) {
+        rows.queries().forEach((source, queries) -> tx.create(new DuckDbTables.QueryTable("raw_data", source,
+            queries)));
+      }
     } catch (SQLException e) {
       throw DuckDb.failure("copying the source rows into DuckDB failed", e);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
-    } finally {
-      fetched.forEach(FileSourcePlanner.Fetched::close);
     }
   }
 
