@@ -33,7 +33,8 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
-  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "catalog", "schema", "mode");
+  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "catalog", "schema", "mode",
+      "raw_copy");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules",
       "optional_columns");
   private static final Set<String> RULE =
@@ -615,7 +616,7 @@ public final class ConfigLoader {
           + " are in fhir_resources/");
     }
     return new SinkSettings.Delta(location, catalog, schema, d.enumValue("mode", WriteMode.class,
-        WriteMode.OVERWRITE));
+        WriteMode.OVERWRITE), d.bool("raw_copy", true));
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

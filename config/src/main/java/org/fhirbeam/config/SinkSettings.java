@@ -31,8 +31,11 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
    * @param catalog the catalog the tables are in; null for a location
    * @param schema the catalog's schema of the resource tables ({@code fhir_resources} unless given)
    * @param mode how the tables take this run's resources
+   * @param rawCopy whether the ingested source rows are copied into tables {@code raw_data.<source>}, as
+   *     {@code sinks.duckdb.raw_copy} does into the database
    */
-  public record Delta(String location, String catalog, String schema, WriteMode mode) implements Serializable {}
+  public record Delta(String location, String catalog, String schema, WriteMode mode, boolean rawCopy)
+      implements Serializable {}
 
   /** Compression of the FHIR NDJSON files. */
   public enum Compression {

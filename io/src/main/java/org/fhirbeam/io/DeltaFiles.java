@@ -22,8 +22,14 @@ public record DeltaFiles(String root, String runId, Map<String, DuckDbTables.Par
     implements Serializable {
   /** The schema the resource tables are in, as in the DuckDB database. */
   public static final String RESOURCE_SCHEMA = "fhir_resources";
+  /** The schema of the mappings' tables, as in the DuckDB database. */
+  public static final String TRANSFORMED_SCHEMA = "transformed_data";
+  /** The schema of the copies of the source rows, as in the DuckDB database. */
+  public static final String RAW_SCHEMA = "raw_data";
+  /** The schema of the quality figures and rejects, as in the DuckDB database. */
+  public static final String QUALITY_SCHEMA = "quality";
   /** The table of the run's rejects, as in the DuckDB database: they hold PHI, the original rows. */
-  public static final String REJECTS = "quality/rejects";
+  public static final String REJECTS = QUALITY_SCHEMA + "/rejects";
   /** The columns of {@link #REJECTS} (name, DuckDB type), as {@link QualityTables#rejectsQuery} selects them. */
   public static final java.util.List<String[]> REJECT_COLUMNS = java.util.List.of(new String[] {"run_id", "VARCHAR"},
       new String[] {"source", "VARCHAR"}, new String[] {"file", "VARCHAR"}, new String[] {"line", "BIGINT"},
@@ -40,6 +46,11 @@ public record DeltaFiles(String root, String runId, Map<String, DuckDbTables.Par
   /** The table of resource type {@code type}: {@code fhir_resources/<type in lower case>}. */
   public static String resourceTable(String type) {
     return RESOURCE_SCHEMA + "/" + type.toLowerCase(Locale.ROOT);
+  }
+
+  /** The table of the rows of source {@code source}: {@code raw_data/<source>}. */
+  public static String rawTable(String source) {
+    return RAW_SCHEMA + "/" + source;
   }
 
   /** The folder of {@code table} ({@code <schema>/<name>}) under {@code root}. */

@@ -48,45 +48,59 @@ final class CatalogTables {
   }
 
   /**
-   * Writes every table of {@code tables} ({@code <schema>/<name>} of {@link DeltaFiles}, to its columns) from the data
-   * files the run staged under {@code staging} ({@code files}, by table); returns each table's version that holds
-   * the run.
+   * Writes every table of {@code tables} ({@code <schema>/<name>} of {@link DeltaFiles}, to how it takes the run) from
+   * the data files the run staged under {@code staging} ({@code files}, by table); a table of another's files (a
+   * mapping's {@code transformed_data}) is a view of that table. Returns each table's version that holds the run.
    */
   static RunSummary.Delta commit(Object session, SinkSettings.Delta settings, String job,
-      Map<String, List<String[]>> tables, Map<String, String> comments, String staging,
+      Map<String, DeltaCommit.TableSpec> tables, Map<String, String> comments, String staging,
       Map<String, List<DeltaFiles.DataFile>> files, long txnVersion) {
     SparkSession spark = (SparkSession) session;
     Map<String, Long> versions = new TreeMap<>();
-    for (Map.Entry<String, List<String[]>> t : tables.entrySet()) {
-      boolean rejects = t.getKey().equals(DeltaFiles.REJECTS);
-      String schema = rejects ? "quality" : settings.schema();
-      String name = quoted(settings.catalog()) + "." + quoted(schema) + "." + quoted(t.getKey().substring(
-          t.getKey().indexOf('/') + 1));
+    for (Map.Entry<String, DeltaCommit.TableSpec> t : tables.entrySet()) {
+      DeltaCommit.TableSpec spec = t.getValue();
+      String table = t.getKey().substring(t.getKey().indexOf('/') + 1);
+      String schema = schema(settings, t.getKey());
+      String name = quoted(settings.catalog()) + "." + quoted(schema) + "." + quoted(table);
       spark.sql("CREATE SCHEMA IF NOT EXISTS " + quoted(settings.catalog()) + "." + quoted(schema));
+      String comment = (comments.get(t.getKey()) + " (fhirbeam job " + job + ")").replace("'", "");
+      if (spec.filesOf() != null) {
+        List<String> columns = new ArrayList<>();
+        spec.columns().forEach(c -> columns.add(quoted(c[0])));
+        String of = spec.filesOf();
+        spark.sql("CREATE OR REPLACE VIEW " + name + " COMMENT '" + comment + "' AS SELECT " + String.join(", ",
+            columns) + " FROM " + quoted(settings.catalog()) + "." + quoted(schema(settings, of)) + "."
+            + quoted(of.substring(of.indexOf('/') + 1)));
+        continue; // a view has no versions
+      }
       List<String> paths = new ArrayList<>();
       files.getOrDefault(t.getKey(), List.of()).forEach(f -> paths.add(DeltaFiles.folder(staging, t.getKey())
           + "/" + f.name()));
-      Dataset<Row> rows = paths.isEmpty() ? spark.createDataFrame(List.<Row>of(), schema(t.getValue()))
-          : spark.read().schema(schema(t.getValue())).parquet(paths.toArray(String[]::new));
-      WriteMode mode = rejects ? WriteMode.OVERWRITE : settings.mode();
+      Dataset<Row> rows = paths.isEmpty() ? spark.createDataFrame(List.<Row>of(), schema(spec.columns()))
+          : spark.read().schema(schema(spec.columns())).parquet(paths.toArray(String[]::new));
       boolean exists = spark.catalog().tableExists(name);
-      if (mode == WriteMode.APPEND && exists) {
+      if (spec.mode() == WriteMode.APPEND && exists) {
         rows.write().format("delta").mode(SaveMode.Append).option("txnAppId", DeltaCommit.APP_ID)
             .option("txnVersion", String.valueOf(txnVersion)).saveAsTable(name);
       } else {
         // A new table, or one replaced: created with its comment in the same version.
-        String comment = (comments.get(t.getKey()) + " (fhirbeam job " + job + ")").replace("'", "");
-        withTransaction(spark, txnVersion, rows, mode == WriteMode.UPSERT && exists
+        withTransaction(spark, txnVersion, rows, spec.mode() == WriteMode.UPSERT && exists
             ? "MERGE INTO " + name + " t USING " + INCOMING + " s ON t.id = s.id"
                 + " WHEN MATCHED AND NOT coalesce(t.last_updated > s.last_updated, false) THEN UPDATE SET *"
                 + " WHEN NOT MATCHED THEN INSERT *"
             : "CREATE OR REPLACE TABLE " + name + " USING delta COMMENT '" + comment + "' TBLPROPERTIES ("
                 + TUNING + ") AS SELECT * FROM " + INCOMING);
       }
-      versions.put(settings.catalog() + "." + schema + "." + t.getKey().substring(t.getKey().indexOf('/') + 1),
+      versions.put(settings.catalog() + "." + schema + "." + table,
           spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
     }
     return new RunSummary.Delta(settings.catalog(), versions);
+  }
+
+  /** The catalog's schema of {@code table}: the resource tables' as configured, the others' as in DuckDB. */
+  private static String schema(SinkSettings.Delta settings, String table) {
+    String schema = table.substring(0, table.indexOf('/'));
+    return schema.equals(DeltaFiles.RESOURCE_SCHEMA) ? settings.schema() : schema;
   }
 
   private static final String INCOMING = "fhirbeam_incoming";

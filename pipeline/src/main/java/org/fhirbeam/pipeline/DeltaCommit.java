@@ -53,6 +53,7 @@ import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.DeltaFiles;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.ObjectStorage;
+import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -97,10 +98,16 @@ final class DeltaCommit implements AutoCloseable {
   private final String runId;
   /** The run's start in ms: its transaction version, unless a table already took one as high (see #commit). */
   private final long startMillis;
+  private final JobPlan plan;
   private final Map<String, DuckDbTables.ParquetLayout> layouts;
-  /** Every table the run commits ({@code fhir_resources/<type>}, {@code quality/rejects}), with its columns. */
-  private final Map<String, List<String[]>> tables = new LinkedHashMap<>();
+  /**
+   * Every table the run commits, by {@code <schema>/<name>}: the resource tables first, then those of the same files
+   * ({@code transformed_data}), the rejects and the quality history; the {@code raw_data} tables join once copied.
+   */
+  private final Map<String, TableSpec> tables = new LinkedHashMap<>();
   private final org.fhirbeam.config.DuckDbSettings duckdb;
+  /** The copy of the source rows into the {@code raw_data} tables, made while the pipeline maps; null for none. */
+  private java.util.concurrent.FutureTask<Map<String, RawTable>> rawCopy;
   /** For tables named by catalog: the settings, the job's name, and each table's comment; else null. */
   private SinkSettings.Delta catalog;
   private String job;
@@ -111,20 +118,43 @@ final class DeltaCommit implements AutoCloseable {
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
 
-  private DeltaCommit(String root, WriteMode mode, String runId, long startMillis,
-      Map<String, DuckDbTables.ParquetLayout> layouts, org.fhirbeam.config.DuckDbSettings duckdb) {
+  /**
+   * A table the run commits: its columns ({@code [name, DuckDB type]}), how it takes the run's files, how many of its
+   * leading columns have statistics in its log, and for a table of another's files (a mapping's
+   * {@code transformed_data} table: its type's resources, the mapping's columns of them) that table; else null.
+   */
+  record TableSpec(List<String[]> columns, WriteMode mode, int indexed, String filesOf) {}
+
+  /** A {@code raw_data} table as its copy wrote it: the source's columns, and its data files. */
+  private record RawTable(List<String[]> columns, List<DeltaFiles.DataFile> files) {}
+
+  private DeltaCommit(String root, WriteMode mode, String runId, long startMillis, JobPlan plan) {
     this.root = root;
     this.mode = mode;
     this.runId = runId;
     this.startMillis = startMillis;
-    this.layouts = layouts;
-    this.duckdb = duckdb;
+    this.plan = plan;
+    this.layouts = FileSinks.parquetLayouts(plan);
+    this.duckdb = plan.config().duckdb();
     layouts.forEach((type, layout) -> {
       List<String[]> columns = new ArrayList<>();
       layout.columns().forEach(c -> columns.add(new String[] {c.name(), c.sqlType()}));
-      tables.put(DeltaFiles.resourceTable(type), columns);
+      tables.put(DeltaFiles.resourceTable(type), new TableSpec(columns, mode, indexedColumns(columns), null));
     });
-    tables.put(DeltaFiles.REJECTS, DeltaFiles.REJECT_COLUMNS);
+    for (CompiledMapping m : plan.mappings()) {
+      // As DuckDB's transformed_data view: id and the mapping's columns, of every resource of the type. Those its
+      // type's files hold: its top-level elements (nested ones are in the resource).
+      java.util.Set<String> own = new java.util.HashSet<>(List.of("id"));
+      m.flatColumns().stream().filter(CompiledMapping.FlatColumn::topLevel).forEach(c -> own.add(c.name()));
+      String resources = DeltaFiles.resourceTable(m.resourceType());
+      List<String[]> columns = tables.get(resources).columns().stream().filter(c -> own.contains(c[0])).toList();
+      tables.put(DeltaFiles.TRANSFORMED_SCHEMA + "/" + m.name(), new TableSpec(columns, mode, 1, resources));
+    }
+    tables.put(DeltaFiles.REJECTS, new TableSpec(DeltaFiles.REJECT_COLUMNS, WriteMode.OVERWRITE,
+        indexedColumns(DeltaFiles.REJECT_COLUMNS), null));
+    // Counts and names of each run, no record values: every column indexed.
+    QualityTables.HISTORY.forEach((table, columns) -> tables.put(DeltaFiles.QUALITY_SCHEMA + "/" + table,
+        new TableSpec(columns, WriteMode.APPEND, columns.size(), null)));
   }
 
   /**
@@ -141,8 +171,7 @@ final class DeltaCommit implements AutoCloseable {
     boolean byCatalog = settings.catalog() != null;
     String root = byCatalog ? staging + "/delta" : Path.of(settings.location()).toAbsolutePath().normalize()
         .toString();
-    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, FileSinks.parquetLayouts(plan),
-        plan.config().duckdb());
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, plan);
     if (byCatalog) {
       try {
         Class.forName("org.apache.spark.sql.SparkSession");
@@ -162,16 +191,79 @@ final class DeltaCommit implements AutoCloseable {
           + 1) + " resources of mapping " + String.join(", ", names)));
       commit.comments.put(DeltaFiles.REJECTS, "The rows of the latest run that became no resource, with the rule and"
           + " reason; holds PHI");
-      return commit;
+      for (CompiledMapping m : plan.mappings()) {
+        commit.comments.put(DeltaFiles.TRANSFORMED_SCHEMA + "/" + m.name(), "id and the columns of mapping "
+            + m.name() + " of the " + m.resourceType() + " resources");
+      }
+      QualityTables.HISTORY.keySet().forEach(t -> commit.comments.put(DeltaFiles.QUALITY_SCHEMA + "/" + t,
+          "Data-quality figures of each run: " + t.replace('_', ' ')));
+      plan.sources().keySet().forEach(s -> commit.comments.put(DeltaFiles.rawTable(s), "The rows of source " + s
+          + " as the latest run read them, every column as text, with _source_file; holds PHI"));
+    } else {
+      try {
+        Files.createDirectories(Path.of(root));
+      } catch (IOException e) {
+        throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
+      }
+      commit.completeKilledCommits();
+      commit.warmUp();
     }
-    try {
-      Files.createDirectories(Path.of(root));
-    } catch (IOException e) {
-      throw new InputException("sinks.delta.location " + settings.location() + " cannot be created: " + e, e);
+    if (settings.rawCopy()) {
+      commit.rawCopy = new java.util.concurrent.FutureTask<>(commit::copyRawRows);
+      Thread t = new Thread(commit.rawCopy, "fhirbeam-delta-raw-copy");
+      t.setDaemon(true);
+      t.start();
     }
-    commit.completeKilledCommits();
-    commit.warmUp();
     return commit;
+  }
+
+  /**
+   * Writes the rows of the job's file sources ({@link RawRows}) as the data files of their {@code raw_data} tables,
+   * on the machine that runs the command, while the pipeline maps: files of up to {@link #TARGET_BYTES}, each under
+   * a name of its own in the table's folder once whole. Returns each table with its columns and files.
+   */
+  private Map<String, RawTable> copyRawRows() throws IOException {
+    Map<String, RawTable> out = new LinkedHashMap<>();
+    try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
+        RawRows rows = RawRows.of(plan, db);
+        java.sql.Statement st = db.createStatement()) {
+      st.execute("SET preserve_insertion_order = false"); // rows of a Delta table have no order
+      for (String source : rows.queries().keySet()) {
+        String table = DeltaFiles.rawTable(source);
+        Path folder = Files.createDirectories(Path.of(DeltaFiles.folder(root, table)));
+        List<String[]> columns = new ArrayList<>();
+        try (java.sql.ResultSet rs = st.executeQuery("DESCRIBE " + rows.query(source))) {
+          while (rs.next()) {
+            columns.add(new String[] {rs.getString("column_name"), rs.getString("column_type")});
+          }
+        }
+        Path writing = folder.resolve(".part-" + runId + "-raw.writing");
+        st.execute("COPY (" + rows.query(source) + ") TO " + org.fhirbeam.io.DuckDb.literal(writing.toString())
+            + " (FORMAT parquet, FILE_SIZE_BYTES " + TARGET_BYTES + ", FILENAME_PATTERN 'raw-{i}')");
+        List<DeltaFiles.DataFile> files = new ArrayList<>();
+        List<Path> written;
+        try (java.util.stream.Stream<Path> l = Files.isDirectory(writing) ? Files.list(writing)
+            : java.util.stream.Stream.empty()) {
+          written = l.sorted().toList();
+        }
+        for (Path file : written) {
+          long fileRows;
+          try (java.sql.ResultSet rs = st.executeQuery("SELECT num_rows FROM parquet_file_metadata("
+              + org.fhirbeam.io.DuckDb.literal(file.toString()) + ")")) {
+            rs.next();
+            fileRows = rs.getLong(1);
+          }
+          String name = "part-" + runId + "-" + file.getFileName();
+          Files.move(file, folder.resolve(name), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+          files.add(new DeltaFiles.DataFile(name, fileRows, Files.size(folder.resolve(name))));
+        }
+        Files.deleteIfExists(writing);
+        out.put(table, new RawTable(columns, files));
+      }
+    } catch (java.sql.SQLException e) {
+      throw org.fhirbeam.io.DuckDb.failure("copying the source rows into the raw_data Delta tables failed", e);
+    }
+    return out;
   }
 
   /**
@@ -213,13 +305,20 @@ final class DeltaCommit implements AutoCloseable {
   }
 
   /**
-   * Commits the run: one version of every resource type's table (those without resources too, so that every table
-   * has a version per run) and of {@code quality.rejects} (the run's rejects, replacing the previous run's, as in
-   * DuckDB), from the data files its tasks wrote ({@code committed}, the run's figures). Returns the tables and the
-   * versions that hold the run.
+   * Commits the run: one version of every table, those the run gives no rows too, so that every table has a version
+   * per run: each resource type's table, and the mappings' {@code transformed_data} tables of the same files; the
+   * run's {@code quality.rejects} (replacing the previous run's, as in DuckDB) and {@code raw_data} copies; and the
+   * run's rows of the {@code quality} history tables. The data files are those its tasks wrote ({@code tasks}, the
+   * figures of what they committed) and those written here; {@code counted} is the run's summary, and
+   * {@code output} where it writes. Returns the tables and the versions that hold the run.
    */
-  RunSummary.Delta commit(Tally committed) throws IOException {
-    Map<String, List<DeltaFiles.DataFile>> byTable = DeltaFiles.written(committed);
+  RunSummary.Delta commit(RunSummary counted, PipelineCounts tasks, String output) throws IOException {
+    Map<String, List<DeltaFiles.DataFile>> byTable = new LinkedHashMap<>(DeltaFiles.written(tasks.committed()));
+    awaitRawCopy().forEach((table, raw) -> {
+      tables.put(table, new TableSpec(raw.columns(), WriteMode.OVERWRITE, 0, null)); // no values in the log
+      byTable.put(table, raw.files());
+    });
+    byTable.putAll(writeQualityRows(counted, tasks, output));
     if (catalog != null) {
       ledgerWritten = true; // the session reads the staged files; the committer's folder goes with them
       return CatalogTables.commit(session, catalog, job, tables, comments, root, byTable, startMillis);
@@ -234,24 +333,39 @@ final class DeltaCommit implements AutoCloseable {
     ledger.put("run_id", runId);
     ledger.put("txn_version", txnVersion);
     Map<String, Object> entries = new LinkedHashMap<>();
-    for (Map.Entry<String, List<String[]>> table : tables.entrySet()) {
-      List<DeltaFiles.DataFile> files = byTable.getOrDefault(table.getKey(), List.of());
-      WriteMode tableMode = table.getKey().equals(DeltaFiles.REJECTS) ? WriteMode.OVERWRITE : mode;
-      if (tableMode == WriteMode.UPSERT) {
+    Map<String, WriteMode> modes = new LinkedHashMap<>();
+    Map<String, List<DeltaFiles.DataFile>> added = new LinkedHashMap<>();
+    for (Map.Entry<String, TableSpec> table : tables.entrySet()) {
+      TableSpec spec = table.getValue();
+      List<DeltaFiles.DataFile> files;
+      WriteMode tableMode = spec.mode();
+      if (spec.filesOf() != null) {
+        // The files its resource table gets, as that table gets them; named from this table's folder (both are
+        // <schema>/<name>), they are in the log by their absolute paths.
+        tableMode = modes.get(spec.filesOf());
+        files = new ArrayList<>();
+        for (DeltaFiles.DataFile f : added.get(spec.filesOf())) {
+          files.add(new DeltaFiles.DataFile("../../" + spec.filesOf() + "/" + f.name(), f.rows(), f.bytes()));
+        }
+      } else if (tableMode == WriteMode.UPSERT) {
+        files = byTable.getOrDefault(table.getKey(), List.of());
         // The table's rows merged with the run's make the table anew: committed as an overwrite. A run without
         // resources of the type leaves the table's rows as they are (an empty version).
         tableMode = files.isEmpty() ? WriteMode.APPEND : WriteMode.OVERWRITE;
         files = files.isEmpty() ? files : upserted(table.getKey(), files, merged);
       } else {
-        files = coalesced(table.getKey(), files, merged);
+        files = coalesced(table.getKey(), byTable.getOrDefault(table.getKey(), List.of()), merged);
       }
+      modes.put(table.getKey(), tableMode);
+      added.put(table.getKey(), files);
       if (tableMode == WriteMode.APPEND && !files.isEmpty()) {
-        checkColumns(table.getKey(), schema(table.getValue()));
+        checkColumns(table.getKey(), schema(spec.columns()));
       }
       Map<String, Object> t = new LinkedHashMap<>();
       t.put("mode", tableMode.name());
+      t.put("indexed", spec.indexed());
       List<Map<String, Object>> columns = new ArrayList<>();
-      table.getValue().forEach(c -> columns.add(Map.of("name", c[0], "type", c[1])));
+      spec.columns().forEach(c -> columns.add(Map.of("name", c[0], "type", c[1])));
       t.put("columns", columns);
       List<Map<String, Object>> listed = new ArrayList<>();
       files.forEach(f -> listed.add(Map.of("name", f.name(), "rows", f.rows(), "bytes", f.bytes())));
@@ -279,6 +393,105 @@ final class DeltaCommit implements AutoCloseable {
     return new RunSummary.Delta(root, versions);
   }
 
+  /** The {@code raw_data} tables the copy wrote; none when the job copies no rows. Throws what the copy threw. */
+  private Map<String, RawTable> awaitRawCopy() throws IOException {
+    if (rawCopy == null) {
+      return Map.of();
+    }
+    try {
+      return rawCopy.get();
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while copying the source rows", e);
+    }
+  }
+
+  /**
+   * Writes the run's rows of each {@code quality} history table as one data file of its table: the figures of the
+   * run's quality report ({@link QualityReport#of}, from what the tasks measured), with the columns of DuckDB's
+   * quality tables. Returns each table with its file (none for a table the run has no rows of).
+   */
+  private Map<String, List<DeltaFiles.DataFile>> writeQualityRows(RunSummary counted, PipelineCounts tasks,
+      String output) throws IOException {
+    QualityReport report = QualityReport.of(plan, counted, tasks, java.time.Instant.now(), null);
+    Map<String, List<List<Object>>> rows = new LinkedHashMap<>();
+    QualityTables.HISTORY.keySet().forEach(t -> rows.put(t, new ArrayList<>()));
+    QualityReport.RunRow run = report.run();
+    rows.get("runs").add(java.util.Arrays.asList(runId, run.time(), run.job(), run.rowsIn(), run.resources(),
+        run.rejected(), run.validated(), output));
+    for (int i = 0; i < counted.mappings().size(); i++) {
+      RunSummary.MappingCount m = counted.mappings().get(i);
+      rows.get("mappings").add(List.of(runId, i, m.mapping(), m.source(), m.resourceType(), m.rowsIn(), m.mapped(),
+          m.rejected()));
+    }
+    Map<String, Integer> positions = new LinkedHashMap<>();
+    for (QualityReport.CompletenessRow c : report.completeness()) {
+      // The report lists each mapping's elements in order.
+      int position = positions.merge(c.mapping(), 1, Integer::sum) - 1;
+      CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
+      rows.get("completeness").add(java.util.Arrays.asList(runId, c.mapping(), position, c.element(),
+          m.valueElements().get(position).column(), c.populated(), c.total(), c.share()));
+    }
+    report.rejects().forEach(r -> rows.get("rejects_by_reason").add(List.of(runId, r.mapping(), r.stage(), r.rule(),
+        r.count())));
+    report.checks().forEach(c -> rows.get("checks").add(java.util.Arrays.asList(runId, c.mapping(), c.check(),
+        c.element(), c.failed(), c.total())));
+    report.issues().forEach(i -> rows.get("validation_issues").add(List.of(runId, i.mapping(), i.severity(),
+        i.category(), i.messageId(), i.count())));
+    tasks.sourceColumns().forEach(c -> rows.get("source_columns").add(java.util.Arrays.asList(runId, c.source(),
+        c.position(), c.column(), c.populated(), c.total(), c.total() == 0 ? null : (double) c.populated()
+        / c.total())));
+    Map<String, List<DeltaFiles.DataFile>> out = new LinkedHashMap<>();
+    try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
+        java.sql.Statement st = db.createStatement()) {
+      for (Map.Entry<String, List<List<Object>>> t : rows.entrySet()) {
+        if (t.getValue().isEmpty()) {
+          continue;
+        }
+        String table = DeltaFiles.QUALITY_SCHEMA + "/" + t.getKey();
+        Path folder = Files.createDirectories(Path.of(DeltaFiles.folder(root, table)));
+        String name = "part-" + runId + "-quality.parquet";
+        st.execute("COPY (" + valuesQuery(QualityTables.HISTORY.get(t.getKey()), t.getValue()) + ") TO "
+            + org.fhirbeam.io.DuckDb.literal(folder.resolve(name).toString()) + " (FORMAT parquet)");
+        out.put(table, List.of(new DeltaFiles.DataFile(name, t.getValue().size(), Files.size(folder.resolve(name)))));
+      }
+    } catch (java.sql.SQLException e) {
+      throw org.fhirbeam.io.DuckDb.failure("writing the quality figures for the Delta tables failed", e);
+    }
+    return out;
+  }
+
+  /** A query of {@code rows}, each value cast to its column's type and named as the column. */
+  private static String valuesQuery(List<String[]> columns, List<List<Object>> rows) {
+    List<String> values = new ArrayList<>();
+    for (List<Object> row : rows) {
+      List<String> v = new ArrayList<>();
+      for (Object o : row) {
+        // A double as text, which the cast reads exactly (a numeric literal would be read as a DECIMAL first).
+        v.add(o == null ? "NULL" : o instanceof String || o instanceof Double ? org.fhirbeam.io.DuckDb.literal(
+            o.toString()) : o.toString());
+      }
+      values.add("(" + String.join(", ", v) + ")");
+    }
+    List<String> select = new ArrayList<>();
+    List<String> names = new ArrayList<>();
+    for (int i = 0; i < columns.size(); i++) {
+      names.add("c" + i);
+      select.add("CAST(c" + i + " AS " + columns.get(i)[1] + ") AS "
+          + org.fhirbeam.io.DuckDb.identifier(columns.get(i)[0]));
+    }
+    return "SELECT " + String.join(", ", select) + " FROM (VALUES " + String.join(", ", values) + ") AS v("
+        + String.join(", ", names) + ")";
+  }
+
   /**
    * Deletes the data files of a run that did not get as far as its ledger (it failed, or did not balance): no table
    * will ever add them. Best-effort: files left are never read (Delta's VACUUM removes them).
@@ -288,10 +501,23 @@ final class DeltaCommit implements AutoCloseable {
     if (ledgerWritten) {
       return;
     }
+    java.util.Set<String> written = new java.util.LinkedHashSet<>(tables.keySet());
+    if (rawCopy != null) {
+      try {
+        awaitRawCopy(); // its files are deleted once it is done writing them
+      } catch (IOException | RuntimeException e) {
+        LOG.debug("the raw_data copy of a failed run failed too", e);
+      }
+      plan.sources().keySet().forEach(source -> written.add(DeltaFiles.rawTable(source)));
+    }
     try {
-      for (String table : tables.keySet()) {
-        ObjectStorage.delete(ObjectStorage.list(DeltaFiles.folder(root, table) + "/part-" + runId + "-*"));
-        ObjectStorage.delete(ObjectStorage.list(DeltaFiles.folder(root, table) + "/.part-" + runId + "-*"));
+      for (String table : written) {
+        Path folder = Path.of(DeltaFiles.folder(root, table));
+        if (Files.isDirectory(folder)) {
+          ObjectStorage.delete(ObjectStorage.list(folder + "/part-" + runId + "-*"));
+          ObjectStorage.delete(ObjectStorage.list(folder + "/.part-" + runId + "-*.parquet.writing-*"));
+          org.fhirbeam.io.FileTrees.deleteScratch(folder.resolve(".part-" + runId + "-raw.writing"));
+        }
       }
     } catch (IOException | RuntimeException e) {
       LOG.warn("the data files run {} wrote into the Delta tables in {} could not all be deleted: {}", runId, root,
@@ -467,8 +693,10 @@ final class DeltaCommit implements AutoCloseable {
         e.getValue().get("files").forEach(f -> files.add(new DeltaFiles.DataFile(f.get("name").asText(),
             f.get("rows").asLong(), f.get("bytes").asLong())));
         WriteMode tableMode = WriteMode.valueOf(e.getValue().get("mode").asText());
+        // Ledgers of runs before the tables said how many columns they index: then the resource tables' way.
+        int indexed = e.getValue().has("indexed") ? e.getValue().get("indexed").asInt() : indexedColumns(columns);
         committing.put(DeltaFiles.name(e.getKey()), pool.submit(() -> {
-          long version = commitTable(e.getKey(), schema(columns), files, tableMode, txn, completing);
+          long version = commitTable(e.getKey(), schema(columns), indexed, files, tableMode, txn, completing);
           if (done.incrementAndGet() == halt) {
             Runtime.getRuntime().halt(137);
           }
@@ -501,14 +729,13 @@ final class DeltaCommit implements AutoCloseable {
    * transaction id {@code txn}; returns the table's version that holds it (its latest, when it held it already or a
    * later run has committed since).
    */
-  private long commitTable(String name, StructType schema, List<DeltaFiles.DataFile> dataFiles, WriteMode writeMode,
-      long txn, boolean completing) throws IOException {
+  private long commitTable(String name, StructType schema, int indexed, List<DeltaFiles.DataFile> dataFiles,
+      WriteMode writeMode, long txn, boolean completing) throws IOException {
     String folder = DeltaFiles.folder(root, name);
     Files.createDirectories(Path.of(folder));
     Table table = Table.forPath(engine, Path.of(folder).toUri().toString());
     Snapshot current = latest(table);
-    Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols",
-        String.valueOf(indexedColumns(schema)));
+    Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols", String.valueOf(indexed));
     TransactionBuilder builder;
     if (current == null) {
       builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.CREATE_TABLE)
@@ -535,7 +762,7 @@ final class DeltaCommit implements AutoCloseable {
     long now = System.currentTimeMillis();
     List<DataFileStatus> statuses = new ArrayList<>();
     for (DeltaFiles.DataFile f : dataFiles) {
-      Path file = Path.of(folder, f.name());
+      Path file = Path.of(folder, f.name()).normalize();
       String path = file.toUri().toString();
       // The file as it is: a duplicate attempt of its task may have replaced it, whole, after it was counted.
       long bytes = Files.size(file);
@@ -609,11 +836,11 @@ final class DeltaCommit implements AutoCloseable {
    * {@code source_key}) of resource tables, where a record is found by; and the location of a reject. Values of
    * the other columns (birth dates, the rows of rejects) stay out of the log, which outlives the files it removes.
    */
-  static int indexedColumns(StructType schema) {
+  static int indexedColumns(List<String[]> columns) {
     java.util.Set<String> keys = java.util.Set.of("id", "last_updated", "source_key", "run_id", "source", "file",
         "line", "row_number");
     int n = 0;
-    while (n < schema.length() && keys.contains(schema.at(n).getName())) {
+    while (n < columns.size() && keys.contains(columns.get(n)[0])) {
       n++;
     }
     return n;
@@ -641,6 +868,7 @@ final class DeltaCommit implements AutoCloseable {
       case "VARCHAR", "JSON" -> StringType.STRING;
       case "DATE" -> DateType.DATE;
       case "BIGINT" -> LongType.LONG;
+      case "INTEGER" -> io.delta.kernel.types.IntegerType.INTEGER;
       case "DOUBLE" -> DoubleType.DOUBLE;
       case "BOOLEAN" -> BooleanType.BOOLEAN;
       case "TIMESTAMPTZ" -> TimestampType.TIMESTAMP;

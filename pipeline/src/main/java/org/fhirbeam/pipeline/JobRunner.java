@@ -136,7 +136,7 @@ public final class JobRunner {
         // Before the output's commit, so that its run summary names the tables' versions.
         progress.phase("committing Delta tables");
         mark = System.nanoTime();
-        counted = counted.withDelta(delta.commit(ran.tasks().committed()));
+        counted = counted.withDelta(delta.commit(counted, ran.tasks(), location));
         stages.put("commit_delta", (System.nanoTime() - mark) / 1e9);
         counted = counted.withStage("commit_delta", stages.get("commit_delta"));
       }

@@ -169,8 +169,8 @@ final class LocalCommit implements Committer {
     try {
       if (load != null) {
         progress.phase("loading DuckDB");
-        load.finish(runFiles, rejectsDir, resourcesOut, counted, tasks.checks(), tasks.sourceColumns(), output,
-            replaceFiles);
+        load.finish(runFiles, rejectsDir, resourcesOut, counted, tasks.checksNotMeasured(), tasks.sourceColumns(),
+            output, replaceFiles);
       } else {
         replaceFiles.accept(Map.of());
       }

@@ -367,9 +367,21 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       }
     }
     if (delta != null) {
+      // The resource tables and the rejects; how many others (raw_data, transformed_data, quality figures), which
+      // run-summary.json lists.
       List<String> versions = new ArrayList<>();
-      delta.versions().forEach((t, v) -> versions.add(t + " v" + v));
-      out.printf("  delta: %s (%s)%n", delta.location(), String.join(", ", versions));
+      int others = 0;
+      for (Map.Entry<String, Long> t : delta.versions().entrySet()) {
+        String[] parts = t.getKey().split("\\.");
+        String schema = parts[parts.length - 2];
+        if (List.of("raw_data", "transformed_data", "quality").contains(schema) && !t.getKey().endsWith(".rejects")) {
+          others++;
+        } else {
+          versions.add(t.getKey() + " v" + t.getValue());
+        }
+      }
+      out.printf("  delta: %s (%s%s)%n", delta.location(), String.join(", ", versions), others == 0 ? ""
+          : "; " + others + " more tables in run-summary.json");
     }
     if (byManifest) {
       out.printf("  output: %s (run-summary.json, report/ and the files the manifest lists), committed by %s%n",

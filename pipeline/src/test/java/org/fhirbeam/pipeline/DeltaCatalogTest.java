@@ -71,7 +71,7 @@ class DeltaCatalogTest {
   @Test
   void eachRunIsOneVersionOfTheCatalogsTables() throws IOException {
     assertThat(RUNS.get("a").out(), containsString("  delta: spark_catalog (spark_catalog.fhir_resources.patient v0,"
-        + " spark_catalog.quality.rejects v0)"));
+        + " spark_catalog.quality.rejects v0; 8 more tables in run-summary.json)"));
     List<Row> history = spark.sql("DESCRIBE HISTORY spark_catalog.fhir_resources.patient").orderBy("version")
         .select("version", "operation").collectAsList();
     assertThat(history.toString(), equalTo("[[0,CREATE OR REPLACE TABLE AS SELECT], [1,WRITE], [2,MERGE]]"));
@@ -110,5 +110,24 @@ class DeltaCatalogTest {
     expected.sort(null);
     assertThat(resources(2), equalTo(expected));
     assertThat(expected.size(), equalTo(69));
+  }
+
+  @Test
+  void theMappingsViewTheRawRowsAndTheQualityHistoryAreInTheCatalogToo() {
+    // transformed_data: a view of the resource table, with the mapping's columns.
+    assertThat(spark.table("spark_catalog.transformed_data.patient").collectAsList().stream().map(Row::toString)
+        .sorted().toList(), equalTo(spark.table("spark_catalog.fhir_resources.patient").select("id", "gender",
+        "birth_date").collectAsList().stream().map(Row::toString).sorted().toList()));
+    assertThat(spark.sql("DESCRIBE TABLE EXTENDED spark_catalog.transformed_data.patient").filter("col_name = 'Type'")
+        .select("data_type").as(org.apache.spark.sql.Encoders.STRING()).first(), equalTo("VIEW"));
+    // raw_data: the latest run's rows, as read (the changed CSV: its 20 rows and one more).
+    assertThat(spark.table("spark_catalog.raw_data.patients").count(), equalTo(21L));
+    assertThat(List.of(spark.table("spark_catalog.raw_data.patients").columns()), equalTo(List.of("patient_id",
+        "first_name", "last_name", "birth_date", "gender", "_source_file")));
+    // quality: a row per run, appended; one version per run.
+    assertThat(spark.table("spark_catalog.quality.runs").selectExpr("concat(rows_in, '|', resources, '|', rejected)")
+        .as(org.apache.spark.sql.Encoders.STRING()).collectAsList().stream().sorted().toList(),
+        equalTo(List.of("21|16|5", "40|34|6", "40|34|6")));
+    assertThat(spark.sql("DESCRIBE HISTORY spark_catalog.quality.runs").count(), equalTo(3L));
   }
 }

@@ -276,4 +276,99 @@ class DeltaSinkTest {
         equalTo(List.of("00000000000000000000.json", "00000000000000000001.json"))));
     assertThat(tmp.resolve("killed-delta/_fhirbeam/commits").toFile().list().length, equalTo(0));
   }
+
+  /** Every row of {@code table} (a path under the test's folder), its columns' values as text, sorted. */
+  static List<String> deltaRows(String table, List<String> columns, String where) {
+    List<String> values = new ArrayList<>();
+    columns.forEach(c -> values.add("coalesce(cast(`" + c + "` as string), 'NULL')"));
+    List<String> out = new ArrayList<>(spark.read().format("delta").load(tmp.resolve(table).toString()).where(where)
+        .selectExpr("concat_ws('|', " + String.join(", ", values) + ")").as(org.apache.spark.sql.Encoders.STRING())
+        .collectAsList());
+    out.sort(null);
+    return out;
+  }
+
+  /** The same of a table of a run's DuckDB database. */
+  static List<String> duckDbRows(String scenario, String table, List<String> columns) throws java.sql.SQLException {
+    List<String> values = new ArrayList<>();
+    columns.forEach(c -> values.add("coalesce(CAST(\"" + c + "\" AS VARCHAR), 'NULL')"));
+    java.util.Properties readOnly = new java.util.Properties();
+    readOnly.setProperty("duckdb.read_only", "true");
+    List<String> out = new ArrayList<>();
+    try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve(scenario + ".db"),
+        readOnly); java.sql.Statement st = c.createStatement();
+        java.sql.ResultSet rs = st.executeQuery("SELECT concat_ws('|', " + String.join(", ", values) + ") FROM "
+            + table)) {
+      while (rs.next()) {
+        out.add(rs.getString(1));
+      }
+    }
+    out.sort(null);
+    return out;
+  }
+
+  static List<String> columns(String table) {
+    List<String> out = new ArrayList<>();
+    for (StructField f : spark.read().format("delta").load(tmp.resolve(table).toString()).schema().fields()) {
+      out.add(f.name() + " " + f.dataType().simpleString());
+    }
+    return out;
+  }
+
+  @Test
+  void eachMappingHasATransformedDataTableOfItsTypesFilesVersionByVersion() {
+    assertThat(columns("history-delta/transformed_data/patient"), equalTo(List.of("id string", "gender string",
+        "birth_date date")));
+    for (long v = 0; v <= 4; v++) {
+      Dataset<Row> resources = table("history", "Patient", v);
+      Dataset<Row> mapped = spark.read().format("delta").option("versionAsOf", v).load(tmp.resolve(
+          "history-delta/transformed_data/patient").toString());
+      assertThat("version " + v, mapped.collectAsList().stream().map(Row::toString).sorted().toList(), equalTo(
+          resources.select("id", "gender", "birth_date").collectAsList().stream().map(Row::toString).sorted()
+              .toList()));
+    }
+    // The data files are the resource table's, not copies.
+    assertThat(tmp.resolve("history-delta/transformed_data/patient").toFile().list(), equalTo(new String[]
+        {"_delta_log"}));
+  }
+
+  @Test
+  void theRawRowsAndTheQualityFiguresAreTheDuckDbDatabasesOfTheSameRun() throws Exception {
+    // The Synthea job: every source's rows, every quality table's rows of the run, as the run's database has them.
+    Path raw = tmp.resolve("synthea-direct-delta/raw_data");
+    List<String> sources = new ArrayList<>(List.of(raw.toFile().list()));
+    sources.sort(null);
+    assertThat(sources, equalTo(duckDbRows("synthea-direct", "information_schema.tables WHERE table_schema ="
+        + " 'raw_data'", List.of("table_name"))));
+    assertThat(sources.size(), equalTo(11));
+    for (String source : sources) {
+      List<String> names = new ArrayList<>();
+      columns("synthea-direct-delta/raw_data/" + source).forEach(c -> names.add(c.substring(0, c.indexOf(' '))));
+      assertThat(source, deltaRows("synthea-direct-delta/raw_data/" + source, names, "true"),
+          equalTo(duckDbRows("synthea-direct", "raw_data." + source, names)));
+    }
+    String runId = spark.read().format("delta").load(tmp.resolve("synthea-direct-delta/quality/runs").toString())
+        .first().getString(0);
+    for (Map.Entry<String, List<String[]>> t : org.fhirbeam.io.QualityTables.HISTORY.entrySet()) {
+      List<String> names = new ArrayList<>();
+      t.getValue().forEach(c -> names.add(c[0]));
+      names.remove("time");
+      assertThat(t.getKey(), deltaRows("synthea-direct-delta/quality/" + t.getKey(), names, "true"),
+          equalTo(duckDbRows("synthea-direct", "quality." + t.getKey(), names)));
+    }
+    assertThat(deltaRows("synthea-direct-delta/quality/runs", List.of("run_id"), "true"), equalTo(List.of(runId)));
+    // The default job's five runs: one row each in quality.runs, the raw rows of the latest.
+    List<String> runs = new ArrayList<>();
+    for (String r : List.of("a", "b", "c", "d", "e")) {
+      long resources = NDJSON.get("history-" + r).get("Patient").size();
+      long rejected = REJECTS.get("history-" + r).size();
+      runs.add((resources + rejected) + "|" + resources + "|" + rejected);
+    }
+    runs.sort(null);
+    assertThat(deltaRows("history-delta/quality/runs", List.of("rows_in", "resources", "rejected"), "true"),
+        equalTo(runs));
+    assertThat(runs.get(0), equalTo("21|16|5"));
+    assertThat(spark.read().format("delta").load(tmp.resolve("history-delta/raw_data/patients").toString()).count(),
+        equalTo(21L));
+  }
 }
