@@ -11,7 +11,6 @@ import io.delta.kernel.TransactionBuilder;
 import io.delta.kernel.TransactionCommitResult;
 import io.delta.kernel.data.Row;
 import io.delta.kernel.defaults.engine.DefaultEngine;
-import io.delta.kernel.defaults.engine.hadoopio.HadoopFileIO;
 import io.delta.kernel.defaults.internal.parquet.ParquetStatsReader;
 import io.delta.kernel.engine.Engine;
 import io.delta.kernel.exceptions.ConcurrentTransactionException;
@@ -114,7 +113,11 @@ final class DeltaCommit implements AutoCloseable {
   private final Map<String, String> comments = new LinkedHashMap<>();
   /** The job's Spark session ({@link CatalogTables}) when the tables are named by catalog; else null. */
   private Object session;
-  private final Engine engine = DefaultEngine.create(new Configuration());
+  /** The tables' files, through {@code java.nio} ({@link LocalFileIO}). */
+  private final LocalFileIO fileIO = new LocalFileIO();
+  private final Engine engine = DefaultEngine.create(fileIO);
+  /** The tables' versions once the run is committed to them; null before. */
+  private RunSummary.Delta committed;
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
 
@@ -284,8 +287,7 @@ final class DeltaCommit implements AutoCloseable {
           st.execute("COPY (SELECT 'x' AS id) TO " + org.fhirbeam.io.DuckDb.literal(probe.toString())
               + " (FORMAT parquet)");
         }
-        ParquetStatsReader.readDataFileStatistics(new HadoopFileIO(new Configuration()).newInputFile(
-            probe.toUri().toString(), Files.size(probe)), schema(List.<String[]>of(new String[] {"id", "VARCHAR"})),
+        ParquetStatsReader.readDataFileStatistics(fileIO.newInputFile(LocalFileIO.name(probe), Files.size(probe)), schema(List.<String[]>of(new String[] {"id", "VARCHAR"})),
             List.of(new io.delta.kernel.expressions.Column("id")));
       } catch (IOException | java.sql.SQLException | RuntimeException e) {
         LOG.debug("warming up the Delta kernel failed; the commit does it", e);
@@ -307,21 +309,29 @@ final class DeltaCommit implements AutoCloseable {
   /**
    * Commits the run: one version of every table, those the run gives no rows too, so that every table has a version
    * per run: each resource type's table, and the mappings' {@code transformed_data} tables of the same files; the
-   * run's {@code quality.rejects} (replacing the previous run's, as in DuckDB) and {@code raw_data} copies; and the
-   * run's rows of the {@code quality} history tables. The data files are those its tasks wrote ({@code tasks}, the
-   * figures of what they committed) and those written here; {@code counted} is the run's summary, and
-   * {@code output} where it writes. Returns the tables and the versions that hold the run.
+   * run's {@code quality.rejects} (replacing the previous run's, as in DuckDB) and {@code raw_data} copies; and, from
+   * the run's quality {@code report} (null for a run without one, which leaves them as they are), its rows of the
+   * {@code quality} history tables. The data files are those its tasks wrote ({@code tasks}, the figures of what they
+   * committed) and those written here; {@code counted} is the run's summary, and {@code output} where it writes.
+   * Returns the tables and the versions that hold the run.
    */
-  RunSummary.Delta commit(RunSummary counted, PipelineCounts tasks, String output) throws IOException {
+  RunSummary.Delta commit(RunSummary counted, PipelineCounts tasks, String output, QualityReport report)
+      throws IOException {
     Map<String, List<DeltaFiles.DataFile>> byTable = new LinkedHashMap<>(DeltaFiles.written(tasks.committed()));
     awaitRawCopy().forEach((table, raw) -> {
       tables.put(table, new TableSpec(raw.columns(), WriteMode.OVERWRITE, 0, null)); // no values in the log
       byTable.put(table, raw.files());
     });
-    byTable.putAll(writeQualityRows(counted, tasks, output));
+    if (report != null) {
+      byTable.putAll(writeQualityRows(report, counted, tasks, output));
+    } else {
+      // No figures: the history tables are left as they are.
+      QualityTables.HISTORY.keySet().forEach(t -> tables.remove(DeltaFiles.QUALITY_SCHEMA + "/" + t));
+    }
     if (catalog != null) {
       ledgerWritten = true; // the session reads the staged files; the committer's folder goes with them
-      return CatalogTables.commit(session, catalog, job, tables, comments, root, byTable, startMillis);
+      committed = CatalogTables.commit(session, catalog, job, tables, comments, root, byTable, startMillis);
+      return committed;
     }
     // The run's transaction version: above every one the tables took, whatever this machine's clock says.
     long txnVersion = startMillis;
@@ -390,7 +400,13 @@ final class DeltaCommit implements AutoCloseable {
       LOG.warn("run {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
           + " (they are never read): {}", runId, root, e.toString());
     }
-    return new RunSummary.Delta(root, versions);
+    committed = new RunSummary.Delta(root, versions);
+    return committed;
+  }
+
+  /** The tables' versions once the run is committed to them; null before. */
+  RunSummary.Delta committed() {
+    return committed;
   }
 
   /** The {@code raw_data} tables the copy wrote; none when the job copies no rows. Throws what the copy threw. */
@@ -416,12 +432,11 @@ final class DeltaCommit implements AutoCloseable {
 
   /**
    * Writes the run's rows of each {@code quality} history table as one data file of its table: the figures of the
-   * run's quality report ({@link QualityReport#of}, from what the tasks measured), with the columns of DuckDB's
-   * quality tables. Returns each table with its file (none for a table the run has no rows of).
+   * run's quality {@code report} (read from the DuckDB load's quality tables, or made from what the tasks measured),
+   * with the columns of DuckDB's quality tables. Returns each table with its file (none for a table the run has no rows of).
    */
-  private Map<String, List<DeltaFiles.DataFile>> writeQualityRows(RunSummary counted, PipelineCounts tasks,
-      String output) throws IOException {
-    QualityReport report = QualityReport.of(plan, counted, tasks, java.time.Instant.now(), null);
+  private Map<String, List<DeltaFiles.DataFile>> writeQualityRows(QualityReport report, RunSummary counted,
+      PipelineCounts tasks, String output) throws IOException {
     Map<String, List<List<Object>>> rows = new LinkedHashMap<>();
     QualityTables.HISTORY.keySet().forEach(t -> rows.put(t, new ArrayList<>()));
     QualityReport.RunRow run = report.run();
@@ -758,16 +773,15 @@ final class DeltaCommit implements AutoCloseable {
     }
     Row state = transaction.getTransactionState(engine);
     DataWriteContext context = Transaction.getWriteContext(engine, state, Map.of());
-    HadoopFileIO files = new HadoopFileIO(new Configuration());
     long now = System.currentTimeMillis();
     List<DataFileStatus> statuses = new ArrayList<>();
     for (DeltaFiles.DataFile f : dataFiles) {
       Path file = Path.of(folder, f.name()).normalize();
-      String path = file.toUri().toString();
+      String path = LocalFileIO.name(file);
       // The file as it is: a duplicate attempt of its task may have replaced it, whole, after it was counted.
       long bytes = Files.size(file);
       // From the file's footer: its rows, and the least and greatest value and the nulls of the indexed columns.
-      DataFileStatistics stats = ParquetStatsReader.readDataFileStatistics(files.newInputFile(path, bytes),
+      DataFileStatistics stats = ParquetStatsReader.readDataFileStatistics(fileIO.newInputFile(path, bytes),
           schema, context.getStatisticsColumns());
       if (stats.getNumRecords() != f.rows()) {
         throw new IOException("the Delta data file " + path + " holds " + stats.getNumRecords() + " rows, and its"

@@ -18,7 +18,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
-import org.apache.hadoop.conf.Configuration;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
 
@@ -37,7 +36,7 @@ final class DeltaSource {
   static List<String> files(SourceConfig source) {
     SourceConfig.DeltaRead read = source.delta();
     Path folder = Path.of(source.path()).toAbsolutePath().normalize();
-    Engine engine = DefaultEngine.create(new Configuration());
+    Engine engine = DefaultEngine.create(new LocalFileIO());
     Table table = Table.forPath(engine, folder.toUri().toString());
     try {
       Snapshot snapshot = read.version() != null ? table.getSnapshotAsOfVersion(engine, read.version())

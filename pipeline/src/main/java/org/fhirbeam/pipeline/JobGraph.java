@@ -32,8 +32,7 @@ import org.fhirbeam.validation.ValidateResources;
  * next on its resource parts, and when the job validates, each resource part is validated (resources that fail
  * move to reject parts); the parts of successful tasks are then committed into the staging output. A run committed by
  * a manifest measures the resources it commits for its quality figures ({@link MeasureResources},
- * {@link ResolveReferences}), and so does a run with Delta tables, which take the figures before the output commits:
- * a run committed by renames has the DuckDB load compute them.
+ * {@link ResolveReferences}): a run committed by renames has the DuckDB load compute them.
  */
 final class JobGraph {
   private JobGraph() {}
@@ -97,9 +96,8 @@ final class JobGraph {
           files = files.apply("Validate" + capitalize(mapping.name()),
               ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
         }
-        if (copyParts || delta != null) {
-          // No DuckDB load computes the quality figures of this run (or the Delta tables need them before it does):
-          // its committed resources are measured here.
+        if (copyParts) {
+          // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
           MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
           PCollectionTuple measured = files.apply("Measure" + capitalize(mapping.name()),
               wholeRun ? measure.emittingKeys() : measure);

@@ -131,21 +131,16 @@ public final class JobRunner {
       progress.phase("verifying counts");
       RunSummary counted = counted(runId, ran, elapsed, stages, commit.database());
       stages.put("verify", (System.nanoTime() - mark) / 1e9);
-      counted = counted.withStage("verify", stages.get("verify"));
-      if (delta != null) {
-        // Before the output's commit, so that its run summary names the tables' versions.
-        progress.phase("committing Delta tables");
-        mark = System.nanoTime();
-        counted = counted.withDelta(delta.commit(counted, ran.tasks(), location));
-        stages.put("commit_delta", (System.nanoTime() - mark) / 1e9);
-        counted = counted.withStage("commit_delta", stages.get("commit_delta"));
-      }
+      RunSummary balanced = counted.withStage("verify", stages.get("verify"));
+      // With the run's quality figures, before the output's commit, so that its run summary names the versions.
+      Committer.Beside beside = delta == null ? null
+          : report -> delta.commit(balanced, ran.tasks(), location, report);
       try {
-        return commit.commit(counted, ran.tasks(), progress, stages, elapsed);
+        return commit.commit(balanced, ran.tasks(), progress, stages, elapsed, beside);
       } catch (IOException | RuntimeException e) {
-        if (counted.delta() != null) {
+        if (delta != null && delta.committed() != null) {
           LOG.error("run {} is committed to the Delta tables in {} ({}), but its output was not: it failed",
-              runId, counted.delta().location(), counted.delta().versions());
+              runId, delta.committed().location(), delta.committed().versions());
         }
         throw e;
       }

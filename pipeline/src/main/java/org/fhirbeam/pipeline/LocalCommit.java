@@ -102,7 +102,7 @@ final class LocalCommit implements Committer {
 
   @Override
   public RunSummary commit(RunSummary counted, PipelineCounts tasks, Progress progress, Map<String, Double> stages,
-      DoubleSupplier elapsed) throws IOException {
+      DoubleSupplier elapsed, Beside beside) throws IOException {
     long mark = System.nanoTime();
     Map<String, Long> resourcesOut = counted.resourcesOut();
     Path fhirDir = staging.resolve("fhir");
@@ -154,12 +154,15 @@ final class LocalCommit implements Committer {
         done[0] = done[0].withLoadSeconds(load.seconds());
       }
       try {
+        QualityReport report = null;
         if (load != null) {
           // Read back inside the loading transaction: the files show exactly what is about to commit.
-          QualityReport report = QualityReport.load(db, runId);
+          report = QualityReport.load(db, runId);
           report.write(staging.resolve("report"));
           done[0] = done[0].withChecks(report.checkSummary());
         }
+        done[0] = Committer.commitBeside(beside, report, done[0], progress, stages);
+        commitStart[0] = System.nanoTime();
         done[0].write(staging.resolve("run-summary.json"));
         swap.in(staging);
       } catch (IOException e) {
@@ -169,7 +172,7 @@ final class LocalCommit implements Committer {
     try {
       if (load != null) {
         progress.phase("loading DuckDB");
-        load.finish(runFiles, rejectsDir, resourcesOut, counted, tasks.checksNotMeasured(), tasks.sourceColumns(),
+        load.finish(runFiles, rejectsDir, resourcesOut, counted, tasks.checks(), tasks.sourceColumns(),
             output, replaceFiles);
       } else {
         replaceFiles.accept(Map.of());

@@ -124,13 +124,15 @@ final class ObjectStoreCommit implements Committer {
    */
   @Override
   public RunSummary commit(RunSummary counted, PipelineCounts tasks, Progress progress, Map<String, Double> stages,
-      DoubleSupplier elapsed) throws IOException {
+      DoubleSupplier elapsed, Beside beside) throws IOException {
     progress.phase("committing");
     long start = System.nanoTime();
     // Read once: the committed run's report gives the trend, its files those an appending run keeps.
     JsonNode current = committedManifest(output);
     QualityReport report = QualityReport.of(plan, counted, tasks, Instant.now(), previousReport(current));
-    RunSummary done = counted.withChecks(report.checkSummary());
+    RunSummary done = Committer.commitBeside(beside, report, counted.withChecks(report.checkSummary()), progress,
+        stages);
+    progress.phase("committing");
     writeManifest(done.withElapsed(elapsed.getAsDouble()), report, CommitParts.committedFiles(tasks.committed()),
         kept(plan.config().sinks(), current));
     return done.withElapsed(elapsed.getAsDouble()).withStage("commit", (System.nanoTime() - start) / 1e9);

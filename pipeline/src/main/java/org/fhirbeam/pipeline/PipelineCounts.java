@@ -122,22 +122,6 @@ final class PipelineCounts {
     return out;
   }
 
-  /**
-   * The checks of {@link #checks} a DuckDB load does not compute from its tables itself: without those the tasks
-   * measured ({@link org.fhirbeam.quality.MeasureResources#checks}) when the run also measures its resources.
-   */
-  List<QualityTables.Check> checksNotMeasured() {
-    java.util.Set<List<String>> measured = new java.util.HashSet<>();
-    for (CompiledMapping m : plan.mappings()) {
-      for (org.fhirbeam.quality.MeasureResources.Check c : org.fhirbeam.quality.MeasureResources.checks(m,
-          !plan.config().externalPrefixes().isEmpty())) {
-        measured.add(java.util.Arrays.asList(m.name(), c.check(), c.element()));
-      }
-    }
-    return checks().stream().filter(c -> !measured.contains(java.util.Arrays.asList(c.mapping(), c.check(),
-        c.element()))).toList();
-  }
-
   /** The validation counters of a finished pipeline, or null when the job does not validate. */
   RunSummary.Validation validation() {
     ValidationSettings v = plan.config().validation();

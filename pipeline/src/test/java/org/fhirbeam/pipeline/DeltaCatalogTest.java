@@ -50,9 +50,10 @@ class DeltaCatalogTest {
   }
 
   static void run(String name, String mode, String... more) throws IOException {
+    // With the DuckDB database, whose quality figures the quality tables take.
     List<String> args = new ArrayList<>(List.of("run", "--output", tmp.resolve(name).toString(), "--set",
-        "sinks.duckdb.enabled=false", "--set", "sinks.delta={enabled: true, catalog: spark_catalog, mode: " + mode
-            + "}"));
+        "duckdb.database=" + tmp.resolve(name + ".db"), "--set", "sinks.delta={enabled: true, catalog: spark_catalog,"
+            + " mode: " + mode + "}"));
     args.addAll(List.of(more));
     Cli r = Cli.run(args.toArray(String[]::new));
     assertThat(r.err(), r.code(), equalTo(0));
