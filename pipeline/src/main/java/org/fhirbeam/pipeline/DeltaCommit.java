@@ -231,6 +231,8 @@ final class DeltaCommit implements AutoCloseable {
         RawRows rows = RawRows.of(plan, db);
         java.sql.Statement st = db.createStatement()) {
       st.execute("SET preserve_insertion_order = false"); // rows of a Delta table have no order
+      // Beside the pipeline's tasks, which keep every core busy: one thread, so as to take turns with them.
+      st.execute("SET threads = 1");
       for (String source : rows.queries().keySet()) {
         String table = DeltaFiles.rawTable(source);
         Path folder = Files.createDirectories(Path.of(DeltaFiles.folder(root, table)));
