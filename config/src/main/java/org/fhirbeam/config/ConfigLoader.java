@@ -616,7 +616,7 @@ public final class ConfigLoader {
           + " are in fhir_resources/");
     }
     return new SinkSettings.Delta(location, catalog, schema, d.enumValue("mode", WriteMode.class,
-        WriteMode.OVERWRITE), d.bool("raw_copy", true));
+        WriteMode.OVERWRITE), d.bool("raw_copy", false));
   }
 
   /** Package paths are resolved against the configuration file, as mapping files are. */

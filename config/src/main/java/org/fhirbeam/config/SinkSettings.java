@@ -32,7 +32,8 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
    * @param schema the catalog's schema of the resource tables ({@code fhir_resources} unless given)
    * @param mode how the tables take this run's resources
    * @param rawCopy whether the ingested source rows are copied into tables {@code raw_data.<source>}, as
-   *     {@code sinks.duckdb.raw_copy} does into the database
+   *     {@code sinks.duckdb.raw_copy} does into the database (off unless asked: the copy reads every source again
+   *     on the machine that runs the command)
    */
   public record Delta(String location, String catalog, String schema, WriteMode mode, boolean rawCopy)
       implements Serializable {}

@@ -226,10 +226,10 @@ class ConfigLoaderTest {
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: false, location: d}")).sinks().delta(),
         equalTo(null));
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: append}")).sinks().delta(),
-        equalTo(new SinkSettings.Delta("d", null, "fhir_resources", WriteMode.APPEND, true)));
+        equalTo(new SinkSettings.Delta("d", null, "fhir_resources", WriteMode.APPEND, false)));
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: fhir_catalog, schema: fhir,"
-        + " raw_copy: false}")).sinks().delta(), equalTo(new SinkSettings.Delta(null, "fhir_catalog", "fhir",
-        WriteMode.OVERWRITE, false)));
+        + " raw_copy: true}")).sinks().delta(), equalTo(new SinkSettings.Delta(null, "fhir_catalog", "fhir",
+        WriteMode.OVERWRITE, true)));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true}")).getMessage(), equalTo(
         "--set sinks.delta={enabled: true}: sinks.delta: give exactly one of 'location' (a folder of path-based"
             + " tables) and 'catalog' (tables of a catalog of the job's Spark session: Unity Catalog on Databricks)"));

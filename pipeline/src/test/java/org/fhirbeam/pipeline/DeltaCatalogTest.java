@@ -53,7 +53,7 @@ class DeltaCatalogTest {
     // With the DuckDB database, whose quality figures the quality tables take.
     List<String> args = new ArrayList<>(List.of("run", "--output", tmp.resolve(name).toString(), "--set",
         "duckdb.database=" + tmp.resolve(name + ".db"), "--set", "sinks.delta={enabled: true, catalog: spark_catalog,"
-            + " mode: " + mode + "}"));
+            + " raw_copy: true, mode: " + mode + "}"));
     args.addAll(List.of(more));
     Cli r = Cli.run(args.toArray(String[]::new));
     assertThat(r.err(), r.code(), equalTo(0));

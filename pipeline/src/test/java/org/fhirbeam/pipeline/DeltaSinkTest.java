@@ -85,7 +85,8 @@ class DeltaSinkTest {
   static void run(String scenario, String runner, List<String> options, String tables) throws IOException {
     List<String> args = new ArrayList<>(List.of("run", "--runner", runner, "--output",
         tmp.resolve(scenario + "-out").toString(), "--set", "duckdb.database=" + tmp.resolve(scenario + ".db"),
-        "--set", "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + tmp.resolve(tables + "-delta")));
+        "--set", "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + tmp.resolve(tables + "-delta"),
+        "--set", "sinks.delta.raw_copy=true"));
     args.addAll(options);
     Cli r = Cli.run(args.toArray(String[]::new));
     assertThat(r.err(), r.code(), equalTo(0));
