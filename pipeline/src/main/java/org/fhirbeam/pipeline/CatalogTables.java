@@ -89,7 +89,8 @@ final class CatalogTables {
                 + " WHEN MATCHED AND NOT coalesce(t.last_updated > s.last_updated, false) THEN UPDATE SET *"
                 + " WHEN NOT MATCHED THEN INSERT *"
             : "CREATE OR REPLACE TABLE " + name + " USING delta COMMENT '" + comment + "' TBLPROPERTIES ("
-                + TUNING + ") AS SELECT * FROM " + INCOMING);
+                + TUNING + ", 'delta.dataSkippingNumIndexedCols' = '" + spec.indexed() + "') AS SELECT * FROM "
+                + INCOMING);
       }
       versions.put(settings.catalog() + "." + schema + "." + table,
           spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));

@@ -281,7 +281,7 @@ final class DeltaCommit implements AutoCloseable {
       Path probe = null;
       try {
         for (String table : tables.keySet()) {
-          latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, table)).toUri().toString()));
+          latest(table(DeltaFiles.folder(root, table)));
         }
         probe = Files.createTempFile("fhirbeam-delta-warmup-", ".parquet");
         try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
@@ -449,11 +449,13 @@ final class DeltaCommit implements AutoCloseable {
       rows.get("mappings").add(List.of(runId, i, m.mapping(), m.source(), m.resourceType(), m.rowsIn(), m.mapped(),
           m.rejected()));
     }
-    Map<String, Integer> positions = new LinkedHashMap<>();
     for (QualityReport.CompletenessRow c : report.completeness()) {
-      // The report lists each mapping's elements in order.
-      int position = positions.merge(c.mapping(), 1, Integer::sum) - 1;
+      // The element's position and column in its mapping, as DuckDB's table has them.
       CompiledMapping m = plan.mappings().stream().filter(x -> x.name().equals(c.mapping())).findFirst().orElseThrow();
+      int position = 0;
+      while (!m.valueElements().get(position).path().equals(c.element())) {
+        position++;
+      }
       rows.get("completeness").add(java.util.Arrays.asList(runId, c.mapping(), position, c.element(),
           m.valueElements().get(position).column(), c.populated(), c.total(), c.share()));
     }
@@ -602,7 +604,7 @@ final class DeltaCommit implements AutoCloseable {
     String folder = DeltaFiles.folder(root, table);
     DuckDbTables.ParquetLayout layout = layouts.entrySet().stream()
         .filter(e -> DeltaFiles.resourceTable(e.getKey()).equals(table)).findFirst().orElseThrow().getValue();
-    Snapshot current = latest(Table.forPath(engine, Path.of(folder).toUri().toString()));
+    Snapshot current = latest(table(folder));
     List<String> previous = current == null ? List.of()
         : DeltaSource.dataFiles(engine, current, "sinks.delta: the Delta table " + folder);
     List<String> incoming = new ArrayList<>();
@@ -750,7 +752,7 @@ final class DeltaCommit implements AutoCloseable {
       WriteMode writeMode, long txn, boolean completing) throws IOException {
     String folder = DeltaFiles.folder(root, name);
     Files.createDirectories(Path.of(folder));
-    Table table = Table.forPath(engine, Path.of(folder).toUri().toString());
+    Table table = table(folder);
     Snapshot current = latest(table);
     Map<String, String> properties = Map.of("delta.dataSkippingNumIndexedCols", String.valueOf(indexed));
     TransactionBuilder builder;
@@ -816,7 +818,7 @@ final class DeltaCommit implements AutoCloseable {
    */
   private long committedBefore(String name, long txn, boolean completing) {
     long last = lastTxnVersion(name);
-    Snapshot current = latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, name)).toUri().toString()));
+    Snapshot current = latest(table(DeltaFiles.folder(root, name)));
     if (last == txn) {
       return current.getVersion();
     }
@@ -831,7 +833,7 @@ final class DeltaCommit implements AutoCloseable {
 
   /** The last transaction version of this application that {@code table} took; -1 for none (or no table). */
   private long lastTxnVersion(String table) {
-    Snapshot current = latest(Table.forPath(engine, Path.of(DeltaFiles.folder(root, table)).toUri().toString()));
+    Snapshot current = latest(table(DeltaFiles.folder(root, table)));
     return current == null ? -1
         : ((io.delta.kernel.internal.SnapshotImpl) current).getLatestTransactionVersion(engine, APP_ID).orElse(-1L);
   }
@@ -839,7 +841,7 @@ final class DeltaCommit implements AutoCloseable {
   /** Refuses to append to {@code table} rows of other columns than its own. */
   private void checkColumns(String table, StructType schema) {
     String folder = DeltaFiles.folder(root, table);
-    Snapshot current = latest(Table.forPath(engine, Path.of(folder).toUri().toString()));
+    Snapshot current = latest(table(folder));
     if (current != null && !current.getSchema().equals(schema)) {
       throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
           + ", and this run writes " + describe(schema) + " to " + DeltaFiles.name(table) + ": appending needs the"
@@ -860,6 +862,11 @@ final class DeltaCommit implements AutoCloseable {
       n++;
     }
     return n;
+  }
+
+  /** The Delta table in {@code folder}, named as {@link LocalFileIO} names files. */
+  private Table table(String folder) {
+    return Table.forPath(engine, LocalFileIO.name(Path.of(folder)));
   }
 
   private Snapshot latest(Table table) {

@@ -37,7 +37,7 @@ final class DeltaSource {
     SourceConfig.DeltaRead read = source.delta();
     Path folder = Path.of(source.path()).toAbsolutePath().normalize();
     Engine engine = DefaultEngine.create(new LocalFileIO());
-    Table table = Table.forPath(engine, folder.toUri().toString());
+    Table table = Table.forPath(engine, LocalFileIO.name(folder));
     try {
       Snapshot snapshot = read.version() != null ? table.getSnapshotAsOfVersion(engine, read.version())
           : read.timestamp() != null ? table.getSnapshotAsOfTimestamp(engine,

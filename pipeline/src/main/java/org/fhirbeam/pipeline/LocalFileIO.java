@@ -12,8 +12,6 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.Writer;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -37,18 +35,18 @@ import java.util.stream.Stream;
  * whole temporary file, which fails if the entry exists: two writers of one version cannot both succeed.
  */
 final class LocalFileIO implements FileIO {
-  /** A file's path as the kernel names it: {@code file:/...}, as Hadoop's local file system names it. */
+  /**
+   * A file's path as the kernel names it: {@code file:/...}, not percent-encoded, as Hadoop's local file system
+   * names it (the kernel encodes it where a log entry needs a URI).
+   */
   static String name(Path path) {
-    try {
-      return new URI("file", null, path.toAbsolutePath().normalize().toString(), null).toString();
-    } catch (URISyntaxException e) {
-      throw new IllegalArgumentException("not a path: " + path, e);
-    }
+    return "file:" + path.toAbsolutePath().normalize();
   }
 
-  /** The local path of a name the kernel gives: a {@code file:} URI, or a path. */
+  /** The local path of a name the kernel gives: {@code file:/...} or {@code file:///...} (not encoded), or a path. */
   static Path path(String name) {
-    return name.startsWith("file:") ? Path.of(URI.create(name)) : Path.of(name);
+    String p = name.startsWith("file:") ? name.substring("file:".length()) : name;
+    return Path.of(p.startsWith("///") ? p.substring(2) : p);
   }
 
   @Override
@@ -62,9 +60,13 @@ final class LocalFileIO implements FileIO {
     List<FileStatus> out = new ArrayList<>();
     try (Stream<Path> s = Files.list(folder)) {
       for (Path p : s.filter(p -> p.getFileName().toString().compareTo(first) >= 0).sorted().toList()) {
-        BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
-        if (a.isRegularFile()) {
-          out.add(FileStatus.of(name(p), a.size(), a.lastModifiedTime().toMillis()));
+        try {
+          BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
+          if (a.isRegularFile()) {
+            out.add(FileStatus.of(name(p), a.size(), a.lastModifiedTime().toMillis()));
+          }
+        } catch (NoSuchFileException e) {
+          // deleted since it was listed (a log cleanup): not there
         }
       }
     }
@@ -153,25 +155,38 @@ final class LocalFileIO implements FileIO {
       public void writeAtomically(CloseableIterator<String> lines, boolean overwrite) throws IOException {
         Files.createDirectories(p.getParent());
         Path temp = p.resolveSibling("." + p.getFileName() + "." + UUID.randomUUID() + ".tmp");
-        try (lines; Writer w = Files.newBufferedWriter(temp, StandardCharsets.UTF_8)) {
-          while (lines.hasNext()) {
-            w.write(lines.next());
-            w.write('\n');
-          }
-        }
         try {
+          try (lines; Writer w = Files.newBufferedWriter(temp, StandardCharsets.UTF_8)) {
+            while (lines.hasNext()) {
+              w.write(lines.next());
+              w.write('\n');
+            }
+          }
           if (overwrite) {
             Files.move(temp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
           } else {
-            Files.createLink(p, temp); // fails, whole, if the file exists
+            publishIfAbsent(temp, p);
           }
-        } catch (FileAlreadyExistsException e) {
-          throw new FileAlreadyExistsException(p.toString());
         } finally {
           Files.deleteIfExists(temp);
         }
       }
     };
+  }
+
+  /**
+   * Makes whole file {@code temp} the file {@code target} unless that exists: by a hard link, which fails if it
+   * does; on a file system without hard links (some network and FUSE mounts), by a rename after a check, which two
+   * writers at the same instant could both pass (Hadoop's local log store gives no more).
+   */
+  private static void publishIfAbsent(Path temp, Path target) throws IOException {
+    try {
+      Files.createLink(target, temp);
+    } catch (FileAlreadyExistsException e) {
+      throw new FileAlreadyExistsException(target.toString());
+    } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
+      Files.move(temp, target); // without REPLACE_EXISTING: throws FileAlreadyExistsException if the target exists
+    }
   }
 
   @Override
