@@ -413,11 +413,13 @@ final class DeltaCommit implements AutoCloseable {
 
   /** The {@code raw_data} tables the copy wrote; none when the job copies no rows. Throws what the copy threw. */
   private Map<String, RawTable> awaitRawCopy() throws IOException {
-    if (rawCopy == null) {
-      return Map.of();
-    }
+    return rawCopy == null ? Map.of() : await(rawCopy, "copying the source rows");
+  }
+
+  /** What {@code work} returned, once done; throws what it threw. */
+  private static <T> T await(java.util.concurrent.Future<T> work, String what) throws IOException {
     try {
-      return rawCopy.get();
+      return work.get();
     } catch (java.util.concurrent.ExecutionException e) {
       if (e.getCause() instanceof IOException io) {
         throw io;
@@ -428,7 +430,7 @@ final class DeltaCommit implements AutoCloseable {
       throw new IllegalStateException(e.getCause());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while copying the source rows", e);
+      throw new IllegalStateException("interrupted while " + what, e);
     }
   }
 
@@ -697,8 +699,10 @@ final class DeltaCommit implements AutoCloseable {
     int halt = Integer.getInteger(HALT_AFTER_TABLES, -1);
     java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
     Map<String, java.util.concurrent.Future<Long>> committing = new LinkedHashMap<>();
-    // The tables are independent, and most of a commit is waiting on files: two at a time.
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
+    // The tables are independent, and most of a commit is waiting on files: two at a time (one at a time for the
+    // test that halts after n tables, so that exactly n hold the run).
+    int threads = halt > 0 ? 1 : 2;
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads, r -> {
       Thread t = new Thread(r, "fhirbeam-delta-commit");
       t.setDaemon(true);
       return t;
@@ -724,20 +728,9 @@ final class DeltaCommit implements AutoCloseable {
       });
       Map<String, Long> versions = new LinkedHashMap<>();
       for (Map.Entry<String, java.util.concurrent.Future<Long>> c : committing.entrySet()) {
-        versions.put(c.getKey(), c.getValue().get());
+        versions.put(c.getKey(), await(c.getValue(), "committing the Delta tables"));
       }
       return versions;
-    } catch (java.util.concurrent.ExecutionException e) {
-      if (e.getCause() instanceof IOException io) {
-        throw io;
-      }
-      if (e.getCause() instanceof RuntimeException r) {
-        throw r;
-      }
-      throw new IllegalStateException(e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while committing the Delta tables", e);
     } finally {
       pool.shutdownNow();
     }
