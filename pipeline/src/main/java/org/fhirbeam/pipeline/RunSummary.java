@@ -381,7 +381,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
         }
       }
       out.printf("  delta: %s (%s%s)%n", delta.location(), String.join(", ", versions), others == 0 ? ""
-          : "; " + others + " more tables in run-summary.json");
+          : "; " + others + " more table" + (others == 1 ? "" : "s") + " in run-summary.json");
     }
     if (byManifest) {
       out.printf("  output: %s (run-summary.json, report/ and the files the manifest lists), committed by %s%n",

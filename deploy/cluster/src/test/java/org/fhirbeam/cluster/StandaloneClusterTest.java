@@ -88,7 +88,9 @@ class StandaloneClusterTest {
     assertThat(lines(onCluster.resolve("fhir")), equalTo(lines(direct.resolve("fhir"))));
     assertThat(rejectsWithoutRunId(onCluster), equalTo(rejectsWithoutRunId(direct)));
     // The Delta table's first version: the executors' data files, which its log lists, hold each resource once.
-    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0, quality.rejects v0)"));
+    // And the mapping's transformed_data table, of the same files (no quality figures: no DuckDB load, no manifest).
+    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0, quality.rejects v0; 1 more"
+        + " table in run-summary.json)"));
     Path table = delta.resolve("fhir_resources/patient");
     List<String> files = new ArrayList<>();
     for (String action : Files.readAllLines(table.resolve("_delta_log/00000000000000000000.json"))) {
