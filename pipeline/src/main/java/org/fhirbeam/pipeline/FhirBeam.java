@@ -177,8 +177,9 @@ public final class FhirBeam implements Callable<Integer> {
             + " (default: auto).")
     JobRunner.Commit commit;
 
-    @Option(names = "--runner", paramLabel = "RUNNER", defaultValue = "direct",
-        description = "direct (Beam DirectRunner) or spark (Beam Spark runner, local[N] with N the cores); default: ${DEFAULT-VALUE}.")
+    @Option(names = "--runner", paramLabel = "RUNNER",
+        description = "direct (Beam DirectRunner) or spark (Beam Spark runner: local[N] with N the cores, the master"
+            + " spark-submit gives, or on Databricks the cluster's context); default: direct, on Databricks spark.")
     Runner runner;
 
     @Option(names = "--set", paramLabel = "KEY=VALUE", mapFallbackValue = "",
@@ -207,13 +208,17 @@ public final class FhirBeam implements Callable<Integer> {
     /** Plans and runs the job, prints its summary to {@code out} (progress to {@code err}) and returns it. */
     RunSummary execute(PrintStream out, PrintStream err) {
       Path file = config != null ? config : Environment.defaultConfig();
-      runner.prepare();
+      Deployment deployment = Deployment.detect(Environment.variables());
+      Runner chosen = deployment.runner(runner);
+      chosen.prepare(deployment);
       try {
         long start = System.nanoTime();
-        JobPlan plan = JobPlan.create(file, overrides, Environment.variables());
+        Map<String, String> settings = deployment.databricks() ? deployment.settings(
+            new ConfigLoader(Environment.variables()).load(file, overrides), overrides) : overrides;
+        JobPlan plan = JobPlan.create(file, settings, Environment.variables());
         double planSeconds = (System.nanoTime() - start) / 1e9;
-        JobRunner job = new JobRunner(plan, planSeconds, runner, output, commit, directChecks, err,
-            System.console() != null);
+        JobRunner job = new JobRunner(plan, planSeconds, chosen, output, commit, directChecks, err,
+            System.console() != null, deployment);
         RunSummary summary = job.run();
         summary.print(out, job.location(), job.byManifest(), profile);
         return summary;

@@ -83,10 +83,13 @@ public final class JobRunner {
   private final boolean terminal;
 
   private final double planSeconds;
+  /** Where the run runs, for its summary. */
+  private final Deployment deployment;
 
   public JobRunner(JobPlan plan, double planSeconds, Runner runner, String output, Commit commit,
-      boolean runnerChecks, PrintStream console, boolean terminal) {
+      boolean runnerChecks, PrintStream console, boolean terminal, Deployment deployment) {
     this.planSeconds = planSeconds;
+    this.deployment = deployment;
     this.plan = plan;
     this.runner = runner;
     boolean remote = ObjectStorage.isRemote(output);
@@ -189,7 +192,8 @@ public final class JobRunner {
         tasks.committedLines(MapWithDuckDb.resourceFileSet(m.resourceType()))));
     RunSummary counted = new RunSummary(runId, ran.runner(), plan.config().file(), tasks.rowsInBySource(),
         tasks.perMapping(), resourcesOut, tasks.committedLines(PartFile.REJECTS), elapsed.getAsDouble(), Map.of(),
-        database, stages, tasks.validation(), RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()));
+        database, stages, tasks.validation(), RunSummary.drift(plan.sources()), RunSummary.skipped(plan.sources()))
+        .withDeployment(deployment);
     if (!counted.balanced()) {
       throw new UnbalancedRunException("the run lost or duplicated rows, so the output was not replaced: "
           + String.join("; ", counted.imbalances()));

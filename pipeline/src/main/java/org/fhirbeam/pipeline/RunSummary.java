@@ -21,7 +21,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     List<MappingCount> mappings, Map<String, Long> resourcesOut, long rejected, double elapsedSeconds,
     Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
     Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles,
-    Checks checks, Map<String, Double> loadSeconds, Delta delta) {
+    Checks checks, Map<String, Double> loadSeconds, Delta delta, Deployment deployment) {
 
   /**
    * The Delta tables a run committed: their folder, and each table's version holding the run (by table name,
@@ -57,7 +57,7 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       Map<String, Long> duckdbTables, String database, Map<String, Double> stageSeconds, Validation validation,
       Map<String, Map<String, List<String>>> columnDrift, Map<String, Map<String, String>> skippedFiles) {
     this(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds, duckdbTables,
-        database, stageSeconds, validation, columnDrift, skippedFiles, null, Map.of(), null);
+        database, stageSeconds, validation, columnDrift, skippedFiles, null, Map.of(), null, null);
   }
 
   /** The same summary with one more stage timed (the commit, which ends after the summary file is written). */
@@ -65,37 +65,43 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
   }
 
   /** The same summary once its sinks are written: the run's time so far, the DuckDB tables and every stage's time. */
   RunSummary loaded(double seconds, Map<String, Long> tables, Map<String, Double> stages) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds, tables,
-        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
+        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
   }
 
   /** The same summary with the run's time so far. */
   RunSummary withElapsed(double seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
   }
 
   /** The same summary with the run's quality checks. */
   RunSummary withChecks(Checks checks) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
+  }
+
+  /** The same summary with where the run ran ({@link Deployment}). */
+  RunSummary withDeployment(Deployment where) {
+    return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, where);
   }
 
   /** The same summary with the Delta tables the run committed. */
   RunSummary withDelta(Delta committed) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, committed);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, committed, deployment);
   }
 
   /** The same summary with the time of each table and statement of the DuckDB load. */
   RunSummary withLoadSeconds(Map<String, Double> seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds, delta);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds, delta, deployment);
   }
 
   /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
@@ -262,6 +268,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("run_id", runId);
     m.put("runner", runner);
+    if (deployment != null) {
+      m.put("environment", Map.of("name", deployment.name(), "detected_by", deployment.why()));
+    }
     m.put("config", config);
     m.put("rows_in", rowsIn());
     m.put("rows_in_by_source", rowsInBySource);
@@ -335,6 +344,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     out.printf(Locale.ROOT, "  %-18s %,12d rows%n", "rejected", rejected);
     out.printf(Locale.ROOT, "  balance: rows in %,d = resources %,d + rejected %,d: %s%n", rowsIn(),
         resourcesTotal(), rejected, balanced() ? "OK" : "MISMATCH (" + String.join("; ", imbalances()) + ")");
+    if (deployment != null) {
+      out.printf(Locale.ROOT, "  environment: %s (%s)%n", deployment.name(), deployment.why());
+    }
     if (skippedFiles != null) {
       skippedFiles.forEach((source, files) -> files.forEach((file, why) -> out.printf(Locale.ROOT,
           "  skipped (on_error: skip_file): source %s: %s%n", source, file)));

@@ -1,5 +1,6 @@
 package org.fhirbeam.pipeline;
 
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import org.apache.beam.runners.direct.DirectOptions;
 import org.apache.beam.runners.direct.DirectRunner;
@@ -25,6 +26,8 @@ public enum Runner {
    * allows one context per JVM, hence one static field, as in Beam's own context factory.
    */
   private static CompletableFuture<JavaSparkContext> localSpark;
+  /** Whether {@link #localSpark} is the cluster's own context (Databricks'), which the run must not stop. */
+  private static boolean clusterSpark;
 
   /**
    * Starts in the background what every run of this runner needs and the job does not decide, so that it overlaps
@@ -33,6 +36,14 @@ public enum Runner {
    * first use) and, for Spark, the local context ({@link #startLocalSpark}).
    */
   void prepare() {
+    prepare(Deployment.detect(Map.of()));
+  }
+
+  /**
+   * As {@link #prepare()}, where {@code deployment} says: on Databricks the Spark runner uses the cluster's own
+   * context ({@link #useClusterSpark}), which exists before the job and outlives it.
+   */
+  void prepare(Deployment deployment) {
     Thread options = new Thread(() -> {
       try {
         PipelineOptionsFactory.create();
@@ -42,9 +53,24 @@ public enum Runner {
     }, "fhirbeam-options");
     options.setDaemon(true);
     options.start();
-    if (this == SPARK) {
+    if (this == SPARK && deployment.databricks()) {
+      useClusterSpark();
+    } else if (this == SPARK) {
       startLocalSpark();
     }
+  }
+
+  /**
+   * The run uses the context of the cluster it runs on (Databricks starts it before the job): Spark's
+   * {@code getOrCreate}, never stopped (by {@link #stopLocalSpark} or Beam, which leaves a provided context running).
+   */
+  static synchronized void useClusterSpark() {
+    if (localSpark != null) {
+      throw new IllegalStateException("a Spark context is already in use");
+    }
+    clusterSpark = true;
+    localSpark = CompletableFuture.supplyAsync(() -> JavaSparkContext.fromSparkContext(
+        org.apache.spark.SparkContext.getOrCreate()));
   }
 
   /** The local Spark context of this JVM's run, started or starting; null when none is. */
@@ -85,6 +111,11 @@ public enum Runner {
 
   /** Stops the context {@link #startLocalSpark} started, if any (Beam leaves a provided context running). */
   static synchronized void stopLocalSpark() {
+    if (clusterSpark) {
+      localSpark = null; // the cluster's: it goes on running
+      clusterSpark = false;
+      return;
+    }
     if (localSpark != null) {
       CompletableFuture<JavaSparkContext> started = localSpark;
       localSpark = null;
