@@ -269,7 +269,10 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     m.put("run_id", runId);
     m.put("runner", runner);
     if (deployment != null) {
-      m.put("environment", Map.of("name", deployment.name(), "detected_by", deployment.why()));
+      Map<String, Object> environment = new LinkedHashMap<>();
+      environment.put("name", deployment.name());
+      environment.put("detected_by", deployment.why());
+      m.put("environment", environment);
     }
     m.put("config", config);
     m.put("rows_in", rowsIn());

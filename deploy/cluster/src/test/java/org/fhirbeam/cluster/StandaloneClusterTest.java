@@ -112,6 +112,31 @@ class StandaloneClusterTest {
   }
 
   /**
+   * A Databricks JAR task as the cluster would run it: {@code DatabricksJob} with {@code DATABRICKS_RUNTIME_VERSION}
+   * set and no {@code --runner}. The detection picks the Spark runner on the context the driver has (here the one
+   * Spark's submission gives it), which the job leaves running (Spark's shutdown hook stops it), and Delta tables
+   * instead of the DuckDB file; the resources are the DirectRunner's.
+   */
+  @Test
+  void aDatabricksJarTaskDetectsItsClusterAndWritesDeltaTables() throws Exception {
+    Path out = tmp.resolve("databricks-run");
+    Path delta = tmp.resolve("databricks-delta");
+    int code = cluster.submit("databricks-job", "org.fhirbeam.pipeline.DatabricksJob", JAR,
+        Map.of("FHIRBEAM_HOME", HOME.toString(), "DATABRICKS_RUNTIME_VERSION", "16.4"),
+        Map.of("spark.executor.memory", "768m"), "--output", out.toString(), "--set",
+        "sinks.delta.location=" + delta);
+    String driver = Files.readString(cluster.log("databricks-job"));
+    assertThat(driver, code, equalTo(0));
+    assertThat(driver, containsString(" on spark: 40 rows in "));
+    assertThat(driver, containsString("  environment: databricks (DATABRICKS_RUNTIME_VERSION=16.4)"));
+    assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0, quality.rejects v0; 1 more"
+        + " table in run-summary.json)"));
+    assertThat(driver.contains("  duckdb: "), equalTo(false));
+    assertThat(driver, containsString("Invoking stop() from shutdown hook"));
+    assertThat(lines(out.resolve("fhir")), equalTo(lines(direct.resolve("fhir"))));
+  }
+
+  /**
    * With the input and the output on the S3 test server, the executors fetch the objects they map (the driver plans
    * from samples it deletes before the run), upload what they commit, and the driver's manifest lists it: the
    * resources and rejects (at the same lines and rows) are the DirectRunner's from the local files, once each, though

@@ -73,7 +73,13 @@ public final class StandaloneCluster implements AutoCloseable {
    */
   public int submit(String name, Path jar, Map<String, String> env, Map<String, String> conf, String... args)
       throws IOException, InterruptedException {
-    Process driver = submission(name, jar, env, conf, args).start();
+    return submit(name, FHIRBEAM, jar, env, conf, args);
+  }
+
+  /** As {@link #submit(String, Path, Map, Map, String...)}, running {@code mainClass} of the jar. */
+  public int submit(String name, String mainClass, Path jar, Map<String, String> env, Map<String, String> conf,
+      String... args) throws IOException, InterruptedException {
+    Process driver = submission(name, mainClass, jar, env, conf, args).start();
     processes.add(driver);
     if (!driver.waitFor(10, TimeUnit.MINUTES)) {
       driver.descendants().forEach(ProcessHandle::destroyForcibly);
@@ -87,8 +93,16 @@ public final class StandaloneCluster implements AutoCloseable {
   /** The driver process {@link #submit} starts, to start and wait for elsewhere (the bench measures it). */
   public ProcessBuilder submission(String name, Path jar, Map<String, String> env, Map<String, String> conf,
       String... args) throws IOException {
+    return submission(name, FHIRBEAM, jar, env, conf, args);
+  }
+
+  /** The command line's main class, which the jar's manifest names too. */
+  private static final String FHIRBEAM = "org.fhirbeam.pipeline.FhirBeam";
+
+  private ProcessBuilder submission(String name, String mainClass, Path jar, Map<String, String> env,
+      Map<String, String> conf, String... args) throws IOException {
     List<String> command = new ArrayList<>(List.of("org.apache.spark.deploy.SparkSubmit", "--master", masterUrl(),
-        "--deploy-mode", "client", "--class", "org.fhirbeam.pipeline.FhirBeam",
+        "--deploy-mode", "client", "--class", mainClass,
         "--conf", "spark.executor.extraJavaOptions=" + opens));
     conf.forEach((k, v) -> command.addAll(List.of("--conf", k + "=" + v)));
     command.add(jar.toString());
