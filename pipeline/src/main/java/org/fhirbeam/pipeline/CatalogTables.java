@@ -39,7 +39,7 @@ final class CatalogTables {
     if (session != null && !session.sparkContext().isStopped()) {
       return session;
     }
-    if (env.containsKey("DATABRICKS_RUNTIME_VERSION")) {
+    if (Deployment.detect(env).databricks()) {
       return SparkSession.builder().getOrCreate();
     }
     throw new InputException("sinks.delta.catalog names tables of a catalog of the job's Spark session (Unity"
@@ -61,16 +61,14 @@ final class CatalogTables {
       DeltaCommit.TableSpec spec = t.getValue();
       String table = t.getKey().substring(t.getKey().indexOf('/') + 1);
       String schema = schema(settings, t.getKey());
-      String name = quoted(settings.catalog()) + "." + quoted(schema) + "." + quoted(table);
+      String name = qualified(settings, t.getKey());
       spark.sql("CREATE SCHEMA IF NOT EXISTS " + quoted(settings.catalog()) + "." + quoted(schema));
       String comment = (comments.get(t.getKey()) + " (fhirbeam job " + job + ")").replace("'", "");
       if (spec.filesOf() != null) {
         List<String> columns = new ArrayList<>();
         spec.columns().forEach(c -> columns.add(quoted(c[0])));
-        String of = spec.filesOf();
         spark.sql("CREATE OR REPLACE VIEW " + name + " COMMENT '" + comment + "' AS SELECT " + String.join(", ",
-            columns) + " FROM " + quoted(settings.catalog()) + "." + quoted(schema(settings, of)) + "."
-            + quoted(of.substring(of.indexOf('/') + 1)));
+            columns) + " FROM " + qualified(settings, spec.filesOf()));
         continue; // a view has no versions
       }
       List<String> paths = new ArrayList<>();
@@ -96,6 +94,12 @@ final class CatalogTables {
           spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
     }
     return new RunSummary.Delta(settings.catalog(), versions);
+  }
+
+  /** The quoted three-part name of {@code table} ({@code <schema>/<name>}) in the catalog. */
+  private static String qualified(SinkSettings.Delta settings, String table) {
+    return quoted(settings.catalog()) + "." + quoted(schema(settings, table)) + "."
+        + quoted(table.substring(table.indexOf('/') + 1));
   }
 
   /** The catalog's schema of {@code table}: the resource tables' as configured, the others' as in DuckDB. */

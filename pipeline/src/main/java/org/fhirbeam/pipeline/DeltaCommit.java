@@ -67,11 +67,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A run's commits are idempotent: each carries the Delta transaction id {@code (fhirbeam, v)}, {@code v} the run's
  * start in ms or, if a table took one as high already, just above the highest, which a table takes once (a table
- * that holds a later run's fails this run's commit: two runs wrote at once). Several tables cannot change in one Delta transaction, so before the first of them
- * the run writes a ledger ({@code _fhirbeam/commits/<run id>.json} beside the tables) listing every table's files,
- * and deletes it after the last: a run killed between the two leaves its ledger, and the next run with the same Delta
- * location first completes that commit (tables that already hold it, or a later run, are left alone), so every table
- * ends holding the killed run exactly once.
+ * that holds a later run's fails this run's commit: two runs wrote at once). Several tables cannot change in one
+ * Delta transaction, so before the first of them the run writes a ledger ({@code _fhirbeam/commits/<run id>.json}
+ * beside the tables) listing every table's files, and deletes it after the last: a run killed between the two leaves
+ * its ledger, and the next run with the same Delta location first completes that commit (tables that already hold
+ * it, or a later run, are left alone), so every table ends holding the killed run exactly once.
  */
 final class DeltaCommit implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(DeltaCommit.class);
@@ -187,17 +187,15 @@ final class DeltaCommit implements AutoCloseable {
       commit.catalog = settings;
       commit.job = plan.config().name();
       Map<String, List<String>> mappings = new LinkedHashMap<>();
-      for (org.fhirbeam.transforms.CompiledMapping m : plan.mappings()) {
+      for (CompiledMapping m : plan.mappings()) {
         mappings.computeIfAbsent(DeltaFiles.resourceTable(m.resourceType()), t -> new ArrayList<>()).add(m.name());
+        commit.comments.put(DeltaFiles.TRANSFORMED_SCHEMA + "/" + m.name(), "id and the columns of mapping "
+            + m.name() + " of the " + m.resourceType() + " resources");
       }
       mappings.forEach((table, names) -> commit.comments.put(table, "FHIR R4 " + table.substring(table.indexOf('/')
           + 1) + " resources of mapping " + String.join(", ", names)));
       commit.comments.put(DeltaFiles.REJECTS, "The rows of the latest run that became no resource, with the rule and"
           + " reason; holds PHI");
-      for (CompiledMapping m : plan.mappings()) {
-        commit.comments.put(DeltaFiles.TRANSFORMED_SCHEMA + "/" + m.name(), "id and the columns of mapping "
-            + m.name() + " of the " + m.resourceType() + " resources");
-      }
       QualityTables.HISTORY.keySet().forEach(t -> commit.comments.put(DeltaFiles.QUALITY_SCHEMA + "/" + t,
           "Data-quality figures of each run: " + t.replace('_', ' ')));
       plan.sources().keySet().forEach(s -> commit.comments.put(DeltaFiles.rawTable(s), "The rows of source " + s
@@ -289,7 +287,8 @@ final class DeltaCommit implements AutoCloseable {
           st.execute("COPY (SELECT 'x' AS id) TO " + org.fhirbeam.io.DuckDb.literal(probe.toString())
               + " (FORMAT parquet)");
         }
-        ParquetStatsReader.readDataFileStatistics(fileIO.newInputFile(LocalFileIO.name(probe), Files.size(probe)), schema(List.<String[]>of(new String[] {"id", "VARCHAR"})),
+        ParquetStatsReader.readDataFileStatistics(fileIO.newInputFile(LocalFileIO.name(probe), Files.size(probe)),
+            schema(List.<String[]>of(new String[] {"id", "VARCHAR"})),
             List.of(new io.delta.kernel.expressions.Column("id")));
       } catch (IOException | java.sql.SQLException | RuntimeException e) {
         LOG.debug("warming up the Delta kernel failed; the commit does it", e);
@@ -371,7 +370,8 @@ final class DeltaCommit implements AutoCloseable {
       modes.put(table.getKey(), tableMode);
       added.put(table.getKey(), files);
       if (tableMode == WriteMode.APPEND && !files.isEmpty()) {
-        checkColumns(table.getKey(), schema(spec.columns()));
+        checkColumns(table.getKey(), latest(table(DeltaFiles.folder(root, table.getKey()))),
+            schema(spec.columns()));
       }
       Map<String, Object> t = new LinkedHashMap<>();
       t.put("mode", tableMode.name());
@@ -437,7 +437,8 @@ final class DeltaCommit implements AutoCloseable {
   /**
    * Writes the run's rows of each {@code quality} history table as one data file of its table: the figures of the
    * run's quality {@code report} (read from the DuckDB load's quality tables, or made from what the tasks measured),
-   * with the columns of DuckDB's quality tables. Returns each table with its file (none for a table the run has no rows of).
+   * with the columns of DuckDB's quality tables. Returns each table with its file (none for a table the run has no
+   * rows of).
    */
   private Map<String, List<DeltaFiles.DataFile>> writeQualityRows(QualityReport report, RunSummary counted,
       PipelineCounts tasks, String output) throws IOException {
@@ -758,7 +759,7 @@ final class DeltaCommit implements AutoCloseable {
           .withSchema(engine, schema).withTableProperties(engine, properties);
     } else {
       if (!dataFiles.isEmpty()) {
-        checkColumns(name, schema);
+        checkColumns(name, current, schema);
       }
       builder = table.createTransactionBuilder(engine, ENGINE_INFO, Operation.WRITE);
     }
@@ -810,8 +811,8 @@ final class DeltaCommit implements AutoCloseable {
    * in the table), or when {@code completing} a killed run's commit is only logged, as the later run's rows stand.
    */
   private long committedBefore(String name, long txn, boolean completing) {
-    long last = lastTxnVersion(name);
     Snapshot current = latest(table(DeltaFiles.folder(root, name)));
+    long last = lastTxnVersion(current);
     if (last == txn) {
       return current.getVersion();
     }
@@ -826,19 +827,22 @@ final class DeltaCommit implements AutoCloseable {
 
   /** The last transaction version of this application that {@code table} took; -1 for none (or no table). */
   private long lastTxnVersion(String table) {
-    Snapshot current = latest(table(DeltaFiles.folder(root, table)));
+    return lastTxnVersion(latest(table(DeltaFiles.folder(root, table))));
+  }
+
+  /** The last transaction version of this application in snapshot {@code current}; -1 for none (or no table). */
+  private long lastTxnVersion(Snapshot current) {
     return current == null ? -1
         : ((io.delta.kernel.internal.SnapshotImpl) current).getLatestTransactionVersion(engine, APP_ID).orElse(-1L);
   }
 
-  /** Refuses to append to {@code table} rows of other columns than its own. */
-  private void checkColumns(String table, StructType schema) {
-    String folder = DeltaFiles.folder(root, table);
-    Snapshot current = latest(table(folder));
+  /** Refuses to append to {@code table}, whose latest snapshot is {@code current}, rows of other columns. */
+  private void checkColumns(String table, Snapshot current, StructType schema) {
     if (current != null && !current.getSchema().equals(schema)) {
-      throw new InputException("the Delta table " + folder + " has the columns " + describe(current.getSchema())
-          + ", and this run writes " + describe(schema) + " to " + DeltaFiles.name(table) + ": appending needs the"
-          + " same columns (a run with sinks.delta.mode overwrite replaces the table with the new ones)");
+      throw new InputException("the Delta table " + DeltaFiles.folder(root, table) + " has the columns "
+          + describe(current.getSchema()) + ", and this run writes " + describe(schema) + " to "
+          + DeltaFiles.name(table) + ": appending needs the same columns (a run with sinks.delta.mode overwrite"
+          + " replaces the table with the new ones)");
     }
   }
 

@@ -73,7 +73,7 @@ public final class JobRunner {
         return true;
       }
       Path path = Path.of(output).toAbsolutePath().normalize();
-      boolean volume = env.containsKey("DATABRICKS_RUNTIME_VERSION") && path.startsWith(Path.of("/Volumes"))
+      boolean volume = Deployment.detect(env).databricks() && path.startsWith(Path.of("/Volumes"))
           && path.getNameCount() >= 4;
       return this == MANIFEST || this == AUTO && volume;
     }

@@ -70,21 +70,7 @@ final class LocalFileIO implements FileIO {
         }
       }
     }
-    java.util.Iterator<FileStatus> it = out.iterator();
-    return new CloseableIterator<>() {
-      @Override
-      public boolean hasNext() {
-        return it.hasNext();
-      }
-
-      @Override
-      public FileStatus next() {
-        return it.next();
-      }
-
-      @Override
-      public void close() {}
-    };
+    return io.delta.kernel.internal.util.Utils.toCloseableIterator(out.iterator());
   }
 
   @Override

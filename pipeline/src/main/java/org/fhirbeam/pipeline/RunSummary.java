@@ -65,43 +65,50 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Map<String, Double> stages = new LinkedHashMap<>(stageSeconds);
     stages.put(stage, seconds);
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
+        duckdbTables, database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta,
+        deployment);
   }
 
   /** The same summary once its sinks are written: the run's time so far, the DuckDB tables and every stage's time. */
   RunSummary loaded(double seconds, Map<String, Long> tables, Map<String, Double> stages) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds, tables,
-        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
+        database, stages, validation, columnDrift, skippedFiles, checks, loadSeconds, delta,
+        deployment);
   }
 
   /** The same summary with the run's time so far. */
   RunSummary withElapsed(double seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, seconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta,
+        deployment);
   }
 
   /** The same summary with the run's quality checks. */
   RunSummary withChecks(Checks checks) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, deployment);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta,
+        deployment);
   }
 
   /** The same summary with where the run ran ({@link Deployment}). */
   RunSummary withDeployment(Deployment where) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta, where);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, delta,
+        where);
   }
 
   /** The same summary with the Delta tables the run committed. */
   RunSummary withDelta(Delta committed) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, committed, deployment);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, loadSeconds, committed,
+        deployment);
   }
 
   /** The same summary with the time of each table and statement of the DuckDB load. */
   RunSummary withLoadSeconds(Map<String, Double> seconds) {
     return new RunSummary(runId, runner, config, rowsInBySource, mappings, resourcesOut, rejected, elapsedSeconds,
-        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds, delta, deployment);
+        duckdbTables, database, stageSeconds, validation, columnDrift, skippedFiles, checks, seconds, delta,
+        deployment);
   }
 
   /** Per source, the files left out because they could not be read ({@code on_error: skip_file}), with why. */
@@ -389,7 +396,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       for (Map.Entry<String, Long> t : delta.versions().entrySet()) {
         String[] parts = t.getKey().split("\\.");
         String schema = parts[parts.length - 2];
-        if (List.of("raw_data", "transformed_data", "quality").contains(schema) && !t.getKey().endsWith(".rejects")) {
+        if (List.of(org.fhirbeam.io.DeltaFiles.RAW_SCHEMA, org.fhirbeam.io.DeltaFiles.TRANSFORMED_SCHEMA,
+            org.fhirbeam.io.DeltaFiles.QUALITY_SCHEMA).contains(schema)
+            && !t.getKey().endsWith(org.fhirbeam.io.DeltaFiles.name(org.fhirbeam.io.DeltaFiles.REJECTS))) {
           others++;
         } else {
           versions.add(t.getKey() + " v" + t.getValue());
