@@ -33,8 +33,11 @@ public final class ConfigLoader {
   private static final Set<String> DUCKDB_SINK = Set.of("enabled", "raw_copy", "views", "mode");
   private static final Set<String> NDJSON_SINK = Set.of("compression", "mode");
   private static final Set<String> PARQUET_SINK = Set.of("enabled", "mode");
-  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "catalog", "schema", "mode",
-      "raw_copy");
+  private static final Set<String> DELTA_SINK = Set.of("enabled", "location", "catalog", "schema", "raw_schema",
+      "transformed_schema", "quality_schema", "mode", "raw_copy");
+  /** The keys naming a catalog's schema of each of the job's schemas (sinks.delta). */
+  private static final Map<String, String> DELTA_SCHEMAS = Map.of("schema", "fhir_resources", "raw_schema",
+      "raw_data", "transformed_schema", "transformed_data", "quality_schema", "quality");
   private static final Set<String> MAPPING = Set.of("name", "source", "resource", "id", "elements", "rules",
       "optional_columns");
   private static final Set<String> RULE =
@@ -605,17 +608,20 @@ public final class ConfigLoader {
       throw d.get("location").error("Delta tables are written to a path (a local folder, or a mounted Volume such"
           + " as /Volumes/<catalog>/<schema>/<volume>/...); object storage URIs are not supported yet");
     }
-    String schema = d.string("schema", "fhir_resources");
-    for (String k : List.of("catalog", "schema")) {
+    Map<String, String> schemas = new LinkedHashMap<>();
+    for (String k : List.of("catalog", "schema", "raw_schema", "transformed_schema", "quality_schema")) {
       if (d.has(k) && !d.get(k).text().matches("[A-Za-z_][A-Za-z0-9_]*")) {
         throw d.get(k).error("a catalog or schema name is letters, digits and underscores");
       }
+      if (d.has(k) && !k.equals("catalog")) {
+        if (location != null) {
+          throw d.get(k).error("only tables of a 'catalog' take a schema; under a location the tables are in"
+              + " fhir_resources/, raw_data/, transformed_data/ and quality/");
+        }
+        schemas.put(DELTA_SCHEMAS.get(k), d.get(k).text());
+      }
     }
-    if (location != null && d.has("schema")) {
-      throw d.get("schema").error("only tables of a 'catalog' take a schema; under a location the resource tables"
-          + " are in fhir_resources/");
-    }
-    return new SinkSettings.Delta(location, catalog, schema, d.enumValue("mode", WriteMode.class,
+    return new SinkSettings.Delta(location, catalog, schemas, d.enumValue("mode", WriteMode.class,
         WriteMode.OVERWRITE), d.bool("raw_copy", false));
   }
 

@@ -1,6 +1,8 @@
 package org.fhirbeam.config;
 
 import java.io.Serializable;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
@@ -29,14 +31,24 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
    *
    * @param location the folder the tables are in (a path; relative to the working directory); null for a catalog
    * @param catalog the catalog the tables are in; null for a location
-   * @param schema the catalog's schema of the resource tables ({@code fhir_resources} unless given)
+   * @param schemas the catalog's schema of each of the job's schemas ({@code fhir_resources}, {@code raw_data},
+   *     {@code transformed_data}, {@code quality}; each its own name unless given); empty for a location
    * @param mode how the tables take this run's resources
    * @param rawCopy whether the ingested source rows are copied into tables {@code raw_data.<source>}, as
    *     {@code sinks.duckdb.raw_copy} does into the database (off unless asked: the copy reads every source again
    *     on the machine that runs the command)
    */
-  public record Delta(String location, String catalog, String schema, WriteMode mode, boolean rawCopy)
-      implements Serializable {}
+  public record Delta(String location, String catalog, Map<String, String> schemas, WriteMode mode, boolean rawCopy)
+      implements Serializable {
+    public Delta {
+      schemas = Collections.unmodifiableMap(new LinkedHashMap<>(schemas));
+    }
+
+    /** The catalog's schema of the job's schema {@code schema} (as in DuckDB). */
+    public String schema(String schema) {
+      return schemas.getOrDefault(schema, schema);
+    }
+  }
 
   /** Compression of the FHIR NDJSON files. */
   public enum Compression {

@@ -226,10 +226,17 @@ class ConfigLoaderTest {
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: false, location: d}")).sinks().delta(),
         equalTo(null));
     assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, mode: append}")).sinks().delta(),
-        equalTo(new SinkSettings.Delta("d", null, "fhir_resources", WriteMode.APPEND, false)));
-    assertThat(load(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: fhir_catalog, schema: fhir,"
-        + " raw_copy: true}")).sinks().delta(), equalTo(new SinkSettings.Delta(null, "fhir_catalog", "fhir",
-        WriteMode.OVERWRITE, true)));
+        equalTo(new SinkSettings.Delta("d", null, Map.of(), WriteMode.APPEND, false)));
+    SinkSettings.Delta catalog = load(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: fhir_catalog,"
+        + " schema: fhir, transformed_schema: mapped, raw_copy: true}")).sinks().delta();
+    assertThat(catalog, equalTo(new SinkSettings.Delta(null, "fhir_catalog", Map.of("fhir_resources", "fhir",
+        "transformed_data", "mapped"), WriteMode.OVERWRITE, true)));
+    assertThat(List.of(catalog.schema("fhir_resources"), catalog.schema("raw_data"), catalog.schema(
+        "transformed_data"), catalog.schema("quality")), equalTo(List.of("fhir", "raw_data", "mapped", "quality")));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, quality_schema: q}"))
+        .getMessage(), equalTo("--set sinks.delta={enabled: true, location: d, quality_schema: q}:"
+            + " sinks.delta.quality_schema: only tables of a 'catalog' take a schema; under a location the tables are"
+            + " in fhir_resources/, raw_data/, transformed_data/ and quality/"));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true}")).getMessage(), equalTo(
         "--set sinks.delta={enabled: true}: sinks.delta: give exactly one of 'location' (a folder of path-based"
             + " tables) and 'catalog' (tables of a catalog of the job's Spark session: Unity Catalog on Databricks)"));

@@ -57,6 +57,7 @@ final class CatalogTables {
       Map<String, List<DeltaFiles.DataFile>> files, long txnVersion) {
     SparkSession spark = (SparkSession) session;
     Map<String, Long> versions = new TreeMap<>();
+    Map<String, String> shown = new TreeMap<>(); // by table of DeltaFiles: the resource tables, then the rejects
     for (Map.Entry<String, DeltaCommit.TableSpec> t : tables.entrySet()) {
       DeltaCommit.TableSpec spec = t.getValue();
       String table = t.getKey().substring(t.getKey().indexOf('/') + 1);
@@ -90,10 +91,13 @@ final class CatalogTables {
                 + TUNING + ", 'delta.dataSkippingNumIndexedCols' = '" + spec.indexed() + "') AS SELECT * FROM "
                 + INCOMING);
       }
-      versions.put(settings.catalog() + "." + schema + "." + table,
-          spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
+      String shownName = settings.catalog() + "." + schema + "." + table;
+      versions.put(shownName, spark.sql("DESCRIBE HISTORY " + name + " LIMIT 1").first().getLong(0));
+      if (RunSummary.Delta.shown(t.getKey())) {
+        shown.put(t.getKey(), shownName);
+      }
     }
-    return new RunSummary.Delta(settings.catalog(), versions);
+    return new RunSummary.Delta(settings.catalog(), versions, new ArrayList<>(shown.values()));
   }
 
   /** The quoted three-part name of {@code table} ({@code <schema>/<name>}) in the catalog. */
@@ -102,10 +106,9 @@ final class CatalogTables {
         + quoted(table.substring(table.indexOf('/') + 1));
   }
 
-  /** The catalog's schema of {@code table}: the resource tables' as configured, the others' as in DuckDB. */
+  /** The catalog's schema of {@code table} ({@code <schema>/<name>}, the schema as in DuckDB), as configured. */
   private static String schema(SinkSettings.Delta settings, String table) {
-    String schema = table.substring(0, table.indexOf('/'));
-    return schema.equals(DeltaFiles.RESOURCE_SCHEMA) ? settings.schema() : schema;
+    return settings.schema(table.substring(0, table.indexOf('/')));
   }
 
   private static final String INCOMING = "fhirbeam_incoming";

@@ -402,7 +402,8 @@ final class DeltaCommit implements AutoCloseable {
       LOG.warn("run {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
           + " (they are never read): {}", runId, root, e.toString());
     }
-    committed = new RunSummary.Delta(root, versions);
+    committed = new RunSummary.Delta(root, versions, tables.keySet().stream().filter(RunSummary.Delta::shown)
+        .sorted().map(DeltaFiles::name).toList());
     return committed;
   }
 

@@ -10,6 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.fhirbeam.io.DeltaFiles;
 
 /**
  * What a run did, counted by the pipeline: rows in per source, rows mapped and rejected per mapping, and
@@ -24,12 +25,19 @@ public record RunSummary(String runId, String runner, String config, Map<String,
     Checks checks, Map<String, Double> loadSeconds, Delta delta, Deployment deployment) {
 
   /**
-   * The Delta tables a run committed: their folder, and each table's version holding the run (by table name,
-   * {@code fhir_resources.patient}).
+   * The Delta tables a run committed: their folder (or catalog), each table's version holding the run (by table
+   * name, {@code fhir_resources.patient}), and the tables the terminal names: the resource tables, then the rejects
+   * (the others, raw_data, transformed_data and the quality figures, it counts).
    */
-  public record Delta(String location, Map<String, Long> versions) {
+  public record Delta(String location, Map<String, Long> versions, List<String> shown) {
     public Delta {
       versions = java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(versions));
+      shown = List.copyOf(shown);
+    }
+
+    /** Whether the terminal names table {@code table} ({@code <schema>/<name>} of {@link DeltaFiles}). */
+    static boolean shown(String table) {
+      return table.startsWith(DeltaFiles.RESOURCE_SCHEMA + "/") || table.equals(DeltaFiles.REJECTS);
     }
   }
 
@@ -389,21 +397,9 @@ public record RunSummary(String runId, String runner, String config, Map<String,
       }
     }
     if (delta != null) {
-      // The resource tables and the rejects; how many others (raw_data, transformed_data, quality figures), which
-      // run-summary.json lists.
       List<String> versions = new ArrayList<>();
-      int others = 0;
-      for (Map.Entry<String, Long> t : delta.versions().entrySet()) {
-        String[] parts = t.getKey().split("\\.");
-        String schema = parts[parts.length - 2];
-        if (List.of(org.fhirbeam.io.DeltaFiles.RAW_SCHEMA, org.fhirbeam.io.DeltaFiles.TRANSFORMED_SCHEMA,
-            org.fhirbeam.io.DeltaFiles.QUALITY_SCHEMA).contains(schema)
-            && !t.getKey().endsWith(org.fhirbeam.io.DeltaFiles.name(org.fhirbeam.io.DeltaFiles.REJECTS))) {
-          others++;
-        } else {
-          versions.add(t.getKey() + " v" + t.getValue());
-        }
-      }
+      delta.shown().forEach(t -> versions.add(t + " v" + delta.versions().get(t)));
+      int others = delta.versions().size() - delta.shown().size();
       out.printf("  delta: %s (%s%s)%n", delta.location(), String.join(", ", versions), others == 0 ? ""
           : "; " + others + " more table" + (others == 1 ? "" : "s") + " in run-summary.json");
     }

@@ -40,6 +40,8 @@ class DeltaCatalogTest {
     run("a", "overwrite");
     run("b", "append");
     run("c", "upsert", "--set", "sources.patients.path=" + changed);
+    run("renamed", "overwrite", "--set", "sinks.delta.schema=fhir", "--set", "sinks.delta.raw_schema=raw", "--set",
+        "sinks.delta.transformed_schema=mapped", "--set", "sinks.delta.quality_schema=dq");
   }
 
   @AfterAll
@@ -130,5 +132,17 @@ class DeltaCatalogTest {
         .as(org.apache.spark.sql.Encoders.STRING()).collectAsList().stream().sorted().toList(),
         equalTo(List.of("21|16|5", "40|34|6", "40|34|6")));
     assertThat(spark.sql("DESCRIBE HISTORY spark_catalog.quality.runs").count(), equalTo(3L));
+  }
+
+  @Test
+  void eachSchemaCanHaveAnotherNameInTheCatalog() {
+    assertThat(RUNS.get("renamed").out(), containsString("  delta: spark_catalog (spark_catalog.fhir.patient v0,"
+        + " spark_catalog.dq.rejects v0; 8 more tables in run-summary.json)"));
+    assertThat(spark.table("spark_catalog.fhir.patient").count(), equalTo(34L));
+    assertThat(spark.table("spark_catalog.mapped.patient").count(), equalTo(34L));
+    assertThat(spark.table("spark_catalog.raw.patients").count(), equalTo(40L));
+    assertThat(spark.table("spark_catalog.dq.rejects").count(), equalTo(6L));
+    assertThat(spark.table("spark_catalog.dq.runs").selectExpr("concat(rows_in, '|', resources, '|', rejected)")
+        .as(org.apache.spark.sql.Encoders.STRING()).collectAsList(), equalTo(List.of("40|34|6")));
   }
 }
