@@ -621,6 +621,16 @@ public final class ConfigLoader {
         schemas.put(DELTA_SCHEMAS.get(k), d.get(k).text());
       }
     }
+    Map<String, String> keyOfSchema = new LinkedHashMap<>();
+    for (String k : List.of("schema", "raw_schema", "transformed_schema", "quality_schema")) {
+      String schema = schemas.getOrDefault(DELTA_SCHEMAS.get(k), DELTA_SCHEMAS.get(k));
+      String other = keyOfSchema.putIfAbsent(schema, k);
+      if (other != null) {
+        throw d.get(d.has(k) ? k : other).error("schema " + schema + " is already another table kind's: each of"
+            + " schema, raw_schema, transformed_schema and quality_schema needs its own (a resource type and a"
+            + " mapping share names)");
+      }
+    }
     return new SinkSettings.Delta(location, catalog, schemas, d.enumValue("mode", WriteMode.class,
         WriteMode.OVERWRITE), d.bool("raw_copy", false));
   }

@@ -233,6 +233,10 @@ class ConfigLoaderTest {
         "transformed_data", "mapped"), WriteMode.OVERWRITE, true)));
     assertThat(List.of(catalog.schema("fhir_resources"), catalog.schema("raw_data"), catalog.schema(
         "transformed_data"), catalog.schema("quality")), equalTo(List.of("fhir", "raw_data", "mapped", "quality")));
+    assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, catalog: c, schema: x, transformed_schema:"
+        + " x}")).getMessage(), equalTo("--set sinks.delta={enabled: true, catalog: c, schema: x, transformed_schema:"
+        + " x}: sinks.delta.transformed_schema: schema x is already another table kind's: each of schema, raw_schema,"
+        + " transformed_schema and quality_schema needs its own (a resource type and a mapping share names)"));
     assertThat(reject(PIPELINE, Map.of("sinks.delta", "{enabled: true, location: d, quality_schema: q}"))
         .getMessage(), equalTo("--set sinks.delta={enabled: true, location: d, quality_schema: q}:"
             + " sinks.delta.quality_schema: only tables of a 'catalog' take a schema; under a location the tables are"

@@ -27,6 +27,11 @@ import org.yaml.snakeyaml.error.YAMLException;
  */
 public final class Bundle {
   private static final Pattern REFERENCE = Pattern.compile("\\$\\{([A-Za-z0-9_.-]+)}");
+  /**
+   * What a target may set for {@code submit} to read it as the bundle CLI does; {@code workspace} and {@code mode}
+   * concern only a deployment.
+   */
+  private static final List<String> TARGET_KEYS = List.of("default", "mode", "workspace", "run_as", "variables");
 
   private final Path file;
   private final Map<String, Object> root;
@@ -119,6 +124,13 @@ public final class Bundle {
       if (!variables().contains(v)) {
         throw new InputException("--var " + v + ": " + file + " declares no such variable (variables: "
             + String.join(", ", variables()) + ")");
+      }
+    }
+    for (String key : map(targets().get(name)).keySet()) {
+      if (!TARGET_KEYS.contains(key)) {
+        throw new InputException(file + ": target " + name + " sets " + key + ", which `fhirbeam submit` does not"
+            + " read: it would run something else than the deployed bundle (it reads " + String.join(", ",
+                TARGET_KEYS) + ")");
       }
     }
     Map<String, Object> targetValues = map(map(targets().get(name)).get("variables"));

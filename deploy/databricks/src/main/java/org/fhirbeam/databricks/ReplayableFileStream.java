@@ -6,10 +6,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * A file's bytes for an upload that the SDK may send again. The SDK retries a request the workspace answered with
- * 429 or 503 by sending the same request body once more; a plain stream would then be at its end, and the retry
- * would store an empty or cut file. The HTTP client closes the stream after each attempt, so this one starts over
- * from the file's first byte at the next read after a close.
+ * A file's bytes for an upload that the SDK may send again. The SDK (0.141) retries an upload the workspace answered
+ * with 429, 501 or 503, or that failed to connect, by sending the same request body once more; a plain stream would
+ * then be at its end, and the retry would store an empty or cut file. The SDK's default HTTP client (Apache
+ * HttpClient's {@code InputStreamEntity}) closes the stream after each attempt, so this one starts over from the
+ * file's first byte at the next read after a close. {@code SubmitTest} checks the bytes of a retried upload.
  */
 final class ReplayableFileStream extends InputStream {
   private final Path file;

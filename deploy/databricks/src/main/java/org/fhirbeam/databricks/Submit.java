@@ -69,6 +69,9 @@ import picocli.CommandLine.Option;
 public final class Submit implements Callable<Integer> {
   /** The bundle's batch job, which {@code submit} runs. */
   static final String BATCH_JOB = "fhirbeam_batch";
+  /** The keys of a bundle's job that {@code submit} understands (it sends the first three). */
+  private static final java.util.Set<String> JOB_KEYS = java.util.Set.of("name", "tasks", "timeout_seconds",
+      "max_concurrent_runs", "continuous");
   private static final DateTimeFormatter CLOCK = DateTimeFormatter.ofPattern("HH:mm:ss");
 
   @Option(names = "--target", paramLabel = "NAME", description = "The bundle's target (default: the bundle's default"
@@ -105,6 +108,9 @@ public final class Submit implements Callable<Integer> {
       + " deploy/cluster/target/fhirbeam-cluster.jar, which the launcher builds when it is missing or stale).")
   Path jar;
 
+  @Option(names = "--verbose", description = "Print the stack trace of an unexpected error.")
+  boolean verbose;
+
   @Option(names = "--bundle", paramLabel = "FILE", description = "The bundle file (default:"
       + " deploy/databricks/databricks.yml).")
   Path bundleFile;
@@ -125,15 +131,21 @@ public final class Submit implements Callable<Integer> {
     cli.setOut(new java.io.PrintWriter(out, true));
     cli.setErr(new java.io.PrintWriter(err, true));
     cli.setExecutionExceptionHandler((e, line, parsed) -> {
-      if (e instanceof InputException) {
+      if (e instanceof InputException || e instanceof Refused) {
         err.println("error: " + e.getMessage());
-        return 2;
+        return e instanceof Refused r ? r.exitCode : 2;
       }
-      if (e instanceof Refused r) {
-        err.println("error: " + r.getMessage());
-        return r.exitCode;
+      Throwable root = e;
+      while (root.getCause() != null) {
+        root = root.getCause();
       }
-      throw e;
+      err.println("error: " + root.getClass().getSimpleName() + ": " + firstLine(root.getMessage()));
+      if (submit.verbose) {
+        e.printStackTrace(err);
+      } else {
+        err.println("(run again with --verbose for details)");
+      }
+      return 1;
     });
     return cli.execute(args);
   }
@@ -152,12 +164,19 @@ public final class Submit implements Callable<Integer> {
     Duration poll = duration("--poll-interval", pollInterval);
     Duration waitAtMost = timeout == null ? null : duration("--timeout", timeout);
     String token = idempotencyToken != null ? idempotencyToken : UUID.randomUUID().toString();
+    if (!token.matches("[A-Za-z0-9._-]{1,64}") || token.matches("\\.+")) {
+      // It names the run's folder on the Volume too.
+      throw new InputException("--idempotency-token " + token + ": 1 to 64 letters, digits, '.', '_' and '-'");
+    }
 
     List<Upload> uploads = new ArrayList<>();
     String relativeConfig = checkConfig(bundle, configFile, home);
     String volume = String.valueOf(bundle.target(targetName, vars, env).variable("volume"));
     String remoteHome = volume + "/submit/" + targetName + "/" + token;
     for (Path dir : bundle.syncPaths()) {
+      if (!Files.isDirectory(dir)) {
+        throw new InputException(bundle.file() + ": sync.paths names " + dir + ", which is not a folder");
+      }
       try (Stream<Path> files = Files.walk(dir)) {
         files.filter(Files::isRegularFile).sorted().forEach(f -> uploads.add(new Upload(f,
             remoteHome + "/" + bundle.syncRoot().relativize(f).toString().replace('\\', '/'))));
@@ -186,13 +205,11 @@ public final class Submit implements Callable<Integer> {
    * Loads the configuration as the job will (its mappings compiled, references resolved), and returns its path
    * relative to home on the cluster; it and each mapping must be among the files the bundle syncs.
    */
-  private String checkConfig(Bundle bundle, Path configFile, Path home) {
+  private static String checkConfig(Bundle bundle, Path configFile, Path home) throws IOException {
     if (!Files.isRegularFile(configFile)) {
       throw new InputException("no configuration file " + configFile);
     }
-    Map<String, String> variables = new LinkedHashMap<>(env);
-    variables.put("FHIRBEAM_HOME", home.toString());
-    PipelineConfig loaded = new ConfigLoader(variables).load(configFile, Map.of());
+    PipelineConfig loaded = new ConfigLoader(variablesOnTheCluster(bundle, home)).load(configFile, Map.of());
     List<Path> files = new ArrayList<>();
     files.add(configFile);
     for (MappingConfig m : loaded.mappings()) {
@@ -209,11 +226,43 @@ public final class Submit implements Callable<Integer> {
   }
 
   /**
+   * The variables the configuration is checked with: the values of environment variables are the cluster's, which are
+   * not known here (a secret scope's, say), so each variable the synced YAML files name stands for itself; only
+   * FHIRBEAM_HOME is this installation, whose files are those uploaded.
+   */
+  private static Map<String, String> variablesOnTheCluster(Bundle bundle, Path home) throws IOException {
+    java.util.regex.Pattern reference = java.util.regex.Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)");
+    Map<String, String> variables = new LinkedHashMap<>();
+    for (Path dir : bundle.syncPaths()) {
+      try (Stream<Path> files = Files.walk(dir)) {
+        for (Path f : files.filter(f -> f.toString().endsWith(".yaml") || f.toString().endsWith(".yml")).toList()) {
+          java.util.regex.Matcher m = reference.matcher(Files.readString(f));
+          while (m.find()) {
+            variables.put(m.group(1), "<" + m.group(1) + " on the cluster>");
+          }
+        }
+      }
+    }
+    variables.put("FHIRBEAM_HOME", home.toString());
+    return variables;
+  }
+
+  /**
    * A one-time run of a job: its tasks as the bundle defines them for the target, each library jar given as a local
    * path (which a bundle deployment uploads) replaced by the uploaded jar.
    */
   static SubmitRun submitRun(Bundle.Target target, String jobKey, String remoteJar, String token) {
     Map<String, Object> job = target.job(jobKey);
+    for (String key : job.keySet()) {
+      if (!JOB_KEYS.contains(key)) {
+        throw new InputException(target.name() + ": job " + jobKey + " sets " + key + ", which `submit` does not send:"
+            + " a one-time run takes the job's name, tasks and timeout_seconds (max_concurrent_runs and continuous"
+            + " apply to the deployed job only)");
+      }
+    }
+    if (!(job.get("tasks") instanceof List<?>)) {
+      throw new InputException(target.name() + ": job " + jobKey + " has no tasks");
+    }
     ObjectMapper strict = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
     List<SubmitTask> tasks = new ArrayList<>();
     for (Object t : (List<?>) job.get("tasks")) {
@@ -237,12 +286,25 @@ public final class Submit implements Callable<Integer> {
       }
     }
     SubmitRun run = new SubmitRun().setRunName((String) job.get("name")).setTasks(tasks).setIdempotencyToken(token);
-    if (job.get("timeout_seconds") instanceof Number n && n.longValue() > 0) {
-      run.setTimeoutSeconds(n.longValue());
+    Object timeout = job.get("timeout_seconds");
+    if (timeout != null) {
+      if (!String.valueOf(timeout).matches("\\d+")) {
+        throw new InputException(target.name() + ": job " + jobKey + ": timeout_seconds '" + timeout + "' is not a"
+            + " number of seconds");
+      }
+      long seconds = Long.parseLong(String.valueOf(timeout));
+      if (seconds > 0) {
+        run.setTimeoutSeconds(seconds);
+      }
     }
     Map<String, Object> runAs = target.runAs();
     if (!runAs.isEmpty()) {
-      run.setRunAs(strict.convertValue(runAs, JobRunAs.class));
+      try {
+        run.setRunAs(strict.convertValue(runAs, JobRunAs.class));
+      } catch (IllegalArgumentException e) {
+        throw new InputException(target.name() + ": run_as is not what the Jobs API takes: "
+            + firstLine(e.getMessage()));
+      }
     }
     return run;
   }
@@ -342,7 +404,12 @@ public final class Submit implements Callable<Integer> {
         : run.getState().getLifeCycleState()) + ": " + Objects.toString(run.getState().getStateMessage(), ""));
     for (RunTask task : run.getTasks() == null ? List.<RunTask>of() : run.getTasks()) {
       if (task.getState() != null && task.getState().getResultState() != RunResultState.SUCCESS) {
-        String error = workspace.jobs().getRunOutput(task.getRunId()).getError();
+        String error;
+        try {
+          error = workspace.jobs().getRunOutput(task.getRunId()).getError();
+        } catch (DatabricksException e) {
+          error = "(its output could not be read: " + firstLine(e.getMessage()) + ")";
+        }
         out.println("  task " + task.getTaskKey() + ": " + (error == null ? "(no error message)" : error));
       }
     }

@@ -2,6 +2,8 @@ package org.fhirbeam.databricks;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.startsWith;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.hamcrest.Matchers.not;
 import static org.hamcrest.Matchers.empty;
 
@@ -21,7 +23,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.zip.ZipFile;
+import org.fhirbeam.config.InputException;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The bundle file as Databricks would read it, checked against what it names: the classes in the application jar,
@@ -127,5 +131,77 @@ class BundleTest {
     assertThat(synced, equalTo(List.of("config/pipelines", "config/mappings", "config/packages",
         "testdata/patients")));
     assertThat(target("dev").variable("config"), equalTo("config/pipelines/default.yaml"));
+  }
+
+  /** A bundle of the shape {@code submit} reads, written for a test. */
+  private static Bundle bundle(Path dir, String text) throws IOException {
+    return Bundle.read(Files.writeString(dir.resolve("databricks.yml"), text));
+  }
+
+  @Test
+  void variablesResolveAsTheBundleCliResolvesThem(@TempDir Path dir) throws IOException {
+    Bundle b = bundle(dir, """
+        bundle: {name: b}
+        variables:
+          a: {default: from-default}
+          b: {default: from-default}
+          c: {default: from-default}
+          d: {default: from-default}
+          e: {default: "${var.d}/and-${bundle.name}-${bundle.target}"}
+          loop: {default: "${var.loop2}"}
+          loop2: {default: "x${var.loop}"}
+          deployed: {default: "${workspace.file_path}"}
+          unset: {}
+        targets:
+          t:
+            default: true
+            variables: {a: from-target, b: from-target, c: from-target}
+        """);
+    Bundle.Target t = b.target("t", Map.of("a", "from-option"), Map.of("BUNDLE_VAR_a", "from-env", "BUNDLE_VAR_b",
+        "from-env"));
+    assertThat(List.of(t.variable("a"), t.variable("b"), t.variable("c"), t.variable("d"), t.variable("e")),
+        equalTo(List.of("from-option", "from-env", "from-target", "from-default", "from-default/and-b-t")));
+    assertThat(assertThrows(InputException.class, () -> t.variable("loop")).getMessage(), equalTo(dir.resolve(
+        "databricks.yml") + ": variable 'loop' refers to itself (loop -> loop2 -> loop)"));
+    assertThat(assertThrows(InputException.class, () -> t.variable("deployed")).getMessage(), equalTo(dir.resolve(
+        "databricks.yml") + ": ${workspace.file_path} is known only to a bundle deployment (`databricks bundle"
+        + " deploy`); `fhirbeam submit` sets the variables that use it"));
+    assertThat(assertThrows(InputException.class, () -> t.variable("unset")).getMessage(), equalTo(dir.resolve(
+        "databricks.yml") + ": variable 'unset' has no value for target t: give --var unset=VALUE or set"
+        + " BUNDLE_VAR_unset"));
+    assertThat(assertThrows(InputException.class, () -> b.target("t", Map.of("nope", "x"), Map.of())).getMessage(),
+        equalTo("--var nope: " + dir.resolve("databricks.yml") + " declares no such variable (variables: a, b, c, d,"
+            + " e, loop, loop2, deployed, unset)"));
+  }
+
+  @Test
+  void whatSubmitDoesNotReadIsRefusedNotIgnored(@TempDir Path dir) throws IOException {
+    String job = """
+        resources:
+          jobs:
+            fhirbeam_batch:
+              name: j
+              timeout_seconds: ${var.timeout}
+              tasks: [{task_key: k, spark_jar_task: {main_class_name: M}}]
+        """;
+    Bundle b = bundle(dir, "bundle: {name: b}\nvariables: {timeout: {default: 0}}\n" + job + """
+        targets:
+          t: {default: true, resources: {jobs: {fhirbeam_batch: {name: other}}}}
+          u: {default: false}
+        """);
+    assertThat(assertThrows(InputException.class, () -> b.target("t", Map.of(), Map.of())).getMessage(), equalTo(
+        dir.resolve("databricks.yml") + ": target t sets resources, which `fhirbeam submit` does not read: it would run"
+            + " something else than the deployed bundle (it reads default, mode, workspace, run_as, variables)"));
+    // A number given as --var (a string) is a number of seconds; anything else is refused.
+    assertThat(Submit.submitRun(b.target("u", Map.of("timeout", "3600"), Map.of()), Submit.BATCH_JOB, "/j.jar", "t")
+        .getTimeoutSeconds(), equalTo(3600L));
+    assertThat(assertThrows(InputException.class, () -> Submit.submitRun(b.target("u", Map.of("timeout", "1h"),
+        Map.of()), Submit.BATCH_JOB, "/j.jar", "t")).getMessage(), equalTo("u: job fhirbeam_batch: timeout_seconds"
+        + " '1h' is not a number of seconds"));
+    Bundle extra = bundle(dir, "bundle: {name: b}\nvariables: {timeout: {default: 0}}\n" + job.replace("name: j",
+        "name: j\n      email_notifications: {on_failure: [a@example.org]}") + "targets: {u: {default: true}}\n");
+    assertThat(assertThrows(InputException.class, () -> Submit.submitRun(extra.target("u", Map.of(), Map.of()),
+        Submit.BATCH_JOB, "/j.jar", "t")).getMessage(), startsWith("u: job fhirbeam_batch sets email_notifications,"
+        + " which `submit` does not send"));
   }
 }

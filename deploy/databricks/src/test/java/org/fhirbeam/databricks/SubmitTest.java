@@ -298,6 +298,12 @@ class SubmitTest {
     assertThat(output, containsString("run 1001 FAILED: Task map_to_fhir failed with message: Workload failed.\n"
         + "  task map_to_fhir: InputException: the configuration has 1 problem\n"));
     assertThat(workspace.requests("GET", "/api/2.2/jobs/runs/get-output").get(0).query(), equalTo("run_id=51001"));
+
+    // A task's output that cannot be read does not change what the run's end says.
+    workspace.failNext("GET", "/api/2.2/jobs/runs/get-output", 404, null, "{\"error_code\":"
+        + "\"RESOURCE_DOES_NOT_EXIST\",\"message\":\"Run output not found\"}");
+    assertThat(submit(pat(), "--wait"), equalTo(1));
+    assertThat(output, containsString("  task map_to_fhir: (its output could not be read: Run output not found)\n"));
   }
 
   @Test
@@ -311,10 +317,16 @@ class SubmitTest {
   }
 
   @Test
-  void aDryRunPrintsTheRequestsAndSendsNone() {
+  void aDryRunPrintsTheRequestsAndSendsNone() throws IOException {
     int code = submit(pat(), "--dry-run", "--idempotency-token", "t-1");
     assertThat(output, code, equalTo(0));
     assertThat(workspace.requests(), hasSize(0));
+    // The body it prints is the body a submit with the same token sends.
+    String printed = output.substring(output.indexOf("/api/2.2/jobs/runs/submit\n") + 26);
+    assertThat(submit(pat(), "--idempotency-token", "t-1"), equalTo(0));
+    assertThat(new ObjectMapper().readTree(printed), equalTo(workspace.requests("POST", "/api/2.2/jobs/runs/submit")
+        .get(0).json()));
+    assertThat(submit(pat(), "--dry-run", "--idempotency-token", "t-1"), equalTo(0));
     assertThat(output, containsString("dry run: these requests would be sent (Authorization: Bearer"
         + " <DATABRICKS_TOKEN, not shown>)\n"));
     assertThat(output, containsString("PUT " + workspace.host() + "/api/2.0/fs/files" + VOLUME
@@ -358,6 +370,16 @@ class SubmitTest {
 
     assertThat(submit(pat(), "--wait", "--timeout", "soon"), equalTo(2));
     assertThat(output, containsString("error: --timeout soon: a duration is a number with ms, s, m or h"));
+
+    assertThat(submit(pat(), "--idempotency-token", "../../other"), equalTo(2));
+    assertThat(output, containsString("error: --idempotency-token ../../other: 1 to 64 letters, digits, '.', '_' and"
+        + " '-'\n"));
+
+    Path config = tmp.resolve("bad.yaml");
+    Files.writeString(config, "name: x\nsources: {}\n");
+    assertThat(submit(pat(), "--config", config.toString()), equalTo(2));
+    assertThat(output, containsString("error: " + config + ":2:"));
+    assertThat(output, not(containsString("\tat ")));
     assertThat(workspace.requests(), hasSize(0));
   }
 }
