@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import org.fhirbeam.config.ConfigException;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
@@ -16,6 +17,9 @@ import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.MappingCompiler;
 import org.fhirbeam.transforms.MappingException;
+import org.fhirbeam.transforms.ProfileConformance;
+import org.fhirbeam.validation.FhirValidation;
+import org.hl7.fhir.r5.model.StructureDefinition;
 
 /**
  * {@code check-config}: the checks of a run's planning, short of reading rows, connecting to databases or APIs and
@@ -27,18 +31,68 @@ import org.fhirbeam.transforms.MappingException;
 final class ConfigCheck {
   private ConfigCheck() {}
 
+  /** A configuration that passed the checks, and what they warn of (one line each, with its file:line). */
+  record Checked(PipelineConfig config, List<String> warnings) {}
+
   /** Loads and checks {@code file}; throws an {@link InputException} listing every problem found. */
-  static PipelineConfig check(Path file, Map<String, String> overrides, Map<String, String> variables) {
+  static Checked check(Path file, Map<String, String> overrides, Map<String, String> variables) {
     ConfigLoader.Loaded loaded = new ConfigLoader(variables).loadAll(file, overrides);
     List<InputException> problems = new ArrayList<>(loaded.problems());
-    problems.addAll(problems(loaded.config()));
+    List<String> warnings = new ArrayList<>();
+    problems.addAll(problems(loaded.config(), warnings));
     if (!problems.isEmpty()) {
       throw InputException.together(problems);
     }
-    return loaded.config();
+    return new Checked(loaded.config(), warnings);
   }
 
-  private static List<InputException> problems(PipelineConfig config) {
+  /**
+   * The mappings against the profiles they claim ({@code meta.profile} constants, and {@code validation.profiles} of
+   * their resource type), from the validator's definitions: {@link ProfileConformance}'s errors are problems, its
+   * warnings go to {@code warnings}.
+   */
+  private static List<InputException> conformance(PipelineConfig config, List<String> warnings) {
+    Map<MappingConfig, List<String>> claimed = new LinkedHashMap<>();
+    for (MappingConfig m : config.mappings()) {
+      Set<String> urls = new java.util.LinkedHashSet<>();
+      m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?") && r.constant() != null)
+          .forEach(r -> urls.add(r.constant()));
+      urls.addAll(config.validation().profiles());
+      if (!urls.isEmpty()) {
+        claimed.put(m, List.copyOf(urls));
+      }
+    }
+    if (claimed.isEmpty()) {
+      return List.of();
+    }
+    FhirValidation definitions;
+    try {
+      definitions = FhirValidation.shared(config.validation().packages().stream().map(Path::of).toList());
+    } catch (IllegalArgumentException e) {
+      return List.of(new InputException("validation.packages: " + e.getMessage()));
+    }
+    List<InputException> problems = new ArrayList<>();
+    claimed.forEach((m, urls) -> {
+      for (String url : urls) {
+        StructureDefinition profile = definitions.profile(url);
+        if (profile == null) {
+          warnings.add(m.resourceLocation() + ": mapping " + m.name() + " claims profile " + url + ", which is not"
+              + " among the loaded definitions (validation.packages): not checked");
+        } else if (profile.getType().equals(m.resourceType())) {
+          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile)) {
+            if (f.error()) {
+              problems.add(new ConfigException(f.location(), null, f.message()));
+            } else {
+              warnings.add(f.location() + ": " + f.message());
+            }
+          }
+        }
+      }
+    });
+    return problems;
+  }
+
+  private static List<InputException> problems(PipelineConfig config, List<String> warnings) {
     // HAPI's definitions of the resource types load while DuckDB looks at the files, as in JobPlan.
     CompletableFuture<Void> definitions = CompletableFuture.runAsync(() -> MappingCompiler.loadDefinitions(
         config.mappings().stream().map(MappingConfig::resourceType).toList()));
@@ -82,6 +136,7 @@ final class ConfigCheck {
     } catch (MappingException e) {
       problems.add(e);
     }
+    problems.addAll(conformance(config, warnings));
     return problems;
   }
 

@@ -245,7 +245,9 @@ public final class FhirBeam implements Callable<Integer> {
 
     @Override
     public Integer call() {
-      PipelineConfig config = ConfigCheck.check(file, overrides, Environment.variables());
+      ConfigCheck.Checked checked = ConfigCheck.check(file, overrides, Environment.variables());
+      PipelineConfig config = checked.config();
+      checked.warnings().forEach(w -> spec.commandLine().getOut().println("warning: " + w));
       spec.commandLine().getOut().printf("OK: %s (%d source(s), %d mapping(s))%n", file, config.sources().size(),
           config.mappings().size());
       return 0;

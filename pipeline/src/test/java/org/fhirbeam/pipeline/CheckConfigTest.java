@@ -1,6 +1,7 @@
 package org.fhirbeam.pipeline;
 
 import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.endsWith;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.startsWith;
 
@@ -134,14 +135,42 @@ class CheckConfigTest {
         + " v1.5.6 and is not installed in " + tmp.resolve("ext") + "; runs never download extensions."));
   }
 
+  /**
+   * The shipped jobs pass; the Synthea job's mappings claim US Core profiles, and check-config warns of the required
+   * elements a row without a value would leave out (ProfileConformanceTest has them all).
+   */
   @Test
   void theShippedJobsPass() {
     for (String job : new String[] {"default", "synthea"}) {
       Path config = DefaultJobTest.HOME.resolve("config/pipelines/" + job + ".yaml");
       Cli r = Cli.run("check-config", config.toString());
       assertThat(r.err(), r.code(), equalTo(0));
-      assertThat(r.out(), equalTo("OK: " + config + (job.equals("default") ? " (1 source(s), 1 mapping(s))\n"
+      assertThat(r.out(), endsWith("OK: " + config + (job.equals("default") ? " (1 source(s), 1 mapping(s))\n"
           : " (11 source(s), 10 mapping(s))\n")));
+      assertThat(r.out().lines().filter(l -> l.startsWith("warning: ")).count(), equalTo(job.equals("default") ? 0L
+          : 5L));
     }
+  }
+
+  /** A mapping that claims a profile whose required elements it never writes fails before any row is read. */
+  @Test
+  void aMappingThatCanNeverConformToTheProfileItClaimsFails() throws IOException {
+    Files.writeString(mapping, Files.readString(mapping) + "  meta.profile[0]: {value:"
+        + " \"http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient\"}\n");
+    Path config = Files.writeString(tmp.resolve("p.yaml"), "input_dir: " + tmp + "\nsources:\n  named: {path:"
+        + " people.csv}\nmappings: [m.yaml]\nvalidation:\n  packages: [" + DefaultJobTest.HOME.resolve(
+            "config/packages/hl7.fhir.us.core-3.1.1.tgz") + "]\n");
+    assertThat(checkFails(config), equalTo("error: the configuration has 2 problems:\n"
+        + "  " + mapping + ":3: mapping people never writes Patient.identifier, which US Core Patient Profile requires"
+        + " (min 1): no resource of it can conform\n"
+        + "  " + mapping + ":3: mapping people never writes Patient.name, which US Core Patient Profile requires"
+        + " (min 1): no resource of it can conform\n"));
+    // Without the package, the profile is unknown: a warning, and the check passes.
+    Files.writeString(config, Files.readString(config).replaceAll("validation:[\\s\\S]*", ""));
+    Cli r = Cli.run("check-config", config.toString());
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), equalTo("warning: " + mapping + ":3: mapping people claims profile"
+        + " http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient, which is not among the loaded definitions"
+        + " (validation.packages): not checked\nOK: " + config + " (1 source(s), 1 mapping(s))\n"));
   }
 }

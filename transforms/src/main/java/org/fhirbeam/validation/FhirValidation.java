@@ -486,6 +486,11 @@ public final class FhirValidation {
     return context;
   }
 
+  /** The profile of canonical url {@code url} among R4's and the loaded definitions, with its snapshot; null if none. */
+  public StructureDefinition profile(String url) {
+    return worker.fetchResource(StructureDefinition.class, url);
+  }
+
   /**
    * Validates one resource (JSON or XML text) against base R4, the profiles in its {@code meta.profile}, and
    * {@code profiles}. Text that cannot be parsed gives a fatal issue, not an exception.

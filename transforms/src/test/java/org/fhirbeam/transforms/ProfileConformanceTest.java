@@ -1,0 +1,135 @@
+package org.fhirbeam.transforms;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.equalTo;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.validation.FhirValidation;
+import org.hl7.fhir.r5.model.ElementDefinition;
+import org.hl7.fhir.r5.model.StructureDefinition;
+import org.hl7.fhir.r5.model.UriType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A mapping's structure against the profiles it claims, decided before any row is read. */
+class ProfileConformanceTest {
+  static final Path US_CORE = Path.of("../config/packages/hl7.fhir.us.core-3.1.1.tgz");
+
+  static List<String> findings(MappingConfig mapping, StructureDefinition profile) {
+    List<String> out = new ArrayList<>();
+    for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile)) {
+      out.add((f.error() ? "error " : "warning ") + f.location().replaceAll("^.*/", "") + ": " + f.message());
+    }
+    return out;
+  }
+
+  static List<String> findings(MappingConfig mapping, String usCoreProfile) {
+    return findings(mapping, FhirValidation.shared(List.of(US_CORE)).profile(usCoreProfile));
+  }
+
+  /** Each rule kind against a small profile of Patient. */
+  @Test
+  void requiredForbiddenAndFixedElementsAreCheckedForEachRepetition(@TempDir Path dir) throws IOException {
+    StructureDefinition profile = new StructureDefinition().setType("Patient").setName("TestPatient");
+    element(profile, "Patient", 0, "*");
+    element(profile, "Patient.identifier", 1, "*");
+    element(profile, "Patient.identifier:mrn", 1, "1"); // a slice: not checked here
+    element(profile, "Patient.identifier.system", 1, "1").setFixed(new UriType("urn:test:ids"));
+    element(profile, "Patient.identifier.value", 1, "1");
+    element(profile, "Patient.gender", 1, "1");
+    element(profile, "Patient.birthDate", 0, "0");
+    element(profile, "Patient.name", 0, "*");
+    element(profile, "Patient.name.family", 1, "1");
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("m.yaml"), """
+        name: t
+        source: s
+        resource: Patient
+        id: {column: pid}
+        elements:
+          identifier[0].system: {value: "urn:other"}
+          identifier[0].value: {column: mrn}
+          identifier[1].value: {column: ssn}
+          gender: {column: sex, map: {m: male, f: female}}
+          birthDate: {column: dob}
+          name[0].family: {column: last}
+          name[0].given[0]: {column: first}
+          name[1].family: {column: maiden, required: true}
+          name[2].family: {value: Doe}
+          name[2].given[0]: {column: first}
+        """));
+    assertThat(findings(m, profile), equalTo(List.of(
+        "warning m.yaml:6: mapping t writes Patient.identifier (TestPatient requires it) only when column mrn or column"
+            + " ssn has a value: rows without one give resources that do not conform (make the rule required, or give"
+            + " it a default)",
+        "error m.yaml:6: mapping t writes 'urn:other' to Patient.identifier.system, which TestPatient fixes to"
+            + " 'urn:test:ids'",
+        "error m.yaml:8: mapping t never writes Patient.identifier.system, which TestPatient requires (min 1): no"
+            + " resource of it can conform",
+        "warning m.yaml:9: mapping t writes Patient.gender (TestPatient requires it) only when column sex has a value:"
+            + " rows without one give resources that do not conform (make the rule required, or give it a default)",
+        "error m.yaml:10: mapping t writes Patient.birthDate, which TestPatient forbids (max 0)",
+        // name[0] can exist through its given name alone; name[1] only with its (required) family name; name[2]
+        // through its given name, without the family name it has as a constant.
+        "warning m.yaml:11: mapping t writes Patient.name.family (TestPatient requires it) only when column last has"
+            + " a value: rows without one give resources that do not conform (make the rule required, or give it a"
+            + " default)")));
+  }
+
+  private static ElementDefinition element(StructureDefinition profile, String id, int min, String max) {
+    ElementDefinition e = profile.getSnapshot().addElement().setPath(id.replaceAll(":[^.]*", "")).setMin(min)
+        .setMax(max);
+    e.setId(id);
+    return e;
+  }
+
+  @Test
+  void theDefaultPatientMappingWritesNoIdentifierWhichUsCorePatientRequires() {
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Path.of("../config/mappings/patient.yaml"));
+    assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"), equalTo(List.of(
+        "error patient.yaml:4: mapping patient never writes Patient.identifier, which US Core Patient Profile requires"
+            + " (min 1): no resource of it can conform",
+        "warning patient.yaml:11: mapping patient writes Patient.name (US Core Patient Profile requires it) only when"
+            + " column last_name or column first_name has a value: rows without one give resources that do not"
+            + " conform (make the rule required, or give it a default)")));
+  }
+
+  /**
+   * The shipped Synthea mappings, whose output HAPI's validator passes against US Core (SyntheaAgreementTest): no
+   * error, and a warning for each required element that a row without a value would leave out.
+   */
+  @Test
+  void theSyntheaMappingsCanConformToTheUsCoreProfilesTheyClaim() throws IOException {
+    List<String> all = new ArrayList<>();
+    try (Stream<Path> files = Files.list(Path.of("../config/mappings/synthea"))) {
+      for (Path f : files.filter(p -> p.toString().endsWith(".yaml")).sorted().toList()) {
+        MappingConfig m = new ConfigLoader(Map.of()).loadMapping(f);
+        for (String url : m.elements().stream().filter(r -> r.path().startsWith("meta.profile"))
+            .map(r -> r.constant()).toList()) {
+          all.addAll(findings(m, url));
+        }
+      }
+    }
+    String tail = " has a value: rows without one give resources that do not conform (make the rule required, or give"
+        + " it a default)";
+    assertThat(all, equalTo(List.of(
+        "warning encounter.yaml:14: mapping synthea_encounter writes Encounter.class (US Core Encounter Profile"
+            + " requires it) only when column ENCOUNTERCLASS" + tail,
+        "warning medication_request.yaml:13: mapping synthea_medication_request writes MedicationRequest.status (US"
+            + " Core MedicationRequest Profile requires it) only when expression if(present(STOP), 'stopped',"
+            + " 'active')" + tail,
+        "warning medication_request.yaml:21: mapping synthea_medication_request writes MedicationRequest.authoredOn"
+            + " (US Core MedicationRequest Profile requires it) only when column START" + tail,
+        "warning medication_request.yaml:22: mapping synthea_medication_request writes MedicationRequest.requester (US"
+            + " Core MedicationRequest Profile requires it) only when expression ref('Practitioner', PROVIDER)" + tail,
+        "warning procedure.yaml:17: mapping synthea_procedure writes Procedure.performed[x] (US Core Procedure Profile"
+            + " requires it) only when column DATE" + tail)));
+  }
+}
