@@ -13,6 +13,8 @@ import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.config.ValidationSettings;
+import org.fhirbeam.config.ValueRule;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.MappingCompiler;
@@ -54,24 +56,39 @@ final class ConfigCheck {
   private static List<InputException> conformance(PipelineConfig config, List<String> warnings) {
     Map<MappingConfig, List<String>> claimed = new LinkedHashMap<>();
     for (MappingConfig m : config.mappings()) {
-      Set<String> urls = new java.util.LinkedHashSet<>();
-      m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?") && r.constant() != null)
-          .forEach(r -> urls.add(r.constant()));
-      urls.addAll(config.validation().profiles());
+      List<String> urls = m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?")
+          && r.constant() != null).map(ValueRule::constant).distinct().toList();
       if (!urls.isEmpty()) {
-        claimed.put(m, List.copyOf(urls));
+        claimed.put(m, urls);
       }
     }
-    if (claimed.isEmpty()) {
+    List<String> everyResource = config.validation().mode() == ValidationSettings.Mode.OFF ? List.of()
+        : config.validation().profiles();
+    if (claimed.isEmpty() && everyResource.isEmpty()) {
       return List.of();
     }
     FhirValidation definitions;
     try {
       definitions = FhirValidation.shared(config.validation().packages().stream().map(Path::of).toList());
-    } catch (IllegalArgumentException e) {
+    } catch (IllegalArgumentException | IllegalStateException e) {
       return List.of(new InputException("validation.packages: " + e.getMessage()));
     }
     List<InputException> problems = new ArrayList<>();
+    // A run validates every resource against these: one unknown, or of another type, fails them all.
+    for (String url : everyResource) {
+      StructureDefinition profile = definitions.profile(url);
+      List<String> others = config.mappings().stream().filter(m -> profile != null
+          && !profile.getType().equals(m.resourceType())).map(MappingConfig::name).toList();
+      if (profile == null || !others.isEmpty()) {
+        problems.add(new ConfigException(config.file(), "validation.profiles", profile == null ? url + " is not"
+            + " among the loaded definitions (validation.packages): every resource would fail it" : url + " is a"
+            + " profile of " + profile.getType() + ": every resource of mapping(s) " + String.join(", ", others)
+            + " would fail it (name a mapping's profiles in its meta.profile)"));
+      } else {
+        config.mappings().forEach(m -> claimed.merge(m, List.of(url), (a, b) -> a.contains(url) ? a
+            : java.util.stream.Stream.concat(a.stream(), b.stream()).toList()));
+      }
+    }
     claimed.forEach((m, urls) -> {
       for (String url : urls) {
         StructureDefinition profile = definitions.profile(url);
@@ -133,10 +150,11 @@ final class ConfigCheck {
         PlannedSource source = sources.get(m.source());
         return source == null || source.tasks().isEmpty() ? null : source.columns();
       });
+      // Against the profiles, once the mappings compile (a misspelt element would also be "never written").
+      problems.addAll(conformance(config, warnings));
     } catch (MappingException e) {
       problems.add(e);
     }
-    problems.addAll(conformance(config, warnings));
     return problems;
   }
 

@@ -148,7 +148,7 @@ class CheckConfigTest {
       assertThat(r.out(), endsWith("OK: " + config + (job.equals("default") ? " (1 source(s), 1 mapping(s))\n"
           : " (11 source(s), 10 mapping(s))\n")));
       assertThat(r.out().lines().filter(l -> l.startsWith("warning: ")).count(), equalTo(job.equals("default") ? 0L
-          : 5L));
+          : 4L));
     }
   }
 
@@ -172,5 +172,17 @@ class CheckConfigTest {
     assertThat(r.out(), equalTo("warning: " + mapping + ":3: mapping people claims profile"
         + " http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient, which is not among the loaded definitions"
         + " (validation.packages): not checked\nOK: " + config + " (1 source(s), 1 mapping(s))\n"));
+    // A profile every resource is validated against must be of every mapping's type.
+    Files.writeString(config, Files.readString(config) + "validation:\n  packages: [" + DefaultJobTest.HOME.resolve(
+        "config/packages/hl7.fhir.us.core-3.1.1.tgz") + "]\n  profiles:"
+        + " [http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition]\n");
+    assertThat(checkFails(config), equalTo("error: the configuration has 3 problems:\n"
+        + "  " + config + ": validation.profiles: http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition is"
+        + " a profile of Condition: every resource of mapping(s) people would fail it (name a mapping's profiles in its"
+        + " meta.profile)\n"
+        + "  " + mapping + ":3: mapping people never writes Patient.identifier, which US Core Patient Profile requires"
+        + " (min 1): no resource of it can conform\n"
+        + "  " + mapping + ":3: mapping people never writes Patient.name, which US Core Patient Profile requires"
+        + " (min 1): no resource of it can conform\n"));
   }
 }

@@ -35,7 +35,7 @@ public final class ProfileConformance {
   public static List<Finding> check(MappingConfig mapping, StructureDefinition profile) {
     Map<String, ElementDefinition> elements = new LinkedHashMap<>();
     for (ElementDefinition e : profile.getSnapshot().getElement()) {
-      if (!e.getId().contains(":")) {
+      if (!(e.hasId() ? e.getId() : e.getPath()).contains(":")) {
         elements.put(e.getPath(), e);
       }
     }
@@ -43,7 +43,7 @@ public final class ProfileConformance {
     for (ValueRule rule : mapping.elements()) {
       Written node = root;
       for (String segment : MappingCompiler.segments(rule.path())) {
-        node = node.children.computeIfAbsent(segment, s -> new Written());
+        node = node.children.computeIfAbsent(repetition(segment), s -> new Written());
         node.rules.add(rule);
       }
     }
@@ -71,11 +71,12 @@ public final class ProfileConformance {
         continue; // set by the mapping's id rule, or extensions (their slices are not checked here)
       }
       boolean choice = name.endsWith("[x]");
+      // A choice element is written under the name of one of the types the profile allows (valueQuantity).
+      List<String> names = !choice ? List.of(name) : e.getType().stream().map(t -> name.substring(0,
+          name.length() - 3) + Character.toUpperCase(t.getCode().charAt(0)) + t.getCode().substring(1)).toList();
       List<Map.Entry<String, Written>> written = new ArrayList<>();
       for (Map.Entry<String, Written> c : instance.children.entrySet()) {
-        String element = c.getKey().replaceAll("\\[.*]$", "");
-        if (choice ? element.startsWith(name.substring(0, name.length() - 3)) && element.length() > name.length() - 3
-            && Character.isUpperCase(element.charAt(name.length() - 3)) : element.equals(name)) {
+        if (names.contains(c.getKey().substring(0, c.getKey().indexOf('[')))) {
           written.add(c);
         }
       }
@@ -84,29 +85,33 @@ public final class ProfileConformance {
             + ", which " + profile + " requires (min " + e.getMin() + "): no resource of it can conform"));
         continue;
       }
+      String idColumn = mapping.id().column();
+      boolean canBeLeftOut = written.stream().allMatch(w -> canBeLeftOut(w.getValue(), instance, instance == root,
+          idColumn));
       if ("0".equals(e.getMax()) && !written.isEmpty()) {
-        findings.add(new Finding(true, written.get(0).getValue().rules.get(0).location(), "mapping " + mapping.name()
-            + " writes " + childPath + ", which " + profile + " forbids (max 0)"));
+        // Written only when a column has a value, the rows without one still conform.
+        findings.add(new Finding(!canBeLeftOut, written.get(0).getValue().rules.get(0).location(), "mapping "
+            + mapping.name() + " writes " + childPath + ", which " + profile + " forbids (max 0)" + (canBeLeftOut
+                ? ", when " + columns(written) + " has a value" : "")));
         continue;
       }
-      String idColumn = mapping.id().column();
-      if (e.getMin() >= 1 && written.stream().allMatch(w -> canBeLeftOut(w.getValue(), instance, instance == root,
-          idColumn))) {
+      if (e.getMin() >= 1 && canBeLeftOut) {
         findings.add(new Finding(false, written.get(0).getValue().rules.get(0).location(), "mapping "
-            + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when " + String.join(
-                " or ", written.stream().flatMap(w -> w.getValue().rules.stream()).filter(r -> r.constant() == null)
-                    .map(ProfileConformance::from).distinct().toList())
-            + " has a value: rows without one give resources that do not conform (make the rule required, or give"
-            + " it a default)"));
+            + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when "
+            + columns(written) + " has a value: rows without one give resources that do not conform (make the rule"
+            + " required, or give it a default)"));
       }
+      DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
       for (Map.Entry<String, Written> w : written) {
         Written child = w.getValue();
         String at = child.rules.get(0).location();
-        DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
         if (fixed instanceof PrimitiveType<?> value && child.children.isEmpty() && child.rules.size() == 1
-            && child.rules.get(0).constant() != null && !child.rules.get(0).constant().equals(value.asStringValue())) {
-          findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes '" + child.rules.get(0).constant()
-              + "' to " + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
+            && child.rules.get(0).constant() != null) {
+          String constant = asWritten(child.rules.get(0).constant(), e);
+          if (!constant.equals(value.asStringValue())) {
+            findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes '" + constant + "' to "
+                + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
+          }
         }
         if (!choice) {
           visit(childPath, child, root, at, elements, profile, mapping, findings);
@@ -124,11 +129,66 @@ public final class ProfileConformance {
    * parent can exist through a rule outside it (the resource itself always exists).
    */
   private static boolean canBeLeftOut(Written child, Written parent, boolean parentIsResource, String idColumn) {
-    boolean alwaysThere = child.rules.stream().anyMatch(r -> r.defaultValue() != null || r.required()
-        || (r.column() != null && r.column().equals(idColumn)))
+    boolean alwaysThere = child.rules.stream().anyMatch(r -> (r.defaultValue() != null
+            && r.unmapped() != ValueRule.Unmapped.OMIT) || r.required()
+            || (r.column() != null && r.column().equals(idColumn)) || alwaysHasAValue(r.expression()))
         || child.rules.stream().allMatch(r -> r.constant() != null);
     return !alwaysThere && (parentIsResource || parent.rules.stream().anyMatch(r -> r.constant() == null
         && !child.rules.contains(r)));
+  }
+
+  /** The segment of a rule's path as the engine takes it: {@code name} is {@code name[0]}, {@code [007]} is [7]. */
+  private static String repetition(String segment) {
+    int bracket = segment.indexOf('[');
+    if (bracket < 0) {
+      return segment + "[0]";
+    }
+    String inside = segment.substring(bracket + 1, segment.length() - 1);
+    return inside.matches("\\d+") ? segment.substring(0, bracket) + "[" + Integer.parseInt(inside) + "]" : segment;
+  }
+
+  /** A constant as the engine writes it to the element (trimmed and converted to its type: yes is true). */
+  private static String asWritten(String constant, ElementDefinition e) {
+    if (e.getType().size() != 1) {
+      return constant.strip();
+    }
+    try {
+      return PrimitiveKind.of(e.getType().get(0).getCode()).convert(constant.strip());
+    } catch (PrimitiveKind.BadValue | RuntimeException ex) {
+      return constant.strip(); // the compiler reports a constant that its element cannot take
+    }
+  }
+
+  /** The columns and expressions the rules below the written elements read, for a message. */
+  private static String columns(List<Map.Entry<String, Written>> written) {
+    return String.join(" or ", written.stream().flatMap(w -> w.getValue().rules.stream())
+        .filter(r -> r.constant() == null).map(ProfileConformance::from).distinct().toList());
+  }
+
+  /**
+   * Whether an expression gives a value whatever the row holds: a literal that is not blank, {@code if} with both
+   * branches such, or {@code coalesce} with one such argument.
+   */
+  private static boolean alwaysHasAValue(String expression) {
+    if (expression == null) {
+      return false;
+    }
+    try {
+      return alwaysHasAValue(Expr.parse(expression));
+    } catch (Expr.BadExpression e) {
+      return false; // the compiler reports it
+    }
+  }
+
+  private static boolean alwaysHasAValue(Expr e) {
+    if (e instanceof Expr.Literal l) {
+      return !l.text().isBlank();
+    }
+    if (e instanceof Expr.Call c && c.function().equals("if")) {
+      return c.args().size() == 3 && alwaysHasAValue(c.args().get(1)) && alwaysHasAValue(c.args().get(2));
+    }
+    return e instanceof Expr.Call c && c.function().equals("coalesce") && c.args().stream()
+        .anyMatch(ProfileConformance::alwaysHasAValue);
   }
 
   /** What a rule's value comes from, for a message: its column or its expression. */
