@@ -89,6 +89,9 @@ final class ConfigCheck {
             : java.util.stream.Stream.concat(a.stream(), b.stream()).toList()));
       }
     }
+    Map<String, java.util.Optional<Set<String>>> valueSets = new java.util.HashMap<>();
+    java.util.function.Function<String, Set<String>> codes = url -> valueSets.computeIfAbsent(url,
+        u -> java.util.Optional.ofNullable(definitions.codesOf(u))).orElse(null);
     claimed.forEach((m, urls) -> {
       for (String url : urls) {
         StructureDefinition profile = definitions.profile(url);
@@ -96,7 +99,7 @@ final class ConfigCheck {
           warnings.add(m.resourceLocation() + ": mapping " + m.name() + " claims profile " + url + ", which is not"
               + " among the loaded definitions (validation.packages): not checked");
         } else if (profile.getType().equals(m.resourceType())) {
-          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile)) {
+          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile, codes)) {
             if (f.error()) {
               problems.add(new ConfigException(f.location(), null, f.message()));
             } else {

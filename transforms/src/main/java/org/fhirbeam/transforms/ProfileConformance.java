@@ -4,10 +4,13 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.ValueRule;
 import org.hl7.fhir.r5.model.DataType;
 import org.hl7.fhir.r5.model.ElementDefinition;
+import org.hl7.fhir.r5.model.Enumerations;
 import org.hl7.fhir.r5.model.PrimitiveType;
 import org.hl7.fhir.r5.model.StructureDefinition;
 
@@ -18,9 +21,10 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * primitive element. Checked against the profile's snapshot, element by element below each element the mapping
  * writes, once per repetition it writes ({@code identifier[0]}, {@code identifier[1]}).
  *
- * <p>Not checked here (HAPI's validator still checks them in a run with validation): slices and their
- * discriminators, the elements inside extensions, elements below a choice element ({@code value[x]}), bindings,
- * invariants and reference targets.
+ * <p>Codes a mapping can write (constants, defaults, code-map values) are checked against the profile's required
+ * bindings whose value sets expand offline. Not checked here (HAPI's validator still checks them in a run with
+ * validation): slices and their discriminators, the elements inside extensions, elements below a choice element
+ * ({@code value[x]}), codes from expressions, the system of a bound code, invariants and reference targets.
  */
 public final class ProfileConformance {
   private ProfileConformance() {}
@@ -30,9 +34,11 @@ public final class ProfileConformance {
 
   /**
    * The findings for {@code mapping} against {@code profile}, a StructureDefinition with its snapshot (as the
-   * validator's definitions give it: {@code FhirValidation#profile}).
+   * validator's definitions give it: {@code FhirValidation#profile}); {@code valueSetCodes} gives the codes of a value
+   * set by url, or null when they cannot be known here ({@code FhirValidation#codesOf}).
    */
-  public static List<Finding> check(MappingConfig mapping, StructureDefinition profile) {
+  public static List<Finding> check(MappingConfig mapping, StructureDefinition profile,
+      Function<String, Set<String>> valueSetCodes) {
     Map<String, ElementDefinition> elements = new LinkedHashMap<>();
     for (ElementDefinition e : profile.getSnapshot().getElement()) {
       if (!(e.hasId() ? e.getId() : e.getPath()).contains(":")) {
@@ -49,7 +55,8 @@ public final class ProfileConformance {
     }
     List<Finding> findings = new ArrayList<>();
     String name = profile.hasTitle() ? profile.getTitle() : profile.getName();
-    visit(profile.getType(), root, root, mapping.resourceLocation(), elements, name, mapping, findings);
+    new Visit(mapping, elements, name, valueSetCodes, root, findings).visit(profile.getType(), root,
+        mapping.resourceLocation());
     return findings;
   }
 
@@ -59,62 +66,121 @@ public final class ProfileConformance {
     final List<ValueRule> rules = new ArrayList<>();
   }
 
-  private static void visit(String path, Written instance, Written root, String location,
-      Map<String, ElementDefinition> elements, String profile, MappingConfig mapping, List<Finding> findings) {
-    for (ElementDefinition e : elements.values()) {
-      String childPath = e.getPath();
-      if (!childPath.startsWith(path + ".") || childPath.indexOf('.', path.length() + 1) >= 0) {
-        continue; // not a child of this element
-      }
-      String name = childPath.substring(path.length() + 1);
-      if (name.equals("id") || name.equals("extension") || name.equals("modifierExtension")) {
-        continue; // set by the mapping's id rule, or extensions (their slices are not checked here)
-      }
-      boolean choice = name.endsWith("[x]");
-      // A choice element is written under the name of one of the types the profile allows (valueQuantity).
-      List<String> names = !choice ? List.of(name) : e.getType().stream().map(t -> name.substring(0,
-          name.length() - 3) + Character.toUpperCase(t.getCode().charAt(0)) + t.getCode().substring(1)).toList();
-      List<Map.Entry<String, Written>> written = new ArrayList<>();
-      for (Map.Entry<String, Written> c : instance.children.entrySet()) {
-        if (names.contains(c.getKey().substring(0, c.getKey().indexOf('[')))) {
-          written.add(c);
+  /** One mapping against one profile: the walk down the elements the mapping writes. */
+  private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements, String profile,
+      Function<String, Set<String>> valueSetCodes, Written root, List<Finding> findings) {
+
+    void visit(String path, Written instance, String location) {
+      for (ElementDefinition e : elements.values()) {
+        String childPath = e.getPath();
+        if (!childPath.startsWith(path + ".") || childPath.indexOf('.', path.length() + 1) >= 0) {
+          continue; // not a child of this element
         }
-      }
-      if (e.getMin() >= 1 && written.isEmpty()) {
-        findings.add(new Finding(true, location, "mapping " + mapping.name() + " never writes " + childPath
-            + ", which " + profile + " requires (min " + e.getMin() + "): no resource of it can conform"));
-        continue;
-      }
-      String idColumn = mapping.id().column();
-      boolean canBeLeftOut = written.stream().allMatch(w -> canBeLeftOut(w.getValue(), instance, instance == root,
-          idColumn));
-      if ("0".equals(e.getMax()) && !written.isEmpty()) {
-        // Written only when a column has a value, the rows without one still conform.
-        findings.add(new Finding(!canBeLeftOut, written.get(0).getValue().rules.get(0).location(), "mapping "
-            + mapping.name() + " writes " + childPath + ", which " + profile + " forbids (max 0)" + (canBeLeftOut
-                ? ", when " + columns(written) + " has a value" : "")));
-        continue;
-      }
-      if (e.getMin() >= 1 && canBeLeftOut) {
-        findings.add(new Finding(false, written.get(0).getValue().rules.get(0).location(), "mapping "
-            + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when "
-            + columns(written) + " has a value: rows without one give resources that do not conform (make the rule"
-            + " required, or give it a default)"));
-      }
-      DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
-      for (Map.Entry<String, Written> w : written) {
-        Written child = w.getValue();
-        String at = child.rules.get(0).location();
-        if (fixed instanceof PrimitiveType<?> value && child.children.isEmpty() && child.rules.size() == 1
-            && child.rules.get(0).constant() != null) {
-          String constant = asWritten(child.rules.get(0).constant(), e);
-          if (!constant.equals(value.asStringValue())) {
-            findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes '" + constant + "' to "
-                + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
+        String name = childPath.substring(path.length() + 1);
+        if (name.equals("id") || name.equals("extension") || name.equals("modifierExtension")) {
+          continue; // set by the mapping's id rule, or extensions (their slices are not checked here)
+        }
+        boolean choice = name.endsWith("[x]");
+        // A choice element is written under the name of one of the types the profile allows (valueQuantity).
+        List<String> names = !choice ? List.of(name) : e.getType().stream().map(t -> name.substring(0,
+            name.length() - 3) + Character.toUpperCase(t.getCode().charAt(0)) + t.getCode().substring(1)).toList();
+        List<Map.Entry<String, Written>> written = new ArrayList<>();
+        for (Map.Entry<String, Written> c : instance.children.entrySet()) {
+          if (names.contains(c.getKey().substring(0, c.getKey().indexOf('[')))) {
+            written.add(c);
           }
         }
-        if (!choice) {
-          visit(childPath, child, root, at, elements, profile, mapping, findings);
+        if (e.getMin() >= 1 && written.isEmpty()) {
+          findings.add(new Finding(true, location, "mapping " + mapping.name() + " never writes " + childPath
+              + ", which " + profile + " requires (min " + e.getMin() + "): no resource of it can conform"));
+          continue;
+        }
+        String idColumn = mapping.id().column();
+        boolean canBeLeftOut = written.stream().allMatch(w -> canBeLeftOut(w.getValue(), instance, instance == root,
+            idColumn));
+        if ("0".equals(e.getMax()) && !written.isEmpty()) {
+          // Written only when a column has a value, the rows without one still conform.
+          findings.add(new Finding(!canBeLeftOut, written.get(0).getValue().rules.get(0).location(), "mapping "
+              + mapping.name() + " writes " + childPath + ", which " + profile + " forbids (max 0)" + (canBeLeftOut
+                  ? ", when " + columns(written) + " has a value" : "")));
+          continue;
+        }
+        if (e.getMin() >= 1 && canBeLeftOut) {
+          findings.add(new Finding(false, written.get(0).getValue().rules.get(0).location(), "mapping "
+              + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when "
+              + columns(written) + " has a value: rows without one give resources that do not conform (make the rule"
+              + " required, or give it a default)"));
+        }
+        DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
+        for (Map.Entry<String, Written> w : written) {
+          Written child = w.getValue();
+          String at = child.rules.get(0).location();
+          if (fixed instanceof PrimitiveType<?> value && child.children.isEmpty() && child.rules.size() == 1
+              && child.rules.get(0).constant() != null) {
+            String constant = asWritten(child.rules.get(0).constant(), e);
+            if (!constant.equals(value.asStringValue())) {
+              findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes '" + constant + "' to "
+                  + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
+            }
+          }
+          checkBinding(e, childPath, child);
+          if (!choice) {
+            visit(childPath, child, at);
+          }
+        }
+      }
+    }
+
+    /**
+     * The codes a leaf can write (its constant, default and code map's values) against a required binding of the
+     * profile on that element, or on the Coding or CodeableConcept it is the code of.
+     */
+    void checkBinding(ElementDefinition e, String elementPath, Written child) {
+      if (!e.hasBinding() || e.getBinding().getStrength() != Enumerations.BindingStrength.REQUIRED
+          || !e.getBinding().hasValueSet()) {
+        return;
+      }
+      List<ValueRule> leaves = new ArrayList<>();
+      if (child.children.isEmpty()) {
+        leaves.addAll(child.rules);
+      } else {
+        // A CodeableConcept's coding[i].code, or a Coding's code.
+        child.children.forEach((k, grandchild) -> {
+          if (k.startsWith("code[")) {
+            leaves.addAll(grandchild.rules);
+          } else if (k.startsWith("coding[")) {
+            Written code = grandchild.children.get("code[0]");
+            if (code != null) {
+              leaves.addAll(code.rules);
+            }
+          }
+        });
+      }
+      if (leaves.isEmpty()) {
+        return;
+      }
+      Set<String> codes = valueSetCodes.apply(e.getBinding().getValueSet());
+      if (codes == null) {
+        return; // not expandable here: left to a run's validation
+      }
+      for (ValueRule r : leaves) {
+        List<String> values = new ArrayList<>();
+        if (r.constant() != null) {
+          values.add(r.constant().strip());
+        }
+        if (r.defaultValue() != null) {
+          values.add(r.defaultValue().strip());
+        }
+        if (r.unmapped() != ValueRule.Unmapped.KEEP) {
+          r.codeMap().values().forEach(v -> values.add(v.strip()));
+        }
+        for (String v : values.stream().distinct().toList()) {
+          if (!codes.contains(v)) {
+            findings.add(new Finding(true, r.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
+                + elementPath + ", which " + profile + " binds to " + e.getBinding().getValueSet() + " (required)"
+                + (codes.size() <= 12 ? ", whose codes are " + String.join(", ", codes) : ", which does not hold it ("
+                    + codes.size() + " codes)")));
+          }
         }
       }
     }

@@ -452,6 +452,37 @@ public final class FhirValidation {
     return results;
   }
 
+  /**
+   * The codes of value set {@code url} (a version after {@code |} is ignored), expanded from R4's and the loaded
+   * definitions; null when it cannot be expanded here (a filter over SNOMED CT, say).
+   */
+  public Set<String> codesOf(String url) {
+    String plain = url.contains("|") ? url.substring(0, url.indexOf('|')) : url;
+    try {
+      IValidationSupport.ValueSetExpansionOutcome outcome = support.expandValueSet(
+          new ca.uhn.fhir.context.support.ValidationSupportContext(support), null, plain);
+      if (outcome == null || outcome.getError() != null
+          || !(outcome.getValueSet() instanceof org.hl7.fhir.r4.model.ValueSet expanded)) {
+        return null;
+      }
+      Set<String> codes = new java.util.TreeSet<>();
+      addCodes(expanded.getExpansion().getContains(), codes);
+      return codes;
+    } catch (RuntimeException e) {
+      return null;
+    }
+  }
+
+  private static void addCodes(List<org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent> contains,
+      Set<String> into) {
+    for (org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent c : contains) {
+      if (c.hasCode()) {
+        into.add(c.getCode());
+      }
+      addCodes(c.getContains(), into);
+    }
+  }
+
   /** Whether the value set a message names can be expanded from what is loaded (remembered per url). */
   private boolean expandableValueSetIn(String message) {
     java.util.regex.Matcher m = VALUE_SET_URL.matcher(message == null ? "" : message);

@@ -9,12 +9,16 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Function;
 import java.util.stream.Stream;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.validation.FhirValidation;
 import org.hl7.fhir.r5.model.BooleanType;
 import org.hl7.fhir.r5.model.ElementDefinition;
+import org.hl7.fhir.r5.model.Enumerations;
 import org.hl7.fhir.r5.model.StructureDefinition;
 import org.hl7.fhir.r5.model.UriType;
 import org.junit.jupiter.api.Test;
@@ -24,16 +28,18 @@ import org.junit.jupiter.api.io.TempDir;
 class ProfileConformanceTest {
   static final Path US_CORE = Path.of("../config/packages/hl7.fhir.us.core-3.1.1.tgz");
 
-  static List<String> findings(MappingConfig mapping, StructureDefinition profile) {
+  static List<String> findings(MappingConfig mapping, StructureDefinition profile,
+      Function<String, Set<String>> valueSetCodes) {
     List<String> out = new ArrayList<>();
-    for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile)) {
+    for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile, valueSetCodes)) {
       out.add((f.error() ? "error " : "warning ") + f.location().replaceAll("^.*/", "") + ": " + f.message());
     }
     return out;
   }
 
   static List<String> findings(MappingConfig mapping, String usCoreProfile) {
-    return findings(mapping, FhirValidation.shared(List.of(US_CORE)).profile(usCoreProfile));
+    FhirValidation definitions = FhirValidation.shared(List.of(US_CORE));
+    return findings(mapping, definitions.profile(usCoreProfile), definitions::codesOf);
   }
 
   /** Each rule kind against a small profile of Patient. */
@@ -53,7 +59,10 @@ class ProfileConformanceTest {
     multipleBirth.addType().setCode("integer");
     element(profile, "Patient.name", 0, "*");
     element(profile, "Patient.name.family", 1, "1");
-    element(profile, "Patient.maritalStatus", 1, "1");
+    element(profile, "Patient.maritalStatus", 1, "1").getBinding()
+        .setStrength(Enumerations.BindingStrength.REQUIRED).setValueSet("urn:test:marital|1.0");
+    element(profile, "Patient.language", 0, "1").getBinding()
+        .setStrength(Enumerations.BindingStrength.REQUIRED).setValueSet("urn:test:unknown-terminology");
     MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("m.yaml"), """
         name: t
         source: s
@@ -73,10 +82,14 @@ class ProfileConformanceTest {
           name[2].family: {value: Doe}
           name[2].given[0]: {column: first}
           maritalStatus.text: {expr: "coalesce(status, 'unknown')"}
+          maritalStatus.coding[0].code: {column: ms, map: {married: M, single: S, divorced: D}}
+          language: {value: xx}
         """));
     String tail = " has a value: rows without one give resources that do not conform (make the rule required, or give"
         + " it a default)";
-    assertThat(findings(m, profile), equalTo(List.of(
+    Function<String, Set<String>> codes = url -> url.equals("urn:test:marital|1.0") ? new TreeSet<>(Set.of("M", "S",
+        "W")) : null;
+    assertThat(findings(m, profile, codes), equalTo(List.of(
         // identifier and identifier[0] are one repetition
         "warning m.yaml:6: mapping t writes Patient.identifier (TestPatient requires it) only when column mrn or column"
             + " ssn" + tail,
@@ -92,8 +105,11 @@ class ProfileConformanceTest {
         // name[0] can exist through its given name alone; name[1] only with its (required) family name; name[2]
         // through its given name, with the family name it has as a constant.
         "warning m.yaml:13: mapping t writes Patient.name.family (TestPatient requires it) only when column last"
-            + tail)));
-    // maritalStatus: coalesce(status, 'unknown') always gives a value
+            + tail,
+        // maritalStatus: coalesce(status, 'unknown') always gives it a value; of its codes, D is not in the value
+        // set. The language's value set cannot be expanded here: left to a run's validation.
+        "error m.yaml:19: mapping t writes 'D' to Patient.maritalStatus, which TestPatient binds to"
+            + " urn:test:marital|1.0 (required), whose codes are M, S, W")));
   }
 
   private static ElementDefinition element(StructureDefinition profile, String id, int min, String max) {
@@ -142,5 +158,17 @@ class ProfileConformanceTest {
             + " Core MedicationRequest Profile requires it) only when expression ref('Practitioner', PROVIDER)" + tail,
         "warning procedure.yaml:17: mapping synthea_procedure writes Procedure.performed[x] (US Core Procedure Profile"
             + " requires it) only when column DATE" + tail)));
+  }
+
+  /** A code outside a required binding of US Core, expanded from the package (condition-ver-status). */
+  @Test
+  void aConstantOutsideARequiredBindingIsAnError(@TempDir Path dir) throws IOException {
+    Path copy = Files.writeString(dir.resolve("condition.yaml"), Files.readString(Path.of(
+        "../config/mappings/synthea/condition.yaml")).replace("code: {value: confirmed}", "code: {value: certain}"));
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(copy);
+    assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition"), equalTo(List.of(
+        "error condition.yaml:14: mapping synthea_condition writes 'certain' to Condition.verificationStatus, which US"
+            + " Core Condition Profile binds to http://hl7.org/fhir/ValueSet/condition-ver-status (required),"
+            + " whose codes are confirmed, differential, entered-in-error, provisional, refuted, unconfirmed")));
   }
 }
