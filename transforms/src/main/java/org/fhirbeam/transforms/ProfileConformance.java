@@ -21,10 +21,11 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * primitive element. Checked against the profile's snapshot, element by element below each element the mapping
  * writes, once per repetition it writes ({@code identifier[0]}, {@code identifier[1]}).
  *
- * <p>Codes a mapping can write (constants, defaults, code-map values) are checked against the profile's required
- * bindings whose value sets expand offline. Not checked here (HAPI's validator still checks them in a run with
- * validation): slices and their discriminators, the elements inside extensions, elements below a choice element
- * ({@code value[x]}), codes from expressions, the system of a bound code, invariants and reference targets.
+ * <p>Codes a mapping can write (constants, defaults, code-map values, the literals of an expression) are checked
+ * against the profile's required bindings whose value sets expand offline. Not checked here (HAPI's validator still
+ * checks them in a run with validation): slices and their discriminators, the elements inside extensions, elements
+ * below a choice element ({@code value[x]}), codes an expression computes from the row, the system of a bound code,
+ * invariants and reference targets.
  */
 public final class ProfileConformance {
   private ProfileConformance() {}
@@ -132,8 +133,8 @@ public final class ProfileConformance {
     }
 
     /**
-     * The codes a leaf can write (its constant, default and code map's values) against a required binding of the
-     * profile on that element, or on the Coding or CodeableConcept it is the code of.
+     * The codes a leaf can write (its constant, default, code map's values, the literals of its expression) against a
+     * required binding of the profile on that element, or on the Coding or CodeableConcept it is the code of.
      */
     void checkBinding(ElementDefinition e, String elementPath, Written child) {
       if (!e.hasBinding() || e.getBinding().getStrength() != Enumerations.BindingStrength.REQUIRED
@@ -173,6 +174,9 @@ public final class ProfileConformance {
         }
         if (r.unmapped() != ValueRule.Unmapped.KEEP) {
           r.codeMap().values().forEach(v -> values.add(v.strip()));
+        }
+        if (r.expression() != null && r.codeMap().isEmpty()) {
+          values.addAll(literalsWritten(r.expression()));
         }
         for (String v : values.stream().distinct().toList()) {
           if (!codes.contains(v)) {
@@ -255,6 +259,30 @@ public final class ProfileConformance {
     }
     return e instanceof Expr.Call c && c.function().equals("coalesce") && c.args().stream()
         .anyMatch(ProfileConformance::alwaysHasAValue);
+  }
+
+  /**
+   * The literals an expression can give as they are: itself, the branches of an {@code if}, the arguments of a
+   * {@code coalesce} (what it computes from the row is not known here).
+   */
+  private static List<String> literalsWritten(String expression) {
+    try {
+      List<String> out = new ArrayList<>();
+      literalsWritten(Expr.parse(expression), out);
+      return out;
+    } catch (Expr.BadExpression e) {
+      return List.of(); // the compiler reports it
+    }
+  }
+
+  private static void literalsWritten(Expr e, List<String> out) {
+    if (e instanceof Expr.Literal l && !l.text().isBlank()) {
+      out.add(l.text().strip());
+    } else if (e instanceof Expr.Call c && c.function().equals("if")) {
+      c.args().subList(1, c.args().size()).forEach(a -> literalsWritten(a, out));
+    } else if (e instanceof Expr.Call c && c.function().equals("coalesce")) {
+      c.args().forEach(a -> literalsWritten(a, out));
+    }
   }
 
   /** What a rule's value comes from, for a message: its column or its expression. */

@@ -160,13 +160,20 @@ class ProfileConformanceTest {
             + " requires it) only when column DATE" + tail)));
   }
 
-  /** A code outside a required binding of US Core, expanded from the package (condition-ver-status). */
+  /**
+   * Codes outside required bindings of US Core, expanded from the package: a constant, and a literal of an expression
+   * (the other, 'resolved', is a code).
+   */
   @Test
   void aConstantOutsideARequiredBindingIsAnError(@TempDir Path dir) throws IOException {
     Path copy = Files.writeString(dir.resolve("condition.yaml"), Files.readString(Path.of(
-        "../config/mappings/synthea/condition.yaml")).replace("code: {value: confirmed}", "code: {value: certain}"));
+        "../config/mappings/synthea/condition.yaml")).replace("code: {value: confirmed}", "code: {value: certain}")
+        .replace("'resolved', 'active'", "'resolved', 'ongoing'"));
     MappingConfig m = new ConfigLoader(Map.of()).loadMapping(copy);
     assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition"), equalTo(List.of(
+        "error condition.yaml:12: mapping synthea_condition writes 'ongoing' to Condition.clinicalStatus, which US"
+            + " Core Condition Profile binds to http://hl7.org/fhir/ValueSet/condition-clinical (required), whose"
+            + " codes are active, inactive, recurrence, relapse, remission, resolved",
         "error condition.yaml:14: mapping synthea_condition writes 'certain' to Condition.verificationStatus, which US"
             + " Core Condition Profile binds to http://hl7.org/fhir/ValueSet/condition-ver-status (required),"
             + " whose codes are confirmed, differential, entered-in-error, provisional, refuted, unconfirmed")));
