@@ -99,7 +99,7 @@ final class ConfigCheck {
           warnings.add(m.resourceLocation() + ": mapping " + m.name() + " claims profile " + url + ", which is not"
               + " among the loaded definitions (validation.packages): not checked");
         } else if (profile.getType().equals(m.resourceType())) {
-          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile, codes)) {
+          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile, codes, definitions::profile)) {
             if (f.error()) {
               problems.add(new ConfigException(f.location(), null, f.message()));
             } else {

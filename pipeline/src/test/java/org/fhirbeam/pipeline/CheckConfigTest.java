@@ -148,7 +148,7 @@ class CheckConfigTest {
       assertThat(r.out(), endsWith("OK: " + config + (job.equals("default") ? " (1 source(s), 1 mapping(s))\n"
           : " (11 source(s), 10 mapping(s))\n")));
       assertThat(r.out().lines().filter(l -> l.startsWith("warning: ")).count(), equalTo(job.equals("default") ? 0L
-          : 4L));
+          : 6L));
     }
   }
 

@@ -36,10 +36,11 @@ public final class ProfileConformance {
   /**
    * The findings for {@code mapping} against {@code profile}, a StructureDefinition with its snapshot (as the
    * validator's definitions give it: {@code FhirValidation#profile}); {@code valueSetCodes} gives the codes of a value
-   * set by url, or null when they cannot be known here ({@code FhirValidation#codesOf}).
+   * set by url, or null when they cannot be known here ({@code FhirValidation#codesOf}); {@code extensions} the
+   * definition of an extension by url, or null ({@code FhirValidation#profile}).
    */
   public static List<Finding> check(MappingConfig mapping, StructureDefinition profile,
-      Function<String, Set<String>> valueSetCodes) {
+      Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions) {
     Map<String, ElementDefinition> elements = new LinkedHashMap<>();
     for (ElementDefinition e : profile.getSnapshot().getElement()) {
       if (!(e.hasId() ? e.getId() : e.getPath()).contains(":")) {
@@ -56,7 +57,7 @@ public final class ProfileConformance {
     }
     List<Finding> findings = new ArrayList<>();
     String name = profile.hasTitle() ? profile.getTitle() : profile.getName();
-    new Visit(mapping, elements, name, valueSetCodes, root, findings).visit(profile.getType(), root,
+    new Visit(mapping, elements, name, valueSetCodes, extensions, root, findings).visit(profile.getType(), root,
         mapping.resourceLocation());
     return findings;
   }
@@ -69,9 +70,18 @@ public final class ProfileConformance {
 
   /** One mapping against one profile: the walk down the elements the mapping writes. */
   private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements, String profile,
-      Function<String, Set<String>> valueSetCodes, Written root, List<Finding> findings) {
+      Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions, Written root,
+      List<Finding> findings) {
 
     void visit(String path, Written instance, String location) {
+      instance.children.forEach((key, written) -> {
+        if (key.startsWith("extension[") && key.contains("://")) {
+          StructureDefinition definition = extensions.apply(key.substring("extension[".length(), key.length() - 1));
+          if (definition != null) {
+            checkExtension(definition, written);
+          }
+        }
+      });
       for (ElementDefinition e : elements.values()) {
         String childPath = e.getPath();
         if (!childPath.startsWith(path + ".") || childPath.indexOf('.', path.length() + 1) >= 0) {
@@ -128,6 +138,35 @@ public final class ProfileConformance {
           if (!choice) {
             visit(childPath, child, at);
           }
+        }
+      }
+    }
+
+    /**
+     * The sub-extensions (slices of {@code Extension.extension}, by their url) that an extension's definition requires
+     * of each one the mapping writes: US Core race needs its {@code text}.
+     */
+    void checkExtension(StructureDefinition definition, Written extension) {
+      String name = definition.hasTitle() ? definition.getTitle() : definition.getName();
+      for (ElementDefinition slice : definition.getSnapshot().getElement()) {
+        String id = slice.hasId() ? slice.getId() : "";
+        if (!id.matches("Extension\\.extension:[^.]+") || slice.getMin() < 1) {
+          continue;
+        }
+        String sliceName = id.substring("Extension.extension:".length());
+        String url = definition.getSnapshot().getElement().stream().filter(e -> (id + ".url").equals(e.getId())
+            && e.hasFixed()).map(e -> ((PrimitiveType<?>) e.getFixed()).asStringValue()).findFirst().orElse(sliceName);
+        Written sub = extension.children.get("extension[" + url + "]");
+        String at = extension.rules.get(0).location();
+        if (sub == null) {
+          findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes " + name + " without its"
+              + " extension " + url + ", which it requires (min " + slice.getMin() + "): no resource of it can"
+              + " conform"));
+        } else if (canBeLeftOut(sub, extension, false, mapping.id().column())) {
+          findings.add(new Finding(false, sub.rules.get(0).location(), "mapping " + mapping.name() + " writes the"
+              + " extension " + url + " of " + name + " (which requires it) only when " + columns(List.of(
+                  Map.entry(url, sub))) + " has a value: rows without one give resources that do not conform (make"
+              + " the rule required, or give it a default)"));
         }
       }
     }
@@ -194,7 +233,8 @@ public final class ProfileConformance {
    * Whether a row can give a resource with {@code parent} but without {@code child} (docs/MAPPINGS.md, "Empty
    * values"). A complex element exists when one of its rules that reads the row has a value (one made of constants
    * only exists wherever its parent does); a rule with a default, a required one, or one reading the column of the
-   * resource's id (a row without it is a reject) always gives a value. So the
+   * resource's id (a row without it is a reject) always gives a value, and one copying a column gives one whenever
+   * that column has one. So the
    * child can be left out when none of its rules always gives a value, it is not made of constants only, and its
    * parent can exist through a rule outside it (the resource itself always exists).
    */
@@ -203,8 +243,39 @@ public final class ProfileConformance {
             && r.unmapped() != ValueRule.Unmapped.OMIT) || r.required()
             || (r.column() != null && r.column().equals(idColumn)) || alwaysHasAValue(r.expression()))
         || child.rules.stream().allMatch(r -> r.constant() != null);
-    return !alwaysThere && (parentIsResource || parent.rules.stream().anyMatch(r -> r.constant() == null
-        && !child.rules.contains(r)));
+    if (alwaysThere) {
+      return false;
+    }
+    // The child has a value whenever one of these columns has (its rules that copy a column).
+    Set<String> guaranteeing = new java.util.HashSet<>();
+    child.rules.stream().filter(r -> r.column() != null).forEach(r -> guaranteeing.add(r.column()));
+    // A rule outside the child gives the parent a value without the child when it may have one while none of those
+    // columns has: it always has a value, or it reads another column.
+    return parentIsResource || parent.rules.stream().anyMatch(r -> r.constant() == null && !child.rules.contains(r)
+        && (alwaysHasAValue(r.expression()) || !guaranteeing.containsAll(columnsRead(r))));
+  }
+
+  /** The columns a rule reads: its column, or those its expression names. */
+  private static Set<String> columnsRead(ValueRule rule) {
+    Set<String> columns = new java.util.HashSet<>();
+    if (rule.column() != null) {
+      columns.add(rule.column());
+    } else if (rule.expression() != null) {
+      try {
+        columnsRead(Expr.parse(rule.expression()), columns);
+      } catch (Expr.BadExpression e) {
+        columns.add(""); // the compiler reports it; unknown columns
+      }
+    }
+    return columns;
+  }
+
+  private static void columnsRead(Expr e, Set<String> into) {
+    if (e instanceof Expr.Column c) {
+      into.add(c.name());
+    } else if (e instanceof Expr.Call c) {
+      c.args().forEach(a -> columnsRead(a, into));
+    }
   }
 
   /** The segment of a rule's path as the engine takes it: {@code name} is {@code name[0]}, {@code [007]} is [7]. */

@@ -31,7 +31,9 @@ class ProfileConformanceTest {
   static List<String> findings(MappingConfig mapping, StructureDefinition profile,
       Function<String, Set<String>> valueSetCodes) {
     List<String> out = new ArrayList<>();
-    for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile, valueSetCodes)) {
+    FhirValidation definitions = FhirValidation.shared(List.of(US_CORE));
+    for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile, valueSetCodes,
+        definitions::profile)) {
       out.add((f.error() ? "error " : "warning ") + f.location().replaceAll("^.*/", "") + ": " + f.message());
     }
     return out;
@@ -156,6 +158,11 @@ class ProfileConformanceTest {
             + " (US Core MedicationRequest Profile requires it) only when column START" + tail,
         "warning medication_request.yaml:22: mapping synthea_medication_request writes MedicationRequest.requester (US"
             + " Core MedicationRequest Profile requires it) only when expression ref('Practitioner', PROVIDER)" + tail,
+        // Geolocation needs both; LAT and LON are read apart (race's text and the codes all come from RACE).
+        "warning patient.yaml:100: mapping synthea_patient writes the extension latitude of Geolocation (which requires"
+            + " it) only when column LAT" + tail,
+        "warning patient.yaml:101: mapping synthea_patient writes the extension longitude of Geolocation (which"
+            + " requires it) only when column LON" + tail,
         "warning procedure.yaml:17: mapping synthea_procedure writes Procedure.performed[x] (US Core Procedure Profile"
             + " requires it) only when column DATE" + tail)));
   }
@@ -177,5 +184,26 @@ class ProfileConformanceTest {
         "error condition.yaml:14: mapping synthea_condition writes 'certain' to Condition.verificationStatus, which US"
             + " Core Condition Profile binds to http://hl7.org/fhir/ValueSet/condition-ver-status (required),"
             + " whose codes are confirmed, differential, entered-in-error, provisional, refuted, unconfirmed")));
+  }
+
+  /** An extension's definition says which of its extensions it needs: US Core race, its text. */
+  @Test
+  void anExtensionWithoutTheExtensionsItRequiresIsAnError(@TempDir Path dir) throws IOException {
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("r.yaml"), """
+        name: r
+        source: s
+        resource: Patient
+        id: {column: pid}
+        elements:
+          extension[http://hl7.org/fhir/us/core/StructureDefinition/us-core-race].extension[ombCategory].valueCoding.code: {column: race}
+          identifier[0].value: {column: pid}
+          name[0].family: {column: pid}
+          gender: {value: unknown}
+        """));
+    assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"), equalTo(List.of(
+        "error r.yaml:6: mapping r writes US Core Race Extension without its extension text, which it requires (min"
+            + " 1): no resource of it can conform",
+        "error r.yaml:7: mapping r never writes Patient.identifier.system, which US Core Patient Profile requires (min"
+            + " 1): no resource of it can conform")));
   }
 }
