@@ -3,6 +3,7 @@ package org.fhirbeam.pipeline;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -14,7 +15,6 @@ import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.SourceConfig;
 import org.fhirbeam.config.ValidationSettings;
-import org.fhirbeam.config.ValueRule;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.MappingCompiler;
@@ -54,13 +54,10 @@ final class ConfigCheck {
    * warnings go to {@code warnings}.
    */
   private static List<InputException> conformance(PipelineConfig config, List<String> warnings) {
-    Map<MappingConfig, List<String>> claimed = new LinkedHashMap<>();
+    Map<MappingConfig, Set<String>> claimed = new LinkedHashMap<>();
     for (MappingConfig m : config.mappings()) {
-      List<String> urls = m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?")
-          && r.constant() != null).map(ValueRule::constant).distinct().toList();
-      if (!urls.isEmpty()) {
-        claimed.put(m, urls);
-      }
+      m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?") && r.constant() != null)
+          .forEach(r -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(r.constant()));
     }
     List<String> everyResource = config.validation().mode() == ValidationSettings.Mode.OFF ? List.of()
         : config.validation().profiles();
@@ -85,8 +82,7 @@ final class ConfigCheck {
             + " profile of " + profile.getType() + ": every resource of mapping(s) " + String.join(", ", others)
             + " would fail it (name a mapping's profiles in its meta.profile)"));
       } else {
-        config.mappings().forEach(m -> claimed.merge(m, List.of(url), (a, b) -> a.contains(url) ? a
-            : java.util.stream.Stream.concat(a.stream(), b.stream()).toList()));
+        config.mappings().forEach(m -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(url));
       }
     }
     Map<String, java.util.Optional<Set<String>>> valueSets = new java.util.HashMap<>();

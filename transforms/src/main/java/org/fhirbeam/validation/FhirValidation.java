@@ -458,16 +458,20 @@ public final class FhirValidation {
    */
   public Set<String> codesOf(String url) {
     String plain = url.contains("|") ? url.substring(0, url.indexOf('|')) : url;
+    if (!(expansion(plain) instanceof org.hl7.fhir.r4.model.ValueSet expanded)) {
+      return null;
+    }
+    Set<String> codes = new java.util.TreeSet<>();
+    addCodes(expanded.getExpansion().getContains(), codes);
+    return codes;
+  }
+
+  /** Value set {@code url} expanded from what is loaded; null when it cannot be expanded here. */
+  private org.hl7.fhir.instance.model.api.IBaseResource expansion(String url) {
     try {
       IValidationSupport.ValueSetExpansionOutcome outcome = support.expandValueSet(
-          new ca.uhn.fhir.context.support.ValidationSupportContext(support), null, plain);
-      if (outcome == null || outcome.getError() != null
-          || !(outcome.getValueSet() instanceof org.hl7.fhir.r4.model.ValueSet expanded)) {
-        return null;
-      }
-      Set<String> codes = new java.util.TreeSet<>();
-      addCodes(expanded.getExpansion().getContains(), codes);
-      return codes;
+          new ca.uhn.fhir.context.support.ValidationSupportContext(support), null, url);
+      return outcome == null || outcome.getError() != null ? null : outcome.getValueSet();
     } catch (RuntimeException e) {
       return null;
     }
@@ -489,15 +493,7 @@ public final class FhirValidation {
     if (!m.find()) {
       return false;
     }
-    return expandable.computeIfAbsent(m.group(1), url -> {
-      try {
-        IValidationSupport.ValueSetExpansionOutcome outcome = support.expandValueSet(
-            new ca.uhn.fhir.context.support.ValidationSupportContext(support), null, url);
-        return outcome != null && outcome.getValueSet() != null && outcome.getError() == null;
-      } catch (RuntimeException e) {
-        return false;
-      }
-    });
+    return expandable.computeIfAbsent(m.group(1), url -> expansion(url) != null);
   }
 
   private static String withoutByteOrderMark(String text) {
