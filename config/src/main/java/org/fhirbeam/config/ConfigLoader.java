@@ -641,7 +641,8 @@ public final class ConfigLoader {
       return ValidationSettings.OFF;
     }
     ConfigNode.Fields f = node.fields(VALIDATION);
-    ValidationSettings.Mode mode = f.enumValue("mode", ValidationSettings.Mode.class, ValidationSettings.Mode.FULL);
+    ValidationSettings.Mode mode = f.enumValue("mode", ValidationSettings.Mode.class,
+        ValidationSettings.Mode.COMPILED);
     double rate = 0.01;
     if (f.has("sample_rate")) {
       ConfigNode r = f.get("sample_rate");
@@ -672,8 +673,13 @@ public final class ConfigLoader {
         packages.add(resolved.toString());
       }
     }
-    return new ValidationSettings(mode, rate, profiles, packages,
-        f.enumValue("reject_on", ValidationSettings.RejectOn.class, ValidationSettings.RejectOn.ERROR));
+    ValidationSettings.RejectOn rejectOn = f.enumValue("reject_on", ValidationSettings.RejectOn.class,
+        ValidationSettings.RejectOn.ERROR);
+    if (mode == ValidationSettings.Mode.COMPILED && rejectOn == ValidationSettings.RejectOn.NEVER) {
+      throw f.get("reject_on").error("'never' only counts the validator's issues, but mode compiled (the default)"
+          + " rejects each row whose resource fails a profile's check: set mode to full to count without rejecting");
+    }
+    return new ValidationSettings(mode, rate, profiles, packages, rejectOn);
   }
 
   private static String fileStem(Path file) {

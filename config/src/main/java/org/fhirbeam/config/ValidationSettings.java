@@ -6,7 +6,9 @@ import java.util.List;
 /**
  * How a run validates the resources it builds.
  *
- * @param mode {@code off}, {@code sample} (a stable share of the resources) or {@code full}
+ * @param mode {@code off}; {@code compiled} (the profiles' checks compiled into the mappings' queries, no validator);
+ *     {@code sample} (compiled, and HAPI's validator on a stable share of the resources as a cross-check); or
+ *     {@code full} (HAPI's validator on every resource)
  * @param sampleRate the share validated in {@code sample} mode, in (0, 1]
  * @param profiles profiles every resource is checked against, besides base R4 and those in its {@code meta.profile}
  * @param packages FHIR NPM packages ({@code .tgz}), conformance resource files or folders, as absolute paths
@@ -17,7 +19,7 @@ public record ValidationSettings(Mode mode, double sampleRate, List<String> prof
     RejectOn rejectOn) implements Serializable {
 
   /** Which resources are validated. */
-  public enum Mode { OFF, SAMPLE, FULL }
+  public enum Mode { OFF, COMPILED, SAMPLE, FULL }
 
   /** Which issues reject a resource. */
   public enum RejectOn { ERROR, WARNING, NEVER }
@@ -36,5 +38,15 @@ public record ValidationSettings(Mode mode, double sampleRate, List<String> prof
 
   public boolean enabled() {
     return mode != Mode.OFF;
+  }
+
+  /** Whether the mappings' queries check the profiles ({@code compiled} and {@code sample}). */
+  public boolean compiled() {
+    return mode == Mode.COMPILED || mode == Mode.SAMPLE;
+  }
+
+  /** Whether HAPI's validator checks resources ({@code sample} and {@code full}). */
+  public boolean usesValidator() {
+    return mode == Mode.SAMPLE || mode == Mode.FULL;
   }
 }

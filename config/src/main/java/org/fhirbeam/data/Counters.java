@@ -76,6 +76,18 @@ public final class Counters {
     return "invalid/" + mapping;
   }
 
+  /** The prefix of {@link #validatorRejected} counters. */
+  public static final String VALIDATOR_REJECTED_PREFIX = "validator_rejected/";
+
+  /**
+   * Resources of a mapping that HAPI's validator rejected, by the message id of the first rejecting issue (their
+   * reject records' rule): the part of {@link #rejectReason}'s {@code validation} stage that compiled checks did not
+   * reject.
+   */
+  public static String validatorRejected(String mapping, String messageId) {
+    return VALIDATOR_REJECTED_PREFIX + mapping + "/" + messageId;
+  }
+
   /** The prefix of {@link #issue} counters. */
   public static final String ISSUE_PREFIX = "issue/";
 

@@ -390,13 +390,20 @@ class ConfigLoaderTest {
         List.of("http://example.org/StructureDefinition/p"), List.of(dir.resolve("ig.tgz").toString()),
         ValidationSettings.RejectOn.WARNING)));
     assertThat(load(PIPELINE, Map.of()).validation(), equalTo(ValidationSettings.OFF));
+    // The block without a mode compiles the profiles' checks into the mappings.
+    assertThat(load(PIPELINE + "validation:\n  reject_on: warning\n", Map.of()).validation().mode(),
+        equalTo(ValidationSettings.Mode.COMPILED));
   }
 
   @Test
   void badValidationSettingsNameTheirKey() {
     ConfigException e = reject(PIPELINE + "validation:\n  mode: strict\n");
     assertThat(e.key(), equalTo("validation.mode"));
-    assertThat(e.problem(), equalTo("'strict' is not one of off, sample, full"));
+    assertThat(e.problem(), equalTo("'strict' is not one of off, compiled, sample, full"));
+    e = reject(PIPELINE + "validation:\n  reject_on: never\n");
+    assertThat(e.getMessage(), equalTo(dir.resolve("pipeline.yaml") + ":13: validation.reject_on: 'never' only counts"
+        + " the validator's issues, but mode compiled (the default) rejects each row whose resource fails a profile's"
+        + " check: set mode to full to count without rejecting"));
     e = reject(PIPELINE + "validation:\n  mode: sample\n  sample_rate: 2\n");
     assertThat(e.problem(), equalTo("must be greater than 0 and at most 1 (0.01 validates 1% of the resources)"));
     e = reject(PIPELINE + "validation:\n  packages: [missing.tgz]\n");

@@ -3,25 +3,20 @@ package org.fhirbeam.pipeline;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import org.fhirbeam.config.ConfigException;
 import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.SourceConfig;
-import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
 import org.fhirbeam.transforms.MappingCompiler;
 import org.fhirbeam.transforms.MappingException;
-import org.fhirbeam.transforms.ProfileConformance;
 import org.fhirbeam.validation.FhirValidation;
-import org.hl7.fhir.r5.model.StructureDefinition;
 
 /**
  * {@code check-config}: the checks of a run's planning, short of reading rows, connecting to databases or APIs and
@@ -46,66 +41,6 @@ final class ConfigCheck {
       throw InputException.together(problems);
     }
     return new Checked(loaded.config(), warnings);
-  }
-
-  /**
-   * The mappings against the profiles they claim ({@code meta.profile} constants, and {@code validation.profiles} of
-   * their resource type), from the validator's definitions: {@link ProfileConformance}'s errors are problems, its
-   * warnings go to {@code warnings}.
-   */
-  private static List<InputException> conformance(PipelineConfig config, List<String> warnings) {
-    Map<MappingConfig, Set<String>> claimed = new LinkedHashMap<>();
-    for (MappingConfig m : config.mappings()) {
-      m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?") && r.constant() != null)
-          .forEach(r -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(r.constant()));
-    }
-    List<String> everyResource = config.validation().mode() == ValidationSettings.Mode.OFF ? List.of()
-        : config.validation().profiles();
-    if (claimed.isEmpty() && everyResource.isEmpty()) {
-      return List.of();
-    }
-    FhirValidation definitions;
-    try {
-      definitions = FhirValidation.shared(config.validation().packages().stream().map(Path::of).toList());
-    } catch (IllegalArgumentException | IllegalStateException e) {
-      return List.of(new InputException("validation.packages: " + e.getMessage()));
-    }
-    List<InputException> problems = new ArrayList<>();
-    // A run validates every resource against these: one unknown, or of another type, fails them all.
-    for (String url : everyResource) {
-      StructureDefinition profile = definitions.profile(url);
-      List<String> others = config.mappings().stream().filter(m -> profile != null
-          && !profile.getType().equals(m.resourceType())).map(MappingConfig::name).toList();
-      if (profile == null || !others.isEmpty()) {
-        problems.add(new ConfigException(config.file(), "validation.profiles", profile == null ? url + " is not"
-            + " among the loaded definitions (validation.packages): every resource would fail it" : url + " is a"
-            + " profile of " + profile.getType() + ": every resource of mapping(s) " + String.join(", ", others)
-            + " would fail it (name a mapping's profiles in its meta.profile)"));
-      } else {
-        config.mappings().forEach(m -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(url));
-      }
-    }
-    Map<String, java.util.Optional<Set<String>>> valueSets = new java.util.HashMap<>();
-    java.util.function.Function<String, Set<String>> codes = url -> valueSets.computeIfAbsent(url,
-        u -> java.util.Optional.ofNullable(definitions.codesOf(u))).orElse(null);
-    claimed.forEach((m, urls) -> {
-      for (String url : urls) {
-        StructureDefinition profile = definitions.profile(url);
-        if (profile == null) {
-          warnings.add(m.resourceLocation() + ": mapping " + m.name() + " claims profile " + url + ", which is not"
-              + " among the loaded definitions (validation.packages): not checked");
-        } else if (profile.getType().equals(m.resourceType())) {
-          for (ProfileConformance.Finding f : ProfileConformance.check(m, profile, codes, definitions::profile)) {
-            if (f.error()) {
-              problems.add(new ConfigException(f.location(), null, f.message()));
-            } else {
-              warnings.add(f.location() + ": " + f.message());
-            }
-          }
-        }
-      }
-    });
-    return problems;
   }
 
   private static List<InputException> problems(PipelineConfig config, List<String> warnings) {
@@ -145,12 +80,19 @@ final class ConfigCheck {
     }
     definitions.join();
     try {
-      MappingCompiler.compileAll(config.mappings(), m -> {
+      var compiled = MappingCompiler.compileAll(config.mappings(), m -> {
         PlannedSource source = sources.get(m.source());
         return source == null || source.tasks().isEmpty() ? null : source.columns();
       });
       // Against the profiles, once the mappings compile (a misspelt element would also be "never written").
-      problems.addAll(conformance(config, warnings));
+      if (Conformance.claimsProfiles(config)) {
+        FhirValidation profiles = Conformance.definitions(config);
+        Conformance.Applied applied = Conformance.check(config, profiles).apply(compiled, profiles);
+        problems.addAll(applied.problems());
+        warnings.addAll(applied.warnings());
+      }
+    } catch (IllegalArgumentException | IllegalStateException e) {
+      problems.add(new InputException("validation.packages: " + e.getMessage()));
     } catch (MappingException e) {
       problems.add(e);
     }

@@ -92,7 +92,7 @@ final class JobGraph {
               CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),
                   mapping.fhirPathRules()).withRunId(runId));
         }
-        if (plan.config().validation().enabled()) {
+        if (plan.config().validation().usesValidator()) {
           files = files.apply("Validate" + capitalize(mapping.name()),
               ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
         }

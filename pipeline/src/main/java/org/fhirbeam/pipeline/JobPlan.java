@@ -45,10 +45,16 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     // HAPI's definitions of the resource types load while DuckDB looks at the files.
     java.util.concurrent.CompletableFuture<Void> definitions = java.util.concurrent.CompletableFuture.runAsync(
         () -> MappingCompiler.loadDefinitions(config.mappings().stream().map(MappingConfig::resourceType).toList()));
-    java.util.concurrent.CompletableFuture<FhirValidation> validator = config.validation().enabled()
+    // Compiled checks need the definitions only; HAPI's validator is built (and warmed up) when it checks resources.
+    java.util.concurrent.CompletableFuture<FhirValidation> validator = config.validation().usesValidator()
         ? java.util.concurrent.CompletableFuture.supplyAsync(() -> FhirValidation.shared(
             config.validation().packages().stream().map(java.nio.file.Path::of).toList()))
-        : java.util.concurrent.CompletableFuture.completedFuture(null);
+        : config.validation().compiled()
+            ? java.util.concurrent.CompletableFuture.supplyAsync(() -> Conformance.definitions(config))
+            : java.util.concurrent.CompletableFuture.completedFuture(null);
+    // The mappings against their profiles (R4's definitions load on first use: seconds), while DuckDB plans too.
+    java.util.concurrent.CompletableFuture<Conformance> conformance = config.validation().compiled()
+        && Conformance.claimsProfiles(config) ? validator.thenApplyAsync(v -> Conformance.check(config, v)) : null;
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
     if (config.sources().values().stream().anyMatch(s -> s.path() != null && ObjectStorage.isRemote(s.path()))) {
       ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(config.sources().values()));
@@ -116,8 +122,17 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
       throw e;
     }
+    if (conformance != null) {
+      Conformance.Applied applied = conformance.join().apply(mappings, v);
+      if (!applied.problems().isEmpty()) {
+        // A mapping that cannot give a conformant resource (a check-config error) stops the run here.
+        throw InputException.together(applied.problems());
+      }
+      mappings = applied.mappings();
+    }
     return new JobPlan(config, sources, List.copyOf(mappings), v);
   }
+
 
   /** The sources the mappings read. */
   static Set<String> readByMappings(PipelineConfig config) {

@@ -122,19 +122,39 @@ final class PipelineCounts {
     return out;
   }
 
-  /** The validation counters of a finished pipeline, or null when the job does not validate. */
+  /**
+   * The validation counters of a finished pipeline, or null when the job does not validate. Compiled checks count
+   * every resource the mappings built (those they rejected, as reject records of stage {@code validation}, by message
+   * id); HAPI's validator counts the resources it checked, and their issues.
+   */
   RunSummary.Validation validation() {
     ValidationSettings v = plan.config().validation();
     if (!v.enabled()) {
       return null;
     }
+    Map<String, Long> reasons = committed().withPrefix(Counters.REJECT_REASON_PREFIX);
+    Map<String, Long> byValidator = committed().withPrefix(Counters.VALIDATOR_REJECTED_PREFIX);
     Map<String, Long> validated = new LinkedHashMap<>();
     Map<String, Long> invalid = new LinkedHashMap<>();
-    for (CompiledMapping m : plan.mappings()) {
-      validated.put(m.name(), exact(Counters.validated(m.name())));
-      invalid.put(m.name(), exact(Counters.invalid(m.name())));
-    }
     List<RunSummary.IssueCount> issues = new ArrayList<>();
+    for (CompiledMapping m : plan.mappings()) {
+      long compiledRejects = 0;
+      for (Map.Entry<String, Long> r : reasons.entrySet()) {
+        // mapping/stage/rule; the validator's rejects are counted with its issues
+        String prefix = m.name() + "/validation/";
+        if (v.compiled() && r.getKey().startsWith(prefix)) {
+          String rule = r.getKey().substring(prefix.length());
+          long n = r.getValue() - byValidator.getOrDefault(m.name() + "/" + rule, 0L);
+          if (n > 0) {
+            compiledRejects += n;
+            issues.add(new RunSummary.IssueCount(m.name(), "error", "content", rule, n));
+          }
+        }
+      }
+      validated.put(m.name(), v.compiled() ? exact(Counters.mapped(m.name())) + compiledRejects
+          : exact(Counters.validated(m.name())));
+      invalid.put(m.name(), compiledRejects + exact(Counters.invalid(m.name())));
+    }
     committed().withPrefix(Counters.ISSUE_PREFIX).forEach((name, n) -> {
       // mapping/severity/category/message id; only the message id may hold '/'
       String[] p = name.split("/", 4);
@@ -143,7 +163,8 @@ final class PipelineCounts {
     issues.sort(java.util.Comparator.comparingLong(RunSummary.IssueCount::count).reversed()
         .thenComparing(RunSummary.IssueCount::mapping).thenComparing(RunSummary.IssueCount::messageId));
     return new RunSummary.Validation(v.mode().name().toLowerCase(java.util.Locale.ROOT), v.sampleRate(),
-        v.rejectOn().name().toLowerCase(java.util.Locale.ROOT), plan.validator().buildSeconds(), validated, invalid,
+        v.rejectOn().name().toLowerCase(java.util.Locale.ROOT),
+        v.usesValidator() ? plan.validator().buildSeconds() : plan.validator().loadSeconds(), validated, invalid,
         issues);
   }
 

@@ -85,7 +85,11 @@ final class Preview {
         if (!rs.wasNull()) {
           SqlMapping.Failure f = sql.failure(fail);
           out.printf("%n-- row %d: REJECTED%s%n   %s  rule %s: %s%n", shown,
-              sql.stage(fail).equals("quality") ? " by a quality rule" : "", f.element(), f.rule(), f.reason());
+              switch (sql.stage(fail)) {
+                case "quality" -> " by a quality rule";
+                case "validation" -> " by validation";
+                default -> "";
+              }, f.element(), f.rule(), f.reason());
           continue;
         }
         String json = rs.getString("#json");

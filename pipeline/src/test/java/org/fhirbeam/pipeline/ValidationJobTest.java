@@ -90,6 +90,69 @@ class ValidationJobTest {
     assertThat(summary.at("/validation/issues_by_severity/error").asLong(), equalTo(3L));
   }
 
+  /**
+   * The same job in mode compiled (the default): no validator is built; the profile's checks run in the mapping's
+   * query, and the same two rows are rejected at the same elements, with their lines and the ids their resources would
+   * have had.
+   */
+  @ParameterizedTest
+  @EnumSource(Runner.class)
+  void compiledChecksRejectTheSameRowsWithoutTheValidator(Runner runner) throws IOException {
+    Path config = job("packages: [" + US_CORE + "]\n");
+    Path out = tmp.resolve("out");
+    Cli r = Cli.run("run", "--config", config.toString(), "--runner", runner.label(), "--output", out.toString(),
+        "--set", "duckdb.database=" + tmp.resolve("x.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
+    assertThat(r.out(), containsString("validation (compiled): 4 resources checked, 2 rejected; issues: 2 error\n"));
+    List<String> rejects = new ArrayList<>();
+    try (var files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.sorted().toList()) {
+        for (String line : Files.readAllLines(f)) {
+          JsonNode j = DefaultJobTest.JSON.readTree(line);
+          rejects.add(j.get("resource_id").asText() + " line " + j.get("line").asText() + " " + j.get("stage").asText()
+              + " " + j.get("element").asText() + " " + j.get("rule").asText() + ": " + j.get("reason").asText());
+        }
+      }
+    }
+    rejects.sort(null);
+    assertThat(rejects, equalTo(List.of("p2 line 3 validation Patient Validation_VAL_Profile_Minimum: Patient.name:"
+            + " minimum required = 1, but only found 0 (from http://hl7.org/fhir/us/core/StructureDefinition/"
+            + "us-core-patient|3.1.1)",
+        "p3 line 4 validation Patient.telecom[0] Validation_VAL_Profile_Minimum: Patient.telecom.system: minimum"
+            + " required = 1, but only found 0 (from http://hl7.org/fhir/us/core/StructureDefinition/"
+            + "us-core-patient|3.1.1)")));
+    JsonNode summary = DefaultJobTest.JSON.readTree(out.resolve("run-summary.json").toFile());
+    assertThat(summary.at("/validation/mode").asText(), equalTo("compiled"));
+    assertThat(summary.at("/validation/validated/m").asLong(), equalTo(4L));
+    assertThat(summary.at("/validation/rejected/m").asLong(), equalTo(2L));
+    assertThat(summary.at("/validation/issues/0/message_id").asText(), equalTo("Validation_VAL_Profile_Minimum"));
+    assertThat(summary.at("/validation/issues/0/count").asLong(), equalTo(2L));
+  }
+
+  /**
+   * Mode sample: the compiled checks reject, and the validator checks a stable share of the rest (here all); each
+   * resource it finds an error in would be a failure of the quality check {@code validator_agrees}.
+   */
+  @Test
+  void sampleModeCrossChecksTheCompiledVerdicts() throws IOException {
+    Path config = job("mode: sample\nsample_rate: 1\npackages: [" + US_CORE + "]\n");
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", tmp.resolve("out").toString(),
+        "--set", "duckdb.database=" + tmp.resolve("x.db"));
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
+    assertThat(r.out(), containsString("validation (sample 1.0): 4 resources checked, 2 rejected; issues:"));
+    // The two resources the compiled checks passed, the validator passes too.
+    JsonNode report = DefaultJobTest.JSON.readTree(tmp.resolve("out/report/quality.json").toFile());
+    List<String> agreement = new ArrayList<>();
+    report.get("checks").forEach(c -> {
+      if (c.get("check").asText().equals("validator_agrees")) {
+        agreement.add(c.get("failed").asLong() + " of " + c.get("total").asLong());
+      }
+    });
+    assertThat(agreement, equalTo(List.of("0 of 2")));
+  }
+
   @Test
   void rejectOnNeverOnlyCountsTheIssues() throws IOException {
     Path config = job("mode: full\npackages: [" + US_CORE + "]\nreject_on: never\n");

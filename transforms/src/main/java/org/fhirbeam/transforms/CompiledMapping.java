@@ -47,10 +47,19 @@ public final class CompiledMapping implements Serializable {
   private final List<org.fhirbeam.config.QualityRule> rules;
   /** The source columns the SQL rules may read (so files lacking one still give it, as NULL). */
   private final List<String> ruleColumns;
+  /** The checks of the claimed profiles that depend on the row, evaluated by the mapping's query; empty unless set. */
+  private final List<RowCheck> rowChecks;
 
   CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
       List<FlatColumn> flatColumns, List<ValueElement> valueElements, List<org.fhirbeam.config.QualityRule> rules,
       List<String> ruleColumns) {
+    this(name, source, resourceType, id, leaves, root, flatColumns, valueElements, rules, ruleColumns, List.of());
+  }
+
+  private CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
+      List<FlatColumn> flatColumns, List<ValueElement> valueElements, List<org.fhirbeam.config.QualityRule> rules,
+      List<String> ruleColumns, List<RowCheck> rowChecks) {
+    this.rowChecks = List.copyOf(rowChecks);
     this.rules = List.copyOf(rules);
     this.ruleColumns = List.copyOf(ruleColumns);
     this.name = name;
@@ -102,6 +111,20 @@ public final class CompiledMapping implements Serializable {
 
   List<String> ruleColumns() {
     return ruleColumns;
+  }
+
+  /**
+   * The profiles' checks that depend on the row ({@link ProfileConformance}), which the mapping's query evaluates
+   * (validation mode {@code compiled}): a row failing one is a reject of stage {@code validation}.
+   */
+  public List<RowCheck> rowChecks() {
+    return rowChecks;
+  }
+
+  /** This mapping with {@code checks} as its {@link #rowChecks}. */
+  public CompiledMapping withRowChecks(List<RowCheck> checks) {
+    return new CompiledMapping(name, source, resourceType, id, leaves, root, flatColumns, valueElements, rules,
+        ruleColumns, checks);
   }
 
   Leaf id() {
@@ -206,12 +229,21 @@ public final class CompiledMapping implements Serializable {
     final int order;
     final boolean repeating;
     final Item[] items;
+    /**
+     * What the mapping's paths call each item: its index as written ({@code identifier[2]} is "2", though it is the
+     * second item when there is no [1]), or an extension's url.
+     */
+    final String[] keys;
+    /** How the validator names the element in locations: its name, or {@code value.ofType(Quantity)} for a choice. */
+    final String located;
 
-    Element(String name, int order, boolean repeating, Item[] items) {
+    Element(String name, int order, boolean repeating, Item[] items, String[] keys, String located) {
+      this.located = located;
       this.name = name;
       this.order = order;
       this.repeating = repeating;
       this.items = items;
+      this.keys = keys;
     }
   }
 

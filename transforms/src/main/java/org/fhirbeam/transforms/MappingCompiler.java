@@ -216,7 +216,11 @@ public final class MappingCompiler {
             + " resource with a mapping of its own)");
       }
       int order = current.getChildren().indexOf(child);
-      MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating));
+      // A choice element's type as the validator names it in locations: value.ofType(Quantity).
+      String located = child instanceof RuntimeChildChoiceDefinition && !(child instanceof RuntimeChildExtension)
+          ? child.getElementName() + ".ofType(" + elementDef.getName() + ")" : name;
+      MutableElement element = item.children.computeIfAbsent(name, n -> new MutableElement(n, order, repeating,
+          located));
       int index;
       if (extension) {
         index = element.urls.computeIfAbsent(bracket, u -> element.urls.size());
@@ -234,7 +238,7 @@ public final class MappingCompiler {
         // The url is part of the extension, written first as HAPI does.
         CompiledMapping.Leaf url = new CompiledMapping.Leaf(normalized + ".url", null, bracket, Map.of(), false,
             null, PrimitiveKind.OTHER, List.of(), null, false, false, null, null, ValueRule.Unmapped.REJECT, null);
-        MutableElement urlElement = new MutableElement("url", -1, false);
+        MutableElement urlElement = new MutableElement("url", -1, false, "url");
         MutableItem urlItem = new MutableItem();
         urlItem.leaf = leaves.size();
         leaves.add(url);
@@ -547,8 +551,10 @@ public final class MappingCompiler {
     final TreeMap<Integer, MutableItem> items = new TreeMap<>();
     /** For extensions: the url of each item, numbered in order of first appearance. */
     final Map<String, Integer> urls = new LinkedHashMap<>();
+    final String located;
 
-    MutableElement(String name, int order, boolean repeating) {
+    MutableElement(String name, int order, boolean repeating, String located) {
+      this.located = located;
       this.name = name;
       this.order = order;
       this.repeating = repeating;
@@ -556,10 +562,16 @@ public final class MappingCompiler {
 
     CompiledMapping.Element freeze() {
       List<CompiledMapping.Item> out = new ArrayList<>();
-      for (MutableItem i : items.values()) {
+      List<String> keys = new ArrayList<>();
+      for (Map.Entry<Integer, MutableItem> e : items.entrySet()) {
+        MutableItem i = e.getValue();
         out.add(new CompiledMapping.Item(i.leaf, i.leaf >= 0 ? null : i.freezeChildren()));
+        String url = urls.entrySet().stream().filter(u -> u.getValue().equals(e.getKey())).map(Map.Entry::getKey)
+            .findFirst().orElse(null);
+        keys.add(url != null ? url : String.valueOf(e.getKey()));
       }
-      return new CompiledMapping.Element(name, order, repeating, out.toArray(new CompiledMapping.Item[0]));
+      return new CompiledMapping.Element(name, order, repeating, out.toArray(new CompiledMapping.Item[0]),
+          keys.toArray(new String[0]), located);
     }
   }
 }

@@ -34,19 +34,42 @@ public final class ProfileConformance {
   public record Finding(boolean error, String location, String message) {}
 
   /**
+   * What the structure decides ({@code findings}), and the checks that only the row can decide ({@code rowChecks}):
+   * one for each warning that rows can give resources that do not conform, and one for each code the mapping copies
+   * from the row into an element with a required binding whose value set expands here.
+   */
+  public record Result(List<Finding> findings, List<RowCheck> rowChecks) {
+    public Result {
+      findings = List.copyOf(findings);
+      rowChecks = List.copyOf(rowChecks);
+    }
+  }
+
+  /**
    * The findings for {@code mapping} against {@code profile}, a StructureDefinition with its snapshot (as the
    * validator's definitions give it: {@code FhirValidation#profile}); {@code valueSetCodes} gives the codes of a value
    * set by url, or null when they cannot be known here ({@code FhirValidation#codesOf}); {@code extensions} the
    * definition of an extension by url, or null ({@code FhirValidation#profile}).
    */
-  public static List<Finding> check(MappingConfig mapping, StructureDefinition profile,
+  public static Result check(MappingConfig mapping, StructureDefinition profile,
       Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions) {
     Map<String, ElementDefinition> elements = new LinkedHashMap<>();
+    Map<String, ElementDefinition> typeSlices = new LinkedHashMap<>();
+    java.util.regex.Pattern typeSlice = java.util.regex.Pattern.compile("([A-Za-z]+)\\[x]:(\\1[A-Z][A-Za-z]*)");
     for (ElementDefinition e : profile.getSnapshot().getElement()) {
-      if (!(e.hasId() ? e.getId() : e.getPath()).contains(":")) {
+      String id = e.hasId() ? e.getId() : e.getPath();
+      if (!id.contains(":")) {
         elements.put(e.getPath(), e);
+      } else {
+        // A slice of a choice element by type (value[x]:valueQuantity) constrains that type's alternative: its
+        // elements are found under the alternative's name (Observation.valueQuantity.code).
+        String byType = typeSlice.matcher(id).replaceAll("$2");
+        if (!byType.contains(":")) {
+          typeSlices.put(byType, e);
+        }
       }
     }
+    typeSlices.forEach(elements::putIfAbsent);
     Written root = new Written();
     for (ValueRule rule : mapping.elements()) {
       Written node = root;
@@ -56,10 +79,78 @@ public final class ProfileConformance {
       }
     }
     List<Finding> findings = new ArrayList<>();
+    List<RowCheck> rowChecks = new ArrayList<>();
     String name = profile.hasTitle() ? profile.getTitle() : profile.getName();
-    new Visit(mapping, elements, name, valueSetCodes, extensions, root, findings).visit(profile.getType(), root,
-        mapping.resourceLocation());
-    return findings;
+    new Visit(mapping, elements, name, canonical(profile), valueSetCodes, extensions, root, findings, rowChecks)
+        .visit(profile.getType(), root, mapping.resourceLocation(), List.of(), true);
+    return new Result(findings, rowChecks);
+  }
+
+  /**
+   * The codes a mapping writes into Codings of a code system that is loaded with all its codes ({@code codeSystemCodes}
+   * gives them by url, or null), wherever the Coding is: the validator finds any other code an error, whatever the
+   * binding. A constant, default or code-map value outside the code system is an error; a code copied from the row is
+   * a row check, at the Coding, or at the CodeableConcept whose coding it is, as the validator reports it.
+   */
+  public static Result codeSystems(MappingConfig mapping, Function<String, Set<String>> codeSystemCodes) {
+    Map<String, ValueRule> byPath = new LinkedHashMap<>();
+    for (ValueRule r : mapping.elements()) {
+      byPath.put(String.join(".", MappingCompiler.segments(r.path()).stream().map(ProfileConformance::repetition)
+          .toList()), r);
+    }
+    List<Finding> findings = new ArrayList<>();
+    List<RowCheck> rowChecks = new ArrayList<>();
+    byPath.forEach((path, code) -> {
+      if (!path.endsWith("code[0]") || path.equals("code[0]")) {
+        return;
+      }
+      String parent = path.substring(0, path.length() - ".code[0]".length());
+      ValueRule system = byPath.get(parent + ".system[0]");
+      if (system == null || system.constant() == null) {
+        return;
+      }
+      Set<String> codes = codeSystemCodes.apply(system.constant().strip());
+      if (codes == null) {
+        return;
+      }
+      List<String> written = new ArrayList<>();
+      if (code.constant() != null) {
+        written.add(code.constant().strip());
+      }
+      if (code.defaultValue() != null) {
+        written.add(code.defaultValue().strip());
+      }
+      if (code.unmapped() != ValueRule.Unmapped.KEEP) {
+        code.codeMap().values().forEach(v -> written.add(v.strip()));
+      }
+      for (String v : written.stream().distinct().toList()) {
+        if (!codes.contains(v)) {
+          findings.add(new Finding(true, code.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
+              + code.path() + ", which is not a code of " + system.constant().strip() + " (" + codes.size()
+              + " codes)"));
+        }
+      }
+      if (code.constant() == null && (code.codeMap().isEmpty() || code.unmapped() == ValueRule.Unmapped.KEEP)) {
+        List<String> keys = List.of(parent.split("\\.(?![^\\[]*])"));
+        boolean ofConcept = keys.get(keys.size() - 1).startsWith("coding[");
+        List<String> at = ofConcept ? keys.subList(0, keys.size() - 1) : keys;
+        List<String> codeKeys = ofConcept ? List.of(keys.get(keys.size() - 1), "code[0]") : List.of("code[0]");
+        rowChecks.add(new RowCheck(RowCheck.Kind.NOT_IN_VALUE_SET, at, List.of(codeKeys), List.copyOf(codes),
+            "Terminology_PassThrough_TX_Message", "Unknown code in code system " + system.constant().strip()));
+      }
+    });
+    return new Result(findings, rowChecks);
+  }
+
+  /** A definition's url and version as the validator names it in messages: {@code url|3.1.1}. */
+  private static String canonical(StructureDefinition definition) {
+    return definition.getUrl() + (definition.hasVersion() ? "|" + definition.getVersion() : "");
+  }
+
+  private static List<String> plus(List<String> keys, String key) {
+    List<String> out = new ArrayList<>(keys);
+    out.add(key);
+    return out;
   }
 
   /** The rules below one element the mapping writes, by the next path segment. */
@@ -70,20 +161,27 @@ public final class ProfileConformance {
 
   /** One mapping against one profile: the walk down the elements the mapping writes. */
   private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements, String profile,
-      Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions, Written root,
-      List<Finding> findings) {
+      String profileUrl, Function<String, Set<String>> valueSetCodes,
+      Function<String, StructureDefinition> extensions, Written root, List<Finding> findings,
+      List<RowCheck> rowChecks) {
 
-    void visit(String path, Written instance, String location) {
+    /**
+     * {@code keys}: the mapping's path of {@code instance}, one key per level (see {@link RowCheck}); {@code always}:
+     * whether every conformant resource of the mapping has it (it always has a value, or the profile requires it).
+     */
+    void visit(String path, Written instance, String location, List<String> keys, boolean always) {
       instance.children.forEach((key, written) -> {
         if (key.startsWith("extension[") && key.contains("://")) {
           StructureDefinition definition = extensions.apply(key.substring("extension[".length(), key.length() - 1));
           if (definition != null) {
-            checkExtension(definition, written);
+            checkExtension(definition, written, plus(keys, key), always && !canBeLeftOut(written, instance,
+                instance == root, mapping.id().column()));
           }
         }
       });
-      for (ElementDefinition e : elements.values()) {
-        String childPath = e.getPath();
+      for (Map.Entry<String, ElementDefinition> element : elements.entrySet()) {
+        ElementDefinition e = element.getValue();
+        String childPath = element.getKey(); // a type slice's elements are under the alternative's name
         if (!childPath.startsWith(path + ".") || childPath.indexOf('.', path.length() + 1) >= 0) {
           continue; // not a child of this element
         }
@@ -97,13 +195,27 @@ public final class ProfileConformance {
             name.length() - 3) + Character.toUpperCase(t.getCode().charAt(0)) + t.getCode().substring(1)).toList();
         List<Map.Entry<String, Written>> written = new ArrayList<>();
         for (Map.Entry<String, Written> c : instance.children.entrySet()) {
-          if (names.contains(c.getKey().substring(0, c.getKey().indexOf('[')))) {
+          String alternative = c.getKey().substring(0, c.getKey().indexOf('['));
+          if (names.contains(alternative)) {
             written.add(c);
+          } else if (choice && alternative.startsWith(name.substring(0, name.length() - 3))
+              && alternative.length() > name.length() - 3
+              && Character.isUpperCase(alternative.charAt(name.length() - 3)) && e.hasSlicing()) {
+            // A type the profile's slicing of the choice element (closed, by type) does not allow.
+            rowChecks.add(new RowCheck(RowCheck.Kind.PRESENT, plus(keys, c.getKey()), List.of(List.of()), List.of(),
+                "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the"
+                + " profile " + profileUrl + " and slicing is CLOSED"));
           }
         }
         if (e.getMin() >= 1 && written.isEmpty()) {
-          findings.add(new Finding(true, location, "mapping " + mapping.name() + " never writes " + childPath
-              + ", which " + profile + " requires (min " + e.getMin() + "): no resource of it can conform"));
+          // Every resource fails, or every one with the element the mapping writes only when a column has a value.
+          findings.add(new Finding(always, location, "mapping " + mapping.name() + " never writes " + childPath
+              + ", which " + profile + " requires (min " + e.getMin() + "): " + (always ? "no resource of it can"
+                  + " conform" : "its resources with " + path + " do not conform")));
+          // As a row check too: it fails every row where the profile applies (one implied by a code of the row).
+          rowChecks.add(new RowCheck(RowCheck.Kind.MISSING, keys, List.of(), List.of(),
+              "Validation_VAL_Profile_Minimum", childPath + ": minimum required = " + e.getMin() + ", but only found 0"
+              + " (from " + profileUrl + ")"));
           continue;
         }
         String idColumn = mapping.id().column();
@@ -111,9 +223,12 @@ public final class ProfileConformance {
             idColumn));
         if ("0".equals(e.getMax()) && !written.isEmpty()) {
           // Written only when a column has a value, the rows without one still conform.
-          findings.add(new Finding(!canBeLeftOut, written.get(0).getValue().rules.get(0).location(), "mapping "
+          findings.add(new Finding(always && !canBeLeftOut, written.get(0).getValue().rules.get(0).location(), "mapping "
               + mapping.name() + " writes " + childPath + ", which " + profile + " forbids (max 0)" + (canBeLeftOut
                   ? ", when " + columns(written) + " has a value" : "")));
+          rowChecks.add(new RowCheck(RowCheck.Kind.PRESENT, keys, written.stream().map(w -> List.of(w.getKey()))
+              .toList(), List.of(), "Validation_VAL_Profile_Maximum", childPath + ": max allowed = 0, but found 1"
+              + " or more (from " + profileUrl + ")"));
           continue;
         }
         if (e.getMin() >= 1 && canBeLeftOut) {
@@ -121,6 +236,9 @@ public final class ProfileConformance {
               + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when "
               + columns(written) + " has a value: rows without one give resources that do not conform (make the rule"
               + " required, or give it a default)"));
+          rowChecks.add(new RowCheck(RowCheck.Kind.MISSING, keys, written.stream().map(w -> List.of(w.getKey()))
+              .toList(), List.of(), "Validation_VAL_Profile_Minimum", childPath + ": minimum required = "
+              + e.getMin() + ", but only found 0 (from " + profileUrl + ")"));
         }
         DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
         for (Map.Entry<String, Written> w : written) {
@@ -134,10 +252,11 @@ public final class ProfileConformance {
                   + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
             }
           }
-          checkBinding(e, childPath, child);
-          if (!choice) {
-            visit(childPath, child, at);
-          }
+          checkBinding(e, childPath, child, plus(keys, w.getKey()));
+          // A choice element's alternative is visited under its own name, where its type slice puts its elements.
+          visit(choice ? path + "." + w.getKey().substring(0, w.getKey().indexOf('[')) : childPath, child, at,
+              plus(keys, w.getKey()), always && (e.getMin() >= 1 || !canBeLeftOut(child, instance, instance == root,
+                  idColumn)));
         }
       }
     }
@@ -146,7 +265,7 @@ public final class ProfileConformance {
      * The sub-extensions (slices of {@code Extension.extension}, by their url) that an extension's definition requires
      * of each one the mapping writes: US Core race needs its {@code text}.
      */
-    void checkExtension(StructureDefinition definition, Written extension) {
+    void checkExtension(StructureDefinition definition, Written extension, List<String> keys, boolean always) {
       String name = definition.hasTitle() ? definition.getTitle() : definition.getName();
       for (ElementDefinition slice : definition.getSnapshot().getElement()) {
         String id = slice.hasId() ? slice.getId() : "";
@@ -159,72 +278,104 @@ public final class ProfileConformance {
         Written sub = extension.children.get("extension[" + url + "]");
         String at = extension.rules.get(0).location();
         if (sub == null) {
-          findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes " + name + " without its"
-              + " extension " + url + ", which it requires (min " + slice.getMin() + "): no resource of it can"
-              + " conform"));
+          findings.add(new Finding(always, at, "mapping " + mapping.name() + " writes " + name + " without its"
+              + " extension " + url + ", which it requires (min " + slice.getMin() + "): " + (always ? "no resource of"
+                  + " it can conform" : "its resources with that extension do not conform")));
+          rowChecks.add(requiredSlice(keys, url, id, definition));
         } else if (canBeLeftOut(sub, extension, false, mapping.id().column())) {
           findings.add(new Finding(false, sub.rules.get(0).location(), "mapping " + mapping.name() + " writes the"
               + " extension " + url + " of " + name + " (which requires it) only when " + columns(List.of(
                   Map.entry(url, sub))) + " has a value: rows without one give resources that do not conform (make"
               + " the rule required, or give it a default)"));
+          rowChecks.add(requiredSlice(keys, url, id, definition));
         }
       }
+    }
+
+    /** The row check of an extension's required extension {@code url} (slice {@code id} of its definition). */
+    private static RowCheck requiredSlice(List<String> keys, String url, String id, StructureDefinition definition) {
+      return new RowCheck(RowCheck.Kind.MISSING, keys, List.of(List.of("extension[" + url + "]")), List.of(),
+          "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + id + "': a matching slice is required, but not found"
+          + " (from " + canonical(definition) + "). Note that other slices are allowed in addition to this required"
+          + " slice");
     }
 
     /**
      * The codes a leaf can write (its constant, default, code map's values, the literals of its expression) against a
      * required binding of the profile on that element, or on the Coding or CodeableConcept it is the code of.
      */
-    void checkBinding(ElementDefinition e, String elementPath, Written child) {
+    void checkBinding(ElementDefinition e, String elementPath, Written child, List<String> keys) {
       if (!e.hasBinding() || e.getBinding().getStrength() != Enumerations.BindingStrength.REQUIRED
           || !e.getBinding().hasValueSet()) {
         return;
       }
-      List<ValueRule> leaves = new ArrayList<>();
+      // The code elements, by their keys below the bound element: itself (a code), a Coding's code, or the code of
+      // each coding of a CodeableConcept.
+      Map<List<String>, Written> codeElements = new LinkedHashMap<>();
+      String messageId;
       if (child.children.isEmpty()) {
-        leaves.addAll(child.rules);
-      } else {
-        // A CodeableConcept's coding[i].code, or a Coding's code.
-        child.children.forEach((k, grandchild) -> {
-          if (k.startsWith("code[")) {
-            leaves.addAll(grandchild.rules);
-          } else if (k.startsWith("coding[")) {
-            Written code = grandchild.children.get("code[0]");
-            if (code != null) {
-              leaves.addAll(code.rules);
-            }
+        codeElements.put(List.of(), child);
+        messageId = "Terminology_TX_NoValid_16";
+      } else if (child.children.keySet().stream().anyMatch(k -> k.startsWith("coding["))) {
+        child.children.forEach((k, coding) -> {
+          if (k.startsWith("coding[") && coding.children.containsKey("code[0]")) {
+            codeElements.put(List.of(k, "code[0]"), coding.children.get("code[0]"));
           }
         });
+        messageId = "Terminology_TX_NoValid_1_CC";
+      } else {
+        if (child.children.containsKey("code[0]")) {
+          codeElements.put(List.of("code[0]"), child.children.get("code[0]"));
+        }
+        messageId = "Terminology_TX_NoValid_12";
       }
-      if (leaves.isEmpty()) {
+      if (codeElements.isEmpty()) {
         return;
       }
       Set<String> codes = valueSetCodes.apply(e.getBinding().getValueSet());
       if (codes == null) {
         return; // not expandable here: left to a run's validation
       }
-      for (ValueRule r : leaves) {
-        List<String> values = new ArrayList<>();
-        if (r.constant() != null) {
-          values.add(r.constant().strip());
-        }
-        if (r.defaultValue() != null) {
-          values.add(r.defaultValue().strip());
-        }
-        if (r.unmapped() != ValueRule.Unmapped.KEEP) {
-          r.codeMap().values().forEach(v -> values.add(v.strip()));
-        }
-        if (r.expression() != null && r.codeMap().isEmpty()) {
-          values.addAll(literalsWritten(r.expression()));
-        }
-        for (String v : values.stream().distinct().toList()) {
-          if (!codes.contains(v)) {
-            findings.add(new Finding(true, r.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
-                + elementPath + ", which " + profile + " binds to " + e.getBinding().getValueSet() + " (required)"
-                + (codes.size() <= 12 ? ", whose codes are " + String.join(", ", codes) : ", which does not hold it ("
-                    + codes.size() + " codes)")));
+      boolean rowCheck = false;
+      for (Written code : codeElements.values()) {
+        for (ValueRule r : code.rules) {
+          List<String> values = new ArrayList<>();
+          if (r.constant() != null) {
+            values.add(r.constant().strip());
+          }
+          if (r.defaultValue() != null) {
+            values.add(r.defaultValue().strip());
+          }
+          if (r.unmapped() != ValueRule.Unmapped.KEEP) {
+            r.codeMap().values().forEach(v -> values.add(v.strip()));
+          }
+          if (r.expression() != null && r.codeMap().isEmpty()) {
+            values.addAll(literalsWritten(r.expression()));
+          }
+          // A value as read (no code map, or kept when unmapped), or computed by an expression: only the row tells.
+          rowCheck |= r.constant() == null && (r.codeMap().isEmpty() || r.unmapped() == ValueRule.Unmapped.KEEP);
+          for (String v : values.stream().distinct().toList()) {
+            if (!codes.contains(v)) {
+              rowCheck = true; // a row check too, for a profile implied by the row's code
+              findings.add(new Finding(true, r.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
+                  + elementPath + ", which " + profile + " binds to " + e.getBinding().getValueSet() + " (required)"
+                  + (codes.size() <= 12 ? ", whose codes are " + String.join(", ", codes)
+                      : ", which does not hold it (" + codes.size() + " codes)")));
+            }
           }
         }
+      }
+      if (rowCheck) {
+        String valueSet = e.getBinding().getValueSet();
+        rowChecks.add(new RowCheck(RowCheck.Kind.NOT_IN_VALUE_SET, keys, List.copyOf(codeElements.keySet()),
+            List.copyOf(codes), messageId, switch (messageId) {
+              case "Terminology_TX_NoValid_16" -> "The value provided was not found in the value set " + valueSet
+                  + ", and a code is required from this value set (" + profile + ")";
+              case "Terminology_TX_NoValid_12" -> "The Coding provided was not found in the value set " + valueSet
+                  + ", and a code is required from this value set (" + profile + ")";
+              default -> "None of the codings provided are in the value set " + valueSet + ", and a coding from this"
+                  + " value set is required (" + profile + ")";
+            }));
       }
     }
   }

@@ -131,7 +131,7 @@ public final class SqlMapping implements Serializable {
         + (origin.keyColumns().isEmpty() ? "" : " || ',\"key\":' || " + rowJson(origin.keyColumns()))
         + " || ',\"stage\":' || " + stageJson() + " || ',\"mapping\":' || to_json(" + lit(mapping.name())
         + ") || ',' || "
-        + failureJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
+        + failureJson() + resourceIdJson() + " || ',\"row\":' || " + rowJson(origin.rowColumns()) + " || '}'";
     // The mapping runs in parallel; the row positions are numbered afterwards, since DuckDB computes a window in
     // one thread and would otherwise evaluate the whole mapping in that thread too.
     String mapped = detailQuery(source);
@@ -272,7 +272,177 @@ public final class SqlMapping implements Serializable {
     StringBuilder written = new StringBuilder();
     writtenWhen(mapping.root(), "true", written);
     return "SELECT *, CASE WHEN \"#fail\" IS NULL THEN " + resourceJson() + " END AS \"#json\"" + written
-        + " FROM (" + rulesQuery(choiceQuery(presenceQuery(valuesQuery(source)))) + ")";
+        + " FROM (" + rowCheckQuery(rulesQuery(choiceQuery(presenceQuery(valuesQuery(source))))) + ")";
+  }
+
+  /**
+   * Rejects rows whose resource would fail one of the mapping's {@link CompiledMapping#rowChecks} (the first one),
+   * unless the mapping or a rule rejected them already. Without such checks, the query is unchanged.
+   */
+  private String rowCheckQuery(String inner) {
+    List<String> whens = new ArrayList<>();
+    List<RowCheck> checks = mapping.rowChecks();
+    for (int c = 0; c < checks.size(); c++) {
+      String fails = failsWhen(checks.get(c));
+      if (fails != null) {
+        whens.add("WHEN " + fails + " THEN " + (checkBase() + c));
+      }
+    }
+    if (whens.isEmpty()) {
+      return inner;
+    }
+    return "SELECT * REPLACE (coalesce(\"#fail\", CASE " + String.join(" ", whens) + " END) AS \"#fail\") FROM ("
+        + inner + ")";
+  }
+
+  /** The SQL condition under which a row fails {@code check}; null when no row can (its element is never written). */
+  private String failsWhen(RowCheck check) {
+    String fails = failsAlways(check);
+    return fails == null || check.guard() == null ? fails : sql(check.guard()) + " AND " + fails;
+  }
+
+  /** {@link #failsWhen} without the check's guard. */
+  private String failsAlways(RowCheck check) {
+    Instance at = instance(null, check.at());
+    if (at == null) {
+      return null;
+    }
+    List<String> present = new ArrayList<>();
+    List<String> inValueSet = new ArrayList<>();
+    for (List<String> keys : check.elements()) {
+      Instance e = instance(at, keys);
+      if (e == null) {
+        continue;
+      }
+      present.add(e.present());
+      if (check.kind() == RowCheck.Kind.NOT_IN_VALUE_SET) {
+        CompiledMapping.Leaf leaf = e.item().leaf < 0 ? null : mapping.leaves()[e.item().leaf];
+        if (leaf == null || leaf.list) {
+          return null; // not a single code: left to the validator in full mode
+        }
+        inValueSet.add("(" + e.present() + " AND " + (leaf.constant != null
+            ? String.valueOf(check.codes().contains(leaf.constant))
+            : q("#v" + e.item().leaf) + " IN (" + lits(check.codes()) + ")") + ")");
+      }
+    }
+    String any = present.isEmpty() ? "false" : "(" + String.join(" OR ", present) + ")";
+    return switch (check.kind()) {
+      case INVARIANT -> "(" + at.present() + ") AND NOT coalesce(" + sql(check.condition()) + ", false)";
+      case MISSING -> "(" + at.present() + ") AND NOT " + any;
+      case PRESENT -> present.isEmpty() ? null : "(" + at.present() + ") AND " + any;
+      case NOT_IN_VALUE_SET -> present.isEmpty() ? null
+          : any + " AND NOT (" + String.join(" OR ", inValueSet) + ")";
+    };
+  }
+
+  /** A condition on the resource's elements as SQL over the row's values. */
+  private String sql(RowCheck.Pred pred) {
+    if (pred instanceof RowCheck.Const c) {
+      return String.valueOf(c.value());
+    }
+    if (pred instanceof RowCheck.Present p) {
+      Instance i = instance(null, p.keys());
+      return i == null ? "false" : "(" + i.present() + ")";
+    }
+    if (pred instanceof RowCheck.Equals e) {
+      Instance i = instance(null, e.keys());
+      if (i == null || i.item().leaf < 0) {
+        return "false";
+      }
+      CompiledMapping.Leaf leaf = mapping.leaves()[i.item().leaf];
+      return leaf.constant != null ? "(" + i.present() + " AND " + leaf.constant.equals(e.value()) + ")"
+          : "coalesce(" + q("#v" + i.item().leaf) + " = " + lit(e.value()) + ", false)";
+    }
+    if (pred instanceof RowCheck.StartsWith st) {
+      String v = leafValue(st.keys());
+      return v == null ? "false" : "coalesce(starts_with(" + v + ", " + lit(st.prefix()) + "), false)";
+    }
+    if (pred instanceof RowCheck.CompareDates d) {
+      String a = leafValue(d.left());
+      String b = leafValue(d.right());
+      if (a == null || b == null) {
+        return "false";
+      }
+      // Points in time with their offsets compare as instants; otherwise the texts compare at the precision both
+      // have (YYYY, YYYY-MM, YYYY-MM-DD), and agreeing that far with one more precise is undecided (not true).
+      String common = "least(length(" + a + "), length(" + b + "), 10)";
+      return "coalesce(CASE WHEN length(" + a + ") > 10 AND length(" + b + ") > 10 THEN TRY_CAST(" + a
+          + " AS TIMESTAMPTZ) " + d.op() + " TRY_CAST(" + b + " AS TIMESTAMPTZ) WHEN left(" + a + ", " + common
+          + ") <> left(" + b + ", " + common + ") OR length(" + a + ") = length(" + b + ") THEN left(" + a + ", "
+          + common + ") " + d.op() + " left(" + b + ", " + common + ") END, false)";
+    }
+    if (pred instanceof RowCheck.Not n) {
+      return "(NOT " + sql(n.pred()) + ")";
+    }
+    if (pred instanceof RowCheck.And a) {
+      return "(" + String.join(" AND ", a.preds().stream().map(this::sql).toList()) + ")";
+    }
+    if (pred instanceof RowCheck.Or o) {
+      return "(" + String.join(" OR ", o.preds().stream().map(this::sql).toList()) + ")";
+    }
+    RowCheck.Count c = (RowCheck.Count) pred;
+    String sum = c.preds().isEmpty() ? "0" : String.join(" + ", c.preds().stream()
+        .map(p -> "CAST(" + sql(p) + " AS INTEGER)").toList());
+    return "((" + sum + ") " + c.op() + " " + c.n() + ")";
+  }
+
+  /** The SQL of a primitive element's value (NULL where it is not written); null when the mapping never writes it. */
+  private String leafValue(List<String> keys) {
+    Instance i = instance(null, keys);
+    if (i == null || i.item().leaf < 0) {
+      return null;
+    }
+    CompiledMapping.Leaf leaf = mapping.leaves()[i.item().leaf];
+    return leaf.constant == null ? q("#v" + i.item().leaf)
+        : "CASE WHEN " + i.present() + " THEN " + lit(leaf.constant) + " END";
+  }
+
+  /**
+   * An element instance as the query sees it: SQL telling whether the row's resource has it, and SQL giving its
+   * location as the validator names it ({@code Patient.address[0].extension[1]}: an index counts the items before it
+   * that the row has).
+   */
+  private record Instance(CompiledMapping.Item item, String present, String location) {}
+
+  /** The instance at {@code keys} (see {@link RowCheck}) below {@code from}, or the resource's when null. */
+  private Instance instance(Instance from, List<String> keys) {
+    Instance at = from != null ? from : new Instance(null, "true", lit(mapping.resourceType()));
+    for (String key : keys) {
+      if (at.item() != null && at.item().leaf >= 0) {
+        return null;
+      }
+      CompiledMapping.Element[] elements = at.item() == null ? mapping.root() : at.item().children;
+      String name = key.substring(0, key.indexOf('['));
+      String index = key.substring(key.indexOf('[') + 1, key.length() - 1);
+      CompiledMapping.Element element = null;
+      for (CompiledMapping.Element e : elements) {
+        if (e.name.equals(name)) {
+          element = e;
+        }
+      }
+      int j = element == null ? -1 : List.of(element.keys).indexOf(index);
+      if (j < 0) {
+        return null;
+      }
+      String location = at.location() + " || " + lit("." + element.located);
+      if (element.repeating) {
+        int always = 0;
+        List<String> sometimes = new ArrayList<>();
+        for (int i = 0; i < j; i++) {
+          String p = present(element.items[i]);
+          if (p == null) {
+            always++;
+          } else {
+            sometimes.add("CAST(" + p + " AS INTEGER)");
+          }
+        }
+        location += sometimes.isEmpty() ? " || " + lit("[" + always + "]")
+            : " || '[' || (" + always + " + " + String.join(" + ", sometimes) + ") || ']'";
+      }
+      String p = present(element.items[j]);
+      at = new Instance(element.items[j], p == null ? at.present() : p, location);
+    }
+    return at;
   }
 
   /**
@@ -299,15 +469,29 @@ public final class SqlMapping implements Serializable {
     return (mapping.leaves().length + 1) * KINDS;
   }
 
-  /** The stage of the row's failure as a JSON string: {@code quality} for a rule, else {@code mapping}. */
-  private String stageJson() {
-    return mapping.sqlRules().isEmpty() ? "'\"mapping\"'"
-        : "CASE WHEN \"#fail\" >= " + ruleBase() + " THEN '\"quality\"' ELSE '\"mapping\"' END";
+  /**
+   * For a row that a row check rejected, the id its resource would have had, as validation's rejects name it:
+   * {@code ,"resource_id":"..."}; nothing for other rejects.
+   */
+  private String resourceIdJson() {
+    return mapping.rowChecks().isEmpty() ? ""
+        : " || CASE WHEN \"#fail\" >= " + checkBase() + " THEN ',\"resource_id\":' || to_json(\"#id\") ELSE '' END";
   }
 
-  /** The stage a failure code belongs to: {@code quality} for a SQL rule, {@code mapping} otherwise. */
+  /** The failure code of row check 0; check c fails with {@code checkBase() + c}. */
+  private int checkBase() {
+    return ruleBase() + mapping.sqlRules().size();
+  }
+
+  /** The stage a failure code belongs to: {@code validation} for a row check, {@code quality} for a rule, else {@code mapping}. */
   public String stage(int code) {
-    return code >= ruleBase() ? "quality" : "mapping";
+    return code >= checkBase() ? "validation" : code >= ruleBase() ? "quality" : "mapping";
+  }
+
+  /** {@link #stage} of the row's failure as a JSON string. */
+  private String stageJson() {
+    return "CASE WHEN \"#fail\" >= " + checkBase() + " THEN '\"validation\"' WHEN \"#fail\" >= " + ruleBase()
+        + " THEN '\"quality\"' ELSE '\"mapping\"' END";
   }
 
   /**
@@ -442,6 +626,15 @@ public final class SqlMapping implements Serializable {
           .append(lit(f.element())).append(") || ',\"rule\":' || to_json(").append(lit(f.rule()))
           .append(") || ',\"reason\":' || to_json(").append(lit(f.reason())).append(")");
     }
+    List<RowCheck> checks = mapping.rowChecks();
+    for (int c = 0; c < checks.size(); c++) {
+      Instance at = instance(null, checks.get(c).at());
+      if (at != null) {
+        sb.append(" WHEN ").append(checkBase() + c).append(" THEN '\"element\":' || to_json(")
+            .append(at.location()).append(") || ',\"rule\":' || to_json(").append(lit(checks.get(c).messageId()))
+            .append(") || ',\"reason\":' || to_json(").append(lit(checks.get(c).message())).append(")");
+      }
+    }
     return sb.append(" END").toString();
   }
 
@@ -456,8 +649,16 @@ public final class SqlMapping implements Serializable {
     return "to_json(struct_pack(" + String.join(", ", fields) + "))";
   }
 
-  /** What a failure code means. */
+  /**
+   * What a failure code means. A row check's element is named by the mapping's path to it
+   * ({@code Patient.address[0].extension[http://...]}); its reject record names it as the validator does.
+   */
   public Failure failure(int code) {
+    if (code >= checkBase()) {
+      RowCheck check = mapping.rowChecks().get(code - checkBase());
+      return new Failure(String.join(".", java.util.stream.Stream.concat(java.util.stream.Stream.of(
+          mapping.resourceType()), check.at().stream()).toList()), check.messageId(), check.message());
+    }
     if (code >= ruleBase()) {
       org.fhirbeam.config.QualityRule rule = mapping.sqlRules().get(code - ruleBase());
       return new Failure(mapping.resourceType(), rule.name(), "the row does not meet the rule's SQL condition: "

@@ -123,6 +123,8 @@ public final class FhirValidation {
   private final List<Path> definitions;
   private final int loadedResources;
   private volatile double buildSeconds;
+  private volatile double loadSeconds;
+  private boolean warmedUp;
   /**
    * HAPI's FhirValidator builds a new InstanceValidator for every resource, and each one loads an OID table from
    * a CSV file: over half the time of validating a small resource. One instance per thread, reused, gives the
@@ -183,15 +185,30 @@ public final class FhirValidation {
     return v;
   }
 
-  /** The validator for these definitions, built on first use and shared by every caller in this JVM. */
-  public static FhirValidation shared(List<Path> definitions) {
+  /**
+   * The definitions of R4 plus {@code definitions} (see {@link #build}), loaded on first use and shared by every
+   * caller in this JVM, without the validator's warm-up: enough for {@link #profile} and {@link #codesOf}.
+   */
+  public static FhirValidation definitions(List<Path> definitions) {
     List<Path> key = definitions.stream().map(p -> p.toAbsolutePath().normalize()).toList();
-    return SHARED.computeIfAbsent(key, FhirValidation::build);
+    return SHARED.computeIfAbsent(key, FhirValidation::create);
+  }
+
+  /** The validator for these definitions, built and warmed up on first use and shared by every caller in this JVM. */
+  public static FhirValidation shared(List<Path> definitions) {
+    FhirValidation v = definitions(definitions);
+    v.warmUp();
+    return v;
   }
 
   /** Seconds spent building this validator and warming it up (loading definitions, the first validation). */
   public double buildSeconds() {
     return buildSeconds;
+  }
+
+  /** Seconds spent loading the definitions (no validator built). */
+  public double loadSeconds() {
+    return loadSeconds;
   }
 
   /**
@@ -200,21 +217,31 @@ public final class FhirValidation {
    * either. A file that cannot be read or parsed is an {@link IllegalArgumentException} naming it.
    */
   public static FhirValidation build(List<Path> definitions) {
-    long start = System.nanoTime();
     FhirValidation v = create(definitions);
-    // The first validation loads and indexes R4's definitions; done here, it stays out of the per-resource time.
-    List<Issue> warmUp = v.validate("{\"resourceType\":\"Basic\",\"code\":{\"text\":\"warm-up\"}}",
-        List.of());
-    if (warmUp.stream().anyMatch(i -> i.severity().isError())) {
-      // A validator that fails on this would fail on every resource and reject them all.
-      throw new IllegalStateException("the FHIR validator does not work with these definitions: "
-          + warmUp.stream().filter(i -> i.severity().isError()).map(Issue::message).toList());
-    }
-    v.buildSeconds = (System.nanoTime() - start) / 1e9;
+    v.warmUp();
     return v;
   }
 
+  /**
+   * The first validation loads and indexes R4's definitions; done once, it stays out of the per-resource time. A
+   * validator that fails it would fail on every resource and reject them all, so that is an exception.
+   */
+  private synchronized void warmUp() {
+    if (warmedUp) {
+      return;
+    }
+    long start = System.nanoTime();
+    List<Issue> warmUp = validate("{\"resourceType\":\"Basic\",\"code\":{\"text\":\"warm-up\"}}", List.of());
+    if (warmUp.stream().anyMatch(i -> i.severity().isError())) {
+      throw new IllegalStateException("the FHIR validator does not work with these definitions: "
+          + warmUp.stream().filter(i -> i.severity().isError()).map(Issue::message).toList());
+    }
+    buildSeconds = loadSeconds + (System.nanoTime() - start) / 1e9;
+    warmedUp = true;
+  }
+
   private static FhirValidation create(List<Path> definitions) {
+    long start = System.nanoTime();
     FhirContext ctx = FhirContext.forR4Cached();
     LocalDefinitions local = new LocalDefinitions(ctx);
     int loaded = 0;
@@ -231,7 +258,9 @@ public final class FhirValidation {
         new InMemoryTerminologyServerValidationSupport(ctx),
         new SnapshotGeneratingValidationSupport(ctx),
         unknownSystems);
-    return new FhirValidation(ctx, chain, List.copyOf(definitions), loaded, local.globals);
+    FhirValidation v = new FhirValidation(ctx, chain, List.copyOf(definitions), loaded, local.globals);
+    v.loadSeconds = (System.nanoTime() - start) / 1e9;
+    return v;
   }
 
   private static int load(FhirContext ctx, LocalDefinitions into, Path path) {
@@ -414,6 +443,11 @@ public final class FhirValidation {
       .entrySet().stream().collect(java.util.stream.Collectors.toUnmodifiableMap(Map.Entry::getKey,
           e -> "http://hl7.org/fhir/StructureDefinition/" + e.getValue()));
 
+  /** R4's vital signs table: an Observation with one of these LOINC codes must meet the profile (url) it gives. */
+  public static Map<String, String> vitalSigns() {
+    return VITAL_SIGNS;
+  }
+
   private static final java.util.regex.Pattern UNKNOWN_CODE =
       java.util.regex.Pattern.compile("Unknown code ['\"]([^'\"#]+)#");
 
@@ -466,6 +500,34 @@ public final class FhirValidation {
     return codes;
   }
 
+  /**
+   * The codes of code system {@code url} when it is loaded with all its codes (R4's own, or a package's with content
+   * {@code complete}): a Coding of it with another code is an error wherever it is. Null otherwise.
+   */
+  public Set<String> codeSystemCodes(String url) {
+    IBaseResource cs;
+    try {
+      cs = support.fetchCodeSystem(url);
+    } catch (RuntimeException e) {
+      return null;
+    }
+    if (!(cs instanceof org.hl7.fhir.r4.model.CodeSystem c)
+        || c.getContent() != org.hl7.fhir.r4.model.CodeSystem.CodeSystemContentMode.COMPLETE) {
+      return null;
+    }
+    Set<String> codes = new java.util.TreeSet<>();
+    addConcepts(c.getConcept(), codes);
+    return codes;
+  }
+
+  private static void addConcepts(List<org.hl7.fhir.r4.model.CodeSystem.ConceptDefinitionComponent> concepts,
+      Set<String> into) {
+    for (org.hl7.fhir.r4.model.CodeSystem.ConceptDefinitionComponent c : concepts) {
+      into.add(c.getCode());
+      addConcepts(c.getConcept(), into);
+    }
+  }
+
   /** Value set {@code url} expanded from what is loaded; null when it cannot be expanded here. */
   private org.hl7.fhir.instance.model.api.IBaseResource expansion(String url) {
     try {
@@ -511,6 +573,28 @@ public final class FhirValidation {
 
   public FhirContext context() {
     return context;
+  }
+
+  /**
+   * A FHIRPath expression as HAPI's engine parses it (for invariants); a bad one is a FHIRException. Parsing needs no
+   * definitions, so the engine works on an empty context: one on the validator's would convert all of R4's
+   * StructureDefinitions first (2 s).
+   */
+  public static org.hl7.fhir.r5.fhirpath.ExpressionNode fhirPath(String expression) {
+    return Parser.ENGINE.parse(expression);
+  }
+
+  private static final class Parser {
+    static final org.hl7.fhir.r5.fhirpath.FHIRPathEngine ENGINE;
+
+    static {
+      try {
+        ENGINE = new org.hl7.fhir.r5.fhirpath.FHIRPathEngine(
+            new org.hl7.fhir.r5.context.SimpleWorkerContext.SimpleWorkerContextBuilder().fromNothing());
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
   }
 
   /** The profile of canonical url {@code url} among R4's and the loaded definitions, with its snapshot; null if none. */

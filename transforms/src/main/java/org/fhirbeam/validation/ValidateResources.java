@@ -101,6 +101,12 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
     return Long.remainderUnsigned(h, 1_000_000) < Math.round(rate * 1_000_000);
   }
 
+  /**
+   * The quality check of {@code sample} mode: of the sampled resources (which passed the compiled checks), those
+   * HAPI's validator finds errors in are failures.
+   */
+  public static final String AGREEMENT_CHECK = "validator_agrees";
+
   static final class ValidateFn extends DoFn<PartFile, PartFile> {
     private static final int BATCH = 256;
 
@@ -156,7 +162,15 @@ public final class ValidateResources extends PTransform<PCollection<PartFile>, P
             List<List<FhirValidation.Issue>> results = validation.validateAll(batch, settings.profiles());
             for (int i = 0; i < batch.size(); i++) {
               List<FhirValidation.Issue> rejecting = count(results.get(i), tally);
+              if (settings.compiled()) {
+                // The compiled checks passed this resource: an error here is a hole in them.
+                boolean disagrees = results.get(i).stream().anyMatch(x -> x.severity().isError()
+                    && x.category().equals(FhirValidation.Issue.CONTENT));
+                tally.count(Counters.checkFailed(mapping, AGREEMENT_CHECK, ""), disagrees ? 1 : 0)
+                    .count(Counters.checkTotal(mapping, AGREEMENT_CHECK, ""), 1);
+              }
               if (!rejecting.isEmpty()) {
+                tally.add(Counters.validatorRejected(mapping, rejecting.get(0).messageId()), 1);
                 rejectedLines.set(batchLines.get(i));
                 rejects.write(rejectRecord(batch.get(i), rejecting));
                 rejects.newLine();

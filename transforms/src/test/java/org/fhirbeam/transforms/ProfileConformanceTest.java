@@ -33,7 +33,7 @@ class ProfileConformanceTest {
     List<String> out = new ArrayList<>();
     FhirValidation definitions = FhirValidation.shared(List.of(US_CORE));
     for (ProfileConformance.Finding f : ProfileConformance.check(mapping, profile, valueSetCodes,
-        definitions::profile)) {
+        definitions::profile).findings()) {
       out.add((f.error() ? "error " : "warning ") + f.location().replaceAll("^.*/", "") + ": " + f.message());
     }
     return out;
@@ -188,7 +188,7 @@ class ProfileConformanceTest {
 
   /** An extension's definition says which of its extensions it needs: US Core race, its text. */
   @Test
-  void anExtensionWithoutTheExtensionsItRequiresIsAnError(@TempDir Path dir) throws IOException {
+  void anExtensionWithoutTheExtensionsItRequiresFailsTheResourcesWithIt(@TempDir Path dir) throws IOException {
     MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("r.yaml"), """
         name: r
         source: s
@@ -200,10 +200,18 @@ class ProfileConformanceTest {
           name[0].family: {column: pid}
           gender: {value: unknown}
         """));
+    // The race is written only when its column has a value: the rows without one conform.
     assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"), equalTo(List.of(
-        "error r.yaml:6: mapping r writes US Core Race Extension without its extension text, which it requires (min"
-            + " 1): no resource of it can conform",
+        "warning r.yaml:6: mapping r writes US Core Race Extension without its extension text, which it requires (min"
+            + " 1): its resources with that extension do not conform",
         "error r.yaml:7: mapping r never writes Patient.identifier.system, which US Core Patient Profile requires (min"
             + " 1): no resource of it can conform")));
+    // Written always (a constant), no resource can conform.
+    MappingConfig always = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("a.yaml"),
+        Files.readString(dir.resolve("r.yaml")).replace("{column: race}", "{value: \"2106-3\"}")
+            .replace("name: r", "name: a")));
+    assertThat(findings(always, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient").get(0), equalTo(
+        "error a.yaml:6: mapping a writes US Core Race Extension without its extension text, which it requires (min"
+            + " 1): no resource of it can conform"));
   }
 }

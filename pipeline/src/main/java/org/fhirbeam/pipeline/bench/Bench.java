@@ -72,7 +72,7 @@ public final class Bench implements Callable<Integer> {
 
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
-      "direct-delta", "spark-delta",
+      "direct-delta", "spark-delta", "direct-validated",
       "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db");
 
   /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
@@ -120,7 +120,8 @@ public final class Bench implements Callable<Integer> {
     out.flush();
     Path csv = BenchData.csv(dir, rows);
     Path parquet = BenchData.parquet(dir, rows);
-    Path synthea = cases.contains("synthea") || cases.contains("synthea-duckdb") ? SyntheaBenchData.folder(dir, rows)
+    Path synthea = cases.contains("synthea") || cases.contains("synthea-duckdb") || cases.contains("synthea-validated")
+        ? SyntheaBenchData.folder(dir, rows)
         : null;
     Path work = Files.createTempDirectory("fhirbeam-bench");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
@@ -199,10 +200,14 @@ public final class Bench implements Callable<Integer> {
         Path outDir = work.resolve(c + "-" + r);
         List<String> cmd = new ArrayList<>(c.startsWith("spark") ? sparkJvm : jvm);
         switch (c) {
-          case "direct", "direct-duckdb", "spark", "direct-delta", "spark-delta" -> {
+          case "direct", "direct-duckdb", "spark", "direct-delta", "spark-delta", "direct-validated" -> {
             cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
                 c.startsWith("spark") ? "spark" : "direct",
                 "--output", outDir.toString(), "--set", "sources.patients.path=" + csv));
+            if (c.equals("direct-validated")) {
+              // Compiled validation against base R4's Patient (the default mapping claims no profile).
+              cmd.addAll(List.of("--set", "validation.mode=compiled"));
+            }
             if (c.endsWith("-delta")) {
               // The NDJSON-only case's run, also writing a Delta table; each run its own.
               cmd.addAll(List.of("--set", "sinks.delta.enabled=true", "--set",
@@ -218,10 +223,13 @@ public final class Bench implements Callable<Integer> {
           case "direct-sample-1pct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
               "--output", outDir.toString(), "--set", "sources.patients.path=" + csv, "--set",
               "sinks.duckdb.enabled=false", "--set", "validation.mode=sample", "--set", "validation.sample_rate=0.01"));
-          case "synthea", "synthea-duckdb" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
+          case "synthea", "synthea-duckdb", "synthea-validated" -> cmd.addAll(List.of(
+              org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
               "--config", org.fhirbeam.pipeline.FhirBeam.home().resolve("config/pipelines/synthea.yaml").toString(),
-              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "validation.mode=off",
-              "--set", c.equals("synthea") ? "sinks.duckdb.enabled=false" : "duckdb.database=" + outDir.resolve("fhir.db")));
+              "--output", outDir.toString(), "--set", "input_dir=" + synthea, "--set", "validation.mode="
+                  + (c.equals("synthea-validated") ? "compiled" : "off"),
+              "--set", c.equals("synthea-duckdb") ? "duckdb.database=" + outDir.resolve("fhir.db")
+                  : "sinks.duckdb.enabled=false"));
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
@@ -247,6 +255,7 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
+              + " direct-validated, synthea-validated,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
@@ -536,10 +545,12 @@ public final class Bench implements Callable<Integer> {
         + " with its database))%n",
         results.values().iterator().next().runs());
     for (Result r : results.values()) {
-      Result ndjson = results.get(ndjsonCase(r.name()));
-      if (ndjson != null) {
-        out.printf(Locale.ROOT, "%s: %s of %s (the same run without the Delta table)%n", r.name(), ratio(r, ndjson),
-            ndjson.name());
+      String suffix = r.name().endsWith("-delta") ? "-delta" : r.name().endsWith("-validated") ? "-validated" : null;
+      Result without = suffix == null ? null
+          : results.get(r.name().substring(0, r.name().length() - suffix.length()));
+      if (without != null) {
+        out.printf(Locale.ROOT, "%s: %s of %s (the same run without %s)%n", r.name(), ratio(r, without),
+            without.name(), suffix.equals("-delta") ? "the Delta table" : "validation");
       }
     }
     out.flush();

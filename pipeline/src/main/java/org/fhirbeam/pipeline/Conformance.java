@@ -1,0 +1,224 @@
+package org.fhirbeam.pipeline;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.fhirbeam.config.ConfigException;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.MappingConfig;
+import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.config.ValidationSettings;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.ProfileConformance;
+import org.fhirbeam.transforms.ProfileInvariants;
+import org.fhirbeam.transforms.RowCheck;
+import org.fhirbeam.validation.FhirValidation;
+import org.hl7.fhir.r5.model.StructureDefinition;
+
+/**
+ * The mappings of a configuration against the profiles they claim ({@code meta.profile} constants, and
+ * {@code validation.profiles} of their resource type), from the validation's definitions: {@link ProfileConformance}'s
+ * errors are problems, its warnings are warnings, and its row checks are what a run in {@code compiled} mode
+ * evaluates in each mapping's query. {@code check-config} and the run's planning both use it.
+ *
+ * <p>With validation on, each mapping is also checked against its resource type's base definition, which the validator
+ * always applies.
+ *
+ * <p>So is each Observation mapping against the vital-sign profiles R4 implies from a LOINC code it can write: a
+ * constant code's profile is claimed; for a code from the row, each profile's checks apply to the rows with its code
+ * (guarded row checks, and warnings for what would be errors).
+ *
+ * @param rowChecks each mapping's row checks by mapping name (the same check of two profiles once)
+ * @param profiles the definitions each mapping was checked against, by mapping name
+ * @param implied by mapping name, each profile implied by a code of the row, with the condition on the row
+ */
+record Conformance(List<InputException> problems, List<String> warnings, Map<String, List<RowCheck>> rowChecks,
+    Map<String, List<String>> profiles, Map<String, Map<String, RowCheck.Pred>> implied) {
+
+  /** Whether a mapping is checked against a definition: validation is on, or a mapping claims a profile. */
+  static boolean claimsProfiles(PipelineConfig config) {
+    return config.validation().enabled() || !claimed(config).isEmpty();
+  }
+
+  /** The validation's definitions (R4 and {@code validation.packages}), loaded once per JVM; no validator is built. */
+  static FhirValidation definitions(PipelineConfig config) {
+    return FhirValidation.definitions(config.validation().packages().stream().map(Path::of).toList());
+  }
+
+  /** The mappings of {@code config} against their profiles, from {@code definitions}. */
+  static Conformance check(PipelineConfig config, FhirValidation definitions) {
+    Map<MappingConfig, Set<String>> claimed = new LinkedHashMap<>();
+    if (config.validation().enabled()) {
+      config.mappings().forEach(m -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>())
+          .add("http://hl7.org/fhir/StructureDefinition/" + m.resourceType()));
+    }
+    claimed(config).forEach((m, urls) -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).addAll(urls));
+    List<InputException> problems = new ArrayList<>();
+    List<String> warnings = new ArrayList<>();
+    Map<String, List<RowCheck>> rowChecks = new LinkedHashMap<>();
+    Map<String, List<String>> profiles = new LinkedHashMap<>();
+    // A run validates every resource against these: one unknown, or of another type, fails them all.
+    for (String url : everyResource(config)) {
+      StructureDefinition profile = definitions.profile(url);
+      List<String> others = config.mappings().stream().filter(m -> profile != null
+          && !profile.getType().equals(m.resourceType())).map(MappingConfig::name).toList();
+      if (profile == null || !others.isEmpty()) {
+        problems.add(new ConfigException(config.file(), "validation.profiles", profile == null ? url + " is not"
+            + " among the loaded definitions (validation.packages): every resource would fail it" : url + " is a"
+            + " profile of " + profile.getType() + ": every resource of mapping(s) " + String.join(", ", others)
+            + " would fail it (name a mapping's profiles in its meta.profile)"));
+      } else {
+        config.mappings().forEach(m -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(url));
+      }
+    }
+    Map<String, java.util.Optional<Set<String>>> valueSets = new java.util.HashMap<>();
+    java.util.function.Function<String, Set<String>> codes = url -> valueSets.computeIfAbsent(url,
+        u -> java.util.Optional.ofNullable(definitions.codesOf(u))).orElse(null);
+    Map<String, Map<String, RowCheck.Pred>> implied = new LinkedHashMap<>();
+    claimed.forEach((m, urls) -> {
+      // The same check of two profiles (US Core's and one built on it) once: a row fails on the first.
+      Map<String, RowCheck> checks = new LinkedHashMap<>();
+      if (config.validation().enabled()) {
+        ProfileConformance.Result coded = ProfileConformance.codeSystems(m, definitions::codeSystemCodes);
+        coded.findings().forEach(f -> problems.add(new ConfigException(f.location(), null, f.message())));
+        coded.rowChecks().forEach(c -> checks.putIfAbsent(key(c), c));
+        Map<String, RowCheck.Pred> byCode = impliedProfiles(m);
+        for (Map.Entry<String, RowCheck.Pred> e : byCode.entrySet()) {
+          StructureDefinition profile = definitions.profile(e.getKey());
+          if (e.getValue() instanceof RowCheck.Const || profile == null) {
+            urls.add(e.getKey()); // a constant code: claimed
+            continue;
+          }
+          ProfileConformance.Result result = ProfileConformance.check(m, profile, codes, definitions::profile);
+          result.findings().stream().filter(ProfileConformance.Finding::error).forEach(f -> warnings.add(
+              f.location() + ": rows with the code that implies " + profile.getTitle() + " give resources that do"
+                  + " not conform: " + f.message().replace(": no resource of it can conform", "")));
+          result.rowChecks().forEach(c -> checks.putIfAbsent(key(c) + "|" + e.getKey(), c.guarded(e.getValue())));
+        }
+        byCode.values().removeIf(p -> p instanceof RowCheck.Const);
+        implied.put(m.name(), byCode);
+      }
+      for (String url : urls) {
+        StructureDefinition profile = definitions.profile(url);
+        if (profile == null) {
+          warnings.add(m.resourceLocation() + ": mapping " + m.name() + " claims profile " + url + ", which is not"
+              + " among the loaded definitions (validation.packages): not checked");
+        } else if (profile.getType().equals(m.resourceType())) {
+          ProfileConformance.Result result = ProfileConformance.check(m, profile, codes, definitions::profile);
+          for (ProfileConformance.Finding f : result.findings()) {
+            if (f.error()) {
+              problems.add(new ConfigException(f.location(), null, f.message()));
+            } else {
+              warnings.add(f.location() + ": " + f.message());
+            }
+          }
+          result.rowChecks().forEach(c -> checks.putIfAbsent(key(c), c));
+        }
+      }
+      rowChecks.put(m.name(), List.copyOf(checks.values()));
+      profiles.put(m.name(), urls.stream().filter(u -> definitions.profile(u) != null).toList());
+    });
+    return new Conformance(List.copyOf(problems), List.copyOf(warnings.stream().distinct().toList()),
+        Map.copyOf(rowChecks), Map.copyOf(profiles), Map.copyOf(implied));
+  }
+
+  /** What makes two row checks the same check (of two profiles): all but the message. */
+  private static String key(RowCheck c) {
+    return List.of(c.kind(), c.at(), c.elements(), c.codes()).toString();
+  }
+
+  /**
+   * The vital-sign profiles an Observation mapping's LOINC codes imply ({@code code.coding[i]} with system LOINC):
+   * each with {@code true} when the code is a constant, else the condition that the row's code is the sign's.
+   */
+  private static Map<String, RowCheck.Pred> impliedProfiles(MappingConfig m) {
+    Map<String, RowCheck.Pred> out = new LinkedHashMap<>();
+    if (!m.resourceType().equals("Observation")) {
+      return out;
+    }
+    Map<String, org.fhirbeam.config.ValueRule> byPath = new LinkedHashMap<>();
+    m.elements().forEach(r -> byPath.put(r.path().replaceAll("\\[0*(\\d+)]", "[$1]"), r));
+    byPath.forEach((path, system) -> {
+      java.util.regex.Matcher coding = java.util.regex.Pattern.compile("code\\.coding(\\[(\\d+)])?\\.system")
+          .matcher(path);
+      if (!coding.matches() || !"http://loinc.org".equals(system.constant() == null ? null : system.constant().strip())) {
+        return;
+      }
+      String index = coding.group(2) == null ? "0" : coding.group(2);
+      org.fhirbeam.config.ValueRule code = byPath.get(path.substring(0, path.length() - "system".length()) + "code");
+      if (code == null) {
+        return;
+      }
+      List<String> keys = List.of("code[0]", "coding[" + index + "]", "code[0]");
+      FhirValidation.vitalSigns().forEach((loinc, url) -> {
+        if (code.constant() != null) {
+          if (code.constant().strip().equals(loinc)) {
+            out.put(url, new RowCheck.Const(true));
+          }
+        } else if (code.unmapped() == org.fhirbeam.config.ValueRule.Unmapped.KEEP || code.codeMap().isEmpty()
+            || code.codeMap().containsValue(loinc) || loinc.equals(code.defaultValue())) {
+          out.merge(url, new RowCheck.Equals(keys, loinc), (a, b) -> new RowCheck.Or(List.of(a, b)));
+        }
+      });
+    });
+    return out;
+  }
+
+  /**
+   * The compiled mappings with their row checks: this conformance's, and the FHIRPath invariants of their definitions
+   * ({@link ProfileInvariants}). An invariant no resource of a mapping can meet is a problem; one that is not
+   * translated is a warning, since {@code compiled} mode does not check it.
+   */
+  Applied apply(List<CompiledMapping> mappings, FhirValidation definitions) {
+    List<InputException> problems = new ArrayList<>(this.problems);
+    List<String> warnings = new ArrayList<>(this.warnings);
+    List<CompiledMapping> out = new ArrayList<>();
+    for (CompiledMapping m : mappings) {
+      List<RowCheck> checks = new ArrayList<>(rowChecks.getOrDefault(m.name(), List.of()));
+      List<StructureDefinition> sds = profiles.getOrDefault(m.name(), List.of()).stream().map(definitions::profile)
+          .filter(sd -> sd != null && sd.getType().equals(m.resourceType())).toList();
+      if (!sds.isEmpty()) {
+        ProfileInvariants.Result invariants = ProfileInvariants.check(m, sds, definitions::profile,
+            FhirValidation::fhirPath);
+        checks.addAll(invariants.checks());
+        // Those of a profile the row's code implies, where it does (and not already checked everywhere).
+        java.util.Set<String> everywhere = new java.util.HashSet<>();
+        invariants.checks().forEach(c -> everywhere.add(c.at() + c.messageId()));
+        implied.getOrDefault(m.name(), Map.of()).forEach((url, guard) -> {
+          StructureDefinition sd = definitions.profile(url);
+          if (sd != null) {
+            ProfileInvariants.check(m, List.of(sd), definitions::profile, FhirValidation::fhirPath).checks().stream()
+                .filter(c -> !everywhere.contains(c.at() + c.messageId())).forEach(c -> checks.add(c.guarded(guard)));
+          }
+        });
+        invariants.neverMet().forEach(i -> problems.add(new InputException("mapping " + m.name() + ": no resource"
+            + " of it can meet invariant " + i)));
+        invariants.untranslated().forEach(i -> warnings.add("mapping " + m.name() + ": invariant " + i
+            + " is not compiled: only validation mode full or sample checks it"));
+      }
+      out.add(m.withRowChecks(checks));
+    }
+    return new Applied(List.copyOf(out), List.copyOf(problems), List.copyOf(warnings));
+  }
+
+  /** Compiled mappings with their row checks, and what checking them found. */
+  record Applied(List<CompiledMapping> mappings, List<InputException> problems, List<String> warnings) {}
+
+  /** The profiles each mapping names in its {@code meta.profile}. */
+  private static Map<MappingConfig, Set<String>> claimed(PipelineConfig config) {
+    Map<MappingConfig, Set<String>> claimed = new LinkedHashMap<>();
+    for (MappingConfig m : config.mappings()) {
+      m.elements().stream().filter(r -> r.path().matches("meta\\.profile(\\[\\d+])?") && r.constant() != null)
+          .forEach(r -> claimed.computeIfAbsent(m, k -> new LinkedHashSet<>()).add(r.constant()));
+    }
+    return claimed;
+  }
+
+  private static List<String> everyResource(PipelineConfig config) {
+    return config.validation().mode() == ValidationSettings.Mode.OFF ? List.of() : config.validation().profiles();
+  }
+}

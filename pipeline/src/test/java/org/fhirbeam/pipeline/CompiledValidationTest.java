@@ -1,0 +1,149 @@
+package org.fhirbeam.pipeline;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.greaterThan;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Validation mode {@code compiled} against HAPI's validator as the oracle. A mutation corpus is built from the Synthea
+ * sample: every row as it is, and for two rows of each file, each column in turn left empty or set to a code no value
+ * set holds (and, for end dates, set before the start). The shipped Synthea job runs on it twice, in mode
+ * {@code compiled} (no validator) and in mode {@code full} (HAPI's validator on every resource); both must reject the
+ * same rows at validation, each at the same element.
+ */
+class CompiledValidationTest {
+  @TempDir
+  Path tmp;
+
+  @Test
+  void compiledChecksRejectWhatTheValidatorRejectsAtTheSameElement() throws Exception {
+    Path corpus = mutationCorpus(DefaultJobTest.HOME.resolve("testdata/synthea"), tmp.resolve("corpus"));
+    Map<String, List<List<String>>> compiled = validationRejects("compiled", corpus);
+    Map<String, List<List<String>>> full = validationRejects("full", corpus);
+    // By the validator's first issue: how many resources it rejected, how many of them the compiled checks rejected,
+    // and how many of those at an element and with a rule among the validator's errors for that resource.
+    Map<String, int[]> table = new TreeMap<>();
+    List<String> disagreements = new ArrayList<>();
+    full.forEach((resource, rejects) -> {
+      List<List<String>> mine = new ArrayList<>(compiled.getOrDefault(resource, List.of()));
+      for (List<String> issues : rejects) {
+        int[] counts = table.computeIfAbsent(rule(issues.get(0)), k -> new int[3]);
+        counts[0]++;
+        if (!mine.isEmpty()) {
+          counts[1]++;
+          String first = mine.remove(0).get(0);
+          if (issues.contains(first)) {
+            counts[2]++;
+          } else {
+            disagreements.add(resource + ": compiled " + first + ", validator " + issues);
+          }
+        } else {
+          disagreements.add(resource + ": only the validator rejects it: " + issues);
+        }
+      }
+      mine.forEach(m -> disagreements.add(resource + ": only compiled rejects it: " + m));
+    });
+    compiled.forEach((resource, rejects) -> {
+      if (!full.containsKey(resource)) {
+        rejects.forEach(m -> disagreements.add(resource + ": only compiled rejects it: " + m));
+      }
+    });
+    StringBuilder report = new StringBuilder("validator's first issue: validator rejects / compiled rejects /"
+        + " agreeing\n");
+    table.forEach((rule, n) -> report.append(rule).append(": ").append(n[0]).append(" / ").append(n[1])
+        .append(" / ").append(n[2]).append('\n'));
+    System.out.print(report);
+    assertThat(report.toString(), disagreements, equalTo(List.of()));
+    // The corpus reaches every kind of check the compiler claims.
+    assertThat(report.toString(), table.keySet().stream().toList(), equalTo(List.of(
+        "Terminology_PassThrough_TX_Message", "Validation_VAL_Profile_Minimum", "Validation_VAL_Profile_Minimum_SLICE",
+        "Validation_VAL_Profile_NotSlice", "http://hl7.org/fhir/StructureDefinition/Period#per-1",
+        "http://hl7.org/fhir/StructureDefinition/vitalsigns#vs-2")));
+    assertThat(full.values().stream().mapToInt(List::size).sum(), greaterThan(100));
+  }
+
+  private static String rule(String issue) {
+    return issue.substring(issue.lastIndexOf(' ') + 1);
+  }
+
+  /**
+   * Runs the Synthea job on {@code input} and returns its validation rejects by "mapping resource-id" (a mutated row
+   * can give the id of another): for each, "element rule" of every rejecting issue, the first first.
+   */
+  private Map<String, List<List<String>>> validationRejects(String mode, Path input) throws IOException {
+    Path out = tmp.resolve(mode);
+    Cli r = Cli.run("run", "--config", SyntheaJobTest.CONFIG.toString(), "--output", out.toString(), "--set",
+        "input_dir=" + input, "--set", "validation.mode=" + mode, "--set", "quality.duplicate_ids=keep", "--set",
+        "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString(": OK"));
+    Map<String, List<List<String>>> rejects = new TreeMap<>();
+    try (var files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.toList()) {
+        for (String line : Files.readAllLines(f)) {
+          JsonNode j = DefaultJobTest.JSON.readTree(line);
+          if (j.get("stage").asText().equals("validation")) {
+            List<String> issues = new ArrayList<>(List.of(j.get("element").asText() + " " + j.get("rule").asText()));
+            if (j.has("issues")) {
+              j.get("issues").forEach(i -> issues.add(i.get("location").asText() + " " + i.get("message_id").asText()));
+            }
+            rejects.computeIfAbsent(j.get("mapping").asText() + " " + j.get("resource_id").asText(),
+                k -> new ArrayList<>()).add(issues);
+          }
+        }
+      }
+    }
+    return rejects;
+  }
+
+  /**
+   * Each CSV of {@code from} into {@code to}: its rows, then for its first two rows one row per column and change (the
+   * column empty; a code no value set holds; an end date before any start).
+   */
+  static Path mutationCorpus(Path from, Path to) throws IOException, SQLException {
+    Files.createDirectories(to);
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:"); Statement st = db.createStatement();
+        var csvs = Files.list(from)) {
+      for (Path csv : csvs.filter(p -> p.toString().endsWith(".csv")).sorted().toList()) {
+        st.execute("CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('" + csv + "', all_varchar = true,"
+            + " header = true)");
+        List<String> columns = new ArrayList<>();
+        try (ResultSet rs = st.executeQuery("SELECT column_name FROM (DESCRIBE t)")) {
+          while (rs.next()) {
+            columns.add(rs.getString(1));
+          }
+        }
+        List<String> parts = new ArrayList<>(List.of("SELECT * FROM t"));
+        for (String c : columns) {
+          List<String> values = new ArrayList<>(List.of("NULL", "'zz-not-a-code'"));
+          if (c.equals("STOP") || c.equals("DEATHDATE")) {
+            values.add("'1901-01-01'");
+          }
+          for (String v : values) {
+            parts.add("SELECT * REPLACE (" + v + " AS \"" + c + "\") FROM (SELECT * FROM t LIMIT 2)");
+          }
+        }
+        st.execute("COPY (" + String.join(" UNION ALL ", parts) + ") TO '" + to.resolve(csv.getFileName())
+            + "' (HEADER)");
+      }
+    }
+    return to;
+  }
+}
