@@ -206,7 +206,98 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
   }
 
   /** Compiled mappings with their row checks, and what checking them found. */
-  record Applied(List<CompiledMapping> mappings, List<InputException> problems, List<String> warnings) {}
+  record Applied(List<CompiledMapping> mappings, List<InputException> problems, List<String> warnings) {
+
+    /** What a later run with the same inputs can take from {@link #cache} instead of loading the definitions. */
+    Cached cached() {
+      Map<String, List<RowCheck>> checks = new LinkedHashMap<>();
+      mappings.forEach(m -> checks.put(m.name(), m.rowChecks()));
+      return new Cached(checks, warnings);
+    }
+  }
+
+  /** The row checks of each mapping by name, and the warnings, of an {@link Applied} without problems. */
+  record Cached(Map<String, List<RowCheck>> rowChecks, List<String> warnings) implements java.io.Serializable {
+    List<CompiledMapping> apply(List<CompiledMapping> mappings) {
+      return mappings.stream().map(m -> m.withRowChecks(rowChecks.getOrDefault(m.name(), List.of()))).toList();
+    }
+  }
+
+  /**
+   * The row checks a configuration's mappings got before, from a file under {@code ~/.cache/fhirbeam/conformance},
+   * named by a SHA-256 of everything they are computed from: this build of fhirbeam (its jar's size and time), the
+   * validation settings, the content of every package, and every mapping as loaded. Loading R4's definitions takes
+   * seconds; a job run again with the same mappings and packages does not need them. Null on a miss, when running from
+   * classes rather than a jar, or when the cache cannot be read.
+   */
+  static Cached cache(PipelineConfig config) {
+    Path file = cacheFile(config);
+    if (file == null || !java.nio.file.Files.isRegularFile(file)) {
+      return null;
+    }
+    try (java.io.ObjectInputStream in = new java.io.ObjectInputStream(java.nio.file.Files.newInputStream(file))) {
+      return (Cached) in.readObject();
+    } catch (java.io.IOException | ClassNotFoundException | ClassCastException e) {
+      return null; // a damaged or foreign file: computed again, and written over
+    }
+  }
+
+  /** Keeps {@code cached} for the next run of {@code config}; a cache that cannot be written is left alone. */
+  static void keep(PipelineConfig config, Cached cached) {
+    Path file = cacheFile(config);
+    if (file == null) {
+      return;
+    }
+    try {
+      java.nio.file.Files.createDirectories(file.getParent());
+      Path tmp = java.nio.file.Files.createTempFile(file.getParent(), "conformance", ".tmp");
+      try (java.io.ObjectOutputStream out = new java.io.ObjectOutputStream(java.nio.file.Files.newOutputStream(tmp))) {
+        out.writeObject(cached);
+      }
+      java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    } catch (java.io.IOException | RuntimeException e) {
+      // Only start-up time is lost.
+    }
+  }
+
+  private static Path cacheFile(PipelineConfig config) {
+    try {
+      Path code = Path.of(Conformance.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+      if (!java.nio.file.Files.isRegularFile(code)) {
+        return null; // classes being developed: no build to tell apart
+      }
+      java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+      java.util.function.Consumer<String> add = text -> sha.update((text + "\n").getBytes(
+          java.nio.charset.StandardCharsets.UTF_8));
+      add.accept("conformance-1 " + code + " " + java.nio.file.Files.size(code) + " "
+          + java.nio.file.Files.getLastModifiedTime(code).toMillis());
+      add.accept(config.validation().toString());
+      for (String p : config.validation().packages()) {
+        try (var files = java.nio.file.Files.walk(Path.of(p))) {
+          for (Path f : files.filter(java.nio.file.Files::isRegularFile).sorted().toList()) {
+            add.accept(f.toString());
+            sha.update(java.nio.file.Files.readAllBytes(f));
+          }
+        }
+      }
+      for (MappingConfig m : config.mappings()) {
+        // A code map's order differs from run to run (an immutable map's): sorted.
+        String text = m.toString();
+        for (org.fhirbeam.config.ValueRule r : m.elements()) {
+          text = text.replace(r.toString(), r.toString().replace(r.codeMap().toString(),
+              new java.util.TreeMap<>(r.codeMap()).toString()));
+        }
+        add.accept(text);
+      }
+      String home = System.getProperty("user.home");
+      return home == null ? null : Path.of(home, ".cache", "fhirbeam", "conformance",
+          java.util.HexFormat.of().formatHex(sha.digest()) + ".ser");
+    } catch (java.io.IOException | java.net.URISyntaxException | java.security.NoSuchAlgorithmException
+        | RuntimeException e) {
+      return null;
+    }
+  }
 
   /** The profiles each mapping names in its {@code meta.profile}. */
   private static Map<MappingConfig, Set<String>> claimed(PipelineConfig config) {

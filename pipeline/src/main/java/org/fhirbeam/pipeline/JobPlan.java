@@ -11,6 +11,7 @@ import org.fhirbeam.config.ConfigLoader;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.io.FileSourcePlanner;
 import org.fhirbeam.io.ObjectStorage;
 import org.fhirbeam.io.FileSourcePlanner.PlannedSource;
@@ -45,16 +46,19 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     // HAPI's definitions of the resource types load while DuckDB looks at the files.
     java.util.concurrent.CompletableFuture<Void> definitions = java.util.concurrent.CompletableFuture.runAsync(
         () -> MappingCompiler.loadDefinitions(config.mappings().stream().map(MappingConfig::resourceType).toList()));
-    // Compiled checks need the definitions only; HAPI's validator is built (and warmed up) when it checks resources.
+    // Compiled checks need the definitions only, unless a run with the same mappings and packages left their row
+    // checks in the cache; HAPI's validator is built (and warmed up) when it checks resources.
+    Conformance.Cached cached = config.validation().mode() == ValidationSettings.Mode.COMPILED
+        ? Conformance.cache(config) : null;
+    boolean compile = config.validation().compiled() && Conformance.claimsProfiles(config) && cached == null;
     java.util.concurrent.CompletableFuture<FhirValidation> validator = config.validation().usesValidator()
         ? java.util.concurrent.CompletableFuture.supplyAsync(() -> FhirValidation.shared(
             config.validation().packages().stream().map(java.nio.file.Path::of).toList()))
-        : config.validation().compiled()
-            ? java.util.concurrent.CompletableFuture.supplyAsync(() -> Conformance.definitions(config))
+        : compile ? java.util.concurrent.CompletableFuture.supplyAsync(() -> Conformance.definitions(config))
             : java.util.concurrent.CompletableFuture.completedFuture(null);
     // The mappings against their profiles (R4's definitions load on first use: seconds), while DuckDB plans too.
-    java.util.concurrent.CompletableFuture<Conformance> conformance = config.validation().compiled()
-        && Conformance.claimsProfiles(config) ? validator.thenApplyAsync(v -> Conformance.check(config, v)) : null;
+    java.util.concurrent.CompletableFuture<Conformance> conformance = compile
+        ? validator.thenApplyAsync(v -> Conformance.check(config, v)) : null;
     FileSourcePlanner planner = new FileSourcePlanner(config.duckdb());
     if (config.sources().values().stream().anyMatch(s -> s.path() != null && ObjectStorage.isRemote(s.path()))) {
       ObjectStorage.useBeforePipeline(ObjectStorage.settingsOf(config.sources().values()));
@@ -122,13 +126,18 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
       }
       throw e;
     }
-    if (conformance != null) {
+    if (cached != null) {
+      mappings = cached.apply(mappings);
+    } else if (conformance != null) {
       Conformance.Applied applied = conformance.join().apply(mappings, v);
       if (!applied.problems().isEmpty()) {
         // A mapping that cannot give a conformant resource (a check-config error) stops the run here.
         throw InputException.together(applied.problems());
       }
       mappings = applied.mappings();
+      if (config.validation().mode() == ValidationSettings.Mode.COMPILED) {
+        Conformance.keep(config, applied.cached());
+      }
     }
     return new JobPlan(config, sources, List.copyOf(mappings), v);
   }

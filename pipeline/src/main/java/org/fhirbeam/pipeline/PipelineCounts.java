@@ -164,7 +164,8 @@ final class PipelineCounts {
         .thenComparing(RunSummary.IssueCount::mapping).thenComparing(RunSummary.IssueCount::messageId));
     return new RunSummary.Validation(v.mode().name().toLowerCase(java.util.Locale.ROOT), v.sampleRate(),
         v.rejectOn().name().toLowerCase(java.util.Locale.ROOT),
-        v.usesValidator() ? plan.validator().buildSeconds() : plan.validator().loadSeconds(), validated, invalid,
+        plan.validator() == null ? 0 : v.usesValidator() ? plan.validator().buildSeconds()
+            : plan.validator().loadSeconds(), validated, invalid,
         issues);
   }
 
