@@ -81,7 +81,18 @@ public final class ProfileConformance {
     List<Finding> findings = new ArrayList<>();
     List<RowCheck> rowChecks = new ArrayList<>();
     String name = profile.hasTitle() ? profile.getTitle() : profile.getName();
-    new Visit(mapping, elements, name, canonical(profile), valueSetCodes, extensions, root, findings, rowChecks)
+    // The named slices of each sliced element, by the element's id (Observation.category: its VSCat).
+    Map<String, List<ElementDefinition>> slices = new LinkedHashMap<>();
+    for (ElementDefinition e : profile.getSnapshot().getElement()) {
+      if (e.hasId() && e.hasSliceName() && e.getId().endsWith(":" + e.getSliceName())) {
+        slices.computeIfAbsent(e.getId().substring(0, e.getId().length() - e.getSliceName().length() - 1),
+            k -> new ArrayList<>()).add(e);
+      }
+    }
+    Map<String, ElementDefinition> byId = new LinkedHashMap<>();
+    profile.getSnapshot().getElement().stream().filter(ElementDefinition::hasId).forEach(e -> byId.put(e.getId(), e));
+    new Visit(mapping, elements, slices, byId, name, canonical(profile), valueSetCodes, extensions, root, findings,
+        rowChecks)
         .visit(profile.getType(), root, mapping.resourceLocation(), List.of(), true);
     return new Result(findings, rowChecks);
   }
@@ -160,8 +171,10 @@ public final class ProfileConformance {
   }
 
   /** One mapping against one profile: the walk down the elements the mapping writes. */
-  private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements, String profile,
-      String profileUrl, Function<String, Set<String>> valueSetCodes,
+  private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements,
+      Map<String, List<ElementDefinition>> slices, Map<String, ElementDefinition> byId, String profile,
+      String profileUrl,
+      Function<String, Set<String>> valueSetCodes,
       Function<String, StructureDefinition> extensions, Written root, List<Finding> findings,
       List<RowCheck> rowChecks) {
 
@@ -207,15 +220,17 @@ public final class ProfileConformance {
                 + " profile " + profileUrl + " and slicing is CLOSED"));
           }
         }
+        // Where the element's required slices are checked, the validator reports those rather than its minimum.
+        boolean slicesChecked = checkPatternSlices(e, childPath, written, keys);
         if (e.getMin() >= 1 && written.isEmpty()) {
           // Every resource fails, or every one with the element the mapping writes only when a column has a value.
           findings.add(new Finding(always, location, "mapping " + mapping.name() + " never writes " + childPath
               + ", which " + profile + " requires (min " + e.getMin() + "): " + (always ? "no resource of it can"
                   + " conform" : "its resources with " + path + " do not conform")));
           // As a row check too: it fails every row where the profile applies (one implied by a code of the row).
-          rowChecks.add(new RowCheck(RowCheck.Kind.MISSING, keys, List.of(), List.of(),
-              "Validation_VAL_Profile_Minimum", childPath + ": minimum required = " + e.getMin() + ", but only found 0"
-              + " (from " + profileUrl + ")"));
+          if (!slicesChecked) {
+            rowChecks.add(missing(e, childPath, keys, List.of()));
+          }
           continue;
         }
         String idColumn = mapping.id().column();
@@ -236,9 +251,9 @@ public final class ProfileConformance {
               + mapping.name() + " writes " + childPath + " (" + profile + " requires it) only when "
               + columns(written) + " has a value: rows without one give resources that do not conform (make the rule"
               + " required, or give it a default)"));
-          rowChecks.add(new RowCheck(RowCheck.Kind.MISSING, keys, written.stream().map(w -> List.of(w.getKey()))
-              .toList(), List.of(), "Validation_VAL_Profile_Minimum", childPath + ": minimum required = "
-              + e.getMin() + ", but only found 0 (from " + profileUrl + ")"));
+          if (!slicesChecked) {
+            rowChecks.add(missing(e, childPath, keys, written.stream().map(w -> List.of(w.getKey())).toList()));
+          }
         }
         DataType fixed = e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
         for (Map.Entry<String, Written> w : written) {
@@ -251,6 +266,14 @@ public final class ProfileConformance {
               findings.add(new Finding(true, at, "mapping " + mapping.name() + " writes '" + constant + "' to "
                   + childPath + ", which " + profile + " fixes to '" + value.asStringValue() + "'"));
             }
+          }
+          if (fixed instanceof PrimitiveType<?> value && child.children.isEmpty() && child.rules.size() == 1) {
+            // The row's value (or the constant, for a profile implied by the row) must be the fixed one.
+            List<String> here = plus(keys, w.getKey());
+            rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, here, List.of(), List.of(),
+                new RowCheck.Equals(here, value.asStringValue()), e.hasFixed() ? "_DT_Fixed_Wrong"
+                    : "_DT_Pattern_Wrong", "Value is not '" + value.asStringValue() + "', which " + profile
+                    + " " + (e.hasFixed() ? "fixes" : "requires") + " (from " + profileUrl + ")", null));
           }
           checkBinding(e, childPath, child, plus(keys, w.getKey()));
           // A choice element's alternative is visited under its own name, where its type slice puts its elements.
@@ -290,6 +313,97 @@ public final class ProfileConformance {
           rowChecks.add(requiredSlice(keys, url, id, definition));
         }
       }
+    }
+
+    /**
+     * The required slices of a repeating CodeableConcept element sliced by pattern (US Core's and the vital signs'
+     * {@code category:VSCat}): some item the mapping writes must hold a coding with each of the slice's pattern codings'
+     * system and code. A check on the row: the items, their systems and codes are the row's. Whether it checked any.
+     */
+    boolean checkPatternSlices(ElementDefinition e, String elementPath, List<Map.Entry<String, Written>> written,
+        List<String> keys) {
+      boolean checked = false;
+      if (!e.hasSlicing() || !e.hasId()) {
+        return checked;
+      }
+      for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
+        org.hl7.fhir.r5.model.CodeableConcept pattern = slicePattern(slice);
+        if (slice.getMin() < 1 || pattern == null || !pattern.hasCoding()) {
+          continue;
+        }
+        List<RowCheck.Pred> items = new ArrayList<>();
+        for (Map.Entry<String, Written> item : written) {
+          List<RowCheck.Pred> all = new ArrayList<>();
+          for (org.hl7.fhir.r5.model.Coding wanted : pattern.getCoding()) {
+            List<RowCheck.Pred> any = new ArrayList<>();
+            item.getValue().children.forEach((codingKey, coding) -> {
+              if (codingKey.startsWith("coding[")) {
+                List<RowCheck.Pred> match = new ArrayList<>();
+                if (wanted.hasSystem()) {
+                  match.add(new RowCheck.Equals(plus(plus(plus(keys, item.getKey()), codingKey), "system[0]"),
+                      wanted.getSystem()));
+                }
+                if (wanted.hasCode()) {
+                  match.add(new RowCheck.Equals(plus(plus(plus(keys, item.getKey()), codingKey), "code[0]"),
+                      wanted.getCode()));
+                }
+                any.add(ProfileInvariants.and(match));
+              }
+            });
+            all.add(ProfileInvariants.or(any));
+          }
+          items.add(ProfileInvariants.and(all));
+        }
+        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), ProfileInvariants.or(items),
+            "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + slice.getId() + "': a matching slice is required,"
+            + " but not found (from " + profileUrl + "). Note that other slices are allowed in addition to this"
+            + " required slice", null));
+        checked = true;
+      }
+      return checked;
+    }
+
+    /**
+     * The row check of required element {@code e} at {@code childPath}, below the instance at {@code keys}, met by any
+     * of {@code written}: a minimum, or for a choice element's type slice (value[x]:valueQuantity, min 1) a required
+     * slice, as the validator reports it.
+     */
+    private RowCheck missing(ElementDefinition e, String childPath, List<String> keys, List<List<String>> written) {
+      return e.hasSliceName() ? new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(),
+          "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + e.getId() + "': a matching slice is required, but not"
+          + " found (from " + profileUrl + "). Note that other slices are allowed in addition to this required slice")
+          : new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(), "Validation_VAL_Profile_Minimum", childPath
+              + ": minimum required = " + e.getMin() + ", but only found 0 (from " + profileUrl + ")");
+    }
+
+    /**
+     * What a CodeableConcept slice's items must hold: its pattern, or the coding its elements fix
+     * ({@code category:VSCat.coding.system} and {@code .code}, as R4's vital signs have it); null for neither.
+     */
+    private org.hl7.fhir.r5.model.CodeableConcept slicePattern(ElementDefinition slice) {
+      if (slice.getPattern() instanceof org.hl7.fhir.r5.model.CodeableConcept pattern) {
+        return pattern;
+      }
+      ElementDefinition system = byId.get(slice.getId() + ".coding.system");
+      ElementDefinition code = byId.get(slice.getId() + ".coding.code");
+      String systemValue = fixedText(system);
+      String codeValue = fixedText(code);
+      if (systemValue == null && codeValue == null) {
+        return null;
+      }
+      org.hl7.fhir.r5.model.Coding coding = new org.hl7.fhir.r5.model.Coding();
+      if (systemValue != null) {
+        coding.setSystem(systemValue);
+      }
+      if (codeValue != null) {
+        coding.setCode(codeValue);
+      }
+      return new org.hl7.fhir.r5.model.CodeableConcept().addCoding(coding);
+    }
+
+    private static String fixedText(ElementDefinition e) {
+      DataType v = e == null ? null : e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
+      return v instanceof PrimitiveType<?> p ? p.asStringValue() : null;
     }
 
     /** The row check of an extension's required extension {@code url} (slice {@code id} of its definition). */
