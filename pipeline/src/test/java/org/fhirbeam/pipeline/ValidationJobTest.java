@@ -46,6 +46,20 @@ class ValidationJobTest {
         + "mappings: [m.yaml]\nvalidation:\n" + validation.indent(2));
   }
 
+  /** Each reject record of a run's output as {@code line} shows it, sorted. */
+  static List<String> rejects(Path out, java.util.function.Function<JsonNode, String> line) throws IOException {
+    List<String> rejects = new ArrayList<>();
+    try (var files = Files.list(out.resolve("rejects"))) {
+      for (Path f : files.sorted().toList()) {
+        for (String text : Files.readAllLines(f)) {
+          rejects.add(line.apply(DefaultJobTest.JSON.readTree(text)));
+        }
+      }
+    }
+    rejects.sort(null);
+    return rejects;
+  }
+
   @ParameterizedTest
   @EnumSource(Runner.class)
   void invalidResourcesAreRejectedWithTheirLocationAndTheRunBalances(Runner runner) throws IOException {
@@ -69,17 +83,8 @@ class ValidationJobTest {
       ids.add(DefaultJobTest.JSON.readTree(line).get("id").asText());
     }
     assertThat(ids, equalTo(List.of("p1", "p4")));
-    List<String> rejects = new ArrayList<>();
-    try (var files = Files.list(out.resolve("rejects"))) {
-      for (Path f : files.sorted().toList()) {
-        for (String line : Files.readAllLines(f)) {
-          JsonNode j = DefaultJobTest.JSON.readTree(line);
-          rejects.add(j.get("resource_id").asText() + " " + j.get("stage").asText() + " " + j.get("element").asText()
-              + " " + j.get("rule").asText() + " " + j.get("issues").size());
-        }
-      }
-    }
-    rejects.sort(null);
+    List<String> rejects = rejects(out, j -> j.get("resource_id").asText() + " " + j.get("stage").asText() + " "
+        + j.get("element").asText() + " " + j.get("rule").asText() + " " + j.get("issues").size());
     assertThat(rejects, equalTo(List.of("p2 validation Patient Validation_VAL_Profile_Minimum 1",
         "p3 validation Patient.telecom[0] http://hl7.org/fhir/StructureDefinition/ContactPoint#cpt-2 2")));
     JsonNode summary = DefaultJobTest.JSON.readTree(out.resolve("run-summary.json").toFile());
@@ -105,17 +110,9 @@ class ValidationJobTest {
     assertThat(r.err(), r.code(), equalTo(0));
     assertThat(r.out(), containsString("balance: rows in 4 = resources 2 + rejected 2: OK"));
     assertThat(r.out(), containsString("validation (compiled): 4 resources checked, 2 rejected; issues: 2 error\n"));
-    List<String> rejects = new ArrayList<>();
-    try (var files = Files.list(out.resolve("rejects"))) {
-      for (Path f : files.sorted().toList()) {
-        for (String line : Files.readAllLines(f)) {
-          JsonNode j = DefaultJobTest.JSON.readTree(line);
-          rejects.add(j.get("resource_id").asText() + " line " + j.get("line").asText() + " " + j.get("stage").asText()
-              + " " + j.get("element").asText() + " " + j.get("rule").asText() + ": " + j.get("reason").asText());
-        }
-      }
-    }
-    rejects.sort(null);
+    List<String> rejects = rejects(out, j -> j.get("resource_id").asText() + " line " + j.get("line").asText() + " "
+        + j.get("stage").asText() + " " + j.get("element").asText() + " " + j.get("rule").asText() + ": "
+        + j.get("reason").asText());
     assertThat(rejects, equalTo(List.of("p2 line 3 validation Patient Validation_VAL_Profile_Minimum: Patient.name:"
             + " minimum required = 1, but only found 0 (from http://hl7.org/fhir/us/core/StructureDefinition/"
             + "us-core-patient|3.1.1)",

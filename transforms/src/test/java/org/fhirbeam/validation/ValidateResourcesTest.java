@@ -88,7 +88,9 @@ class ValidateResourcesTest {
           "issue/patient/error/content/Terminology_TX_NoValid_16", 1L,
           "issue/patient/error/content/", 1L,
           "issue/patient/error/content/Type_Specific_Checks_DT_Boolean_Value", 1L,
-          "issue/patient/information/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L))));
+          "issue/patient/information/content/http://hl7.org/fhir/StructureDefinition/DomainResource#dom-6", 3L,
+          // By the first rejecting issue's message id (the reject's rule): the boolean's has none.
+          "validator_rejected/patient/Terminology_PassThrough_TX_Message", 1L, "validator_rejected/patient/", 1L))));
       assertThat(new ArrayList<>(byTarget.keySet()), equalTo(List.of("fhir/Patient-abc-0.ndjson",
           "rejects/rejects-Patient-abc-0-validation.ndjson", "rejects/rejects-abc-0.ndjson")));
       assertThat(byTarget.get("fhir/Patient-abc-0.ndjson"), equalTo(List.of(VALID)));
