@@ -13,6 +13,7 @@ import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.ValidationSettings;
 import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.FhirPathCheck;
 import org.fhirbeam.transforms.ProfileConformance;
 import org.fhirbeam.transforms.ProfileInvariants;
 import org.fhirbeam.transforms.RowCheck;
@@ -171,7 +172,8 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
   /**
    * The compiled mappings with their row checks: this conformance's, and the FHIRPath invariants of their definitions
    * ({@link ProfileInvariants}). An invariant no resource of a mapping can meet is a problem; one that is not
-   * translated is a warning, since {@code compiled} mode does not check it.
+   * translated to SQL is checked on the built resources with HAPI's FHIRPath engine (a note among the warnings), or,
+   * of a profile only the row's code implies, not at all in {@code compiled} mode (a warning).
    */
   Applied apply(List<CompiledMapping> mappings, FhirValidation definitions) {
     List<InputException> problems = new ArrayList<>(this.problems);
@@ -179,6 +181,7 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
     List<CompiledMapping> out = new ArrayList<>();
     for (CompiledMapping m : mappings) {
       List<RowCheck> checks = new ArrayList<>(rowChecks.getOrDefault(m.name(), List.of()));
+      List<FhirPathCheck> fhirPath = new ArrayList<>();
       List<StructureDefinition> sds = profiles.getOrDefault(m.name(), List.of()).stream().map(definitions::profile)
           .filter(sd -> sd != null && sd.getType().equals(m.resourceType())).toList();
       if (!sds.isEmpty()) {
@@ -191,16 +194,22 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
         implied.getOrDefault(m.name(), Map.of()).forEach((url, guard) -> {
           StructureDefinition sd = definitions.profile(url);
           if (sd != null) {
-            ProfileInvariants.check(m, List.of(sd), definitions::profile, FhirValidation::fhirPath).checks().stream()
-                .filter(c -> !everywhere.contains(c.at() + c.messageId())).forEach(c -> checks.add(c.guarded(guard)));
+            ProfileInvariants.Result of = ProfileInvariants.check(m, List.of(sd), definitions::profile,
+                FhirValidation::fhirPath);
+            of.checks().stream().filter(c -> !everywhere.contains(c.at() + c.messageId()))
+                .forEach(c -> checks.add(c.guarded(guard)));
+            of.untranslated().stream().filter(i -> !invariants.untranslated().contains(i)).forEach(i -> warnings.add(
+                "mapping " + m.name() + ": invariant " + i + " of " + sd.getTitle() + " (implied by the row's code) is"
+                    + " not compiled: only validation mode full or sample checks it"));
           }
         });
         invariants.neverMet().forEach(i -> problems.add(new InputException("mapping " + m.name() + ": no resource"
             + " of it can meet invariant " + i)));
         invariants.untranslated().forEach(i -> warnings.add("mapping " + m.name() + ": invariant " + i
-            + " is not compiled: only validation mode full or sample checks it"));
+            + " is not compiled to SQL: HAPI's FHIRPath engine checks it on each resource"));
+        fhirPath.addAll(invariants.fhirPathChecks());
       }
-      out.add(m.withRowChecks(checks));
+      out.add(m.withChecks(checks, fhirPath));
     }
     return new Applied(List.copyOf(out), List.copyOf(problems), List.copyOf(warnings));
   }
@@ -211,15 +220,19 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
     /** What a later run with the same inputs can take from {@link #cache} instead of loading the definitions. */
     Cached cached() {
       Map<String, List<RowCheck>> checks = new LinkedHashMap<>();
+      Map<String, List<FhirPathCheck>> fhirPath = new LinkedHashMap<>();
       mappings.forEach(m -> checks.put(m.name(), m.rowChecks()));
-      return new Cached(checks, warnings);
+      mappings.forEach(m -> fhirPath.put(m.name(), m.fhirPathChecks()));
+      return new Cached(checks, fhirPath, warnings);
     }
   }
 
-  /** The row checks of each mapping by name, and the warnings, of an {@link Applied} without problems. */
-  record Cached(Map<String, List<RowCheck>> rowChecks, List<String> warnings) implements java.io.Serializable {
+  /** The checks of each mapping by name, and the warnings, of an {@link Applied} without problems. */
+  record Cached(Map<String, List<RowCheck>> rowChecks, Map<String, List<FhirPathCheck>> fhirPathChecks,
+      List<String> warnings) implements java.io.Serializable {
     List<CompiledMapping> apply(List<CompiledMapping> mappings) {
-      return mappings.stream().map(m -> m.withRowChecks(rowChecks.getOrDefault(m.name(), List.of()))).toList();
+      return mappings.stream().map(m -> m.withChecks(rowChecks.getOrDefault(m.name(), List.of()),
+          fhirPathChecks.getOrDefault(m.name(), List.of()))).toList();
     }
   }
 
@@ -270,7 +283,7 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
       java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
       java.util.function.Consumer<String> add = text -> sha.update((text + "\n").getBytes(
           java.nio.charset.StandardCharsets.UTF_8));
-      add.accept("conformance-1 " + code + " " + java.nio.file.Files.size(code) + " "
+      add.accept("conformance-2 " + code + " " + java.nio.file.Files.size(code) + " "
           + java.nio.file.Files.getLastModifiedTime(code).toMillis());
       add.accept(config.validation().toString());
       for (String p : config.validation().packages()) {

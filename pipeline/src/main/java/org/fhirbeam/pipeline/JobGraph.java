@@ -22,6 +22,7 @@ import org.fhirbeam.quality.MeasureResources;
 import org.fhirbeam.quality.ResolveReferences;
 import org.fhirbeam.transforms.CompiledMapping;
 import org.fhirbeam.transforms.MapWithDuckDb;
+import org.fhirbeam.validation.CheckInvariants;
 import org.fhirbeam.validation.ValidateResources;
 
 /**
@@ -91,6 +92,10 @@ final class JobGraph {
           files = files.apply("CheckRules" + capitalize(mapping.name()),
               CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),
                   mapping.fhirPathRules()).withRunId(runId));
+        }
+        if (plan.config().validation().compiled() && !mapping.fhirPathChecks().isEmpty()) {
+          files = files.apply("CheckInvariants" + capitalize(mapping.name()),
+              CheckInvariants.of(mapping.name(), mapping.source(), mapping.fhirPathChecks()).withRunId(runId));
         }
         if (plan.config().validation().usesValidator()) {
           files = files.apply("Validate" + capitalize(mapping.name()),

@@ -49,17 +49,21 @@ public final class CompiledMapping implements Serializable {
   private final List<String> ruleColumns;
   /** The checks of the claimed profiles that depend on the row, evaluated by the mapping's query; empty unless set. */
   private final List<RowCheck> rowChecks;
+  /** The profiles' invariants checked on the built resources with HAPI's FHIRPath engine; empty unless set. */
+  private final List<FhirPathCheck> fhirPathChecks;
 
   CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
       List<FlatColumn> flatColumns, List<ValueElement> valueElements, List<org.fhirbeam.config.QualityRule> rules,
       List<String> ruleColumns) {
-    this(name, source, resourceType, id, leaves, root, flatColumns, valueElements, rules, ruleColumns, List.of());
+    this(name, source, resourceType, id, leaves, root, flatColumns, valueElements, rules, ruleColumns, List.of(),
+        List.of());
   }
 
   private CompiledMapping(String name, String source, String resourceType, Leaf id, Leaf[] leaves, Element[] root,
       List<FlatColumn> flatColumns, List<ValueElement> valueElements, List<org.fhirbeam.config.QualityRule> rules,
-      List<String> ruleColumns, List<RowCheck> rowChecks) {
+      List<String> ruleColumns, List<RowCheck> rowChecks, List<FhirPathCheck> fhirPathChecks) {
     this.rowChecks = List.copyOf(rowChecks);
+    this.fhirPathChecks = List.copyOf(fhirPathChecks);
     this.rules = List.copyOf(rules);
     this.ruleColumns = List.copyOf(ruleColumns);
     this.name = name;
@@ -121,10 +125,18 @@ public final class CompiledMapping implements Serializable {
     return rowChecks;
   }
 
-  /** This mapping with {@code checks} as its {@link #rowChecks}. */
-  public CompiledMapping withRowChecks(List<RowCheck> checks) {
+  /**
+   * The profiles' invariants that are not SQL, checked on each built resource with HAPI's FHIRPath engine
+   * (validation mode {@code compiled}).
+   */
+  public List<FhirPathCheck> fhirPathChecks() {
+    return fhirPathChecks;
+  }
+
+  /** This mapping with {@code checks} as its {@link #rowChecks} and {@code fhirPath} as its {@link #fhirPathChecks}. */
+  public CompiledMapping withChecks(List<RowCheck> checks, List<FhirPathCheck> fhirPath) {
     return new CompiledMapping(name, source, resourceType, id, leaves, root, flatColumns, valueElements, rules,
-        ruleColumns, checks);
+        ruleColumns, checks, fhirPath);
   }
 
   Leaf id() {

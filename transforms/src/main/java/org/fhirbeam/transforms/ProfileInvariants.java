@@ -37,9 +37,12 @@ public final class ProfileInvariants {
    *
    * @param checks a row check per translated invariant that a row can fail
    * @param untranslated one line per invariant that could not be translated: {@code key (expression) at location}
+   * @param fhirPathChecks the untranslated invariants, once per path of the elements they apply to, for HAPI's FHIRPath
+   *     engine
    * @param neverMet one line per invariant that no resource of the mapping can meet
    */
-  public record Result(List<RowCheck> checks, List<String> untranslated, List<String> neverMet) {}
+  public record Result(List<RowCheck> checks, List<String> untranslated, List<FhirPathCheck> fhirPathChecks,
+      List<String> neverMet) {}
 
   /**
    * @param definitions the resource's definitions: its base R4 StructureDefinition and the profiles it claims, with
@@ -57,6 +60,7 @@ public final class ProfileInvariants {
     }
     List<RowCheck> checks = new ArrayList<>();
     List<String> untranslated = new ArrayList<>();
+    Map<String, FhirPathCheck> fhirPathChecks = new LinkedHashMap<>();
     List<String> neverMet = new ArrayList<>();
     Translator translator = new Translator(mapping);
     found.forEach((keys, invariants) -> invariants.values().forEach(inv -> {
@@ -66,7 +70,10 @@ public final class ProfileInvariants {
         condition = translator.bool(translator.evalLazily(parse.apply(inv.expression),
             List.of(translator.instance(keys))));
       } catch (Untranslatable | RuntimeException e) {
-        untranslated.add(where + " [" + e.getMessage() + "]");
+        untranslated.add(where);
+        FhirPathCheck check = new FhirPathCheck(steps(mapping, keys), inv.expression, inv.messageId,
+            "Constraint failed: " + inv.key + ": '" + inv.human + "'");
+        fhirPathChecks.putIfAbsent(check.steps() + inv.messageId, check);
         return;
       }
       if (condition instanceof RowCheck.Const c) {
@@ -78,7 +85,26 @@ public final class ProfileInvariants {
       checks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), condition, inv.messageId,
           "Constraint failed: " + inv.key + ": '" + inv.human + "'", null));
     }));
-    return new Result(checks, untranslated, neverMet);
+    return new Result(checks, untranslated, List.copyOf(fhirPathChecks.values()), neverMet);
+  }
+
+  /** The path of the instance at {@code keys}, as {@link FhirPathCheck} names it. */
+  private static List<FhirPathCheck.Step> steps(CompiledMapping mapping, List<String> keys) {
+    List<FhirPathCheck.Step> steps = new ArrayList<>();
+    CompiledMapping.Element[] elements = mapping.root();
+    for (String key : keys) {
+      String name = key.substring(0, key.indexOf('['));
+      for (CompiledMapping.Element e : elements) {
+        if (e.name.equals(name)) {
+          steps.add(new FhirPathCheck.Step(e.located, e.repeating));
+          CompiledMapping.Item item = e.items[List.of(e.keys).indexOf(key.substring(key.indexOf('[') + 1,
+              key.length() - 1))];
+          elements = item.children == null ? new CompiledMapping.Element[0] : item.children;
+          break;
+        }
+      }
+    }
+    return steps;
   }
 
   private record Invariant(String key, String expression, String human, String messageId) {}
@@ -98,9 +124,8 @@ public final class ProfileInvariants {
    * resource) defined at {@code path} of {@code sd}, then of its written children.
    */
   private static void collect(CompiledMapping mapping, StructureDefinition sd, Map<String, ElementDefinition> elements,
-      String path,
-      CompiledMapping.Item item, List<String> keys, String typeName, Map<List<String>, Map<String, Invariant>> found,
-      Function<String, StructureDefinition> byUrl) {
+      String path, CompiledMapping.Item item, List<String> keys, String typeName,
+      Map<List<String>, Map<String, Invariant>> found, Function<String, StructureDefinition> byUrl) {
     ElementDefinition e = elements.get(path);
     if (e == null) {
       return;
@@ -108,7 +133,7 @@ public final class ProfileInvariants {
     Map<String, Invariant> here = found.computeIfAbsent(keys, k -> new LinkedHashMap<>());
     add(sd, e, here);
     // A complex data type's own invariants (ContactPoint's cpt-2), which profiles do not copy to their elements.
-    StructureDefinition type = item == null || Character.isLowerCase(typeName.charAt(0)) ? null
+    StructureDefinition type = item == null || typeName.isEmpty() || Character.isLowerCase(typeName.charAt(0)) ? null
         : byUrl.apply("http://hl7.org/fhir/StructureDefinition/" + typeName);
     if (type != null && type != sd && type.hasSnapshot()) {
       add(type, type.getSnapshot().getElementFirstRep(), here);
@@ -210,6 +235,9 @@ public final class ProfileInvariants {
 
   private record Literal(Object value) implements Value {}
 
+  /** The length of a primitive's text, where it is written ({@code in}). */
+  private record Length(Inst leaf) implements Value {}
+
   /** FHIRPath, as HAPI's engine parses it, over the compiled mapping's elements. */
   private static final class Translator {
     final CompiledMapping mapping;
@@ -240,12 +268,32 @@ public final class ProfileInvariants {
       ExpressionNode last = node;
       ExpressionNode next = node.getOpNext();
       while (next != null) {
-        Value right = itemWithInner(next, focus);
-        value = operate(value, last.getOperation(), right);
+        value = last.getOperation() == ExpressionNode.Operation.As ? as(value, next)
+            : operate(value, last.getOperation(), itemWithInner(next, focus));
         last = next;
         next = next.getOpNext();
       }
       return value;
+    }
+
+    /** {@code x as type}: a primitive of that type as it is, anything of another type nothing. */
+    private Value as(Value value, ExpressionNode type) throws Untranslatable {
+      if (type.getKind() != ExpressionNode.Kind.Name || type.getInner() != null) {
+        throw new Untranslatable("as of no type name");
+      }
+      Inst leaf = singleLeaf(collection(value));
+      if (leaf == null) {
+        return new Coll(List.of());
+      }
+      PrimitiveKind kind = mapping.leaves()[leaf.item().leaf].kind;
+      String name = type.getName().replace("System.", "");
+      boolean same = switch (name) {
+        case "dateTime", "DateTime" -> kind == PrimitiveKind.DATE_TIME;
+        case "date", "Date" -> kind == PrimitiveKind.DATE;
+        case "instant" -> kind == PrimitiveKind.INSTANT;
+        default -> throw new Untranslatable("as " + name);
+      };
+      return new Coll(same ? List.of(leaf) : List.of());
     }
 
     /**
@@ -271,7 +319,8 @@ public final class ProfileInvariants {
         }
         throw e;
       }
-      return operate(left, node.getOperation(), itemWithInner(node.getOpNext(), focus));
+      return node.getOperation() == ExpressionNode.Operation.As ? as(left, node.getOpNext())
+          : operate(left, node.getOperation(), itemWithInner(node.getOpNext(), focus));
     }
 
     private Value itemWithInner(ExpressionNode node, List<Inst> focus) throws Untranslatable {
@@ -378,6 +427,17 @@ public final class ProfileInvariants {
           return new Coll(where(focus, params.get(0)));
         case Count:
           return new Counted(members(focus));
+        case ToString: {
+          Inst leaf = singleLeaf(focus);
+          return leaf == null ? new Coll(List.of()) : new Coll(List.of(leaf)); // a primitive's text, as written
+        }
+        case Length: {
+          Inst leaf = singleLeaf(focus);
+          if (leaf == null) {
+            return new Coll(List.of());
+          }
+          return new Length(leaf);
+        }
         case StartsWith: {
           Inst leaf = singleLeaf(focus);
           Value prefix = eval(params.get(0), focus);
@@ -474,6 +534,9 @@ public final class ProfileInvariants {
         case LessOrEqual:
           if (left instanceof Counted l && right instanceof Literal r && r.value() instanceof Integer n) {
             return new Bool(new RowCheck.Count(l.preds(), op.toCode(), n));
+          }
+          if (left instanceof Length l && right instanceof Literal r && r.value() instanceof Integer n) {
+            return new Bool(and(List.of(filterOf(l.leaf()), new RowCheck.Length(l.leaf().keys(), op.toCode(), n))));
           }
           if (left instanceof Coll l && right instanceof Coll r) {
             Inst a = singleLeaf(l.items());

@@ -357,6 +357,10 @@ public final class SqlMapping implements Serializable {
       String v = leafValue(st.keys());
       return v == null ? "false" : "coalesce(starts_with(" + v + ", " + lit(st.prefix()) + "), false)";
     }
+    if (pred instanceof RowCheck.Length l) {
+      String v = leafValue(l.keys());
+      return v == null ? "false" : "coalesce(length(" + v + ") " + l.op() + " " + l.n() + ", false)";
+    }
     if (pred instanceof RowCheck.CompareDates d) {
       String a = leafValue(d.left());
       String b = leafValue(d.right());
