@@ -5,13 +5,8 @@ import ca.uhn.fhir.fhirpath.IFhirPath;
 import ca.uhn.fhir.parser.IParser;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
-import java.io.BufferedReader;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -26,6 +21,7 @@ import org.fhirbeam.config.QualityRule;
 import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.PartFile;
+import org.fhirbeam.transforms.ResourceFilter;
 import org.fhirbeam.transforms.ResourceRejects;
 import org.hl7.fhir.instance.model.api.IBase;
 import org.hl7.fhir.instance.model.api.IBaseResource;
@@ -128,68 +124,41 @@ public final class CheckFhirPathRules extends PTransform<PCollection<PartFile>, 
         out.output(part);
         return;
       }
-      Path file = Path.of(part.path());
-      String name = part.resourcePartName();
-      Path kept = PartFile.beside(part.path(), "rules-kept");
-      Path rejectsFile = PartFile.beside(part.path(), "rules-rejects");
       long[] failed = new long[rules.size()];
-      long total = 0;
-      long lines = 0;
-      long rejected = 0;
-      try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
-          BufferedWriter keep = Files.newBufferedWriter(kept, StandardCharsets.UTF_8);
-          BufferedWriter rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8)) {
-        String line;
-        while ((line = in.readLine()) != null) {
-          lines++;
-          IBaseResource resource;
-          try {
-            resource = parser.parseResource(line);
-          } catch (ca.uhn.fhir.parser.DataFormatException e) {
-            // HAPI's message may quote the resource: the part and line say where, without the values.
-            throw new IllegalStateException("mapping " + mapping + ": line " + lines + " of " + file
-                + " is not a resource HAPI can read, so its FHIRPath rules cannot run");
-          }
-          int rejecting = -1;
-          for (int r = 0; r < rules.size() && rejecting < 0; r++) {
-            if (rules.get(r).severity() == QualityRule.Severity.REJECT && !holds(resource, r)) {
-              rejecting = r;
-            }
-          }
-          if (rejecting >= 0) {
-            rejected++;
-            rejects.write(rejectRecord(line, resource, rules.get(rejecting)));
-            rejects.newLine();
-            continue;
-          }
-          keep.write(line);
-          keep.newLine();
-          total++;
-          for (int r = 0; r < rules.size(); r++) {
-            if (rules.get(r).severity() == QualityRule.Severity.WARN && !holds(resource, r)) {
-              failed[r]++;
-            }
+      long[] total = new long[1];
+      ResourceFilter.Filtered filtered = ResourceFilter.filter(part, "rules", (line, number) -> {
+        IBaseResource resource;
+        try {
+          resource = parser.parseResource(line);
+        } catch (ca.uhn.fhir.parser.DataFormatException e) {
+          // HAPI's message may quote the resource: the part and line say where, without the values.
+          throw new IllegalStateException("mapping " + mapping + ": line " + number + " of " + part.path()
+              + " is not a resource HAPI can read, so its FHIRPath rules cannot run");
+        }
+        for (int r = 0; r < rules.size(); r++) {
+          if (rules.get(r).severity() == QualityRule.Severity.REJECT && !holds(resource, r)) {
+            return rejectRecord(line, resource, rules.get(r));
           }
         }
-      }
+        total[0]++;
+        for (int r = 0; r < rules.size(); r++) {
+          if (rules.get(r).severity() == QualityRule.Severity.WARN && !holds(resource, r)) {
+            failed[r]++;
+          }
+        }
+        return null;
+      });
       Tally.Builder tally = Tally.builder();
       for (int r = 0; r < rules.size(); r++) {
         if (rules.get(r).severity() == QualityRule.Severity.WARN) {
           tally.count(Counters.checkFailed(mapping, rules.get(r).name(), ""), failed[r]);
-          tally.count(Counters.checkTotal(mapping, rules.get(r).name(), ""), total);
+          tally.count(Counters.checkTotal(mapping, rules.get(r).name(), ""), total[0]);
         }
       }
-      Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.RULES, mapping)).inc(lines);
-      tally.count(Counters.ruleRejected(mapping), rejected).count(Counters.rejected(mapping), rejected);
-      // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
-      if (rejected == 0) {
-        Files.delete(kept);
-        Files.delete(rejectsFile);
-        out.output(part.plus(tally.build()));
-        return;
-      }
-      out.output(new PartFile(part.target(), kept.toString(), lines - rejected, part.tally()));
-      out.output(PartFile.rejects(name, "quality", rejectsFile.toString(), rejected).plus(tally.build()));
+      Metrics.counter(Counters.NAMESPACE, Counters.checked(Counters.RULES, mapping)).inc(filtered.lines());
+      tally.count(Counters.ruleRejected(mapping), filtered.rejected()).count(Counters.rejected(mapping),
+          filtered.rejected());
+      filtered.output("quality", tally.build(), out::output);
     }
 
     /**

@@ -5,13 +5,8 @@ import ca.uhn.fhir.fhirpath.IFhirPath;
 import ca.uhn.fhir.parser.IParser;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
-import java.io.BufferedReader;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -24,6 +19,7 @@ import org.fhirbeam.data.Counters;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.transforms.FhirPathCheck;
+import org.fhirbeam.transforms.ResourceFilter;
 import org.fhirbeam.transforms.ResourceRejects;
 import org.hl7.fhir.instance.model.api.IBase;
 import org.hl7.fhir.instance.model.api.IBaseResource;
@@ -122,56 +118,33 @@ public final class CheckInvariants extends PTransform<PCollection<PartFile>, PCo
         out.output(part);
         return;
       }
-      Path file = Path.of(part.path());
-      Path kept = PartFile.beside(part.path(), "invariants-kept");
-      Path rejectsFile = PartFile.beside(part.path(), "invariants-rejects");
       Tally.Builder tally = Tally.builder();
-      long lines = 0;
-      long rejected = 0;
-      try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
-          BufferedWriter keep = Files.newBufferedWriter(kept, StandardCharsets.UTF_8);
-          BufferedWriter rejects = Files.newBufferedWriter(rejectsFile, StandardCharsets.UTF_8)) {
-        String line;
-        while ((line = in.readLine()) != null) {
-          lines++;
-          IBaseResource resource;
-          try {
-            resource = parser.parseResource(line);
-          } catch (ca.uhn.fhir.parser.DataFormatException e) {
-            throw new IllegalStateException("mapping " + mapping + ": line " + lines + " of " + file
-                + " is not a resource HAPI can read, so its invariants cannot be checked");
-          }
-          Failure failure = firstFailure(resource);
-          if (failure == null) {
-            keep.write(line);
-            keep.newLine();
-            continue;
-          }
-          rejected++;
-          String rule = failure.check().messageId();
-          tally.add(Counters.validatorRejected(mapping, rule), 1).add(Counters.issue(mapping, "error", "content",
-              rule), 1);
-          StringWriter s = new StringWriter();
-          try (JsonGenerator g = json.createGenerator(s)) {
-            ResourceRejects.start(g, runId, source, "validation", mapping, failure.location(), rule,
-                failure.check().message(), resource.getIdElement().getIdPart());
-            ResourceRejects.end(g, line);
-          }
-          rejects.write(s.toString());
-          rejects.newLine();
+      ResourceFilter.Filtered filtered = ResourceFilter.filter(part, "invariants", (line, number) -> {
+        IBaseResource resource;
+        try {
+          resource = parser.parseResource(line);
+        } catch (ca.uhn.fhir.parser.DataFormatException e) {
+          throw new IllegalStateException("mapping " + mapping + ": line " + number + " of " + part.path()
+              + " is not a resource HAPI can read, so its invariants cannot be checked");
         }
-      }
-      tally.count(Counters.invalid(mapping), rejected).count(Counters.rejected(mapping), rejected);
-      // The input part stays (a retried bundle reads it again); the staging directory goes at the end of the run.
-      if (rejected == 0) {
-        Files.delete(kept);
-        Files.delete(rejectsFile);
-        out.output(part.plus(tally.build()));
-        return;
-      }
-      out.output(new PartFile(part.target(), kept.toString(), lines - rejected, part.tally()));
-      out.output(PartFile.rejects(part.resourcePartName(), "validation", rejectsFile.toString(), rejected)
-          .plus(tally.build()));
+        Failure failure = firstFailure(resource);
+        if (failure == null) {
+          return null;
+        }
+        String rule = failure.check().messageId();
+        tally.add(Counters.validatorRejected(mapping, rule), 1).add(Counters.issue(mapping, "error", "content", rule),
+            1);
+        StringWriter s = new StringWriter();
+        try (JsonGenerator g = json.createGenerator(s)) {
+          ResourceRejects.start(g, runId, source, "validation", mapping, failure.location(), rule,
+              failure.check().message(), resource.getIdElement().getIdPart());
+          ResourceRejects.end(g, line);
+        }
+        return s.toString();
+      });
+      tally.count(Counters.invalid(mapping), filtered.rejected()).count(Counters.rejected(mapping),
+          filtered.rejected());
+      filtered.output("validation", tally.build(), out::output);
     }
 
     /** The first invariant that is not true on an element it applies to, with that element's location. */
