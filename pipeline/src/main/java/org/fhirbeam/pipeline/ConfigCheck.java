@@ -86,13 +86,18 @@ final class ConfigCheck {
       });
       // Against the profiles, once the mappings compile (a misspelt element would also be "never written").
       if (Conformance.claimsProfiles(config)) {
-        FhirValidation profiles = Conformance.definitions(config);
-        Conformance.Applied applied = Conformance.check(config, profiles).apply(compiled, profiles);
-        problems.addAll(applied.problems());
-        warnings.addAll(applied.warnings());
+        FhirValidation profiles = null;
+        try {
+          profiles = Conformance.definitions(config);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+          problems.add(new InputException("validation.packages: " + e.getMessage()));
+        }
+        if (profiles != null) {
+          Conformance.Applied applied = Conformance.check(config, profiles).apply(compiled, profiles);
+          problems.addAll(applied.problems());
+          warnings.addAll(applied.warnings());
+        }
       }
-    } catch (IllegalArgumentException | IllegalStateException e) {
-      problems.add(new InputException("validation.packages: " + e.getMessage()));
     } catch (MappingException e) {
       problems.add(e);
     }

@@ -29,8 +29,9 @@ import org.fhirbeam.validation.FhirValidation;
  * @param config the loaded configuration
  * @param sources planned sources by name (only those some mapping reads)
  * @param mappings compiled mappings in configuration order
- * @param validator the validator when the job validates (built here, once per JVM, so loading definitions stays
- *     out of the pipeline), else null
+ * @param validator the validator when HAPI's validator checks resources (built here, once per JVM, so loading
+ *     definitions stays out of the pipeline); the definitions alone when only the compiled checks were worked out here;
+ *     else null (no validation, or the compiled checks came from the cache)
  */
 public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources, List<CompiledMapping> mappings,
     FhirValidation validator) {
@@ -141,7 +142,6 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     }
     return new JobPlan(config, sources, List.copyOf(mappings), v);
   }
-
 
   /** The sources the mappings read. */
   static Set<String> readByMappings(PipelineConfig config) {

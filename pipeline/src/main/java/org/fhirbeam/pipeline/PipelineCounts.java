@@ -139,9 +139,9 @@ final class PipelineCounts {
     List<RunSummary.IssueCount> issues = new ArrayList<>();
     for (CompiledMapping m : plan.mappings()) {
       long compiledRejects = 0;
+      // Reject reasons are mapping/stage/rule; the validator's rejects are counted with its issues.
+      String prefix = m.name() + "/validation/";
       for (Map.Entry<String, Long> r : reasons.entrySet()) {
-        // mapping/stage/rule; the validator's rejects are counted with its issues
-        String prefix = m.name() + "/validation/";
         if (v.compiled() && r.getKey().startsWith(prefix)) {
           String rule = r.getKey().substring(prefix.length());
           long n = r.getValue() - byValidator.getOrDefault(m.name() + "/" + rule, 0L);
