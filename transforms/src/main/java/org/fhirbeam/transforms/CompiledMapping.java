@@ -232,6 +232,43 @@ public final class CompiledMapping implements Serializable {
     }
   }
 
+  /**
+   * The element instances along {@code keys}, a path of the mapping with one key per level ({@code identifier[0]},
+   * {@code extension[http://...]}, see {@link RowCheck}), below {@code from} (null for the resource): for each key,
+   * its element and the position of its item; null when the mapping never writes one of them.
+   */
+  List<Found> find(Item from, List<String> keys) {
+    List<Found> out = new java.util.ArrayList<>();
+    Item at = from;
+    for (String key : keys) {
+      if (at != null && at.leaf >= 0) {
+        return null; // a primitive has no elements
+      }
+      String name = key.substring(0, key.indexOf('['));
+      String index = key.substring(key.indexOf('[') + 1, key.length() - 1);
+      Found found = null;
+      for (Element e : at == null ? root : at.children) {
+        int j = e.name.equals(name) ? List.of(e.keys).indexOf(index) : -1;
+        if (j >= 0) {
+          found = new Found(e, j);
+        }
+      }
+      if (found == null) {
+        return null;
+      }
+      out.add(found);
+      at = found.item();
+    }
+    return out;
+  }
+
+  /** An element instance: its element, and the position of its item among the element's. */
+  record Found(Element element, int index) {
+    Item item() {
+      return element.items[index];
+    }
+  }
+
   /** A named element of a composite, with its repetitions in index order. */
   static final class Element implements Serializable {
     private static final long serialVersionUID = 1L;

@@ -15,17 +15,19 @@ import org.hl7.fhir.r5.model.PrimitiveType;
 import org.hl7.fhir.r5.model.StructureDefinition;
 
 /**
- * What a mapping's structure says about a profile it claims, before any row is read: the elements the profile
- * requires (min &gt;= 1) that the mapping never writes, or writes only when a column has a value; the elements it
- * forbids (max 0) that the mapping writes; and constants that differ from the profile's fixed or pattern value of a
- * primitive element. Checked against the profile's snapshot, element by element below each element the mapping
- * writes, once per repetition it writes ({@code identifier[0]}, {@code identifier[1]}).
+ * A mapping against a profile it claims, before any row is read: what its structure decides ({@link Finding}s:
+ * elements the profile requires (min &gt;= 1) that the mapping never writes or writes only when a column has a value,
+ * elements it forbids (max 0), constants that differ from a fixed or pattern value, codes outside a required binding
+ * or outside a code system loaded with all its codes, an extension's required extensions) and what only the row can
+ * decide ({@link RowCheck}s, which the mapping's query evaluates in validation mode {@code compiled}): the same
+ * requirements where the row decides them, codes copied from the row, required slices of a CodeableConcept by its
+ * coding and of a choice element by type, and choice types a closed type slicing does not allow. Checked against the
+ * profile's snapshot, element by element below each element the mapping writes, once per repetition it writes
+ * ({@code identifier[0]}, {@code identifier[1]}).
  *
- * <p>Codes a mapping can write (constants, defaults, code-map values, the literals of an expression) are checked
- * against the profile's required bindings whose value sets expand offline. Not checked here (HAPI's validator still
- * checks them in a run with validation): slices and their discriminators, the elements inside extensions, elements
- * below a choice element ({@code value[x]}), codes an expression computes from the row, the system of a bound code,
- * invariants and reference targets.
+ * <p>Not checked here (HAPI's validator checks them in mode {@code full} or {@code sample}): other slices, the
+ * elements inside extensions, codes of value sets that cannot be expanded offline, and reference targets. Invariants
+ * are {@link ProfileInvariants}'.
  */
 public final class ProfileConformance {
   private ProfileConformance() {}
@@ -55,9 +57,17 @@ public final class ProfileConformance {
       Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions) {
     Map<String, ElementDefinition> elements = new LinkedHashMap<>();
     Map<String, ElementDefinition> typeSlices = new LinkedHashMap<>();
+    // The named slices of each sliced element, by the element's id (Observation.category: its VSCat).
+    Map<String, List<ElementDefinition>> slices = new LinkedHashMap<>();
+    Map<String, ElementDefinition> byId = new LinkedHashMap<>();
     java.util.regex.Pattern typeSlice = java.util.regex.Pattern.compile("([A-Za-z]+)\\[x]:(\\1[A-Z][A-Za-z]*)");
     for (ElementDefinition e : profile.getSnapshot().getElement()) {
       String id = e.hasId() ? e.getId() : e.getPath();
+      byId.put(id, e);
+      if (e.hasSliceName() && id.endsWith(":" + e.getSliceName())) {
+        slices.computeIfAbsent(id.substring(0, id.length() - e.getSliceName().length() - 1), k -> new ArrayList<>())
+            .add(e);
+      }
       if (!id.contains(":")) {
         elements.put(e.getPath(), e);
       } else {
@@ -81,16 +91,6 @@ public final class ProfileConformance {
     List<Finding> findings = new ArrayList<>();
     List<RowCheck> rowChecks = new ArrayList<>();
     String name = profile.hasTitle() ? profile.getTitle() : profile.getName();
-    // The named slices of each sliced element, by the element's id (Observation.category: its VSCat).
-    Map<String, List<ElementDefinition>> slices = new LinkedHashMap<>();
-    for (ElementDefinition e : profile.getSnapshot().getElement()) {
-      if (e.hasId() && e.hasSliceName() && e.getId().endsWith(":" + e.getSliceName())) {
-        slices.computeIfAbsent(e.getId().substring(0, e.getId().length() - e.getSliceName().length() - 1),
-            k -> new ArrayList<>()).add(e);
-      }
-    }
-    Map<String, ElementDefinition> byId = new LinkedHashMap<>();
-    profile.getSnapshot().getElement().stream().filter(ElementDefinition::hasId).forEach(e -> byId.put(e.getId(), e));
     new Visit(mapping, elements, slices, byId, name, canonical(profile), valueSetCodes, extensions, root, findings,
         rowChecks)
         .visit(profile.getType(), root, mapping.resourceLocation(), List.of(), true);
@@ -124,24 +124,14 @@ public final class ProfileConformance {
       if (codes == null) {
         return;
       }
-      List<String> written = new ArrayList<>();
-      if (code.constant() != null) {
-        written.add(code.constant().strip());
-      }
-      if (code.defaultValue() != null) {
-        written.add(code.defaultValue().strip());
-      }
-      if (code.unmapped() != ValueRule.Unmapped.KEEP) {
-        code.codeMap().values().forEach(v -> written.add(v.strip()));
-      }
-      for (String v : written.stream().distinct().toList()) {
+      for (String v : valuesWritten(code).stream().distinct().toList()) {
         if (!codes.contains(v)) {
           findings.add(new Finding(true, code.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
               + code.path() + ", which is not a code of " + system.constant().strip() + " (" + codes.size()
               + " codes)"));
         }
       }
-      if (code.constant() == null && (code.codeMap().isEmpty() || code.unmapped() == ValueRule.Unmapped.KEEP)) {
+      if (copiesFromRow(code)) {
         List<String> keys = List.of(parent.split("\\.(?![^\\[]*])"));
         boolean ofConcept = keys.get(keys.size() - 1).startsWith("coding[");
         List<String> at = ofConcept ? keys.subList(0, keys.size() - 1) : keys;
@@ -151,6 +141,35 @@ public final class ProfileConformance {
       }
     });
     return new Result(findings, rowChecks);
+  }
+
+  /** The validator's message id for a required slice that is missing. */
+  private static final String SLICE_MISSING = "Validation_VAL_Profile_Minimum_SLICE";
+
+  /** The validator's message for a required slice that is missing: slice {@code id} of definition {@code from}. */
+  private static String sliceMissing(String id, String from) {
+    return "Slice '" + id + "': a matching slice is required, but not found (from " + from + "). Note that other"
+        + " slices are allowed in addition to this required slice";
+  }
+
+  /** The values a rule writes whatever the row holds: its constant, its default, its code map's values. */
+  private static List<String> valuesWritten(ValueRule rule) {
+    List<String> values = new ArrayList<>();
+    if (rule.constant() != null) {
+      values.add(rule.constant().strip());
+    }
+    if (rule.defaultValue() != null) {
+      values.add(rule.defaultValue().strip());
+    }
+    if (rule.unmapped() != ValueRule.Unmapped.KEEP) {
+      rule.codeMap().values().forEach(v -> values.add(v.strip()));
+    }
+    return values;
+  }
+
+  /** Whether a rule can write what the row holds: no code map, or one that keeps other values. */
+  private static boolean copiesFromRow(ValueRule rule) {
+    return rule.constant() == null && (rule.codeMap().isEmpty() || rule.unmapped() == ValueRule.Unmapped.KEEP);
   }
 
   /** A definition's url and version as the validator names it in messages: {@code url|3.1.1}. */
@@ -173,10 +192,8 @@ public final class ProfileConformance {
   /** One mapping against one profile: the walk down the elements the mapping writes. */
   private record Visit(MappingConfig mapping, Map<String, ElementDefinition> elements,
       Map<String, List<ElementDefinition>> slices, Map<String, ElementDefinition> byId, String profile,
-      String profileUrl,
-      Function<String, Set<String>> valueSetCodes,
-      Function<String, StructureDefinition> extensions, Written root, List<Finding> findings,
-      List<RowCheck> rowChecks) {
+      String profileUrl, Function<String, Set<String>> valueSetCodes, Function<String, StructureDefinition> extensions,
+      Written root, List<Finding> findings, List<RowCheck> rowChecks) {
 
     /**
      * {@code keys}: the mapping's path of {@code instance}, one key per level (see {@link RowCheck}); {@code always}:
@@ -221,7 +238,7 @@ public final class ProfileConformance {
           }
         }
         // Where the element's required slices are checked, the validator reports those rather than its minimum.
-        boolean slicesChecked = checkPatternSlices(e, childPath, written, keys);
+        boolean slicesChecked = checkPatternSlices(e, written, keys);
         if (e.getMin() >= 1 && written.isEmpty()) {
           // Every resource fails, or every one with the element the mapping writes only when a column has a value.
           findings.add(new Finding(always, location, "mapping " + mapping.name() + " never writes " + childPath
@@ -320,8 +337,7 @@ public final class ProfileConformance {
      * {@code category:VSCat}): some item the mapping writes must hold a coding with each of the slice's pattern codings'
      * system and code. A check on the row: the items, their systems and codes are the row's. Whether it checked any.
      */
-    boolean checkPatternSlices(ElementDefinition e, String elementPath, List<Map.Entry<String, Written>> written,
-        List<String> keys) {
+    boolean checkPatternSlices(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys) {
       boolean checked = false;
       if (!e.hasSlicing() || !e.hasId()) {
         return checked;
@@ -355,9 +371,7 @@ public final class ProfileConformance {
           items.add(ProfileInvariants.and(all));
         }
         rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), ProfileInvariants.or(items),
-            "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + slice.getId() + "': a matching slice is required,"
-            + " but not found (from " + profileUrl + "). Note that other slices are allowed in addition to this"
-            + " required slice", null));
+            SLICE_MISSING, sliceMissing(slice.getId(), profileUrl), null));
         checked = true;
       }
       return checked;
@@ -369,9 +383,8 @@ public final class ProfileConformance {
      * slice, as the validator reports it.
      */
     private RowCheck missing(ElementDefinition e, String childPath, List<String> keys, List<List<String>> written) {
-      return e.hasSliceName() ? new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(),
-          "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + e.getId() + "': a matching slice is required, but not"
-          + " found (from " + profileUrl + "). Note that other slices are allowed in addition to this required slice")
+      return e.hasSliceName() ? new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(), SLICE_MISSING,
+          sliceMissing(e.getId(), profileUrl))
           : new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(), "Validation_VAL_Profile_Minimum", childPath
               + ": minimum required = " + e.getMin() + ", but only found 0 (from " + profileUrl + ")");
     }
@@ -409,9 +422,7 @@ public final class ProfileConformance {
     /** The row check of an extension's required extension {@code url} (slice {@code id} of its definition). */
     private static RowCheck requiredSlice(List<String> keys, String url, String id, StructureDefinition definition) {
       return new RowCheck(RowCheck.Kind.MISSING, keys, List.of(List.of("extension[" + url + "]")), List.of(),
-          "Validation_VAL_Profile_Minimum_SLICE", "Slice '" + id + "': a matching slice is required, but not found"
-          + " (from " + canonical(definition) + "). Note that other slices are allowed in addition to this required"
-          + " slice");
+          SLICE_MISSING, sliceMissing(id, canonical(definition)));
     }
 
     /**
@@ -453,21 +464,12 @@ public final class ProfileConformance {
       boolean rowCheck = false;
       for (Written code : codeElements.values()) {
         for (ValueRule r : code.rules) {
-          List<String> values = new ArrayList<>();
-          if (r.constant() != null) {
-            values.add(r.constant().strip());
-          }
-          if (r.defaultValue() != null) {
-            values.add(r.defaultValue().strip());
-          }
-          if (r.unmapped() != ValueRule.Unmapped.KEEP) {
-            r.codeMap().values().forEach(v -> values.add(v.strip()));
-          }
+          List<String> values = valuesWritten(r);
           if (r.expression() != null && r.codeMap().isEmpty()) {
             values.addAll(literalsWritten(r.expression()));
           }
           // A value as read (no code map, or kept when unmapped), or computed by an expression: only the row tells.
-          rowCheck |= r.constant() == null && (r.codeMap().isEmpty() || r.unmapped() == ValueRule.Unmapped.KEEP);
+          rowCheck |= copiesFromRow(r);
           for (String v : values.stream().distinct().toList()) {
             if (!codes.contains(v)) {
               rowCheck = true; // a row check too, for a profile implied by the row's code
@@ -527,20 +529,12 @@ public final class ProfileConformance {
       columns.add(rule.column());
     } else if (rule.expression() != null) {
       try {
-        columnsRead(Expr.parse(rule.expression()), columns);
+        Expr.columns(Expr.parse(rule.expression()), columns);
       } catch (Expr.BadExpression e) {
         columns.add(""); // the compiler reports it; unknown columns
       }
     }
     return columns;
-  }
-
-  private static void columnsRead(Expr e, Set<String> into) {
-    if (e instanceof Expr.Column c) {
-      into.add(c.name());
-    } else if (e instanceof Expr.Call c) {
-      c.args().forEach(a -> columnsRead(a, into));
-    }
   }
 
   /** The segment of a rule's path as the engine takes it: {@code name} is {@code name[0]}, {@code [007]} is [7]. */

@@ -16,11 +16,13 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * The FHIRPath invariants (constraints of severity error) that apply to the elements a compiled mapping writes, as
  * conditions its query evaluates: those of the resource's definitions (base R4 and the profiles it claims), of each
  * element, and of each element's data type ({@code cpt-2} of a ContactPoint). An invariant is translated when it
- * asks only which elements are there and what constant values they hold: {@code exists()}, {@code empty()},
- * {@code hasValue()}, {@code not()}, {@code where(...)}, {@code count()}, {@code and}, {@code or}, {@code xor},
- * {@code implies}, {@code =} and {@code !=} with a literal. Functions of elements the mapping never writes give
- * nothing, as FHIRPath says, so {@code contained.where(...)} needs no translation. Anything else is not translated
- * and named, so that a run in {@code compiled} mode says what it does not check.
+ * asks which elements are there and what values they hold: {@code exists()}, {@code empty()}, {@code hasValue()},
+ * {@code not()}, {@code where(...)}, {@code count()}, {@code and}, {@code or}, {@code xor}, {@code implies},
+ * {@code =} and {@code !=} with a literal, {@code startsWith()}, {@code as} a date type, {@code toString()} and
+ * {@code length()} of a primitive, and comparisons of dates. Functions of elements the mapping never writes give
+ * nothing, as FHIRPath says, so {@code contained.where(...)} needs no translation. Anything else becomes a
+ * {@link FhirPathCheck}, for HAPI's FHIRPath engine on the built resources, and is named, so that
+ * {@code check-config} says what is not SQL.
  *
  * <p>{@code ele-1} (an element has a value or children) and {@code ext-1} (an extension has a value or extensions,
  * not both) hold by construction: the mapping writes no empty element and its compiler refuses both in one
@@ -90,21 +92,8 @@ public final class ProfileInvariants {
 
   /** The path of the instance at {@code keys}, as {@link FhirPathCheck} names it. */
   private static List<FhirPathCheck.Step> steps(CompiledMapping mapping, List<String> keys) {
-    List<FhirPathCheck.Step> steps = new ArrayList<>();
-    CompiledMapping.Element[] elements = mapping.root();
-    for (String key : keys) {
-      String name = key.substring(0, key.indexOf('['));
-      for (CompiledMapping.Element e : elements) {
-        if (e.name.equals(name)) {
-          steps.add(new FhirPathCheck.Step(e.located, e.repeating));
-          CompiledMapping.Item item = e.items[List.of(e.keys).indexOf(key.substring(key.indexOf('[') + 1,
-              key.length() - 1))];
-          elements = item.children == null ? new CompiledMapping.Element[0] : item.children;
-          break;
-        }
-      }
-    }
-    return steps;
+    return mapping.find(null, keys).stream().map(f -> new FhirPathCheck.Step(f.element().located,
+        f.element().repeating)).toList();
   }
 
   private record Invariant(String key, String expression, String human, String messageId) {}
@@ -247,18 +236,8 @@ public final class ProfileInvariants {
     }
 
     Inst instance(List<String> keys) {
-      CompiledMapping.Item item = null;
-      CompiledMapping.Element[] elements = mapping.root();
-      for (String key : keys) {
-        String name = key.substring(0, key.indexOf('['));
-        String k = key.substring(key.indexOf('[') + 1, key.length() - 1);
-        for (CompiledMapping.Element e : elements) {
-          if (e.name.equals(name)) {
-            item = e.items[List.of(e.keys).indexOf(k)];
-          }
-        }
-        elements = item.children;
-      }
+      List<CompiledMapping.Found> path = mapping.find(null, keys);
+      CompiledMapping.Item item = path.isEmpty() ? null : path.get(path.size() - 1).item();
       return new Inst(keys, item, keys.isEmpty() ? new RowCheck.Const(true) : new RowCheck.Present(keys));
     }
 

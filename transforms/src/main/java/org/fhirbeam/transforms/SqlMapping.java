@@ -411,28 +411,17 @@ public final class SqlMapping implements Serializable {
   /** The instance at {@code keys} (see {@link RowCheck}) below {@code from}, or the resource's when null. */
   private Instance instance(Instance from, List<String> keys) {
     Instance at = from != null ? from : new Instance(null, "true", lit(mapping.resourceType()));
-    for (String key : keys) {
-      if (at.item() != null && at.item().leaf >= 0) {
-        return null;
-      }
-      CompiledMapping.Element[] elements = at.item() == null ? mapping.root() : at.item().children;
-      String name = key.substring(0, key.indexOf('['));
-      String index = key.substring(key.indexOf('[') + 1, key.length() - 1);
-      CompiledMapping.Element element = null;
-      for (CompiledMapping.Element e : elements) {
-        if (e.name.equals(name)) {
-          element = e;
-        }
-      }
-      int j = element == null ? -1 : List.of(element.keys).indexOf(index);
-      if (j < 0) {
-        return null;
-      }
+    List<CompiledMapping.Found> path = mapping.find(at.item(), keys);
+    if (path == null) {
+      return null;
+    }
+    for (CompiledMapping.Found found : path) {
+      CompiledMapping.Element element = found.element();
       String location = at.location() + " || " + lit("." + element.located);
       if (element.repeating) {
         int always = 0;
         List<String> sometimes = new ArrayList<>();
-        for (int i = 0; i < j; i++) {
+        for (int i = 0; i < found.index(); i++) {
           String p = present(element.items[i]);
           if (p == null) {
             always++;
@@ -443,8 +432,8 @@ public final class SqlMapping implements Serializable {
         location += sometimes.isEmpty() ? " || " + lit("[" + always + "]")
             : " || '[' || (" + always + " + " + String.join(" + ", sometimes) + ") || ']'";
       }
-      String p = present(element.items[j]);
-      at = new Instance(element.items[j], p == null ? at.present() : p, location);
+      String p = present(found.item());
+      at = new Instance(found.item(), p == null ? at.present() : p, location);
     }
     return at;
   }
