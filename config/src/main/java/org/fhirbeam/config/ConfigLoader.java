@@ -15,11 +15,18 @@ import java.util.Set;
  */
 public final class ConfigLoader {
   private static final Set<String> TOP = Set.of("name", "input_dir", "duckdb", "sources", "mappings", "sinks",
-      "validation", "external_references", "quality");
+      "validation", "external_references", "quality", "streaming");
+  private static final Set<String> STREAMING = Set.of("window");
+  private static final Set<String> KAFKA = Set.of("bootstrap_servers", "topics", "format", "columns", "start",
+      "group_id", "consumer", "consumer_env");
+  /** Consumer settings the job decides itself. */
+  private static final Set<String> KAFKA_OWN = Set.of("bootstrap.servers", "group.id", "enable.auto.commit",
+      "auto.offset.reset", "key.deserializer", "value.deserializer");
   private static final Set<String> VALIDATION = Set.of("mode", "sample_rate", "profiles", "packages", "reject_on");
   private static final Set<String> DUCKDB = Set.of("database", "mode", "memory_limit", "threads", "extensions",
       "temp_directory", "extension_directory", "preserve_insertion_order");
-  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "delta", "format", "optional", "sheet",
+  private static final Set<String> SOURCE = Set.of("path", "sql", "jdbc", "http", "delta", "kafka", "format",
+      "optional", "sheet",
       "header_row", "delimiter", "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
       "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
@@ -92,8 +99,17 @@ public final class ConfigLoader {
     String name = top.string("name", fileStem(file));
     DuckDbSettings duckdb = duckdb(top.get("duckdb"));
     String inputDir = top.string("input_dir", null);
-    Map<String, SourceConfig> sources = sources(top.require("sources"), inputDir);
+    Map<String, SourceConfig> sources = sources(top.require("sources"), inputDir, name);
     SinkSettings sinks = sinks(top.get("sinks"));
+    QualitySettings quality = quality(top.get("quality"));
+    StreamingSettings streaming = null;
+    if (sources.values().stream().anyMatch(s -> s.kafka() != null)) {
+      streaming = streaming(top, sources);
+      sinks = sinks.streaming();
+      quality = new QualitySettings(QualitySettings.DuplicateIds.KEEP);
+    } else if (top.has("streaming")) {
+      throw top.get("streaming").error("only a job with a streaming source (kafka) takes 'streaming'");
+    }
     ValidationSettings validation = validation(top.get("validation"), file);
     if (sinks.duckdb() && duckdb.readOnly()) {
       throw top.require("duckdb").error("mode read_only cannot be used while sinks.duckdb.enabled is true");
@@ -130,7 +146,7 @@ public final class ConfigLoader {
       mappings.add(mapping);
     }
     return new Loaded(new PipelineConfig(file.toString(), name, duckdb, sources, mappings, sinks, validation,
-        externalReferences(top), quality(top.get("quality"))), problems);
+        externalReferences(top), quality, streaming), problems);
   }
 
   private static QualitySettings quality(ConfigNode node) {
@@ -333,7 +349,7 @@ public final class ConfigLoader {
   }
 
   /** Relative source paths are resolved against {@code inputDir} when it is set. */
-  private Map<String, SourceConfig> sources(ConfigNode node, String inputDir) {
+  private Map<String, SourceConfig> sources(ConfigNode node, String inputDir, String job) {
     Map<String, SourceConfig> out = new LinkedHashMap<>();
     for (Map.Entry<String, ConfigNode> e : node.entries().entrySet()) {
       if (!e.getKey().matches("[A-Za-z_][A-Za-z0-9_]*")) {
@@ -344,6 +360,7 @@ public final class ConfigLoader {
       String sql = f.string("sql", null);
       JdbcSource jdbc = f.has("jdbc") ? jdbc(f.get("jdbc")) : null;
       HttpSource http = f.has("http") ? http(f.get("http")) : null;
+      KafkaSource kafka = f.has("kafka") ? kafka(f.get("kafka"), job) : null;
       SourceConfig.DeltaRead delta = null;
       if (f.has("delta")) {
         ConfigNode.Fields d = f.get("delta").fields(DELTA_SOURCE);
@@ -353,9 +370,10 @@ public final class ConfigLoader {
         path = d.requiredString("table");
         delta = deltaRead(d);
       }
-      if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) + (http != null ? 1 : 0) != 1) {
+      if ((path != null ? 1 : 0) + (sql != null ? 1 : 0) + (jdbc != null ? 1 : 0) + (http != null ? 1 : 0)
+          + (kafka != null ? 1 : 0) != 1) {
         throw e.getValue().error("give exactly one of 'path' (files), 'delta' (a Delta table), 'sql' (a query over"
-            + " the file sources), 'jdbc' (a database table or query) or 'http' (a REST API)");
+            + " the file sources), 'jdbc' (a database table or query), 'http' (a REST API) or 'kafka' (topics)");
       }
       if (delta != null && path.contains("://")) {
         throw f.get("delta").error("Delta tables are read from a path (a local folder, or a mounted Volume); object"
@@ -386,12 +404,12 @@ public final class ConfigLoader {
       }
       // Errors about where the rows come from name the line of the key that says so.
       String location = f.get(delta != null ? "delta" : path != null ? "path" : sql != null ? "sql"
-          : jdbc != null ? "jdbc" : "http").keyLocation();
+          : jdbc != null ? "jdbc" : kafka != null ? "kafka" : "http").keyLocation();
       out.put(e.getKey(), new SourceConfig(e.getKey(), path, sql, delta != null ? SourceConfig.Format.PARQUET
           : f.enumValue("format", SourceConfig.Format.class, SourceConfig.Format.AUTO), f.bool("optional", false),
           location, f.string("sheet", null), headerRow, jdbc, http, csvOptions(f),
           f.enumValue("on_error", SourceConfig.OnError.class, SourceConfig.OnError.FAIL)
-              == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f), delta));
+              == SourceConfig.OnError.SKIP_FILE, s3(f, path), jsonPath(f, "unnest"), jsonFields(f), delta, kafka));
     }
     if (out.isEmpty()) {
       throw node.error("at least one source is required");
@@ -515,6 +533,109 @@ public final class ConfigLoader {
     }
     return new HttpSource(url, f.string("items", null), f.string("next_link", null), f.string("page_param", null),
         headers, retries);
+  }
+
+  /** A Kafka source; the consumer group defaults to {@code fhirbeam-<job>}. */
+  private static KafkaSource kafka(ConfigNode node, String job) {
+    ConfigNode.Fields f = node.fields(KAFKA);
+    String servers = f.requiredString("bootstrap_servers");
+    List<String> topics = f.require("topics").stringList();
+    if (topics.isEmpty()) {
+      throw f.get("topics").error("name at least one topic");
+    }
+    List<String> columns = f.require("columns").stringList();
+    if (columns.isEmpty()) {
+      throw f.get("columns").error("name at least one column");
+    }
+    if (new java.util.HashSet<>(columns).size() != columns.size()) {
+      throw f.get("columns").error("a column is named twice");
+    }
+    Map<String, String> consumer = new LinkedHashMap<>();
+    Map<String, String> consumerEnv = new LinkedHashMap<>();
+    for (String key : List.of("consumer", "consumer_env")) {
+      if (!f.has(key)) {
+        continue;
+      }
+      for (Map.Entry<String, ConfigNode> e : f.get(key).entries().entrySet()) {
+        if (KAFKA_OWN.contains(e.getKey())) {
+          throw e.getValue().error("the job sets " + e.getKey() + " itself (bootstrap_servers, group_id, start)");
+        }
+        if (key.equals("consumer") && e.getKey().matches("(?i).*(password|jaas|secret).*")) {
+          throw e.getValue().error("a secret does not belong in the configuration: name its environment variable"
+              + " in consumer_env");
+        }
+        (key.equals("consumer") ? consumer : consumerEnv).put(e.getKey(), e.getValue().text());
+      }
+    }
+    return new KafkaSource(servers, topics, f.enumValue("format", KafkaSource.Format.class,
+        KafkaSource.Format.JSON), columns, f.enumValue("start", KafkaSource.Start.class, KafkaSource.Start.EARLIEST),
+        f.string("group_id", "fhirbeam-" + job), consumer, consumerEnv);
+  }
+
+  /**
+   * The settings of a job with a streaming source, after checking what such a job cannot do yet: read batch sources
+   * beside it, write Parquet, Delta or gzipped files, copy the source rows, find duplicate ids (across windows) or
+   * replace earlier output (a stream appends window after window).
+   */
+  private static StreamingSettings streaming(ConfigNode.Fields top, Map<String, SourceConfig> sources) {
+    for (SourceConfig s : sources.values()) {
+      if (s.kafka() == null) {
+        throw new ConfigException(s.location(), "sources." + s.name(), "a job with a streaming source (kafka) reads"
+            + " only streaming sources; move this source to a batch job");
+      }
+    }
+    ConfigNode sinks = top.get("sinks");
+    refuse(sinks, List.of("parquet", "enabled"), "true", "Parquet files are not written by streaming jobs yet");
+    refuse(sinks, List.of("delta", "enabled"), "true", "Delta tables are not written by streaming jobs yet");
+    refuse(sinks, List.of("ndjson", "compression"), "gzip", "a streaming job writes uncompressed NDJSON files");
+    refuse(sinks, List.of("duckdb", "raw_copy"), "true", "a streaming job keeps no copy of the source rows yet");
+    for (String sink : List.of("ndjson", "duckdb")) {
+      ConfigNode mode = child(sinks, List.of(sink, "mode"));
+      if (mode != null && !mode.text().equalsIgnoreCase("append")) {
+        throw mode.error("a streaming job appends each window to its outputs: use append (or leave it out)");
+      }
+    }
+    ConfigNode duplicates = child(top.get("quality"), List.of("duplicate_ids"));
+    if (duplicates != null && !duplicates.text().equalsIgnoreCase("keep")) {
+      throw duplicates.error("a streaming job does not look for ids repeated across windows yet: use keep (or leave"
+          + " it out)");
+    }
+    if (!top.has("streaming")) {
+      return StreamingSettings.DEFAULTS;
+    }
+    ConfigNode.Fields f = top.get("streaming").fields(STREAMING);
+    java.time.Duration window = StreamingSettings.DEFAULTS.window();
+    if (f.has("window")) {
+      try {
+        window = Durations.parse("window", f.get("window").text());
+      } catch (InputException e) {
+        throw f.get("window").error(e.getMessage());
+      }
+      if (window.toMillis() < 100) {
+        throw f.get("window").error("a window lasts at least 100ms");
+      }
+    }
+    return new StreamingSettings(window);
+  }
+
+  /** The node at {@code path} below {@code node}; null when a step is missing or not a mapping. */
+  private static ConfigNode child(ConfigNode node, List<String> path) {
+    ConfigNode at = node;
+    for (String key : path) {
+      if (at == null || at.isNull() || !at.isMapping()) {
+        return null;
+      }
+      at = at.entries().get(key);
+    }
+    return at == null || at.isNull() ? null : at;
+  }
+
+  /** An error at the key at {@code path} below {@code node} when its value is {@code value}. */
+  private static void refuse(ConfigNode node, List<String> path, String value, String why) {
+    ConfigNode at = child(node, path);
+    if (at != null && at.text().equalsIgnoreCase(value)) {
+      throw at.error(why);
+    }
   }
 
   private static JdbcSource jdbc(ConfigNode node) {

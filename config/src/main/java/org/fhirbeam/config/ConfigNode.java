@@ -119,6 +119,11 @@ public final class ConfigNode {
     throw error("'" + t + "' is not one of " + String.join(", ", allowed));
   }
 
+  /** Whether the value is a mapping of keys to values. */
+  public boolean isMapping() {
+    return node instanceof MappingNode;
+  }
+
   public List<ConfigNode> list() {
     if (!(node instanceof SequenceNode seq)) {
       throw error("expected a list, found " + describe());

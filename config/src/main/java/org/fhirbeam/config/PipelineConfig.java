@@ -19,10 +19,12 @@ import java.util.Objects;
  * @param externalReferences reference targets outside the run: resource types ({@code Practitioner}) or
  *     reference prefixes ({@code https://fhir.example.org/}), which the reference check counts apart
  * @param quality data-quality policies that change what is written
+ * @param streaming how a job with a streaming source commits its windows; null for a batch job
  */
 public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
     List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation,
-    List<String> externalReferences, QualitySettings quality) {
+    List<String> externalReferences, QualitySettings quality, StreamingSettings streaming)
+    implements java.io.Serializable {
 
   public PipelineConfig {
     Objects.requireNonNull(quality, "quality");
@@ -33,7 +35,12 @@ public record PipelineConfig(String file, String name, DuckDbSettings duckdb, Ma
 
   public PipelineConfig(String file, String name, DuckDbSettings duckdb, Map<String, SourceConfig> sources,
       List<MappingConfig> mappings, SinkSettings sinks, ValidationSettings validation) {
-    this(file, name, duckdb, sources, mappings, sinks, validation, List.of(), QualitySettings.DEFAULTS);
+    this(file, name, duckdb, sources, mappings, sinks, validation, List.of(), QualitySettings.DEFAULTS, null);
+  }
+
+  /** Whether the job reads streams (its sources are Kafka topics) and runs until stopped. */
+  public boolean streams() {
+    return streaming != null;
   }
 
   /** The prefixes of references to external targets: {@code Type/} for a resource type. */

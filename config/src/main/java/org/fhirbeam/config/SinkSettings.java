@@ -73,4 +73,10 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
     this(duckdb, rawCopy, views, viewLocations, WriteMode.OVERWRITE, Compression.NONE, WriteMode.OVERWRITE, false,
         WriteMode.OVERWRITE, null);
   }
+
+  /** These settings for a streaming job: each window is appended to the outputs, and no source rows are copied. */
+  public SinkSettings streaming() {
+    return new SinkSettings(duckdb, false, views, viewLocations, WriteMode.APPEND, ndjsonCompression, WriteMode.APPEND,
+        parquet, parquetMode, delta);
+  }
 }

@@ -23,11 +23,12 @@ import java.io.Serializable;
  * @param unnest JSON files: dotted path to an array in each record whose elements are the rows; null for none
  * @param fields JSON files: extra columns (name to dotted path within the record or unnested element)
  * @param delta a Delta table (whose folder is {@code path}): which of its snapshots is read; null for other sources
+ * @param kafka Kafka topics read as a stream; null for other sources
  */
 public record SourceConfig(String name, String path, String sql, Format format, boolean optional,
     String location, String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv,
-    boolean skipBadFiles, S3Settings s3, String unnest, java.util.Map<String, String> fields, DeltaRead delta)
-    implements Serializable {
+    boolean skipBadFiles, S3Settings s3, String unnest, java.util.Map<String, String> fields, DeltaRead delta,
+    KafkaSource kafka) implements Serializable {
 
   /**
    * Which rows of a Delta table a run reads: a snapshot (the latest, or as of {@code version} or {@code timestamp}),
@@ -38,6 +39,14 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   public SourceConfig {
     fields = fields == null ? java.util.Map.of()
         : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(fields));
+  }
+
+  /** A source that is not a stream. */
+  public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
+      String sheet, int headerRow, JdbcSource jdbc, HttpSource http, CsvOptions csv, boolean skipBadFiles,
+      S3Settings s3, String unnest, java.util.Map<String, String> fields, DeltaRead delta) {
+    this(name, path, sql, format, optional, location, sheet, headerRow, jdbc, http, csv, skipBadFiles, s3, unnest,
+        fields, delta, null);
   }
 
   /** {@code file:line: sources.NAME.KEY}: how an error about one of the source's keys begins. */
@@ -54,7 +63,7 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location,
       String sheet, int headerRow) {
     this(name, path, sql, format, optional, location, sheet, headerRow, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT, null, java.util.Map.of(), null);
+        S3Settings.DEFAULT, null, java.util.Map.of(), null, null);
   }
 
   /** What to do with a file that cannot be read. */
@@ -63,6 +72,6 @@ public record SourceConfig(String name, String path, String sql, Format format, 
   /** A source without Excel options. */
   public SourceConfig(String name, String path, String sql, Format format, boolean optional, String location) {
     this(name, path, sql, format, optional, location, null, 1, null, null, CsvOptions.DETECT, false,
-        S3Settings.DEFAULT, null, java.util.Map.of(), null);
+        S3Settings.DEFAULT, null, java.util.Map.of(), null, null);
   }
 }

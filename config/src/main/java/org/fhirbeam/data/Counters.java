@@ -143,6 +143,14 @@ public final class Counters {
     return "rows_read/" + mapping;
   }
 
+  /** Records of a stream source mapped so far: shown while a streaming run goes (a Beam counter only). */
+  public static String streamRecords(String source) {
+    return "stream_records/" + source;
+  }
+
+  /** Windows a streaming run has committed: shown while it goes (a Beam counter only). */
+  public static final String WINDOWS_COMMITTED = "windows_committed";
+
   /**
    * Lines the committed parts of a file set hold ({@code fhir/<Type>}, or {@code rejects/rejects}): counted by the
    * task that commits each part, and never a Beam counter.

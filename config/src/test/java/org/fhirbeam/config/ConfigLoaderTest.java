@@ -4,6 +4,7 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.contains;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.is;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.IOException;
@@ -377,8 +378,71 @@ class ConfigLoaderTest {
     assertThat(c.sources().get("joined").sql(), equalTo("SELECT * FROM patients JOIN abs USING (id)"));
     assertThat(reject(PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    path: a.csv\n    sql: SELECT 1\n"))
         .getMessage(), equalTo(pipeline("x") + ":9: sources.patients: give exactly one of 'path' (files), 'delta'"
-            + " (a Delta table), 'sql' (a query over the file sources), 'jdbc' (a database table or query) or 'http'"
-            + " (a REST API)"));
+            + " (a Delta table), 'sql' (a query over the file sources), 'jdbc' (a database table or query), 'http'"
+            + " (a REST API) or 'kafka' (topics)"));
+  }
+
+  private static final String STREAM = PIPELINE.replace("    path: ${INPUT}/*.csv\n", """
+          kafka:
+            bootstrap_servers: 127.0.0.1:9092
+            topics: [patients]
+            columns: [patient_id, first_name]
+            consumer: {max.poll.records: '2000'}
+            consumer_env: {sasl.jaas.config: KAFKA_JAAS}
+      """.stripTrailing().indent(4));
+
+  @Test
+  void kafkaSourcesMakeAStreamingJobThatAppendsWindows() throws IOException {
+    PipelineConfig c = load(STREAM, Map.of());
+    KafkaSource k = c.sources().get("patients").kafka();
+    assertThat(k, equalTo(new KafkaSource("127.0.0.1:9092", List.of("patients"), KafkaSource.Format.JSON,
+        List.of("patient_id", "first_name"), KafkaSource.Start.EARLIEST, "fhirbeam-test",
+        Map.of("max.poll.records", "2000"), Map.of("sasl.jaas.config", "KAFKA_JAAS"))));
+    assertThat(c.streams(), is(true));
+    assertThat(c.streaming(), equalTo(StreamingSettings.DEFAULTS));
+    // A stream appends window after window; it keeps no copy of the rows and finds no ids repeated across windows.
+    assertThat(c.sinks().duckdbMode(), is(WriteMode.APPEND));
+    assertThat(c.sinks().ndjsonMode(), is(WriteMode.APPEND));
+    assertThat(c.sinks().rawCopy(), is(false));
+    assertThat(c.quality().duplicateIds(), is(QualitySettings.DuplicateIds.KEEP));
+    assertThat(k.consumerSettings(Map.of("KAFKA_JAAS", "secret")), equalTo(Map.of("max.poll.records", "2000",
+        "sasl.jaas.config", "secret")));
+    InputException unset = assertThrows(InputException.class, () -> k.consumerSettings(Map.of()));
+    assertThat(unset.getMessage(), equalTo("the environment variable KAFKA_JAAS (consumer_env.sasl.jaas.config) is"
+        + " not set"));
+
+    PipelineConfig windowed = load(STREAM + "streaming: {window: 2.5s}\n", Map.of());
+    assertThat(windowed.streaming().window(), equalTo(java.time.Duration.ofMillis(2500)));
+    assertThat(load(PIPELINE, Map.of()).streams(), is(false));
+  }
+
+  @Test
+  void streamingJobsNameWhatTheyCannotDoAtItsKey() throws IOException {
+    String at = pipeline("x").toString();
+    assertThat(reject(STREAM + "streaming: {window: soon}\n").getMessage(), equalTo(at + ":17: streaming.window:"
+        + " window soon: a duration is a number with ms, s, m or h (90s, 30m)"));
+    assertThat(reject(PIPELINE + "streaming: {window: 10s}\n").getMessage(), equalTo(at + ":12: streaming: only a"
+        + " job with a streaming source (kafka) takes 'streaming'"));
+    assertThat(reject(STREAM + "sinks: {ndjson: {mode: overwrite}}\n").getMessage(), equalTo(at + ":17:"
+        + " sinks.ndjson.mode: a streaming job appends each window to its outputs: use append (or leave it out)"));
+    assertThat(reject(STREAM + "sinks: {parquet: {enabled: true}}\n").getMessage(), equalTo(at + ":17:"
+        + " sinks.parquet.enabled: Parquet files are not written by streaming jobs yet"));
+    assertThat(reject(STREAM + "quality: {duplicate_ids: reject}\n").getMessage(), equalTo(at + ":17:"
+        + " quality.duplicate_ids: a streaming job does not look for ids repeated across windows yet: use keep (or"
+        + " leave it out)"));
+    assertThat(reject(STREAM.replace("  patients:\n", "  more: {path: /in/a.csv}\n  patients:\n")).getMessage(),
+        equalTo(at + ":8: sources.more: a job with a streaming source (kafka) reads only streaming sources; move"
+            + " this source to a batch job"));
+    assertThat(reject(STREAM.replace("max.poll.records: '2000'", "group.id: mine")).getMessage(), equalTo(at
+        + ":13: sources.patients.kafka.consumer.group.id: the job sets group.id itself (bootstrap_servers, group_id,"
+        + " start)"));
+    assertThat(reject(STREAM.replace("max.poll.records: '2000'", "ssl.keystore.password: hunter2")).getMessage(),
+        equalTo(at + ":13: sources.patients.kafka.consumer.ssl.keystore.password: a secret does not belong in the"
+            + " configuration: name its environment variable in consumer_env"));
+    assertThat(reject(STREAM.replace("columns: [patient_id, first_name]", "columns: []")).getMessage(),
+        equalTo(at + ":12: sources.patients.kafka.columns: name at least one column"));
+    assertThat(reject(STREAM.replaceAll(" *columns: \\[patient_id, first_name]\n", "")).getMessage(),
+        equalTo(at + ":10: sources.patients.kafka.columns: required key is missing"));
   }
 
   @Test

@@ -40,6 +40,7 @@ import java.util.UUID;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.Durations;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.MappingConfig;
 import org.fhirbeam.config.PipelineConfig;
@@ -161,8 +162,8 @@ public final class Submit implements Callable<Integer> {
     if (!Files.isRegularFile(jarFile)) {
       throw new InputException("no application jar " + jarFile + " (`./fhirbeam submit` builds it; or give --jar)");
     }
-    Duration poll = duration("--poll-interval", pollInterval);
-    Duration waitAtMost = timeout == null ? null : duration("--timeout", timeout);
+    Duration poll = Durations.parse("--poll-interval", pollInterval);
+    Duration waitAtMost = timeout == null ? null : Durations.parse("--timeout", timeout);
     String token = idempotencyToken != null ? idempotencyToken : UUID.randomUUID().toString();
     if (!token.matches("[A-Za-z0-9._-]{1,64}") || token.matches("\\.+")) {
       // It names the run's folder on the Volume too.
@@ -481,21 +482,6 @@ public final class Submit implements Callable<Integer> {
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
-  }
-
-  static Duration duration(String option, String text) {
-    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+(?:\\.\\d+)?)(ms|s|m|h)").matcher(text.trim());
-    if (!m.matches()) {
-      throw new InputException(option + " " + text + ": a duration is a number with ms, s, m or h (90s, 30m)");
-    }
-    double n = Double.parseDouble(m.group(1));
-    long millis = (long) (n * switch (m.group(2)) {
-      case "ms" -> 1;
-      case "s" -> 1_000;
-      case "m" -> 60_000;
-      default -> 3_600_000;
-    });
-    return Duration.ofMillis(millis);
   }
 
   private static String firstLine(String s) {
