@@ -143,6 +143,15 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
     return tally.build();
   }
 
+  /**
+   * The figures committing a part adds to its own: the lines of its file set and, for a part of rejects, its records
+   * by mapping, stage and rule (read from the file, which must be where {@code file} says).
+   */
+  public static Tally committedFigures(PartFile part, Path file) throws IOException {
+    Tally committed = part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines()));
+    return part.holdsResources() || part.lines() == 0 ? committed : committed.plus(MoveFn.reasons(file));
+  }
+
   /** A file copied under the root for a manifest: where under the root, and what it holds. */
   public record CommittedFile(String target, long lines, long bytes, long crc32c) {}
 
@@ -223,11 +232,8 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
 
     @ProcessElement
     public void process(@Element PartFile part, OutputReceiver<Tally> out) throws IOException, SQLException {
-      Tally committed = part.tally().plus(Tally.of(Counters.committedLines(part.fileSet()), part.lines()));
       Path from = Path.of(part.path());
-      if (!part.holdsResources() && part.lines() > 0) {
-        committed = committed.plus(reasons(from));
-      }
+      Tally committed = committedFigures(part, from);
       if (part.lines() == 0) {
         out.output(committed);
         Files.deleteIfExists(from);
@@ -312,7 +318,7 @@ public final class CommitParts extends PTransform<PCollection<PartFile>, PDone> 
      * How many records of a reject part each mapping rejected at each stage by each rule, read from the records'
      * top-level fields (the rejected row inside is skipped, not parsed).
      */
-    private static Tally reasons(Path rejects) throws IOException {
+    static Tally reasons(Path rejects) throws IOException {
       Map<String, Long> counts = new java.util.TreeMap<>();
       try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(rejects.toFile())) {
         String mapping = null;

@@ -387,4 +387,27 @@ public final class QualityTables {
         + " coalesce(json -> 'row', json -> 'resource', json -> 'raw') AS row_json"
         + " FROM read_ndjson_objects([" + String.join(", ", quoted) + "])";
   }
+
+  /** The columns of {@code quality.rejects} of a streaming job, as {@link #streamRejectsQuery} fills them. */
+  public static final String STREAM_REJECTS = "run_id VARCHAR, window_id VARCHAR, source VARCHAR, topic VARCHAR,"
+      + " \"partition\" INTEGER, \"offset\" BIGINT, stage VARCHAR, mapping VARCHAR, element VARCHAR, rule VARCHAR,"
+      + " reason VARCHAR, row_json JSON";
+
+  /**
+   * The rejects of a stream's window as rows of {@code quality.rejects} of a streaming job: where each record was
+   * (topic, partition, offset), the window that committed it, and the record kept as JSON.
+   */
+  public static String streamRejectsQuery(List<String> files, String windowId) {
+    List<String> quoted = new ArrayList<>();
+    for (String f : files) {
+      quoted.add(DuckDb.literal(f));
+    }
+    return "SELECT json ->> 'run_id' AS run_id, " + DuckDb.literal(windowId) + " AS window_id,"
+        + " json ->> 'source' AS source, json ->> 'topic' AS topic,"
+        + " TRY_CAST(json ->> 'partition' AS INTEGER) AS \"partition\", TRY_CAST(json ->> 'offset' AS BIGINT) AS"
+        + " \"offset\", json ->> 'stage' AS stage, json ->> 'mapping' AS mapping, json ->> 'element' AS element,"
+        + " json ->> 'rule' AS rule, json ->> 'reason' AS reason,"
+        + " coalesce(json -> 'row', json -> 'resource', json -> 'raw') AS row_json"
+        + " FROM read_ndjson_objects([" + String.join(", ", quoted) + "])";
+  }
 }

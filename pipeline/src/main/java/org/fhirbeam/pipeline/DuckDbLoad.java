@@ -33,7 +33,7 @@ import org.fhirbeam.transforms.CompiledMapping;
  * process, leaves the database as it was.
  */
 final class DuckDbLoad implements AutoCloseable {
-  private static final List<String> SCHEMAS = List.of("raw_data", "transformed_data", "fhir_resources", "quality");
+  static final List<String> SCHEMAS = List.of("raw_data", "transformed_data", "fhir_resources", "quality");
 
   private final JobPlan plan;
   private final Connection db;
@@ -105,14 +105,7 @@ final class DuckDbLoad implements AutoCloseable {
     }
     dropStaleViews(mode, resourcesOut.keySet());
     for (CompiledMapping m : plan.mappings()) {
-      // The same rows as the type's resource table, whatever the mode: a view of its columns costs nothing to write.
-      List<String> columns = new ArrayList<>();
-      columns.add(DuckDb.identifier("id"));
-      for (CompiledMapping.FlatColumn c : m.flatColumns()) {
-        columns.add(DuckDb.identifier(c.name()));
-      }
-      tx.view("transformed_data", m.name(), "SELECT " + String.join(", ", columns) + " FROM "
-          + DuckDb.identifier("fhir_resources") + "." + DuckDb.identifier(m.resourceType().toLowerCase(Locale.ROOT)));
+      tx.view("transformed_data", m.name(), transformedView(m));
     }
     plan.config().sinks().views().forEach((name, sql) -> tx.userView(
         new DuckDbTables.View(name, sql, plan.config().sinks().viewLocations().get(name))));
@@ -208,6 +201,20 @@ final class DuckDbLoad implements AutoCloseable {
    * The columns of a resource type's table: {@code id}, the flat columns of the type's mappings (with {@code nested}
    * all of them, else only the top-level ones), and the resource as JSON.
    */
+  /**
+   * The {@code transformed_data} view of a mapping: the flat columns of its type's resource table. The same rows as
+   * the table, whatever the write mode: a view of its columns costs nothing to write.
+   */
+  static String transformedView(CompiledMapping m) {
+    List<String> columns = new ArrayList<>();
+    columns.add(DuckDb.identifier("id"));
+    for (CompiledMapping.FlatColumn c : m.flatColumns()) {
+      columns.add(DuckDb.identifier(c.name()));
+    }
+    return "SELECT " + String.join(", ", columns) + " FROM " + DuckDb.identifier("fhir_resources") + "."
+        + DuckDb.identifier(m.resourceType().toLowerCase(Locale.ROOT));
+  }
+
   static List<DuckDbTables.Column> tableColumns(JobPlan plan, String type, boolean nested) {
     Map<String, DuckDbTables.Column> columns = new LinkedHashMap<>();
     columns.put("id", new DuckDbTables.Column("id", "$.id", "VARCHAR"));

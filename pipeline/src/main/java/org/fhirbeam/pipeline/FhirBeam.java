@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import org.fhirbeam.config.ConfigLoader;
+import org.fhirbeam.config.Durations;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.PipelineConfig;
 import picocli.CommandLine;
@@ -195,6 +196,18 @@ public final class FhirBeam implements Callable<Integer> {
         description = "Keep the DirectRunner's immutability and encodability checks on (slow; used by tests).")
     boolean directChecks;
 
+    @Option(names = "--max-records", paramLabel = "N", description = "Streaming jobs: stop after N records of each"
+        + " source (the windows read are committed).")
+    long maxRecords;
+
+    @Option(names = "--duration", paramLabel = "D", description = "Streaming jobs: stop after reading this long"
+        + " (90s, 30m).")
+    String duration;
+
+    @Option(names = "--drain", description = "Streaming jobs: stop once every partition is read to where it ended"
+        + " when the run began.")
+    boolean drain;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -217,6 +230,18 @@ public final class FhirBeam implements Callable<Integer> {
             new ConfigLoader(Environment.variables()).load(file, overrides), overrides) : overrides;
         JobPlan plan = JobPlan.create(file, settings, Environment.variables());
         double planSeconds = (System.nanoTime() - start) / 1e9;
+        if (plan.config().streams()) {
+          StreamRunner stream = new StreamRunner(plan, planSeconds, chosen, output, new StreamRunner.Limits(
+              maxRecords, duration == null ? null : Durations.parse("--duration", duration), drain), directChecks,
+              err, System.console() != null, Environment.variables());
+          RunSummary summary = stream.run();
+          summary.print(out, output, false, profile);
+          return summary;
+        }
+        if (maxRecords > 0 || duration != null || drain) {
+          throw new InputException("--max-records, --duration and --drain bound streaming jobs; " + file
+              + " reads no stream");
+        }
         JobRunner job = new JobRunner(plan, planSeconds, chosen, output, commit, directChecks, err,
             System.console() != null, deployment);
         RunSummary summary = job.run();

@@ -87,20 +87,7 @@ final class JobGraph {
       }
       for (MapWithDuckDb.Work work : works) {
         CompiledMapping mapping = work.mapping();
-        PCollection<PartFile> files = unique.get(mapping.name());
-        if (!mapping.fhirPathRules().isEmpty()) {
-          files = files.apply("CheckRules" + capitalize(mapping.name()),
-              CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),
-                  mapping.fhirPathRules()).withRunId(runId));
-        }
-        if (plan.config().validation().compiled() && !mapping.fhirPathChecks().isEmpty()) {
-          files = files.apply("CheckInvariants" + capitalize(mapping.name()),
-              CheckInvariants.of(mapping.name(), mapping.source(), mapping.fhirPathChecks()).withRunId(runId));
-        }
-        if (plan.config().validation().usesValidator()) {
-          files = files.apply("Validate" + capitalize(mapping.name()),
-              ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
-        }
+        PCollection<PartFile> files = checked(unique.get(mapping.name()), mapping, plan, runId);
         if (copyParts) {
           // No DuckDB load computes the quality figures of this run: its committed resources are measured here.
           MeasureResources measure = MeasureResources.of(mapping, plan.config().duckdb());
@@ -125,6 +112,28 @@ final class JobGraph {
     PCollectionList.of(parts).apply("CollectParts", Flatten.pCollections())
         .setCoder(SerializableCoder.of(PartFile.class))
         .apply("CommitParts", commit);
+  }
+
+  /**
+   * A mapping's parts after the stages that check its resources, as the job asks: its FHIRPath rules, the invariants
+   * the compiled checks left to the FHIRPath engine, and HAPI's validator. Resources that fail move to reject parts.
+   */
+  static PCollection<PartFile> checked(PCollection<PartFile> files, CompiledMapping mapping, JobPlan plan,
+      String runId) {
+    if (!mapping.fhirPathRules().isEmpty()) {
+      files = files.apply("CheckRules" + capitalize(mapping.name()),
+          CheckFhirPathRules.of(mapping.name(), mapping.source(), mapping.resourceType(),
+              mapping.fhirPathRules()).withRunId(runId));
+    }
+    if (plan.config().validation().compiled() && !mapping.fhirPathChecks().isEmpty()) {
+      files = files.apply("CheckInvariants" + capitalize(mapping.name()),
+          CheckInvariants.of(mapping.name(), mapping.source(), mapping.fhirPathChecks()).withRunId(runId));
+    }
+    if (plan.config().validation().usesValidator()) {
+      files = files.apply("Validate" + capitalize(mapping.name()),
+          ValidateResources.of(mapping.name(), mapping.source(), plan.config().validation()).withRunId(runId));
+    }
+    return files;
   }
 
   /**
@@ -153,7 +162,7 @@ final class JobGraph {
     return sinks.parquet() ? commit.writingParquet(FileSinks.parquetLayouts(plan), plan.config().duckdb()) : commit;
   }
 
-  private static String capitalize(String s) {
+  static String capitalize(String s) {
     StringBuilder out = new StringBuilder();
     for (String part : s.split("_")) {
       if (!part.isEmpty()) {

@@ -80,7 +80,10 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     Map<String, PlannedSource> queries = new LinkedHashMap<>();
     try {
       for (SourceConfig s : config.sources().values()) {
-        if (s.jdbc() != null && needed.contains(s.name())) {
+        if (s.kafka() != null) {
+          // A stream has no files to plan: its columns are the ones its records are read with.
+          files.put(s.name(), new PlannedSource(s, List.of(), s.kafka().columns()));
+        } else if (s.jdbc() != null && needed.contains(s.name())) {
           planned.put(s.name(), pool.submit(() -> JdbcSourcePlanner.plan(s)));
         } else if (s.http() != null && needed.contains(s.name())) {
           planned.put(s.name(), pool.submit(() -> new HttpSourcePlanner(config.duckdb(), System.getenv()).plan(s)));
@@ -116,7 +119,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     // An optional source without files has no known columns: its mapping is still checked against FHIR.
     List<CompiledMapping> mappings = MappingCompiler.compileAll(config.mappings(), m -> {
       PlannedSource source = sources.get(m.source());
-      return source.tasks().isEmpty() ? null : source.columns();
+      return source.tasks().isEmpty() && source.config().kafka() == null ? null : source.columns();
     });
     FhirValidation v;
     try {

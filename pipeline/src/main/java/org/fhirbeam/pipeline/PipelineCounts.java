@@ -38,6 +38,11 @@ final class PipelineCounts {
     return new PipelineCounts(plan, CommitParts.readTally(directory));
   }
 
+  /** The figures of {@code committed}, the tallies of some committed parts added up (a stream's window, say). */
+  static PipelineCounts of(JobPlan plan, Tally committed) {
+    return new PipelineCounts(plan, committed);
+  }
+
   /** How many lines the committed parts of a file set hold: a resource type's, or the rejects. */
   long committedLines(String fileSet) {
     return exact(Counters.committedLines(fileSet));

@@ -243,6 +243,11 @@ final class Progress implements AutoCloseable {
     };
   }
 
+  /** Follows a stream: {@code line} says how far it has got (on plain output, every 10 s). */
+  void stream(Supplier<String> line) {
+    current = () -> new Shown("stream", line.get());
+  }
+
   /** The pipeline has finished with {@code counters}: on plain output, each stage's final counts. */
   void pipelineDone(Work work, Map<String, Long> counters) {
     Counts c = Counts.of(work, counters);

@@ -258,7 +258,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
    * (with one, DuckDB quotes every value holding a '#'), and JSON text never holds the raw \1 delimiter, so
    * DuckDB writes each line exactly as it is.
    */
-  private static final String RAW_LINES = " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE ''";
+  static final String RAW_LINES = " (FORMAT csv, HEADER false, DELIMITER '\u0001', QUOTE '', ESCAPE ''";
 
   /** What one task wrote and counted; the element's thread turns it into counters and outputs. */
   private record Result(int mapping, ReadTask task, List<String> columnsRead, long rowsIn, long badLines,
@@ -266,7 +266,27 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
       List<PartFile> rejects, IdKeys keys) {}
 
   /** Rows a partitioned COPY buffers per partition before writing them (see {@link MapFilesFn#setup}). */
-  private static final int PARTITION_FLUSH_ROWS = 32_768;
+  static final int PARTITION_FLUSH_ROWS = 32_768;
+
+  /** The in-memory database a worker maps in, set up for mapping queries (the same for files and stream records). */
+  static Connection openWorkerDatabase(DuckDbSettings settings) throws SQLException {
+    Connection db = DuckDb.openInMemory(settings);
+    try (Statement st = db.createStatement()) {
+      // Row positions in rejects count rows in file order, whatever the configuration says.
+      st.execute("SET preserve_insertion_order = true");
+      // The COPY that splits resources from rejects buffers each kind's lines up to this many rows before it writes
+      // them (DuckDB's default: 524,288). Measured on the 400,000 Synthea-shaped Observation rows: peak RSS 424 MB
+      // -> 196 MB and 3.9 s -> 3.0 s; on 1M Patient rows 258 MB -> 140 MB, the same bytes written.
+      st.execute("SET partitioned_write_flush_threshold = " + PARTITION_FLUSH_ROWS);
+      // A mapping query runs on one core (its rows are numbered in file order), so cores map tasks side by side
+      // instead, each query on the thread that runs it. DuckDB's own worker threads would only compete with them:
+      // two halves of the 1M Patient rows mapped at once took 1.2-1.5 s and 2.4-2.9 s of CPU with threads = 2,
+      // 1.0 s and 1.7 s with threads = 1 (the whole file alone: 1.25-1.5 s either way); the Synthea-shaped run's
+      // pipeline 7.4-8.6 s -> 6.0-7.1 s. Spark runs a task per core, each on a database of its own: the same.
+      st.execute("SET threads = 1");
+    }
+    return db;
+  }
 
   static final class MapFilesFn extends DoFn<Unit, PartFile> {
     private final List<SqlMapping> sqls;
@@ -293,21 +313,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
 
     @Setup
     public void setup() throws SQLException {
-      db = DuckDb.openInMemory(settings);
-      try (Statement st = db.createStatement()) {
-        // Row positions in rejects count rows in file order, whatever the configuration says.
-        st.execute("SET preserve_insertion_order = true");
-        // The COPY that splits resources from rejects buffers each kind's lines up to this many rows before it writes
-        // them (DuckDB's default: 524,288). Measured on the 400,000 Synthea-shaped Observation rows: peak RSS 424 MB
-        // -> 196 MB and 3.9 s -> 3.0 s; on 1M Patient rows 258 MB -> 140 MB, the same bytes written.
-        st.execute("SET partitioned_write_flush_threshold = " + PARTITION_FLUSH_ROWS);
-        // A mapping query runs on one core (its rows are numbered in file order), so cores map tasks side by side
-        // instead, each query on the thread that runs it. DuckDB's own worker threads would only compete with them:
-        // two halves of the 1M Patient rows mapped at once took 1.2-1.5 s and 2.4-2.9 s of CPU with threads = 2,
-        // 1.0 s and 1.7 s with threads = 1 (the whole file alone: 1.25-1.5 s either way); the Synthea-shaped run's
-        // pipeline 7.4-8.6 s -> 6.0-7.1 s. Spark runs a task per core, each on a database of its own: the same.
-        st.execute("SET threads = 1");
-      }
+      db = openWorkerDatabase(settings);
       if (concurrency > 1) {
         AtomicInteger n = new AtomicInteger();
         pool = Executors.newFixedThreadPool(concurrency, r -> {
@@ -612,7 +618,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
 
     /** The files DuckDB wrote for one kind of line, with their targets and (when asked) line counts. */
-    private static List<PartFile> parts(Path dir, String fileSet, String id, boolean count) throws IOException {
+    static List<PartFile> parts(Path dir, String fileSet, String id, boolean count) throws IOException {
       List<PartFile> out = new ArrayList<>();
       List<Path> files = written(dir);
       for (int i = 0; i < files.size(); i++) {
@@ -623,7 +629,7 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
     }
 
     /** The files DuckDB wrote for one kind of line, in the order their lines were written; none without the folder. */
-    private static List<Path> written(Path dir) throws IOException {
+    static List<Path> written(Path dir) throws IOException {
       List<Path> files = new ArrayList<>();
       if (!Files.isDirectory(dir)) {
         return files;

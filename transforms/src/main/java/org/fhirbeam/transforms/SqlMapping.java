@@ -85,18 +85,45 @@ public final class SqlMapping implements Serializable {
    *     the reject's {@code key}; empty when the position is enough
    */
   public record Origin(String runId, String source, String file, String positionField, long firstPosition,
-      List<String> rowColumns, String skippedLines, List<String> keyColumns) {
+      List<String> rowColumns, String skippedLines, List<String> keyColumns, Integer partition) {
     public Origin {
       rowColumns = List.copyOf(rowColumns);
       keyColumns = List.copyOf(keyColumns);
     }
 
+    /** An origin in a file or table: rows are identified by their position, and their key when there is one. */
+    public Origin(String runId, String source, String file, String positionField, long firstPosition,
+        List<String> rowColumns, String skippedLines, List<String> keyColumns) {
+      this(runId, source, file, positionField, firstPosition, rowColumns, skippedLines, keyColumns, null);
+    }
+
     /** An origin whose rows are identified by their position alone. */
     public Origin(String runId, String source, String file, String positionField, long firstPosition,
         List<String> rowColumns, String skippedLines) {
-      this(runId, source, file, positionField, firstPosition, rowColumns, skippedLines, List.of());
+      this(runId, source, file, positionField, firstPosition, rowColumns, skippedLines, List.of(), null);
+    }
+
+    /**
+     * Records of one partition of a topic: each row's offset is its {@link #OFFSET} column, and its reject names the
+     * topic, the partition and the offset.
+     */
+    public static Origin ofRecords(String runId, String source, String topic, int partition,
+        List<String> rowColumns) {
+      return new Origin(runId, source, topic, "offset", 0, rowColumns, null, List.of(), partition);
+    }
+
+    /** The reject record's fields that say where the row came from, as SQL text that builds them. */
+    String placeJson(String position) {
+      if (partition != null) {
+        return "',\"topic\":' || to_json(" + lit(file) + ") || ',\"partition\":" + partition + ",\"offset\":' || "
+            + position;
+      }
+      return "',\"file\":' || to_json(" + lit(file) + ") || '," + jsonString(positionField) + ":' || " + position;
     }
   }
+
+  /** The column that holds a stream record's offset among the rows of an {@link Origin#ofRecords} origin. */
+  public static final String OFFSET = "#offset";
 
   /** Values of the {@code kind} column of {@link #outputQuery}. */
   public static final String RESOURCE = "resource";
@@ -123,11 +150,10 @@ public final class SqlMapping implements Serializable {
    * would name it, for finding ids that resources of other tasks share.
    */
   public String outputQuery(String source, Origin origin, boolean idKeys) {
-    String position = "(\"#pos\" + " + (origin.firstPosition() - 1)
+    String position = origin.partition() != null ? q(OFFSET) : "(\"#pos\" + " + (origin.firstPosition() - 1)
         + (origin.skippedLines() == null ? "" : " + coalesce(\"#lines\", 0)") + ")";
     String reject = "'{\"run_id\":' || to_json(" + lit(origin.runId()) + ") || ',\"source\":' || to_json("
-        + lit(origin.source()) + ") || ',\"file\":' || to_json(" + lit(origin.file()) + ") || ',"
-        + jsonString(origin.positionField()) + ":' || " + position
+        + lit(origin.source()) + ") || " + origin.placeJson(position)
         + (origin.keyColumns().isEmpty() ? "" : " || ',\"key\":' || " + rowJson(origin.keyColumns()))
         + " || ',\"stage\":' || " + stageJson() + " || ',\"mapping\":' || to_json(" + lit(mapping.name())
         + ") || ',' || "

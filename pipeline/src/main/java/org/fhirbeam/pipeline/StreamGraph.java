@@ -1,0 +1,132 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.SerializableCoder;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.io.Read;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.Flatten;
+import org.apache.beam.sdk.transforms.GroupByKey;
+import org.apache.beam.sdk.transforms.MapElements;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.apache.beam.sdk.transforms.windowing.FixedWindows;
+import org.apache.beam.sdk.transforms.windowing.IntervalWindow;
+import org.apache.beam.sdk.transforms.windowing.Window;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionList;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.TypeDescriptor;
+import org.apache.beam.sdk.values.TypeDescriptors;
+import org.fhirbeam.config.KafkaSource;
+import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.io.KafkaBatchSource;
+import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.RecordBatch;
+import org.fhirbeam.io.StreamRange;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.MapRecords;
+import org.fhirbeam.transforms.MapWithDuckDb;
+
+/**
+ * Builds a streaming job's Beam graph: each Kafka source is read in batches ({@link KafkaBatchSource}), the batches
+ * fall into fixed windows of processing time, each window's records of a partition are mapped by the same compiled
+ * DuckDB query as a file task ({@link MapRecords}), its resources pass the same checking stages as a batch run's
+ * ({@link JobGraph#checked}), and then all the window's parts and record ranges are gathered (a {@link GroupByKey}
+ * per window) and committed as one ({@link StreamOutput#commit}). Only what both runners run in streaming mode:
+ * an unbounded read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.
+ */
+final class StreamGraph {
+  private StreamGraph() {}
+
+  /** One of a window's things to commit: a part file or a range of records. */
+  record Item(PartFile part, StreamRange range) implements Serializable {}
+
+  /**
+   * @param positions where each partition of each source starts ({@link KafkaBatchSource#startPositions}), by source
+   * @param settings each source's consumer settings, resolved
+   */
+  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, StreamOutput.Job job,
+      Map<String, Map<String, Long>> positions, Map<String, Map<String, String>> settings,
+      Map<String, KafkaBatchSource.Bounds> bounds, Duration window) {
+    List<PCollection<RecordBatch>> reads = new ArrayList<>();
+    List<MapRecords.Source> sources = new ArrayList<>();
+    for (SourceConfig s : plan.config().sources().values()) {
+      KafkaSource kafka = s.kafka();
+      List<CompiledMapping> mappings = plan.mappings().stream().filter(m -> m.source().equals(s.name())).toList();
+      if (mappings.isEmpty()) {
+        continue;
+      }
+      sources.add(new MapRecords.Source(s.name(), kafka, mappings));
+      reads.add(p.apply("Read" + JobGraph.capitalize(s.name()), Read.from(new KafkaBatchSource(s.name(), kafka,
+          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name())))));
+    }
+    PCollectionTuple mapped = PCollectionList.of(reads).apply("Sources", Flatten.pCollections())
+        .setCoder(RecordBatch.CODER)
+        .apply("Windows", Window.into(FixedWindows.of(org.joda.time.Duration.millis(window.toMillis()))))
+        .apply("Map", MapRecords.of(sources, plan.config().duckdb(), partsDir, runId));
+    List<PCollection<KV<String, Item>>> items = new ArrayList<>();
+    TypeDescriptor<KV<String, Item>> kv = TypeDescriptors.kvs(TypeDescriptors.strings(),
+        TypeDescriptor.of(Item.class));
+    KvCoder<String, Item> coder = KvCoder.of(StringUtf8Coder.of(), SerializableCoder.of(Item.class));
+    for (CompiledMapping m : plan.mappings()) {
+      PCollection<PartFile> parts = JobGraph.checked(mapped.get(MapWithDuckDb.partsOf(m.name())), m, plan, runId);
+      items.add(parts.apply("Parts" + JobGraph.capitalize(m.name()),
+          MapElements.into(kv).via((PartFile f) -> KV.of("window", new Item(f, null)))).setCoder(coder));
+    }
+    items.add(mapped.get(MapRecords.RANGES).apply("Ranges",
+        MapElements.into(kv).via((StreamRange r) -> KV.of("window", new Item(null, r)))).setCoder(coder));
+    PCollectionList.of(items).apply("Gather", Flatten.pCollections())
+        .apply("GatherWindow", GroupByKey.create())
+        .apply("CommitWindow", ParDo.of(new CommitWindowFn(job)));
+  }
+
+  /** Commits each window's parts and ranges into the job's output ({@link StreamOutput}). */
+  static final class CommitWindowFn extends DoFn<KV<String, Iterable<Item>>, Void> {
+    private final StreamOutput.Job job;
+    private transient StreamOutput output;
+
+    CommitWindowFn(StreamOutput.Job job) {
+      this.job = job;
+    }
+
+    @Setup
+    public void setup() {
+      output = StreamOutput.open(job);
+    }
+
+    @ProcessElement
+    public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) throws IOException {
+      List<PartFile> parts = new ArrayList<>();
+      List<StreamRange> ranges = new ArrayList<>();
+      for (Item i : element.getValue()) {
+        if (i.part() != null) {
+          parts.add(i.part());
+        } else {
+          ranges.add(i.range());
+        }
+      }
+      java.time.Instant start = java.time.Instant.ofEpochMilli(((IntervalWindow) window).start().getMillis());
+      output.commit(start, parts, ranges);
+      Metrics.counter(Counters.NAMESPACE, Counters.WINDOWS_COMMITTED).inc();
+    }
+
+    @Teardown
+    public void teardown() {
+      if (output != null) {
+        output.close();
+        output = null;
+      }
+    }
+  }
+}

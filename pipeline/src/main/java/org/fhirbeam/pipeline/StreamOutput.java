@@ -1,0 +1,464 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.config.WriteMode;
+import org.fhirbeam.data.Tally;
+import org.fhirbeam.io.CommitParts;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.QualityTables;
+import org.fhirbeam.io.StreamRange;
+import org.fhirbeam.transforms.CompiledMapping;
+import org.fhirbeam.transforms.MapWithDuckDb;
+
+/**
+ * The output of a streaming job, committed window by window, each like a small run: its resource and reject files
+ * under {@code fhir/} and {@code rejects/} (named by the window), one DuckDB transaction that appends its resources
+ * and rejects and records the window with the position it reached in each partition, and {@code run-summary.json}
+ * rewritten with the run's figures so far.
+ *
+ * <p>The position is the job's own: it lives with the outputs, committed in the window's DuckDB transaction (or,
+ * without the DuckDB sink, in the window's record {@code _stream/windows/<window>.json} written last), never in
+ * Kafka. A window's files are first put under {@code _stream/pending/<window>/} and moved into place once the
+ * window is committed; a restart moves those of a committed window into place and deletes the others, whose records
+ * it reads again. So whatever point a run is killed at, every record ends up in the outputs exactly once: processing
+ * is at least once, the outputs effectively once.
+ *
+ * <p>Windows are committed in order, per partition: a window whose records start after the committed position waits
+ * for the window before it. One instance per output folder in a JVM ({@link #open}); every method is synchronized.
+ */
+final class StreamOutput implements AutoCloseable {
+  /** What a window's commit needs to know about the job, sent to the workers. */
+  record Job(PipelineConfig config, List<CompiledMapping> mappings, String output, String runId, String runner)
+      implements Serializable {
+    Job {
+      mappings = List.copyOf(mappings);
+    }
+
+    /** The job's DuckDB file, or null when it writes none. */
+    String database() {
+      return config.sinks().duckdb() ? config.duckdb().database() : null;
+    }
+
+    JobPlan plan() {
+      return new JobPlan(config, Map.of(), mappings, null);
+    }
+  }
+
+  private static final Map<Path, StreamOutput> OPEN = new HashMap<>();
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final DateTimeFormatter WINDOW = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss.SSS'Z'")
+      .withZone(ZoneOffset.UTC);
+  /** How long a window waits for the one before it to commit. */
+  private static final long WAIT_MILLIS = 10 * 60_000;
+
+  private final Job job;
+  private final Path output;
+  private final Connection db;
+  /** The next offset of each partition committed so far, by {@link StreamRange#partitionKey}. */
+  private final Map<String, Long> positions = new HashMap<>();
+  private final long started = System.nanoTime();
+  private Tally runTally = Tally.EMPTY;
+  private int windows;
+  private int references = 1;
+
+  private StreamOutput(Job job, Path output, Connection db) {
+    this.job = job;
+    this.output = output;
+    this.db = db;
+  }
+
+  /**
+   * The output of {@code job} in this JVM, opened on first use: a crashed run's pending windows are settled and the
+   * committed positions read. {@link #close} once per open.
+   */
+  static StreamOutput open(Job job) {
+    Path output = Path.of(job.output()).toAbsolutePath().normalize();
+    synchronized (OPEN) {
+      StreamOutput open = OPEN.get(output);
+      if (open != null) {
+        synchronized (open) {
+          open.references++;
+        }
+        return open;
+      }
+      Connection db = null;
+      if (job.database() != null) {
+        Path file = Path.of(job.database()).toAbsolutePath();
+        try {
+          Files.createDirectories(file.getParent());
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+        db = DuckDb.openFile(file.toString(), job.config().duckdb(), false);
+      }
+      StreamOutput out = new StreamOutput(job, output, db);
+      try {
+        out.settle();
+      } catch (IOException e) {
+        out.closeDatabase();
+        throw new UncheckedIOException(e);
+      } catch (RuntimeException e) {
+        out.closeDatabase();
+        throw e;
+      }
+      OPEN.put(output, out);
+      return out;
+    }
+  }
+
+  /** The committed position of every partition the job has committed windows of, by partition key. */
+  synchronized Map<String, Long> positions() {
+    return Map.copyOf(positions);
+  }
+
+  /** How many windows this run has committed. */
+  synchronized int windows() {
+    return windows;
+  }
+
+  /**
+   * Reads the committed positions, and settles the windows a killed run left pending: those it committed are moved
+   * into place, the others deleted (their records are read again).
+   */
+  private void settle() throws IOException {
+    Map<String, Long> committedWindows = new HashMap<>();
+    if (db != null) {
+      try (Statement st = db.createStatement()) {
+        if (DuckDb.tableExists(db, "quality", "stream_positions")) {
+          try (ResultSet rs = st.executeQuery("SELECT source, topic, \"partition\", max(next_offset) FROM"
+              + " quality.stream_positions GROUP BY ALL")) {
+            while (rs.next()) {
+              positions.put(rs.getString(1) + "/" + rs.getString(2) + "/" + rs.getInt(3), rs.getLong(4));
+            }
+          }
+          try (ResultSet rs = st.executeQuery("SELECT window_id FROM quality.stream_windows")) {
+            while (rs.next()) {
+              committedWindows.put(rs.getString(1), 1L);
+            }
+          }
+        }
+      } catch (SQLException e) {
+        throw DuckDb.failure("reading the stream's committed positions failed", e);
+      }
+    } else {
+      Path records = output.resolve("_stream/windows");
+      if (Files.isDirectory(records)) {
+        try (Stream<Path> files = Files.list(records)) {
+          for (Path f : files.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
+            WindowRecord w = JSON.readValue(f.toFile(), WindowRecord.class);
+            committedWindows.put(w.windowId(), 1L);
+            w.positions().forEach((k, next) -> positions.merge(k, next, Math::max));
+          }
+        }
+      }
+    }
+    Path pending = output.resolve("_stream/pending");
+    if (Files.isDirectory(pending)) {
+      try (Stream<Path> dirs = Files.list(pending)) {
+        for (Path dir : dirs.toList()) {
+          if (committedWindows.containsKey(dir.getFileName().toString())) {
+            moveIntoPlace(dir);
+          } else {
+            deleteTree(dir);
+          }
+        }
+      }
+    }
+  }
+
+  /** What the window's record holds, without the DuckDB sink. */
+  record WindowRecord(String windowId, String runId, Map<String, Long> positions) {}
+
+  /**
+   * Commits one window: {@code parts} (every part file its stages wrote) and {@code ranges} (the records it read,
+   * per partition). A window that was committed already (a retried commit) is dropped; one that follows a window not
+   * yet committed waits for it. Throws when the window does not balance: nothing of it is committed, and the run stops
+   * with its position before the window.
+   */
+  synchronized void commit(Instant windowStart, List<PartFile> parts, List<StreamRange> ranges) throws IOException {
+    long deadline = System.currentTimeMillis() + WAIT_MILLIS;
+    while (true) {
+      int done = 0;
+      boolean waits = false;
+      for (StreamRange r : ranges) {
+        long at = positions.getOrDefault(r.partitionKey(), r.from());
+        if (r.next() <= at) {
+          done++;
+        } else if (r.from() > at) {
+          waits = true;
+        } else if (r.from() < at) {
+          throw new IllegalStateException("records " + r.from() + " to " + r.next() + " of " + r.partitionKey()
+              + " overlap the committed position " + at);
+        }
+      }
+      if (done == ranges.size()) {
+        for (PartFile p : parts) {
+          Files.deleteIfExists(Path.of(p.path()));
+        }
+        return; // a retried commit of a window committed already
+      }
+      if (done > 0) {
+        throw new IllegalStateException("a window holds records committed already and records that are not");
+      }
+      if (!waits) {
+        break;
+      }
+      long left = deadline - System.currentTimeMillis();
+      if (left <= 0) {
+        throw new IllegalStateException("a window waited " + WAIT_MILLIS / 1000 + " s for the window before it to"
+            + " commit");
+      }
+      try {
+        wait(Math.min(left, 1000));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while waiting for the window before", e);
+      }
+    }
+    String windowId = "w" + WINDOW.format(windowStart) + "-" + job.runId().substring(job.runId().length() - 8);
+    Tally tally = Tally.EMPTY;
+    for (PartFile p : parts) {
+      tally = tally.plus(CommitParts.committedFigures(p, Path.of(p.path())));
+    }
+    JobPlan plan = job.plan();
+    RunSummary counted = summary(plan, tally, windowId, ranges);
+    if (!counted.balanced()) {
+      throw new JobRunner.UnbalancedRunException("window " + windowId + " lost or duplicated records, so it was not"
+          + " committed: " + String.join("; ", counted.imbalances()));
+    }
+    Path pending = output.resolve("_stream/pending").resolve(windowId);
+    Map<String, List<String>> resourceFiles = new TreeMap<>();
+    List<String> rejectFiles = new ArrayList<>();
+    Map<String, Integer> numbers = new HashMap<>();
+    for (PartFile p : parts) {
+      if (p.lines() == 0) {
+        Files.deleteIfExists(Path.of(p.path()));
+        continue;
+      }
+      String set = p.fileSet();
+      int n = numbers.merge(set, 1, Integer::sum) - 1;
+      String target = String.format(Locale.ROOT, "%s-%s-%05d.ndjson", set, windowId, n);
+      Path to = pending.resolve(target);
+      Files.createDirectories(to.getParent());
+      Files.move(Path.of(p.path()), to, StandardCopyOption.ATOMIC_MOVE);
+      if (p.holdsResources()) {
+        String type = set.substring(PartFile.RESOURCES.length());
+        resourceFiles.computeIfAbsent(type, t -> new ArrayList<>()).add(to.toString());
+      } else {
+        rejectFiles.add(to.toString());
+      }
+    }
+    Map<String, Long> windowPositions = new LinkedHashMap<>();
+    ranges.forEach(r -> windowPositions.put(r.partitionKey(), r.next()));
+    if (db != null) {
+      load(plan, windowId, windowStart, counted, resourceFiles, rejectFiles, ranges);
+    } else {
+      Path record = output.resolve("_stream/windows").resolve(windowId + ".json");
+      Files.createDirectories(record.getParent());
+      Path temp = record.resolveSibling("." + windowId + ".json.tmp");
+      JSON.writeValue(temp.toFile(), new WindowRecord(windowId, job.runId(), windowPositions));
+      Files.move(temp, record, StandardCopyOption.ATOMIC_MOVE);
+    }
+    // Committed: what follows only finishes what a restart would finish too.
+    positions.putAll(windowPositions);
+    moveIntoPlace(pending);
+    runTally = runTally.plus(tally);
+    windows++;
+    writeSummary();
+    notifyAll();
+  }
+
+  /** The window's (or the run's) figures as a run summary; its balance is the window's. */
+  private RunSummary summary(JobPlan plan, Tally tally, String id, List<StreamRange> ranges) {
+    PipelineCounts counts = PipelineCounts.of(plan, tally);
+    Map<String, Long> resourcesOut = new LinkedHashMap<>();
+    plan.mappings().forEach(m -> resourcesOut.put(m.resourceType(),
+        counts.committedLines(MapWithDuckDb.resourceFileSet(m.resourceType()))));
+    Map<String, Long> rowsIn = counts.rowsInBySource();
+    if (ranges != null) {
+      // Every record the window read is a row of each mapping of its source.
+      Map<String, Long> read = new LinkedHashMap<>();
+      ranges.forEach(r -> read.merge(r.source(), r.records(), Long::sum));
+      read.forEach((source, n) -> {
+        if (!n.equals(rowsIn.getOrDefault(source, 0L))) {
+          throw new JobRunner.UnbalancedRunException("window " + id + " read " + n + " records of source " + source
+              + " but its mappings counted " + rowsIn.getOrDefault(source, 0L));
+        }
+      });
+    }
+    return new RunSummary(id, job.runner(), plan.config().file(), rowsIn, counts.perMapping(), resourcesOut,
+        counts.committedLines(PartFile.REJECTS), (System.nanoTime() - started) / 1e9, Map.of(), job.database(),
+        Map.of(), counts.validation(), Map.of(), Map.of());
+  }
+
+  /** The run's figures so far. */
+  synchronized RunSummary runSummary() {
+    return summary(job.plan(), runTally, job.runId(), null);
+  }
+
+  /** Rewrites {@code run-summary.json} with the run's figures so far (written beside it, then moved over it). */
+  private void writeSummary() throws IOException {
+    Map<String, Object> json = runSummary().toJson();
+    Map<String, Object> stream = new LinkedHashMap<>();
+    stream.put("windows_committed", windows);
+    stream.put("positions", new TreeMap<>(positions));
+    json.put("stream", stream);
+    Path file = output.resolve("run-summary.json");
+    Path temp = output.resolve(".run-summary.json.tmp");
+    Files.write(temp, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json));
+    Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  /**
+   * The window's DuckDB transaction: its resources appended to their tables, its rejects to {@code quality.rejects},
+   * the window and its positions recorded; all or nothing.
+   */
+  private void load(JobPlan plan, String windowId, Instant windowStart, RunSummary counted,
+      Map<String, List<String>> resourceFiles, List<String> rejectFiles, List<StreamRange> ranges) {
+    try (DuckDbTables.Transaction tx = DuckDbTables.begin(db, DuckDbLoad.SCHEMAS)) {
+      Map<String, Long> before = new HashMap<>();
+      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
+        String table = e.getKey().toLowerCase(Locale.ROOT);
+        before.put(table, rows("fhir_resources", table));
+        tx.load(new DuckDbTables.JsonTable("fhir_resources", table, DuckDbLoad.tableColumns(plan, e.getKey(), true),
+            e.getValue(), WriteMode.APPEND));
+      }
+      for (CompiledMapping m : plan.mappings()) {
+        if (resourceFiles.containsKey(m.resourceType()) || tableExists("fhir_resources",
+            m.resourceType().toLowerCase(Locale.ROOT))) {
+          tx.view("transformed_data", m.name(), DuckDbLoad.transformedView(m));
+        }
+      }
+      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.rejects (" + QualityTables.STREAM_REJECTS + ")");
+      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_windows (window_id VARCHAR PRIMARY KEY,"
+          + " run_id VARCHAR, window_start TIMESTAMPTZ, committed_at TIMESTAMPTZ, records BIGINT, resources BIGINT,"
+          + " rejects BIGINT, min_record_time TIMESTAMPTZ, max_record_time TIMESTAMPTZ, lag_ms BIGINT)");
+      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_positions (window_id VARCHAR, source"
+          + " VARCHAR, topic VARCHAR, \"partition\" INTEGER, from_offset BIGINT, next_offset BIGINT, records BIGINT)");
+      if (!rejectFiles.isEmpty()) {
+        tx.run("rejects", "INSERT INTO quality.rejects BY NAME " + QualityTables.streamRejectsQuery(rejectFiles,
+            windowId));
+      }
+      long minTime = ranges.stream().mapToLong(StreamRange::minTimestamp).min().orElse(0);
+      long maxTime = ranges.stream().mapToLong(StreamRange::maxTimestamp).max().orElse(0);
+      long firstPoll = ranges.stream().mapToLong(StreamRange::firstPollMillis).min().orElse(0);
+      tx.run("stream_windows", "INSERT INTO quality.stream_windows VALUES (" + DuckDb.literal(windowId) + ", "
+          + DuckDb.literal(job.runId()) + ", make_timestamptz(" + windowStart.toEpochMilli() * 1000 + "), now(), "
+          + counted.rowsIn() + ", " + counted.resourcesTotal() + ", " + counted.rejected() + ", make_timestamptz("
+          + minTime * 1000 + "), make_timestamptz(" + maxTime * 1000 + "), " + Math.max(0, firstPoll - minTime) + ")");
+      for (StreamRange r : ranges) {
+        tx.run("stream_positions", "INSERT INTO quality.stream_positions VALUES (" + DuckDb.literal(windowId) + ", "
+            + DuckDb.literal(r.source()) + ", " + DuckDb.literal(r.topic()) + ", " + r.partition() + ", " + r.from()
+            + ", " + r.next() + ", " + r.records() + ")");
+      }
+      job.config().sinks().views().forEach((name, sql) -> tx.userView(
+          new DuckDbTables.View(name, sql, job.config().sinks().viewLocations().get(name))));
+      tx.commit(windowId, counts -> resourceFiles.keySet().forEach(type -> {
+        String table = type.toLowerCase(Locale.ROOT);
+        long expected = before.get(table) + counted.resourcesOut().get(type);
+        long loaded = counts.get("fhir_resources." + table);
+        if (loaded != expected) {
+          throw new JobRunner.UnbalancedRunException("DuckDB table fhir_resources." + table + " would hold " + loaded
+              + " rows but should hold " + expected + " after window " + windowId);
+        }
+      }));
+    }
+  }
+
+  private long rows(String schema, String table) {
+    try {
+      if (!DuckDb.tableExists(db, schema, table)) {
+        return 0;
+      }
+      try (Statement st = db.createStatement();
+          ResultSet rs = st.executeQuery("SELECT count(*) FROM " + DuckDb.identifier(schema) + "."
+              + DuckDb.identifier(table))) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("counting " + schema + "." + table + " failed", e);
+    }
+  }
+
+  private boolean tableExists(String schema, String table) {
+    try {
+      return DuckDb.tableExists(db, schema, table);
+    } catch (SQLException e) {
+      throw DuckDb.failure("reading the tables of " + schema + " failed", e);
+    }
+  }
+
+  /** Moves a committed window's pending files into place under the output, then deletes its folder. */
+  private void moveIntoPlace(Path pending) throws IOException {
+    List<Path> files;
+    try (Stream<Path> walk = Files.walk(pending)) {
+      files = walk.filter(Files::isRegularFile).toList();
+    }
+    for (Path f : files) {
+      Path to = output.resolve(pending.relativize(f).toString());
+      Files.createDirectories(to.getParent());
+      Files.move(f, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+    deleteTree(pending);
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  private void closeDatabase() {
+    if (db != null) {
+      try {
+        db.close();
+      } catch (SQLException e) {
+        // closing: the last window's transaction has committed or rolled back by now
+      }
+    }
+  }
+
+  /** Releases this use of the output; the last closes its database. */
+  @Override
+  public void close() {
+    synchronized (OPEN) {
+      synchronized (this) {
+        if (--references > 0) {
+          return;
+        }
+      }
+      OPEN.remove(output);
+      closeDatabase();
+    }
+  }
+}

@@ -1,0 +1,177 @@
+package org.fhirbeam.pipeline;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.options.ExperimentalOptions;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.fhirbeam.config.InputException;
+import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.io.KafkaBatchSource;
+import org.fhirbeam.io.ObjectStorage;
+
+/**
+ * Runs a streaming job until it is stopped (SIGINT or SIGTERM: the windows read so far are committed, and the run
+ * ends normally) or reaches its bound ({@code --max-records}, {@code --duration}, {@code --drain}). Before the graph
+ * starts, the output settles what a killed run left pending and gives the committed position of each partition
+ * ({@link StreamOutput}); the readers start there, or where the source's {@code start} says for partitions the job
+ * has not committed yet. Each window commits on its own; the terminal shows records read, records/s and windows
+ * committed.
+ */
+final class StreamRunner {
+  /** How a run ends by itself: after so many records per source, after so long, or at the ends of the partitions. */
+  record Limits(long maxRecords, Duration duration, boolean drain) {
+    static final Limits NONE = new Limits(0, null, false);
+  }
+
+  private final JobPlan plan;
+  private final double planSeconds;
+  private final Runner runner;
+  private final Path output;
+  private final Limits limits;
+  private final boolean runnerChecks;
+  private final PrintStream console;
+  private final boolean terminal;
+  private final Map<String, String> env;
+
+  StreamRunner(JobPlan plan, double planSeconds, Runner runner, String output, Limits limits, boolean runnerChecks,
+      PrintStream console, boolean terminal, Map<String, String> env) {
+    if (ObjectStorage.isRemote(output)) {
+      throw new InputException("--output " + output + ": a streaming job writes to a local folder");
+    }
+    if (runner != Runner.DIRECT) {
+      throw new InputException("--runner " + runner.name().toLowerCase(Locale.ROOT) + ": streaming jobs run on the"
+          + " direct runner for now");
+    }
+    this.plan = plan;
+    this.planSeconds = planSeconds;
+    this.runner = runner;
+    this.output = Path.of(output).toAbsolutePath().normalize();
+    this.limits = limits;
+    this.runnerChecks = runnerChecks;
+    this.console = console;
+    this.terminal = terminal;
+    this.env = env;
+  }
+
+  RunSummary run() {
+    String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
+        .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
+    long start = System.nanoTime();
+    try (OutputLock lock = OutputLock.acquire(output);
+        StreamOutput out = StreamOutput.open(job(runId));
+        Progress progress = new Progress(console, terminal)) {
+      Map<String, Long> committed = out.positions();
+      Map<String, Map<String, Long>> positions = new LinkedHashMap<>();
+      Map<String, Map<String, String>> settings = new LinkedHashMap<>();
+      Map<String, KafkaBatchSource.Bounds> bounds = new LinkedHashMap<>();
+      for (SourceConfig s : plan.config().sources().values()) {
+        Map<String, String> consumer = new LinkedHashMap<>();
+        s.kafka().consumerSettings(env).forEach((k, v) -> consumer.put(k, String.valueOf(v)));
+        Map<String, Long> mine = new LinkedHashMap<>();
+        String prefix = s.name() + "/";
+        committed.forEach((k, v) -> {
+          if (k.startsWith(prefix)) {
+            mine.put(k.substring(prefix.length()), v);
+          }
+        });
+        positions.put(s.name(), KafkaBatchSource.startPositions(s.kafka(), consumer, mine));
+        settings.put(s.name(), consumer);
+        bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), limits.duration(),
+            limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
+      }
+      Path parts = Files.createDirectories(output.resolve("_stream/parts"));
+      PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
+      // Read stays a primitive on both runners (Spark's streaming mode runs no splittable DoFn).
+      ExperimentalOptions.addExperiment(options.as(ExperimentalOptions.class), "use_deprecated_read");
+      Pipeline p = Pipeline.create(options);
+      StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
+          plan.config().streaming().window());
+      KafkaBatchSource.resetStop();
+      Signals stop = Signals.install();
+      try {
+        PipelineResult result = p.run();
+        progress.stream(() -> line(result, start));
+        PipelineResult.State state = result.waitUntilFinish();
+        if (state != PipelineResult.State.DONE) {
+          throw new IllegalStateException("pipeline ended in state " + state);
+        }
+      } finally {
+        stop.restore();
+      }
+      progress.close();
+      RunSummary summary = out.runSummary();
+      double elapsed = planSeconds + (System.nanoTime() - start) / 1e9;
+      if (!summary.balanced()) {
+        throw new JobRunner.UnbalancedRunException("the run lost or duplicated records: "
+            + String.join("; ", summary.imbalances()));
+      }
+      console.printf(Locale.ROOT, "Stream %s: %d windows committed in %.1f s%s%n", runId, out.windows(), elapsed,
+          stop.received() ? " (stopped by " + stop.signal() + ")" : "");
+      return summary;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private StreamOutput.Job job(String runId) {
+    return new StreamOutput.Job(plan.config(), plan.mappings(), output.toString(), runId, runner.label());
+  }
+
+  /** The progress line: records read, their rate, windows committed. */
+  private static String line(PipelineResult result, long start) {
+    Map<String, Long> counters = PipelineCounts.whileRunning(result);
+    long records = counters.entrySet().stream().filter(e -> e.getKey().startsWith("stream_records/"))
+        .mapToLong(Map.Entry::getValue).sum();
+    double seconds = (System.nanoTime() - start) / 1e9;
+    return String.format(Locale.ROOT, "streaming: %,d records mapped (%,d records/s), %,d windows committed",
+        records, Math.round(records / Math.max(seconds, 1e-3)),
+        counters.getOrDefault(Counters.WINDOWS_COMMITTED, 0L));
+  }
+
+  /** SIGINT and SIGTERM ask the readers to stop, so that the run commits what it read and ends normally. */
+  static final class Signals {
+    private final Map<String, sun.misc.SignalHandler> previous = new LinkedHashMap<>();
+    private volatile String received;
+
+    static Signals install() {
+      Signals s = new Signals();
+      for (String name : new String[] {"INT", "TERM"}) {
+        try {
+          s.previous.put(name, sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> {
+            s.received = "SIG" + name;
+            KafkaBatchSource.stop();
+          }));
+        } catch (IllegalArgumentException e) {
+          // a signal this platform does not have
+        }
+      }
+      return s;
+    }
+
+    boolean received() {
+      return received != null;
+    }
+
+    String signal() {
+      return received;
+    }
+
+    void restore() {
+      previous.forEach((name, handler) -> sun.misc.Signal.handle(new sun.misc.Signal(name), handler));
+    }
+  }
+}

@@ -1,0 +1,288 @@
+package org.fhirbeam.transforms;
+
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.SerializableCoder;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.GroupByKey;
+import org.apache.beam.sdk.transforms.MapElements;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.TupleTag;
+import org.apache.beam.sdk.values.TupleTagList;
+import org.apache.beam.sdk.values.TypeDescriptors;
+import org.duckdb.DuckDBAppender;
+import org.duckdb.DuckDBConnection;
+import org.fhirbeam.config.DuckDbSettings;
+import org.fhirbeam.config.KafkaSource;
+import org.fhirbeam.data.Counters;
+import org.fhirbeam.data.Tally;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.PartFile;
+import org.fhirbeam.io.RecordBatch;
+import org.fhirbeam.io.StreamRange;
+
+/**
+ * Applies compiled mappings to stream records: the batches of one window and one partition are gathered (a
+ * {@link GroupByKey} per window) and mapped by each mapping of their source in one DuckDB query, the same query a file
+ * task runs, writing the same resource and reject part files (under {@link MapWithDuckDb#partsOf} the mapping's
+ * name). A record whose value is not a JSON object is a reject of stage {@code ingest}; every reject names the topic,
+ * partition and offset of its record. Each window's records of a partition also give one {@link StreamRange} (under
+ * {@link #RANGES}): the window's commit records it as the job's position.
+ *
+ * <p>The figures ride on the parts as a file task's do ({@link Counters#rowsIn}, {@link Counters#mapped},
+ * {@link Counters#rejected} by mapping), so that each window balances on its own.
+ */
+public final class MapRecords extends PTransform<PCollection<RecordBatch>, PCollectionTuple> {
+  /** The output tag of the ranges of records mapped. */
+  public static final TupleTag<StreamRange> RANGES = new TupleTag<>("ranges");
+
+  /** A stream source: its name, how its records read, and the mappings of it. */
+  public record Source(String name, KafkaSource kafka, List<CompiledMapping> mappings) implements Serializable {
+    public Source {
+      mappings = List.copyOf(mappings);
+    }
+  }
+
+  private final List<Source> sources;
+  private final DuckDbSettings settings;
+  private final String partsDirectory;
+  private final String runId;
+
+  private MapRecords(List<Source> sources, DuckDbSettings settings, String partsDirectory, String runId) {
+    this.sources = sources;
+    this.settings = settings;
+    this.partsDirectory = partsDirectory;
+    this.runId = runId;
+  }
+
+  /** Maps the records of {@code sources} (each with at least one mapping; mapping names must differ). */
+  public static MapRecords of(List<Source> sources, DuckDbSettings settings, String partsDirectory, String runId) {
+    if (sources.isEmpty() || sources.stream().anyMatch(s -> s.mappings().isEmpty())) {
+      throw new IllegalArgumentException("every source needs a mapping");
+    }
+    if (sources.stream().flatMap(s -> s.mappings().stream()).map(CompiledMapping::name).distinct().count()
+        != sources.stream().mapToLong(s -> s.mappings().size()).sum()) {
+      throw new IllegalArgumentException("mapping names must differ");
+    }
+    return new MapRecords(List.copyOf(sources), Objects.requireNonNull(settings, "settings"),
+        Objects.requireNonNull(partsDirectory, "partsDirectory"), Objects.requireNonNull(runId, "runId"));
+  }
+
+  @Override
+  public PCollectionTuple expand(PCollection<RecordBatch> batches) {
+    List<TupleTag<PartFile>> tags = new ArrayList<>();
+    sources.forEach(s -> s.mappings().forEach(m -> tags.add(MapWithDuckDb.partsOf(m.name()))));
+    PCollectionTuple out = batches
+        .apply("ByPartition", MapElements.into(TypeDescriptors.kvs(TypeDescriptors.strings(),
+            org.apache.beam.sdk.values.TypeDescriptor.of(RecordBatch.class)))
+            .via((RecordBatch b) -> KV.of(b.partitionKey(), b)))
+        .setCoder(KvCoder.of(StringUtf8Coder.of(), RecordBatch.CODER))
+        .apply("GatherWindow", GroupByKey.create())
+        .apply("MapRecords", ParDo.of(new MapBatchesFn(sources, settings, partsDirectory, runId))
+            .withOutputTags(RANGES, TupleTagList.of(new ArrayList<>(tags))));
+    for (TupleTag<PartFile> tag : tags) {
+      out.get(tag).setCoder(SerializableCoder.of(PartFile.class));
+    }
+    out.get(RANGES).setCoder(SerializableCoder.of(StreamRange.class));
+    return out;
+  }
+
+  /** The rows of a JSON record, by the source's columns: each top-level value as text, a missing key empty. */
+  static String jsonRows(String table, List<String> columns) {
+    List<String> pointers = new ArrayList<>();
+    List<String> select = new ArrayList<>();
+    for (int i = 0; i < columns.size(); i++) {
+      pointers.add(DuckDb.literal("/" + columns.get(i).replace("~", "~0").replace("/", "~1")));
+      select.add("\"#v\"[" + (i + 1) + "] AS " + DuckDb.identifier(columns.get(i)));
+    }
+    return "SELECT " + SqlMapping.q(SqlMapping.OFFSET) + ", " + String.join(", ", select) + " FROM (SELECT "
+        + SqlMapping.q(SqlMapping.OFFSET) + ", json_extract_string(\"#value\", [" + String.join(", ", pointers)
+        + "]) AS \"#v\" FROM " + DuckDb.identifier(table) + " WHERE \"#object\")";
+  }
+
+  static final class MapBatchesFn extends DoFn<KV<String, Iterable<RecordBatch>>, StreamRange> {
+    private final List<Source> sources;
+    private final DuckDbSettings settings;
+    private final String partsDirectory;
+    private final String runId;
+    private transient Connection db;
+
+    MapBatchesFn(List<Source> sources, DuckDbSettings settings, String partsDirectory, String runId) {
+      this.sources = sources;
+      this.settings = settings;
+      this.partsDirectory = partsDirectory;
+      this.runId = runId;
+    }
+
+    @Setup
+    public void setup() throws SQLException {
+      db = MapWithDuckDb.openWorkerDatabase(settings);
+    }
+
+    @Teardown
+    public void teardown() {
+      if (db != null) {
+        try {
+          db.close();
+        } catch (SQLException e) {
+          // closing an in-memory database: nothing is lost
+        }
+        db = null;
+      }
+    }
+
+    @ProcessElement
+    public void process(@Element KV<String, Iterable<RecordBatch>> element, MultiOutputReceiver out)
+        throws IOException {
+      List<RecordBatch> batches = new ArrayList<>();
+      element.getValue().forEach(batches::add);
+      batches.sort(Comparator.comparingLong(RecordBatch::from));
+      for (int i = 1; i < batches.size(); i++) {
+        if (batches.get(i).from() != batches.get(i - 1).next()) {
+          throw new IllegalStateException("the batches of " + element.getKey() + " in one window do not follow each"
+              + " other: one ends at " + batches.get(i - 1).next() + ", the next begins at " + batches.get(i).from());
+        }
+      }
+      RecordBatch first = batches.get(0);
+      Source source = sources.stream().filter(s -> s.name().equals(first.source())).findFirst()
+          .orElseThrow(() -> new IllegalStateException("no mapping reads source " + first.source()));
+      long records = 0;
+      long minTimestamp = Long.MAX_VALUE;
+      long maxTimestamp = Long.MIN_VALUE;
+      for (RecordBatch b : batches) {
+        records += b.size();
+        for (long t : b.timestamps()) {
+          minTimestamp = Math.min(minTimestamp, t);
+          maxTimestamp = Math.max(maxTimestamp, t);
+        }
+      }
+      String attempt = UUID.randomUUID().toString().replace("-", "");
+      String table = "records_" + attempt;
+      try {
+        try (Statement st = db.createStatement()) {
+          st.execute("CREATE TABLE " + DuckDb.identifier(table) + " (" + SqlMapping.q(SqlMapping.OFFSET)
+              + " BIGINT, \"#value\" VARCHAR)");
+        }
+        try (DuckDBAppender a = db.unwrap(DuckDBConnection.class).createAppender("main", table)) {
+          for (RecordBatch b : batches) {
+            for (int i = 0; i < b.size(); i++) {
+              a.beginRow().append(b.offsets()[i]);
+              if (b.values()[i] == null) {
+                a.appendNull();
+              } else {
+                a.append(b.values()[i]);
+              }
+              a.endRow();
+            }
+          }
+        }
+        try (Statement st = db.createStatement()) {
+          // Parsed once: whether each value is a JSON object (the rows), or a record to reject.
+          st.execute("ALTER TABLE " + DuckDb.identifier(table) + " ADD COLUMN \"#object\" BOOLEAN");
+          // A CASE, not AND: DuckDB evaluates both sides of an AND, and json_type fails on text that is not JSON.
+          st.execute("UPDATE " + DuckDb.identifier(table) + " SET \"#object\" = CASE WHEN json_valid(\"#value\")"
+              + " THEN json_type(\"#value\") = 'OBJECT' ELSE false END");
+        }
+        String id = first.source() + "." + first.partition() + "." + first.from() + "." + attempt.substring(0, 8);
+        for (CompiledMapping m : source.mappings()) {
+          map(m, source, first, table, id, records, out);
+        }
+      } catch (SQLException e) {
+        throw DuckDb.failure("mapping the records of " + element.getKey() + " from offset " + first.from()
+            + " failed", e);
+      } finally {
+        try (Statement st = db.createStatement()) {
+          st.execute("DROP TABLE IF EXISTS " + DuckDb.identifier(table));
+        } catch (SQLException e) {
+          // the worker's database goes at teardown
+        }
+      }
+      Metrics.counter(Counters.NAMESPACE, Counters.streamRecords(first.source())).inc(records);
+      RecordBatch last = batches.get(batches.size() - 1);
+      out.get(RANGES).output(new StreamRange(first.source(), first.topic(), first.partition(), first.from(),
+          last.next(), records, first.pollMillis(), minTimestamp, maxTimestamp));
+    }
+
+    /** Maps the window's records of one partition with mapping {@code m}: its parts, the figures on the first. */
+    private void map(CompiledMapping m, Source source, RecordBatch first, String table, String id, long records,
+        MultiOutputReceiver out) throws SQLException, IOException {
+      long started = System.nanoTime();
+      SqlMapping sql = new SqlMapping(m);
+      List<String> columns = source.kafka().columns();
+      Path dir = Path.of(partsDirectory, m.name() + "-" + id);
+      Files.createDirectories(dir.getParent());
+      SqlMapping.Origin origin = SqlMapping.Origin.ofRecords(runId, first.source(), first.topic(),
+          first.partition(), columns);
+      long badRecords;
+      long objects;
+      try (Statement st = db.createStatement()) {
+        st.executeLargeUpdate("COPY (" + sql.outputQuery(jsonRows(table, columns), origin) + ") TO "
+            + DuckDb.literal(dir.toString()) + MapWithDuckDb.RAW_LINES + ", PARTITION_BY (kind))");
+        Path bad = dir.resolve("bad-records.ndjson");
+        badRecords = st.executeLargeUpdate("COPY (" + badRecordsQuery(table, origin, m.name()) + ") TO "
+            + DuckDb.literal(bad.toString()) + MapWithDuckDb.RAW_LINES + ")");
+        try (ResultSet rs = st.executeQuery("SELECT count(*) FILTER (WHERE \"#object\") FROM "
+            + DuckDb.identifier(table))) {
+          rs.next();
+          objects = rs.getLong(1);
+        }
+      }
+      List<PartFile> parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
+          MapWithDuckDb.resourceFileSet(m.resourceType()), id, true));
+      long mapped = parts.stream().mapToLong(PartFile::lines).sum();
+      List<PartFile> rejects = MapWithDuckDb.MapFilesFn.parts(dir.resolve("kind=" + SqlMapping.REJECT),
+          PartFile.REJECTS, id, true);
+      long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
+      parts.addAll(rejects);
+      if (badRecords > 0) {
+        parts.add(PartFile.rejects(id, "ingest", dir.resolve("bad-records.ndjson").toString(), badRecords));
+      } else {
+        Files.deleteIfExists(dir.resolve("bad-records.ndjson"));
+      }
+      if (mapped + mappingRejects != objects) {
+        throw new IllegalStateException("mapping " + m.name() + " wrote " + mapped + " resources and "
+            + mappingRejects + " rejects for " + objects + " records");
+      }
+      Tally tally = Tally.builder()
+          .count(Counters.rowsIn(m.name()), records)
+          .count(Counters.rowsRead(m.name()), objects)
+          .count(Counters.millis(m.name()), (System.nanoTime() - started) / 1_000_000)
+          .count(Counters.mapped(m.name()), mapped)
+          .count(Counters.rejected(m.name()), mappingRejects + badRecords)
+          .build();
+      TupleTag<PartFile> tag = MapWithDuckDb.partsOf(m.name());
+      for (int i = 0; i < parts.size(); i++) {
+        out.get(tag).output(i == 0 ? parts.get(i).plus(tally) : parts.get(i));
+      }
+    }
+
+    /** Reject records for the records that are not JSON objects, in offset order, their values kept as text. */
+    private static String badRecordsQuery(String table, SqlMapping.Origin origin, String mapping) {
+      return "SELECT '{\"run_id\":' || to_json(" + DuckDb.literal(origin.runId()) + ") || ',\"source\":' || to_json("
+          + DuckDb.literal(origin.source()) + ") || " + origin.placeJson(SqlMapping.q(SqlMapping.OFFSET))
+          + " || ',\"stage\":\"ingest\",\"mapping\":' || to_json(" + DuckDb.literal(mapping) + ")"
+          + " || ',\"rule\":\"json-object\",\"reason\":' || to_json(CASE WHEN \"#value\" IS NULL THEN"
+          + " 'the record has no value' ELSE 'the record''s value is not a JSON object' END)"
+          + " || ',\"raw\":' || coalesce(to_json(\"#value\"), 'null') || '}' FROM " + DuckDb.identifier(table)
+          + " WHERE NOT \"#object\" ORDER BY " + SqlMapping.q(SqlMapping.OFFSET);
+    }
+  }
+}
