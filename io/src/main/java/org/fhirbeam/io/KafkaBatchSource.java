@@ -52,9 +52,13 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   /** How long a poll waits for records. */
   private static final Duration POLL = Duration.ofMillis(100);
 
-  /** Where a run stops by itself: after this many records, when it has read to the partitions' ends, or both. */
-  public record Bounds(long maxRecords, Duration maxDuration, Map<String, Long> endOffsets) implements Serializable {
-    public static final Bounds NONE = new Bounds(0, null, null);
+  /**
+   * Where a run stops by itself: after {@code maxRecords} records (0: no bound), at {@code deadlineMillis} (the
+   * epoch milliseconds; 0: none), or when it has read to {@code endOffsets} (by {@link #key}; null: never); whichever
+   * comes first.
+   */
+  public record Bounds(long maxRecords, long deadlineMillis, Map<String, Long> endOffsets) implements Serializable {
+    public static final Bounds NONE = new Bounds(0, 0, null);
 
     public Bounds {
       endOffsets = endOffsets == null ? null : Map.copyOf(endOffsets);
@@ -65,8 +69,12 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
     }
   }
 
-  /** The reader's positions after the batches it emitted, by {@link #key} of partition. */
-  public record Checkpoint(Map<String, Long> positions) implements UnboundedSource.CheckpointMark, Serializable {
+  /**
+   * The reader's positions after the batches it emitted, by {@link #key} of partition, and how many records it has
+   * emitted (a reader resumed from the checkpoint goes on counting towards {@link Bounds#maxRecords}).
+   */
+  public record Checkpoint(Map<String, Long> positions, long records) implements UnboundedSource.CheckpointMark,
+      Serializable {
     public Checkpoint {
       positions = Map.copyOf(positions);
     }
@@ -206,7 +214,8 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
 
   @Override
   public UnboundedReader<RecordBatch> createReader(PipelineOptions options, Checkpoint checkpoint) {
-    return new Reader(this, checkpoint == null ? positions : checkpoint.positions());
+    return checkpoint == null ? new Reader(this, positions, 0)
+        : new Reader(this, checkpoint.positions(), checkpoint.records());
   }
 
   @Override
@@ -227,15 +236,15 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
     /** After the batches polled (emitted or queued). */
     private final Map<TopicPartition, Long> polled = new LinkedHashMap<>();
     private final ArrayDeque<RecordBatch> queue = new ArrayDeque<>();
-    private final long started = System.currentTimeMillis();
     private KafkaConsumer<byte[], byte[]> consumer;
     private RecordBatch current;
     private long records;
     private boolean done;
 
-    Reader(KafkaBatchSource source, Map<String, Long> positions) {
+    Reader(KafkaBatchSource source, Map<String, Long> positions, long records) {
       this.source = source;
       this.emitted = new LinkedHashMap<>(positions);
+      this.records = records;
     }
 
     @Override
@@ -276,7 +285,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
           .allMatch(e -> e.getValue() >= b.endOffsets().getOrDefault(key(e.getKey().topic(), e.getKey().partition()),
               0L));
       done = STOP.get() || drained || (b.maxRecords() > 0 && records + queued() >= b.maxRecords())
-          || (b.maxDuration() != null && System.currentTimeMillis() - started >= b.maxDuration().toMillis());
+          || (b.deadlineMillis() > 0 && System.currentTimeMillis() >= b.deadlineMillis());
       return done;
     }
 
@@ -355,7 +364,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
 
     @Override
     public Checkpoint getCheckpointMark() {
-      return new Checkpoint(emitted);
+      return new Checkpoint(emitted, records);
     }
 
     @Override

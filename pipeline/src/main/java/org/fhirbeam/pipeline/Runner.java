@@ -165,6 +165,22 @@ public enum Runner {
   }
 
   /**
+   * Options for a streaming job on this runner: {@link #options}, with the source read as a primitive (Spark's
+   * streaming mode runs no splittable DoFn, and Beam would otherwise wrap an unbounded source in one) and, on the
+   * DirectRunner, a thread per core: a stream's reader goes on polling while a window's records are mapped and
+   * committed, and the partitions of a window are mapped side by side.
+   */
+  PipelineOptions streamOptions(String jobName, boolean runnerChecks) {
+    PipelineOptions o = options(jobName, runnerChecks);
+    org.apache.beam.sdk.options.ExperimentalOptions.addExperiment(
+        o.as(org.apache.beam.sdk.options.ExperimentalOptions.class), "use_deprecated_read");
+    if (this == DIRECT) {
+      o.as(DirectOptions.class).setTargetParallelism(Math.max(2, Runtime.getRuntime().availableProcessors()));
+    }
+    return o;
+  }
+
+  /**
    * The runner that executed a pipeline, told by the type of the result it returned rather than by the options
    * that asked for it, so that a run which silently fell back to another runner says so (and tests notice).
    */

@@ -274,6 +274,7 @@ final class StreamOutput implements AutoCloseable {
     }
     Map<String, Long> windowPositions = new LinkedHashMap<>();
     ranges.forEach(r -> windowPositions.put(r.partitionKey(), r.next()));
+    fault("after-files");
     if (db != null) {
       load(plan, windowId, windowStart, counted, resourceFiles, rejectFiles, ranges);
     } else {
@@ -284,12 +285,30 @@ final class StreamOutput implements AutoCloseable {
       Files.move(temp, record, StandardCopyOption.ATOMIC_MOVE);
     }
     // Committed: what follows only finishes what a restart would finish too.
+    fault("after-commit");
     positions.putAll(windowPositions);
     moveIntoPlace(pending);
     runTally = runTally.plus(tally);
     windows++;
     writeSummary();
     notifyAll();
+  }
+
+  /** The system property that names a point of a window's commit where a test kills the process. */
+  static final String FAULT = "fhirbeam.stream_fault";
+
+  /**
+   * A test-only crash, as a SIGKILL at a named point of a commit: with the system property {@value #FAULT} (or the
+   * environment variable {@code FHIRBEAM_STREAM_FAULT}) set to {@code <point>@<n>}, the process halts (no shutdown
+   * hooks, nothing closed) at that point of the n-th window this run commits. Points: {@code after-files} (the
+   * window's files staged), {@code in-commit} (its DuckDB transaction under way, not committed), {@code after-commit}
+   * (committed, its files not yet in place).
+   */
+  private void fault(String point) {
+    String wanted = System.getProperty(FAULT, System.getenv("FHIRBEAM_STREAM_FAULT"));
+    if (wanted != null && wanted.equals(point + "@" + (windows + 1))) {
+      Runtime.getRuntime().halt(137);
+    }
   }
 
   /** The window's (or the run's) figures as a run summary; its balance is the window's. */
@@ -375,6 +394,7 @@ final class StreamOutput implements AutoCloseable {
             + DuckDb.literal(r.source()) + ", " + DuckDb.literal(r.topic()) + ", " + r.partition() + ", " + r.from()
             + ", " + r.next() + ", " + r.records() + ")");
       }
+      fault("in-commit");
       job.config().sinks().views().forEach((name, sql) -> tx.userView(
           new DuckDbTables.View(name, sql, job.config().sinks().viewLocations().get(name))));
       tx.commit(windowId, counts -> resourceFiles.keySet().forEach(type -> {

@@ -15,7 +15,6 @@ import java.util.Map;
 import java.util.UUID;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
-import org.apache.beam.sdk.options.ExperimentalOptions;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
@@ -90,13 +89,12 @@ final class StreamRunner {
         });
         positions.put(s.name(), KafkaBatchSource.startPositions(s.kafka(), consumer, mine));
         settings.put(s.name(), consumer);
-        bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), limits.duration(),
+        bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), limits.duration() == null ? 0
+            : System.currentTimeMillis() + limits.duration().toMillis(),
             limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
       }
       Path parts = Files.createDirectories(output.resolve("_stream/parts"));
-      PipelineOptions options = runner.options("fhirbeam-" + plan.config().name(), runnerChecks);
-      // Read stays a primitive on both runners (Spark's streaming mode runs no splittable DoFn).
-      ExperimentalOptions.addExperiment(options.as(ExperimentalOptions.class), "use_deprecated_read");
+      PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks);
       Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
           plan.config().streaming().window());

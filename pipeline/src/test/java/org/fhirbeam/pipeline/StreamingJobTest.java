@@ -182,6 +182,130 @@ class StreamingJobTest {
     assertThat(summary.get("balanced").asBoolean(), is(true));
   }
 
+  /** Starts {@code run} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}. */
+  private Process start(Path cfg, Path out, Path log, String... properties) throws IOException {
+    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-Xmx512m", "-cp", System.getProperty("java.class.path")));
+    cmd.addAll(List.of(properties));
+    cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--config", cfg.toString(), "--output", out.toString(),
+        "--drain"));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+    pb.environment().put("FHIRBEAM_HOME", HOME.toString());
+    return pb.start();
+  }
+
+  @Test
+  void killedAtAnyPointTheJobResumesAndEveryRecordIsInTheOutputsOnce() throws Exception {
+    int total = 100_000;
+    broker.createTopic("killed", 3);
+    // Unique ids, some rows bad (BenchData: empty and malformed ids, impossible dates), and a few non-JSON records.
+    Path csv = org.fhirbeam.pipeline.bench.BenchData.csv(dir.resolve("input"), total - 100);
+    List<Map.Entry<String, String>> records = new ArrayList<>();
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
+        Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv('" + csv + "', all_varchar = true)"
+            + " AS t")) {
+      while (rs.next()) {
+        records.add(Map.entry(String.valueOf(records.size()), rs.getString(1)));
+      }
+    }
+    for (int i = 0; i < 100; i++) {
+      records.add(Map.entry("bad" + i, "not json " + i));
+    }
+    broker.produce("killed", records);
+    // Small polls and windows: many windows, so that kills land between and inside commits.
+    Path cfg = Files.writeString(dir.resolve("killed.yaml"), Files.readString(config("killed"))
+        .replace("window: 1s", "window: 300ms")
+        .replace("      columns:", "      consumer: {max.poll.records: '500'}\n      columns:").replace(dir.resolve("stream.db").toString(),
+            dir.resolve("killed.db").toString()));
+    Path out = dir.resolve("killed-out");
+
+    // At each named point of a window's commit, then at random moments.
+    int killed = 0;
+    for (String point : List.of("after-files@1", "in-commit@1", "after-commit@1")) {
+      Path log = dir.resolve("run-" + killed + ".log");
+      Process p = start(cfg, out, log, "-D" + StreamOutput.FAULT + "=" + point);
+      assertThat(p.waitFor(180, java.util.concurrent.TimeUnit.SECONDS), is(true));
+      assertThat(point + ": " + Files.readString(log), p.exitValue(), is(137));
+      killed++;
+    }
+    // Killed at random moments while it maps and commits: once it has committed a window, within 0.4 s more.
+    java.util.Random random = new java.util.Random(21);
+    int midway = 0;
+    for (int i = 0; i < 3; i++) {
+      Path log = dir.resolve("run-" + killed + ".log");
+      long before = windows(dir.resolve("killed.db"));
+      long started = System.currentTimeMillis();
+      Process p = start(cfg, out, log);
+      // Each commit rewrites run-summary.json.
+      Path summary = out.resolve("run-summary.json");
+      while (p.isAlive() && (!Files.exists(summary) || Files.getLastModifiedTime(summary).toMillis() < started)) {
+        Thread.sleep(20);
+      }
+      Thread.sleep(random.nextInt(400));
+      if (p.isAlive()) {
+        midway++;
+      }
+      p.destroyForcibly();
+      assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), is(true));
+      System.out.printf("random kill %d: exit %d, %d windows committed before, %d after%n", i, p.exitValue(), before,
+          windows(dir.resolve("killed.db")));
+      killed++;
+    }
+    assertThat("runs killed while they were running", midway, is(3));
+    Path log = dir.resolve("run-last.log");
+    Process last = start(cfg, out, log);
+    assertThat(last.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), is(true));
+    assertThat(Files.readString(log), last.exitValue(), is(0));
+
+    List<String> resources = lines(out, "fhir");
+    List<String> rejects = lines(out, "rejects");
+    assertThat(resources.size() + rejects.size(), is(total));
+    java.util.Set<String> ids = new java.util.HashSet<>();
+    for (String r : resources) {
+      assertThat("a repeated resource", ids.add(JSON.readTree(r).get("id").asText()), is(true));
+    }
+    java.util.Set<String> places = new java.util.HashSet<>();
+    for (String r : rejects) {
+      JsonNode n = JSON.readTree(r);
+      assertThat("a repeated reject", places.add(n.get("partition").asText() + "/" + n.get("offset").asText()),
+          is(true));
+    }
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + dir.resolve("killed.db"));
+        Statement st = db.createStatement()) {
+      assertThat(single(st, "SELECT count(DISTINCT id) FROM fhir_resources.patient"), is((long) resources.size()));
+      assertThat(single(st, "SELECT count(*) FROM fhir_resources.patient"), is((long) resources.size()));
+      assertThat(single(st, "SELECT count(DISTINCT (\"partition\", \"offset\")) FROM quality.rejects"),
+          is((long) rejects.size()));
+      assertThat(single(st, "SELECT count(*) FROM quality.rejects"), is((long) rejects.size()));
+      assertThat(single(st, "SELECT sum(records) FROM quality.stream_positions"), is((long) total));
+      assertThat(single(st, "SELECT count(*) FROM (SELECT from_offset, lag(next_offset) OVER (PARTITION BY"
+          + " \"partition\" ORDER BY from_offset) AS before FROM quality.stream_positions) WHERE before IS NOT NULL"
+          + " AND before <> from_offset"), is(0L));
+    }
+    assertThat(Files.exists(out.resolve("_stream/pending")) && Files.list(out.resolve("_stream/pending")).findAny()
+        .isPresent(), is(false));
+  }
+
+  /** The windows committed to a database so far (0 before the first). */
+  private static long windows(Path database) throws Exception {
+    if (!Files.exists(database)) {
+      return 0;
+    }
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + database, readOnly());
+        Statement st = db.createStatement()) {
+      return single(st, "SELECT count(*) FROM quality.stream_windows");
+    } catch (java.sql.SQLException e) {
+      return -1; // locked by the run, or no windows table yet
+    }
+  }
+
+  private static java.util.Properties readOnly() {
+    java.util.Properties p = new java.util.Properties();
+    p.setProperty("duckdb.read_only", "true");
+    return p;
+  }
+
   private static long single(Statement st, String sql) throws Exception {
     try (ResultSet rs = st.executeQuery(sql)) {
       rs.next();

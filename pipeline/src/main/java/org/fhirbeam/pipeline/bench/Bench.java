@@ -73,7 +73,7 @@ public final class Bench implements Callable<Integer> {
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
       "direct-delta", "spark-delta", "direct-validated",
-      "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db");
+      "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db", "stream-direct");
 
   /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
   private static final Map<String, String> READ_CASES = Map.of("source", "the Patient CSV with DuckDB",
@@ -170,9 +170,11 @@ public final class Bench implements Callable<Integer> {
 
     try (ClusterCase cluster = cases.contains("spark-cluster") ? ClusterCase.start(csv, opens()) : null;
         DatabaseCase database = cases.contains("source-jdbc") || cases.contains("jdbcio")
-            ? DatabaseCase.start(csv, work) : null) {
+            ? DatabaseCase.start(csv, work) : null;
+        StreamCase stream = cases.stream().anyMatch(c -> c.startsWith("stream-")) ? StreamCase.start(csv, work)
+            : null) {
       return measure(out, dir, csv, parquet, synthea, work, jvm, sparkJvm, toValidate, analyticsDb, cluster,
-          database);
+          database, stream);
     } catch (IllegalStateException e) {
       out.println(e.getMessage());
       return 1;
@@ -182,7 +184,7 @@ public final class Bench implements Callable<Integer> {
   /** Runs the cases turn by turn and prints what they measured. */
   private int measure(PrintWriter out, Path dir, Path csv, Path parquet, Path synthea, Path work, List<String> jvm,
       List<String> sparkJvm, Map<String, Path> toValidate, Path analyticsDb, ClusterCase cluster,
-      DatabaseCase database) throws Exception {
+      DatabaseCase database, StreamCase stream) throws Exception {
     Map<String, Result> results = new LinkedHashMap<>();
     Map<String, Double> validationRates = new LinkedHashMap<>();
     Map<String, List<Double>> readRates = new LinkedHashMap<>();
@@ -233,6 +235,9 @@ public final class Bench implements Callable<Integer> {
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
+          case "stream-direct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
+              "--config", stream.config.toString(), "--output", outDir.toString(), "--drain", "--set",
+              "duckdb.database=" + outDir.resolve("fhir.db")));
           case "spark-cluster" -> {
             // Submitted below: the driver is the measured process; the executors run in the workers' JVMs.
           }
@@ -255,7 +260,7 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
-              + " direct-validated, synthea-validated,"
+              + " direct-validated, synthea-validated, stream-direct,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
