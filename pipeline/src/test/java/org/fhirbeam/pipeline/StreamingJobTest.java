@@ -182,6 +182,42 @@ class StreamingJobTest {
     assertThat(summary.get("balanced").asBoolean(), is(true));
   }
 
+  @Test
+  void csvRecordsOfDeclaredColumnsGiveTheSameResources() throws Exception {
+    broker.createTopic("csv-patients", 2);
+    List<String> columns = List.of("patient_id", "first_name", "last_name", "birth_date", "gender", "phone");
+    List<Map.Entry<String, String>> records = new ArrayList<>();
+    for (String row : samplePatients()) {
+      JsonNode json = JSON.readTree(row);
+      List<String> fields = new ArrayList<>();
+      for (String c : columns) {
+        String v = json.hasNonNull(c) ? json.get(c).asText() : "";
+        fields.add(v.matches(".*[\",\n].*") ? "\"" + v.replace("\"", "\"\"") + "\"" : v);
+      }
+      records.add(Map.entry("k" + records.size(), String.join(",", fields)));
+    }
+    records.add(Map.entry("bad-1", "p950,Too,Many,1990-01-01,F,555-0100,extra"));
+    records.add(Map.entry("bad-2", "p951,Few"));
+    records.add(Map.entry("bad-3", "p952,\"unclosed,Quote,1990-01-01,F,"));
+    records.add(Map.entry("bad-4", "p953,Two,Lines,1990-01-01,F,\np954,Two,Lines,1990-01-01,F,"));
+    broker.produce("csv-patients", records);
+    Path cfg = Files.writeString(dir.resolve("csv.yaml"), Files.readString(config("csv-patients"))
+        .replace("      columns:", "      format: csv\n      columns:"));
+    Path out = dir.resolve("csv-out");
+    Cli run = Cli.run("run", "--config", cfg.toString(), "--output", out.toString(), "--drain");
+    assertThat(run.err(), run.code(), is(0));
+    assertThat(lines(out, "fhir").stream().sorted().toList(), equalTo(Files.readAllLines(
+        DefaultJobTest.EXPECTED.resolve("Patient.ndjson")).stream().sorted().toList()));
+    List<String> reasons = new ArrayList<>();
+    for (String l : lines(out, "rejects")) {
+      JsonNode r = JSON.readTree(l);
+      reasons.add(r.get("stage").asText() + " " + r.get("rule").asText());
+    }
+    assertThat(reasons.stream().sorted().toList(), equalTo(List.of("ingest csv-missing-columns",
+        "ingest csv-several-lines", "ingest csv-too-many-columns", "ingest csv-unreadable", "mapping date", "mapping date", "mapping date",
+        "mapping date", "mapping id", "mapping required")));
+  }
+
   /** Starts {@code run} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}. */
   private Process start(Path cfg, Path out, Path log, String... properties) throws IOException {
     List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),

@@ -43,8 +43,9 @@ import org.fhirbeam.io.StreamRange;
  * Applies compiled mappings to stream records: the batches of one window and one partition are gathered (a
  * {@link GroupByKey} per window) and mapped by each mapping of their source in one DuckDB query, the same query a file
  * task runs, writing the same resource and reject part files (under {@link MapWithDuckDb#partsOf} the mapping's
- * name). A record whose value is not a JSON object is a reject of stage {@code ingest}; every reject names the topic,
- * partition and offset of its record. Each window's records of a partition also give one {@link StreamRange} (under
+ * name). A record is a row of the source's columns: a JSON object's top-level values, or the fields of a CSV line
+ * ({@link CsvRecords}). One that is neither (not JSON, not an object, a CSV line with too few or too many fields) is a
+ * reject of stage {@code ingest}; every reject names the topic, partition and offset of its record. Each window's records of a partition also give one {@link StreamRange} (under
  * {@link #RANGES}): the window's commit records it as the job's position.
  *
  * <p>The figures ride on the parts as a file task's do ({@link Counters#rowsIn}, {@link Counters#mapped},
@@ -105,8 +106,17 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
     return out;
   }
 
-  /** The rows of a JSON record, by the source's columns: each top-level value as text, a missing key empty. */
-  static String jsonRows(String table, List<String> columns) {
+  /**
+   * The rows of the good records of {@code table}, by the source's columns, with their offsets: for JSON each
+   * top-level value as text (a missing key: NULL), for CSV the fields as read.
+   */
+  static String rows(String table, List<String> columns, KafkaSource.Format format) {
+    String good = " FROM " + DuckDb.identifier(table) + " WHERE \"#rule\" IS NULL";
+    if (format == KafkaSource.Format.CSV) {
+      List<String> select = new ArrayList<>();
+      columns.forEach(c -> select.add(DuckDb.identifier(c)));
+      return "SELECT " + SqlMapping.q(SqlMapping.OFFSET) + ", " + String.join(", ", select) + good;
+    }
     List<String> pointers = new ArrayList<>();
     List<String> select = new ArrayList<>();
     for (int i = 0; i < columns.size(); i++) {
@@ -115,7 +125,7 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
     }
     return "SELECT " + SqlMapping.q(SqlMapping.OFFSET) + ", " + String.join(", ", select) + " FROM (SELECT "
         + SqlMapping.q(SqlMapping.OFFSET) + ", json_extract_string(\"#value\", [" + String.join(", ", pointers)
-        + "]) AS \"#v\" FROM " + DuckDb.identifier(table) + " WHERE \"#object\")";
+        + "]) AS \"#v\"" + good + ")";
   }
 
   static final class MapBatchesFn extends DoFn<KV<String, Iterable<RecordBatch>>, StreamRange> {
@@ -177,29 +187,46 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       String attempt = UUID.randomUUID().toString().replace("-", "");
       String table = "records_" + attempt;
       try {
+        KafkaSource.Format format = source.kafka().format();
+        List<String> columns = source.kafka().columns();
         try (Statement st = db.createStatement()) {
-          st.execute("CREATE TABLE " + DuckDb.identifier(table) + " (" + SqlMapping.q(SqlMapping.OFFSET)
-              + " BIGINT, \"#value\" VARCHAR)");
+          // Each record with what is wrong with it (NULL rule: nothing) and, for CSV, its fields.
+          StringBuilder ddl = new StringBuilder("CREATE TABLE " + DuckDb.identifier(table) + " ("
+              + SqlMapping.q(SqlMapping.OFFSET) + " BIGINT, \"#value\" VARCHAR, \"#rule\" VARCHAR, \"#reason\" VARCHAR");
+          if (format == KafkaSource.Format.CSV) {
+            columns.forEach(c -> ddl.append(", ").append(DuckDb.identifier(c)).append(" VARCHAR"));
+          }
+          st.execute(ddl.append(")").toString());
         }
         try (DuckDBAppender a = db.unwrap(DuckDBConnection.class).createAppender("main", table)) {
           for (RecordBatch b : batches) {
             for (int i = 0; i < b.size(); i++) {
+              String value = b.values()[i];
               a.beginRow().append(b.offsets()[i]);
-              if (b.values()[i] == null) {
-                a.appendNull();
+              append(a, value);
+              if (format == KafkaSource.Format.CSV) {
+                CsvRecords.Line line = CsvRecords.read(value, columns.size());
+                append(a, line.rule());
+                append(a, line.reason());
+                for (int c = 0; c < columns.size(); c++) {
+                  append(a, line.fields() == null ? null : line.fields()[c]);
+                }
               } else {
-                a.append(b.values()[i]);
+                append(a, value == null ? "json-object" : null);
+                append(a, value == null ? "the record has no value" : null);
               }
               a.endRow();
             }
           }
         }
-        try (Statement st = db.createStatement()) {
-          // Parsed once: whether each value is a JSON object (the rows), or a record to reject.
-          st.execute("ALTER TABLE " + DuckDb.identifier(table) + " ADD COLUMN \"#object\" BOOLEAN");
-          // A CASE, not AND: DuckDB evaluates both sides of an AND, and json_type fails on text that is not JSON.
-          st.execute("UPDATE " + DuckDb.identifier(table) + " SET \"#object\" = CASE WHEN json_valid(\"#value\")"
-              + " THEN json_type(\"#value\") = 'OBJECT' ELSE false END");
+        if (format == KafkaSource.Format.JSON) {
+          try (Statement st = db.createStatement()) {
+            // Parsed once here, to find the values that are not JSON objects. A CASE, not AND: DuckDB evaluates both
+            // sides of an AND, and json_type fails on text that is not JSON.
+            st.execute("UPDATE " + DuckDb.identifier(table) + " SET \"#rule\" = 'json-object', \"#reason\" ="
+                + " 'the record''s value is not a JSON object' WHERE \"#rule\" IS NULL AND NOT CASE WHEN"
+                + " json_valid(\"#value\") THEN json_type(\"#value\") = 'OBJECT' ELSE false END");
+          }
         }
         String id = first.source() + "." + first.partition() + "." + first.from() + "." + attempt.substring(0, 8);
         for (CompiledMapping m : source.mappings()) {
@@ -234,12 +261,13 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       long badRecords;
       long objects;
       try (Statement st = db.createStatement()) {
-        st.executeLargeUpdate("COPY (" + sql.outputQuery(jsonRows(table, columns), origin) + ") TO "
+        st.executeLargeUpdate("COPY (" + sql.outputQuery(rows(table, columns, source.kafka().format()), origin)
+            + ") TO "
             + DuckDb.literal(dir.toString()) + MapWithDuckDb.RAW_LINES + ", PARTITION_BY (kind))");
         Path bad = dir.resolve("bad-records.ndjson");
         badRecords = st.executeLargeUpdate("COPY (" + badRecordsQuery(table, origin, m.name()) + ") TO "
             + DuckDb.literal(bad.toString()) + MapWithDuckDb.RAW_LINES + ")");
-        try (ResultSet rs = st.executeQuery("SELECT count(*) FILTER (WHERE \"#object\") FROM "
+        try (ResultSet rs = st.executeQuery("SELECT count(*) FILTER (WHERE \"#rule\" IS NULL) FROM "
             + DuckDb.identifier(table))) {
           rs.next();
           objects = rs.getLong(1);
@@ -274,15 +302,22 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       }
     }
 
-    /** Reject records for the records that are not JSON objects, in offset order, their values kept as text. */
+    /** Reject records for the records that cannot be read as rows, in offset order, their values kept as text. */
     private static String badRecordsQuery(String table, SqlMapping.Origin origin, String mapping) {
       return "SELECT '{\"run_id\":' || to_json(" + DuckDb.literal(origin.runId()) + ") || ',\"source\":' || to_json("
           + DuckDb.literal(origin.source()) + ") || " + origin.placeJson(SqlMapping.q(SqlMapping.OFFSET))
           + " || ',\"stage\":\"ingest\",\"mapping\":' || to_json(" + DuckDb.literal(mapping) + ")"
-          + " || ',\"rule\":\"json-object\",\"reason\":' || to_json(CASE WHEN \"#value\" IS NULL THEN"
-          + " 'the record has no value' ELSE 'the record''s value is not a JSON object' END)"
+          + " || ',\"rule\":' || to_json(\"#rule\") || ',\"reason\":' || to_json(\"#reason\")"
           + " || ',\"raw\":' || coalesce(to_json(\"#value\"), 'null') || '}' FROM " + DuckDb.identifier(table)
-          + " WHERE NOT \"#object\" ORDER BY " + SqlMapping.q(SqlMapping.OFFSET);
+          + " WHERE \"#rule\" IS NOT NULL ORDER BY " + SqlMapping.q(SqlMapping.OFFSET);
+    }
+
+    private static void append(DuckDBAppender a, String value) throws SQLException {
+      if (value == null) {
+        a.appendNull();
+      } else {
+        a.append(value);
+      }
     }
   }
 }
