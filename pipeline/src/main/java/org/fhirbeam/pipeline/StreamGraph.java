@@ -40,8 +40,8 @@ import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
  * Builds a streaming job's Beam graph: each Kafka source is read in batches ({@link KafkaBatchSource}), the batches
- * fall into fixed windows of processing time, each window's records of a partition are mapped by the same compiled
- * DuckDB query as a file task ({@link MapRecords}), its resources pass the same checking stages as a batch run's
+ * fall into fixed windows of processing time, a bundle's records of a window and partition are mapped by the same
+ * compiled DuckDB query as a file task ({@link MapRecords}), its resources pass the same checking stages as a batch run's
  * ({@link JobGraph#checked}), and then all the window's parts and record ranges are gathered (a {@link GroupByKey}
  * per window) and committed as one ({@link StreamOutput#commit}). Only what both runners run in streaming mode:
  * an unbounded read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.

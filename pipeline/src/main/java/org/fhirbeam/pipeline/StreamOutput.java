@@ -199,7 +199,8 @@ final class StreamOutput implements AutoCloseable {
    * yet committed waits for it. Throws when the window does not balance: nothing of it is committed, and the run stops
    * with its position before the window.
    */
-  synchronized void commit(Instant windowStart, List<PartFile> parts, List<StreamRange> ranges) throws IOException {
+  synchronized void commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped) throws IOException {
+    List<StreamRange> ranges = merged(mapped);
     long deadline = System.currentTimeMillis() + WAIT_MILLIS;
     while (true) {
       int done = 0;
@@ -292,6 +293,31 @@ final class StreamOutput implements AutoCloseable {
     windows++;
     writeSummary();
     notifyAll();
+  }
+
+  /**
+   * The window's records of each partition as one range: the ranges its records were mapped in (a bundle's each)
+   * must follow each other.
+   */
+  static List<StreamRange> merged(List<StreamRange> ranges) {
+    Map<String, List<StreamRange>> byPartition = new TreeMap<>();
+    ranges.forEach(r -> byPartition.computeIfAbsent(r.partitionKey(), k -> new ArrayList<>()).add(r));
+    List<StreamRange> out = new ArrayList<>();
+    for (List<StreamRange> list : byPartition.values()) {
+      list.sort(java.util.Comparator.comparingLong(StreamRange::from));
+      StreamRange all = list.get(0);
+      for (StreamRange r : list.subList(1, list.size())) {
+        if (r.from() != all.next()) {
+          throw new IllegalStateException("the records of " + r.partitionKey() + " in one window do not follow each"
+              + " other: " + all.next() + " then " + r.from());
+        }
+        all = new StreamRange(all.source(), all.topic(), all.partition(), all.from(), r.next(),
+            all.records() + r.records(), Math.min(all.firstPollMillis(), r.firstPollMillis()),
+            Math.min(all.minTimestamp(), r.minTimestamp()), Math.max(all.maxTimestamp(), r.maxTimestamp()));
+      }
+      out.add(all);
+    }
+    return out;
   }
 
   /** The system property that names a point of a window's commit where a test kills the process. */

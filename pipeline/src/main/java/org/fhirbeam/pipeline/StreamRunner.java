@@ -129,14 +129,26 @@ final class StreamRunner {
     return new StreamOutput.Job(plan.config(), plan.mappings(), output.toString(), runId, runner.label());
   }
 
-  /** The progress line: records read, their rate, windows committed. */
+  /** The progress line: records mapped, their rate, the consumer lag and the windows committed. */
   private static String line(PipelineResult result, long start) {
     Map<String, Long> counters = PipelineCounts.whileRunning(result);
     long records = counters.entrySet().stream().filter(e -> e.getKey().startsWith("stream_records/"))
         .mapToLong(Map.Entry::getValue).sum();
+    long lag = 0;
+    try {
+      for (org.apache.beam.sdk.metrics.MetricResult<org.apache.beam.sdk.metrics.GaugeResult> g : result.metrics()
+          .queryMetrics(org.apache.beam.sdk.metrics.MetricsFilter.builder().addNameFilter(
+              org.apache.beam.sdk.metrics.MetricNameFilter.inNamespace(Counters.NAMESPACE)).build()).getGauges()) {
+        if (g.getName().getName().startsWith("stream_lag/")) {
+          lag += g.getAttempted().getValue();
+        }
+      }
+    } catch (RuntimeException e) {
+      // not readable while the runner starts
+    }
     double seconds = (System.nanoTime() - start) / 1e9;
-    return String.format(Locale.ROOT, "streaming: %,d records mapped (%,d records/s), %,d windows committed",
-        records, Math.round(records / Math.max(seconds, 1e-3)),
+    return String.format(Locale.ROOT, "streaming: %,d records mapped (%,d records/s), lag %,d records, %,d windows"
+        + " committed", records, Math.round(records / Math.max(seconds, 1e-3)), lag,
         counters.getOrDefault(Counters.WINDOWS_COMMITTED, 0L));
   }
 

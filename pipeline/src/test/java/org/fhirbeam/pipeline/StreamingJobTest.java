@@ -218,13 +218,47 @@ class StreamingJobTest {
         "mapping date", "mapping id", "mapping required")));
   }
 
-  /** Starts {@code run} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}. */
+  @Test
+  void sigtermCommitsWhatWasReadAndEndsTheRunNormally() throws Exception {
+    broker.createTopic("stopped", 3);
+    List<Map.Entry<String, String>> records = new ArrayList<>();
+    for (String row : samplePatients()) {
+      records.add(Map.entry("k" + records.size(), row));
+    }
+    broker.produce("stopped", records);
+    Path cfg = config("stopped");
+    Path out = dir.resolve("stopped-out");
+    Path log = dir.resolve("stopped.log");
+    Process p = start(cfg, out, log, false);
+    // Unbounded: it runs until the 40 records are committed, and on; then SIGTERM.
+    Path summary = out.resolve("run-summary.json");
+    long deadline = System.currentTimeMillis() + 120_000;
+    while (p.isAlive() && System.currentTimeMillis() < deadline && !(Files.exists(summary)
+        && JSON.readTree(summary.toFile()).path("rows_in").asLong() == 40)) {
+      Thread.sleep(50);
+    }
+    assertThat(Files.readString(log), p.isAlive(), is(true));
+    p.destroy();
+    assertThat(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), is(true));
+    assertThat(Files.readString(log), p.exitValue(), is(0));
+    assertThat(Files.readString(log), containsString("(stopped by SIGTERM)"));
+    assertThat(Files.readString(log), containsString("balance: rows in 40 = resources 34 + rejected 6: OK"));
+    assertThat(lines(out, "fhir").size(), is(34));
+  }
+
+  /** Starts {@code run --drain} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}. */
   private Process start(Path cfg, Path out, Path log, String... properties) throws IOException {
+    return start(cfg, out, log, true, properties);
+  }
+
+  private Process start(Path cfg, Path out, Path log, boolean drain, String... properties) throws IOException {
     List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx512m", "-cp", System.getProperty("java.class.path")));
     cmd.addAll(List.of(properties));
-    cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--config", cfg.toString(), "--output", out.toString(),
-        "--drain"));
+    cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--config", cfg.toString(), "--output", out.toString()));
+    if (drain) {
+      cmd.add("--drain");
+    }
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
     pb.environment().put("FHIRBEAM_HOME", HOME.toString());
     return pb.start();
