@@ -81,7 +81,7 @@ class BadInputTest {
     int line = Files.readAllLines(config).indexOf("nmae: default") + 1;
     assertThat(failsWithOneLine("--config", config.toString()), equalTo("error: " + config + ":" + line + ": nmae:"
         + " unknown key (expected one of: duckdb, external_references, input_dir, mappings, name, quality, sinks,"
-        + " sources, validation)"));
+        + " sources, streaming, validation)"));
   }
 
   @Test

@@ -235,6 +235,9 @@ public final class Bench implements Callable<Integer> {
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
+          case "stream-trickle", "stream-sustained" -> {
+            // Run below, while this process produces to the topic.
+          }
           case "stream-direct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
               "--config", stream.config.toString(), "--output", outDir.toString(), "--drain", "--set",
               "duckdb.database=" + outDir.resolve("fhir.db")));
@@ -260,10 +263,31 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
-              + " direct-validated, synthea-validated, stream-direct,"
+              + " direct-validated, synthea-validated, stream-direct, stream-trickle, stream-sustained,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
+        }
+        if (c.equals("stream-trickle") || c.equals("stream-sustained")) {
+          // A job that runs while this process produces: latency and lag, not a drain's throughput.
+          boolean trickle = c.equals("stream-trickle");
+          StreamCase.Timed t = stream.timed(jvm, outDir, work.resolve(c + "-" + r + ".log"),
+              trickle ? 1_000 : 20_000, trickle ? 60 : 300);
+          if (t.measurement().exitCode() != 0 || t.committed() != t.produced()) {
+            out.printf("case %s failed (exit %d, %,d of %,d records committed); its output is in %s%n", c,
+                t.measurement().exitCode(), t.committed(), t.produced(), work.resolve(c + "-" + r + ".log"));
+            return 1;
+          }
+          ms.add(t.measurement());
+          state.resources = 0;
+          state.rowsIn = t.produced();
+          out.printf(Locale.ROOT, "  %-18s run %d: %,d records at %,d/s; produce to commit p50 %.1f s, p95 %.1f s,"
+              + " max %.1f s; lag (records not yet committed, sampled every 5 s) at most %,d in the first minute,"
+              + " %,d in the last; %,6d MB peak RSS%n", c, r + 1, t.produced(), trickle ? 1_000 : 20_000, t.p50(),
+              t.p95(), t.max(), t.lagFirstMinute(), t.lagLastMinute(), t.measurement().peakRssBytes() >> 20);
+          out.flush();
+          FileTrees.deleteTree(outDir);
+          continue;
         }
         ProcessMeter.Measurement m = c.equals("spark-cluster")
             ? ProcessMeter.run(cluster.submission(c + "-" + r, "s3://" + ClusterCase.BUCKET + "/out/" + c + "-" + r),
@@ -361,6 +385,9 @@ public final class Bench implements Callable<Integer> {
     for (String c : cases) {
       CaseRuns state = measured.get(c);
       List<ProcessMeter.Measurement> ms = state.measurements;
+      if (c.equals("stream-trickle") || c.equals("stream-sustained")) {
+        continue; // latency and lag: printed run by run above
+      }
       if (c.equals("analytics")) {
         // Query times, not a throughput: printed in their own table below.
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);

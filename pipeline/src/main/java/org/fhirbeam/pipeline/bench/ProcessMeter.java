@@ -25,8 +25,22 @@ final class ProcessMeter {
 
   /** Runs the process {@code builder} describes, its output into {@code log}. */
   static Measurement run(ProcessBuilder builder, Path log) throws IOException, InterruptedException {
+    return run(builder, log, null);
+  }
+
+  /**
+   * {@link #run(ProcessBuilder, Path)}, with {@code driver} (null for none) given the process on a thread of its own
+   * once it has started: to feed it input while it runs, or to stop it.
+   */
+  static Measurement run(ProcessBuilder builder, Path log, java.util.function.Consumer<Process> driver)
+      throws IOException, InterruptedException {
     long start = System.nanoTime();
     Process p = builder.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    if (driver != null) {
+      Thread t = new Thread(() -> driver.accept(p), "fhirbeam-bench-driver");
+      t.setDaemon(true);
+      t.start();
+    }
     long peak = -1;
     double cpu = -1;
     Path proc = Path.of("/proc", Long.toString(p.pid()));
