@@ -99,10 +99,11 @@ final class StreamCase implements AutoCloseable {
     if (failed[0] != null) {
       throw new IllegalStateException("driving the timed stream failed", failed[0]);
     }
-    try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + outDir.resolve("fhir.db"));
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
         Statement st = db.createStatement()) {
-      st.execute("CREATE TEMP TABLE sent (\"partition\" INTEGER, \"offset\" BIGINT, ts BIGINT)");
-      try (org.duckdb.DuckDBAppender a = db.unwrap(org.duckdb.DuckDBConnection.class).createAppender("temp",
+      st.execute("ATTACH " + literal(outDir.resolve("fhir.db").toString()) + " AS job (READ_ONLY)");
+      st.execute("CREATE TABLE sent (\"partition\" INTEGER, \"offset\" BIGINT, ts BIGINT)");
+      try (org.duckdb.DuckDBAppender a = db.unwrap(org.duckdb.DuckDBConnection.class).createAppender("main",
           "sent")) {
         synchronized (sent) {
           for (long[] r : sent) {
@@ -112,8 +113,8 @@ final class StreamCase implements AutoCloseable {
       }
       try (ResultSet rs = st.executeQuery("SELECT count(*), quantile_cont(lat, 0.5), quantile_cont(lat, 0.95),"
           + " max(lat) FROM (SELECT (epoch_ms(w.committed_at) - s.ts) / 1000.0 AS lat FROM sent s JOIN"
-          + " quality.stream_positions p ON p.\"partition\" = s.\"partition\" AND s.\"offset\" >= p.from_offset"
-          + " AND s.\"offset\" < p.next_offset JOIN quality.stream_windows w USING (window_id))")) {
+          + " job.quality.stream_positions p ON p.\"partition\" = s.\"partition\" AND s.\"offset\" >= p.from_offset"
+          + " AND s.\"offset\" < p.next_offset JOIN job.quality.stream_windows w USING (window_id))")) {
         rs.next();
         long lagFirst = 0;
         long lagLast = 0;
