@@ -148,6 +148,14 @@ public final class Counters {
     return "stream_records/" + source;
   }
 
+  /**
+   * Records of a stream source's partitions that its readers have not read yet (the consumer's lag, summed over the
+   * partitions it knows it for): a Beam gauge, shown while a streaming run goes.
+   */
+  public static String streamLag(String source) {
+    return "stream_lag/" + source;
+  }
+
   /** Windows a streaming run has committed: shown while it goes (a Beam counter only). */
   public static final String WINDOWS_COMMITTED = "windows_committed";
 

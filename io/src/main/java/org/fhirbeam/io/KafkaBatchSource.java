@@ -17,6 +17,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.io.UnboundedSource;
+import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -28,6 +29,7 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.KafkaSource;
+import org.fhirbeam.data.Counters;
 import org.joda.time.Instant;
 
 /**
@@ -90,6 +92,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   private final Map<String, String> settings;
   private final Map<String, Long> positions;
   private final Bounds bounds;
+  private final int maxSplits;
 
   /**
    * @param name the source's name
@@ -97,14 +100,18 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
    * @param settings its consumer settings, resolved ({@link KafkaSource#consumerSettings})
    * @param positions where each of the partitions read starts, by {@link #key}: every partition of the topics
    * @param bounds where the run stops by itself
+   * @param maxSplits how many readers the partitions are split among at most (0: as many as the runner asks). Beam's
+   *     Spark runner takes the highest watermark of the readers as the source's: one reader that reaches the end
+   *     of time before the others would make their later records late, so it gets one
    */
   public KafkaBatchSource(String name, KafkaSource kafka, Map<String, String> settings, Map<String, Long> positions,
-      Bounds bounds) {
+      Bounds bounds, int maxSplits) {
     this.name = name;
     this.kafka = kafka;
     this.settings = Map.copyOf(settings);
     this.positions = new LinkedHashMap<>(positions);
     this.bounds = bounds;
+    this.maxSplits = maxSplits;
   }
 
   /** {@code topic/partition}, as positions are keyed. */
@@ -201,13 +208,16 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   public List<KafkaBatchSource> split(int desiredNumSplits, PipelineOptions options) {
     List<String> keys = new ArrayList<>(positions.keySet());
     int splits = bounds.splittable() ? Math.max(1, Math.min(desiredNumSplits, keys.size())) : 1;
+    if (maxSplits > 0) {
+      splits = Math.min(splits, maxSplits);
+    }
     List<KafkaBatchSource> out = new ArrayList<>();
     for (int s = 0; s < splits; s++) {
       Map<String, Long> mine = new LinkedHashMap<>();
       for (int i = s; i < keys.size(); i += splits) {
         mine.put(keys.get(i), positions.get(keys.get(i)));
       }
-      out.add(new KafkaBatchSource(name, kafka, settings, mine, bounds));
+      out.add(new KafkaBatchSource(name, kafka, settings, mine, bounds, maxSplits));
     }
     return out;
   }
@@ -335,6 +345,12 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
       }
       // Partitions that got nothing but moved past records no consumer sees (transaction markers) keep their
       // position: the next batch starts where the last one ended.
+      long lag = 0;
+      for (TopicPartition tp : polled.keySet()) {
+        java.util.OptionalLong behind = consumer.currentLag(tp);
+        lag += behind.isPresent() ? behind.getAsLong() : 0;
+      }
+      Metrics.gauge(Counters.NAMESPACE, Counters.streamLag(source.name)).set(lag + queued());
     }
 
     @Override

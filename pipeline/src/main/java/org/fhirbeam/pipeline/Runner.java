@@ -170,14 +170,29 @@ public enum Runner {
    * DirectRunner, a thread per core: a stream's reader goes on polling while a window's records are mapped and
    * committed, and the partitions of a window are mapped side by side.
    */
-  PipelineOptions streamOptions(String jobName, boolean runnerChecks) {
+  PipelineOptions streamOptions(String jobName, boolean runnerChecks, java.nio.file.Path checkpoints) {
     PipelineOptions o = options(jobName, runnerChecks);
     org.apache.beam.sdk.options.ExperimentalOptions.addExperiment(
         o.as(org.apache.beam.sdk.options.ExperimentalOptions.class), "use_deprecated_read");
     if (this == DIRECT) {
       o.as(DirectOptions.class).setTargetParallelism(Math.max(2, Runtime.getRuntime().availableProcessors()));
+    } else {
+      // Micro-batches of a second; Spark streaming keeps its state (open windows, readers' checkpoints) in a folder
+      // of the run's own: one left by an earlier run would bring back that run's graph instead of this one.
+      SparkContextOptions spark = o.as(SparkContextOptions.class);
+      spark.setStreaming(true);
+      spark.setBatchIntervalMillis(STREAM_BATCH_MILLIS);
+      spark.setCheckpointDir(checkpoints.toString());
     }
     return o;
+  }
+
+  /** The Spark runner's micro-batch interval for streaming jobs. */
+  static final long STREAM_BATCH_MILLIS = 1000;
+
+  /** How many readers a streaming job's sources get at most: one on Spark (see {@link org.fhirbeam.io.KafkaBatchSource}). */
+  int streamReaders() {
+    return this == SPARK ? 1 : 0;
   }
 
   /**

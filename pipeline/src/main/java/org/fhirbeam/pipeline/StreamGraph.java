@@ -55,10 +55,12 @@ final class StreamGraph {
   /**
    * @param positions where each partition of each source starts ({@link KafkaBatchSource#startPositions}), by source
    * @param settings each source's consumer settings, resolved
+   * @param readers how many readers a source's partitions are split among at most (0: as the runner asks; see
+   *     {@link KafkaBatchSource})
    */
   static void build(Pipeline p, JobPlan plan, String runId, String partsDir, StreamOutput.Job job,
       Map<String, Map<String, Long>> positions, Map<String, Map<String, String>> settings,
-      Map<String, KafkaBatchSource.Bounds> bounds, Duration window) {
+      Map<String, KafkaBatchSource.Bounds> bounds, Duration window, int readers) {
     List<PCollection<RecordBatch>> reads = new ArrayList<>();
     List<MapRecords.Source> sources = new ArrayList<>();
     for (SourceConfig s : plan.config().sources().values()) {
@@ -69,7 +71,7 @@ final class StreamGraph {
       }
       sources.add(new MapRecords.Source(s.name(), kafka, mappings));
       reads.add(p.apply("Read" + JobGraph.capitalize(s.name()), Read.from(new KafkaBatchSource(s.name(), kafka,
-          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name())))));
+          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name()), readers))));
     }
     PCollectionTuple mapped = PCollectionList.of(reads).apply("Sources", Flatten.pCollections())
         .setCoder(RecordBatch.CODER)
@@ -91,10 +93,15 @@ final class StreamGraph {
         .apply("CommitWindow", ParDo.of(new CommitWindowFn(job)));
   }
 
-  /** Commits each window's parts and ranges into the job's output ({@link StreamOutput}). */
+  /**
+   * Commits each window's parts and ranges into the job's output ({@link StreamOutput}), in the order of the windows:
+   * a bundle's windows wait for its end and are committed earliest first (Spark's GroupByKey gives the windows a
+   * micro-batch closed in any order, and a later window would wait for an earlier one behind it in the bundle).
+   */
   static final class CommitWindowFn extends DoFn<KV<String, Iterable<Item>>, Void> {
     private final StreamOutput.Job job;
     private transient StreamOutput output;
+    private transient java.util.TreeMap<java.time.Instant, List<Item>> windows;
 
     CommitWindowFn(StreamOutput.Job job) {
       this.job = job;
@@ -105,20 +112,34 @@ final class StreamGraph {
       output = StreamOutput.open(job);
     }
 
+    @StartBundle
+    public void startBundle() {
+      windows = new java.util.TreeMap<>();
+    }
+
     @ProcessElement
-    public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) throws IOException {
-      List<PartFile> parts = new ArrayList<>();
-      List<StreamRange> ranges = new ArrayList<>();
-      for (Item i : element.getValue()) {
-        if (i.part() != null) {
-          parts.add(i.part());
-        } else {
-          ranges.add(i.range());
+    public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) {
+      List<Item> items = windows.computeIfAbsent(
+          java.time.Instant.ofEpochMilli(((IntervalWindow) window).start().getMillis()), w -> new ArrayList<>());
+      element.getValue().forEach(items::add);
+    }
+
+    @FinishBundle
+    public void finishBundle() throws IOException {
+      for (Map.Entry<java.time.Instant, List<Item>> w : windows.entrySet()) {
+        List<PartFile> parts = new ArrayList<>();
+        List<StreamRange> ranges = new ArrayList<>();
+        for (Item i : w.getValue()) {
+          if (i.part() != null) {
+            parts.add(i.part());
+          } else {
+            ranges.add(i.range());
+          }
         }
+        output.commit(w.getKey(), parts, ranges);
+        Metrics.counter(Counters.NAMESPACE, Counters.WINDOWS_COMMITTED).inc();
       }
-      java.time.Instant start = java.time.Instant.ofEpochMilli(((IntervalWindow) window).start().getMillis());
-      output.commit(start, parts, ranges);
-      Metrics.counter(Counters.NAMESPACE, Counters.WINDOWS_COMMITTED).inc();
+      windows = null;
     }
 
     @Teardown

@@ -51,10 +51,6 @@ final class StreamRunner {
     if (ObjectStorage.isRemote(output)) {
       throw new InputException("--output " + output + ": a streaming job writes to a local folder");
     }
-    if (runner != Runner.DIRECT) {
-      throw new InputException("--runner " + runner.name().toLowerCase(Locale.ROOT) + ": streaming jobs run on the"
-          + " direct runner for now");
-    }
     this.plan = plan;
     this.planSeconds = planSeconds;
     this.runner = runner;
@@ -94,21 +90,30 @@ final class StreamRunner {
             limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
       }
       Path parts = Files.createDirectories(output.resolve("_stream/parts"));
-      PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks);
+      Path checkpoints = Files.createTempDirectory("fhirbeam-stream-checkpoints");
+      PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
       Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
-          plan.config().streaming().window());
+          plan.config().streaming().window(), runner.streamReaders());
       KafkaBatchSource.resetStop();
       Signals stop = Signals.install();
       try {
+        if (runner == Runner.SPARK) {
+          SparkStreams.reset();
+        }
         PipelineResult result = p.run();
         progress.stream(() -> line(result, start));
-        PipelineResult.State state = result.waitUntilFinish();
-        if (state != PipelineResult.State.DONE) {
-          throw new IllegalStateException("pipeline ended in state " + state);
+        if (runner == Runner.SPARK) {
+          SparkStreams.runToTheEnd(result);
+        } else {
+          PipelineResult.State state = result.waitUntilFinish();
+          if (state != PipelineResult.State.DONE) {
+            throw new IllegalStateException("pipeline ended in state " + state);
+          }
         }
       } finally {
         stop.restore();
+        org.fhirbeam.io.FileTrees.deleteTree(checkpoints);
       }
       progress.close();
       RunSummary summary = out.runSummary();

@@ -183,6 +183,35 @@ class StreamingJobTest {
   }
 
   @Test
+  void onSparkTheSameRecordsGiveTheSameResourcesAndRejects() throws Exception {
+    broker.createTopic("spark-patients", 3);
+    List<Map.Entry<String, String>> records = new ArrayList<>();
+    for (String row : samplePatients()) {
+      records.add(Map.entry("k" + records.size(), row));
+    }
+    records.add(Map.entry("bad-1", "[1, 2]"));
+    broker.produce("spark-patients", records);
+    Path cfg = config("spark-patients");
+    Path out = dir.resolve("spark-out");
+    Cli run = Cli.run("run", "--runner", "spark", "--config", cfg.toString(), "--output", out.toString(), "--drain");
+    assertThat(run.err(), run.code(), is(0));
+    assertThat(run.out(), containsString("balance: rows in 41 = resources 34 + rejected 7: OK"));
+    assertThat(lines(out, "fhir").stream().sorted().toList(), equalTo(Files.readAllLines(
+        DefaultJobTest.EXPECTED.resolve("Patient.ndjson")).stream().sorted().toList()));
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + dir.resolve("stream.db"));
+        Statement st = db.createStatement()) {
+      assertThat(single(st, "SELECT count(*) FROM fhir_resources.patient"), is(34L));
+      assertThat(single(st, "SELECT count(*) FROM quality.rejects"), is(7L));
+      assertThat(single(st, "SELECT sum(next_offset - from_offset) FROM quality.stream_positions"), is(41L));
+    }
+    // A second run finds nothing new, and ends by itself too.
+    Cli again = Cli.run("run", "--runner", "spark", "--config", cfg.toString(), "--output", out.toString(),
+        "--drain");
+    assertThat(again.err(), again.code(), is(0));
+    assertThat(again.err(), containsString(": 0 windows committed"));
+  }
+
+  @Test
   void csvRecordsOfDeclaredColumnsGiveTheSameResources() throws Exception {
     broker.createTopic("csv-patients", 2);
     List<String> columns = List.of("patient_id", "first_name", "last_name", "birth_date", "gender", "phone");
@@ -252,10 +281,19 @@ class StreamingJobTest {
   }
 
   private Process start(Path cfg, Path out, Path log, boolean drain, String... properties) throws IOException {
+    return start("direct", cfg, out, log, drain, properties);
+  }
+
+  private Process start(String runner, Path cfg, Path out, Path log, boolean drain, String... properties)
+      throws IOException {
     List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-Xmx512m", "-cp", System.getProperty("java.class.path")));
+        "-Xmx768m", "-cp", System.getProperty("java.class.path")));
+    // Spark needs the module openings this JVM was given.
+    java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--add-opens")).forEach(cmd::add);
     cmd.addAll(List.of(properties));
-    cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--config", cfg.toString(), "--output", out.toString()));
+    cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--runner", runner, "--config", cfg.toString(), "--output",
+        out.toString()));
     if (drain) {
       cmd.add("--drain");
     }
@@ -266,8 +304,17 @@ class StreamingJobTest {
 
   @Test
   void killedAtAnyPointTheJobResumesAndEveryRecordIsInTheOutputsOnce() throws Exception {
+    killedAndResumed("direct");
+  }
+
+  @Test
+  void onSparkTooKilledAtAnyPointTheJobResumesAndEveryRecordIsInTheOutputsOnce() throws Exception {
+    killedAndResumed("spark");
+  }
+
+  private void killedAndResumed(String runner) throws Exception {
     int total = 100_000;
-    broker.createTopic("killed", 3);
+    broker.createTopic("killed-" + runner, 3);
     // Unique ids, some rows bad (BenchData: empty and malformed ids, impossible dates), and a few non-JSON records.
     Path csv = org.fhirbeam.pipeline.bench.BenchData.csv(dir.resolve("input"), total - 100);
     List<Map.Entry<String, String>> records = new ArrayList<>();
@@ -282,9 +329,9 @@ class StreamingJobTest {
     for (int i = 0; i < 100; i++) {
       records.add(Map.entry("bad" + i, "not json " + i));
     }
-    broker.produce("killed", records);
+    broker.produce("killed-" + runner, records);
     // Small polls and windows: many windows, so that kills land between and inside commits.
-    Path cfg = Files.writeString(dir.resolve("killed.yaml"), Files.readString(config("killed"))
+    Path cfg = Files.writeString(dir.resolve("killed.yaml"), Files.readString(config("killed-" + runner))
         .replace("window: 1s", "window: 300ms")
         .replace("      columns:", "      consumer: {max.poll.records: '500'}\n      columns:").replace(dir.resolve("stream.db").toString(),
             dir.resolve("killed.db").toString()));
@@ -294,7 +341,7 @@ class StreamingJobTest {
     int killed = 0;
     for (String point : List.of("after-files@1", "in-commit@1", "after-commit@1")) {
       Path log = dir.resolve("run-" + killed + ".log");
-      Process p = start(cfg, out, log, "-D" + StreamOutput.FAULT + "=" + point);
+      Process p = start(runner, cfg, out, log, true, "-D" + StreamOutput.FAULT + "=" + point);
       assertThat(p.waitFor(180, java.util.concurrent.TimeUnit.SECONDS), is(true));
       assertThat(point + ": " + Files.readString(log), p.exitValue(), is(137));
       killed++;
@@ -306,7 +353,7 @@ class StreamingJobTest {
       Path log = dir.resolve("run-" + killed + ".log");
       long before = windows(dir.resolve("killed.db"));
       long started = System.currentTimeMillis();
-      Process p = start(cfg, out, log);
+      Process p = start(runner, cfg, out, log, true);
       // Each commit rewrites run-summary.json.
       Path summary = out.resolve("run-summary.json");
       while (p.isAlive() && (!Files.exists(summary) || Files.getLastModifiedTime(summary).toMillis() < started)) {
@@ -318,14 +365,16 @@ class StreamingJobTest {
       }
       p.destroyForcibly();
       assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), is(true));
-      System.out.printf("random kill %d: exit %d, %d windows committed before, %d after%n", i, p.exitValue(), before,
+      System.out.printf(runner + ": random kill %d: exit %d, %d windows committed before, %d after%n", i, p.exitValue(), before,
           windows(dir.resolve("killed.db")));
       killed++;
     }
     assertThat("runs killed while they were running", midway, is(3));
     Path log = dir.resolve("run-last.log");
-    Process last = start(cfg, out, log);
-    assertThat(last.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), is(true));
+    Process last = start(runner, cfg, out, log, true);
+    boolean ended = last.waitFor(300, java.util.concurrent.TimeUnit.SECONDS);
+    last.destroyForcibly();
+    assertThat(Files.readString(log), ended, is(true));
     assertThat(Files.readString(log), last.exitValue(), is(0));
 
     List<String> resources = lines(out, "fhir");
