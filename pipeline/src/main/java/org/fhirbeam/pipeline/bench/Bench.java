@@ -73,7 +73,7 @@ public final class Bench implements Callable<Integer> {
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
       "direct-delta", "spark-delta", "direct-validated",
-      "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db", "stream-direct");
+      "direct-sample-1pct", "duckdb-sql", "duckdb-sql-db", "stream-direct", "stream-spark");
 
   /** The cases that read a source without mapping it, printing rows and seconds, and what each reads. */
   private static final Map<String, String> READ_CASES = Map.of("source", "the Patient CSV with DuckDB",
@@ -200,7 +200,7 @@ public final class Bench implements Callable<Integer> {
         CaseRuns state = measured.get(c);
         List<ProcessMeter.Measurement> ms = state.measurements;
         Path outDir = work.resolve(c + "-" + r);
-        List<String> cmd = new ArrayList<>(c.startsWith("spark") ? sparkJvm : jvm);
+        List<String> cmd = new ArrayList<>(c.startsWith("spark") || c.equals("stream-spark") ? sparkJvm : jvm);
         switch (c) {
           case "direct", "direct-duckdb", "spark", "direct-delta", "spark-delta", "direct-validated" -> {
             cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
@@ -238,9 +238,9 @@ public final class Bench implements Callable<Integer> {
           case "stream-trickle", "stream-sustained" -> {
             // Run below, while this process produces to the topic.
           }
-          case "stream-direct" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run",
-              "--config", stream.config.toString(), "--output", outDir.toString(), "--drain", "--set",
-              "duckdb.database=" + outDir.resolve("fhir.db")));
+          case "stream-direct", "stream-spark" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(),
+              "run", "--runner", c.equals("stream-spark") ? "spark" : "direct", "--config", stream.config.toString(),
+              "--output", outDir.toString(), "--drain", "--set", "duckdb.database=" + outDir.resolve("fhir.db")));
           case "spark-cluster" -> {
             // Submitted below: the driver is the measured process; the executors run in the workers' JVMs.
           }
@@ -263,7 +263,8 @@ public final class Bench implements Callable<Integer> {
           }
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
-              + " direct-validated, synthea-validated, stream-direct, stream-trickle, stream-sustained,"
+              + " direct-validated, synthea-validated, stream-direct, stream-spark, stream-trickle,"
+              + " stream-sustained,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
@@ -393,7 +394,7 @@ public final class Bench implements Callable<Integer> {
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
         continue;
       }
-      results.put(c, new Result(c, c.startsWith("spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
+      results.put(c, new Result(c, c.startsWith("spark") || c.equals("stream-spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
           state.rowsIn, state.resources, runs,
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),
