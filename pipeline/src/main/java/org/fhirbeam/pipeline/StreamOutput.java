@@ -145,7 +145,7 @@ final class StreamOutput implements AutoCloseable {
    * into place, the others deleted (their records are read again).
    */
   private void settle() throws IOException {
-    Map<String, Long> committedWindows = new HashMap<>();
+    java.util.Set<String> committedWindows = new java.util.HashSet<>();
     if (db != null) {
       try (Statement st = db.createStatement()) {
         if (DuckDb.tableExists(db, "quality", "stream_positions")) {
@@ -157,7 +157,7 @@ final class StreamOutput implements AutoCloseable {
           }
           try (ResultSet rs = st.executeQuery("SELECT window_id FROM quality.stream_windows")) {
             while (rs.next()) {
-              committedWindows.put(rs.getString(1), 1L);
+              committedWindows.add(rs.getString(1));
             }
           }
         }
@@ -170,7 +170,7 @@ final class StreamOutput implements AutoCloseable {
         try (Stream<Path> files = Files.list(records)) {
           for (Path f : files.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
             WindowRecord w = JSON.readValue(f.toFile(), WindowRecord.class);
-            committedWindows.put(w.windowId(), 1L);
+            committedWindows.add(w.windowId());
             w.positions().forEach((k, next) -> positions.merge(k, next, Math::max));
           }
         }
@@ -180,7 +180,7 @@ final class StreamOutput implements AutoCloseable {
     if (Files.isDirectory(pending)) {
       try (Stream<Path> dirs = Files.list(pending)) {
         for (Path dir : dirs.toList()) {
-          if (committedWindows.containsKey(dir.getFileName().toString())) {
+          if (committedWindows.contains(dir.getFileName().toString())) {
             moveIntoPlace(dir);
           } else {
             deleteTree(dir);
