@@ -380,7 +380,10 @@ final class StreamOutput implements AutoCloseable {
 
   /**
    * The window's DuckDB transaction: its resources appended to their tables, its rejects to {@code quality.rejects},
-   * the window and its positions recorded; all or nothing.
+   * the window and its positions recorded; all or nothing. {@code quality.stream_windows} has the window's records,
+   * resources and rejects, the earliest and latest Kafka timestamps of its records, {@code lag_ms} (from the earliest
+   * record's timestamp to when it was read) and {@code latency_ms} (from then to the window's commit: the longest a
+   * record of the window waited).
    */
   private void load(JobPlan plan, String windowId, Instant windowStart, RunSummary counted,
       Map<String, List<String>> resourceFiles, List<String> rejectFiles, List<StreamRange> ranges) {
@@ -401,7 +404,8 @@ final class StreamOutput implements AutoCloseable {
       tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.rejects (" + QualityTables.STREAM_REJECTS + ")");
       tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_windows (window_id VARCHAR PRIMARY KEY,"
           + " run_id VARCHAR, window_start TIMESTAMPTZ, committed_at TIMESTAMPTZ, records BIGINT, resources BIGINT,"
-          + " rejects BIGINT, min_record_time TIMESTAMPTZ, max_record_time TIMESTAMPTZ, lag_ms BIGINT)");
+          + " rejects BIGINT, min_record_time TIMESTAMPTZ, max_record_time TIMESTAMPTZ, lag_ms BIGINT,"
+          + " latency_ms BIGINT)");
       tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_positions (window_id VARCHAR, source"
           + " VARCHAR, topic VARCHAR, \"partition\" INTEGER, from_offset BIGINT, next_offset BIGINT, records BIGINT)");
       if (!rejectFiles.isEmpty()) {
@@ -414,7 +418,8 @@ final class StreamOutput implements AutoCloseable {
       tx.run("stream_windows", "INSERT INTO quality.stream_windows VALUES (" + DuckDb.literal(windowId) + ", "
           + DuckDb.literal(job.runId()) + ", make_timestamptz(" + windowStart.toEpochMilli() * 1000 + "), now(), "
           + counted.rowsIn() + ", " + counted.resourcesTotal() + ", " + counted.rejected() + ", make_timestamptz("
-          + minTime * 1000 + "), make_timestamptz(" + maxTime * 1000 + "), " + Math.max(0, firstPoll - minTime) + ")");
+          + minTime * 1000 + "), make_timestamptz(" + maxTime * 1000 + "), " + Math.max(0, firstPoll - minTime)
+          + ", greatest(0, epoch_ms(now()) - " + minTime + "))");
       for (StreamRange r : ranges) {
         tx.run("stream_positions", "INSERT INTO quality.stream_positions VALUES (" + DuckDb.literal(windowId) + ", "
             + DuckDb.literal(r.source()) + ", " + DuckDb.literal(r.topic()) + ", " + r.partition() + ", " + r.from()

@@ -171,6 +171,9 @@ class StreamingJobTest {
           is(0L));
       assertThat(single(st, "SELECT sum(records) FROM quality.stream_windows"), is(42L));
       assertThat(single(st, "SELECT count(DISTINCT run_id) FROM quality.stream_windows"), is(2L));
+      // Every record waited less than the test's run, and at least as long as it took to be read.
+      assertThat(single(st, "SELECT count(*) FROM quality.stream_windows WHERE latency_ms < lag_ms OR latency_ms"
+          + " > 600000 OR committed_at < max_record_time"), is(0L));
       // Ranges of a partition follow each other: each starts where the one before it ended.
       assertThat(single(st, "SELECT count(*) FROM (SELECT from_offset, lag(next_offset) OVER (PARTITION BY"
           + " \"partition\" ORDER BY from_offset) AS before FROM quality.stream_positions) WHERE before IS NOT NULL"
