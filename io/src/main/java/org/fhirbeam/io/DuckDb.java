@@ -167,6 +167,23 @@ public final class DuckDb {
   }
 
   /** The column names of a table, in order. */
+  /** The rows of table {@code schema.table}; 0 when it does not exist (yet). */
+  public static long rows(Connection db, String schema, String table) {
+    try {
+      if (!tableExists(db, schema, table)) {
+        return 0;
+      }
+      try (Statement st = db.createStatement();
+          ResultSet rs = st.executeQuery("SELECT count(*) FROM " + identifier(schema) + "."
+              + identifier(table))) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    } catch (SQLException e) {
+      throw failure("counting the rows of " + schema + "." + table + " failed", e);
+    }
+  }
+
   public static List<String> columns(Connection db, String schema, String table) throws SQLException {
     List<String> out = new ArrayList<>();
     try (java.sql.PreparedStatement st = db.prepareStatement("SELECT column_name FROM duckdb_columns()"

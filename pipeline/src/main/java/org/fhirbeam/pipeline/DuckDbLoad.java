@@ -237,14 +237,7 @@ final class DuckDbLoad implements AutoCloseable {
 
   /** Rows of a table, 0 when it does not exist yet. */
   private long rows(String schema, String table) {
-    try {
-      if (!DuckDb.tableExists(db, schema, table)) {
-        return 0;
-      }
-    } catch (SQLException e) {
-      throw DuckDb.failure("reading the database's tables failed", e);
-    }
-    return single("SELECT count(*) FROM " + DuckDb.identifier(schema) + "." + DuckDb.identifier(table));
+    return DuckDb.rows(db, schema, table);
   }
 
   private long single(String sql) {

@@ -28,6 +28,7 @@ import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.CommitParts;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
+import org.fhirbeam.io.FileTrees;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.QualityTables;
 import org.fhirbeam.io.StreamRange;
@@ -183,7 +184,7 @@ final class StreamOutput implements AutoCloseable {
           if (committedWindows.contains(dir.getFileName().toString())) {
             moveIntoPlace(dir);
           } else {
-            deleteTree(dir);
+            FileTrees.deleteTree(dir);
           }
         }
       }
@@ -391,7 +392,7 @@ final class StreamOutput implements AutoCloseable {
       Map<String, Long> before = new HashMap<>();
       for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
         String table = e.getKey().toLowerCase(Locale.ROOT);
-        before.put(table, rows("fhir_resources", table));
+        before.put(table, DuckDb.rows(db, "fhir_resources", table));
         tx.load(new DuckDbTables.JsonTable("fhir_resources", table, DuckDbLoad.tableColumns(plan, e.getKey(), true),
             e.getValue(), WriteMode.APPEND));
       }
@@ -440,22 +441,6 @@ final class StreamOutput implements AutoCloseable {
     }
   }
 
-  private long rows(String schema, String table) {
-    try {
-      if (!DuckDb.tableExists(db, schema, table)) {
-        return 0;
-      }
-      try (Statement st = db.createStatement();
-          ResultSet rs = st.executeQuery("SELECT count(*) FROM " + DuckDb.identifier(schema) + "."
-              + DuckDb.identifier(table))) {
-        rs.next();
-        return rs.getLong(1);
-      }
-    } catch (SQLException e) {
-      throw DuckDb.failure("counting " + schema + "." + table + " failed", e);
-    }
-  }
-
   private boolean tableExists(String schema, String table) {
     try {
       return DuckDb.tableExists(db, schema, table);
@@ -475,18 +460,7 @@ final class StreamOutput implements AutoCloseable {
       Files.createDirectories(to.getParent());
       Files.move(f, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
-    deleteTree(pending);
-  }
-
-  private static void deleteTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(dir)) {
-      for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
+    FileTrees.deleteTree(pending);
   }
 
   private void closeDatabase() {

@@ -71,6 +71,15 @@ class StreamingJobTest {
     return out;
   }
 
+  /** The sample patients as records keyed k0, k1, ..., to which a test may add its own. */
+  static List<Map.Entry<String, String>> sampleRecords() throws Exception {
+    List<Map.Entry<String, String>> records = new ArrayList<>();
+    for (String row : samplePatients()) {
+      records.add(Map.entry("k" + records.size(), row));
+    }
+    return records;
+  }
+
   private Path config(String topic) throws IOException {
     return Files.writeString(dir.resolve("stream.yaml"), """
         name: stream
@@ -108,11 +117,7 @@ class StreamingJobTest {
   @Test
   void samplePatientsOnThreePartitionsGiveTheBatchJobsResourcesAcrossResumedRuns() throws Exception {
     broker.createTopic("patients", 3);
-    List<Map.Entry<String, String>> records = new ArrayList<>();
-    List<String> rows = samplePatients();
-    for (int i = 0; i < rows.size(); i++) {
-      records.add(Map.entry("k" + i, rows.get(i)));
-    }
+    List<Map.Entry<String, String>> records = sampleRecords();
     // Two records that are not rows: malformed JSON, and a JSON value that is not an object.
     records.add(Map.entry("bad-1", "{\"patient_id\": \"p900\", "));
     records.add(Map.entry("bad-2", "[1, 2]"));
@@ -188,10 +193,7 @@ class StreamingJobTest {
   @Test
   void onSparkTheSameRecordsGiveTheSameResourcesAndRejects() throws Exception {
     broker.createTopic("spark-patients", 3);
-    List<Map.Entry<String, String>> records = new ArrayList<>();
-    for (String row : samplePatients()) {
-      records.add(Map.entry("k" + records.size(), row));
-    }
+    List<Map.Entry<String, String>> records = sampleRecords();
     records.add(Map.entry("bad-1", "[1, 2]"));
     broker.produce("spark-patients", records);
     Path cfg = config("spark-patients");
@@ -217,10 +219,7 @@ class StreamingJobTest {
   @Test
   void withoutTheDuckDbSinkTheWindowRecordsHoldThePosition() throws Exception {
     broker.createTopic("no-db", 2);
-    List<Map.Entry<String, String>> records = new ArrayList<>();
-    for (String row : samplePatients()) {
-      records.add(Map.entry("k" + records.size(), row));
-    }
+    List<Map.Entry<String, String>> records = sampleRecords();
     broker.produce("no-db", records);
     Path cfg = config("no-db");
     Path out = dir.resolve("no-db-out");
@@ -285,10 +284,7 @@ class StreamingJobTest {
   @Test
   void sigtermCommitsWhatWasReadAndEndsTheRunNormally() throws Exception {
     broker.createTopic("stopped", 3);
-    List<Map.Entry<String, String>> records = new ArrayList<>();
-    for (String row : samplePatients()) {
-      records.add(Map.entry("k" + records.size(), row));
-    }
+    List<Map.Entry<String, String>> records = sampleRecords();
     broker.produce("stopped", records);
     Path cfg = config("stopped");
     Path out = dir.resolve("stopped-out");

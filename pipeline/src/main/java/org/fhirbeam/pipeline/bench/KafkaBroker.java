@@ -181,9 +181,9 @@ public final class KafkaBroker implements AutoCloseable {
       process.destroyForcibly();
       Thread.currentThread().interrupt();
     }
-    try (var files = Files.walk(dir)) {
-      files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-    } catch (IOException e) {
+    try {
+      org.fhirbeam.io.FileTrees.deleteTree(dir);
+    } catch (java.io.UncheckedIOException e) {
       // a temporary folder: left for the system to clear
     }
   }

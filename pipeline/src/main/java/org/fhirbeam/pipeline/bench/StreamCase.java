@@ -40,7 +40,7 @@ final class StreamCase implements AutoCloseable {
       long n = 0;
       try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
           Statement st = db.createStatement();
-          ResultSet rs = st.executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv(" + literal(csv.toString())
+          ResultSet rs = st.executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv(" + org.fhirbeam.io.DuckDb.literal(csv.toString())
               + ", all_varchar = true) AS t");
           KafkaProducer<String, String> producer = broker.producer()) {
         while (rs.next()) {
@@ -101,7 +101,7 @@ final class StreamCase implements AutoCloseable {
     }
     try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
         Statement st = db.createStatement()) {
-      st.execute("ATTACH " + literal(outDir.resolve("fhir.db").toString()) + " AS job (READ_ONLY)");
+      st.execute("ATTACH " + org.fhirbeam.io.DuckDb.literal(outDir.resolve("fhir.db").toString()) + " AS job (READ_ONLY)");
       st.execute("CREATE TABLE sent (\"partition\" INTEGER, \"offset\" BIGINT, ts BIGINT)");
       try (org.duckdb.DuckDBAppender a = db.unwrap(org.duckdb.DuckDBConnection.class).createAppender("main",
           "sent")) {
@@ -181,10 +181,6 @@ final class StreamCase implements AutoCloseable {
     } catch (IOException e) {
       return 0; // not written yet, or being replaced
     }
-  }
-
-  private static String literal(String s) {
-    return "'" + s.replace("'", "''") + "'";
   }
 
   @Override
