@@ -411,6 +411,12 @@ class ConfigLoaderTest {
     assertThat(unset.getMessage(), equalTo("the environment variable KAFKA_JAAS (consumer_env.sasl.jaas.config) is"
         + " not set"));
 
+    // Its Delta tables too: a batch job's default is overwrite.
+    SinkSettings.Delta delta = load(STREAM + "sinks: {delta: {enabled: true, location: /d}}\n", Map.of()).sinks()
+        .delta();
+    assertThat(delta.mode(), is(WriteMode.APPEND));
+    assertThat(delta.location(), equalTo("/d"));
+
     PipelineConfig windowed = load(STREAM + "streaming: {window: 2.5s}\n", Map.of());
     assertThat(windowed.streaming().window(), equalTo(java.time.Duration.ofMillis(2500)));
     assertThat(load(PIPELINE, Map.of()).streams(), is(false));
@@ -427,6 +433,14 @@ class ConfigLoaderTest {
         + " sinks.ndjson.mode: a streaming job appends each window to its outputs: use append (or leave it out)"));
     assertThat(reject(STREAM + "sinks: {parquet: {enabled: true}}\n").getMessage(), equalTo(at + ":17:"
         + " sinks.parquet.enabled: Parquet files are not written by streaming jobs yet"));
+    assertThat(reject(STREAM + "sinks: {delta: {enabled: true, location: /d, mode: overwrite}}\n").getMessage(),
+        equalTo(at + ":17: sinks.delta.mode: a streaming job appends each window to its outputs: use append (or"
+            + " leave it out)"));
+    assertThat(reject(STREAM + "sinks: {delta: {enabled: true, catalog: main}}\n").getMessage(), equalTo(at + ":17:"
+        + " sinks.delta.catalog: a streaming job writes path-based Delta tables (sinks.delta.location); tables of a"
+        + " catalog are not written by streaming jobs yet"));
+    assertThat(reject(STREAM + "sinks: {delta: {enabled: true, location: /d, raw_copy: true}}\n").getMessage(),
+        equalTo(at + ":17: sinks.delta.raw_copy: a streaming job keeps no copy of the source rows yet"));
     assertThat(reject(STREAM + "quality: {duplicate_ids: reject}\n").getMessage(), equalTo(at + ":17:"
         + " quality.duplicate_ids: a streaming job does not look for ids repeated across windows yet: use keep (or"
         + " leave it out)"));

@@ -218,7 +218,8 @@ public final class DuckDb {
     return lines[0].trim();
   }
 
-  static void closeQuietly(AutoCloseable c) {
+  /** Closes {@code c} after a failure, ignoring what closing throws: the first failure is the one to report. */
+  public static void closeQuietly(AutoCloseable c) {
     try {
       c.close();
     } catch (Exception ignored) {

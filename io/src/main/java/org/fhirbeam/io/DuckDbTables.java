@@ -362,6 +362,15 @@ public final class DuckDbTables {
   /** A query with a {@code json} column and no rows. */
   public static final String NO_RESOURCES = "SELECT CAST(NULL AS JSON) AS json WHERE false";
 
+  /** The rows of Parquet {@code files} (paths), their columns matched by name: {@code read_parquet([...])}. */
+  public static String parquetFiles(List<String> files) {
+    List<String> quoted = new ArrayList<>();
+    for (String f : files) {
+      quoted.add(DuckDb.literal(f));
+    }
+    return "read_parquet([" + String.join(", ", quoted) + "], union_by_name = true)";
+  }
+
   /** DuckDB's reader of NDJSON files (plain or {@code .gz}), one {@code json} value per line. */
   public static String ndjsonObjects(List<String> files) {
     List<String> quoted = new ArrayList<>();

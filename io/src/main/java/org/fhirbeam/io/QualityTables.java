@@ -388,10 +388,38 @@ public final class QualityTables {
         + " FROM read_ndjson_objects([" + String.join(", ", quoted) + "])";
   }
 
-  /** The columns of {@code quality.rejects} of a streaming job, as {@link #streamRejectsQuery} fills them. */
-  public static final String STREAM_REJECTS = "run_id VARCHAR, window_id VARCHAR, source VARCHAR, topic VARCHAR,"
-      + " \"partition\" INTEGER, \"offset\" BIGINT, stage VARCHAR, mapping VARCHAR, element VARCHAR, rule VARCHAR,"
-      + " reason VARCHAR, row_json JSON";
+  /**
+   * The tables of schema {@code quality} of a streaming job, each with its columns ({@code [name, DuckDB type]}):
+   * {@code rejects} (as {@link #streamRejectsQuery} fills it), {@code stream_windows} (one row per committed window)
+   * and {@code stream_positions} (the records each window read of each partition). The Delta sink's tables have the
+   * same columns.
+   */
+  public static final Map<String, List<String[]>> STREAM = stream();
+
+  private static Map<String, List<String[]>> stream() {
+    Map<String, List<String[]>> t = new java.util.LinkedHashMap<>();
+    t.put("rejects", columns("run_id VARCHAR", "window_id VARCHAR", "source VARCHAR", "topic VARCHAR",
+        "partition INTEGER", "offset BIGINT", "stage VARCHAR", "mapping VARCHAR", "element VARCHAR", "rule VARCHAR",
+        "reason VARCHAR", "row_json JSON"));
+    t.put("stream_windows", columns("window_id VARCHAR", "run_id VARCHAR", "window_start TIMESTAMPTZ",
+        "committed_at TIMESTAMPTZ", "records BIGINT", "resources BIGINT", "rejects BIGINT",
+        "min_record_time TIMESTAMPTZ", "max_record_time TIMESTAMPTZ", "lag_ms BIGINT", "latency_ms BIGINT"));
+    t.put("stream_positions", columns("window_id VARCHAR", "source VARCHAR", "topic VARCHAR", "partition INTEGER",
+        "from_offset BIGINT", "next_offset BIGINT", "records BIGINT"));
+    return java.util.Collections.unmodifiableMap(t);
+  }
+
+  /**
+   * {@code CREATE TABLE IF NOT EXISTS schema.table} of {@code columns} ({@code [name, DuckDB type]}), keyed by
+   * column {@code primaryKey} (null for none).
+   */
+  public static String createTable(String schema, String table, List<String[]> columns, String primaryKey) {
+    List<String> defs = new ArrayList<>();
+    for (String[] c : columns) {
+      defs.add(DuckDb.identifier(c[0]) + " " + c[1] + (c[0].equals(primaryKey) ? " PRIMARY KEY" : ""));
+    }
+    return "CREATE TABLE IF NOT EXISTS " + schema + "." + table + " (" + String.join(", ", defs) + ")";
+  }
 
   /**
    * The rejects of a stream's window as rows of {@code quality.rejects} of a streaming job: where each record was

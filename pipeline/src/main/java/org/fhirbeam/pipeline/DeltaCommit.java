@@ -120,6 +120,8 @@ final class DeltaCommit implements AutoCloseable {
   private RunSummary.Delta committed;
   /** Whether the run's ledger is written: from then on, its files are the tables' or the next run's to add. */
   private boolean ledgerWritten;
+  /** Whether the tables are a streaming job's, committed window by window ({@link #forStream}). */
+  private final boolean stream;
 
   /**
    * A table the run commits: its columns ({@code [name, DuckDB type]}), how it takes the run's files, how many of its
@@ -131,8 +133,9 @@ final class DeltaCommit implements AutoCloseable {
   /** A {@code raw_data} table as its copy wrote it: the source's columns, and its data files. */
   private record RawTable(List<String[]> columns, List<DeltaFiles.DataFile> files) {}
 
-  private DeltaCommit(String root, WriteMode mode, String runId, long startMillis, JobPlan plan) {
+  private DeltaCommit(String root, WriteMode mode, String runId, long startMillis, JobPlan plan, boolean stream) {
     this.root = root;
+    this.stream = stream;
     this.mode = mode;
     this.runId = runId;
     this.startMillis = startMillis;
@@ -153,11 +156,106 @@ final class DeltaCommit implements AutoCloseable {
       List<String[]> columns = tables.get(resources).columns().stream().filter(c -> own.contains(c[0])).toList();
       tables.put(DeltaFiles.TRANSFORMED_SCHEMA + "/" + m.name(), new TableSpec(columns, mode, 1, resources));
     }
+    if (stream) {
+      // A stream's rejects are added window by window; the record's place is indexed, not the record. Its windows
+      // and positions are counts and offsets: every column indexed.
+      QualityTables.STREAM.forEach((table, columns) -> tables.put(DeltaFiles.QUALITY_SCHEMA + "/" + table,
+          new TableSpec(columns, WriteMode.APPEND, table.equals("rejects") ? 6 : columns.size(), null)));
+      return;
+    }
     tables.put(DeltaFiles.REJECTS, new TableSpec(DeltaFiles.REJECT_COLUMNS, WriteMode.OVERWRITE,
         indexedColumns(DeltaFiles.REJECT_COLUMNS), null));
     // Counts and names of each run, no record values: every column indexed.
     QualityTables.HISTORY.forEach((table, columns) -> tables.put(DeltaFiles.QUALITY_SCHEMA + "/" + table,
         new TableSpec(columns, WriteMode.APPEND, columns.size(), null)));
+  }
+
+  /**
+   * The path-based Delta tables ({@code sinks.delta.location}) of run {@code runId} of streaming job {@code plan},
+   * which commits window by window ({@link #commitWindow}): the resource tables and the mappings'
+   * {@code transformed_data} tables as a batch run's, and {@code quality.rejects}, {@code quality.stream_windows}
+   * and {@code quality.stream_positions} with the columns of the stream's DuckDB tables. Completes first the commit
+   * of a window killed while it committed.
+   */
+  static DeltaCommit forStream(JobPlan plan, String runId) {
+    String location = plan.config().sinks().delta().location();
+    String root = Path.of(location).toAbsolutePath().normalize().toString();
+    try {
+      Files.createDirectories(Path.of(root));
+    } catch (IOException e) {
+      throw new InputException("sinks.delta.location " + location + " cannot be created: " + e, e);
+    }
+    DeltaCommit commit = new DeltaCommit(root, WriteMode.APPEND, runId, 0, plan, true);
+    commit.completeKilledCommits();
+    return commit;
+  }
+
+  /** The folder of {@code table} ({@code <schema>/<name>}). */
+  String folder(String table) {
+    return DeltaFiles.folder(root, table);
+  }
+
+  /** The data files of {@code table}'s latest version, as paths; none for a table not created yet. */
+  List<String> dataFiles(String table) {
+    Snapshot current = latest(table(folder(table)));
+    return current == null ? List.of() : DeltaSource.dataFiles(engine, current, "the Delta table " + folder(table));
+  }
+
+  /**
+   * Commits window {@code windowId} of a stream: its resources ({@code resourceFiles}, NDJSON files by type), its
+   * rejects ({@code rejectFiles}, the stream's reject NDJSON files) and its {@code rows} of other {@code quality}
+   * tables (by table, values of its columns) are written as one data file per table into the tables' folders, then
+   * each table that has a file gets one version (a mapping's {@code transformed_data} table takes its resource
+   * table's), all with the same transaction version, above every one the tables took. As a run's commit, through a
+   * ledger: a window killed while it committed is completed by the next run. Returns the tables' versions that hold
+   * the window.
+   */
+  Map<String, Long> commitWindow(String windowId, Map<String, List<String>> resourceFiles, List<String> rejectFiles,
+      Map<String, List<List<Object>>> rows) throws IOException {
+    Map<String, List<DeltaFiles.DataFile>> byTable = new LinkedHashMap<>();
+    try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
+        java.sql.Statement st = db.createStatement()) {
+      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
+        String table = DeltaFiles.resourceTable(e.getKey());
+        byTable.put(table, List.of(writeFile(st, table, windowId, target -> layouts.get(e.getKey()).copy(
+            "SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue()), "", target))));
+      }
+      if (!rejectFiles.isEmpty()) {
+        byTable.put(DeltaFiles.REJECTS, List.of(writeFile(st, DeltaFiles.REJECTS, windowId, target -> "COPY ("
+            + QualityTables.streamRejectsQuery(rejectFiles, windowId) + ") TO " + org.fhirbeam.io.DuckDb.literal(
+            target) + " (FORMAT parquet)")));
+      }
+      for (Map.Entry<String, List<List<Object>>> e : rows.entrySet()) {
+        String table = DeltaFiles.QUALITY_SCHEMA + "/" + e.getKey();
+        byTable.put(table, List.of(writeFile(st, table, windowId, target -> "COPY (" + valuesQuery(
+            QualityTables.STREAM.get(e.getKey()), e.getValue()) + ") TO " + org.fhirbeam.io.DuckDb.literal(target)
+            + " (FORMAT parquet)")));
+      }
+    } catch (java.sql.SQLException e) {
+      throw org.fhirbeam.io.DuckDb.failure("writing window " + windowId + "'s Delta data files failed", e);
+    }
+    return commitFiles(windowId, byTable, new ArrayList<>());
+  }
+
+  /**
+   * Writes a data file of window {@code windowId} into {@code table}'s folder, with the COPY statement
+   * {@code copy} makes for its path; returns it as a data file of the table.
+   */
+  private DeltaFiles.DataFile writeFile(java.sql.Statement st, String table, String windowId,
+      java.util.function.Function<String, String> copy) throws IOException, java.sql.SQLException {
+    Path folder = Files.createDirectories(Path.of(folder(table)));
+    String name = "part-" + windowId + "-" + table.substring(table.indexOf('/') + 1) + ".parquet";
+    long rows = st.executeLargeUpdate(copy.apply(folder.resolve(name).toString()));
+    return new DeltaFiles.DataFile(name, rows, Files.size(folder.resolve(name)));
+  }
+
+  /** Deletes the data files of window (or run) {@code id} in every table: files no table holds. */
+  void deleteFiles(String id) throws IOException {
+    for (String table : tables.keySet()) {
+      if (Files.isDirectory(Path.of(folder(table)))) {
+        ObjectStorage.delete(ObjectStorage.list(folder(table) + "/part-" + id + "-*"));
+      }
+    }
   }
 
   /**
@@ -174,7 +272,7 @@ final class DeltaCommit implements AutoCloseable {
     boolean byCatalog = settings.catalog() != null;
     String root = byCatalog ? staging + "/delta" : Path.of(settings.location()).toAbsolutePath().normalize()
         .toString();
-    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, plan);
+    DeltaCommit commit = new DeltaCommit(root, settings.mode(), runId, startMillis, plan, false);
     if (byCatalog) {
       try {
         Class.forName("org.apache.spark.sql.SparkSession");
@@ -334,14 +432,41 @@ final class DeltaCommit implements AutoCloseable {
       committed = CatalogTables.commit(session, catalog, job, tables, comments, root, byTable, startMillis);
       return committed;
     }
-    // The run's transaction version: above every one the tables took, whatever this machine's clock says.
+    List<String> merged = new ArrayList<>();
+    Map<String, Long> versions = commitFiles(runId, byTable, merged);
+    // Files merged into larger ones, which the ledger listed instead, and what killed attempts of tasks left: no
+    // table will ever add them.
+    List<String> unused = new ArrayList<>(merged);
+    try {
+      for (String table : tables.keySet()) {
+        unused.addAll(ObjectStorage.list(DeltaFiles.folder(root, table) + "/.part-" + runId + "-*"));
+      }
+      ObjectStorage.delete(unused);
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("run {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
+          + " (they are never read): {}", runId, root, e.toString());
+    }
+    committed = new RunSummary.Delta(root, versions, tables.keySet().stream().filter(RunSummary.Delta::shown)
+        .sorted().map(DeltaFiles::name).toList());
+    return committed;
+  }
+
+  /**
+   * Commits {@code byTable} (by table, the data files it gets) under id {@code id} (a run's or a stream window's):
+   * the files each table gets (a run's small ones merged, their names added to {@code merged}) are listed in a
+   * ledger, then each table's version is written, then the ledger deleted. All versions carry one transaction
+   * version: the run's start in ms, or above every one the tables took. A stream's window gives a version only to
+   * the tables it has files for. Returns the tables' versions that hold the files.
+   */
+  private Map<String, Long> commitFiles(String id, Map<String, List<DeltaFiles.DataFile>> byTable,
+      List<String> merged) throws IOException {
+    // The transaction version: above every one the tables took, whatever this machine's clock says.
     long txnVersion = startMillis;
     for (String table : tables.keySet()) {
       txnVersion = Math.max(txnVersion, lastTxnVersion(table) + 1);
     }
-    List<String> merged = new ArrayList<>();
     Map<String, Object> ledger = new LinkedHashMap<>();
-    ledger.put("run_id", runId);
+    ledger.put("run_id", id);
     ledger.put("txn_version", txnVersion);
     Map<String, Object> entries = new LinkedHashMap<>();
     Map<String, WriteMode> modes = new LinkedHashMap<>();
@@ -369,6 +494,9 @@ final class DeltaCommit implements AutoCloseable {
       }
       modes.put(table.getKey(), tableMode);
       added.put(table.getKey(), files);
+      if (stream && files.isEmpty()) {
+        continue; // a window's version only where it adds rows
+      }
       if (tableMode == WriteMode.APPEND && !files.isEmpty()) {
         checkColumns(table.getKey(), latest(table(DeltaFiles.folder(root, table.getKey()))),
             schema(spec.columns()));
@@ -385,26 +513,12 @@ final class DeltaCommit implements AutoCloseable {
       entries.put(table.getKey(), t);
     }
     ledger.put("tables", entries);
-    String location = ledger(runId);
+    String location = ledger(id);
     ObjectStorage.replace(location, new ByteArrayInputStream(JSON.writeValueAsBytes(ledger)), "application/json");
     ledgerWritten = true;
     Map<String, Long> versions = apply(JSON.valueToTree(ledger), false);
     ObjectStorage.delete(List.of(location));
-    // Files merged into larger ones, which the ledger listed instead, and what killed attempts of tasks left: no
-    // table will ever add them.
-    List<String> unused = new ArrayList<>(merged);
-    try {
-      for (String table : tables.keySet()) {
-        unused.addAll(ObjectStorage.list(DeltaFiles.folder(root, table) + "/.part-" + runId + "-*"));
-      }
-      ObjectStorage.delete(unused);
-    } catch (IOException | RuntimeException e) {
-      LOG.warn("run {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
-          + " (they are never read): {}", runId, root, e.toString());
-    }
-    committed = new RunSummary.Delta(root, versions, tables.keySet().stream().filter(RunSummary.Delta::shown)
-        .sorted().map(DeltaFiles::name).toList());
-    return committed;
+    return versions;
   }
 
   /** The tables' versions once the run is committed to them; null before. */
@@ -493,7 +607,7 @@ final class DeltaCommit implements AutoCloseable {
   }
 
   /** A query of {@code rows}, each value cast to its column's type and named as the column. */
-  private static String valuesQuery(List<String[]> columns, List<List<Object>> rows) {
+  static String valuesQuery(List<String[]> columns, List<List<Object>> rows) {
     List<String> values = new ArrayList<>();
     for (List<Object> row : rows) {
       List<String> v = new ArrayList<>();
@@ -521,7 +635,7 @@ final class DeltaCommit implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (ledgerWritten) {
+    if (ledgerWritten || stream) {
       return;
     }
     java.util.Set<String> written = new java.util.LinkedHashSet<>(tables.keySet());
@@ -620,20 +734,14 @@ final class DeltaCommit implements AutoCloseable {
         java.sql.Statement st = db.createStatement()) {
       // By name: files of earlier runs may have other typed columns; only their resources are read.
       String query = DuckDbTables.upsertQuery(previous.isEmpty() ? DuckDbTables.NO_RESOURCES
-          : "SELECT resource AS json FROM " + parquetFiles(previous), "SELECT resource AS json FROM "
-          + parquetFiles(incoming));
+          : "SELECT resource AS json FROM " + DuckDbTables.parquetFiles(previous), "SELECT resource AS json FROM "
+          + DuckDbTables.parquetFiles(incoming));
       rows = st.executeLargeUpdate(layout.copy(query, " ORDER BY 1", target.toString()));
     } catch (java.sql.SQLException e) {
       throw org.fhirbeam.io.DuckDb.failure("upserting into the Delta table " + folder + " failed", e);
     }
     merged.addAll(incoming);
     return List.of(new DeltaFiles.DataFile(name, rows, Files.size(target)));
-  }
-
-  private static String parquetFiles(List<String> files) {
-    List<String> quoted = new ArrayList<>();
-    files.forEach(f -> quoted.add(org.fhirbeam.io.DuckDb.literal(f)));
-    return "read_parquet([" + String.join(", ", quoted) + "], union_by_name = true)";
   }
 
   /**

@@ -137,13 +137,9 @@ final class FileSinks {
       String source = incoming;
       String order = "";
       if (sinks.parquetMode() == WriteMode.UPSERT) {
-        List<String> quoted = new ArrayList<>();
-        for (Path f : old) {
-          quoted.add(DuckDb.literal(f.toString()));
-        }
         // By name: parts of earlier runs may have other typed columns, only their resource is read.
         source = DuckDbTables.upsertQuery(old.isEmpty() ? DuckDbTables.NO_RESOURCES
-            : "SELECT resource AS json FROM read_parquet([" + String.join(", ", quoted) + "], union_by_name = true)",
+            : "SELECT resource AS json FROM " + DuckDbTables.parquetFiles(old.stream().map(Path::toString).toList()),
             incoming);
         order = " ORDER BY 1";
       } else if (sinks.parquetMode() == WriteMode.APPEND) {

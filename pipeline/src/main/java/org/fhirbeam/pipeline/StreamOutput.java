@@ -26,6 +26,7 @@ import org.fhirbeam.config.PipelineConfig;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.CommitParts;
+import org.fhirbeam.io.DeltaFiles;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.FileTrees;
@@ -37,16 +38,18 @@ import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
  * The output of a streaming job, committed window by window, each like a small run: its resource and reject files
- * under {@code fhir/} and {@code rejects/} (named by the window), one DuckDB transaction that appends its resources
- * and rejects and records the window with the position it reached in each partition, and {@code run-summary.json}
- * rewritten with the run's figures so far.
+ * under {@code fhir/} and {@code rejects/} (named by the window), one version of each Delta table it adds rows to,
+ * one DuckDB transaction that appends its resources and rejects and records the window with the position it reached
+ * in each partition, and {@code run-summary.json} rewritten with the run's figures so far.
  *
- * <p>The position is the job's own: it lives with the outputs, committed in the window's DuckDB transaction (or,
- * without the DuckDB sink, in the window's record {@code _stream/windows/<window>.json} written last), never in
- * Kafka. A window's files are first put under {@code _stream/pending/<window>/} and moved into place once the
- * window is committed; a restart moves those of a committed window into place and deletes the others, whose records
- * it reads again. So whatever point a run is killed at, every record ends up in the outputs exactly once: processing
- * is at least once, the outputs effectively once.
+ * <p>The position is the job's own: it lives with the outputs, never in Kafka. It is committed with the window's
+ * rows in its Delta tables ({@code quality.stream_positions}, through the Delta commit's ledger), else in its DuckDB
+ * transaction, else (neither sink) in the window's record {@code _stream/windows/<window>.json} written last: that
+ * sink is the one of record. A window's files are first put under {@code _stream/pending/<window>/}, with a
+ * description of the window, and moved into place once the window is committed; a restart moves those of a
+ * committed window into place (loading it into DuckDB first, when only the Delta tables got it) and deletes the
+ * others, whose records it reads again. So whatever point a run is killed at, every record ends up in the outputs
+ * exactly once: processing is at least once, the outputs effectively once.
  *
  * <p>Windows are committed in order, per partition: a window whose records start after the committed position waits
  * for the window before it. One instance per output folder in a JVM ({@link #open}); every method is synchronized.
@@ -79,6 +82,8 @@ final class StreamOutput implements AutoCloseable {
   private final Job job;
   private final Path output;
   private final Connection db;
+  /** The job's Delta tables; null when it writes none. */
+  private final DeltaCommit delta;
   /** The next offset of each partition committed so far, by {@link StreamRange#partitionKey}. */
   private final Map<String, Long> positions = new HashMap<>();
   private final long started = System.nanoTime();
@@ -86,10 +91,11 @@ final class StreamOutput implements AutoCloseable {
   private int windows;
   private int references = 1;
 
-  private StreamOutput(Job job, Path output, Connection db) {
+  private StreamOutput(Job job, Path output, Connection db, DeltaCommit delta) {
     this.job = job;
     this.output = output;
     this.db = db;
+    this.delta = delta;
   }
 
   /**
@@ -116,7 +122,16 @@ final class StreamOutput implements AutoCloseable {
         }
         db = DuckDb.openFile(file.toString(), job.config().duckdb(), false);
       }
-      StreamOutput out = new StreamOutput(job, output, db);
+      StreamOutput out;
+      try {
+        out = new StreamOutput(job, output, db, job.config().sinks().delta() == null ? null
+            : DeltaCommit.forStream(job.plan(), job.runId()));
+      } catch (RuntimeException e) {
+        if (db != null) {
+          DuckDb.closeQuietly(db);
+        }
+        throw e;
+      }
       try {
         out.settle();
       } catch (IOException e) {
@@ -142,30 +157,44 @@ final class StreamOutput implements AutoCloseable {
   }
 
   /**
-   * Reads the committed positions, and settles the windows a killed run left pending: those it committed are moved
-   * into place, the others deleted (their records are read again).
+   * Reads the committed positions from the sink of record, and settles the windows a killed run left pending: those
+   * it committed are moved into place (and loaded into DuckDB first, when only the Delta tables got them), the others
+   * deleted (their records are read again).
    */
   private void settle() throws IOException {
-    java.util.Set<String> committedWindows = new java.util.HashSet<>();
+    java.util.Set<String> inDuckDb = new java.util.HashSet<>();
     if (db != null) {
       try (Statement st = db.createStatement()) {
         if (DuckDb.tableExists(db, "quality", "stream_positions")) {
-          try (ResultSet rs = st.executeQuery("SELECT source, topic, \"partition\", max(next_offset) FROM"
-              + " quality.stream_positions GROUP BY ALL")) {
-            while (rs.next()) {
-              positions.put(rs.getString(1) + "/" + rs.getString(2) + "/" + rs.getInt(3), rs.getLong(4));
-            }
-          }
-          try (ResultSet rs = st.executeQuery("SELECT window_id FROM quality.stream_windows")) {
-            while (rs.next()) {
-              committedWindows.add(rs.getString(1));
-            }
-          }
+          readPositions(st, "quality.stream_positions", "quality.stream_windows", inDuckDb);
         }
       } catch (SQLException e) {
         throw DuckDb.failure("reading the stream's committed positions failed", e);
       }
-    } else {
+    }
+    java.util.Set<String> committedWindows = inDuckDb;
+    if (delta != null) {
+      // The Delta tables are the sink of record: DuckDB gets a window after them.
+      positions.clear();
+      committedWindows = new java.util.HashSet<>();
+      List<String> positionFiles = delta.dataFiles(DeltaFiles.QUALITY_SCHEMA + "/stream_positions");
+      if (!positionFiles.isEmpty()) {
+        try (Connection mem = DuckDb.openInMemory(job.config().duckdb()); Statement st = mem.createStatement()) {
+          readPositions(st, DuckDbTables.parquetFiles(positionFiles), DuckDbTables.parquetFiles(delta.dataFiles(
+              DeltaFiles.QUALITY_SCHEMA + "/stream_windows")), committedWindows);
+        } catch (SQLException e) {
+          throw DuckDb.failure("reading the stream's committed positions from its Delta tables failed", e);
+        }
+      }
+      java.util.Set<String> extra = new java.util.TreeSet<>(inDuckDb);
+      extra.removeAll(committedWindows);
+      if (!extra.isEmpty()) {
+        throw new IllegalStateException("the DuckDB database " + job.database() + " holds " + extra.size()
+            + " windows of this stream that its Delta tables in " + delta.folder("") + " do not (the first: "
+            + extra.iterator().next() + "), so the two cannot resume from one position: give the job a new"
+            + " database, or new Delta tables");
+      }
+    } else if (db == null) {
       Path records = output.resolve("_stream/windows");
       if (Files.isDirectory(records)) {
         try (Stream<Path> files = Files.list(records)) {
@@ -180,16 +209,54 @@ final class StreamOutput implements AutoCloseable {
     Path pending = output.resolve("_stream/pending");
     if (Files.isDirectory(pending)) {
       try (Stream<Path> dirs = Files.list(pending)) {
-        for (Path dir : dirs.toList()) {
-          if (committedWindows.contains(dir.getFileName().toString())) {
+        for (Path dir : dirs.sorted().toList()) {
+          String id = dir.getFileName().toString();
+          if (committedWindows.contains(id)) {
+            if (db != null && !inDuckDb.contains(id)) {
+              load(job.plan(), JSON.readValue(dir.resolve(DESCRIPTION).toFile(), Window.class));
+            }
             moveIntoPlace(dir);
           } else {
             FileTrees.deleteTree(dir);
+            if (delta != null) {
+              delta.deleteFiles(id);
+            }
           }
         }
       }
     }
   }
+
+  /**
+   * Reads the positions committed in relation {@code positionsTable} (the next offset of each partition) and adds
+   * the window ids of {@code windowsTable} to {@code windows}.
+   */
+  private void readPositions(Statement st, String positionsTable, String windowsTable,
+      java.util.Set<String> windows) throws SQLException {
+    try (ResultSet rs = st.executeQuery("SELECT source, topic, \"partition\", max(next_offset) FROM " + positionsTable
+        + " GROUP BY ALL")) {
+      while (rs.next()) {
+        positions.put(rs.getString(1) + "/" + rs.getString(2) + "/" + rs.getInt(3), rs.getLong(4));
+      }
+    }
+    try (ResultSet rs = st.executeQuery("SELECT window_id FROM " + windowsTable)) {
+      while (rs.next()) {
+        windows.add(rs.getString(1));
+      }
+    }
+  }
+
+  /** The file in a window's pending folder that describes it ({@link Window}). */
+  private static final String DESCRIPTION = "_window.json";
+
+  /**
+   * What a window's commit writes into the tables, kept in its pending folder until its files are in place: a
+   * restart that finds it in the Delta tables and not in DuckDB loads it from this. {@code resourceFiles} are its
+   * resource NDJSON files by type, {@code rejectFiles} its reject files, {@code resourcesOut} its resources by type;
+   * {@code rows} its rows of {@code quality.stream_windows} and {@code quality.stream_positions}.
+   */
+  record Window(String windowId, Map<String, List<String>> resourceFiles, List<String> rejectFiles,
+      Map<String, Long> resourcesOut, Map<String, List<List<Object>>> rows) {}
 
   /** What the window's record holds, without the DuckDB sink. */
   record WindowRecord(String windowId, String runId, Map<String, Long> positions) {}
@@ -276,10 +343,21 @@ final class StreamOutput implements AutoCloseable {
     }
     Map<String, Long> windowPositions = new LinkedHashMap<>();
     ranges.forEach(r -> windowPositions.put(r.partitionKey(), r.next()));
+    Window window = new Window(windowId, resourceFiles, rejectFiles, counted.resourcesOut(), Map.of(
+        "stream_windows", List.of(windowRow(windowId, windowStart, counted, ranges)),
+        "stream_positions", positionRows(windowId, ranges)));
+    Files.createDirectories(pending);
+    JSON.writeValue(pending.resolve(DESCRIPTION).toFile(), window);
     fault("after-files");
+    if (delta != null) {
+      if (faultAt("in-delta")) {
+        System.setProperty(DeltaCommit.HALT_AFTER_TABLES, "1");
+      }
+      delta.commitWindow(windowId, resourceFiles, rejectFiles, window.rows());
+    }
     if (db != null) {
-      load(plan, windowId, windowStart, counted, resourceFiles, rejectFiles, ranges);
-    } else {
+      load(plan, window);
+    } else if (delta == null) {
       Path record = output.resolve("_stream/windows").resolve(windowId + ".json");
       Files.createDirectories(record.getParent());
       Path temp = record.resolveSibling("." + windowId + ".json.tmp");
@@ -329,13 +407,19 @@ final class StreamOutput implements AutoCloseable {
    * environment variable {@code FHIRBEAM_STREAM_FAULT}) set to {@code <point>@<n>}, the process halts (no shutdown
    * hooks, nothing closed) at that point of the n-th window this run commits. Points: {@code after-files} (the
    * window's files staged), {@code in-commit} (its DuckDB transaction under way, not committed), {@code after-commit}
-   * (committed, its files not yet in place).
+   * (committed, its files not yet in place); with the Delta sink, {@code in-delta} (after the first of its Delta
+   * tables took it, as a SIGKILL in the middle of a Delta commit).
    */
   private void fault(String point) {
-    String wanted = System.getProperty(FAULT, System.getenv("FHIRBEAM_STREAM_FAULT"));
-    if (wanted != null && wanted.equals(point + "@" + (windows + 1))) {
+    if (faultAt(point)) {
       Runtime.getRuntime().halt(137);
     }
+  }
+
+  /** Whether the test-only crash ({@link #fault}) is asked for at {@code point} of the window being committed. */
+  private boolean faultAt(String point) {
+    String wanted = System.getProperty(FAULT, System.getenv("FHIRBEAM_STREAM_FAULT"));
+    return wanted != null && wanted.equals(point + "@" + (windows + 1));
   }
 
   /** The window's (or the run's) figures as a run summary; its balance is the window's. */
@@ -380,62 +464,67 @@ final class StreamOutput implements AutoCloseable {
   }
 
   /**
-   * The window's DuckDB transaction: its resources appended to their tables, its rejects to {@code quality.rejects},
-   * the window and its positions recorded; all or nothing. {@code quality.stream_windows} has the window's records,
-   * resources and rejects, the earliest and latest Kafka timestamps of its records, {@code lag_ms} (from the earliest
-   * record's timestamp to when it was read) and {@code latency_ms} (from then to the window's commit: the longest a
-   * record of the window waited).
+   * The window's row of {@code quality.stream_windows}: its records, resources and rejects, the earliest and latest
+   * Kafka timestamps of its records, {@code lag_ms} (from the earliest record's timestamp to when it was read) and
+   * {@code latency_ms} (from then to now, as its commit starts: the longest a record of the window waited).
    */
-  private void load(JobPlan plan, String windowId, Instant windowStart, RunSummary counted,
-      Map<String, List<String>> resourceFiles, List<String> rejectFiles, List<StreamRange> ranges) {
+  private List<Object> windowRow(String windowId, Instant windowStart, RunSummary counted, List<StreamRange> ranges) {
+    long minTime = ranges.stream().mapToLong(StreamRange::minTimestamp).min().orElse(0);
+    long maxTime = ranges.stream().mapToLong(StreamRange::maxTimestamp).max().orElse(0);
+    long firstPoll = ranges.stream().mapToLong(StreamRange::firstPollMillis).min().orElse(0);
+    long now = System.currentTimeMillis();
+    return java.util.Arrays.asList(windowId, job.runId(), windowStart.toString(), Instant.ofEpochMilli(now)
+        .toString(), counted.rowsIn(), counted.resourcesTotal(), counted.rejected(), Instant.ofEpochMilli(minTime)
+        .toString(), Instant.ofEpochMilli(maxTime).toString(), Math.max(0, firstPoll - minTime),
+        Math.max(0, now - minTime));
+  }
+
+  /** The window's rows of {@code quality.stream_positions}: the records it read of each partition. */
+  private static List<List<Object>> positionRows(String windowId, List<StreamRange> ranges) {
+    List<List<Object>> rows = new ArrayList<>();
+    for (StreamRange r : ranges) {
+      rows.add(List.of(windowId, r.source(), r.topic(), r.partition(), r.from(), r.next(), r.records()));
+    }
+    return rows;
+  }
+
+  /**
+   * The window's DuckDB transaction: its resources appended to their tables, its rejects to {@code quality.rejects},
+   * its rows of {@code quality.stream_windows} and {@code quality.stream_positions} added; all or nothing.
+   */
+  private void load(JobPlan plan, Window w) {
     try (DuckDbTables.Transaction tx = DuckDbTables.begin(db, DuckDbLoad.SCHEMAS)) {
       Map<String, Long> before = new HashMap<>();
-      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
+      for (Map.Entry<String, List<String>> e : w.resourceFiles().entrySet()) {
         String table = e.getKey().toLowerCase(Locale.ROOT);
         before.put(table, DuckDb.rows(db, "fhir_resources", table));
         tx.load(new DuckDbTables.JsonTable("fhir_resources", table, DuckDbLoad.tableColumns(plan, e.getKey(), true),
             e.getValue(), WriteMode.APPEND));
       }
       for (CompiledMapping m : plan.mappings()) {
-        if (resourceFiles.containsKey(m.resourceType()) || tableExists("fhir_resources",
+        if (w.resourceFiles().containsKey(m.resourceType()) || tableExists("fhir_resources",
             m.resourceType().toLowerCase(Locale.ROOT))) {
           tx.view("transformed_data", m.name(), DuckDbLoad.transformedView(m));
         }
       }
-      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.rejects (" + QualityTables.STREAM_REJECTS + ")");
-      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_windows (window_id VARCHAR PRIMARY KEY,"
-          + " run_id VARCHAR, window_start TIMESTAMPTZ, committed_at TIMESTAMPTZ, records BIGINT, resources BIGINT,"
-          + " rejects BIGINT, min_record_time TIMESTAMPTZ, max_record_time TIMESTAMPTZ, lag_ms BIGINT,"
-          + " latency_ms BIGINT)");
-      tx.run("stream_tables", "CREATE TABLE IF NOT EXISTS quality.stream_positions (window_id VARCHAR, source"
-          + " VARCHAR, topic VARCHAR, \"partition\" INTEGER, from_offset BIGINT, next_offset BIGINT, records BIGINT)");
-      if (!rejectFiles.isEmpty()) {
-        tx.run("rejects", "INSERT INTO quality.rejects BY NAME " + QualityTables.streamRejectsQuery(rejectFiles,
-            windowId));
+      QualityTables.STREAM.forEach((table, columns) -> tx.run("stream_tables", QualityTables.createTable("quality",
+          table, columns, table.equals("stream_windows") ? "window_id" : null)));
+      if (!w.rejectFiles().isEmpty()) {
+        tx.run("rejects", "INSERT INTO quality.rejects BY NAME " + QualityTables.streamRejectsQuery(w.rejectFiles(),
+            w.windowId()));
       }
-      long minTime = ranges.stream().mapToLong(StreamRange::minTimestamp).min().orElse(0);
-      long maxTime = ranges.stream().mapToLong(StreamRange::maxTimestamp).max().orElse(0);
-      long firstPoll = ranges.stream().mapToLong(StreamRange::firstPollMillis).min().orElse(0);
-      tx.run("stream_windows", "INSERT INTO quality.stream_windows VALUES (" + DuckDb.literal(windowId) + ", "
-          + DuckDb.literal(job.runId()) + ", make_timestamptz(" + windowStart.toEpochMilli() * 1000 + "), now(), "
-          + counted.rowsIn() + ", " + counted.resourcesTotal() + ", " + counted.rejected() + ", make_timestamptz("
-          + minTime * 1000 + "), make_timestamptz(" + maxTime * 1000 + "), " + Math.max(0, firstPoll - minTime)
-          + ", greatest(0, epoch_ms(now()) - " + minTime + "))");
-      for (StreamRange r : ranges) {
-        tx.run("stream_positions", "INSERT INTO quality.stream_positions VALUES (" + DuckDb.literal(windowId) + ", "
-            + DuckDb.literal(r.source()) + ", " + DuckDb.literal(r.topic()) + ", " + r.partition() + ", " + r.from()
-            + ", " + r.next() + ", " + r.records() + ")");
-      }
+      w.rows().forEach((table, rows) -> tx.run(table, "INSERT INTO quality." + table + " BY NAME "
+          + DeltaCommit.valuesQuery(QualityTables.STREAM.get(table), rows)));
       fault("in-commit");
       job.config().sinks().views().forEach((name, sql) -> tx.userView(
           new DuckDbTables.View(name, sql, job.config().sinks().viewLocations().get(name))));
-      tx.commit(windowId, counts -> resourceFiles.keySet().forEach(type -> {
+      tx.commit(w.windowId(), counts -> w.resourceFiles().keySet().forEach(type -> {
         String table = type.toLowerCase(Locale.ROOT);
-        long expected = before.get(table) + counted.resourcesOut().get(type);
+        long expected = before.get(table) + w.resourcesOut().get(type);
         long loaded = counts.get("fhir_resources." + table);
         if (loaded != expected) {
           throw new JobRunner.UnbalancedRunException("DuckDB table fhir_resources." + table + " would hold " + loaded
-              + " rows but should hold " + expected + " after window " + windowId);
+              + " rows but should hold " + expected + " after window " + w.windowId());
         }
       }));
     }
@@ -456,6 +545,9 @@ final class StreamOutput implements AutoCloseable {
       files = walk.filter(Files::isRegularFile).toList();
     }
     for (Path f : files) {
+      if (f.getFileName().toString().equals(DESCRIPTION)) {
+        continue; // deleted with the folder
+      }
       Path to = output.resolve(pending.relativize(f).toString());
       Files.createDirectories(to.getParent());
       Files.move(f, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

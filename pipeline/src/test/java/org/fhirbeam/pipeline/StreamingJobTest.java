@@ -196,7 +196,8 @@ class StreamingJobTest {
     List<Map.Entry<String, String>> records = sampleRecords();
     records.add(Map.entry("bad-1", "[1, 2]"));
     broker.produce("spark-patients", records);
-    Path cfg = config("spark-patients");
+    // Into Delta tables too.
+    Path cfg = withDelta(config("spark-patients"), dir.resolve("spark-delta"));
     Path out = dir.resolve("spark-out");
     Cli run = Cli.run("run", "--runner", "spark", "--config", cfg.toString(), "--output", out.toString(), "--drain");
     assertThat(run.err(), run.code(), is(0));
@@ -214,6 +215,60 @@ class StreamingJobTest {
         "--drain");
     assertThat(again.err(), again.code(), is(0));
     assertThat(again.err(), containsString(": 0 windows committed"));
+    // The Delta tables, as delta-spark reads them, hold the same: the resources byte for byte.
+    try (DeltaTables delta = new DeltaTables(dir.resolve("spark-delta"))) {
+      assertThat(delta.strings("SELECT resource FROM {fhir_resources/patient} ORDER BY 1"), equalTo(Files
+          .readAllLines(DefaultJobTest.EXPECTED.resolve("Patient.ndjson")).stream().sorted().toList()));
+      assertThat(delta.number("SELECT count(*) FROM {quality/rejects}"), is(7L));
+      assertThat(delta.number("SELECT count(DISTINCT partition, offset) FROM {quality/rejects}"), is(7L));
+      assertThat(delta.number("SELECT sum(records) FROM {quality/stream_positions}"), is(41L));
+      assertThat(delta.number("SELECT sum(records) - sum(resources) - sum(rejects) FROM {quality/stream_windows}"),
+          is(0L));
+      assertThat(delta.number("SELECT count(*) FROM {transformed_data/patient}"), is(34L));
+      // One version per window that had resources.
+      assertThat((long) delta.rows("DESCRIBE HISTORY {fhir_resources/patient}").size(),
+          is(delta.number("SELECT count(*) FROM {quality/stream_windows} WHERE resources > 0")));
+    }
+  }
+
+  /** {@code cfg} with the Delta sink writing path-based tables under {@code location}. */
+  private static Path withDelta(Path cfg, Path location) throws IOException {
+    return Files.writeString(cfg, Files.readString(cfg) + """
+        sinks:
+          delta: {enabled: true, location: %s}
+        """.formatted(location));
+  }
+
+  /**
+   * The Delta tables under a folder as an independent reader reads them: delta-spark in a local Spark session of
+   * this JVM, stopped on close (the Spark runner needs this JVM's only context). A query names a table as
+   * {@code {<schema>/<name>}}.
+   */
+  private static final class DeltaTables implements AutoCloseable {
+    private final Path root;
+    private final org.apache.spark.sql.SparkSession spark;
+
+    DeltaTables(Path root) {
+      this.root = root;
+      this.spark = DeltaReader.start("stream-delta-reader", root.resolveSibling(root.getFileName() + "-reader"));
+    }
+
+    List<org.apache.spark.sql.Row> rows(String sql) {
+      return spark.sql(sql.replaceAll("\\{([a-z_]+/[a-z_]+)}", "delta.`" + root + "/$1`")).collectAsList();
+    }
+
+    List<String> strings(String sql) {
+      return rows(sql).stream().map(r -> r.getString(0)).toList();
+    }
+
+    long number(String sql) {
+      return rows(sql).get(0).getLong(0);
+    }
+
+    @Override
+    public void close() {
+      spark.stop();
+    }
   }
 
   @Test
@@ -361,16 +416,25 @@ class StreamingJobTest {
       records.add(Map.entry("bad" + i, "not json " + i));
     }
     broker.produce("killed-" + runner, records);
-    // Small polls and windows: many windows, so that kills land between and inside commits.
+    // Small polls and windows: many windows, so that kills land between and inside commits. On Spark, into Delta
+    // tables too, which then hold the position.
+    boolean delta = runner.equals("spark");
     Path cfg = Files.writeString(dir.resolve("killed.yaml"), Files.readString(config("killed-" + runner))
         .replace("window: 1s", "window: 300ms")
         .replace("      columns:", "      consumer: {max.poll.records: '500'}\n      columns:").replace(dir.resolve("stream.db").toString(),
             dir.resolve("killed.db").toString()));
+    if (delta) {
+      withDelta(cfg, dir.resolve("killed-delta"));
+    }
     Path out = dir.resolve("killed-out");
 
     // At each named point of a window's commit, then at random moments.
     int killed = 0;
-    for (String point : List.of("after-files@1", "in-commit@1", "after-commit@1")) {
+    List<String> points = new ArrayList<>(List.of("after-files@1", "in-commit@1", "after-commit@1"));
+    if (delta) {
+      points.add(1, "in-delta@1"); // after the window's first table took it
+    }
+    for (String point : points) {
       Path log = dir.resolve("run-" + killed + ".log");
       Process p = start(runner, cfg, out, log, true, "-D" + StreamOutput.FAULT + "=" + point);
       assertThat(p.waitFor(180, java.util.concurrent.TimeUnit.SECONDS), is(true));
@@ -436,6 +500,21 @@ class StreamingJobTest {
     }
     assertThat(Files.exists(out.resolve("_stream/pending")) && Files.list(out.resolve("_stream/pending")).findAny()
         .isPresent(), is(false));
+    if (delta) {
+      try (DeltaTables tables = new DeltaTables(dir.resolve("killed-delta"))) {
+        assertThat(tables.number("SELECT count(*) FROM {fhir_resources/patient}"), is((long) resources.size()));
+        assertThat(tables.number("SELECT count(DISTINCT id) FROM {fhir_resources/patient}"),
+            is((long) resources.size()));
+        assertThat(tables.number("SELECT count(*) FROM {quality/rejects}"), is((long) rejects.size()));
+        assertThat(tables.number("SELECT count(DISTINCT partition, offset) FROM {quality/rejects}"),
+            is((long) rejects.size()));
+        assertThat(tables.number("SELECT sum(records) FROM {quality/stream_positions}"), is((long) total));
+      }
+      // No window's Delta commit is left half done.
+      try (Stream<Path> ledgers = Files.list(dir.resolve("killed-delta/_fhirbeam/commits"))) {
+        assertThat(ledgers.toList(), equalTo(List.of()));
+      }
+    }
   }
 
   /** The windows committed to a database so far (0 before the first). */
