@@ -238,9 +238,15 @@ public final class Bench implements Callable<Integer> {
           case "stream-trickle", "stream-sustained" -> {
             // Run below, while this process produces to the topic.
           }
-          case "stream-direct", "stream-spark" -> cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(),
-              "run", "--runner", c.equals("stream-spark") ? "spark" : "direct", "--config", stream.config.toString(),
-              "--output", outDir.toString(), "--drain", "--set", "duckdb.database=" + outDir.resolve("fhir.db")));
+          case "stream-direct", "stream-spark" -> {
+            cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner",
+                c.equals("stream-spark") ? "spark" : "direct", "--config", stream.config.toString(), "--output",
+                outDir.toString(), "--drain"));
+            // Into NDJSON and DuckDB on the DirectRunner; into NDJSON and Delta tables on Spark.
+            cmd.addAll(c.equals("stream-spark") ? List.of("--set", "sinks.duckdb.enabled=false", "--set",
+                "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + outDir.resolve("delta"))
+                : List.of("--set", "duckdb.database=" + outDir.resolve("fhir.db")));
+          }
           case "spark-cluster" -> {
             // Submitted below: the driver is the measured process; the executors run in the workers' JVMs.
           }
