@@ -160,6 +160,12 @@ public final class Counters {
   public static final String WINDOWS_COMMITTED = "windows_committed";
 
   /**
+   * Records a streaming run has committed (a Beam counter only): once every reader is done, the run's last window is
+   * committed when these reach the records mapped ({@link #streamRecords}).
+   */
+  public static final String STREAM_COMMITTED = "stream_committed";
+
+  /**
    * Lines the committed parts of a file set hold ({@code fhir/<Type>}, or {@code rejects/rejects}): counted by the
    * task that commits each part, and never a Beam counter.
    */

@@ -45,12 +45,18 @@ import org.joda.time.Instant;
  * a reader from one reads nothing twice and skips nothing.
  *
  * <p>A run ends, its last window committed, when the source's bound is reached ({@link Bounds}) or {@link #stop} is
- * called (on SIGINT or SIGTERM): the readers then emit nothing more and move their watermark to the end of time.
+ * called (on SIGINT or SIGTERM): the readers then emit nothing more, and once every reader of the source is done they
+ * move their watermark to the end of time, together. Not one by one: Beam's Spark runner takes the highest watermark
+ * of a source's readers as the source's (Beam issue 19411), so one reader at the end of time would make the records
+ * the others read after it late. The readers of a run tell each other they are done in this JVM, which holds all of
+ * them on the DirectRunner and on Spark in local mode.
  */
 public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBatchSource.Checkpoint> {
   private static final long serialVersionUID = 1L;
   /** Set once the job is asked to stop, in this JVM. */
   private static final AtomicBoolean STOP = new AtomicBoolean();
+  /** By run and source ({@link #doneKey}), the readers (split numbers) that are done, in this JVM. */
+  private static final Map<String, java.util.Set<Integer>> DONE = new java.util.concurrent.ConcurrentHashMap<>();
   /** How long a poll waits for records. */
   private static final Duration POLL = Duration.ofMillis(100);
 
@@ -92,7 +98,10 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   private final Map<String, String> settings;
   private final Map<String, Long> positions;
   private final Bounds bounds;
-  private final int maxSplits;
+  private final String run;
+  /** This reader's number among the source's readers, and how many there are. */
+  private final int split;
+  private final int splits;
 
   /**
    * @param name the source's name
@@ -100,18 +109,27 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
    * @param settings its consumer settings, resolved ({@link KafkaSource#consumerSettings})
    * @param positions where each of the partitions read starts, by {@link #key}: every partition of the topics
    * @param bounds where the run stops by itself
-   * @param maxSplits how many readers the partitions are split among at most (0: as many as the runner asks). Beam's
-   *     Spark runner takes the highest watermark of the readers as the source's: one reader that reaches the end
-   *     of time before the others would make their later records late, so it gets one
+   * @param run the run reading it: its readers are done together
    */
   public KafkaBatchSource(String name, KafkaSource kafka, Map<String, String> settings, Map<String, Long> positions,
-      Bounds bounds, int maxSplits) {
+      Bounds bounds, String run) {
+    this(name, kafka, settings, positions, bounds, run, 0, 1);
+  }
+
+  private KafkaBatchSource(String name, KafkaSource kafka, Map<String, String> settings, Map<String, Long> positions,
+      Bounds bounds, String run, int split, int splits) {
     this.name = name;
     this.kafka = kafka;
     this.settings = Map.copyOf(settings);
     this.positions = new LinkedHashMap<>(positions);
     this.bounds = bounds;
-    this.maxSplits = maxSplits;
+    this.run = run;
+    this.split = split;
+    this.splits = splits;
+  }
+
+  private String doneKey() {
+    return run + "/" + name;
   }
 
   /** {@code topic/partition}, as positions are keyed. */
@@ -208,16 +226,13 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   public List<KafkaBatchSource> split(int desiredNumSplits, PipelineOptions options) {
     List<String> keys = new ArrayList<>(positions.keySet());
     int splits = bounds.splittable() ? Math.max(1, Math.min(desiredNumSplits, keys.size())) : 1;
-    if (maxSplits > 0) {
-      splits = Math.min(splits, maxSplits);
-    }
     List<KafkaBatchSource> out = new ArrayList<>();
     for (int s = 0; s < splits; s++) {
       Map<String, Long> mine = new LinkedHashMap<>();
       for (int i = s; i < keys.size(); i += splits) {
         mine.put(keys.get(i), positions.get(keys.get(i)));
       }
-      out.add(new KafkaBatchSource(name, kafka, settings, mine, bounds, maxSplits));
+      out.add(new KafkaBatchSource(name, kafka, settings, mine, bounds, run, s, splits));
     }
     return out;
   }
@@ -296,6 +311,10 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
               0L));
       done = STOP.get() || drained || (b.maxRecords() > 0 && records + queued() >= b.maxRecords())
           || (b.deadlineMillis() > 0 && System.currentTimeMillis() >= b.deadlineMillis());
+      if (done) {
+        DONE.computeIfAbsent(source.doneKey(), k -> java.util.concurrent.ConcurrentHashMap.newKeySet())
+            .add(source.split);
+      }
       return done;
     }
 
@@ -368,8 +387,8 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
 
     @Override
     public Instant getWatermark() {
-      if (done && queue.isEmpty()) {
-        return BoundedWindow.TIMESTAMP_MAX_VALUE;
+      if (done && queue.isEmpty() && DONE.getOrDefault(source.doneKey(), java.util.Set.of()).size() == source.splits) {
+        return BoundedWindow.TIMESTAMP_MAX_VALUE; // every reader of the source is done
       }
       long low = System.currentTimeMillis();
       for (RecordBatch b : queue) {

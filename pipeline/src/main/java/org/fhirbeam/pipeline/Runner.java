@@ -190,11 +190,6 @@ public enum Runner {
   /** The Spark runner's micro-batch interval for streaming jobs. */
   static final long STREAM_BATCH_MILLIS = 1000;
 
-  /** How many readers a streaming job's sources get at most: one on Spark (see {@link org.fhirbeam.io.KafkaBatchSource}). */
-  int streamReaders() {
-    return this == SPARK ? 1 : 0;
-  }
-
   /**
    * The runner that executed a pipeline, told by the type of the result it returned rather than by the options
    * that asked for it, so that a run which silently fell back to another runner says so (and tests notice).

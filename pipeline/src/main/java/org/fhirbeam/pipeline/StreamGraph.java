@@ -55,12 +55,10 @@ final class StreamGraph {
   /**
    * @param positions where each partition of each source starts ({@link KafkaBatchSource#startPositions}), by source
    * @param settings each source's consumer settings, resolved
-   * @param readers how many readers a source's partitions are split among at most (0: as the runner asks; see
-   *     {@link KafkaBatchSource})
    */
   static void build(Pipeline p, JobPlan plan, String runId, String partsDir, StreamOutput.Job job,
       Map<String, Map<String, Long>> positions, Map<String, Map<String, String>> settings,
-      Map<String, KafkaBatchSource.Bounds> bounds, Duration window, int readers) {
+      Map<String, KafkaBatchSource.Bounds> bounds, Duration window) {
     List<PCollection<RecordBatch>> reads = new ArrayList<>();
     List<MapRecords.Source> sources = new ArrayList<>();
     for (SourceConfig s : plan.config().sources().values()) {
@@ -71,7 +69,7 @@ final class StreamGraph {
       }
       sources.add(new MapRecords.Source(s.name(), kafka, mappings));
       reads.add(p.apply("Read" + JobGraph.capitalize(s.name()), Read.from(new KafkaBatchSource(s.name(), kafka,
-          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name()), readers))));
+          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name()), runId))));
     }
     PCollectionTuple mapped = PCollectionList.of(reads).apply("Sources", Flatten.pCollections())
         .setCoder(RecordBatch.CODER)
@@ -136,8 +134,9 @@ final class StreamGraph {
             ranges.add(i.range());
           }
         }
-        output.commit(w.getKey(), parts, ranges);
+        long records = output.commit(w.getKey(), parts, ranges);
         Metrics.counter(Counters.NAMESPACE, Counters.WINDOWS_COMMITTED).inc();
+        Metrics.counter(Counters.NAMESPACE, Counters.STREAM_COMMITTED).inc(records);
       }
       windows = null;
     }

@@ -265,9 +265,9 @@ final class StreamOutput implements AutoCloseable {
    * Commits one window: {@code parts} (every part file its stages wrote) and {@code ranges} (the records it read,
    * per partition). A window that was committed already (a retried commit) is dropped; one that follows a window not
    * yet committed waits for it. Throws when the window does not balance: nothing of it is committed, and the run stops
-   * with its position before the window.
+   * with its position before the window. Returns the records committed (none for a window committed already).
    */
-  synchronized void commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped) throws IOException {
+  synchronized long commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped) throws IOException {
     List<StreamRange> ranges = merged(mapped);
     long deadline = System.currentTimeMillis() + WAIT_MILLIS;
     while (true) {
@@ -288,7 +288,7 @@ final class StreamOutput implements AutoCloseable {
         for (PartFile p : parts) {
           Files.deleteIfExists(Path.of(p.path()));
         }
-        return; // a retried commit of a window committed already
+        return 0; // a retried commit of a window committed already
       }
       if (done > 0) {
         throw new IllegalStateException("a window holds records committed already and records that are not");
@@ -372,6 +372,7 @@ final class StreamOutput implements AutoCloseable {
     windows++;
     writeSummary();
     notifyAll();
+    return ranges.stream().mapToLong(StreamRange::records).sum();
   }
 
   /**

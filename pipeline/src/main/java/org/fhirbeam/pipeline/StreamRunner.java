@@ -94,7 +94,7 @@ final class StreamRunner {
       PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
       Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
-          plan.config().streaming().window(), runner.streamReaders());
+          plan.config().streaming().window());
       KafkaBatchSource.resetStop();
       Signals stop = Signals.install();
       try {
