@@ -31,7 +31,8 @@ public final class ConfigLoader {
   private static final Set<String> FILE_ONLY = Set.of("format", "optional", "sheet", "header_row", "delimiter",
       "quote", "escape", "encoding", "on_error", "s3", "unnest", "fields", "types");
   private static final Set<String> S3 = Set.of("endpoint", "region", "path_style");
-  private static final Set<String> DELTA_SOURCE = Set.of("table", "version", "timestamp", "since_version");
+  private static final Set<String> DELTA_SOURCE = Set.of("table", "version", "timestamp", "since_version",
+      "streaming", "poll");
   private static final Set<String> HTTP = Set.of("url", "items", "next_link", "page_param", "headers_env",
       "max_retries");
   private static final Set<String> JDBC = Set.of("url", "user", "password_env", "password_file", "table", "query",
@@ -103,12 +104,13 @@ public final class ConfigLoader {
     SinkSettings sinks = sinks(top.get("sinks"));
     QualitySettings quality = quality(top.get("quality"));
     StreamingSettings streaming = null;
-    if (sources.values().stream().anyMatch(s -> s.kafka() != null)) {
+    if (sources.values().stream().anyMatch(SourceConfig::streams)) {
       streaming = streaming(top, sources);
       sinks = sinks.streaming();
       quality = new QualitySettings(QualitySettings.DuplicateIds.KEEP);
     } else if (top.has("streaming")) {
-      throw top.get("streaming").error("only a job with a streaming source (kafka) takes 'streaming'");
+      throw top.get("streaming").error("only a job with a streaming source (kafka, or delta with streaming: true)"
+          + " takes 'streaming'");
     }
     ValidationSettings validation = validation(top.get("validation"), file);
     if (sinks.duckdb() && duckdb.readOnly()) {
@@ -439,7 +441,30 @@ public final class ConfigLoader {
             + timestamp + "'");
       }
     }
-    return new SourceConfig.DeltaRead(version, timestamp, since);
+    if (!d.bool("streaming", false)) {
+      if (d.has("poll")) {
+        throw d.get("poll").error("only a streaming read (streaming: true) polls the table");
+      }
+      return new SourceConfig.DeltaRead(version, timestamp, since);
+    }
+    for (String k : List.of("version", "timestamp")) {
+      if (d.has(k)) {
+        throw d.get(k).error("a streaming read reads every version as it is committed: give since_version to start"
+            + " after one");
+      }
+    }
+    java.time.Duration poll = java.time.Duration.ofSeconds(2);
+    if (d.has("poll")) {
+      try {
+        poll = Durations.parse("poll", d.get("poll").text());
+      } catch (InputException e) {
+        throw d.get("poll").error(e.getMessage());
+      }
+      if (poll.toMillis() < 100) {
+        throw d.get("poll").error("the table is polled at most every 100ms");
+      }
+    }
+    return new SourceConfig.DeltaRead(null, null, since, poll);
   }
 
   private static final String DOTTED = "[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*";
@@ -579,9 +604,9 @@ public final class ConfigLoader {
    */
   private static StreamingSettings streaming(ConfigNode.Fields top, Map<String, SourceConfig> sources) {
     for (SourceConfig s : sources.values()) {
-      if (s.kafka() == null) {
-        throw new ConfigException(s.location(), "sources." + s.name(), "a job with a streaming source (kafka) reads"
-            + " only streaming sources; move this source to a batch job");
+      if (!s.streams()) {
+        throw new ConfigException(s.location(), "sources." + s.name(), "a job with a streaming source reads only"
+            + " streaming sources (kafka, or delta with streaming: true); move this source to a batch job");
       }
     }
     ConfigNode sinks = top.get("sinks");

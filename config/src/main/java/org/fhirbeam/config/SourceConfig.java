@@ -32,9 +32,23 @@ public record SourceConfig(String name, String path, String sql, Format format, 
 
   /**
    * Which rows of a Delta table a run reads: a snapshot (the latest, or as of {@code version} or {@code timestamp}),
-   * or of it only the rows added after version {@code sinceVersion}. Null fields are not given.
+   * or of it only the rows added after version {@code sinceVersion}. Null fields are not given. With {@code poll}
+   * (null for a batch read), the table is a stream: the rows each version adds, read as versions are committed, the
+   * table checked for new ones every {@code poll}; a job that has committed none starts after {@code sinceVersion}
+   * (null: at version 0).
    */
-  public record DeltaRead(Long version, String timestamp, Long sinceVersion) implements Serializable {}
+  public record DeltaRead(Long version, String timestamp, Long sinceVersion, java.time.Duration poll)
+      implements Serializable {
+    /** A batch read. */
+    public DeltaRead(Long version, String timestamp, Long sinceVersion) {
+      this(version, timestamp, sinceVersion, null);
+    }
+
+    /** Whether the table is read as a stream. */
+    public boolean streaming() {
+      return poll != null;
+    }
+  }
 
   public SourceConfig {
     fields = fields == null ? java.util.Map.of()
@@ -47,6 +61,11 @@ public record SourceConfig(String name, String path, String sql, Format format, 
       S3Settings s3, String unnest, java.util.Map<String, String> fields, DeltaRead delta) {
     this(name, path, sql, format, optional, location, sheet, headerRow, jdbc, http, csv, skipBadFiles, s3, unnest,
         fields, delta, null);
+  }
+
+  /** Whether the source is a stream: Kafka topics, or a Delta table read as versions are committed. */
+  public boolean streams() {
+    return kafka != null || (delta != null && delta.streaming());
   }
 
   /** {@code file:line: sources.NAME.KEY}: how an error about one of the source's keys begins. */

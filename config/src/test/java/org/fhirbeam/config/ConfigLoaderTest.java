@@ -423,12 +423,31 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void aDeltaTableReadAsItsVersionsAreCommittedMakesAStreamingJob() throws IOException {
+    String delta = PIPELINE.replace("    path: ${INPUT}/*.csv\n", "    delta: {table: /t, streaming: true, poll: 500ms,"
+        + " since_version: 4}\n");
+    PipelineConfig c = load(delta, Map.of());
+    assertThat(c.streams(), is(true));
+    assertThat(c.sources().get("patients").delta(), equalTo(new SourceConfig.DeltaRead(null, null, 4L,
+        java.time.Duration.ofMillis(500))));
+    assertThat(c.sinks().duckdbMode(), is(WriteMode.APPEND));
+    String at = pipeline("x").toString();
+    assertThat(reject(delta.replace("since_version: 4", "version: 4")).getMessage(), equalTo(at + ":9:"
+        + " sources.patients.delta.version: a streaming read reads every version as it is committed: give"
+        + " since_version to start after one"));
+    assertThat(reject(delta.replace("streaming: true, ", "")).getMessage(), equalTo(at + ":9:"
+        + " sources.patients.delta.poll: only a streaming read (streaming: true) polls the table"));
+    // A batch read of a Delta table is no stream.
+    assertThat(load(delta.replace("streaming: true, poll: 500ms, ", ""), Map.of()).streams(), is(false));
+  }
+
+  @Test
   void streamingJobsNameWhatTheyCannotDoAtItsKey() throws IOException {
     String at = pipeline("x").toString();
     assertThat(reject(STREAM + "streaming: {window: soon}\n").getMessage(), equalTo(at + ":17: streaming.window:"
         + " window soon: a duration is a number with ms, s, m or h (90s, 30m)"));
     assertThat(reject(PIPELINE + "streaming: {window: 10s}\n").getMessage(), equalTo(at + ":12: streaming: only a"
-        + " job with a streaming source (kafka) takes 'streaming'"));
+        + " job with a streaming source (kafka, or delta with streaming: true) takes 'streaming'"));
     assertThat(reject(STREAM + "sinks: {ndjson: {mode: overwrite}}\n").getMessage(), equalTo(at + ":17:"
         + " sinks.ndjson.mode: a streaming job appends each window to its outputs: use append (or leave it out)"));
     assertThat(reject(STREAM + "sinks: {parquet: {enabled: true}}\n").getMessage(), equalTo(at + ":17:"
@@ -445,8 +464,8 @@ class ConfigLoaderTest {
         + " quality.duplicate_ids: a streaming job does not look for ids repeated across windows yet: use keep (or"
         + " leave it out)"));
     assertThat(reject(STREAM.replace("  patients:\n", "  more: {path: /in/a.csv}\n  patients:\n")).getMessage(),
-        equalTo(at + ":8: sources.more: a job with a streaming source (kafka) reads only streaming sources; move"
-            + " this source to a batch job"));
+        equalTo(at + ":8: sources.more: a job with a streaming source reads only streaming sources (kafka, or delta"
+            + " with streaming: true); move this source to a batch job"));
     assertThat(reject(STREAM.replace("max.poll.records: '2000'", "group.id: mine")).getMessage(), equalTo(at
         + ":13: sources.patients.kafka.consumer.group.id: the job sets group.id itself (bootstrap_servers, group_id,"
         + " start)"));

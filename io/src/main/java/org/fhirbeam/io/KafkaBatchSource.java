@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Properties;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.io.UnboundedSource;
@@ -45,7 +44,7 @@ import org.joda.time.Instant;
  * a reader from one reads nothing twice and skips nothing.
  *
  * <p>A run ends, its last window committed, when the source's bound is reached ({@link Bounds}) or {@link #stop} is
- * called (on SIGINT or SIGTERM): the readers then emit nothing more, and once every reader of the source is done they
+ * asked for ({@link StreamStop}, on SIGINT or SIGTERM): the readers then emit nothing more, and once every reader of the source is done they
  * move their watermark to the end of time, together. Not one by one: Beam's Spark runner takes the highest watermark
  * of a source's readers as the source's (Beam issue 19411), so one reader at the end of time would make the records
  * the others read after it late. The readers of a run tell each other they are done in this JVM, which holds all of
@@ -53,8 +52,6 @@ import org.joda.time.Instant;
  */
 public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBatchSource.Checkpoint> {
   private static final long serialVersionUID = 1L;
-  /** Set once the job is asked to stop, in this JVM. */
-  private static final AtomicBoolean STOP = new AtomicBoolean();
   /** By run and source ({@link #doneKey}), the readers (split numbers) that are done, in this JVM. */
   private static final Map<String, java.util.Set<Integer>> DONE = new java.util.concurrent.ConcurrentHashMap<>();
   /** How long a poll waits for records. */
@@ -140,16 +137,6 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   private static TopicPartition partition(String key) {
     int slash = key.lastIndexOf('/');
     return new TopicPartition(key.substring(0, slash), Integer.parseInt(key.substring(slash + 1)));
-  }
-
-  /** Asks every reader in this JVM to stop: their runs end once the windows they read into are committed. */
-  public static void stop() {
-    STOP.set(true);
-  }
-
-  /** Forgets an earlier {@link #stop} (a new run in the same JVM). */
-  public static void resetStop() {
-    STOP.set(false);
   }
 
   /**
@@ -309,7 +296,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
       boolean drained = b.endOffsets() != null && polled.entrySet().stream()
           .allMatch(e -> e.getValue() >= b.endOffsets().getOrDefault(key(e.getKey().topic(), e.getKey().partition()),
               0L));
-      done = STOP.get() || drained || (b.maxRecords() > 0 && records + queued() >= b.maxRecords())
+      done = StreamStop.requested() || drained || (b.maxRecords() > 0 && records + queued() >= b.maxRecords())
           || (b.deadlineMillis() > 0 && System.currentTimeMillis() >= b.deadlineMillis());
       if (done) {
         DONE.computeIfAbsent(source.doneKey(), k -> java.util.concurrent.ConcurrentHashMap.newKeySet())

@@ -80,9 +80,11 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     Map<String, PlannedSource> queries = new LinkedHashMap<>();
     try {
       for (SourceConfig s : config.sources().values()) {
-        if (s.kafka() != null) {
-          // A stream has no files to plan: its columns are the ones its records are read with.
-          files.put(s.name(), new PlannedSource(s, List.of(), s.kafka().columns()));
+        if (s.streams()) {
+          // A stream has no files to plan: its columns are the ones its records are read with (a Delta table's: those
+          // of its latest version).
+          files.put(s.name(), new PlannedSource(s, List.of(), s.kafka() != null ? s.kafka().columns()
+              : DeltaStream.columns(s)));
         } else if (s.jdbc() != null && needed.contains(s.name())) {
           planned.put(s.name(), pool.submit(() -> JdbcSourcePlanner.plan(s)));
         } else if (s.http() != null && needed.contains(s.name())) {
@@ -119,7 +121,7 @@ public record JobPlan(PipelineConfig config, Map<String, PlannedSource> sources,
     // An optional source without files has no known columns: its mapping is still checked against FHIR.
     List<CompiledMapping> mappings = MappingCompiler.compileAll(config.mappings(), m -> {
       PlannedSource source = sources.get(m.source());
-      return source.tasks().isEmpty() && source.config().kafka() == null ? null : source.columns();
+      return source.tasks().isEmpty() && !source.config().streams() ? null : source.columns();
     });
     FhirValidation v;
     try {

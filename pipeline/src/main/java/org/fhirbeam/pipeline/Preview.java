@@ -57,9 +57,9 @@ final class Preview {
       PrintStream out) throws SQLException {
     SqlMapping sql = new SqlMapping(m);
     out.printf("== mapping %s: source %s -> %s%n", m.name(), m.source(), m.resourceType());
-    if (source.config().kafka() != null) {
-      out.println("   (a Kafka source: preview reads files only; run the job with --max-records N to map the first"
-          + " records)");
+    if (source.config().streams()) {
+      out.println("   (a streaming source: preview reads files only; run the job with --max-records N to map the"
+          + " first records)");
       return;
     }
     if (source.tasks().isEmpty()) {

@@ -11,6 +11,7 @@ import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
 import org.apache.beam.sdk.io.Read;
+import org.apache.beam.sdk.io.UnboundedSource;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.Flatten;
@@ -62,14 +63,23 @@ final class StreamGraph {
     List<PCollection<RecordBatch>> reads = new ArrayList<>();
     List<MapRecords.Source> sources = new ArrayList<>();
     for (SourceConfig s : plan.config().sources().values()) {
-      KafkaSource kafka = s.kafka();
       List<CompiledMapping> mappings = plan.mappings().stream().filter(m -> m.source().equals(s.name())).toList();
       if (mappings.isEmpty()) {
         continue;
       }
-      sources.add(new MapRecords.Source(s.name(), kafka, mappings));
-      reads.add(p.apply("Read" + JobGraph.capitalize(s.name()), Read.from(new KafkaBatchSource(s.name(), kafka,
-          settings.get(s.name()), positions.get(s.name()), bounds.get(s.name()), runId))));
+      UnboundedSource<RecordBatch, ?> read;
+      if (s.kafka() != null) {
+        sources.add(new MapRecords.Source(s.name(), s.kafka().format(), s.kafka().columns(), mappings));
+        read = new KafkaBatchSource(s.name(), s.kafka(), settings.get(s.name()), positions.get(s.name()),
+            bounds.get(s.name()), runId);
+      } else {
+        // A Delta table's rows as JSON objects of its columns.
+        sources.add(new MapRecords.Source(s.name(), KafkaSource.Format.JSON, plan.sources().get(s.name()).columns(),
+            mappings));
+        read = new DeltaStream(s, positions.get(s.name()).get(DeltaStream.key(s)), bounds.get(s.name()),
+            plan.config().duckdb());
+      }
+      reads.add(p.apply("Read" + JobGraph.capitalize(s.name()), Read.from(read)));
     }
     PCollectionTuple mapped = PCollectionList.of(reads).apply("Sources", Flatten.pCollections())
         .setCoder(RecordBatch.CODER)

@@ -74,8 +74,6 @@ final class StreamRunner {
       Map<String, Map<String, String>> settings = new LinkedHashMap<>();
       Map<String, KafkaBatchSource.Bounds> bounds = new LinkedHashMap<>();
       for (SourceConfig s : plan.config().sources().values()) {
-        Map<String, String> consumer = new LinkedHashMap<>();
-        s.kafka().consumerSettings(env).forEach((k, v) -> consumer.put(k, String.valueOf(v)));
         Map<String, Long> mine = new LinkedHashMap<>();
         String prefix = s.name() + "/";
         committed.forEach((k, v) -> {
@@ -83,10 +81,19 @@ final class StreamRunner {
             mine.put(k.substring(prefix.length()), v);
           }
         });
+        long deadline = limits.duration() == null ? 0 : System.currentTimeMillis() + limits.duration().toMillis();
+        if (s.kafka() == null) {
+          String key = DeltaStream.key(s);
+          positions.put(s.name(), Map.of(key, DeltaStream.startPosition(s, mine.get(key))));
+          bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
+              limits.drain() ? Map.of(key, DeltaStream.endPosition(s)) : null));
+          continue;
+        }
+        Map<String, String> consumer = new LinkedHashMap<>();
+        s.kafka().consumerSettings(env).forEach((k, v) -> consumer.put(k, String.valueOf(v)));
         positions.put(s.name(), KafkaBatchSource.startPositions(s.kafka(), consumer, mine));
         settings.put(s.name(), consumer);
-        bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), limits.duration() == null ? 0
-            : System.currentTimeMillis() + limits.duration().toMillis(),
+        bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
             limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
       }
       Path parts = Files.createDirectories(output.resolve("_stream/parts"));
@@ -95,7 +102,7 @@ final class StreamRunner {
       Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
           plan.config().streaming().window());
-      KafkaBatchSource.resetStop();
+      org.fhirbeam.io.StreamStop.reset();
       Signals stop = Signals.install();
       try {
         if (runner == Runner.SPARK) {
@@ -168,7 +175,7 @@ final class StreamRunner {
         try {
           s.previous.put(name, sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> {
             s.received = "SIG" + name;
-            KafkaBatchSource.stop();
+            org.fhirbeam.io.StreamStop.request();
           }));
         } catch (IllegalArgumentException e) {
           // a signal this platform does not have

@@ -56,9 +56,14 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
   /** The output tag of the ranges of records mapped. */
   public static final TupleTag<StreamRange> RANGES = new TupleTag<>("ranges");
 
-  /** A stream source: its name, how its records read, and the mappings of it. */
-  public record Source(String name, KafkaSource kafka, List<CompiledMapping> mappings) implements Serializable {
+  /**
+   * A stream source: its name, how its records read (JSON objects, or CSV lines of {@code columns}), the columns a row
+   * has, and the mappings of it.
+   */
+  public record Source(String name, KafkaSource.Format format, List<String> columns, List<CompiledMapping> mappings)
+      implements Serializable {
     public Source {
+      columns = List.copyOf(columns);
       mappings = List.copyOf(mappings);
     }
   }
@@ -236,8 +241,8 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       String attempt = UUID.randomUUID().toString().replace("-", "");
       String table = "records_" + attempt;
       try {
-        KafkaSource.Format format = source.kafka().format();
-        List<String> columns = source.kafka().columns();
+        KafkaSource.Format format = source.format();
+        List<String> columns = source.columns();
         try (Statement st = db.createStatement()) {
           // Each record with what is wrong with it (NULL rule: nothing) and, for CSV, its fields.
           StringBuilder ddl = new StringBuilder("CREATE TABLE " + DuckDb.identifier(table) + " ("
@@ -302,7 +307,7 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
         Emit out) throws SQLException, IOException {
       long started = System.nanoTime();
       SqlMapping sql = new SqlMapping(m);
-      List<String> columns = source.kafka().columns();
+      List<String> columns = source.columns();
       Path dir = Path.of(partsDirectory, m.name() + "-" + id);
       Files.createDirectories(dir.getParent());
       SqlMapping.Origin origin = SqlMapping.Origin.ofRecords(runId, first.source(), first.topic(),
@@ -310,7 +315,7 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       long badRecords;
       long objects;
       try (Statement st = db.createStatement()) {
-        st.executeLargeUpdate("COPY (" + sql.outputQuery(rows(table, columns, source.kafka().format()), origin)
+        st.executeLargeUpdate("COPY (" + sql.outputQuery(rows(table, columns, source.format()), origin)
             + ") TO "
             + DuckDb.literal(dir.toString()) + MapWithDuckDb.RAW_LINES + ", PARTITION_BY (kind))");
         Path bad = dir.resolve("bad-records.ndjson");
