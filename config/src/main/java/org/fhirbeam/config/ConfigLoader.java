@@ -599,8 +599,8 @@ public final class ConfigLoader {
 
   /**
    * The settings of a job with a streaming source, after checking what such a job cannot do yet: read batch sources
-   * beside it, write Parquet or gzipped files or Delta tables of a catalog, copy the source rows, find duplicate ids
-   * (across windows) or replace earlier output (a stream appends window after window).
+   * beside it, write Delta tables of a catalog, copy the source rows, find duplicate ids (across windows) or replace
+   * earlier output (a stream appends window after window).
    */
   private static StreamingSettings streaming(ConfigNode.Fields top, Map<String, SourceConfig> sources) {
     for (SourceConfig s : sources.values()) {
@@ -610,16 +610,14 @@ public final class ConfigLoader {
       }
     }
     ConfigNode sinks = top.get("sinks");
-    refuse(sinks, List.of("parquet", "enabled"), "true", "Parquet files are not written by streaming jobs yet");
     refuse(sinks, List.of("delta", "raw_copy"), "true", "a streaming job keeps no copy of the source rows yet");
     ConfigNode catalog = child(sinks, List.of("delta", "catalog"));
     if (catalog != null) {
       throw catalog.error("a streaming job writes path-based Delta tables (sinks.delta.location); tables of a"
           + " catalog are not written by streaming jobs yet");
     }
-    refuse(sinks, List.of("ndjson", "compression"), "gzip", "a streaming job writes uncompressed NDJSON files");
     refuse(sinks, List.of("duckdb", "raw_copy"), "true", "a streaming job keeps no copy of the source rows yet");
-    for (String sink : List.of("ndjson", "duckdb", "delta")) {
+    for (String sink : List.of("ndjson", "duckdb", "parquet", "delta")) {
       ConfigNode mode = child(sinks, List.of(sink, "mode"));
       if (mode != null && !mode.text().equalsIgnoreCase("append")) {
         throw mode.error("a streaming job appends each window to its outputs: use append (or leave it out)");

@@ -77,7 +77,7 @@ public record SinkSettings(boolean duckdb, boolean rawCopy, Map<String, String> 
   /** These settings for a streaming job: each window is appended to the outputs, and no source rows are copied. */
   public SinkSettings streaming() {
     return new SinkSettings(duckdb, false, views, viewLocations, WriteMode.APPEND, ndjsonCompression, WriteMode.APPEND,
-        parquet, parquetMode, delta == null ? null : new Delta(delta.location(), delta.catalog(), delta.schemas(),
+        parquet, WriteMode.APPEND, delta == null ? null : new Delta(delta.location(), delta.catalog(), delta.schemas(),
         WriteMode.APPEND, false));
   }
 }

@@ -403,6 +403,7 @@ class ConfigLoaderTest {
     // A stream appends window after window; it keeps no copy of the rows and finds no ids repeated across windows.
     assertThat(c.sinks().duckdbMode(), is(WriteMode.APPEND));
     assertThat(c.sinks().ndjsonMode(), is(WriteMode.APPEND));
+    assertThat(c.sinks().parquetMode(), is(WriteMode.APPEND));
     assertThat(c.sinks().rawCopy(), is(false));
     assertThat(c.quality().duplicateIds(), is(QualitySettings.DuplicateIds.KEEP));
     assertThat(k.consumerSettings(Map.of("KAFKA_JAAS", "secret")), equalTo(Map.of("max.poll.records", "2000",
@@ -450,8 +451,9 @@ class ConfigLoaderTest {
         + " job with a streaming source (kafka, or delta with streaming: true) takes 'streaming'"));
     assertThat(reject(STREAM + "sinks: {ndjson: {mode: overwrite}}\n").getMessage(), equalTo(at + ":17:"
         + " sinks.ndjson.mode: a streaming job appends each window to its outputs: use append (or leave it out)"));
-    assertThat(reject(STREAM + "sinks: {parquet: {enabled: true}}\n").getMessage(), equalTo(at + ":17:"
-        + " sinks.parquet.enabled: Parquet files are not written by streaming jobs yet"));
+    assertThat(reject(STREAM + "sinks: {parquet: {enabled: true, mode: upsert}}\n").getMessage(), equalTo(at
+        + ":17: sinks.parquet.mode: a streaming job appends each window to its outputs: use append (or leave it"
+        + " out)"));
     assertThat(reject(STREAM + "sinks: {delta: {enabled: true, location: /d, mode: overwrite}}\n").getMessage(),
         equalTo(at + ":17: sinks.delta.mode: a streaming job appends each window to its outputs: use append (or"
             + " leave it out)"));

@@ -239,7 +239,8 @@ final class FileSinks {
     }
   }
 
-  private static void gzip(Path from, Path to) throws IOException {
+  /** Writes {@code from} compressed with gzip to {@code to}. */
+  static void gzip(Path from, Path to) throws IOException {
     try (InputStream in = Files.newInputStream(from); OutputStream out = FileTrees.gzip(Files.newOutputStream(to))) {
       in.transferTo(out);
     }

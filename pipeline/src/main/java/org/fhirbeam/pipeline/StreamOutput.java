@@ -23,6 +23,7 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.fhirbeam.config.PipelineConfig;
+import org.fhirbeam.config.SinkSettings;
 import org.fhirbeam.config.WriteMode;
 import org.fhirbeam.data.Tally;
 import org.fhirbeam.io.CommitParts;
@@ -331,15 +332,25 @@ final class StreamOutput implements AutoCloseable {
       String set = p.fileSet();
       int n = numbers.merge(set, 1, Integer::sum) - 1;
       String target = String.format(Locale.ROOT, "%s-%s-%05d.ndjson", set, windowId, n);
-      Path to = pending.resolve(target);
+      boolean gzip = p.holdsResources()
+          && job.config().sinks().ndjsonCompression() == SinkSettings.Compression.GZIP;
+      Path to = pending.resolve(gzip ? target + ".gz" : target);
       Files.createDirectories(to.getParent());
-      Files.move(Path.of(p.path()), to, StandardCopyOption.ATOMIC_MOVE);
+      if (gzip) {
+        FileSinks.gzip(Path.of(p.path()), to);
+        Files.delete(Path.of(p.path()));
+      } else {
+        Files.move(Path.of(p.path()), to, StandardCopyOption.ATOMIC_MOVE);
+      }
       if (p.holdsResources()) {
         String type = set.substring(PartFile.RESOURCES.length());
         resourceFiles.computeIfAbsent(type, t -> new ArrayList<>()).add(to.toString());
       } else {
         rejectFiles.add(to.toString());
       }
+    }
+    if (job.config().sinks().parquet()) {
+      writeParquet(pending, windowId, resourceFiles);
     }
     Map<String, Long> windowPositions = new LinkedHashMap<>();
     ranges.forEach(r -> windowPositions.put(r.partitionKey(), r.next()));
@@ -462,6 +473,25 @@ final class StreamOutput implements AutoCloseable {
     Path temp = output.resolve(".run-summary.json.tmp");
     Files.write(temp, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json));
     Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  /**
+   * Writes the window's resources ({@code resourceFiles}, NDJSON by type) as the Parquet sink's files, one per type:
+   * {@code parquet/<Type>/part-<window>.parquet} under {@code pending}, laid out as a batch run's.
+   */
+  private void writeParquet(Path pending, String windowId, Map<String, List<String>> resourceFiles)
+      throws IOException {
+    Map<String, DuckDbTables.ParquetLayout> layouts = FileSinks.parquetLayouts(job.plan());
+    try (Connection mem = DuckDb.openInMemory(job.config().duckdb()); Statement st = mem.createStatement()) {
+      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
+        Path file = Files.createDirectories(pending.resolve("parquet").resolve(e.getKey()))
+            .resolve("part-" + windowId + ".parquet");
+        st.execute(layouts.get(e.getKey()).copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue()), "",
+            file.toString()));
+      }
+    } catch (SQLException e) {
+      throw DuckDb.failure("writing window " + windowId + "'s Parquet files failed", e);
+    }
   }
 
   /**

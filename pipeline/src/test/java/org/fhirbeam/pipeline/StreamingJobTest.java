@@ -301,6 +301,45 @@ class StreamingJobTest {
   }
 
   @Test
+  void gzippedNdjsonAndParquetFilesGetEachWindow() throws Exception {
+    broker.createTopic("files", 2);
+    broker.produce("files", sampleRecords());
+    Path out = dir.resolve("files-out");
+    Cli run = Cli.run("run", "--config", config("files").toString(), "--output", out.toString(), "--drain",
+        "--set", "sinks.ndjson.compression=gzip", "--set", "sinks.parquet.enabled=true");
+    assertThat(run.err(), run.code(), is(0));
+    List<String> expected = Files.readAllLines(DefaultJobTest.EXPECTED.resolve("Patient.ndjson")).stream().sorted()
+        .toList();
+    List<String> gzipped = new ArrayList<>();
+    try (Stream<Path> files = Files.list(out.resolve("fhir"))) {
+      for (Path f : files.sorted().toList()) {
+        assertThat(f.toString(), f.getFileName().toString().endsWith(".ndjson.gz"), is(true));
+        try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(f))) {
+          gzipped.addAll(List.of(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+              .split("\n")));
+        }
+      }
+    }
+    assertThat(gzipped.stream().sorted().toList(), equalTo(expected));
+    // One Parquet file per window, laid out as a batch run's; the resources as they are.
+    List<String> fromParquet = new ArrayList<>();
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
+        Statement st = db.createStatement();
+        ResultSet rs = st.executeQuery("SELECT resource FROM read_parquet('" + out.resolve("parquet/Patient")
+            + "/part-w*.parquet') ORDER BY 1")) {
+      while (rs.next()) {
+        fromParquet.add(rs.getString(1));
+      }
+    }
+    assertThat(fromParquet, equalTo(expected));
+    // The database got them from the gzipped files.
+    try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + dir.resolve("stream.db"));
+        Statement st = db.createStatement()) {
+      assertThat(single(st, "SELECT count(*) FROM fhir_resources.patient"), is(34L));
+    }
+  }
+
+  @Test
   void csvRecordsOfDeclaredColumnsGiveTheSameResources() throws Exception {
     broker.createTopic("csv-patients", 2);
     List<String> columns = List.of("patient_id", "first_name", "last_name", "birth_date", "gender", "phone");
