@@ -156,14 +156,16 @@ public final class Counters {
     return "stream_lag/" + source;
   }
 
-  /** Windows a streaming run has committed: shown while it goes (a Beam counter only). */
-  public static final String WINDOWS_COMMITTED = "windows_committed";
+  /** The prefix of {@link #streamDone}. */
+  public static final String STREAM_DONE_PREFIX = "stream_done/";
 
   /**
-   * Records a streaming run has committed (a Beam counter only): once every reader is done, the run's last window is
-   * committed when these reach the records mapped ({@link #streamRecords}).
+   * Counted once by reader {@code split} of the {@code splits} readers of a stream source when it is done (its bound
+   * reached, or asked to stop): a Beam counter only, by which the driver of a run on Spark knows every reader is.
    */
-  public static final String STREAM_COMMITTED = "stream_committed";
+  public static String streamDone(String source, int split, int splits) {
+    return STREAM_DONE_PREFIX + source + "/" + split + "/" + splits;
+  }
 
   /**
    * Lines the committed parts of a file set hold ({@code fhir/<Type>}, or {@code rejects/rejects}): counted by the

@@ -301,6 +301,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
       if (done) {
         DONE.computeIfAbsent(source.doneKey(), k -> java.util.concurrent.ConcurrentHashMap.newKeySet())
             .add(source.split);
+        Metrics.counter(Counters.NAMESPACE, Counters.streamDone(source.name, source.split, source.splits)).inc();
       }
       return done;
     }

@@ -22,11 +22,13 @@ import java.util.Set;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.io.UnboundedSource;
+import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.InputException;
 import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.DuckDb;
 import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.KafkaBatchSource;
@@ -292,6 +294,9 @@ final class DeltaStream extends UnboundedSource<RecordBatch, DeltaStream.Checkpo
         done = StreamStop.requested() || (end != null && position >= end.get(KafkaBatchSource.key(source.table, 0)))
             || (b.maxRecords() > 0 && records >= b.maxRecords())
             || (b.deadlineMillis() > 0 && System.currentTimeMillis() >= b.deadlineMillis());
+        if (done) {
+          Metrics.counter(Counters.NAMESPACE, Counters.streamDone(source.name, 0, 1)).inc();
+        }
       }
       return done;
     }

@@ -11,20 +11,21 @@ import org.fhirbeam.data.Counters;
 import org.joda.time.Duration;
 
 /**
- * What a streaming job on Beam's Spark runner needs from its driver. The runner's streaming mode (DStream
- * micro-batches) never ends by itself, even once every source's watermark has reached the end of time (Beam issue
- * 18416), so the driver watches the watermarks the runner keeps for each source and the job's counters: once every
- * source is at the end of time (its readers are done: a bound, or SIGINT/SIGTERM) and the records committed have
- * reached the records mapped, the last window is committed and the driver stops the streaming context. The runner's
- * watermarks and metrics live in static fields of this JVM, cleared before each run so that an earlier run's end of
- * time is not taken for this one's.
+ * What a streaming job on Beam's Spark runner needs from its driver. The driver commits the windows the tasks hand
+ * over ({@link StreamOutput#commitReady}), and since the runner's streaming mode (DStream micro-batches) never ends by
+ * itself (Beam issue 18416), it ends the run: once every reader of every source has counted itself done
+ * ({@link Counters#streamDone}: a bound, or SIGINT/SIGTERM), two micro-batches have passed (the one in which the last
+ * reader got done has been mapped and counted), and the records committed have reached the records mapped, it stops
+ * the streaming context. All of it from Spark's metrics and the runner's batch times, which reach the driver from
+ * the workers of a cluster too. The runner's watermarks and metrics live in static fields of this JVM, cleared before
+ * each run so that an earlier run's are not taken for this one's.
  */
 final class SparkStreams {
   /**
-   * How many micro-batches after the end of time the records mapped may stay uncommitted before the run fails: their
-   * windows fire one or two micro-batches after it, and commit in a few.
+   * How long after every reader is done, besides a window's length, the records mapped may stay uncommitted before
+   * the run fails.
    */
-  private static final int LAST_BATCHES = 60;
+  private static final long LAST_MILLIS = 60_000;
 
   private SparkStreams() {}
 
@@ -35,41 +36,42 @@ final class SparkStreams {
   }
 
   /**
-   * Waits until every source is done and the windows are committed, then stops the run; a failed micro-batch is
-   * thrown as the runner reports it.
+   * Commits the windows handed over into {@code out} until every reader is done and every record mapped is
+   * committed, then stops the run; a failed micro-batch is thrown as the runner reports it. {@code window} is the
+   * job's window length, {@code sources} the sources it reads.
    */
-  static void runToTheEnd(PipelineResult result) throws IOException {
+  static void runToTheEnd(PipelineResult result, StreamOutput out, java.time.Duration window,
+      java.util.Set<String> sources) throws IOException {
     long batch = Runner.STREAM_BATCH_MILLIS;
-    long endedAt = -1;
+    long doneBatch = -1;
+    long doneAt = -1;
     try {
       while (true) {
-        PipelineResult.State state = result.waitUntilFinish(Duration.millis(batch / 4));
+        PipelineResult.State state = result.waitUntilFinish(Duration.millis(StreamRunner.COMMIT_POLL_MILLIS));
+        out.commitReady();
         if (state != null && state.isTerminal()) {
           if (state != PipelineResult.State.DONE && state != PipelineResult.State.CANCELLED) {
             throw new IllegalStateException("pipeline ended in state " + state);
           }
           return;
         }
-        Map<Integer, GlobalWatermarkHolder.SparkWatermarks> watermarks = GlobalWatermarkHolder.get(batch);
-        boolean atEnd = watermarks != null && !watermarks.isEmpty() && watermarks.values().stream()
-            .allMatch(w -> !w.getHighWatermark().isBefore(BoundedWindow.TIMESTAMP_MAX_VALUE));
-        if (!atEnd) {
+        Map<String, Long> counters = PipelineCounts.whileRunning(result);
+        if (!readersDone(counters, sources)) {
           continue;
         }
         long batchTime = GlobalWatermarkHolder.getLastWatermarkedBatchTime();
-        if (endedAt < 0) {
-          endedAt = batchTime;
+        if (doneBatch < 0) {
+          doneBatch = batchTime;
+          doneAt = System.currentTimeMillis();
         }
-        Map<String, Long> counters = PipelineCounts.whileRunning(result);
         long mapped = counters.entrySet().stream().filter(e -> e.getKey().startsWith(Counters.streamRecords("")))
             .mapToLong(Map.Entry::getValue).sum();
-        if (counters.getOrDefault(Counters.STREAM_COMMITTED, 0L) >= mapped) {
+        if (batchTime >= doneBatch + 2 * batch && out.recordsCommitted() >= mapped) {
           return;
         }
-        if (batchTime >= endedAt + LAST_BATCHES * batch) {
-          throw new IllegalStateException(LAST_BATCHES + " micro-batches after every source was done, "
-              + counters.getOrDefault(Counters.STREAM_COMMITTED, 0L) + " of the " + mapped + " records mapped are"
-              + " committed");
+        if (System.currentTimeMillis() - doneAt > window.toMillis() + LAST_MILLIS) {
+          throw new IllegalStateException("every reader was done " + (System.currentTimeMillis() - doneAt) / 1000
+              + " s ago, and " + out.recordsCommitted() + " of the " + mapped + " records mapped are committed");
         }
       }
     } finally {
@@ -80,5 +82,19 @@ final class SparkStreams {
         // no reader was ever cached
       }
     }
+  }
+
+  /** Whether every reader of each of {@code sources} has counted itself done: as many as they say there are. */
+  static boolean readersDone(Map<String, Long> counters, java.util.Set<String> sources) {
+    Map<String, java.util.Set<String>> done = new java.util.HashMap<>();
+    Map<String, Integer> readers = new java.util.HashMap<>();
+    counters.forEach((name, n) -> {
+      if (name.startsWith(Counters.STREAM_DONE_PREFIX) && n > 0) {
+        String[] p = name.substring(Counters.STREAM_DONE_PREFIX.length()).split("/");
+        done.computeIfAbsent(p[0], k -> new java.util.HashSet<>()).add(p[1]);
+        readers.put(p[0], Integer.parseInt(p[2]));
+      }
+    });
+    return sources.stream().allMatch(s -> done.containsKey(s) && done.get(s).size() == readers.get(s));
   }
 }

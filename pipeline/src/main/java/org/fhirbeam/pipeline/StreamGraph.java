@@ -12,7 +12,6 @@ import org.apache.beam.sdk.coders.SerializableCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
 import org.apache.beam.sdk.io.Read;
 import org.apache.beam.sdk.io.UnboundedSource;
-import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.GroupByKey;
@@ -30,7 +29,6 @@ import org.apache.beam.sdk.values.TypeDescriptor;
 import org.apache.beam.sdk.values.TypeDescriptors;
 import org.fhirbeam.config.KafkaSource;
 import org.fhirbeam.config.SourceConfig;
-import org.fhirbeam.data.Counters;
 import org.fhirbeam.io.KafkaBatchSource;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.RecordBatch;
@@ -40,12 +38,13 @@ import org.fhirbeam.transforms.MapRecords;
 import org.fhirbeam.transforms.MapWithDuckDb;
 
 /**
- * Builds a streaming job's Beam graph: each Kafka source is read in batches ({@link KafkaBatchSource}), the batches
- * fall into fixed windows of processing time, a bundle's records of a window and partition are mapped by the same
- * compiled DuckDB query as a file task ({@link MapRecords}), its resources pass the same checking stages as a batch run's
- * ({@link JobGraph#checked}), and then all the window's parts and record ranges are gathered (a {@link GroupByKey}
- * per window) and committed as one ({@link StreamOutput#commit}). Only what both runners run in streaming mode:
- * an unbounded read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.
+ * Builds a streaming job's Beam graph: each Kafka source is read in batches ({@link KafkaBatchSource}; a Delta
+ * table's versions by {@link DeltaStream}), the batches fall into fixed windows of processing time, a bundle's records
+ * of a window and partition are mapped by the same compiled DuckDB query as a file task ({@link MapRecords}), its
+ * resources pass the same checking stages as a batch run's ({@link JobGraph#checked}), and then all the window's
+ * parts and record ranges are gathered (a {@link GroupByKey} per window) and handed to the run's driver
+ * ({@link StreamOutput#handOver}), which commits them. Only what both runners run in streaming mode: an unbounded
+ * read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.
  */
 final class StreamGraph {
   private StreamGraph() {}
@@ -54,10 +53,12 @@ final class StreamGraph {
   record Item(PartFile part, StreamRange range) implements Serializable {}
 
   /**
+   * @param output the job's output folder, which the workers see: the mapping tasks write their parts under it, and
+   *     the windows are handed over there
    * @param positions where each partition of each source starts ({@link KafkaBatchSource#startPositions}), by source
    * @param settings each source's consumer settings, resolved
    */
-  static void build(Pipeline p, JobPlan plan, String runId, String partsDir, StreamOutput.Job job,
+  static void build(Pipeline p, JobPlan plan, String runId, String output,
       Map<String, Map<String, Long>> positions, Map<String, Map<String, String>> settings,
       Map<String, KafkaBatchSource.Bounds> bounds, Duration window) {
     List<PCollection<RecordBatch>> reads = new ArrayList<>();
@@ -84,7 +85,8 @@ final class StreamGraph {
     PCollectionTuple mapped = PCollectionList.of(reads).apply("Sources", Flatten.pCollections())
         .setCoder(RecordBatch.CODER)
         .apply("Windows", Window.into(FixedWindows.of(org.joda.time.Duration.millis(window.toMillis()))))
-        .apply("Map", MapRecords.of(sources, plan.config().duckdb(), partsDir, runId));
+        .apply("Map", MapRecords.of(sources, plan.config().duckdb(), java.nio.file.Path.of(output)
+            .resolve(StreamOutput.PARTS).toString(), runId));
     List<PCollection<KV<String, Item>>> items = new ArrayList<>();
     TypeDescriptor<KV<String, Item>> kv = TypeDescriptors.kvs(TypeDescriptors.strings(),
         TypeDescriptor.of(Item.class));
@@ -98,65 +100,33 @@ final class StreamGraph {
         MapElements.into(kv).via((StreamRange r) -> KV.of("window", new Item(null, r)))).setCoder(coder));
     PCollectionList.of(items).apply("Gather", Flatten.pCollections())
         .apply("GatherWindow", GroupByKey.create())
-        .apply("CommitWindow", ParDo.of(new CommitWindowFn(job)));
+        .apply("HandOver", ParDo.of(new HandOverFn(output)));
   }
 
   /**
-   * Commits each window's parts and ranges into the job's output ({@link StreamOutput}), in the order of the windows:
-   * a bundle's windows wait for its end and are committed earliest first (Spark's GroupByKey gives the windows a
-   * micro-batch closed in any order, and a later window would wait for an earlier one behind it in the bundle).
+   * Hands each window's parts and ranges to the run's driver, which commits them ({@link StreamOutput#commitReady}):
+   * the task only writes a file into the output (a folder every worker and the driver see), so no task opens the
+   * job's database or tables, on a cluster's workers or here.
    */
-  static final class CommitWindowFn extends DoFn<KV<String, Iterable<Item>>, Void> {
-    private final StreamOutput.Job job;
-    private transient StreamOutput output;
-    private transient java.util.TreeMap<java.time.Instant, List<Item>> windows;
+  static final class HandOverFn extends DoFn<KV<String, Iterable<Item>>, Void> {
+    private final String output;
 
-    CommitWindowFn(StreamOutput.Job job) {
-      this.job = job;
-    }
-
-    @Setup
-    public void setup() {
-      output = StreamOutput.open(job);
-    }
-
-    @StartBundle
-    public void startBundle() {
-      windows = new java.util.TreeMap<>();
+    HandOverFn(String output) {
+      this.output = output;
     }
 
     @ProcessElement
-    public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) {
-      List<Item> items = windows.computeIfAbsent(
-          java.time.Instant.ofEpochMilli(((IntervalWindow) window).start().getMillis()), w -> new ArrayList<>());
-      element.getValue().forEach(items::add);
-    }
-
-    @FinishBundle
-    public void finishBundle() throws IOException {
-      for (Map.Entry<java.time.Instant, List<Item>> w : windows.entrySet()) {
-        List<PartFile> parts = new ArrayList<>();
-        List<StreamRange> ranges = new ArrayList<>();
-        for (Item i : w.getValue()) {
-          if (i.part() != null) {
-            parts.add(i.part());
-          } else {
-            ranges.add(i.range());
-          }
+    public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) throws IOException {
+      List<PartFile> parts = new ArrayList<>();
+      List<StreamRange> ranges = new ArrayList<>();
+      for (Item i : element.getValue()) {
+        if (i.part() != null) {
+          parts.add(i.part());
+        } else {
+          ranges.add(i.range());
         }
-        long records = output.commit(w.getKey(), parts, ranges);
-        Metrics.counter(Counters.NAMESPACE, Counters.WINDOWS_COMMITTED).inc();
-        Metrics.counter(Counters.NAMESPACE, Counters.STREAM_COMMITTED).inc(records);
       }
-      windows = null;
-    }
-
-    @Teardown
-    public void teardown() {
-      if (output != null) {
-        output.close();
-        output = null;
-      }
+      StreamOutput.handOver(output, ((IntervalWindow) window).start().getMillis(), parts, ranges);
     }
   }
 }

@@ -52,8 +52,9 @@ import org.fhirbeam.transforms.MapWithDuckDb;
  * others, whose records it reads again. So whatever point a run is killed at, every record ends up in the outputs
  * exactly once: processing is at least once, the outputs effectively once.
  *
- * <p>Windows are committed in order, per partition: a window whose records start after the committed position waits
- * for the window before it. One instance per output folder in a JVM ({@link #open}); every method is synchronized.
+ * <p>The runner's tasks, wherever they run, only map the records into parts and hand each window over
+ * ({@link #handOver}); the run's driver commits the windows ({@link #commitReady}), in order per partition: a window
+ * whose records start after the committed position waits for the window before it. Every method is synchronized.
  */
 final class StreamOutput implements AutoCloseable {
   /** What a window's commit needs to know about the job, sent to the workers. */
@@ -73,11 +74,10 @@ final class StreamOutput implements AutoCloseable {
     }
   }
 
-  private static final Map<Path, StreamOutput> OPEN = new HashMap<>();
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final DateTimeFormatter WINDOW = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss.SSS'Z'")
       .withZone(ZoneOffset.UTC);
-  /** How long a window waits for the one before it to commit. */
+  /** How long a window waits for the one before it to be handed over. */
   private static final long WAIT_MILLIS = 10 * 60_000;
 
   private final Job job;
@@ -90,7 +90,8 @@ final class StreamOutput implements AutoCloseable {
   private final long started = System.nanoTime();
   private Tally runTally = Tally.EMPTY;
   private int windows;
-  private int references = 1;
+  /** The records of the windows this run committed. */
+  private long recordsCommitted;
 
   private StreamOutput(Job job, Path output, Connection db, DeltaCommit delta) {
     this.job = job;
@@ -100,51 +101,41 @@ final class StreamOutput implements AutoCloseable {
   }
 
   /**
-   * The output of {@code job} in this JVM, opened on first use: a crashed run's pending windows are settled and the
-   * committed positions read. {@link #close} once per open.
+   * The output of {@code job}, opened by the run's driver: a crashed run's pending windows are settled, what it left
+   * handed over or half mapped deleted, and the committed positions read.
    */
   static StreamOutput open(Job job) {
     Path output = Path.of(job.output()).toAbsolutePath().normalize();
-    synchronized (OPEN) {
-      StreamOutput open = OPEN.get(output);
-      if (open != null) {
-        synchronized (open) {
-          open.references++;
-        }
-        return open;
-      }
-      Connection db = null;
-      if (job.database() != null) {
-        Path file = Path.of(job.database()).toAbsolutePath();
-        try {
-          Files.createDirectories(file.getParent());
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-        db = DuckDb.openFile(file.toString(), job.config().duckdb(), false);
-      }
-      StreamOutput out;
+    Connection db = null;
+    if (job.database() != null) {
+      Path file = Path.of(job.database()).toAbsolutePath();
       try {
-        out = new StreamOutput(job, output, db, job.config().sinks().delta() == null ? null
-            : DeltaCommit.forStream(job.plan(), job.runId()));
-      } catch (RuntimeException e) {
-        if (db != null) {
-          DuckDb.closeQuietly(db);
-        }
-        throw e;
-      }
-      try {
-        out.settle();
+        Files.createDirectories(file.getParent());
       } catch (IOException e) {
-        out.closeDatabase();
         throw new UncheckedIOException(e);
-      } catch (RuntimeException e) {
-        out.closeDatabase();
-        throw e;
       }
-      OPEN.put(output, out);
-      return out;
+      db = DuckDb.openFile(file.toString(), job.config().duckdb(), false);
     }
+    StreamOutput out;
+    try {
+      out = new StreamOutput(job, output, db, job.config().sinks().delta() == null ? null
+          : DeltaCommit.forStream(job.plan(), job.runId()));
+    } catch (RuntimeException e) {
+      if (db != null) {
+        DuckDb.closeQuietly(db);
+      }
+      throw e;
+    }
+    try {
+      out.settle();
+    } catch (IOException e) {
+      out.close();
+      throw new UncheckedIOException(e);
+    } catch (RuntimeException e) {
+      out.close();
+      throw e;
+    }
+    return out;
   }
 
   /** The committed position of every partition the job has committed windows of, by partition key. */
@@ -207,6 +198,9 @@ final class StreamOutput implements AutoCloseable {
         }
       }
     }
+    // Windows handed over and not committed, and parts of windows not handed over: their records are read again.
+    FileTrees.deleteTree(output.resolve(READY));
+    FileTrees.deleteTree(output.resolve(PARTS));
     Path pending = output.resolve("_stream/pending");
     if (Files.isDirectory(pending)) {
       try (Stream<Path> dirs = Files.list(pending)) {
@@ -262,52 +256,104 @@ final class StreamOutput implements AutoCloseable {
   /** What the window's record holds, without the DuckDB sink. */
   record WindowRecord(String windowId, String runId, Map<String, Long> positions) {}
 
+  /** Where the runners hand the driver each window to commit ({@link #handOver}), under the output. */
+  static final String READY = "_stream/ready";
+  /** Where the mapping tasks write their parts, under the output. */
+  static final String PARTS = "_stream/parts";
+
+  /** A window as a runner hands it to the driver: its start, its parts and its ranges of records. */
+  record HandedOver(long windowStart, List<PartFile> parts, List<StreamRange> ranges) implements Serializable {}
+
   /**
-   * Commits one window: {@code parts} (every part file its stages wrote) and {@code ranges} (the records it read,
-   * per partition). A window that was committed already (a retried commit) is dropped; one that follows a window not
-   * yet committed waits for it. Throws when the window does not balance: nothing of it is committed, and the run stops
-   * with its position before the window. Returns the records committed (none for a window committed already).
+   * Hands window {@code windowStart}'s {@code parts} and {@code ranges} (of one bundle) to the driver, from the task
+   * that gathered them, wherever it runs: a file of {@link #READY} under {@code output} (a folder the driver and the
+   * workers share), written beside and then moved into place whole, named so that windows sort by their start.
    */
-  synchronized long commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped) throws IOException {
-    List<StreamRange> ranges = merged(mapped);
-    long deadline = System.currentTimeMillis() + WAIT_MILLIS;
-    while (true) {
-      int done = 0;
-      boolean waits = false;
-      for (StreamRange r : ranges) {
-        long at = positions.getOrDefault(r.partitionKey(), r.from());
-        if (r.next() <= at) {
-          done++;
-        } else if (r.from() > at) {
-          waits = true;
-        } else if (r.from() < at) {
-          throw new IllegalStateException("records " + r.from() + " to " + r.next() + " of " + r.partitionKey()
-              + " overlap the committed position " + at);
+  static void handOver(String output, long windowStart, List<PartFile> parts, List<StreamRange> ranges)
+      throws IOException {
+    Path ready = Files.createDirectories(Path.of(output).resolve(READY));
+    String name = String.format(Locale.ROOT, "%015d-%s", windowStart, java.util.UUID.randomUUID());
+    Path temp = ready.resolve("." + name + ".tmp");
+    try (java.io.ObjectOutputStream o = new java.io.ObjectOutputStream(Files.newOutputStream(temp))) {
+      o.writeObject(new HandedOver(windowStart, List.copyOf(parts), List.copyOf(ranges)));
+    }
+    Files.move(temp, ready.resolve(name + ".window"), StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  /**
+   * Commits the windows handed over so far, earliest first, until one must wait for a window not handed over yet
+   * (the runner's GroupByKey gives a micro-batch's windows in any order). Returns how many it committed. Throws when a
+   * window has waited {@value #WAIT_MILLIS} ms.
+   */
+  synchronized int commitReady() throws IOException {
+    Path ready = output.resolve(READY);
+    if (!Files.isDirectory(ready)) {
+      return 0;
+    }
+    List<Path> files;
+    try (Stream<Path> list = Files.list(ready)) {
+      files = list.filter(f -> f.getFileName().toString().endsWith(".window")).sorted().toList();
+    }
+    int committed = 0;
+    for (Path f : files) {
+      HandedOver w;
+      try (java.io.ObjectInputStream in = new java.io.ObjectInputStream(Files.newInputStream(f))) {
+        w = (HandedOver) in.readObject();
+      } catch (ClassNotFoundException e) {
+        throw new IOException("window " + f + " cannot be read", e);
+      }
+      Outcome outcome = commit(Instant.ofEpochMilli(w.windowStart()), w.parts(), w.ranges());
+      if (outcome == Outcome.WAITS) {
+        if (System.currentTimeMillis() - Files.getLastModifiedTime(f).toMillis() > WAIT_MILLIS) {
+          throw new IllegalStateException("a window waited " + WAIT_MILLIS / 1000 + " s for the window before it"
+              + " to be handed over");
         }
-      }
-      if (done == ranges.size()) {
-        for (PartFile p : parts) {
-          Files.deleteIfExists(Path.of(p.path()));
-        }
-        return 0; // a retried commit of a window committed already
-      }
-      if (done > 0) {
-        throw new IllegalStateException("a window holds records committed already and records that are not");
-      }
-      if (!waits) {
         break;
       }
-      long left = deadline - System.currentTimeMillis();
-      if (left <= 0) {
-        throw new IllegalStateException("a window waited " + WAIT_MILLIS / 1000 + " s for the window before it to"
-            + " commit");
+      Files.delete(f);
+      committed += outcome == Outcome.COMMITTED ? 1 : 0;
+    }
+    return committed;
+  }
+
+  /** What {@link #commit} did with a window. */
+  enum Outcome {
+    COMMITTED,
+    /** Committed already: a retried task handed it over again. */
+    COMMITTED_BEFORE,
+    /** It follows a window not committed yet. */
+    WAITS
+  }
+
+  /**
+   * Commits one window: {@code parts} (every part file its stages wrote) and {@code ranges} (the records it read,
+   * per partition). A window that was committed already (a retried task's) is dropped; one that follows a window not
+   * yet committed waits for it: nothing is done. Throws when the window does not balance: nothing of it is committed,
+   * and the run stops with its position before the window.
+   */
+  synchronized Outcome commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped)
+      throws IOException {
+    List<StreamRange> ranges = merged(mapped);
+    int done = 0;
+    for (StreamRange r : ranges) {
+      long at = positions.getOrDefault(r.partitionKey(), r.from());
+      if (r.next() <= at) {
+        done++;
+      } else if (r.from() > at) {
+        return Outcome.WAITS;
+      } else if (r.from() < at) {
+        throw new IllegalStateException("records " + r.from() + " to " + r.next() + " of " + r.partitionKey()
+            + " overlap the committed position " + at);
       }
-      try {
-        wait(Math.min(left, 1000));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException("interrupted while waiting for the window before", e);
+    }
+    if (done == ranges.size()) {
+      for (PartFile p : parts) {
+        Files.deleteIfExists(Path.of(p.path()));
       }
+      return Outcome.COMMITTED_BEFORE;
+    }
+    if (done > 0) {
+      throw new IllegalStateException("a window holds records committed already and records that are not");
     }
     String windowId = "w" + WINDOW.format(windowStart) + "-" + job.runId().substring(job.runId().length() - 8);
     Tally tally = Tally.EMPTY;
@@ -381,9 +427,25 @@ final class StreamOutput implements AutoCloseable {
     moveIntoPlace(pending);
     runTally = runTally.plus(tally);
     windows++;
+    recordsCommitted += ranges.stream().mapToLong(StreamRange::records).sum();
     writeSummary();
-    notifyAll();
-    return ranges.stream().mapToLong(StreamRange::records).sum();
+    return Outcome.COMMITTED;
+  }
+
+  /** The records of the windows this run committed. */
+  synchronized long recordsCommitted() {
+    return recordsCommitted;
+  }
+
+  /** Whether windows handed over wait to be committed. */
+  synchronized boolean waiting() throws IOException {
+    Path ready = output.resolve(READY);
+    if (!Files.isDirectory(ready)) {
+      return false;
+    }
+    try (Stream<Path> list = Files.list(ready)) {
+      return list.anyMatch(f -> f.getFileName().toString().endsWith(".window"));
+    }
   }
 
   /**
@@ -596,17 +658,9 @@ final class StreamOutput implements AutoCloseable {
     }
   }
 
-  /** Releases this use of the output; the last closes its database. */
+  /** Closes the output's database. */
   @Override
-  public void close() {
-    synchronized (OPEN) {
-      synchronized (this) {
-        if (--references > 0) {
-          return;
-        }
-      }
-      OPEN.remove(output);
-      closeDatabase();
-    }
+  public synchronized void close() {
+    closeDatabase();
   }
 }

@@ -96,11 +96,10 @@ final class StreamRunner {
         bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
             limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
       }
-      Path parts = Files.createDirectories(output.resolve("_stream/parts"));
       Path checkpoints = Files.createTempDirectory("fhirbeam-stream-checkpoints");
       PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
       Pipeline p = Pipeline.create(options);
-      StreamGraph.build(p, plan, runId, parts.toString(), job(runId), positions, settings, bounds,
+      StreamGraph.build(p, plan, runId, output.toString(), positions, settings, bounds,
           plan.config().streaming().window());
       org.fhirbeam.io.StreamStop.reset();
       Signals stop = Signals.install();
@@ -109,14 +108,18 @@ final class StreamRunner {
           SparkStreams.reset();
         }
         PipelineResult result = p.run();
-        progress.stream(() -> line(result, start));
+        progress.stream(() -> line(result, out, start));
         if (runner == Runner.SPARK) {
-          SparkStreams.runToTheEnd(result);
+          java.util.Set<String> read = new java.util.HashSet<>();
+          plan.mappings().forEach(m -> read.add(m.source()));
+          SparkStreams.runToTheEnd(result, out, plan.config().streaming().window(), read);
         } else {
-          PipelineResult.State state = result.waitUntilFinish();
-          if (state != PipelineResult.State.DONE) {
-            throw new IllegalStateException("pipeline ended in state " + state);
-          }
+          commitUntilDone(result, out);
+        }
+        out.commitReady();
+        if (out.waiting()) {
+          throw new IllegalStateException("windows were handed over after a window that never was, so they are not"
+              + " committed");
         }
       } finally {
         stop.restore();
@@ -141,8 +144,40 @@ final class StreamRunner {
     return new StreamOutput.Job(plan.config(), plan.mappings(), output.toString(), runId, runner.label());
   }
 
+  /** How often the driver looks for windows handed over, while the pipeline runs. */
+  static final long COMMIT_POLL_MILLIS = 100;
+
+  /**
+   * Commits the windows the DirectRunner's pipeline hands over ({@link StreamOutput#commitReady}) until it is done;
+   * cancels it if a commit fails.
+   */
+  private static void commitUntilDone(PipelineResult result, StreamOutput out) throws IOException {
+    boolean ended = false;
+    try {
+      while (true) {
+        PipelineResult.State state = result.waitUntilFinish(org.joda.time.Duration.millis(COMMIT_POLL_MILLIS));
+        out.commitReady();
+        if (state != null && state.isTerminal()) {
+          ended = true;
+          if (state != PipelineResult.State.DONE) {
+            throw new IllegalStateException("pipeline ended in state " + state);
+          }
+          return;
+        }
+      }
+    } finally {
+      if (!ended) {
+        try {
+          result.cancel();
+        } catch (IOException | RuntimeException e) {
+          // stopping after a failed commit: that failure is the one to report
+        }
+      }
+    }
+  }
+
   /** The progress line: records mapped, their rate, the consumer lag and the windows committed. */
-  private static String line(PipelineResult result, long start) {
+  private static String line(PipelineResult result, StreamOutput out, long start) {
     Map<String, Long> counters = PipelineCounts.whileRunning(result);
     long records = counters.entrySet().stream().filter(e -> e.getKey().startsWith("stream_records/"))
         .mapToLong(Map.Entry::getValue).sum();
@@ -161,7 +196,7 @@ final class StreamRunner {
     double seconds = (System.nanoTime() - start) / 1e9;
     return String.format(Locale.ROOT, "streaming: %,d records mapped (%,d records/s), lag %,d records, %,d windows"
         + " committed", records, Math.round(records / Math.max(seconds, 1e-3)), lag,
-        counters.getOrDefault(Counters.WINDOWS_COMMITTED, 0L));
+        out.windows());
   }
 
   /** SIGINT and SIGTERM ask the readers to stop, so that the run commits what it read and ends normally. */
