@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.fhirbeam.pipeline.FhirBeam;
+import org.fhirbeam.pipeline.bench.KafkaBroker;
 import org.fhirbeam.pipeline.bench.S3TestServer;
 import org.fhirbeam.pipeline.bench.StandaloneCluster;
 import org.junit.jupiter.api.AfterAll;
@@ -109,6 +110,77 @@ class StandaloneClusterTest {
     }
     resources.sort(null);
     assertThat(resources, equalTo(lines(direct.resolve("fhir"))));
+  }
+
+  /**
+   * A streaming job submitted to the cluster: its readers and mapping tasks run in the workers' JVMs and hand each
+   * window over in the output folder (which the workers share with the driver here, as they would a mounted volume),
+   * and the driver commits the windows. The sample patients as JSON records on a topic of three partitions give the
+   * DirectRunner's resources and rejects, into NDJSON and Delta tables; the drained run ends by itself, and a second
+   * finds nothing new.
+   */
+  @Test
+  void aStreamingJobOnTheClusterCommitsWhatItsWorkersMap() throws Exception {
+    try (KafkaBroker broker = KafkaBroker.start(KafkaBroker.classpathFile(HOME))) {
+      broker.createTopic("patients", 3);
+      List<Map.Entry<String, String>> records = new ArrayList<>();
+      Path in = HOME.resolve("testdata/patients");
+      // Every value as the text a file task reads it as.
+      try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+          java.sql.ResultSet rs = db.createStatement().executeQuery("SELECT json_object('patient_id',"
+              + " patient_id::VARCHAR, 'first_name', first_name::VARCHAR, 'last_name', last_name::VARCHAR,"
+              + " 'birth_date', birth_date::VARCHAR, 'gender', gender::VARCHAR, 'phone', phone::VARCHAR)::VARCHAR"
+              + " FROM (SELECT * FROM read_csv('" + in.resolve("patients.csv") + "', all_varchar = true) UNION ALL"
+              + " BY NAME SELECT * FROM read_parquet('" + in.resolve("patients.parquet") + "') UNION ALL BY NAME"
+              + " SELECT * FROM read_json('" + in.resolve("patients.json") + "'))")) {
+        while (rs.next()) {
+          records.add(Map.entry("k" + records.size(), rs.getString(1)));
+        }
+      }
+      broker.produce("patients", records);
+      Path config = Files.writeString(tmp.resolve("stream.yaml"), """
+          name: stream
+          sources:
+            patients:
+              kafka:
+                bootstrap_servers: %s
+                topics: [patients]
+                columns: [patient_id, first_name, last_name, birth_date, gender, phone]
+          mappings:
+            - %s
+          sinks:
+            duckdb: {enabled: false}
+            delta: {enabled: true, location: %s}
+          streaming:
+            window: 1s
+          """.formatted(broker.bootstrapServers(), HOME.resolve("config/mappings/patient.yaml"),
+          tmp.resolve("stream-delta")));
+      Path out = tmp.resolve("stream-run");
+      for (String run : List.of("stream-job", "stream-again")) {
+        int code = cluster.submit(run, JAR, Map.of("FHIRBEAM_HOME", HOME.toString()),
+            Map.of("spark.executor.memory", "768m"), "run", "--runner", "spark", "--config", config.toString(),
+            "--output", out.toString(), "--drain");
+        String driver = Files.readString(cluster.log(run));
+        assertThat(driver, code, equalTo(0));
+        assertThat(driver, containsString(run.equals("stream-job")
+            ? "balance: rows in 40 = resources 34 + rejected 6: OK" : ": 0 windows committed"));
+      }
+      assertThat(lines(out.resolve("fhir")), equalTo(lines(direct.resolve("fhir"))));
+      List<String> rules = new ArrayList<>();
+      for (String l : lines(out.resolve("rejects"))) {
+        JsonNode r = JSON.readTree(l);
+        assertThat(r.get("topic").asText(), equalTo("patients"));
+        rules.add(r.get("rule").asText() + " " + r.get("reason").asText());
+      }
+      List<String> directRules = new ArrayList<>();
+      for (String l : lines(direct.resolve("rejects"))) {
+        JsonNode r = JSON.readTree(l);
+        directRules.add(r.get("rule").asText() + " " + r.get("reason").asText());
+      }
+      rules.sort(null);
+      directRules.sort(null);
+      assertThat(rules, equalTo(directRules));
+    }
   }
 
   /**
