@@ -54,12 +54,12 @@ import org.fhirbeam.transforms.MapWithDuckDb;
  *
  * <p>The runner's tasks, wherever they run, only map the records into parts and hand each window over
  * ({@link #handOver}); the run's driver commits the windows ({@link #commitReady}), in order per partition: a window
- * whose records start after the committed position waits for the window before it. Every method is synchronized.
+ * whose records start after the committed position waits for the window before it. Every instance method is
+ * synchronized.
  */
 final class StreamOutput implements AutoCloseable {
-  /** What a window's commit needs to know about the job, sent to the workers. */
-  record Job(PipelineConfig config, List<CompiledMapping> mappings, String output, String runId, String runner)
-      implements Serializable {
+  /** What a window's commit needs to know about the job. */
+  record Job(PipelineConfig config, List<CompiledMapping> mappings, String output, String runId, String runner) {
     Job {
       mappings = List.copyOf(mappings);
     }
