@@ -453,17 +453,8 @@ public final class ConfigLoader {
             + " after one");
       }
     }
-    java.time.Duration poll = java.time.Duration.ofSeconds(2);
-    if (d.has("poll")) {
-      try {
-        poll = Durations.parse("poll", d.get("poll").text());
-      } catch (InputException e) {
-        throw d.get("poll").error(e.getMessage());
-      }
-      if (poll.toMillis() < 100) {
-        throw d.get("poll").error("the table is polled at most every 100ms");
-      }
-    }
+    java.time.Duration poll = duration(d, "poll", java.time.Duration.ofSeconds(2),
+        "the table is polled at most every 100ms");
     return new SourceConfig.DeltaRead(null, null, since, poll);
   }
 
@@ -632,18 +623,30 @@ public final class ConfigLoader {
       return StreamingSettings.DEFAULTS;
     }
     ConfigNode.Fields f = top.get("streaming").fields(STREAMING);
-    java.time.Duration window = StreamingSettings.DEFAULTS.window();
-    if (f.has("window")) {
-      try {
-        window = Durations.parse("window", f.get("window").text());
-      } catch (InputException e) {
-        throw f.get("window").error(e.getMessage());
-      }
-      if (window.toMillis() < 100) {
-        throw f.get("window").error("a window lasts at least 100ms");
-      }
-    }
+    java.time.Duration window = duration(f, "window", StreamingSettings.DEFAULTS.window(),
+        "a window lasts at least 100ms");
     return new StreamingSettings(window);
+  }
+
+  /**
+   * The duration at key {@code key} of {@code f} ({@link Durations#parse}), or {@code otherwise} without one; an error
+   * at the key, saying {@code tooShort}, below 100 ms.
+   */
+  private static java.time.Duration duration(ConfigNode.Fields f, String key, java.time.Duration otherwise,
+      String tooShort) {
+    if (!f.has(key)) {
+      return otherwise;
+    }
+    java.time.Duration d;
+    try {
+      d = Durations.parse(key, f.get(key).text());
+    } catch (InputException e) {
+      throw f.get(key).error(e.getMessage());
+    }
+    if (d.toMillis() < 100) {
+      throw f.get(key).error(tooShort);
+    }
+    return d;
   }
 
   /** The node at {@code path} below {@code node}; null when a step is missing or not a mapping. */
