@@ -28,18 +28,12 @@ public enum Runner {
   private static CompletableFuture<JavaSparkContext> localSpark;
   /** Whether {@link #localSpark} is the cluster's own context (Databricks'), which the run must not stop. */
   private static boolean clusterSpark;
-  /**
-   * The thread {@link #prepare} starts; {@link #options} waits for it, so that its file systems, registered with
-   * default options, cannot replace the run's.
-   */
-  private static volatile Thread warmUp;
 
   /**
    * Starts in the background what every run of this runner needs and the job does not decide, so that it overlaps
    * the planning instead of following it: Beam's registry of pipeline options (about 1 s of one core here, since
    * Beam checks every options interface on the classpath, Spark's among them, and Jackson loads its modules on
-   * first use) and of file systems (0.8 s: Hadoop's classes among them), and, for Spark, the local context
-   * ({@link #startLocalSpark}).
+   * first use) and, for Spark, the local context ({@link #startLocalSpark}).
    */
   void prepare() {
     prepare(Deployment.detect(Map.of()));
@@ -52,16 +46,13 @@ public enum Runner {
   void prepare(Deployment deployment) {
     Thread options = new Thread(() -> {
       try {
-        // Beam's file systems too: Pipeline.create registers them, which loads Hadoop's and the others' classes
-        // (0.8 s, measured in a streaming run on Spark), now while the job is planned.
-        org.apache.beam.sdk.io.FileSystems.setDefaultPipelineOptions(PipelineOptionsFactory.create());
+        PipelineOptionsFactory.create();
       } catch (RuntimeException e) {
         // The run creates its options itself and reports what failed.
       }
     }, "fhirbeam-options");
     options.setDaemon(true);
     options.start();
-    warmUp = options;
     if (this == SPARK && deployment.databricks()) {
       useClusterSpark();
     } else if (this == SPARK) {
@@ -137,15 +128,6 @@ public enum Runner {
    * checks: tests keep them on; real runs turn them off since they cost 7-15x here.
    */
   PipelineOptions options(String jobName, boolean runnerChecks) {
-    Thread warming = warmUp;
-    if (warming != null) {
-      try {
-        warming.join();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException("interrupted while the runner started", e);
-      }
-    }
     return switch (this) {
       case DIRECT -> {
         DirectOptions o = PipelineOptionsFactory.create().as(DirectOptions.class);
