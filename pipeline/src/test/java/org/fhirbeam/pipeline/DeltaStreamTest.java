@@ -21,8 +21,8 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -38,20 +38,39 @@ class DeltaStreamTest {
   @TempDir
   static Path tmp;
 
-  static SparkSession spark;
-  static Dataset<Row> rows;
+  /** The writer (a Spark session of this JVM), and the CSV's rows it writes; stopped before a run on Spark. */
+  SparkSession spark;
+  Dataset<Row> rows;
 
-  @BeforeAll
-  static void start() {
+  @BeforeEach
+  void start() {
     spark = DeltaReader.start("delta-stream-writer", tmp);
     rows = spark.read().option("header", "true").csv(DeltaSourceTest.CSV.toString());
   }
 
-  @AfterAll
-  static void stop() {
-    if (spark != null) {
-      spark.stop();
+  @AfterEach
+  void stop() {
+    spark.stop();
+  }
+
+  /** The resources and rejects (rule and reason) the default job gives the same rows as a CSV file. */
+  private static List<List<String>> fromCsv() throws IOException {
+    Path csvOut = tmp.resolve("csv-out");
+    if (!Files.exists(csvOut)) {
+      run(DefaultJobTest.HOME.resolve("config/pipelines/default.yaml"), csvOut, "--set",
+          "sources.patients.path=" + DeltaSourceTest.CSV, "--set", "sinks.duckdb.enabled=false");
     }
+    return List.of(lines(csvOut.resolve("fhir")).stream().sorted().toList(), reasons(csvOut));
+  }
+
+  private static List<String> reasons(Path out) throws IOException {
+    List<String> reasons = new ArrayList<>();
+    for (String l : lines(out.resolve("rejects"))) {
+      JsonNode r = JSON.readTree(l);
+      reasons.add(r.get("rule").asText() + " " + r.get("reason").asText());
+    }
+    reasons.sort(null);
+    return reasons;
   }
 
   private static Path config(String name, Path table) throws IOException {
@@ -113,24 +132,13 @@ class DeltaStreamTest {
     assertThat(run(cfg, out, "--drain").err(), containsString(": 0 windows committed"));
 
     // The resources and rejects the same rows give as a CSV file, byte for byte.
-    Path csvOut = tmp.resolve("csv-out");
-    run(DefaultJobTest.HOME.resolve("config/pipelines/default.yaml"), csvOut, "--set",
-        "sources.patients.path=" + DeltaSourceTest.CSV, "--set", "sinks.duckdb.enabled=false");
-    List<String> expected = lines(csvOut.resolve("fhir")).stream().sorted().toList();
-    assertThat(expected.size(), is(15));
-    assertThat(lines(out.resolve("fhir")).stream().sorted().toList(), equalTo(expected));
-    List<String> reasons = new ArrayList<>();
+    List<List<String>> expected = fromCsv();
+    assertThat(expected.get(0).size(), is(15));
+    assertThat(lines(out.resolve("fhir")).stream().sorted().toList(), equalTo(expected.get(0)));
+    assertThat(reasons(out), equalTo(expected.get(1)));
     for (String l : lines(out.resolve("rejects"))) {
-      JsonNode r = JSON.readTree(l);
-      assertThat(r.get("topic").asText(), equalTo(table.toString()));
-      reasons.add(r.get("rule").asText() + " " + r.get("reason").asText());
+      assertThat(JSON.readTree(l).get("topic").asText(), equalTo(table.toString()));
     }
-    List<String> batchReasons = new ArrayList<>();
-    for (String l : lines(csvOut.resolve("rejects"))) {
-      JsonNode r = JSON.readTree(l);
-      batchReasons.add(r.get("rule").asText() + " " + r.get("reason").asText());
-    }
-    assertThat(reasons.stream().sorted().toList(), equalTo(batchReasons.stream().sorted().toList()));
 
     try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + tmp.resolve("updates.db"));
         Statement st = db.createStatement()) {
@@ -152,6 +160,23 @@ class DeltaStreamTest {
     assertThat(refused.code() == 0, is(false));
     assertThat(refused.err(), containsString("the Delta table " + table + ": version 3 removes rows (an overwrite,"
         + " a delete, an update or a compaction), and a streaming read takes appended rows only"));
+  }
+
+  @Test
+  void onSparkTheTableGivesTheSameResources() throws Exception {
+    Path table = tmp.resolve("spark_updates");
+    rows.filter("patient_id <= 'p010'").coalesce(1).write().format("delta").save(table.toString());
+    rows.filter("patient_id IS NULL OR patient_id > 'p010'").coalesce(1).write().format("delta")
+        .mode(SaveMode.Append).save(table.toString());
+    long total = rows.count();
+    spark.stop(); // the run's Spark context is the only one this JVM may have
+    Path out = tmp.resolve("spark-out");
+    assertThat(run(config("spark_updates", table), out, "--runner", "spark", "--drain").out(),
+        containsString("balance: rows in " + total + " = resources"));
+    List<List<String>> expected = fromCsv();
+    assertThat(lines(out.resolve("fhir")).stream().sorted().toList(), equalTo(expected.get(0)));
+    assertThat(reasons(out), equalTo(expected.get(1)));
+    spark = DeltaReader.start("delta-stream-writer", tmp);
   }
 
   private static long single(Statement st, String sql) throws Exception {
