@@ -166,7 +166,6 @@ public final class DuckDb {
     }
   }
 
-  /** The column names of a table, in order. */
   /** The rows of table {@code schema.table}; 0 when it does not exist (yet). */
   public static long rows(Connection db, String schema, String table) {
     try {
@@ -184,6 +183,7 @@ public final class DuckDb {
     }
   }
 
+  /** The column names of a table, in order. */
   public static List<String> columns(Connection db, String schema, String table) throws SQLException {
     List<String> out = new ArrayList<>();
     try (java.sql.PreparedStatement st = db.prepareStatement("SELECT column_name FROM duckdb_columns()"
