@@ -64,8 +64,7 @@ final class SparkStreams {
           doneBatch = batchTime;
           doneAt = System.currentTimeMillis();
         }
-        long mapped = counters.entrySet().stream().filter(e -> e.getKey().startsWith(Counters.streamRecords("")))
-            .mapToLong(Map.Entry::getValue).sum();
+        long mapped = StreamRunner.recordsMapped(counters);
         if (batchTime >= doneBatch + 2 * batch && out.recordsCommitted() >= mapped) {
           return;
         }

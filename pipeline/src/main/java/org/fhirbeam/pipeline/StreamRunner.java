@@ -176,17 +176,21 @@ final class StreamRunner {
     }
   }
 
+  /** The records of every stream source mapped so far, from the pipeline's {@code counters}. */
+  static long recordsMapped(Map<String, Long> counters) {
+    return counters.entrySet().stream().filter(e -> e.getKey().startsWith(Counters.streamRecords("")))
+        .mapToLong(Map.Entry::getValue).sum();
+  }
+
   /** The progress line: records mapped, their rate, the consumer lag and the windows committed. */
   private static String line(PipelineResult result, StreamOutput out, long start) {
-    Map<String, Long> counters = PipelineCounts.whileRunning(result);
-    long records = counters.entrySet().stream().filter(e -> e.getKey().startsWith("stream_records/"))
-        .mapToLong(Map.Entry::getValue).sum();
+    long records = recordsMapped(PipelineCounts.whileRunning(result));
     long lag = 0;
     try {
       for (org.apache.beam.sdk.metrics.MetricResult<org.apache.beam.sdk.metrics.GaugeResult> g : result.metrics()
           .queryMetrics(org.apache.beam.sdk.metrics.MetricsFilter.builder().addNameFilter(
               org.apache.beam.sdk.metrics.MetricNameFilter.inNamespace(Counters.NAMESPACE)).build()).getGauges()) {
-        if (g.getName().getName().startsWith("stream_lag/")) {
+        if (g.getName().getName().startsWith(Counters.streamLag(""))) {
           lag += g.getAttempted().getValue();
         }
       }
