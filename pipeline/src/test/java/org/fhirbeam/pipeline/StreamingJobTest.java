@@ -371,8 +371,8 @@ class StreamingJobTest {
       reasons.add(r.get("stage").asText() + " " + r.get("rule").asText());
     }
     assertThat(reasons.stream().sorted().toList(), equalTo(List.of("ingest csv-missing-columns",
-        "ingest csv-several-lines", "ingest csv-too-many-columns", "ingest csv-unreadable", "mapping date", "mapping date", "mapping date",
-        "mapping date", "mapping id", "mapping required")));
+        "ingest csv-several-lines", "ingest csv-too-many-columns", "ingest csv-unreadable", "mapping date",
+        "mapping date", "mapping date", "mapping date", "mapping id", "mapping required")));
   }
 
   @Test
@@ -400,7 +400,9 @@ class StreamingJobTest {
     assertThat(lines(out, "fhir").size(), is(34));
   }
 
-  /** Starts {@code run --drain} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}. */
+  /**
+   * Starts {@code run --drain} on the stream in its own JVM, with {@code properties}; its output goes to {@code log}.
+   */
   private Process start(Path cfg, Path out, Path log, String... properties) throws IOException {
     return start(cfg, out, log, true, properties);
   }
@@ -460,8 +462,8 @@ class StreamingJobTest {
     boolean delta = runner.equals("spark");
     Path cfg = Files.writeString(dir.resolve("killed.yaml"), Files.readString(config("killed-" + runner))
         .replace("window: 1s", "window: 300ms")
-        .replace("      columns:", "      consumer: {max.poll.records: '500'}\n      columns:").replace(dir.resolve("stream.db").toString(),
-            dir.resolve("killed.db").toString()));
+        .replace("      columns:", "      consumer: {max.poll.records: '500'}\n      columns:")
+        .replace(dir.resolve("stream.db").toString(), dir.resolve("killed.db").toString()));
     if (delta) {
       withDelta(cfg, dir.resolve("killed-delta"));
     }
@@ -499,8 +501,8 @@ class StreamingJobTest {
       }
       p.destroyForcibly();
       assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), is(true));
-      System.out.printf(runner + ": random kill %d: exit %d, %d windows committed before, %d after%n", i, p.exitValue(), before,
-          windows(dir.resolve("killed.db")));
+      System.out.printf(runner + ": random kill %d: exit %d, %d windows committed before, %d after%n", i,
+          p.exitValue(), before, windows(dir.resolve("killed.db")));
       killed++;
     }
     // Spark may read what is left in one micro-batch and end before a later kill: at least one must hit a run.

@@ -246,7 +246,8 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
         try (Statement st = db.createStatement()) {
           // Each record with what is wrong with it (NULL rule: nothing) and, for CSV, its fields.
           StringBuilder ddl = new StringBuilder("CREATE TABLE " + DuckDb.identifier(table) + " ("
-              + SqlMapping.q(SqlMapping.OFFSET) + " BIGINT, \"#value\" VARCHAR, \"#rule\" VARCHAR, \"#reason\" VARCHAR");
+              + SqlMapping.q(SqlMapping.OFFSET) + " BIGINT, \"#value\" VARCHAR, \"#rule\" VARCHAR,"
+              + " \"#reason\" VARCHAR");
           if (format == KafkaSource.Format.CSV) {
             columns.forEach(c -> ddl.append(", ").append(DuckDb.identifier(c)).append(" VARCHAR"));
           }

@@ -400,7 +400,8 @@ public final class Bench implements Callable<Integer> {
         analyticsRss = ms.stream().mapToLong(ProcessMeter.Measurement::peakRssBytes).max().orElse(-1);
         continue;
       }
-      results.put(c, new Result(c, c.startsWith("spark") || c.equals("stream-spark") ? "spark" : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
+      results.put(c, new Result(c, c.startsWith("spark") || c.equals("stream-spark") ? "spark"
+          : c.startsWith("duckdb-sql") ? "duckdb" : "direct",
           state.rowsIn, state.resources, runs,
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::wallSeconds).toArray()),
           median(ms.stream().mapToDouble(ProcessMeter.Measurement::cpuSeconds).toArray()),

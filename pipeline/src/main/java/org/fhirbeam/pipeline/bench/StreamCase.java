@@ -40,8 +40,8 @@ final class StreamCase implements AutoCloseable {
       long n = 0;
       try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
           Statement st = db.createStatement();
-          ResultSet rs = st.executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv(" + org.fhirbeam.io.DuckDb.literal(csv.toString())
-              + ", all_varchar = true) AS t");
+          ResultSet rs = st.executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv("
+              + org.fhirbeam.io.DuckDb.literal(csv.toString()) + ", all_varchar = true) AS t");
           KafkaProducer<String, String> producer = broker.producer()) {
         while (rs.next()) {
           producer.send(new ProducerRecord<>(TOPIC, null, rs.getString(1)));
@@ -49,8 +49,9 @@ final class StreamCase implements AutoCloseable {
         }
         producer.flush();
       }
-      Path config = Files.writeString(work.resolve("stream-source.yaml"), "name: bench_stream\nduckdb:\n  memory_limit: 384MB\nsources:\n"
-          + "  patients:\n    kafka:\n      bootstrap_servers: " + broker.bootstrapServers() + "\n      topics: ["
+      Path config = Files.writeString(work.resolve("stream-source.yaml"), "name: bench_stream\nduckdb:\n"
+          + "  memory_limit: 384MB\nsources:\n  patients:\n    kafka:\n      bootstrap_servers: "
+          + broker.bootstrapServers() + "\n      topics: ["
           + TOPIC + "]\n      columns: [patient_id, first_name, last_name, birth_date, gender]\nmappings: ["
           + org.fhirbeam.pipeline.FhirBeam.home().resolve("config/mappings/patient.yaml") + "]\n");
       System.out.printf("produced %,d records to %s (%d partitions)%n", n, TOPIC, PARTITIONS);
@@ -101,7 +102,8 @@ final class StreamCase implements AutoCloseable {
     }
     try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
         Statement st = db.createStatement()) {
-      st.execute("ATTACH " + org.fhirbeam.io.DuckDb.literal(outDir.resolve("fhir.db").toString()) + " AS job (READ_ONLY)");
+      st.execute("ATTACH " + org.fhirbeam.io.DuckDb.literal(outDir.resolve("fhir.db").toString())
+          + " AS job (READ_ONLY)");
       st.execute("CREATE TABLE sent (\"partition\" INTEGER, \"offset\" BIGINT, ts BIGINT)");
       try (org.duckdb.DuckDBAppender a = db.unwrap(org.duckdb.DuckDBConnection.class).createAppender("main",
           "sent")) {
