@@ -149,6 +149,14 @@ public final class Counters {
   }
 
   /**
+   * Records of a stream source its readers have emitted: counted by the readers, in the same task as
+   * {@link #streamDone}, so that a driver that sees every reader done sees every record read too (a Beam counter only).
+   */
+  public static String streamRead(String source) {
+    return "stream_read/" + source;
+  }
+
+  /**
    * Records of a stream source's partitions that its readers have not read yet (the consumer's lag, summed over the
    * partitions it knows it for): a Beam gauge, shown while a streaming run goes.
    */

@@ -284,6 +284,7 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
       }
       emitted.put(key(current.topic(), current.partition()), current.next());
       records += current.size();
+      Metrics.counter(Counters.NAMESPACE, Counters.streamRead(source.name)).inc(current.size());
       return true;
     }
 

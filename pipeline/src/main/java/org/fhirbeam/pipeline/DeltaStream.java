@@ -215,6 +215,7 @@ final class DeltaStream extends UnboundedSource<RecordBatch, DeltaStream.Checkpo
         }
         position = at + n == rows.size() ? (v + 1) * PER_VERSION : v * PER_VERSION + at + n;
         records += n;
+        Metrics.counter(Counters.NAMESPACE, Counters.streamRead(source.name)).inc(n);
         current = new RecordBatch(source.name, source.table, 0, emitted, position, System.currentTimeMillis(),
             offsets, timestamps, values);
         emitted = position;

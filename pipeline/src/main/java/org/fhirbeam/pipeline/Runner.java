@@ -188,7 +188,7 @@ public enum Runner {
   }
 
   /** The Spark runner's micro-batch interval for streaming jobs. */
-  static final long STREAM_BATCH_MILLIS = 1000;
+  private static final long STREAM_BATCH_MILLIS = 1000;
 
   /**
    * The runner that executed a pipeline, told by the type of the result it returned rather than by the options

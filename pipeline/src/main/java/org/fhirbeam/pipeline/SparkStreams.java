@@ -6,7 +6,6 @@ import org.apache.beam.runners.spark.io.MicrobatchSource;
 import org.apache.beam.runners.spark.metrics.MetricsAccumulator;
 import org.apache.beam.runners.spark.util.GlobalWatermarkHolder;
 import org.apache.beam.sdk.PipelineResult;
-import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.fhirbeam.data.Counters;
 import org.joda.time.Duration;
 
@@ -14,16 +13,16 @@ import org.joda.time.Duration;
  * What a streaming job on Beam's Spark runner needs from its driver. The driver commits the windows the tasks hand
  * over ({@link StreamOutput#commitReady}), and since the runner's streaming mode (DStream micro-batches) never ends by
  * itself (Beam issue 18416), it ends the run: once every reader of every source has counted itself done
- * ({@link Counters#streamDone}: a bound, or SIGINT/SIGTERM), two micro-batches have passed (the one in which the last
- * reader got done has been mapped and counted), and the records committed have reached the records mapped, it stops
- * the streaming context. All of it from Spark's metrics and the runner's batch times, which reach the driver from
- * the workers of a cluster too. The runner's watermarks and metrics live in static fields of this JVM, cleared before
- * each run so that an earlier run's are not taken for this one's.
+ * ({@link Counters#streamDone}: a bound, or SIGINT/SIGTERM) and the records committed have reached the records the
+ * readers emitted ({@link Counters#streamRead}, counted by the same tasks as their being done), on two looks in a row
+ * (a task's counters reach the driver one by one), it stops the streaming context. All of it from Spark's metrics,
+ * which reach the driver from the workers of a cluster too. The runner's watermarks and metrics live in static fields
+ * of this JVM, cleared before each run so that an earlier run's are not taken for this one's.
  */
 final class SparkStreams {
   /**
-   * How long after every reader is done, besides a window's length, the records mapped may stay uncommitted before
-   * the run fails.
+   * How long after every reader is done, besides a window's length, the records read may stay uncommitted before the
+   * run fails.
    */
   private static final long LAST_MILLIS = 60_000;
 
@@ -36,15 +35,14 @@ final class SparkStreams {
   }
 
   /**
-   * Commits the windows handed over into {@code out} until every reader is done and every record mapped is
+   * Commits the windows handed over into {@code out} until every reader is done and every record read is
    * committed, then stops the run; a failed micro-batch is thrown as the runner reports it. {@code window} is the
    * job's window length, {@code sources} the sources it reads.
    */
   static void runToTheEnd(PipelineResult result, StreamOutput out, java.time.Duration window,
       java.util.Set<String> sources) throws IOException {
-    long batch = Runner.STREAM_BATCH_MILLIS;
-    long doneBatch = -1;
     long doneAt = -1;
+    boolean endSeen = false;
     try {
       while (true) {
         PipelineResult.State state = result.waitUntilFinish(Duration.millis(StreamRunner.COMMIT_POLL_MILLIS));
@@ -59,18 +57,18 @@ final class SparkStreams {
         if (!readersDone(counters, sources)) {
           continue;
         }
-        long batchTime = GlobalWatermarkHolder.getLastWatermarkedBatchTime();
-        if (doneBatch < 0) {
-          doneBatch = batchTime;
+        if (doneAt < 0) {
           doneAt = System.currentTimeMillis();
         }
-        long mapped = StreamRunner.recordsMapped(counters);
-        if (batchTime >= doneBatch + 2 * batch && out.recordsCommitted() >= mapped) {
+        long read = recordsRead(counters);
+        boolean end = out.recordsCommitted() >= read;
+        if (end && endSeen) {
           return;
         }
+        endSeen = end;
         if (System.currentTimeMillis() - doneAt > window.toMillis() + LAST_MILLIS) {
           throw new IllegalStateException("every reader was done " + (System.currentTimeMillis() - doneAt) / 1000
-              + " s ago, and " + out.recordsCommitted() + " of the " + mapped + " records mapped are committed");
+              + " s ago, and " + out.recordsCommitted() + " of the " + read + " records read are committed");
         }
       }
     } finally {
@@ -81,6 +79,12 @@ final class SparkStreams {
         // no reader was ever cached
       }
     }
+  }
+
+  /** The records the readers of every stream source have emitted, from the pipeline's {@code counters}. */
+  static long recordsRead(Map<String, Long> counters) {
+    return counters.entrySet().stream().filter(e -> e.getKey().startsWith(Counters.streamRead("")))
+        .mapToLong(Map.Entry::getValue).sum();
   }
 
   /** Whether every reader of each of {@code sources} has counted itself done: as many as they say there are. */
