@@ -201,25 +201,35 @@ final class DeltaCommit implements AutoCloseable {
     return current == null ? List.of() : DeltaSource.dataFiles(engine, current, "the Delta table " + folder(table));
   }
 
+  /** A Parquet file of a window's resources, written by a task, and the resources it holds. */
+  record WindowFile(Path file, long rows) {}
+
   /**
-   * Commits window {@code windowId} of a stream: its resources ({@code resourceFiles}, NDJSON files by type), its
-   * rejects ({@code rejectFiles}, the stream's reject NDJSON files) and its {@code rows} of other {@code quality}
-   * tables (by table, values of its columns) are written as one data file per table into the tables' folders, then
-   * each table that has a file gets one version (a mapping's {@code transformed_data} table takes its resource
-   * table's), all with the same transaction version, above every one the tables took. As a run's commit, through a
-   * ledger: a window killed while it committed is completed by the next run. Returns the tables' versions that hold
-   * the window.
+   * Commits window {@code windowId} of a stream: its resources ({@code resourceFiles}, Parquet files by type, laid
+   * out as the tables' files, which are moved into the tables' folders), its rejects ({@code rejectFiles}, the
+   * stream's reject NDJSON files) and its {@code rows} of other {@code quality} tables (by table, values of its
+   * columns), each written as one data file; then each table that has a file gets one version (a mapping's
+   * {@code transformed_data} table takes its resource table's), all with the same transaction version, above every
+   * one the tables took. As a run's commit, through a ledger: a window killed while it committed is completed by the
+   * next run. Returns the tables' versions that hold the window.
    */
-  Map<String, Long> commitWindow(String windowId, Map<String, List<String>> resourceFiles, List<String> rejectFiles,
-      Map<String, List<List<Object>>> rows) throws IOException {
+  Map<String, Long> commitWindow(String windowId, Map<String, List<WindowFile>> resourceFiles,
+      List<String> rejectFiles, Map<String, List<List<Object>>> rows) throws IOException {
     Map<String, List<DeltaFiles.DataFile>> byTable = new LinkedHashMap<>();
+    for (Map.Entry<String, List<WindowFile>> e : resourceFiles.entrySet()) {
+      String table = DeltaFiles.resourceTable(e.getKey());
+      Path folder = Files.createDirectories(Path.of(folder(table)));
+      List<DeltaFiles.DataFile> files = new ArrayList<>();
+      for (WindowFile f : e.getValue()) {
+        String name = String.format(java.util.Locale.ROOT, "part-%s-%s-%05d.parquet", windowId,
+            table.substring(table.indexOf('/') + 1), files.size());
+        Files.move(f.file(), folder.resolve(name), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        files.add(new DeltaFiles.DataFile(name, f.rows(), Files.size(folder.resolve(name))));
+      }
+      byTable.put(table, files);
+    }
     try (java.sql.Connection db = org.fhirbeam.io.DuckDb.openInMemory(duckdb);
         java.sql.Statement st = db.createStatement()) {
-      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
-        String table = DeltaFiles.resourceTable(e.getKey());
-        byTable.put(table, List.of(writeFile(st, table, windowId, target -> layouts.get(e.getKey()).copy(
-            "SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue()), "", target))));
-      }
       if (!rejectFiles.isEmpty()) {
         byTable.put(DeltaFiles.REJECTS, List.of(writeFile(st, DeltaFiles.REJECTS, windowId, target -> "COPY ("
             + QualityTables.streamRejectsQuery(rejectFiles, windowId) + ") TO " + org.fhirbeam.io.DuckDb.literal(

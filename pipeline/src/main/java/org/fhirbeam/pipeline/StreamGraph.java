@@ -2,6 +2,9 @@ package org.fhirbeam.pipeline;
 
 import java.io.IOException;
 import java.io.Serializable;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,8 +30,11 @@ import org.apache.beam.sdk.values.PCollectionList;
 import org.apache.beam.sdk.values.PCollectionTuple;
 import org.apache.beam.sdk.values.TypeDescriptor;
 import org.apache.beam.sdk.values.TypeDescriptors;
+import org.fhirbeam.config.DuckDbSettings;
 import org.fhirbeam.config.KafkaSource;
 import org.fhirbeam.config.SourceConfig;
+import org.fhirbeam.io.DuckDb;
+import org.fhirbeam.io.DuckDbTables;
 import org.fhirbeam.io.KafkaBatchSource;
 import org.fhirbeam.io.PartFile;
 import org.fhirbeam.io.RecordBatch;
@@ -41,16 +47,19 @@ import org.fhirbeam.transforms.MapWithDuckDb;
  * Builds a streaming job's Beam graph: each Kafka source is read in batches ({@link KafkaBatchSource}; a Delta
  * table's versions by {@link DeltaStream}), the batches fall into fixed windows of processing time, a bundle's records
  * of a window and partition are mapped by the same compiled DuckDB query as a file task ({@link MapRecords}), its
- * resources pass the same checking stages as a batch run's ({@link JobGraph#checked}), and then all the window's
- * parts and record ranges are gathered (a {@link GroupByKey} per window) and handed to the run's driver
+ * resources pass the same checking stages as a batch run's ({@link JobGraph#checked}) and are written as Parquet
+ * when the sinks take it ({@link PartFn}), and then all the window's parts and record ranges are gathered (a {@link GroupByKey} per window) and handed to the run's driver
  * ({@link StreamOutput#handOver}), which commits them. Only what both runners run in streaming mode: an unbounded
  * read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.
  */
 final class StreamGraph {
   private StreamGraph() {}
 
-  /** One of a window's things to commit: a part file or a range of records. */
-  record Item(PartFile part, StreamRange range) implements Serializable {}
+  /**
+   * One of a window's things to commit: a part file (with {@code parquet}, the Parquet file its resources were
+   * written to beside it, when the job's sinks take one) or a range of records.
+   */
+  record Item(PartFile part, String parquet, StreamRange range) implements Serializable {}
 
   /**
    * @param output the job's output folder, which the workers see: the mapping tasks write their parts under it, and
@@ -91,16 +100,79 @@ final class StreamGraph {
     TypeDescriptor<KV<String, Item>> kv = TypeDescriptors.kvs(TypeDescriptors.strings(),
         TypeDescriptor.of(Item.class));
     KvCoder<String, Item> coder = KvCoder.of(StringUtf8Coder.of(), SerializableCoder.of(Item.class));
+    // The Parquet sink's files and the Delta tables' resource files are laid out alike: the task that checked a part
+    // writes its one Parquet file, and the driver only moves it into place.
+    boolean delta = plan.config().sinks().delta() != null;
+    Map<String, DuckDbTables.ParquetLayout> layouts = delta || plan.config().sinks().parquet()
+        ? FileSinks.parquetLayouts(plan) : Map.of();
     for (CompiledMapping m : plan.mappings()) {
       PCollection<PartFile> parts = JobGraph.checked(mapped.get(MapWithDuckDb.partsOf(m.name())), m, plan, runId);
       items.add(parts.apply("Parts" + JobGraph.capitalize(m.name()),
-          MapElements.into(kv).via((PartFile f) -> KV.of("window", new Item(f, null)))).setCoder(coder));
+          ParDo.of(new PartFn(layouts, delta, plan.config().duckdb()))).setCoder(coder));
     }
     items.add(mapped.get(MapRecords.RANGES).apply("Ranges",
-        MapElements.into(kv).via((StreamRange r) -> KV.of("window", new Item(null, r)))).setCoder(coder));
+        MapElements.into(kv).via((StreamRange r) -> KV.of("window", new Item(null, null, r)))).setCoder(coder));
     PCollectionList.of(items).apply("Gather", Flatten.pCollections())
         .apply("GatherWindow", GroupByKey.create())
         .apply("HandOver", ParDo.of(new HandOverFn(output)));
+  }
+
+  /**
+   * Makes a window's item of each part, writing the resources of a part that has some as a Parquet file beside it
+   * when the sinks take one ({@code layouts} by resource type; none: no file), its rows unordered for
+   * {@code unordered} (a Delta table's rows have no order, and DuckDB writes such a file in half the time).
+   */
+  static final class PartFn extends DoFn<PartFile, KV<String, Item>> {
+    private final Map<String, DuckDbTables.ParquetLayout> layouts;
+    private final boolean unordered;
+    private final DuckDbSettings settings;
+    private transient Connection db;
+
+    PartFn(Map<String, DuckDbTables.ParquetLayout> layouts, boolean unordered, DuckDbSettings settings) {
+      this.layouts = Map.copyOf(layouts);
+      this.unordered = unordered;
+      this.settings = settings;
+    }
+
+    @Setup
+    public void setup() throws SQLException {
+      if (!layouts.isEmpty()) {
+        db = DuckDb.openInMemory(settings);
+        try (Statement st = db.createStatement()) {
+          st.execute("SET threads = 1"); // beside the mapping tasks, which keep every core busy
+          if (unordered) {
+            st.execute("SET preserve_insertion_order = false");
+          }
+        }
+      }
+    }
+
+    @Teardown
+    public void teardown() {
+      if (db != null) {
+        DuckDb.closeQuietly(db);
+        db = null;
+      }
+    }
+
+    @ProcessElement
+    public void process(@Element PartFile part, OutputReceiver<KV<String, Item>> out) throws SQLException {
+      String parquet = null;
+      if (db != null && part.holdsResources() && part.lines() > 0) {
+        String name = part.resourcePartName();
+        // A name of this attempt's own: two attempts of a task may write at once.
+        parquet = PartFile.beside(part.path(), "parquet").toString();
+        try (Statement st = db.createStatement()) {
+          long rows = st.executeLargeUpdate(layouts.get(name.substring(0, name.indexOf('-'))).copy(
+              "SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(part.path())), "", parquet));
+          if (rows != part.lines()) {
+            throw new IllegalStateException("the Parquet file of part " + part.target() + " holds " + rows
+                + " resources, and the part " + part.lines());
+          }
+        }
+      }
+      out.output(KV.of("window", new Item(part, parquet, null)));
+    }
   }
 
   /**
@@ -118,15 +190,19 @@ final class StreamGraph {
     @ProcessElement
     public void process(@Element KV<String, Iterable<Item>> element, BoundedWindow window) throws IOException {
       List<PartFile> parts = new ArrayList<>();
+      Map<String, String> parquet = new java.util.HashMap<>();
       List<StreamRange> ranges = new ArrayList<>();
       for (Item i : element.getValue()) {
         if (i.part() != null) {
           parts.add(i.part());
+          if (i.parquet() != null) {
+            parquet.put(i.part().path(), i.parquet());
+          }
         } else {
           ranges.add(i.range());
         }
       }
-      StreamOutput.handOver(output, ((IntervalWindow) window).start().getMillis(), parts, ranges);
+      StreamOutput.handOver(output, ((IntervalWindow) window).start().getMillis(), parts, parquet, ranges);
     }
   }
 }

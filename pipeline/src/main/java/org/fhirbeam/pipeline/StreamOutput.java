@@ -261,21 +261,27 @@ final class StreamOutput implements AutoCloseable {
   /** Where the mapping tasks write their parts, under the output. */
   static final String PARTS = "_stream/parts";
 
-  /** A window as a runner hands it to the driver: its start, its parts and its ranges of records. */
-  record HandedOver(long windowStart, List<PartFile> parts, List<StreamRange> ranges) implements Serializable {}
+  /**
+   * A window as a runner hands it to the driver: its start, its parts, the Parquet files of its resource parts (by
+   * the part's path; none when the sinks take none) and its ranges of records.
+   */
+  record HandedOver(long windowStart, List<PartFile> parts, Map<String, String> parquet, List<StreamRange> ranges)
+      implements Serializable {}
 
   /**
-   * Hands window {@code windowStart}'s {@code parts} and {@code ranges} (of one bundle) to the driver, from the task
+   * Hands window {@code windowStart}'s {@code parts} (with their {@code parquet} files) and {@code ranges} (of one
+   * bundle) to the driver, from the task
    * that gathered them, wherever it runs: a file of {@link #READY} under {@code output} (a folder the driver and the
    * workers share), written beside and then moved into place whole, named so that windows sort by their start.
    */
-  static void handOver(String output, long windowStart, List<PartFile> parts, List<StreamRange> ranges)
-      throws IOException {
+  static void handOver(String output, long windowStart, List<PartFile> parts, Map<String, String> parquet,
+      List<StreamRange> ranges) throws IOException {
     Path ready = Files.createDirectories(Path.of(output).resolve(READY));
     String name = String.format(Locale.ROOT, "%015d-%s", windowStart, java.util.UUID.randomUUID());
     Path temp = ready.resolve("." + name + ".tmp");
     try (java.io.ObjectOutputStream o = new java.io.ObjectOutputStream(Files.newOutputStream(temp))) {
-      o.writeObject(new HandedOver(windowStart, List.copyOf(parts), List.copyOf(ranges)));
+      o.writeObject(new HandedOver(windowStart, List.copyOf(parts), new java.util.HashMap<>(parquet),
+          List.copyOf(ranges)));
     }
     Files.move(temp, ready.resolve(name + ".window"), StandardCopyOption.ATOMIC_MOVE);
   }
@@ -302,7 +308,7 @@ final class StreamOutput implements AutoCloseable {
       } catch (ClassNotFoundException e) {
         throw new IOException("window " + f + " cannot be read", e);
       }
-      Outcome outcome = commit(Instant.ofEpochMilli(w.windowStart()), w.parts(), w.ranges());
+      Outcome outcome = commit(Instant.ofEpochMilli(w.windowStart()), w.parts(), w.parquet(), w.ranges());
       if (outcome == Outcome.WAITS) {
         if (System.currentTimeMillis() - Files.getLastModifiedTime(f).toMillis() > WAIT_MILLIS) {
           throw new IllegalStateException("a window waited " + WAIT_MILLIS / 1000 + " s for the window before it"
@@ -326,13 +332,14 @@ final class StreamOutput implements AutoCloseable {
   }
 
   /**
-   * Commits one window: {@code parts} (every part file its stages wrote) and {@code ranges} (the records it read,
-   * per partition). A window that was committed already (a retried task's) is dropped; one that follows a window not
+   * Commits one window: {@code parts} (every part file its stages wrote), {@code parquet} (the Parquet file of each
+   * resource part, by the part's path, when the sinks take them) and {@code ranges} (the records it read, per
+   * partition). A window that was committed already (a retried task's) is dropped; one that follows a window not
    * yet committed waits for it: nothing is done. Throws when the window does not balance: nothing of it is committed,
    * and the run stops with its position before the window.
    */
-  synchronized Outcome commit(Instant windowStart, List<PartFile> parts, List<StreamRange> mapped)
-      throws IOException {
+  synchronized Outcome commit(Instant windowStart, List<PartFile> parts, Map<String, String> parquet,
+      List<StreamRange> mapped) throws IOException {
     List<StreamRange> ranges = merged(mapped);
     int done = 0;
     for (StreamRange r : ranges) {
@@ -349,6 +356,9 @@ final class StreamOutput implements AutoCloseable {
     if (done == ranges.size()) {
       for (PartFile p : parts) {
         Files.deleteIfExists(Path.of(p.path()));
+      }
+      for (String f : parquet.values()) {
+        Files.deleteIfExists(Path.of(f));
       }
       return Outcome.COMMITTED_BEFORE;
     }
@@ -368,6 +378,7 @@ final class StreamOutput implements AutoCloseable {
     }
     Path pending = output.resolve("_stream/pending").resolve(windowId);
     Map<String, List<String>> resourceFiles = new TreeMap<>();
+    Map<String, List<DeltaCommit.WindowFile>> deltaFiles = new TreeMap<>();
     List<String> rejectFiles = new ArrayList<>();
     Map<String, Integer> numbers = new HashMap<>();
     for (PartFile p : parts) {
@@ -388,15 +399,33 @@ final class StreamOutput implements AutoCloseable {
       } else {
         Files.move(Path.of(p.path()), to, StandardCopyOption.ATOMIC_MOVE);
       }
-      if (p.holdsResources()) {
-        String type = set.substring(PartFile.RESOURCES.length());
-        resourceFiles.computeIfAbsent(type, t -> new ArrayList<>()).add(to.toString());
-      } else {
+      if (!p.holdsResources()) {
         rejectFiles.add(to.toString());
+        continue;
       }
-    }
-    if (job.config().sinks().parquet()) {
-      writeParquet(pending, windowId, resourceFiles);
+      String type = set.substring(PartFile.RESOURCES.length());
+      resourceFiles.computeIfAbsent(type, t -> new ArrayList<>()).add(to.toString());
+      if (!job.config().sinks().parquet() && delta == null) {
+        continue;
+      }
+      if (parquet.get(p.path()) == null) {
+        throw new IllegalStateException("part " + p.target() + " of window " + windowId + " came without its Parquet"
+            + " file");
+      }
+      Path file = Path.of(parquet.get(p.path()));
+      if (job.config().sinks().parquet()) {
+        // The Parquet sink keeps its file; the Delta table takes a copy of it.
+        Path sink = Files.createDirectories(pending.resolve("parquet").resolve(type)).resolve(String.format(
+            Locale.ROOT, "part-%s-%05d.parquet", windowId, n));
+        if (delta != null) {
+          Files.copy(file, sink, StandardCopyOption.REPLACE_EXISTING);
+        } else {
+          Files.move(file, sink, StandardCopyOption.ATOMIC_MOVE);
+        }
+      }
+      if (delta != null) {
+        deltaFiles.computeIfAbsent(type, t -> new ArrayList<>()).add(new DeltaCommit.WindowFile(file, p.lines()));
+      }
     }
     Map<String, Long> windowPositions = new LinkedHashMap<>();
     ranges.forEach(r -> windowPositions.put(r.partitionKey(), r.next()));
@@ -410,7 +439,7 @@ final class StreamOutput implements AutoCloseable {
       if (faultAt("in-delta")) {
         System.setProperty(DeltaCommit.HALT_AFTER_TABLES, "1");
       }
-      delta.commitWindow(windowId, resourceFiles, rejectFiles, window.rows());
+      delta.commitWindow(windowId, deltaFiles, rejectFiles, window.rows());
     }
     if (db != null) {
       load(plan, window);
@@ -535,25 +564,6 @@ final class StreamOutput implements AutoCloseable {
     Path temp = output.resolve(".run-summary.json.tmp");
     Files.write(temp, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json));
     Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-  }
-
-  /**
-   * Writes the window's resources ({@code resourceFiles}, NDJSON by type) as the Parquet sink's files, one per type:
-   * {@code parquet/<Type>/part-<window>.parquet} under {@code pending}, laid out as a batch run's.
-   */
-  private void writeParquet(Path pending, String windowId, Map<String, List<String>> resourceFiles)
-      throws IOException {
-    Map<String, DuckDbTables.ParquetLayout> layouts = FileSinks.parquetLayouts(job.plan());
-    try (Connection mem = DuckDb.openInMemory(job.config().duckdb()); Statement st = mem.createStatement()) {
-      for (Map.Entry<String, List<String>> e : resourceFiles.entrySet()) {
-        Path file = Files.createDirectories(pending.resolve("parquet").resolve(e.getKey()))
-            .resolve("part-" + windowId + ".parquet");
-        st.execute(layouts.get(e.getKey()).copy("SELECT json FROM " + DuckDbTables.ndjsonObjects(e.getValue()), "",
-            file.toString()));
-      }
-    } catch (SQLException e) {
-      throw DuckDb.failure("writing window " + windowId + "'s Parquet files failed", e);
-    }
   }
 
   /**

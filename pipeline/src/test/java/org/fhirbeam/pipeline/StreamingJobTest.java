@@ -301,12 +301,13 @@ class StreamingJobTest {
   }
 
   @Test
-  void gzippedNdjsonAndParquetFilesGetEachWindow() throws Exception {
+  void gzippedNdjsonParquetFilesAndDeltaTablesGetEachWindow() throws Exception {
     broker.createTopic("files", 2);
     broker.produce("files", sampleRecords());
     Path out = dir.resolve("files-out");
     Cli run = Cli.run("run", "--config", config("files").toString(), "--output", out.toString(), "--drain",
-        "--set", "sinks.ndjson.compression=gzip", "--set", "sinks.parquet.enabled=true");
+        "--set", "sinks.ndjson.compression=gzip", "--set", "sinks.parquet.enabled=true", "--set",
+        "sinks.delta.enabled=true", "--set", "sinks.delta.location=" + dir.resolve("files-delta"));
     assertThat(run.err(), run.code(), is(0));
     List<String> expected = Files.readAllLines(DefaultJobTest.EXPECTED.resolve("Patient.ndjson")).stream().sorted()
         .toList();
@@ -321,7 +322,7 @@ class StreamingJobTest {
       }
     }
     assertThat(gzipped.stream().sorted().toList(), equalTo(expected));
-    // One Parquet file per window, laid out as a batch run's; the resources as they are.
+    // Parquet files of each window, laid out as a batch run's; the resources as they are.
     List<String> fromParquet = new ArrayList<>();
     try (Connection db = DriverManager.getConnection("jdbc:duckdb:");
         Statement st = db.createStatement();
@@ -332,6 +333,10 @@ class StreamingJobTest {
       }
     }
     assertThat(fromParquet, equalTo(expected));
+    // The Delta table got the same files' resources (a copy of each: the tasks write one file for both sinks).
+    try (DeltaTables delta = new DeltaTables(dir.resolve("files-delta"))) {
+      assertThat(delta.strings("SELECT resource FROM {fhir_resources/patient} ORDER BY 1"), equalTo(expected));
+    }
     // The database got them from the gzipped files.
     try (Connection db = DriverManager.getConnection("jdbc:duckdb:" + dir.resolve("stream.db"));
         Statement st = db.createStatement()) {
