@@ -244,7 +244,15 @@ final class DeltaCommit implements AutoCloseable {
     } catch (java.sql.SQLException e) {
       throw org.fhirbeam.io.DuckDb.failure("writing window " + windowId + "'s Delta data files failed", e);
     }
-    return commitFiles(windowId, byTable, new ArrayList<>());
+    List<String> merged = new ArrayList<>();
+    Map<String, Long> versions = commitFiles(windowId, byTable, merged);
+    try {
+      ObjectStorage.delete(merged); // merged into larger files, which the tables have instead
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("window {} is committed to the Delta tables in {}, but files it did not add could not all be deleted"
+          + " (they are never read): {}", windowId, root, e.toString());
+    }
+    return versions;
   }
 
   /**
@@ -500,7 +508,7 @@ final class DeltaCommit implements AutoCloseable {
         tableMode = files.isEmpty() ? WriteMode.APPEND : WriteMode.OVERWRITE;
         files = files.isEmpty() ? files : upserted(table.getKey(), files, merged);
       } else {
-        files = coalesced(table.getKey(), byTable.getOrDefault(table.getKey(), List.of()), merged);
+        files = coalesced(id, table.getKey(), byTable.getOrDefault(table.getKey(), List.of()), merged);
       }
       modes.put(table.getKey(), tableMode);
       added.put(table.getKey(), files);
@@ -676,10 +684,11 @@ final class DeltaCommit implements AutoCloseable {
    * {@code type}'s data files as the table gets them: each run of consecutive small files ({@link #SMALL_BYTES}) under
    * {@link #TARGET_BYTES}
    * together merged into one (a task's part of a small input is a small file, and many small files slow every
-   * reader), the others as they are. The files merged are added to {@code merged}.
+   * reader), the others as they are, named for {@code id} (the run's or the window's). The files merged are added to
+   * {@code merged}.
    */
-  private List<DeltaFiles.DataFile> coalesced(String table, List<DeltaFiles.DataFile> files, List<String> merged)
-      throws IOException {
+  private List<DeltaFiles.DataFile> coalesced(String id, String table, List<DeltaFiles.DataFile> files,
+      List<String> merged) throws IOException {
     String folder = DeltaFiles.folder(root, table);
     List<List<DeltaFiles.DataFile>> groups = new ArrayList<>();
     long groupBytes = 0;
@@ -708,7 +717,7 @@ final class DeltaCommit implements AutoCloseable {
         paths.add(folder + "/" + f.name());
         rows += f.rows();
       }
-      String name = "part-" + runId + "-merged-" + out.size() + ".parquet";
+      String name = "part-" + id + "-merged-" + out.size() + ".parquet";
       Path target = Path.of(folder, name);
       long copied = appendRowGroups(paths, target);
       if (copied != rows) {
