@@ -72,6 +72,13 @@ final class SparkStreams {
         }
       }
     } finally {
+      // Without waiting for the micro-batch under way, as the runner's cancel does (a second or two): every record read
+      // is committed, or the run has failed.
+      scala.Option<org.apache.spark.streaming.StreamingContext> active =
+          org.apache.spark.streaming.StreamingContext.getActive();
+      if (active.isDefined()) {
+        active.get().stop(false, false);
+      }
       result.cancel();
       try {
         MicrobatchSource.clearCache(); // closes the readers the runner keeps between micro-batches
