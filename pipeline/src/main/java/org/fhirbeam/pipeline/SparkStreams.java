@@ -78,6 +78,13 @@ final class SparkStreams {
           org.apache.spark.streaming.StreamingContext.getActive();
       if (active.isDefined()) {
         active.get().stop(false, false);
+        // The runner's listener checkpoints its metrics into the run's checkpoint folder when a micro-batch ends: the
+        // last one's must be done before the folder is deleted. (waitUntilEmpty is Spark's own, public in bytecode.)
+        try {
+          active.get().sparkContext().listenerBus().waitUntilEmpty(10_000);
+        } catch (java.util.concurrent.TimeoutException | RuntimeException e) {
+          // the folder's deletion then says what is wrong
+        }
       }
       result.cancel();
       try {

@@ -123,7 +123,13 @@ final class StreamRunner {
         }
       } finally {
         stop.restore();
-        org.fhirbeam.io.FileTrees.deleteTree(checkpoints);
+        try {
+          org.fhirbeam.io.FileTrees.deleteTree(checkpoints);
+        } catch (UncheckedIOException e) {
+          // Spark's own state, not the job's: what the run committed stands.
+          console.println("warning: the runner's checkpoint folder " + checkpoints + " could not be deleted: " + e
+              .getMessage());
+        }
       }
       progress.close();
       RunSummary summary = out.runSummary();
