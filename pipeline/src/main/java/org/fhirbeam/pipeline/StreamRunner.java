@@ -66,6 +66,17 @@ final class StreamRunner {
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
     long start = System.nanoTime();
+    Path checkpoints;
+    try {
+      checkpoints = Files.createTempDirectory("fhirbeam-stream-checkpoints");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
+    // The runner's set-up (a second of it on Spark: the file systems' registration, mostly class loading) while the
+    // output is settled and the sources' positions are asked for.
+    java.util.concurrent.CompletableFuture<Pipeline> pipeline = java.util.concurrent.CompletableFuture.supplyAsync(
+        () -> Pipeline.create(options));
     try (OutputLock lock = OutputLock.acquire(output);
         StreamOutput out = StreamOutput.open(job(runId));
         Progress progress = new Progress(console, terminal)) {
@@ -96,9 +107,12 @@ final class StreamRunner {
         bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
             limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
       }
-      Path checkpoints = Files.createTempDirectory("fhirbeam-stream-checkpoints");
-      PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
-      Pipeline p = Pipeline.create(options);
+      Pipeline p;
+      try {
+        p = pipeline.join();
+      } catch (java.util.concurrent.CompletionException e) {
+        throw e.getCause() instanceof RuntimeException r ? r : e;
+      }
       StreamGraph.build(p, plan, runId, output.toString(), positions, settings, bounds,
           plan.config().streaming().window());
       org.fhirbeam.io.StreamStop.reset();
@@ -123,13 +137,6 @@ final class StreamRunner {
         }
       } finally {
         stop.restore();
-        try {
-          org.fhirbeam.io.FileTrees.deleteTree(checkpoints);
-        } catch (UncheckedIOException e) {
-          // Spark's own state, not the job's: what the run committed stands.
-          console.println("warning: the runner's checkpoint folder " + checkpoints + " could not be deleted: " + e
-              .getMessage());
-        }
       }
       progress.close();
       RunSummary summary = out.runSummary();
@@ -143,6 +150,14 @@ final class StreamRunner {
       return summary;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
+    } finally {
+      try {
+        org.fhirbeam.io.FileTrees.deleteTree(checkpoints);
+      } catch (UncheckedIOException e) {
+        // Spark's own state, not the job's: what the run committed stands.
+        console.println("warning: the runner's checkpoint folder " + checkpoints + " could not be deleted: " + e
+            .getMessage());
+      }
     }
   }
 
