@@ -25,9 +25,10 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * profile's snapshot, element by element below each element the mapping writes, once per repetition it writes
  * ({@code identifier[0]}, {@code identifier[1]}).
  *
- * <p>Not checked here (HAPI's validator checks them in mode {@code full} or {@code sample}): other slices, the
- * elements inside extensions, codes of value sets that cannot be expanded offline, and reference targets. Invariants
- * are {@link ProfileInvariants}'.
+ * <p>The resource type of the references it writes is checked against the element's target profiles here only: HAPI's
+ * validator does not check the target of a reference it cannot resolve offline. Not checked here (HAPI's validator
+ * checks them in mode {@code full} or {@code sample}): other slices, the elements inside extensions, and codes of
+ * value sets that cannot be expanded offline. Invariants are {@link ProfileInvariants}'.
  */
 public final class ProfileConformance {
   private ProfileConformance() {}
@@ -293,12 +294,55 @@ public final class ProfileConformance {
                     + " " + (e.hasFixed() ? "fixes" : "requires") + " (from " + profileUrl + ")", null));
           }
           checkBinding(e, childPath, child, plus(keys, w.getKey()));
+          checkReferenceTarget(e, childPath, child, always && !canBeLeftOut(child, instance, instance == root,
+              idColumn));
           // A choice element's alternative is visited under its own name, where its type slice puts its elements.
           visit(choice ? path + "." + w.getKey().substring(0, w.getKey().indexOf('[')) : childPath, child, at,
               plus(keys, w.getKey()), always && (e.getMin() >= 1 || !canBeLeftOut(child, instance, instance == root,
                   idColumn)));
         }
       }
+    }
+
+    /**
+     * The resource type each rule of a Reference element's {@code reference} writes ({@code ref('Organization', c)},
+     * or a constant {@code Organization/1}) against the types of the element's target profiles: a type none of them
+     * allows is an error when every resource has the reference ({@code always}), else a warning. Offline, HAPI's
+     * validator does not check the target of a reference it cannot resolve, so this is no row check.
+     */
+    void checkReferenceTarget(ElementDefinition e, String childPath, Written reference, boolean always) {
+      Written target = reference.children.get("reference[0]");
+      if (target == null || e.getType().size() != 1 || !e.getType().get(0).getCode().equals("Reference")
+          || !e.getType().get(0).hasTargetProfile()) {
+        return;
+      }
+      Set<String> allowed = new java.util.TreeSet<>();
+      for (org.hl7.fhir.r5.model.CanonicalType t : e.getType().get(0).getTargetProfile()) {
+        String type = targetType(t.getValue());
+        if (type == null || type.equals("Resource")) {
+          return; // a target this definition cannot tell, or any resource
+        }
+        allowed.add(type);
+      }
+      for (ValueRule rule : target.rules) {
+        String type = referenceType(rule);
+        if (type != null && !allowed.contains(type)) {
+          findings.add(new Finding(always, rule.location(), "mapping " + mapping.name() + " writes a reference to "
+              + type + " into " + childPath + ", where " + profile + " allows " + String.join(", ", allowed)
+              + (always ? ": no resource of it can conform" : ": its resources with " + childPath
+                  + " do not conform")));
+        }
+      }
+    }
+
+    /** The resource type of the definitions a target profile names, or null when not known here. */
+    private String targetType(String url) {
+      String base = "http://hl7.org/fhir/StructureDefinition/";
+      if (url.startsWith(base) && url.indexOf('/', base.length()) < 0) {
+        return url.substring(base.length());
+      }
+      StructureDefinition definition = extensions.apply(url);
+      return definition == null ? null : definition.getType();
     }
 
     /**
@@ -613,6 +657,27 @@ public final class ProfileConformance {
     } else if (e instanceof Expr.Call c && c.function().equals("coalesce")) {
       c.args().forEach(a -> literalsWritten(a, out));
     }
+  }
+
+  /**
+   * The resource type a rule of a reference writes: the type of its {@code ref()} or of its constant
+   * ({@code Type/id}); null when the row decides it.
+   */
+  private static String referenceType(ValueRule rule) {
+    String text = null;
+    if (rule.constant() != null) {
+      text = rule.constant().strip();
+    } else if (rule.expression() != null) {
+      try {
+        if (Expr.parse(rule.expression()) instanceof Expr.Call c && c.function().equals("ref")
+            && c.args().get(0) instanceof Expr.Literal l) {
+          return l.text();
+        }
+      } catch (Expr.BadExpression e) {
+        return null; // the compiler reports it
+      }
+    }
+    return text != null && text.matches("[A-Z][A-Za-z]+/[^/]+") ? text.substring(0, text.indexOf('/')) : null;
   }
 
   /** What a rule's value comes from, for a message: its column or its expression. */

@@ -171,6 +171,41 @@ class ProfileConformanceTest {
    * Codes outside required bindings of US Core, expanded from the package: a constant, and a literal of an expression
    * (the other, 'resolved', is a code).
    */
+  /** A reference's type, from its ref() or its constant, against the types the element's target profiles allow. */
+  @Test
+  void aReferenceToATypeTheProfileDoesNotAllowIsFound(@TempDir Path dir) throws IOException {
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("e.yaml"), """
+        name: visits
+        source: s
+        resource: Encounter
+        id: {column: eid}
+        elements:
+          status: {value: finished}
+          class.system: {value: "http://terminology.hl7.org/CodeSystem/v3-ActCode"}
+          class.code: {value: AMB}
+          type[0].text: {value: visit}
+          subject.reference: {expr: "ref('Group', pid)", required: true}
+          serviceProvider.reference: {expr: "ref('Practitioner', org)"}
+          participant[0].individual.reference: {value: "Practitioner/p1"}
+          partOf.reference: {expr: "concat('Encounter/', parent)"}
+        """));
+    FhirValidation definitions = FhirValidation.shared(List.of(US_CORE));
+    // Base R4: subject may be a Group; serviceProvider must be an Organization, and is written only with org.
+    assertThat(findings(m, definitions.profile("http://hl7.org/fhir/StructureDefinition/Encounter"),
+        definitions::codesOf), equalTo(List.of(
+            "warning e.yaml:11: mapping visits writes a reference to Practitioner into Encounter.serviceProvider,"
+                + " where Encounter allows Organization: its resources with Encounter.serviceProvider do not"
+                + " conform")));
+    // US Core's subject is a US Core Patient: a Group never conforms, and every resource has one.
+    assertThat(findings(m, "http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter").stream()
+        .filter(f -> f.contains("reference")).toList(), equalTo(List.of(
+            "error e.yaml:10: mapping visits writes a reference to Group into Encounter.subject, where US Core"
+                + " Encounter Profile allows Patient: no resource of it can conform",
+            "warning e.yaml:11: mapping visits writes a reference to Practitioner into Encounter.serviceProvider,"
+                + " where US Core Encounter Profile allows Organization: its resources with"
+                + " Encounter.serviceProvider do not conform")));
+  }
+
   @Test
   void aConstantOutsideARequiredBindingIsAnError(@TempDir Path dir) throws IOException {
     Path copy = Files.writeString(dir.resolve("condition.yaml"), Files.readString(Path.of(
