@@ -102,7 +102,9 @@ public final class ProfileConformance {
    * The codes a mapping writes into Codings of a code system that is loaded with all its codes ({@code codeSystemCodes}
    * gives them by url, or null), wherever the Coding is: the validator finds any other code an error, whatever the
    * binding. A constant, default or code-map value outside the code system is an error; a code copied from the row is
-   * a row check, at the Coding, or at the CodeableConcept whose coding it is, as the validator reports it.
+   * a row check, at the Coding, or at the CodeableConcept whose coding it is, as the validator reports it. The units
+   * of UCUM (the code of a Quantity or Coding of its system) are a grammar's, checked by {@link UcumUnits}: in the
+   * query for a unit from the row, at the Quantity.
    */
   public static Result codeSystems(MappingConfig mapping, Function<String, Set<String>> codeSystemCodes) {
     Map<String, ValueRule> byPath = new LinkedHashMap<>();
@@ -121,6 +123,28 @@ public final class ProfileConformance {
       if (system == null || system.constant() == null) {
         return;
       }
+      List<String> keys = List.of(parent.split("\\.(?![^\\[]*])"));
+      boolean ofConcept = keys.get(keys.size() - 1).startsWith("coding[");
+      if (system.constant().strip().equals(UcumUnits.SYSTEM)) {
+        // A grammar, not a list: a unit from the row is checked by UCUM's service in the query, at the Quantity (or
+        // the Coding), where the validator reports it.
+        for (String v : valuesWritten(code).stream().distinct().toList()) {
+          String error = UcumUnits.error(v);
+          if (error != null) {
+            findings.add(new Finding(true, code.location(), "mapping " + mapping.name() + " writes '" + v + "' to "
+                + code.path() + ", which is not a UCUM unit: " + error));
+          }
+        }
+        if (copiesFromRow(code)) {
+          List<String> unit = new ArrayList<>(keys);
+          unit.add("code[0]");
+          rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), new RowCheck.Or(List.of(
+              new RowCheck.Not(new RowCheck.Present(unit)), new RowCheck.Ucum(unit))),
+              "Terminology_PassThrough_TX_Message", "The unit is not a unit of UCUM (" + UcumUnits.SYSTEM + ")",
+              null));
+        }
+        return;
+      }
       Set<String> codes = codeSystemCodes.apply(system.constant().strip());
       if (codes == null) {
         return;
@@ -133,8 +157,6 @@ public final class ProfileConformance {
         }
       }
       if (copiesFromRow(code)) {
-        List<String> keys = List.of(parent.split("\\.(?![^\\[]*])"));
-        boolean ofConcept = keys.get(keys.size() - 1).startsWith("coding[");
         List<String> at = ofConcept ? keys.subList(0, keys.size() - 1) : keys;
         List<String> codeKeys = ofConcept ? List.of(keys.get(keys.size() - 1), "code[0]") : List.of("code[0]");
         rowChecks.add(new RowCheck(RowCheck.Kind.NOT_IN_VALUE_SET, at, List.of(codeKeys), List.copyOf(codes),

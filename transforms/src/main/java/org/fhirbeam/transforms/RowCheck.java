@@ -79,6 +79,9 @@ public record RowCheck(Kind kind, List<String> at, List<List<String>> elements, 
    */
   public record CompareDates(List<String> left, String op, List<String> right) implements Pred {}
 
+  /** The element (a primitive) is written and is a unit of UCUM ({@link UcumUnits}). */
+  public record Ucum(List<String> keys) implements Pred {}
+
   /** The element (a primitive) is written and the length of its text compares ({@code op}) with {@code n}. */
   public record Length(List<String> keys, String op, int n) implements Pred {}
 

@@ -383,6 +383,10 @@ public final class SqlMapping implements Serializable {
       String v = leafValue(st.keys());
       return v == null ? "false" : "coalesce(starts_with(" + v + ", " + lit(st.prefix()) + "), false)";
     }
+    if (pred instanceof RowCheck.Ucum u) {
+      String v = leafValue(u.keys());
+      return v == null ? "false" : "coalesce(" + UcumUnits.FUNCTION + "(" + v + "), false)";
+    }
     if (pred instanceof RowCheck.Length l) {
       String v = leafValue(l.keys());
       return v == null ? "false" : "coalesce(length(" + v + ") " + l.op() + " " + l.n() + ", false)";

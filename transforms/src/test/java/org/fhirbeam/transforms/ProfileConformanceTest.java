@@ -206,6 +206,40 @@ class ProfileConformanceTest {
                 + " Encounter.serviceProvider do not conform")));
   }
 
+  /**
+   * A unit of UCUM is checked by UCUM's grammar: a constant that is not one is an error, a unit from the row a check in
+   * the query.
+   */
+  @Test
+  void unitsOfUcumAreCheckedByItsGrammar(@TempDir Path dir) throws IOException {
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("o.yaml"), """
+        name: labs
+        source: s
+        resource: Observation
+        id: {column: oid}
+        elements:
+          status: {value: final}
+          code.text: {value: glucose}
+          valueQuantity.value: {column: value}
+          valueQuantity.system: {value: "http://unitsofmeasure.org"}
+          valueQuantity.code: {column: unit}
+          referenceRange[0].low.system: {value: "http://unitsofmeasure.org"}
+          referenceRange[0].low.code: {value: "mg/dL"}
+          referenceRange[0].high.system: {value: "http://unitsofmeasure.org"}
+          referenceRange[0].high.code: {value: "milligrams"}
+        """));
+    ProfileConformance.Result r = ProfileConformance.codeSystems(m, url -> null);
+    assertThat(r.findings().stream().map(f -> f.location().replaceAll("^.*/", "") + ": " + f.message()).toList(),
+        equalTo(List.of("o.yaml:14: mapping labs writes 'milligrams' to referenceRange[0].high.code, which is not a"
+            + " UCUM unit: " + UcumUnits.error("milligrams"))));
+    assertThat(r.rowChecks(), equalTo(List.of(new RowCheck(RowCheck.Kind.INVARIANT, List.of("valueQuantity[0]"),
+        List.of(), List.of(), new RowCheck.Or(List.of(new RowCheck.Not(new RowCheck.Present(List.of(
+            "valueQuantity[0]", "code[0]"))), new RowCheck.Ucum(List.of("valueQuantity[0]", "code[0]")))),
+        "Terminology_PassThrough_TX_Message", "The unit is not a unit of UCUM (http://unitsofmeasure.org)", null))));
+    assertThat(UcumUnits.error("mg/dL"), equalTo(null));
+    assertThat(UcumUnits.error("milligrams") != null, equalTo(true));
+  }
+
   @Test
   void aConstantOutsideARequiredBindingIsAnError(@TempDir Path dir) throws IOException {
     Path copy = Files.writeString(dir.resolve("condition.yaml"), Files.readString(Path.of(
