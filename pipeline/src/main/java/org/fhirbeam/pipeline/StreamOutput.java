@@ -270,9 +270,9 @@ final class StreamOutput implements AutoCloseable {
 
   /**
    * Hands window {@code windowStart}'s {@code parts} (with their {@code parquet} files) and {@code ranges} (of one
-   * bundle) to the driver, from the task
-   * that gathered them, wherever it runs: a file of {@link #READY} under {@code output} (a folder the driver and the
-   * workers share), written beside and then moved into place whole, named so that windows sort by their start.
+   * bundle) to the driver, from the task that gathered them, wherever it runs: a file of {@link #READY} under
+   * {@code output} (a folder the driver and the workers share), written beside and then moved into place whole, named
+   * so that windows sort by their start.
    */
   static void handOver(String output, long windowStart, List<PartFile> parts, Map<String, String> parquet,
       List<StreamRange> ranges) throws IOException {
