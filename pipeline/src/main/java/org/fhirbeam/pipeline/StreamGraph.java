@@ -114,7 +114,7 @@ final class StreamGraph {
         MapElements.into(kv).via((StreamRange r) -> KV.of("window", new Item(null, null, r)))).setCoder(coder));
     PCollectionList.of(items).apply("Gather", Flatten.pCollections())
         .apply("GatherWindow", GroupByKey.create())
-        .apply("HandOver", ParDo.of(new HandOverFn(output)));
+        .apply("HandOver", ParDo.of(new HandOverFn(output, runId)));
   }
 
   /**
@@ -182,9 +182,11 @@ final class StreamGraph {
    */
   static final class HandOverFn extends DoFn<KV<String, Iterable<Item>>, Void> {
     private final String output;
+    private final String runId;
 
-    HandOverFn(String output) {
+    HandOverFn(String output, String runId) {
       this.output = output;
+      this.runId = runId;
     }
 
     @ProcessElement
@@ -202,7 +204,7 @@ final class StreamGraph {
           ranges.add(i.range());
         }
       }
-      StreamOutput.handOver(output, ((IntervalWindow) window).start().getMillis(), parts, parquet, ranges);
+      StreamOutput.handOver(output, runId, ((IntervalWindow) window).start().getMillis(), parts, parquet, ranges);
     }
   }
 }

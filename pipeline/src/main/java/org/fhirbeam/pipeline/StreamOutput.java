@@ -270,14 +270,14 @@ final class StreamOutput implements AutoCloseable {
 
   /**
    * Hands window {@code windowStart}'s {@code parts} (with their {@code parquet} files) and {@code ranges} (of one
-   * bundle) to the driver, from the task that gathered them, wherever it runs: a file of {@link #READY} under
-   * {@code output} (a folder the driver and the workers share), written beside and then moved into place whole, named
-   * so that windows sort by their start.
+   * bundle) to the driver of run {@code runId}, from the task that gathered them, wherever it runs: a file of
+   * {@link #READY} under {@code output} (a folder the driver and the workers share), written beside and then moved into
+   * place whole, named so that windows sort by their start, and with the run's id.
    */
-  static void handOver(String output, long windowStart, List<PartFile> parts, Map<String, String> parquet,
-      List<StreamRange> ranges) throws IOException {
+  static void handOver(String output, String runId, long windowStart, List<PartFile> parts,
+      Map<String, String> parquet, List<StreamRange> ranges) throws IOException {
     Path ready = Files.createDirectories(Path.of(output).resolve(READY));
-    String name = String.format(Locale.ROOT, "%015d-%s", windowStart, java.util.UUID.randomUUID());
+    String name = String.format(Locale.ROOT, "%015d-%s-%s", windowStart, runId, java.util.UUID.randomUUID());
     Path temp = ready.resolve("." + name + ".tmp");
     try (java.io.ObjectOutputStream o = new java.io.ObjectOutputStream(Files.newOutputStream(temp))) {
       o.writeObject(new HandedOver(windowStart, List.copyOf(parts), new java.util.HashMap<>(parquet),
@@ -300,6 +300,15 @@ final class StreamOutput implements AutoCloseable {
     try (Stream<Path> list = Files.list(ready)) {
       files = list.filter(f -> f.getFileName().toString().endsWith(".window")).sorted().toList();
     }
+    String mine = "-" + job.runId() + "-";
+    for (Path f : files) {
+      if (!f.getFileName().toString().contains(mine)) {
+        // Handed over by a task of a killed run, still running on a worker after the run settled: its records are
+        // read again by this run.
+        Files.deleteIfExists(f);
+      }
+    }
+    files = files.stream().filter(f -> f.getFileName().toString().contains(mine)).toList();
     int committed = 0;
     for (Path f : files) {
       HandedOver w;
@@ -466,14 +475,15 @@ final class StreamOutput implements AutoCloseable {
     return recordsCommitted;
   }
 
-  /** Whether windows handed over wait to be committed. */
+  /** Whether windows this run's tasks handed over wait to be committed. */
   synchronized boolean waiting() throws IOException {
     Path ready = output.resolve(READY);
     if (!Files.isDirectory(ready)) {
       return false;
     }
     try (Stream<Path> list = Files.list(ready)) {
-      return list.anyMatch(f -> f.getFileName().toString().endsWith(".window"));
+      return list.anyMatch(f -> f.getFileName().toString().endsWith(".window")
+          && f.getFileName().toString().contains("-" + job.runId() + "-"));
     }
   }
 

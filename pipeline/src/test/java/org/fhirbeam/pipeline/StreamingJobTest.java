@@ -271,6 +271,31 @@ class StreamingJobTest {
     }
   }
 
+  /**
+   * A window handed over by another run (a task of a killed run, still running on a worker after the next run has
+   * settled the output) is never committed by this run's driver: it is deleted, and this run reads those records again.
+   */
+  @Test
+  void aWindowHandedOverByAnotherRunIsNotCommitted() throws Exception {
+    JobPlan plan = JobPlan.create(config("fenced"), Map.of("sinks.duckdb.enabled", "false"), Map.of());
+    Path out = dir.resolve("fenced-out");
+    String runId = "20261206T120000Z-0000mine";
+    try (StreamOutput output = StreamOutput.open(new StreamOutput.Job(plan.config(), plan.mappings(), out.toString(),
+        runId, "direct"))) {
+      Path part = Files.createDirectories(out.resolve(StreamOutput.PARTS)).resolve("p.ndjson");
+      Files.writeString(part, "{}\n");
+      StreamOutput.handOver(out.toString(), "20261206T115900Z-0000dead", 0, List.of(new org.fhirbeam.io.PartFile(
+          "fhir/Patient-p.ndjson", part.toString(), 1)), Map.of(), List.of(new org.fhirbeam.io.StreamRange(
+          "patients", "fenced", 0, 0, 1, 1, 0, 0, 0)));
+      assertThat(output.waiting(), is(false));
+      assertThat(output.commitReady(), is(0));
+      assertThat(output.windows(), is(0));
+      try (Stream<Path> ready = Files.list(out.resolve(StreamOutput.READY))) {
+        assertThat(ready.toList(), equalTo(List.of()));
+      }
+    }
+  }
+
   @Test
   void withoutTheDuckDbSinkTheWindowRecordsHoldThePosition() throws Exception {
     broker.createTopic("no-db", 2);
