@@ -184,6 +184,116 @@ class StandaloneClusterTest {
   }
 
   /**
+   * A streaming job's driver killed on the cluster at each named point of a window's commit (its files staged; after
+   * the first of its Delta tables took it; committed, its files not yet in place), each time submitted again, then
+   * once more to drain the topic: every record is a resource or a reject once, in the NDJSON files and in the Delta
+   * tables, and no window's Delta commit is left half done.
+   */
+  @Test
+  void aStreamingJobKilledOnTheClusterResumesWithEveryRecordOnce() throws Exception {
+    int total = 20_000;
+    try (KafkaBroker broker = KafkaBroker.start(KafkaBroker.classpathFile(HOME))) {
+      broker.createTopic("killed", 3);
+      // Unique ids, some rows bad (empty and malformed ids, impossible dates), and a few records that are not JSON.
+      Path csv = org.fhirbeam.pipeline.bench.BenchData.csv(tmp.resolve("killed-input"), total - 50);
+      List<Map.Entry<String, String>> records = new ArrayList<>();
+      try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+          java.sql.ResultSet rs = db.createStatement().executeQuery("SELECT to_json(t)::VARCHAR FROM read_csv('"
+              + csv + "', all_varchar = true) AS t")) {
+        while (rs.next()) {
+          records.add(Map.entry(String.valueOf(records.size()), rs.getString(1)));
+        }
+      }
+      for (int i = 0; i < 50; i++) {
+        records.add(Map.entry("bad" + i, "not json " + i));
+      }
+      broker.produce("killed", records);
+      Path delta = tmp.resolve("killed-delta");
+      // Small polls and windows: several windows, so that the kills land in the first one's commit.
+      Path config = Files.writeString(tmp.resolve("killed.yaml"), """
+          name: killed
+          sources:
+            patients:
+              kafka:
+                bootstrap_servers: %s
+                topics: [killed]
+                consumer: {max.poll.records: '500'}
+                columns: [patient_id, first_name, last_name, birth_date, gender]
+          mappings:
+            - %s
+          sinks:
+            duckdb: {enabled: false}
+            delta: {enabled: true, location: %s}
+          streaming:
+            window: 300ms
+          """.formatted(broker.bootstrapServers(), HOME.resolve("config/mappings/patient.yaml"), delta));
+      Path out = tmp.resolve("killed-run");
+      List<String> points = List.of("after-files@1", "in-delta@1", "after-commit@1");
+      for (int i = 0; i <= points.size(); i++) {
+        Map<String, String> env = new HashMap<>(Map.of("FHIRBEAM_HOME", HOME.toString()));
+        if (i < points.size()) {
+          env.put("FHIRBEAM_STREAM_FAULT", points.get(i)); // the driver halts there, as a SIGKILL would
+        }
+        int code = cluster.submit("killed-" + i, JAR, env, Map.of("spark.executor.memory", "768m"), "run",
+            "--runner", "spark", "--config", config.toString(), "--output", out.toString(), "--drain");
+        assertThat(Files.readString(cluster.log("killed-" + i)), code, equalTo(i < points.size() ? 137 : 0));
+      }
+      List<String> resources = lines(out.resolve("fhir"));
+      List<String> rejects = lines(out.resolve("rejects"));
+      assertThat(resources.size() + rejects.size(), equalTo(total));
+      java.util.Set<String> ids = new java.util.HashSet<>();
+      for (String r : resources) {
+        assertThat("a repeated resource", ids.add(JSON.readTree(r).get("id").asText()), equalTo(true));
+      }
+      java.util.Set<String> places = new java.util.HashSet<>();
+      for (String r : rejects) {
+        JsonNode n = JSON.readTree(r);
+        assertThat("a repeated reject", places.add(n.get("partition").asText() + "/" + n.get("offset").asText()),
+            equalTo(true));
+      }
+      // The Delta tables: what their logs add (appends only), read back.
+      try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
+          java.sql.Statement st = db.createStatement()) {
+        assertThat(single(st, "SELECT count(*) || ' ' || count(DISTINCT id) FROM read_parquet(["
+            + added(delta.resolve("fhir_resources/patient")) + "])"), equalTo(resources.size() + " "
+            + resources.size()));
+        assertThat(single(st, "SELECT count(*) || ' ' || count(DISTINCT (\"partition\", \"offset\")) FROM"
+            + " read_parquet([" + added(delta.resolve("quality/rejects")) + "])"), equalTo(rejects.size() + " "
+            + rejects.size()));
+        assertThat(single(st, "SELECT sum(records) FROM read_parquet([" + added(delta.resolve(
+            "quality/stream_positions")) + "])"), equalTo(String.valueOf(total)));
+      }
+      try (Stream<Path> ledgers = Files.list(delta.resolve("_fhirbeam/commits"))) {
+        assertThat(ledgers.toList(), equalTo(List.of()));
+      }
+    }
+  }
+
+  /** The data files the versions of Delta table {@code table} add, as a DuckDB list of paths (appends only). */
+  private static String added(Path table) throws IOException {
+    List<String> files = new ArrayList<>();
+    try (Stream<Path> log = Files.list(table.resolve("_delta_log"))) {
+      for (Path version : log.filter(f -> f.toString().endsWith(".json")).sorted().toList()) {
+        for (String action : Files.readAllLines(version)) {
+          JsonNode add = JSON.readTree(action).get("add");
+          if (add != null) {
+            files.add("'" + table.resolve(java.net.URLDecoder.decode(add.get("path").asText(),
+                StandardCharsets.UTF_8)).normalize() + "'");
+          }
+        }
+      }
+    }
+    return String.join(", ", files);
+  }
+
+  private static String single(java.sql.Statement st, String query) throws java.sql.SQLException {
+    try (java.sql.ResultSet rs = st.executeQuery(query)) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
+  /**
    * A Databricks JAR task as the cluster would run it: {@code DatabricksJob} with {@code DATABRICKS_RUNTIME_VERSION}
    * set and no {@code --runner}. The detection picks the Spark runner on the context the driver has (here the one
    * Spark's submission gives it), which the job leaves running (Spark's shutdown hook stops it), and Delta tables
