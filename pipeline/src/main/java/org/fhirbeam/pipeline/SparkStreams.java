@@ -79,10 +79,11 @@ final class SparkStreams {
       if (active.isDefined()) {
         active.get().stop(false, false);
         // The runner's listener checkpoints its metrics into the run's checkpoint folder when a micro-batch ends: the
-        // last one's must be done before the folder is deleted. (waitUntilEmpty is Spark's own, public in bytecode.)
+        // last one's must be done before the folder is deleted. (waitUntilEmpty is Spark's own, public in bytecode;
+        // a vendor's Spark without it only makes the folder's deletion a warning.)
         try {
           active.get().sparkContext().listenerBus().waitUntilEmpty(10_000);
-        } catch (java.util.concurrent.TimeoutException | RuntimeException e) {
+        } catch (java.util.concurrent.TimeoutException | RuntimeException | LinkageError e) {
           // the folder's deletion then says what is wrong
         }
       }
