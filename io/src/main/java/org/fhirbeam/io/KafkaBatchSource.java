@@ -47,8 +47,8 @@ import org.joda.time.Instant;
  * for ({@link StreamStop}, on SIGINT or SIGTERM): the readers then emit nothing more, and once every reader of the
  * source is done they move their watermark to the end of time, together. Not one by one: Beam's Spark runner takes
  * the highest watermark of a source's readers as the source's (Beam issue 19411), so one reader at the end of time
- * would make the records the others read after it late. The readers of a run tell each other they are done in this JVM, which holds all of
- * them on the DirectRunner and on Spark in local mode.
+ * would make the records the others read after it late. The readers of a run tell each other they are done in this
+ * JVM, which holds all of them on the DirectRunner and on Spark in local mode.
  */
 public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBatchSource.Checkpoint> {
   private static final long serialVersionUID = 1L;

@@ -48,9 +48,10 @@ import org.fhirbeam.transforms.MapWithDuckDb;
  * table's versions by {@link DeltaStream}), the batches fall into fixed windows of processing time, a bundle's records
  * of a window and partition are mapped by the same compiled DuckDB query as a file task ({@link MapRecords}), its
  * resources pass the same checking stages as a batch run's ({@link JobGraph#checked}) and are written as Parquet
- * when the sinks take it ({@link PartFn}), and then all the window's parts and record ranges are gathered (a {@link GroupByKey} per window) and handed to the run's driver
- * ({@link StreamOutput#handOver}), which commits them. Only what both runners run in streaming mode: an unbounded
- * read, ParDo, window assignment, GroupByKey and Flatten; no timers, no splittable DoFn.
+ * when the sinks take it ({@link PartFn}), and then all the window's parts and record ranges are gathered (a
+ * {@link GroupByKey} per window) and handed to the run's driver ({@link StreamOutput#handOver}), which commits them.
+ * Only what both runners run in streaming mode: an unbounded read, ParDo, window assignment, GroupByKey and Flatten;
+ * no timers, no splittable DoFn.
  */
 final class StreamGraph {
   private StreamGraph() {}
