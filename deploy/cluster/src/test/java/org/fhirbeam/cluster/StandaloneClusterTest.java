@@ -92,18 +92,10 @@ class StandaloneClusterTest {
     // And the mapping's transformed_data table, of the same files (no quality figures: no DuckDB load, no manifest).
     assertThat(driver, containsString("  delta: " + delta + " (fhir_resources.patient v0, quality.rejects v0; 1 more"
         + " table in run-summary.json)"));
-    Path table = delta.resolve("fhir_resources/patient");
-    List<String> files = new ArrayList<>();
-    for (String action : Files.readAllLines(table.resolve("_delta_log/00000000000000000000.json"))) {
-      JsonNode add = new ObjectMapper().readTree(action).get("add");
-      if (add != null) {
-        files.add("'" + table.resolve(add.get("path").asText()) + "'");
-      }
-    }
     List<String> resources = new ArrayList<>();
     try (java.sql.Connection db = java.sql.DriverManager.getConnection("jdbc:duckdb:");
         java.sql.ResultSet rs = db.createStatement().executeQuery("SELECT CAST(resource AS VARCHAR) FROM"
-            + " read_parquet([" + String.join(", ", files) + "])")) {
+            + " read_parquet([" + added(delta.resolve("fhir_resources/patient")) + "])")) {
       while (rs.next()) {
         resources.add(rs.getString(1));
       }
