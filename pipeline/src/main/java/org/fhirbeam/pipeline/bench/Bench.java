@@ -70,6 +70,15 @@ public final class Bench implements Callable<Integer> {
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
+  /**
+   * Whether case {@code c} runs a streaming job while the bench produces to its topic (latency and lag, not a
+   * drain's throughput): {@code stream-trickle} and {@code stream-sustained}, on the DirectRunner or ({@code -spark})
+   * on Spark.
+   */
+  private static boolean timedStream(String c) {
+    return c.startsWith("stream-trickle") || c.startsWith("stream-sustained");
+  }
+
   /** The cases that map the same generated Patient rows, so write the same resources. */
   private static final List<String> PATIENT_CASES = List.of("direct", "direct-duckdb", "spark", "spark-cluster",
       "direct-delta", "spark-delta", "direct-validated",
@@ -235,7 +244,7 @@ public final class Bench implements Callable<Integer> {
           case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
               org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
               org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
-          case "stream-trickle", "stream-sustained" -> {
+          case "stream-trickle", "stream-sustained", "stream-trickle-spark", "stream-sustained-spark" -> {
             // Run below, while this process produces to the topic.
           }
           case "stream-direct", "stream-spark" -> {
@@ -270,16 +279,17 @@ public final class Bench implements Callable<Integer> {
           default -> throw new CommandLine.ParameterException(spec.commandLine(), "unknown case '" + c
               + "' (known: direct-duckdb, synthea-duckdb, direct, spark, spark-cluster, direct-delta, spark-delta,"
               + " direct-validated, synthea-validated, stream-direct, stream-spark, stream-trickle,"
-              + " stream-sustained,"
+              + " stream-sustained, stream-trickle-spark, stream-sustained-spark,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
               + " validate-patient, validate-synthea, source, analytics)");
         }
-        if (c.equals("stream-trickle") || c.equals("stream-sustained")) {
+        if (timedStream(c)) {
           // A job that runs while this process produces: latency and lag, not a drain's throughput.
-          boolean trickle = c.equals("stream-trickle");
-          StreamCase.Timed t = stream.timed(jvm, outDir, work.resolve(c + "-" + r + ".log"),
-              trickle ? 1_000 : 20_000, trickle ? 60 : 300);
+          boolean trickle = c.startsWith("stream-trickle");
+          boolean spark = c.endsWith("-spark");
+          StreamCase.Timed t = stream.timed(spark ? sparkJvm : jvm, spark ? "spark" : "direct", outDir,
+              work.resolve(c + "-" + r + ".log"), trickle ? 1_000 : 20_000, trickle ? 60 : 300);
           if (t.measurement().exitCode() != 0 || t.committed() != t.produced()) {
             out.printf("case %s failed (exit %d, %,d of %,d records committed); its output is in %s%n", c,
                 t.measurement().exitCode(), t.committed(), t.produced(), work.resolve(c + "-" + r + ".log"));
@@ -392,7 +402,7 @@ public final class Bench implements Callable<Integer> {
     for (String c : cases) {
       CaseRuns state = measured.get(c);
       List<ProcessMeter.Measurement> ms = state.measurements;
-      if (c.equals("stream-trickle") || c.equals("stream-sustained")) {
+      if (timedStream(c)) {
         continue; // latency and lag: printed run by run above
       }
       if (c.equals("analytics")) {

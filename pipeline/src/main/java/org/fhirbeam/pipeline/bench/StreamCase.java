@@ -75,9 +75,10 @@ final class StreamCase implements AutoCloseable {
   /**
    * Runs the job on a fresh topic while this process produces {@code rate} records a second for {@code seconds}
    * (from when the job's pipeline is running); once the job has committed every record, or 60 s after the last was
-   * produced, SIGTERM ends it. {@code jvm} starts the measured process.
+   * produced, SIGTERM ends it. {@code jvm} starts the measured process, which runs the job on {@code runner}
+   * ({@code direct} or {@code spark}).
    */
-  Timed timed(List<String> jvm, Path outDir, Path log, int rate, int seconds) throws Exception {
+  Timed timed(List<String> jvm, String runner, Path outDir, Path log, int rate, int seconds) throws Exception {
     String topic = TOPIC + "-timed-" + (++timedRuns);
     broker.createTopic(topic, PARTITIONS);
     Files.createDirectories(outDir);
@@ -86,8 +87,8 @@ final class StreamCase implements AutoCloseable {
     List<long[]> sent = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
     List<long[]> lag = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
     List<String> cmd = new java.util.ArrayList<>(jvm);
-    cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--config", cfg.toString(), "--output",
-        outDir.toString(), "--set", "duckdb.database=" + outDir.resolve("fhir.db")));
+    cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--runner", runner, "--config",
+        cfg.toString(), "--output", outDir.toString(), "--set", "duckdb.database=" + outDir.resolve("fhir.db")));
     Throwable[] failed = new Throwable[1];
     ProcessMeter.Measurement m = ProcessMeter.run(new ProcessBuilder(cmd), log, p -> {
       try {
