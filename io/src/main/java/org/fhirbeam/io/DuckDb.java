@@ -15,11 +15,20 @@ import org.fhirbeam.config.InputException;
 public final class DuckDb {
   private DuckDb() {}
 
-  /** A private in-memory database, as used by workers to read files. */
-  public static Connection openInMemory(DuckDbSettings settings) throws SQLException {
+  /**
+   * A private in-memory database, as used by workers to read files, with the run's settings and then each of
+   * {@code statements} (a {@code SET} of this use's own).
+   */
+  public static Connection openInMemory(DuckDbSettings settings, String... statements) throws SQLException {
     Connection c = DriverManager.getConnection("jdbc:duckdb:");
     try {
-      return configure(c, settings);
+      configure(c, settings);
+      try (Statement st = c.createStatement()) {
+        for (String s : statements) {
+          st.execute(s);
+        }
+      }
+      return c;
     } catch (SQLException | RuntimeException e) {
       closeQuietly(c);
       throw e;

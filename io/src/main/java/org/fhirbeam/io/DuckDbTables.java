@@ -41,6 +41,21 @@ public final class DuckDbTables {
           + (sourceKeyColumn == null ? "" : ", KV_METADATA {source_key_column: " + DuckDb.literal(sourceKeyColumn)
               + "}") + ")";
     }
+
+    /**
+     * Writes the resources of NDJSON part {@code ndjson} (one per line) to Parquet file {@code target} through
+     * {@code db}, and fails unless the file holds the part's {@code lines} rows.
+     */
+    public void writePart(java.sql.Connection db, String ndjson, String target, long lines)
+        throws java.sql.SQLException {
+      try (java.sql.Statement st = db.createStatement()) {
+        long rows = st.executeLargeUpdate(copy("SELECT json FROM " + ndjsonObjects(List.of(ndjson)), "", target));
+        if (rows != lines) {
+          throw new IllegalStateException("the Parquet file " + target + " holds " + rows + " resources, and its part "
+              + lines);
+        }
+      }
+    }
   }
 
   /**

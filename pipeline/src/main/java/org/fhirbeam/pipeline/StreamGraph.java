@@ -138,13 +138,9 @@ final class StreamGraph {
     @Setup
     public void setup() throws SQLException {
       if (!layouts.isEmpty()) {
-        db = DuckDb.openInMemory(settings);
-        try (Statement st = db.createStatement()) {
-          st.execute("SET threads = 1"); // beside the mapping tasks, which keep every core busy
-          if (unordered) {
-            st.execute("SET preserve_insertion_order = false");
-          }
-        }
+        // One thread: beside the mapping tasks, which keep every core busy.
+        db = unordered ? DuckDb.openInMemory(settings, "SET threads = 1", "SET preserve_insertion_order = false")
+            : DuckDb.openInMemory(settings, "SET threads = 1");
       }
     }
 
@@ -163,14 +159,7 @@ final class StreamGraph {
         String name = part.resourcePartName();
         // A name of this attempt's own: two attempts of a task may write at once.
         parquet = PartFile.beside(part.path(), "parquet").toString();
-        try (Statement st = db.createStatement()) {
-          long rows = st.executeLargeUpdate(layouts.get(name.substring(0, name.indexOf('-'))).copy(
-              "SELECT json FROM " + DuckDbTables.ndjsonObjects(List.of(part.path())), "", parquet));
-          if (rows != part.lines()) {
-            throw new IllegalStateException("the Parquet file of part " + part.target() + " holds " + rows
-                + " resources, and the part " + part.lines());
-          }
-        }
+        layouts.get(name.substring(0, name.indexOf('-'))).writePart(db, part.path(), parquet, part.lines());
       }
       out.output(KV.of("window", new Item(part, parquet, null)));
     }
