@@ -315,8 +315,9 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
           first.partition(), columns);
       long badRecords;
       long objects;
+      long written;
       try (Statement st = db.createStatement()) {
-        st.executeLargeUpdate("COPY (" + sql.outputQuery(rows(table, columns, source.format()), origin)
+        written = st.executeLargeUpdate("COPY (" + sql.outputQuery(rows(table, columns, source.format()), origin)
             + ") TO "
             + DuckDb.literal(dir.toString()) + MapWithDuckDb.RAW_LINES + ", PARTITION_BY (kind))");
         Path bad = dir.resolve("bad-records.ndjson");
@@ -328,12 +329,20 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
           objects = rs.getLong(1);
         }
       }
-      List<PartFile> parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
-          MapWithDuckDb.resourceFileSet(m.resourceType()), id, true));
-      long mapped = parts.stream().mapToLong(PartFile::lines).sum();
       List<PartFile> rejects = MapWithDuckDb.MapFilesFn.parts(dir.resolve("kind=" + SqlMapping.REJECT),
           PartFile.REJECTS, id, true);
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
+      Path resourceDir = dir.resolve("kind=" + SqlMapping.RESOURCE);
+      String fileSet = MapWithDuckDb.resourceFileSet(m.resourceType());
+      List<PartFile> parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(resourceDir, fileSet, id, false));
+      if (parts.size() == 1) {
+        // One file: its lines are what the query wrote less the rejects, without reading it again (as a file task).
+        PartFile only = parts.get(0);
+        parts.set(0, new PartFile(only.target(), only.path(), written - mappingRejects));
+      } else {
+        parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(resourceDir, fileSet, id, true));
+      }
+      long mapped = parts.stream().mapToLong(PartFile::lines).sum();
       parts.addAll(rejects);
       if (badRecords > 0) {
         parts.add(PartFile.rejects(id, "ingest", dir.resolve("bad-records.ndjson").toString(), badRecords));
