@@ -127,9 +127,10 @@ record Conformance(List<InputException> problems, List<String> warnings, Map<Str
         Map.copyOf(rowChecks), Map.copyOf(profiles), Map.copyOf(implied));
   }
 
-  /** What makes two row checks the same check (of two profiles): all but the message. */
+  /** What makes two row checks the same check (of two profiles): all but the message and its id. */
   private static String key(RowCheck c) {
-    return List.of(c.kind(), c.at(), c.elements(), c.codes()).toString();
+    // The condition too: two invariants of one element, or two required slices of the resource, are two checks.
+    return java.util.Arrays.asList(c.kind(), c.at(), c.elements(), c.codes(), c.condition()).toString();
   }
 
   /**
