@@ -127,6 +127,69 @@ class CompiledValidationTest {
         "o2 validation Observation.referenceRange[0].age http://hl7.org/fhir/StructureDefinition/Range#rng-2")));
   }
 
+  /**
+   * Required slices told apart by value: a profile of Patient whose identifiers must include one of system
+   * {@code urn:oid:1.2.3.4} and whose telecoms must include a phone. The compiled checks reject the rows HAPI's
+   * validator rejects, with the same element and message id, whichever repetition holds the slice's item.
+   */
+  @Test
+  void requiredSlicesByValueAreCheckedLikeTheValidatorChecksThem() throws IOException {
+    Path profile = Files.writeString(tmp.resolve("mrn-patient.json"), """
+        {"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/mrn-patient",
+         "name": "MrnPatient", "status": "active", "fhirVersion": "4.0.1", "kind": "resource", "abstract": false,
+         "type": "Patient", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+         "derivation": "constraint", "differential": {"element": [
+          {"id": "Patient.identifier", "path": "Patient.identifier",
+           "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+          {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn", "min": 1, "max": "1"},
+          {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1,
+           "fixedUri": "urn:oid:1.2.3.4"},
+          {"id": "Patient.telecom", "path": "Patient.telecom",
+           "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+          {"id": "Patient.telecom:phone", "path": "Patient.telecom", "sliceName": "phone", "min": 1, "max": "*"},
+          {"id": "Patient.telecom:phone.system", "path": "Patient.telecom.system", "min": 1, "fixedCode": "phone"}
+         ]}}
+        """);
+    Files.writeString(tmp.resolve("p.csv"), """
+        id,sys1,v1,sys2,v2,tsys,tval
+        p1,urn:oid:1.2.3.4,A,,,phone,555-1
+        p2,urn:other,B,urn:oid:1.2.3.4,C,phone,555-2
+        p3,urn:other,D,,,phone,555-3
+        p4,urn:oid:1.2.3.4,E,,,email,e@example.org
+        p5,,,urn:other,F,,
+        """);
+    Files.writeString(tmp.resolve("m.yaml"), """
+        source: p
+        resource: Patient
+        id: {column: id}
+        elements:
+          meta.profile[0]: {value: "http://example.org/StructureDefinition/mrn-patient"}
+          identifier[0].system: {column: sys1}
+          identifier[0].value: {column: v1}
+          identifier[1].system: {column: sys2}
+          identifier[1].value: {column: v2}
+          telecom[0].system: {column: tsys}
+          telecom[0].value: {column: tval}
+        """);
+    Path config = Files.writeString(tmp.resolve("j.yaml"), "input_dir: " + tmp + "\nsources:\n  p: {path: p.csv}\n"
+        + "mappings: [m.yaml]\nvalidation: {packages: [" + profile + "]}\n");
+    Cli check = Cli.run("check-config", config.toString());
+    assertThat(check.err(), check.code(), equalTo(0));
+    List<String> expected = List.of(
+        "p3 Patient Validation_VAL_Profile_Minimum_SLICE",
+        "p4 Patient Validation_VAL_Profile_Minimum_SLICE",
+        "p5 Patient Validation_VAL_Profile_Minimum_SLICE");
+    for (String mode : List.of("compiled", "full")) {
+      Path out = tmp.resolve("out-" + mode);
+      Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
+          + mode, "--set", "sinks.duckdb.enabled=false");
+      assertThat(r.err(), r.code(), equalTo(0));
+      assertThat(r.out(), containsString("balance: rows in 5 = resources 2 + rejected 3: OK"));
+      assertThat(mode, ValidationJobTest.rejects(out, j -> j.get("resource_id").asText() + " "
+          + j.get("element").asText() + " " + j.get("rule").asText()), equalTo(expected));
+    }
+  }
+
   private static String rule(String issue) {
     return issue.substring(issue.lastIndexOf(' ') + 1);
   }

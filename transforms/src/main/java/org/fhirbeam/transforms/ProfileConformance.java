@@ -20,14 +20,16 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * elements it forbids (max 0), constants that differ from a fixed or pattern value, codes outside a required binding
  * or outside a code system loaded with all its codes, an extension's required extensions) and what only the row can
  * decide ({@link RowCheck}s, which the mapping's query evaluates in validation mode {@code compiled}): the same
- * requirements where the row decides them, codes copied from the row, required slices of a CodeableConcept by its
- * coding and of a choice element by type, and choice types a closed type slicing does not allow. Checked against the
+ * requirements where the row decides them, codes copied from the row, required slices told apart by value or pattern
+ * (a CodeableConcept's coding, an Identifier's system) and of a choice element by type, and choice types a closed type
+ * slicing does not allow. Checked against the
  * profile's snapshot, element by element below each element the mapping writes, once per repetition it writes
  * ({@code identifier[0]}, {@code identifier[1]}).
  *
  * <p>The resource type of the references it writes is checked against the element's target profiles here only: HAPI's
  * validator does not check the target of a reference it cannot resolve offline. Not checked here (HAPI's validator
- * checks them in mode {@code full} or {@code sample}): other slices, the elements inside extensions, and codes of
+ * checks them in mode {@code full} or {@code sample}): other slices (by profile, by type other than a choice element's,
+ * by existence), the elements inside extensions, and codes of
  * value sets that cannot be expanded offline. Invariants are {@link ProfileInvariants}'.
  */
 public final class ProfileConformance {
@@ -261,7 +263,7 @@ public final class ProfileConformance {
           }
         }
         // Where the element's required slices are checked, the validator reports those rather than its minimum.
-        boolean slicesChecked = checkPatternSlices(e, written, keys);
+        boolean slicesChecked = checkPatternSlices(e, written, keys, always);
         if (e.getMin() >= 1 && written.isEmpty()) {
           // Every resource fails, or every one with the element the mapping writes only when a column has a value.
           findings.add(new Finding(always, location, "mapping " + mapping.name() + " never writes " + childPath
@@ -399,48 +401,137 @@ public final class ProfileConformance {
     }
 
     /**
-     * The required slices of a repeating CodeableConcept element sliced by pattern (US Core's and the vital signs'
-     * {@code category:VSCat}): some item the mapping writes must hold a coding with each of the slice's pattern codings'
-     * system and code. A check on the row: the items, their systems and codes are the row's. Whether it checked any.
+     * Adds the row checks of the required slices (min &gt;= 1) of element {@code e} that its slicing tells apart by
+     * value or pattern ({@link #sliceKey}: a CodeableConcept's coding, an Identifier's system, ...): one of the items
+     * the row writes ({@code written}) must hold the slice's values, else the validator's "a matching slice is
+     * required". A slice no item can ever match is also a finding, an error when {@code always}. Returns whether a
+     * slice was checked (the validator then reports the slice rather than the element's minimum).
      */
-    boolean checkPatternSlices(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys) {
+    boolean checkPatternSlices(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys,
+        boolean always) {
       boolean checked = false;
       if (!e.hasSlicing() || !e.hasId()) {
         return checked;
       }
       for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
-        org.hl7.fhir.r5.model.CodeableConcept pattern = slicePattern(slice);
-        if (slice.getMin() < 1 || pattern == null || !pattern.hasCoding()) {
+        org.hl7.fhir.r5.model.Base key = slice.getMin() < 1 ? null : sliceKey(e, slice);
+        if (key == null || key.isEmpty()) {
           continue;
         }
         List<RowCheck.Pred> items = new ArrayList<>();
         for (Map.Entry<String, Written> item : written) {
-          List<RowCheck.Pred> all = new ArrayList<>();
-          for (org.hl7.fhir.r5.model.Coding wanted : pattern.getCoding()) {
+          items.add(holds(plus(keys, item.getKey()), item.getValue(), key));
+        }
+        RowCheck.Pred any = ProfileInvariants.or(items);
+        if (any instanceof RowCheck.Const c && !c.value() && !written.isEmpty()) {
+          findings.add(new Finding(always, written.get(0).getValue().rules.get(0).location(), "mapping "
+              + mapping.name() + " writes no item of " + e.getPath() + " that can be slice " + slice.getId()
+              + ", which " + profile + " requires (min " + slice.getMin() + "): " + (always ? "no resource of it can"
+                  + " conform" : "its resources with " + e.getPath().substring(0, e.getPath().lastIndexOf('.'))
+                  + " do not conform")));
+        }
+        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), any, SLICE_MISSING,
+            sliceMissing(slice.getId(), profileUrl), null));
+        checked = true;
+      }
+      return checked;
+    }
+
+    /**
+     * What an item must hold to be {@code slice} of {@code sliced}, by the slicing's discriminators of type value or
+     * pattern: an instance of the sliced element's type holding the slice's own fixed or pattern value (path
+     * {@code $this}) and the fixed or pattern value of the slice's element at each discriminator's path
+     * ({@code category:VSCat.coding.code}, {@code identifier:mrn.system}). Null when a discriminator is of another
+     * type (exists, type, profile), has a path that is not plain element names ({@code resolve()},
+     * {@code extension('...')}), or has no value for this slice.
+     */
+    private org.hl7.fhir.r5.model.Base sliceKey(ElementDefinition sliced, ElementDefinition slice) {
+      if (!sliced.getSlicing().hasDiscriminator() || sliced.getType().size() != 1) {
+        return null;
+      }
+      org.hl7.fhir.r5.model.Base key = slice.hasPattern() ? slice.getPattern().copy()
+          : slice.hasFixed() ? slice.getFixed().copy() : null;
+      for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d
+          : sliced.getSlicing().getDiscriminator()) {
+        if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
+            && d.getType() != ElementDefinition.DiscriminatorType.PATTERN) {
+          return null;
+        }
+        String path = d.getPath();
+        if (path.equals("$this")) {
+          if (key == null) {
+            return null;
+          }
+          continue;
+        }
+        if (!path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
+          return null;
+        }
+        ElementDefinition at = byId.get(slice.getId() + "." + path);
+        DataType value = at == null ? null : at.hasFixed() ? at.getFixed() : at.hasPattern() ? at.getPattern() : null;
+        if (value == null) {
+          if (key != null && !valuesAt(key, path).isEmpty()) {
+            continue; // the slice's own pattern gives it
+          }
+          return null;
+        }
+        if (key == null) {
+          key = new org.hl7.fhir.r5.model.Factory().create(sliced.getType().get(0).getWorkingCode());
+        }
+        String[] names = path.split("\\.");
+        org.hl7.fhir.r5.model.Base parent = key;
+        for (int i = 0; i < names.length - 1; i++) {
+          List<org.hl7.fhir.r5.model.Base> existing = valuesAt(parent, names[i]);
+          parent = existing.isEmpty() ? parent.addChild(names[i]) : existing.get(0);
+        }
+        parent.setProperty(names[names.length - 1], value.copy());
+      }
+      return key;
+    }
+
+    /** The values of {@code base} at a path of element names: every repetition of each. */
+    private static List<org.hl7.fhir.r5.model.Base> valuesAt(org.hl7.fhir.r5.model.Base base, String path) {
+      List<org.hl7.fhir.r5.model.Base> at = List.of(base);
+      for (String name : path.split("\\.")) {
+        List<org.hl7.fhir.r5.model.Base> next = new ArrayList<>();
+        for (org.hl7.fhir.r5.model.Base b : at) {
+          org.hl7.fhir.r5.model.Property p = b.getNamedProperty(name);
+          if (p != null) {
+            next.addAll(p.getValues());
+          }
+        }
+        at = next;
+      }
+      return at;
+    }
+
+    /**
+     * The condition that the item the mapping writes at {@code at} ({@code item}) holds every value of
+     * {@code pattern}, as the validator matches a pattern: each primitive equal, each complex value held by one of the
+     * item's repetitions of that element.
+     */
+    private RowCheck.Pred holds(List<String> at, Written item, org.hl7.fhir.r5.model.Base pattern) {
+      List<RowCheck.Pred> all = new ArrayList<>();
+      for (org.hl7.fhir.r5.model.Property p : pattern.children()) {
+        for (org.hl7.fhir.r5.model.Base v : p.getValues()) {
+          if (v instanceof PrimitiveType<?> value) {
+            if (value.hasValue()) {
+              String key = p.getName() + "[0]";
+              all.add(item.children.containsKey(key) ? new RowCheck.Equals(plus(at, key), value.asStringValue())
+                  : new RowCheck.Const(false));
+            }
+          } else if (!v.isEmpty()) {
             List<RowCheck.Pred> any = new ArrayList<>();
-            item.getValue().children.forEach((codingKey, coding) -> {
-              if (codingKey.startsWith("coding[")) {
-                List<RowCheck.Pred> match = new ArrayList<>();
-                if (wanted.hasSystem()) {
-                  match.add(new RowCheck.Equals(plus(plus(plus(keys, item.getKey()), codingKey), "system[0]"),
-                      wanted.getSystem()));
-                }
-                if (wanted.hasCode()) {
-                  match.add(new RowCheck.Equals(plus(plus(plus(keys, item.getKey()), codingKey), "code[0]"),
-                      wanted.getCode()));
-                }
-                any.add(ProfileInvariants.and(match));
+            item.children.forEach((k, child) -> {
+              if (k.startsWith(p.getName() + "[")) {
+                any.add(holds(plus(at, k), child, v));
               }
             });
             all.add(ProfileInvariants.or(any));
           }
-          items.add(ProfileInvariants.and(all));
         }
-        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), ProfileInvariants.or(items),
-            SLICE_MISSING, sliceMissing(slice.getId(), profileUrl), null));
-        checked = true;
       }
-      return checked;
+      return ProfileInvariants.and(all);
     }
 
     /**
@@ -453,36 +544,6 @@ public final class ProfileConformance {
           sliceMissing(e.getId(), profileUrl))
           : new RowCheck(RowCheck.Kind.MISSING, keys, written, List.of(), "Validation_VAL_Profile_Minimum", childPath
               + ": minimum required = " + e.getMin() + ", but only found 0 (from " + profileUrl + ")");
-    }
-
-    /**
-     * What a CodeableConcept slice's items must hold: its pattern, or the coding its elements fix
-     * ({@code category:VSCat.coding.system} and {@code .code}, as R4's vital signs have it); null for neither.
-     */
-    private org.hl7.fhir.r5.model.CodeableConcept slicePattern(ElementDefinition slice) {
-      if (slice.getPattern() instanceof org.hl7.fhir.r5.model.CodeableConcept pattern) {
-        return pattern;
-      }
-      ElementDefinition system = byId.get(slice.getId() + ".coding.system");
-      ElementDefinition code = byId.get(slice.getId() + ".coding.code");
-      String systemValue = fixedText(system);
-      String codeValue = fixedText(code);
-      if (systemValue == null && codeValue == null) {
-        return null;
-      }
-      org.hl7.fhir.r5.model.Coding coding = new org.hl7.fhir.r5.model.Coding();
-      if (systemValue != null) {
-        coding.setSystem(systemValue);
-      }
-      if (codeValue != null) {
-        coding.setCode(codeValue);
-      }
-      return new org.hl7.fhir.r5.model.CodeableConcept().addCoding(coding);
-    }
-
-    private static String fixedText(ElementDefinition e) {
-      DataType v = e == null ? null : e.hasFixed() ? e.getFixed() : e.hasPattern() ? e.getPattern() : null;
-      return v instanceof PrimitiveType<?> p ? p.asStringValue() : null;
     }
 
     /** The row check of an extension's required extension {@code url} (slice {@code id} of its definition). */

@@ -255,6 +255,49 @@ class ProfileConformanceTest {
             + " whose codes are confirmed, differential, entered-in-error, provisional, refuted, unconfirmed")));
   }
 
+  /**
+   * A required slice told apart by value (identifiers by system): a row check when the row decides it, an error
+   * when no item the mapping writes can ever be the slice's.
+   */
+  @Test
+  void aRequiredSliceByValueIsARowCheckOrAnErrorWhenNoItemCanBeIt(@TempDir Path dir) throws IOException {
+    StructureDefinition profile = new StructureDefinition().setType("Patient").setName("MrnPatient");
+    element(profile, "Patient", 0, "*");
+    ElementDefinition identifier = element(profile, "Patient.identifier", 0, "*");
+    identifier.addType().setCode("Identifier");
+    identifier.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN).addDiscriminator()
+        .setType(ElementDefinition.DiscriminatorType.VALUE).setPath("system");
+    element(profile, "Patient.identifier:mrn", 1, "1").setSliceName("mrn");
+    element(profile, "Patient.identifier:mrn.system", 1, "1").setFixed(new UriType("urn:oid:1.2.3.4"));
+    element(profile, "Patient.identifier.system", 0, "1");
+    element(profile, "Patient.identifier.value", 0, "1");
+    MappingConfig fromRow = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("a.yaml"), """
+        name: a
+        source: s
+        resource: Patient
+        id: {column: pid}
+        elements:
+          identifier[0].system: {column: sys}
+          identifier[0].value: {column: mrn}
+        """));
+    ProfileConformance.Result a = ProfileConformance.check(fromRow, profile, url -> null, url -> null);
+    assertThat(a.findings(), equalTo(List.of()));
+    assertThat(a.rowChecks().toString(), a.rowChecks().stream().map(c -> c.messageId() + " " + c.condition())
+        .toList(), equalTo(List.of("Validation_VAL_Profile_Minimum_SLICE Equals[keys=[identifier[0], system[0]],"
+            + " value=urn:oid:1.2.3.4]")));
+    MappingConfig never = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("b.yaml"), """
+        name: b
+        source: s
+        resource: Patient
+        id: {column: pid}
+        elements:
+          identifier[0].value: {column: mrn}
+        """));
+    assertThat(findings(never, profile, url -> null), equalTo(List.of("error b.yaml:6: mapping b writes no item of"
+        + " Patient.identifier that can be slice Patient.identifier:mrn, which MrnPatient requires (min 1): no"
+        + " resource of it can conform")));
+  }
+
   /** An extension's definition says which of its extensions it needs: US Core race, its text. */
   @Test
   void anExtensionWithoutTheExtensionsItRequiresFailsTheResourcesWithIt(@TempDir Path dir) throws IOException {
