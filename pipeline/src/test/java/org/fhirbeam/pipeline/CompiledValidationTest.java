@@ -4,6 +4,7 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThanOrEqualTo;
+import static org.hamcrest.Matchers.startsWith;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
@@ -128,9 +129,10 @@ class CompiledValidationTest {
   }
 
   /**
-   * Required slices told apart by value: a profile of Patient whose identifiers must include one of system
-   * {@code urn:oid:1.2.3.4} and whose telecoms must include a phone. The compiled checks reject the rows HAPI's
-   * validator rejects, with the same element and message id, whichever repetition holds the slice's item.
+   * Slices told apart by value: a profile of Patient whose identifiers must include one of system
+   * {@code urn:oid:1.2.3.4}, and whose telecoms must include a phone and may include e-mails, nothing else (closed).
+   * The compiled checks reject the rows HAPI's validator rejects, each with an element and message id among the
+   * validator's errors for it, whichever repetition holds the slice's item.
    */
   @Test
   void requiredSlicesByValueAreCheckedLikeTheValidatorChecksThem() throws IOException {
@@ -145,18 +147,22 @@ class CompiledValidationTest {
           {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1,
            "fixedUri": "urn:oid:1.2.3.4"},
           {"id": "Patient.telecom", "path": "Patient.telecom",
-           "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+           "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"}},
           {"id": "Patient.telecom:phone", "path": "Patient.telecom", "sliceName": "phone", "min": 1, "max": "*"},
-          {"id": "Patient.telecom:phone.system", "path": "Patient.telecom.system", "min": 1, "fixedCode": "phone"}
+          {"id": "Patient.telecom:phone.system", "path": "Patient.telecom.system", "min": 1, "fixedCode": "phone"},
+          {"id": "Patient.telecom:email", "path": "Patient.telecom", "sliceName": "email", "min": 0, "max": "*"},
+          {"id": "Patient.telecom:email.system", "path": "Patient.telecom.system", "min": 1, "fixedCode": "email"}
          ]}}
         """);
     Files.writeString(tmp.resolve("p.csv"), """
-        id,sys1,v1,sys2,v2,tsys,tval
-        p1,urn:oid:1.2.3.4,A,,,phone,555-1
-        p2,urn:other,B,urn:oid:1.2.3.4,C,phone,555-2
-        p3,urn:other,D,,,phone,555-3
-        p4,urn:oid:1.2.3.4,E,,,email,e@example.org
-        p5,,,urn:other,F,,
+        id,sys1,v1,sys2,v2,tsys,tval,tsys2,tval2
+        p1,urn:oid:1.2.3.4,A,,,phone,555-1,email,a@example.org
+        p2,urn:other,B,urn:oid:1.2.3.4,C,phone,555-2,,
+        p3,urn:other,D,,,phone,555-3,,
+        p4,urn:oid:1.2.3.4,E,,,email,e@example.org,,
+        p5,,,urn:other,F,,,,
+        p6,urn:oid:1.2.3.4,G,,,phone,555-6,fax,555-7
+        p7,urn:oid:1.2.3.4,H,,,phone,555-8,,555-9
         """);
     Files.writeString(tmp.resolve("m.yaml"), """
         source: p
@@ -170,23 +176,42 @@ class CompiledValidationTest {
           identifier[1].value: {column: v2}
           telecom[0].system: {column: tsys}
           telecom[0].value: {column: tval}
+          telecom[1].system: {column: tsys2}
+          telecom[1].value: {column: tval2}
         """);
     Path config = Files.writeString(tmp.resolve("j.yaml"), "input_dir: " + tmp + "\nsources:\n  p: {path: p.csv}\n"
         + "mappings: [m.yaml]\nvalidation: {packages: [" + profile + "]}\n");
     Cli check = Cli.run("check-config", config.toString());
     assertThat(check.err(), check.code(), equalTo(0));
-    List<String> expected = List.of(
-        "p3 Patient Validation_VAL_Profile_Minimum_SLICE",
-        "p4 Patient Validation_VAL_Profile_Minimum_SLICE",
-        "p5 Patient Validation_VAL_Profile_Minimum_SLICE");
+    Map<String, List<String>> byMode = new TreeMap<>();
     for (String mode : List.of("compiled", "full")) {
       Path out = tmp.resolve("out-" + mode);
       Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
           + mode, "--set", "sinks.duckdb.enabled=false");
       assertThat(r.err(), r.code(), equalTo(0));
-      assertThat(r.out(), containsString("balance: rows in 5 = resources 2 + rejected 3: OK"));
-      assertThat(mode, ValidationJobTest.rejects(out, j -> j.get("resource_id").asText() + " "
-          + j.get("element").asText() + " " + j.get("rule").asText()), equalTo(expected));
+      assertThat(r.out(), containsString("balance: rows in 7 = resources 2 + rejected 5: OK"));
+      // Compiled: the first check the row fails. HAPI's validator: every error it finds, the first first.
+      byMode.put(mode, ValidationJobTest.rejects(out, j -> {
+        StringBuilder line = new StringBuilder(j.get("resource_id").asText() + " " + j.get("element").asText() + " "
+            + j.get("rule").asText());
+        j.path("issues").forEach(i -> line.append(" | ").append(i.get("location").asText()).append(' ')
+            .append(i.get("message_id").asText()));
+        return line.toString();
+      }));
+    }
+    assertThat(byMode.get("compiled"), equalTo(List.of(
+        "p3 Patient Validation_VAL_Profile_Minimum_SLICE",
+        "p4 Patient Validation_VAL_Profile_Minimum_SLICE",
+        "p5 Patient Validation_VAL_Profile_Minimum_SLICE",
+        "p6 Patient.telecom[1] Validation_VAL_Profile_NotSlice",
+        "p7 Patient.telecom[1] Validation_VAL_Profile_NotSlice")));
+    // The same rows, each compiled reject among the validator's errors for its resource.
+    List<String> full = byMode.get("full");
+    assertThat(full.toString(), full.size(), equalTo(5));
+    for (int i = 0; i < full.size(); i++) {
+      String compiled = byMode.get("compiled").get(i);
+      assertThat(full.get(i), containsString(" | " + compiled.substring(compiled.indexOf(' ') + 1)));
+      assertThat(full.get(i), startsWith(compiled.substring(0, compiled.indexOf(' ') + 1)));
     }
   }
 

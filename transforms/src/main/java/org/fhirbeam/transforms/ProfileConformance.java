@@ -434,7 +434,41 @@ public final class ProfileConformance {
             sliceMissing(slice.getId(), profileUrl), null));
         checked = true;
       }
+      checkClosedSlicing(e, written, keys);
       return checked;
+    }
+
+    /**
+     * A closed slicing of element {@code e} whose slices are all told apart by value or pattern: each item the mapping
+     * writes must be one of them, else the validator's "does not match any known slice" at the item. An item that can
+     * be none is also a warning. (A choice element's closed slicing by type is checked where its types are.)
+     */
+    private void checkClosedSlicing(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys) {
+      if (e.getSlicing().getRules() != ElementDefinition.SlicingRules.CLOSED) {
+        return;
+      }
+      List<org.hl7.fhir.r5.model.Base> sliceKeys = new ArrayList<>();
+      for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
+        org.hl7.fhir.r5.model.Base key = sliceKey(e, slice);
+        if (key == null || key.isEmpty()) {
+          return;
+        }
+        sliceKeys.add(key);
+      }
+      for (Map.Entry<String, Written> item : written) {
+        List<String> at = plus(keys, item.getKey());
+        List<RowCheck.Pred> any = new ArrayList<>();
+        sliceKeys.forEach(key -> any.add(holds(at, item.getValue(), key)));
+        RowCheck.Pred isASlice = ProfileInvariants.or(any);
+        if (isASlice instanceof RowCheck.Const c && !c.value()) {
+          findings.add(new Finding(false, item.getValue().rules.get(0).location(), "mapping " + mapping.name()
+              + " writes an item of " + e.getPath() + " (" + item.getKey() + ") that can be none of the slices of its"
+              + " closed slicing in " + profile + ": the resources with it do not conform"));
+        }
+        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, at, List.of(), List.of(), isASlice,
+            "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the profile "
+            + profileUrl + " and slicing is CLOSED", null));
+      }
     }
 
     /**

@@ -256,8 +256,9 @@ class ProfileConformanceTest {
   }
 
   /**
-   * A required slice told apart by value (identifiers by system): a row check when the row decides it, an error
-   * when no item the mapping writes can ever be the slice's.
+   * A required slice told apart by value (identifiers by system), of a closed slicing: row checks when the row decides
+   * them, an error when no item the mapping writes can ever be the slice's, and a warning for an item that can be none
+   * of the slices.
    */
   @Test
   void aRequiredSliceByValueIsARowCheckOrAnErrorWhenNoItemCanBeIt(@TempDir Path dir) throws IOException {
@@ -265,7 +266,7 @@ class ProfileConformanceTest {
     element(profile, "Patient", 0, "*");
     ElementDefinition identifier = element(profile, "Patient.identifier", 0, "*");
     identifier.addType().setCode("Identifier");
-    identifier.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN).addDiscriminator()
+    identifier.getSlicing().setRules(ElementDefinition.SlicingRules.CLOSED).addDiscriminator()
         .setType(ElementDefinition.DiscriminatorType.VALUE).setPath("system");
     element(profile, "Patient.identifier:mrn", 1, "1").setSliceName("mrn");
     element(profile, "Patient.identifier:mrn.system", 1, "1").setFixed(new UriType("urn:oid:1.2.3.4"));
@@ -284,6 +285,7 @@ class ProfileConformanceTest {
     assertThat(a.findings(), equalTo(List.of()));
     assertThat(a.rowChecks().toString(), a.rowChecks().stream().map(c -> c.messageId() + " " + c.condition())
         .toList(), equalTo(List.of("Validation_VAL_Profile_Minimum_SLICE Equals[keys=[identifier[0], system[0]],"
+            + " value=urn:oid:1.2.3.4]", "Validation_VAL_Profile_NotSlice Equals[keys=[identifier[0], system[0]],"
             + " value=urn:oid:1.2.3.4]")));
     MappingConfig never = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("b.yaml"), """
         name: b
@@ -295,7 +297,9 @@ class ProfileConformanceTest {
         """));
     assertThat(findings(never, profile, url -> null), equalTo(List.of("error b.yaml:6: mapping b writes no item of"
         + " Patient.identifier that can be slice Patient.identifier:mrn, which MrnPatient requires (min 1): no"
-        + " resource of it can conform")));
+        + " resource of it can conform", "warning b.yaml:6: mapping b writes an item of Patient.identifier"
+        + " (identifier[0]) that can be none of the slices of its closed slicing in MrnPatient: the resources with it"
+        + " do not conform")));
   }
 
   /** An extension's definition says which of its extensions it needs: US Core race, its text. */
