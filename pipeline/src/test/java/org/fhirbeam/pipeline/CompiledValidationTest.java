@@ -163,6 +163,7 @@ class CompiledValidationTest {
         p5,,,urn:other,F,,,,
         p6,urn:oid:1.2.3.4,G,,,phone,555-6,fax,555-7
         p7,urn:oid:1.2.3.4,H,,,phone,555-8,,555-9
+        p8,urn:oid:1.2.3.4,I,urn:oid:1.2.3.4,J,phone,555-10,,
         """);
     Files.writeString(tmp.resolve("m.yaml"), """
         source: p
@@ -189,7 +190,7 @@ class CompiledValidationTest {
       Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
           + mode, "--set", "sinks.duckdb.enabled=false");
       assertThat(r.err(), r.code(), equalTo(0));
-      assertThat(r.out(), containsString("balance: rows in 7 = resources 2 + rejected 5: OK"));
+      assertThat(r.out(), containsString("balance: rows in 8 = resources 2 + rejected 6: OK"));
       // Compiled: the first check the row fails. HAPI's validator: every error it finds, the first first.
       byMode.put(mode, ValidationJobTest.rejects(out, j -> {
         StringBuilder line = new StringBuilder(j.get("resource_id").asText() + " " + j.get("element").asText() + " "
@@ -204,10 +205,11 @@ class CompiledValidationTest {
         "p4 Patient Validation_VAL_Profile_Minimum_SLICE",
         "p5 Patient Validation_VAL_Profile_Minimum_SLICE",
         "p6 Patient.telecom[1] Validation_VAL_Profile_NotSlice",
-        "p7 Patient.telecom[1] Validation_VAL_Profile_NotSlice")));
+        "p7 Patient.telecom[1] Validation_VAL_Profile_NotSlice",
+        "p8 Patient Validation_VAL_Profile_Maximum")));
     // The same rows, each compiled reject among the validator's errors for its resource.
     List<String> full = byMode.get("full");
-    assertThat(full.toString(), full.size(), equalTo(5));
+    assertThat(full.toString(), full.size(), equalTo(6));
     for (int i = 0; i < full.size(); i++) {
       String compiled = byMode.get("compiled").get(i);
       assertThat(full.get(i), containsString(" | " + compiled.substring(compiled.indexOf(' ') + 1)));

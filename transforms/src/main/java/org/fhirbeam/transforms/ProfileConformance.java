@@ -263,7 +263,7 @@ public final class ProfileConformance {
           }
         }
         // Where the element's required slices are checked, the validator reports those rather than its minimum.
-        boolean slicesChecked = checkPatternSlices(e, written, keys, always);
+        boolean slicesChecked = checkPatternSlices(e, written, keys, location, always);
         if (e.getMin() >= 1 && written.isEmpty()) {
           // Every resource fails, or every one with the element the mapping writes only when a column has a value.
           findings.add(new Finding(always, location, "mapping " + mapping.name() + " never writes " + childPath
@@ -401,20 +401,22 @@ public final class ProfileConformance {
     }
 
     /**
-     * Adds the row checks of the required slices (min &gt;= 1) of element {@code e} that its slicing tells apart by
-     * value or pattern ({@link #sliceKey}: a CodeableConcept's coding, an Identifier's system, ...): one of the items
-     * the row writes ({@code written}) must hold the slice's values, else the validator's "a matching slice is
-     * required". A slice no item can ever match is also a finding, an error when {@code always}. Returns whether a
-     * slice was checked (the validator then reports the slice rather than the element's minimum).
+     * Adds the row checks of the slices of element {@code e} that its slicing tells apart by value or pattern
+     * ({@link #sliceKey}: a CodeableConcept's coding, an Identifier's system, ...): for a required slice (min &gt;= 1)
+     * one of the items the row writes ({@code written}) must hold the slice's values, else the validator's "a matching
+     * slice is required"; no more items than the slice's max may; with a closed slicing, each item must be one of
+     * the slices. A required slice no item can ever be (none written, none with the slice's values, a constant of
+     * another value) is also a finding at {@code location} or the items' rule, an error when {@code always}. Returns
+     * whether a required slice was checked (the validator then reports the slice rather than the element's minimum).
      */
     boolean checkPatternSlices(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys,
-        boolean always) {
+        String location, boolean always) {
       boolean checked = false;
       if (!e.hasSlicing() || !e.hasId()) {
         return checked;
       }
       for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
-        org.hl7.fhir.r5.model.Base key = slice.getMin() < 1 ? null : sliceKey(e, slice);
+        org.hl7.fhir.r5.model.Base key = sliceKey(e, slice);
         if (key == null || key.isEmpty()) {
           continue;
         }
@@ -422,9 +424,20 @@ public final class ProfileConformance {
         for (Map.Entry<String, Written> item : written) {
           items.add(holds(plus(keys, item.getKey()), item.getValue(), key));
         }
+        if (!"*".equals(slice.getMax()) && items.size() > Integer.parseInt(slice.getMax())) {
+          // More of the row's items than the slice allows can be it.
+          rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), new RowCheck.Count(items,
+              "<=", Integer.parseInt(slice.getMax())), "Validation_VAL_Profile_Maximum", slice.getId()
+              + ": max allowed = " + slice.getMax() + ", but found more (from " + profileUrl + ")", null));
+        }
+        if (slice.getMin() < 1) {
+          continue;
+        }
         RowCheck.Pred any = ProfileInvariants.or(items);
-        if (any instanceof RowCheck.Const c && !c.value() && !written.isEmpty()) {
-          findings.add(new Finding(always, written.get(0).getValue().rules.get(0).location(), "mapping "
+        // (Written nowhere, a required element is a finding of its own already.)
+        if (any instanceof RowCheck.Const c && !c.value() && (!written.isEmpty() || e.getMin() < 1)) {
+          findings.add(new Finding(always, written.isEmpty() ? location
+              : written.get(0).getValue().rules.get(0).location(), "mapping "
               + mapping.name() + " writes no item of " + e.getPath() + " that can be slice " + slice.getId()
               + ", which " + profile + " requires (min " + slice.getMin() + "): " + (always ? "no resource of it can"
                   + " conform" : "its resources with " + e.getPath().substring(0, e.getPath().lastIndexOf('.'))
@@ -483,42 +496,47 @@ public final class ProfileConformance {
       if (!sliced.getSlicing().hasDiscriminator() || sliced.getType().size() != 1) {
         return null;
       }
-      org.hl7.fhir.r5.model.Base key = slice.hasPattern() ? slice.getPattern().copy()
-          : slice.hasFixed() ? slice.getFixed().copy() : null;
-      for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d
-          : sliced.getSlicing().getDiscriminator()) {
-        if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
-            && d.getType() != ElementDefinition.DiscriminatorType.PATTERN) {
+      List<ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent> discriminators =
+          sliced.getSlicing().getDiscriminator();
+      org.hl7.fhir.r5.model.Base key = null;
+      // The slice's own value is the key only for $this: for another path the validator takes the value of the
+      // slice's element there and nothing else (without one it cannot tell the slice, an error of its own).
+      if (discriminators.stream().anyMatch(d -> d.getPath().equals("$this"))) {
+        key = slice.hasPattern() ? slice.getPattern().copy() : slice.hasFixed() ? slice.getFixed().copy() : null;
+        if (key == null) {
           return null;
         }
-        String path = d.getPath();
-        if (path.equals("$this")) {
-          if (key == null) {
+      }
+      try {
+        for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d : discriminators) {
+          String path = d.getPath();
+          if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
+              && d.getType() != ElementDefinition.DiscriminatorType.PATTERN
+              || !path.equals("$this") && !path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
             return null;
           }
-          continue;
-        }
-        if (!path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
-          return null;
-        }
-        ElementDefinition at = byId.get(slice.getId() + "." + path);
-        DataType value = at == null ? null : at.hasFixed() ? at.getFixed() : at.hasPattern() ? at.getPattern() : null;
-        if (value == null) {
-          if (key != null && !valuesAt(key, path).isEmpty()) {
-            continue; // the slice's own pattern gives it
+          if (path.equals("$this")) {
+            continue;
           }
-          return null;
+          ElementDefinition at = byId.get(slice.getId() + "." + path);
+          DataType value = at == null ? null : at.hasFixed() ? at.getFixed() : at.hasPattern() ? at.getPattern()
+              : null;
+          if (value == null) {
+            return null;
+          }
+          if (key == null) {
+            key = new org.hl7.fhir.r5.model.Factory().create(sliced.getType().get(0).getWorkingCode());
+          }
+          String[] names = path.split("\\.");
+          org.hl7.fhir.r5.model.Base parent = key;
+          for (int i = 0; i < names.length - 1; i++) {
+            List<org.hl7.fhir.r5.model.Base> existing = valuesAt(parent, names[i]);
+            parent = existing.isEmpty() ? parent.addChild(names[i]) : existing.get(0);
+          }
+          parent.setProperty(names[names.length - 1], value.copy());
         }
-        if (key == null) {
-          key = new org.hl7.fhir.r5.model.Factory().create(sliced.getType().get(0).getWorkingCode());
-        }
-        String[] names = path.split("\\.");
-        org.hl7.fhir.r5.model.Base parent = key;
-        for (int i = 0; i < names.length - 1; i++) {
-          List<org.hl7.fhir.r5.model.Base> existing = valuesAt(parent, names[i]);
-          parent = existing.isEmpty() ? parent.addChild(names[i]) : existing.get(0);
-        }
-        parent.setProperty(names[names.length - 1], value.copy());
+      } catch (org.hl7.fhir.exceptions.FHIRException e) {
+        return null; // a type the model cannot make here (a BackboneElement's slices): not compiled
       }
       return key;
     }
@@ -545,15 +563,16 @@ public final class ProfileConformance {
      * item's repetitions of that element.
      */
     private RowCheck.Pred holds(List<String> at, Written item, org.hl7.fhir.r5.model.Base pattern) {
+      if (pattern instanceof PrimitiveType<?> value) {
+        return equalsWritten(at, item, value);
+      }
       List<RowCheck.Pred> all = new ArrayList<>();
       for (org.hl7.fhir.r5.model.Property p : pattern.children()) {
         for (org.hl7.fhir.r5.model.Base v : p.getValues()) {
           if (v instanceof PrimitiveType<?> value) {
-            if (value.hasValue()) {
-              String key = p.getName() + "[0]";
-              all.add(item.children.containsKey(key) ? new RowCheck.Equals(plus(at, key), value.asStringValue())
-                  : new RowCheck.Const(false));
-            }
+            String key = p.getName() + "[0]";
+            all.add(item.children.containsKey(key) ? equalsWritten(plus(at, key), item.children.get(key), value)
+                : new RowCheck.Const(false));
           } else if (!v.isEmpty()) {
             List<RowCheck.Pred> any = new ArrayList<>();
             item.children.forEach((k, child) -> {
@@ -567,6 +586,25 @@ public final class ProfileConformance {
       }
       return ProfileInvariants.and(all);
     }
+
+    /**
+     * The condition that primitive {@code item} at {@code at} holds {@code value}: decided here for a constant of a
+     * text type (as the engine writes it, trimmed), else by the row.
+     */
+    private static RowCheck.Pred equalsWritten(List<String> at, Written item, PrimitiveType<?> value) {
+      if (!value.hasValue()) {
+        return new RowCheck.Const(true);
+      }
+      if (item.children.isEmpty() && item.rules.size() == 1 && item.rules.get(0).constant() != null
+          && TEXT_TYPES.contains(value.fhirType())) {
+        return new RowCheck.Const(item.rules.get(0).constant().strip().equals(value.asStringValue()));
+      }
+      return new RowCheck.Equals(at, value.asStringValue());
+    }
+
+    /** Primitive types whose value the engine writes as the constant's text, trimmed. */
+    private static final Set<String> TEXT_TYPES = Set.of("string", "code", "uri", "url", "canonical", "id", "oid",
+        "uuid", "markdown");
 
     /**
      * The row check of required element {@code e} at {@code childPath}, below the instance at {@code keys}, met by any

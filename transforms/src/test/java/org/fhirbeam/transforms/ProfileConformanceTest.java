@@ -272,6 +272,13 @@ class ProfileConformanceTest {
     element(profile, "Patient.identifier:mrn.system", 1, "1").setFixed(new UriType("urn:oid:1.2.3.4"));
     element(profile, "Patient.identifier.system", 0, "1");
     element(profile, "Patient.identifier.value", 0, "1");
+    element(profile, "Patient.meta", 0, "1").addType().setCode("Meta");
+    ElementDefinition profiles = element(profile, "Patient.meta.profile", 0, "*");
+    profiles.addType().setCode("canonical");
+    profiles.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN).addDiscriminator()
+        .setType(ElementDefinition.DiscriminatorType.VALUE).setPath("$this");
+    element(profile, "Patient.meta.profile:mine", 1, "1").setSliceName("mine")
+        .setFixed(new org.hl7.fhir.r5.model.CanonicalType("urn:test:mine"));
     MappingConfig fromRow = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("a.yaml"), """
         name: a
         source: s
@@ -287,19 +294,24 @@ class ProfileConformanceTest {
         .toList(), equalTo(List.of("Validation_VAL_Profile_Minimum_SLICE Equals[keys=[identifier[0], system[0]],"
             + " value=urn:oid:1.2.3.4]", "Validation_VAL_Profile_NotSlice Equals[keys=[identifier[0], system[0]],"
             + " value=urn:oid:1.2.3.4]")));
-    MappingConfig never = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("b.yaml"), """
-        name: b
-        source: s
-        resource: Patient
-        id: {column: pid}
-        elements:
-          identifier[0].value: {column: mrn}
-        """));
-    assertThat(findings(never, profile, url -> null), equalTo(List.of("error b.yaml:6: mapping b writes no item of"
-        + " Patient.identifier that can be slice Patient.identifier:mrn, which MrnPatient requires (min 1): no"
-        + " resource of it can conform", "warning b.yaml:6: mapping b writes an item of Patient.identifier"
-        + " (identifier[0]) that can be none of the slices of its closed slicing in MrnPatient: the resources with it"
-        + " do not conform")));
+    // Identifiers without a system, or with another constant one; a profile of its own only (a slice by $this).
+    for (String rule : List.of("identifier[0].value: {column: mrn}", "identifier[0].system: {value: urn:x}")) {
+      MappingConfig never = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("b.yaml"), """
+          name: b
+          source: s
+          resource: Patient
+          id: {column: pid}
+          elements:
+            meta.profile[0]: {value: "urn:test:other"}
+            %s
+          """.formatted(rule)));
+      assertThat(findings(never, profile, url -> null), equalTo(List.of("error b.yaml:7: mapping b writes no item of"
+          + " Patient.identifier that can be slice Patient.identifier:mrn, which MrnPatient requires (min 1): no"
+          + " resource of it can conform", "warning b.yaml:7: mapping b writes an item of Patient.identifier"
+          + " (identifier[0]) that can be none of the slices of its closed slicing in MrnPatient: the resources with"
+          + " it do not conform", "error b.yaml:6: mapping b writes no item of Patient.meta.profile that can be slice"
+          + " Patient.meta.profile:mine, which MrnPatient requires (min 1): no resource of it can conform")));
+    }
   }
 
   /** An extension's definition says which of its extensions it needs: US Core race, its text. */
