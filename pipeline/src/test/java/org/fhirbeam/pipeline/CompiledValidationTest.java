@@ -129,7 +129,7 @@ class CompiledValidationTest {
   }
 
   /**
-   * Slices told apart by value: a profile of Patient whose identifiers must include one of system
+   * Slices told apart by value: a profile of Patient whose identifiers must include exactly one of system
    * {@code urn:oid:1.2.3.4}, and whose telecoms must include a phone and may include e-mails, nothing else (closed).
    * The compiled checks reject the rows HAPI's validator rejects, each with an element and message id among the
    * validator's errors for it, whichever repetition holds the slice's item.
