@@ -115,11 +115,7 @@ class CompiledValidationTest {
         + " each resource\n"));
     List<String> byMode = new ArrayList<>();
     for (String mode : List.of("compiled", "full")) {
-      Path out = tmp.resolve("out-" + mode);
-      Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
-          + mode, "--set", "sinks.duckdb.enabled=false");
-      assertThat(r.err(), r.code(), equalTo(0));
-      assertThat(r.out(), containsString("balance: rows in 3 = resources 2 + rejected 1: OK"));
+      Path out = runIn(mode, config, "rows in 3 = resources 2 + rejected 1");
       byMode.addAll(ValidationJobTest.rejects(out, j -> j.get("resource_id").asText() + " " + j.get("stage").asText()
           + " " + j.get("element").asText() + " " + j.get("rule").asText()));
     }
@@ -186,11 +182,7 @@ class CompiledValidationTest {
     assertThat(check.err(), check.code(), equalTo(0));
     Map<String, List<String>> byMode = new TreeMap<>();
     for (String mode : List.of("compiled", "full")) {
-      Path out = tmp.resolve("out-" + mode);
-      Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
-          + mode, "--set", "sinks.duckdb.enabled=false");
-      assertThat(r.err(), r.code(), equalTo(0));
-      assertThat(r.out(), containsString("balance: rows in 8 = resources 2 + rejected 6: OK"));
+      Path out = runIn(mode, config, "rows in 8 = resources 2 + rejected 6");
       // Compiled: the first check the row fails. HAPI's validator: every error it finds, the first first.
       byMode.put(mode, ValidationJobTest.rejects(out, j -> {
         StringBuilder line = new StringBuilder(j.get("resource_id").asText() + " " + j.get("element").asText() + " "
@@ -215,6 +207,19 @@ class CompiledValidationTest {
       assertThat(full.get(i), containsString(" | " + compiled.substring(compiled.indexOf(' ') + 1)));
       assertThat(full.get(i), startsWith(compiled.substring(0, compiled.indexOf(' ') + 1)));
     }
+  }
+
+  /**
+   * Runs the job of {@code config} in validation mode {@code mode}, without the DuckDB sink, into a folder of the
+   * mode's own, and checks that it ends well and balances as {@code balance} says; returns the folder.
+   */
+  private Path runIn(String mode, Path config, String balance) {
+    Path out = tmp.resolve("out-" + mode);
+    Cli r = Cli.run("run", "--config", config.toString(), "--output", out.toString(), "--set", "validation.mode="
+        + mode, "--set", "sinks.duckdb.enabled=false");
+    assertThat(r.err(), r.code(), equalTo(0));
+    assertThat(r.out(), containsString("balance: " + balance + ": OK"));
+    return out;
   }
 
   private static String rule(String issue) {
