@@ -208,6 +208,19 @@ public final class ProfileConformance {
     return out;
   }
 
+  /**
+   * What tells a slice's items apart ({@code Visit#sliceKey}): its own value for the discriminator {@code $this} (or
+   * null), and the value at each other discriminator's path.
+   */
+  private record SliceKey(DataType self, List<Map.Entry<String, DataType>> atPaths) {}
+
+  /** A slice whose items the mapping writes in a way its condition cannot be compiled for (a list the row splits). */
+  private static final class NotCompiled extends RuntimeException {
+    NotCompiled() {
+      super(null, null, false, false);
+    }
+  }
+
   /** The rules below one element the mapping writes, by the next path segment. */
   private static final class Written {
     final Map<String, Written> children = new LinkedHashMap<>();
@@ -403,11 +416,11 @@ public final class ProfileConformance {
     /**
      * Adds the row checks of the slices of element {@code e} that its slicing tells apart by value or pattern
      * ({@link #sliceKey}: a CodeableConcept's coding, an Identifier's system, ...): for a required slice (min &gt;= 1)
-     * one of the items the row writes ({@code written}) must hold the slice's values, else the validator's "a matching
-     * slice is required"; no more items than the slice's max may; with a closed slicing, each item must be one of
-     * the slices. A required slice no item can ever be (none written, none with the slice's values, a constant of
-     * another value) is also a finding at {@code location} or the items' rule, an error when {@code always}. Returns
-     * whether a required slice was checked (the validator then reports the slice rather than the element's minimum).
+     * one of the items the row writes ({@code written}) must be the slice, else the validator's "a matching slice is
+     * required"; no more items than the slice's max may be; with a closed slicing, each item must be one of the
+     * slices. A required slice no item can ever be (none written, none with the slice's values, a constant of another
+     * value) is also a finding at {@code location} or the items' rule, an error when {@code always}. Returns whether
+     * a required slice was checked (the validator then reports the slice rather than the element's minimum).
      */
     boolean checkPatternSlices(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys,
         String location, boolean always) {
@@ -416,15 +429,19 @@ public final class ProfileConformance {
         return checked;
       }
       for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
-        org.hl7.fhir.r5.model.Base key = sliceKey(e, slice);
-        if (key == null || key.isEmpty()) {
+        SliceKey key = sliceKey(e, slice);
+        if (key == null) {
           continue;
         }
         List<RowCheck.Pred> items = new ArrayList<>();
-        for (Map.Entry<String, Written> item : written) {
-          items.add(holds(plus(keys, item.getKey()), item.getValue(), key));
+        try {
+          for (Map.Entry<String, Written> item : written) {
+            items.add(isSlice(plus(keys, item.getKey()), item.getValue(), key));
+          }
+        } catch (NotCompiled x) {
+          continue;
         }
-        if (!"*".equals(slice.getMax()) && items.size() > Integer.parseInt(slice.getMax())) {
+        if (slice.hasMax() && !"*".equals(slice.getMax()) && items.size() > Integer.parseInt(slice.getMax())) {
           // More of the row's items than the slice allows can be it.
           rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, keys, List.of(), List.of(), new RowCheck.Count(items,
               "<=", Integer.parseInt(slice.getMax())), "Validation_VAL_Profile_Maximum", slice.getId()
@@ -457,109 +474,116 @@ public final class ProfileConformance {
      * be none is also a warning. (A choice element's closed slicing by type is checked where its types are.)
      */
     private void checkClosedSlicing(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys) {
-      if (e.getSlicing().getRules() != ElementDefinition.SlicingRules.CLOSED) {
-        return;
+      List<ElementDefinition> sliceList = slices.getOrDefault(e.getId(), List.of());
+      if (e.getSlicing().getRules() != ElementDefinition.SlicingRules.CLOSED || sliceList.isEmpty()) {
+        return; // without slices, the validator marks no item as outside them
       }
-      List<org.hl7.fhir.r5.model.Base> sliceKeys = new ArrayList<>();
-      for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
-        org.hl7.fhir.r5.model.Base key = sliceKey(e, slice);
-        if (key == null || key.isEmpty()) {
+      List<SliceKey> sliceKeys = new ArrayList<>();
+      for (ElementDefinition slice : sliceList) {
+        SliceKey key = sliceKey(e, slice);
+        if (key == null) {
           return;
         }
         sliceKeys.add(key);
       }
-      for (Map.Entry<String, Written> item : written) {
-        List<String> at = plus(keys, item.getKey());
-        List<RowCheck.Pred> any = new ArrayList<>();
-        sliceKeys.forEach(key -> any.add(holds(at, item.getValue(), key)));
-        RowCheck.Pred isASlice = ProfileInvariants.or(any);
-        if (isASlice instanceof RowCheck.Const c && !c.value()) {
-          findings.add(new Finding(false, item.getValue().rules.get(0).location(), "mapping " + mapping.name()
-              + " writes an item of " + e.getPath() + " (" + item.getKey() + ") that can be none of the slices of its"
-              + " closed slicing in " + profile + ": the resources with it do not conform"));
+      List<RowCheck> checks = new ArrayList<>();
+      List<Finding> found = new ArrayList<>();
+      try {
+        for (Map.Entry<String, Written> item : written) {
+          List<String> at = plus(keys, item.getKey());
+          List<RowCheck.Pred> any = new ArrayList<>();
+          for (SliceKey key : sliceKeys) {
+            any.add(isSlice(at, item.getValue(), key));
+          }
+          RowCheck.Pred isASlice = ProfileInvariants.or(any);
+          if (isASlice instanceof RowCheck.Const c && !c.value()) {
+            found.add(new Finding(false, item.getValue().rules.get(0).location(), "mapping " + mapping.name()
+                + " writes an item of " + e.getPath() + " (" + item.getKey() + ") that can be none of the slices of"
+                + " its closed slicing in " + profile + ": the resources with it do not conform"));
+          }
+          checks.add(new RowCheck(RowCheck.Kind.INVARIANT, at, List.of(), List.of(), isASlice,
+              "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the profile "
+              + profileUrl + " and slicing is CLOSED", null));
         }
-        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, at, List.of(), List.of(), isASlice,
-            "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the profile "
-            + profileUrl + " and slicing is CLOSED", null));
+      } catch (NotCompiled x) {
+        return;
       }
+      findings.addAll(found);
+      rowChecks.addAll(checks);
     }
 
     /**
-     * What an item must hold to be {@code slice} of {@code sliced}, by the slicing's discriminators of type value or
-     * pattern: an instance of the sliced element's type holding the slice's own fixed or pattern value (path
-     * {@code $this}) and the fixed or pattern value of the slice's element at each discriminator's path
-     * ({@code category:VSCat.coding.code}, {@code identifier:mrn.system}). Null when a discriminator is of another
-     * type (exists, type, profile), has a path that is not plain element names ({@code resolve()},
-     * {@code extension('...')}), or has no value for this slice.
+     * What tells the items of {@code slice} of {@code sliced} apart, by the slicing's discriminators of type value or
+     * pattern: the slice's own fixed or pattern value for {@code $this}, and for each other path (plain element
+     * names), the fixed or pattern value of the slice's element there ({@code category:VSCat.coding.code},
+     * {@code identifier:mrn.system}). A path without a value is skipped, as the validator skips it. Null when a
+     * discriminator is of another type (exists, type, profile) or path ({@code resolve()}, {@code extension('...')}),
+     * or when none gives a value (the validator then cannot tell the slice, an error of its own).
      */
-    private org.hl7.fhir.r5.model.Base sliceKey(ElementDefinition sliced, ElementDefinition slice) {
-      if (!sliced.getSlicing().hasDiscriminator() || sliced.getType().size() != 1) {
+    private SliceKey sliceKey(ElementDefinition sliced, ElementDefinition slice) {
+      if (!sliced.getSlicing().hasDiscriminator()) {
         return null;
       }
-      List<ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent> discriminators =
-          sliced.getSlicing().getDiscriminator();
-      org.hl7.fhir.r5.model.Base key = null;
-      // The slice's own value is the key only for $this: for another path the validator takes the value of the
-      // slice's element there and nothing else (without one it cannot tell the slice, an error of its own).
-      if (discriminators.stream().anyMatch(d -> d.getPath().equals("$this"))) {
-        key = slice.hasPattern() ? slice.getPattern().copy() : slice.hasFixed() ? slice.getFixed().copy() : null;
-        if (key == null) {
+      DataType self = null;
+      List<Map.Entry<String, DataType>> atPaths = new ArrayList<>();
+      for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d
+          : sliced.getSlicing().getDiscriminator()) {
+        String path = d.getPath();
+        if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
+            && d.getType() != ElementDefinition.DiscriminatorType.PATTERN
+            || !path.equals("$this") && !path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
           return null;
         }
-      }
-      try {
-        for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d : discriminators) {
-          String path = d.getPath();
-          if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
-              && d.getType() != ElementDefinition.DiscriminatorType.PATTERN
-              || !path.equals("$this") && !path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
+        if (path.equals("$this")) {
+          self = slice.hasPattern() ? slice.getPattern() : slice.hasFixed() ? slice.getFixed() : null;
+          if (self == null) {
             return null;
           }
-          if (path.equals("$this")) {
-            continue;
-          }
-          ElementDefinition at = byId.get(slice.getId() + "." + path);
-          DataType value = at == null ? null : at.hasFixed() ? at.getFixed() : at.hasPattern() ? at.getPattern()
-              : null;
-          if (value == null) {
-            return null;
-          }
-          if (key == null) {
-            key = new org.hl7.fhir.r5.model.Factory().create(sliced.getType().get(0).getWorkingCode());
-          }
-          String[] names = path.split("\\.");
-          org.hl7.fhir.r5.model.Base parent = key;
-          for (int i = 0; i < names.length - 1; i++) {
-            List<org.hl7.fhir.r5.model.Base> existing = valuesAt(parent, names[i]);
-            parent = existing.isEmpty() ? parent.addChild(names[i]) : existing.get(0);
-          }
-          parent.setProperty(names[names.length - 1], value.copy());
+          continue;
         }
-      } catch (org.hl7.fhir.exceptions.FHIRException e) {
-        return null; // a type the model cannot make here (a BackboneElement's slices): not compiled
+        ElementDefinition at = byId.get(slice.getId() + "." + path);
+        DataType value = at == null ? null : at.hasFixed() ? at.getFixed() : at.hasPattern() ? at.getPattern() : null;
+        if (value != null) {
+          atPaths.add(Map.entry(path, value));
+        }
       }
-      return key;
+      return self == null && atPaths.isEmpty() ? null : new SliceKey(self, atPaths);
     }
 
-    /** The values of {@code base} at a path of element names: every repetition of each. */
-    private static List<org.hl7.fhir.r5.model.Base> valuesAt(org.hl7.fhir.r5.model.Base base, String path) {
-      List<org.hl7.fhir.r5.model.Base> at = List.of(base);
-      for (String name : path.split("\\.")) {
-        List<org.hl7.fhir.r5.model.Base> next = new ArrayList<>();
-        for (org.hl7.fhir.r5.model.Base b : at) {
-          org.hl7.fhir.r5.model.Property p = b.getNamedProperty(name);
-          if (p != null) {
-            next.addAll(p.getValues());
-          }
-        }
-        at = next;
+    /**
+     * The condition that the item the mapping writes at {@code at} ({@code item}) is the slice {@code key} tells:
+     * it holds the slice's own value, and each discriminator's value is among the item's values at its path (each path
+     * on its own, as the validator asks: two codings may give the system and the code).
+     */
+    private RowCheck.Pred isSlice(List<String> at, Written item, SliceKey key) {
+      List<RowCheck.Pred> all = new ArrayList<>();
+      if (key.self() != null) {
+        all.add(holds(at, item, key.self()));
       }
-      return at;
+      for (Map.Entry<String, DataType> p : key.atPaths()) {
+        all.add(somewhere(at, item, p.getKey().split("\\."), 0, p.getValue()));
+      }
+      return ProfileInvariants.and(all);
+    }
+
+    /** Whether one of the item's instances at path {@code names} (from {@code i}) holds {@code value}. */
+    private RowCheck.Pred somewhere(List<String> at, Written item, String[] names, int i,
+        org.hl7.fhir.r5.model.Base value) {
+      if (i == names.length) {
+        return holds(at, item, value);
+      }
+      List<RowCheck.Pred> any = new ArrayList<>();
+      item.children.forEach((k, child) -> {
+        if (k.startsWith(names[i] + "[")) {
+          any.add(somewhere(plus(at, k), child, names, i + 1, value));
+        }
+      });
+      return ProfileInvariants.or(any);
     }
 
     /**
      * The condition that the item the mapping writes at {@code at} ({@code item}) holds every value of
-     * {@code pattern}, as the validator matches a pattern: each primitive equal, each complex value held by one of the
+     * {@code pattern}, as the validator matches a pattern: a primitive equal, each complex value held by one of the
      * item's repetitions of that element.
      */
     private RowCheck.Pred holds(List<String> at, Written item, org.hl7.fhir.r5.model.Base pattern) {
@@ -569,35 +593,43 @@ public final class ProfileConformance {
       List<RowCheck.Pred> all = new ArrayList<>();
       for (org.hl7.fhir.r5.model.Property p : pattern.children()) {
         for (org.hl7.fhir.r5.model.Base v : p.getValues()) {
-          if (v instanceof PrimitiveType<?> value) {
-            String key = p.getName() + "[0]";
-            all.add(item.children.containsKey(key) ? equalsWritten(plus(at, key), item.children.get(key), value)
-                : new RowCheck.Const(false));
-          } else if (!v.isEmpty()) {
-            List<RowCheck.Pred> any = new ArrayList<>();
-            item.children.forEach((k, child) -> {
-              if (k.startsWith(p.getName() + "[")) {
-                any.add(holds(plus(at, k), child, v));
-              }
-            });
-            all.add(ProfileInvariants.or(any));
+          if (v.isEmpty()) {
+            continue;
           }
+          List<RowCheck.Pred> any = new ArrayList<>();
+          item.children.forEach((k, child) -> {
+            if (k.startsWith(p.getName() + "[")) {
+              any.add(holds(plus(at, k), child, v));
+            }
+          });
+          all.add(ProfileInvariants.or(any));
         }
       }
       return ProfileInvariants.and(all);
     }
 
     /**
-     * The condition that primitive {@code item} at {@code at} holds {@code value}: decided here for a constant of a
-     * text type (as the engine writes it, trimmed), else by the row.
+     * The condition that primitive {@code item} at {@code at} is written with {@code value}: decided here for a
+     * constant of a text type (as the engine writes it, trimmed: then whether the item is written at all), else by
+     * the row. A list the row splits into repetitions is not compiled ({@link NotCompiled}).
      */
     private static RowCheck.Pred equalsWritten(List<String> at, Written item, PrimitiveType<?> value) {
+      if (item.children.isEmpty() && item.rules.size() == 1 && item.rules.get(0).expression() != null) {
+        try {
+          if (Expr.isList(Expr.parse(item.rules.get(0).expression()))) {
+            throw new NotCompiled();
+          }
+        } catch (Expr.BadExpression e) {
+          throw new NotCompiled();
+        }
+      }
       if (!value.hasValue()) {
-        return new RowCheck.Const(true);
+        return new RowCheck.Present(at);
       }
       if (item.children.isEmpty() && item.rules.size() == 1 && item.rules.get(0).constant() != null
           && TEXT_TYPES.contains(value.fhirType())) {
-        return new RowCheck.Const(item.rules.get(0).constant().strip().equals(value.asStringValue()));
+        return item.rules.get(0).constant().strip().equals(value.asStringValue()) ? new RowCheck.Present(at)
+            : new RowCheck.Const(false);
       }
       return new RowCheck.Equals(at, value.asStringValue());
     }

@@ -294,6 +294,21 @@ class ProfileConformanceTest {
         .toList(), equalTo(List.of("Validation_VAL_Profile_Minimum_SLICE Equals[keys=[identifier[0], system[0]],"
             + " value=urn:oid:1.2.3.4]", "Validation_VAL_Profile_NotSlice Equals[keys=[identifier[0], system[0]],"
             + " value=urn:oid:1.2.3.4]")));
+    // The slice's system as a constant: the identifier is the slice whenever the row writes it (its value).
+    MappingConfig constant = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("c.yaml"), """
+        name: c
+        source: s
+        resource: Patient
+        id: {column: pid}
+        elements:
+          identifier[0].system: {value: "urn:oid:1.2.3.4"}
+          identifier[0].value: {column: mrn}
+        """));
+    ProfileConformance.Result c = ProfileConformance.check(constant, profile, url -> null, url -> null);
+    assertThat(c.findings(), equalTo(List.of()));
+    assertThat(c.rowChecks().stream().map(r -> r.messageId() + " " + r.condition()).toList(), equalTo(List.of(
+        "Validation_VAL_Profile_Minimum_SLICE Present[keys=[identifier[0], system[0]]]",
+        "Validation_VAL_Profile_NotSlice Present[keys=[identifier[0], system[0]]]")));
     // Identifiers without a system, or with another constant one; a profile of its own only (a slice by $this).
     for (String rule : List.of("identifier[0].value: {column: mrn}", "identifier[0].system: {value: urn:x}")) {
       MappingConfig never = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("b.yaml"), """
@@ -312,6 +327,42 @@ class ProfileConformanceTest {
           + " it do not conform", "error b.yaml:6: mapping b writes no item of Patient.meta.profile that can be slice"
           + " Patient.meta.profile:mine, which MrnPatient requires (min 1): no resource of it can conform")));
     }
+  }
+
+  /**
+   * A slice told apart by two paths through a repeating element (R4's vital signs' {@code category:VSCat}, by
+   * {@code coding.code} and {@code coding.system}): each value may be in any coding, as the validator asks.
+   */
+  @Test
+  void eachDiscriminatorPathIsMatchedOnItsOwn(@TempDir Path dir) throws IOException {
+    StructureDefinition profile = new StructureDefinition().setType("Observation").setName("Signs");
+    element(profile, "Observation", 0, "*");
+    ElementDefinition category = element(profile, "Observation.category", 0, "*");
+    category.addType().setCode("CodeableConcept");
+    category.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN);
+    category.getSlicing().addDiscriminator().setType(ElementDefinition.DiscriminatorType.VALUE).setPath("coding.code");
+    category.getSlicing().addDiscriminator().setType(ElementDefinition.DiscriminatorType.VALUE)
+        .setPath("coding.system");
+    element(profile, "Observation.category:VSCat", 1, "1").setSliceName("VSCat");
+    element(profile, "Observation.category:VSCat.coding.system", 1, "1").setFixed(new UriType("urn:cat"));
+    element(profile, "Observation.category:VSCat.coding.code", 1, "1")
+        .setFixed(new org.hl7.fhir.r5.model.CodeType("vital-signs"));
+    MappingConfig m = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("o.yaml"), """
+        name: o
+        source: s
+        resource: Observation
+        id: {column: oid}
+        elements:
+          category[0].coding[0].system: {value: "urn:cat"}
+          category[0].coding[0].code: {column: c0}
+          category[0].coding[1].code: {column: c1}
+        """));
+    ProfileConformance.Result r = ProfileConformance.check(m, profile, url -> null, url -> null);
+    assertThat(r.findings(), equalTo(List.of()));
+    assertThat(r.rowChecks().stream().map(c -> c.messageId() + " " + c.condition()).toList(), equalTo(List.of(
+        "Validation_VAL_Profile_Minimum_SLICE And[preds=[Or[preds=[Equals[keys=[category[0], coding[0], code[0]],"
+            + " value=vital-signs], Equals[keys=[category[0], coding[1], code[0]], value=vital-signs]]],"
+            + " Present[keys=[category[0], coding[0], system[0]]]]]")));
   }
 
   /** An extension's definition says which of its extensions it needs: US Core race, its text. */
