@@ -114,6 +114,17 @@ class ProfileConformanceTest {
             + " urn:test:marital|1.0 (required), whose codes are M, S, W")));
   }
 
+  /** A repeating element of {@code type}, sliced by the value at each of {@code paths}. */
+  private static void sliced(StructureDefinition profile, String id, String type, ElementDefinition.SlicingRules rules,
+      String... paths) {
+    ElementDefinition e = element(profile, id, 0, "*");
+    e.addType().setCode(type);
+    e.getSlicing().setRules(rules);
+    for (String path : paths) {
+      e.getSlicing().addDiscriminator().setType(ElementDefinition.DiscriminatorType.VALUE).setPath(path);
+    }
+  }
+
   private static ElementDefinition element(StructureDefinition profile, String id, int min, String max) {
     ElementDefinition e = profile.getSnapshot().addElement().setPath(id.replaceAll(":[^.]*", "")).setMin(min)
         .setMax(max);
@@ -264,19 +275,13 @@ class ProfileConformanceTest {
   void aRequiredSliceByValueIsARowCheckOrAnErrorWhenNoItemCanBeIt(@TempDir Path dir) throws IOException {
     StructureDefinition profile = new StructureDefinition().setType("Patient").setName("MrnPatient");
     element(profile, "Patient", 0, "*");
-    ElementDefinition identifier = element(profile, "Patient.identifier", 0, "*");
-    identifier.addType().setCode("Identifier");
-    identifier.getSlicing().setRules(ElementDefinition.SlicingRules.CLOSED).addDiscriminator()
-        .setType(ElementDefinition.DiscriminatorType.VALUE).setPath("system");
+    sliced(profile, "Patient.identifier", "Identifier", ElementDefinition.SlicingRules.CLOSED, "system");
     element(profile, "Patient.identifier:mrn", 1, "1").setSliceName("mrn");
     element(profile, "Patient.identifier:mrn.system", 1, "1").setFixed(new UriType("urn:oid:1.2.3.4"));
     element(profile, "Patient.identifier.system", 0, "1");
     element(profile, "Patient.identifier.value", 0, "1");
     element(profile, "Patient.meta", 0, "1").addType().setCode("Meta");
-    ElementDefinition profiles = element(profile, "Patient.meta.profile", 0, "*");
-    profiles.addType().setCode("canonical");
-    profiles.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN).addDiscriminator()
-        .setType(ElementDefinition.DiscriminatorType.VALUE).setPath("$this");
+    sliced(profile, "Patient.meta.profile", "canonical", ElementDefinition.SlicingRules.OPEN, "$this");
     element(profile, "Patient.meta.profile:mine", 1, "1").setSliceName("mine")
         .setFixed(new org.hl7.fhir.r5.model.CanonicalType("urn:test:mine"));
     MappingConfig fromRow = new ConfigLoader(Map.of()).loadMapping(Files.writeString(dir.resolve("a.yaml"), """
@@ -337,12 +342,8 @@ class ProfileConformanceTest {
   void eachDiscriminatorPathIsMatchedOnItsOwn(@TempDir Path dir) throws IOException {
     StructureDefinition profile = new StructureDefinition().setType("Observation").setName("Signs");
     element(profile, "Observation", 0, "*");
-    ElementDefinition category = element(profile, "Observation.category", 0, "*");
-    category.addType().setCode("CodeableConcept");
-    category.getSlicing().setRules(ElementDefinition.SlicingRules.OPEN);
-    category.getSlicing().addDiscriminator().setType(ElementDefinition.DiscriminatorType.VALUE).setPath("coding.code");
-    category.getSlicing().addDiscriminator().setType(ElementDefinition.DiscriminatorType.VALUE)
-        .setPath("coding.system");
+    sliced(profile, "Observation.category", "CodeableConcept", ElementDefinition.SlicingRules.OPEN, "coding.code",
+        "coding.system");
     element(profile, "Observation.category:VSCat", 1, "1").setSliceName("VSCat");
     element(profile, "Observation.category:VSCat.coding.system", 1, "1").setFixed(new UriType("urn:cat"));
     element(profile, "Observation.category:VSCat.coding.code", 1, "1")
