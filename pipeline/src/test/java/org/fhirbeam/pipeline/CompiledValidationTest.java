@@ -126,7 +126,8 @@ class CompiledValidationTest {
 
   /**
    * Slices told apart by value: a profile of Patient whose identifiers must include exactly one of system
-   * {@code urn:oid:1.2.3.4}, and whose telecoms must include a phone and may include e-mails, nothing else (closed).
+   * {@code urn:oid:1.2.3.4}, whose telecoms must include a phone and may include e-mails, nothing else (closed), and
+   * one of whose names must have a use (a slice by existence).
    * The compiled checks reject the rows HAPI's validator rejects, each with an element and message id among the
    * validator's errors for it, whichever repetition holds the slice's item: the first identifier's system comes from
    * the row, the second's is a constant, written only when the row gives that identifier a value.
@@ -143,6 +144,10 @@ class CompiledValidationTest {
           {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn", "min": 1, "max": "1"},
           {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1,
            "fixedUri": "urn:oid:1.2.3.4"},
+          {"id": "Patient.name", "path": "Patient.name",
+           "slicing": {"discriminator": [{"type": "exists", "path": "use"}], "rules": "open"}},
+          {"id": "Patient.name:used", "path": "Patient.name", "sliceName": "used", "min": 1, "max": "*"},
+          {"id": "Patient.name:used.use", "path": "Patient.name.use", "min": 1},
           {"id": "Patient.telecom", "path": "Patient.telecom",
            "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"}},
           {"id": "Patient.telecom:phone", "path": "Patient.telecom", "sliceName": "phone", "min": 1, "max": "*"},
@@ -152,15 +157,16 @@ class CompiledValidationTest {
          ]}}
         """);
     Files.writeString(tmp.resolve("p.csv"), """
-        id,sys1,v1,v2,tsys,tval,tsys2,tval2
-        p1,urn:oid:1.2.3.4,A,,phone,555-1,email,a@example.org
-        p2,urn:other,B,C,phone,555-2,,
-        p3,urn:other,D,,phone,555-3,,
-        p4,urn:oid:1.2.3.4,E,,email,e@example.org,,
-        p5,,,F,,,,
-        p6,urn:oid:1.2.3.4,G,,phone,555-6,fax,555-7
-        p7,urn:oid:1.2.3.4,H,,phone,555-8,,555-9
-        p8,urn:oid:1.2.3.4,I,J,phone,555-10,,
+        id,sys1,v1,v2,tsys,tval,tsys2,tval2,use,family
+        p1,urn:oid:1.2.3.4,A,,phone,555-1,email,a@example.org,official,Ng
+        p2,urn:other,B,C,phone,555-2,,,usual,Ng
+        p3,urn:other,D,,phone,555-3,,,official,Ng
+        p4,urn:oid:1.2.3.4,E,,email,e@example.org,,,official,Ng
+        p5,,,F,,,,,official,Ng
+        p6,urn:oid:1.2.3.4,G,,phone,555-6,fax,555-7,official,Ng
+        p7,urn:oid:1.2.3.4,H,,phone,555-8,,555-9,official,Ng
+        p8,urn:oid:1.2.3.4,I,J,phone,555-10,,,official,Ng
+        p9,urn:oid:1.2.3.4,K,,phone,555-11,,,,Ng
         """);
     Files.writeString(tmp.resolve("m.yaml"), """
         source: p
@@ -176,6 +182,8 @@ class CompiledValidationTest {
           telecom[0].value: {column: tval}
           telecom[1].system: {column: tsys2}
           telecom[1].value: {column: tval2}
+          name[0].use: {column: use}
+          name[0].family: {column: family}
         """);
     Path config = Files.writeString(tmp.resolve("j.yaml"), "input_dir: " + tmp + "\nsources:\n  p: {path: p.csv}\n"
         + "mappings: [m.yaml]\nvalidation: {packages: [" + profile + "]}\n");
@@ -183,7 +191,7 @@ class CompiledValidationTest {
     assertThat(check.err(), check.code(), equalTo(0));
     Map<String, List<String>> byMode = new TreeMap<>();
     for (String mode : List.of("compiled", "full")) {
-      Path out = runIn(mode, config, "rows in 8 = resources 2 + rejected 6");
+      Path out = runIn(mode, config, "rows in 9 = resources 2 + rejected 7");
       // Compiled: the first check the row fails. HAPI's validator: every error it finds, the first first.
       byMode.put(mode, ValidationJobTest.rejects(out, j -> {
         StringBuilder line = new StringBuilder(j.get("resource_id").asText() + " " + j.get("element").asText() + " "
@@ -199,10 +207,11 @@ class CompiledValidationTest {
         "p5 Patient Validation_VAL_Profile_Minimum_SLICE",
         "p6 Patient.telecom[1] Validation_VAL_Profile_NotSlice",
         "p7 Patient.telecom[1] Validation_VAL_Profile_NotSlice",
-        "p8 Patient Validation_VAL_Profile_Maximum")));
+        "p8 Patient Validation_VAL_Profile_Maximum",
+        "p9 Patient Validation_VAL_Profile_Minimum_SLICE")));
     // The same rows, each compiled reject among the validator's errors for its resource.
     List<String> full = byMode.get("full");
-    assertThat(full.toString(), full.size(), equalTo(6));
+    assertThat(full.toString(), full.size(), equalTo(7));
     for (int i = 0; i < full.size(); i++) {
       String compiled = byMode.get("compiled").get(i);
       assertThat(full.get(i), containsString(" | " + compiled.substring(compiled.indexOf(' ') + 1)));

@@ -20,16 +20,16 @@ import org.hl7.fhir.r5.model.StructureDefinition;
  * elements it forbids (max 0), constants that differ from a fixed or pattern value, codes outside a required binding
  * or outside a code system loaded with all its codes, an extension's required extensions) and what only the row can
  * decide ({@link RowCheck}s, which the mapping's query evaluates in validation mode {@code compiled}): the same
- * requirements where the row decides them, codes copied from the row, required slices told apart by value or pattern
- * (a CodeableConcept's coding, an Identifier's system) and of a choice element by type, and choice types a closed type
- * slicing does not allow. Checked against the
+ * requirements where the row decides them, codes copied from the row, slices told apart by value, pattern or
+ * existence (a CodeableConcept's coding, an Identifier's system: their minimum, maximum and closed slicing) and a
+ * choice element's required type slices, and choice types a closed type slicing does not allow. Checked against the
  * profile's snapshot, element by element below each element the mapping writes, once per repetition it writes
  * ({@code identifier[0]}, {@code identifier[1]}).
  *
  * <p>The resource type of the references it writes is checked against the element's target profiles here only: HAPI's
  * validator does not check the target of a reference it cannot resolve offline. Not checked here (HAPI's validator
- * checks them in mode {@code full} or {@code sample}): other slices (by profile, by type other than a choice element's,
- * by existence), the elements inside extensions, and codes of
+ * checks them in mode {@code full} or {@code sample}): other slices (by profile, by type other than a choice element's),
+ * the elements inside extensions, and codes of
  * value sets that cannot be expanded offline. Invariants are {@link ProfileInvariants}'.
  */
 public final class ProfileConformance {
@@ -210,9 +210,10 @@ public final class ProfileConformance {
 
   /**
    * What tells a slice's items apart ({@code Visit#sliceKey}): its own value for the discriminator {@code $this} (or
-   * null), and the value at each other discriminator's path.
+   * null), the value at each other discriminator's path, and whether an element is there at each path of a
+   * discriminator by existence.
    */
-  private record SliceKey(DataType self, List<Map.Entry<String, DataType>> atPaths) {}
+  private record SliceKey(DataType self, List<Map.Entry<String, DataType>> atPaths, Map<String, Boolean> exists) {}
 
   /** A slice whose items the mapping writes in a way its condition cannot be compiled for (a list the row splits). */
   private static final class NotCompiled extends RuntimeException {
@@ -516,9 +517,10 @@ public final class ProfileConformance {
      * What tells the items of {@code slice} of {@code sliced} apart, by the slicing's discriminators of type value or
      * pattern: the slice's own fixed or pattern value for {@code $this}, and for each other path (plain element
      * names), the fixed or pattern value of the slice's element there ({@code category:VSCat.coding.code},
-     * {@code identifier:mrn.system}). A path without a value is skipped, as the validator skips it. Null when a
-     * discriminator is of another type (exists, type, profile) or path ({@code resolve()}, {@code extension('...')}),
-     * or when none gives a value (the validator then cannot tell the slice, an error of its own).
+     * {@code identifier:mrn.system}); a path without a value is skipped, as the validator skips it. By existence:
+     * whether the slice's element at the path is required or forbidden. Null when a discriminator is of another type
+     * (type, profile) or path ({@code resolve()}, {@code extension('...')}), or when none tells anything (the validator
+     * then cannot tell the slice, an error of its own).
      */
     private SliceKey sliceKey(ElementDefinition sliced, ElementDefinition slice) {
       if (!sliced.getSlicing().hasDiscriminator()) {
@@ -526,13 +528,26 @@ public final class ProfileConformance {
       }
       DataType self = null;
       List<Map.Entry<String, DataType>> atPaths = new ArrayList<>();
+      Map<String, Boolean> exists = new LinkedHashMap<>();
       for (ElementDefinition.ElementDefinitionSlicingDiscriminatorComponent d
           : sliced.getSlicing().getDiscriminator()) {
         String path = d.getPath();
-        if (d.getType() != ElementDefinition.DiscriminatorType.VALUE
-            && d.getType() != ElementDefinition.DiscriminatorType.PATTERN
-            || !path.equals("$this") && !path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")) {
+        boolean byValue = d.getType() == ElementDefinition.DiscriminatorType.VALUE
+            || d.getType() == ElementDefinition.DiscriminatorType.PATTERN;
+        boolean byExistence = d.getType() == ElementDefinition.DiscriminatorType.EXISTS;
+        if (!byValue && !byExistence || !path.equals("$this") && !path.matches("[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*")
+            || byExistence && path.equals("$this")) {
           return null;
+        }
+        if (byExistence) {
+          // The slice's element there is required (min >= 1) or forbidden (max 0); otherwise the validator cannot
+          // tell the slice, an error of its own.
+          ElementDefinition at = byId.get(slice.getId() + "." + path);
+          if (at == null || at.getMin() < 1 && !"0".equals(at.getMax())) {
+            return null;
+          }
+          exists.put(path, at.getMin() >= 1);
+          continue;
         }
         if (path.equals("$this")) {
           self = slice.hasPattern() ? slice.getPattern() : slice.hasFixed() ? slice.getFixed() : null;
@@ -547,7 +562,7 @@ public final class ProfileConformance {
           atPaths.add(Map.entry(path, value));
         }
       }
-      return self == null && atPaths.isEmpty() ? null : new SliceKey(self, atPaths);
+      return self == null && atPaths.isEmpty() && exists.isEmpty() ? null : new SliceKey(self, atPaths, exists);
     }
 
     /**
@@ -563,14 +578,21 @@ public final class ProfileConformance {
       for (Map.Entry<String, DataType> p : key.atPaths()) {
         all.add(somewhere(at, item, p.getKey().split("\\."), 0, p.getValue()));
       }
+      key.exists().forEach((path, there) -> {
+        RowCheck.Pred any = somewhere(at, item, path.split("\\."), 0, null);
+        all.add(there ? any : ProfileInvariants.not(any));
+      });
       return ProfileInvariants.and(all);
     }
 
-    /** Whether one of the item's instances at path {@code names} (from {@code i}) holds {@code value}. */
+    /**
+     * Whether one of the item's instances at path {@code names} (from {@code i}) holds {@code value} (null: is
+     * written).
+     */
     private RowCheck.Pred somewhere(List<String> at, Written item, String[] names, int i,
         org.hl7.fhir.r5.model.Base value) {
       if (i == names.length) {
-        return holds(at, item, value);
+        return value == null ? new RowCheck.Present(at) : holds(at, item, value);
       }
       List<RowCheck.Pred> any = new ArrayList<>();
       item.children.forEach((k, child) -> {
