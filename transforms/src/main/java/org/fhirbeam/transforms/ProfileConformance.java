@@ -429,17 +429,15 @@ public final class ProfileConformance {
       if (!e.hasSlicing() || !e.hasId()) {
         return checked;
       }
+      // Each slice's condition on each item, in the items' order; null for a slice that is not compiled.
+      Map<ElementDefinition, List<RowCheck.Pred>> bySlice = new LinkedHashMap<>();
       for (ElementDefinition slice : slices.getOrDefault(e.getId(), List.of())) {
-        SliceKey key = sliceKey(e, slice);
-        if (key == null) {
-          continue;
-        }
-        List<RowCheck.Pred> items = new ArrayList<>();
-        try {
-          for (Map.Entry<String, Written> item : written) {
-            items.add(isSlice(plus(keys, item.getKey()), item.getValue(), key));
-          }
-        } catch (NotCompiled x) {
+        bySlice.put(slice, itemsBeing(e, slice, written, keys));
+      }
+      for (Map.Entry<ElementDefinition, List<RowCheck.Pred>> s : bySlice.entrySet()) {
+        ElementDefinition slice = s.getKey();
+        List<RowCheck.Pred> items = s.getValue();
+        if (items == null) {
           continue;
         }
         if (slice.hasMax() && !"*".equals(slice.getMax()) && items.size() > Integer.parseInt(slice.getMax())) {
@@ -465,52 +463,59 @@ public final class ProfileConformance {
             sliceMissing(slice.getId(), profileUrl), null));
         checked = true;
       }
-      checkClosedSlicing(e, written, keys);
+      checkClosedSlicing(e, written, keys, bySlice);
       return checked;
     }
 
     /**
-     * A closed slicing of element {@code e} whose slices are all told apart by value or pattern: each item the mapping
-     * writes must be one of them, else the validator's "does not match any known slice" at the item. An item that can
-     * be none is also a warning. (A choice element's closed slicing by type is checked where its types are.)
+     * The condition that each of {@code written} (in order) is {@code slice} of {@code e}; null when the slice is not
+     * compiled ({@link #sliceKey}, {@link NotCompiled}).
      */
-    private void checkClosedSlicing(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys) {
-      List<ElementDefinition> sliceList = slices.getOrDefault(e.getId(), List.of());
-      if (e.getSlicing().getRules() != ElementDefinition.SlicingRules.CLOSED || sliceList.isEmpty()) {
-        return; // without slices, the validator marks no item as outside them
+    private List<RowCheck.Pred> itemsBeing(ElementDefinition e, ElementDefinition slice,
+        List<Map.Entry<String, Written>> written, List<String> keys) {
+      SliceKey key = sliceKey(e, slice);
+      if (key == null) {
+        return null;
       }
-      List<SliceKey> sliceKeys = new ArrayList<>();
-      for (ElementDefinition slice : sliceList) {
-        SliceKey key = sliceKey(e, slice);
-        if (key == null) {
-          return;
-        }
-        sliceKeys.add(key);
-      }
-      List<RowCheck> checks = new ArrayList<>();
-      List<Finding> found = new ArrayList<>();
+      List<RowCheck.Pred> items = new ArrayList<>();
       try {
         for (Map.Entry<String, Written> item : written) {
-          List<String> at = plus(keys, item.getKey());
-          List<RowCheck.Pred> any = new ArrayList<>();
-          for (SliceKey key : sliceKeys) {
-            any.add(isSlice(at, item.getValue(), key));
-          }
-          RowCheck.Pred isASlice = ProfileInvariants.or(any);
-          if (isASlice instanceof RowCheck.Const c && !c.value()) {
-            found.add(new Finding(false, item.getValue().rules.get(0).location(), "mapping " + mapping.name()
-                + " writes an item of " + e.getPath() + " (" + item.getKey() + ") that can be none of the slices of"
-                + " its closed slicing in " + profile + ": the resources with it do not conform"));
-          }
-          checks.add(new RowCheck(RowCheck.Kind.INVARIANT, at, List.of(), List.of(), isASlice,
-              "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the profile "
-              + profileUrl + " and slicing is CLOSED", null));
+          items.add(isSlice(plus(keys, item.getKey()), item.getValue(), key));
         }
       } catch (NotCompiled x) {
-        return;
+        return null;
       }
-      findings.addAll(found);
-      rowChecks.addAll(checks);
+      return items;
+    }
+
+    /**
+     * A closed slicing of element {@code e} whose slices are all compiled ({@code bySlice}: each slice's condition on
+     * each item): each item the mapping writes must be one of them, else the validator's "does not match any known
+     * slice" at the item. An item that can be none is also a warning. (A choice element's closed slicing by type is
+     * checked where its types are.)
+     */
+    private void checkClosedSlicing(ElementDefinition e, List<Map.Entry<String, Written>> written, List<String> keys,
+        Map<ElementDefinition, List<RowCheck.Pred>> bySlice) {
+      if (e.getSlicing().getRules() != ElementDefinition.SlicingRules.CLOSED || bySlice.isEmpty()
+          || bySlice.containsValue(null)) {
+        return; // without slices, the validator marks no item as outside them
+      }
+      for (int i = 0; i < written.size(); i++) {
+        Map.Entry<String, Written> item = written.get(i);
+        List<RowCheck.Pred> any = new ArrayList<>();
+        for (List<RowCheck.Pred> items : bySlice.values()) {
+          any.add(items.get(i));
+        }
+        RowCheck.Pred isASlice = ProfileInvariants.or(any);
+        if (isASlice instanceof RowCheck.Const c && !c.value()) {
+          findings.add(new Finding(false, item.getValue().rules.get(0).location(), "mapping " + mapping.name()
+              + " writes an item of " + e.getPath() + " (" + item.getKey() + ") that can be none of the slices of"
+              + " its closed slicing in " + profile + ": the resources with it do not conform"));
+        }
+        rowChecks.add(new RowCheck(RowCheck.Kind.INVARIANT, plus(keys, item.getKey()), List.of(), List.of(),
+            isASlice, "Validation_VAL_Profile_NotSlice", "This element does not match any known slice defined in the"
+            + " profile " + profileUrl + " and slicing is CLOSED", null));
+      }
     }
 
     /**
