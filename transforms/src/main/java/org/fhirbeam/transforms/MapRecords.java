@@ -332,16 +332,8 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       List<PartFile> rejects = MapWithDuckDb.MapFilesFn.parts(dir.resolve("kind=" + SqlMapping.REJECT),
           PartFile.REJECTS, id, true);
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
-      Path resourceDir = dir.resolve("kind=" + SqlMapping.RESOURCE);
-      String fileSet = MapWithDuckDb.resourceFileSet(m.resourceType());
-      List<PartFile> parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(resourceDir, fileSet, id, false));
-      if (parts.size() == 1) {
-        // One file: its lines are what the query wrote less the rejects, without reading it again (as a file task).
-        PartFile only = parts.get(0);
-        parts.set(0, new PartFile(only.target(), only.path(), written - mappingRejects));
-      } else {
-        parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.parts(resourceDir, fileSet, id, true));
-      }
+      List<PartFile> parts = new ArrayList<>(MapWithDuckDb.MapFilesFn.resourceParts(dir.resolve("kind="
+          + SqlMapping.RESOURCE), MapWithDuckDb.resourceFileSet(m.resourceType()), id, written - mappingRejects));
       long mapped = parts.stream().mapToLong(PartFile::lines).sum();
       parts.addAll(rejects);
       if (badRecords > 0) {

@@ -545,16 +545,9 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
           true));
       long mappingRejects = rejects.stream().mapToLong(PartFile::lines).sum();
       rejects.addAll(ingestRejects);
-      List<PartFile> resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE),
-          resourceFileSet(m.resourceType()), id, false);
-      if (resources.size() == 1) {
-        PartFile only = resources.get(0);
-        // With id keys, each resource was written with its key line.
-        resources = List.of(new PartFile(only.target(), only.path(),
-            (written - mappingRejects) / (keyTags.isEmpty() ? 1 : 2)));
-      } else {
-        resources = parts(dir.resolve("kind=" + SqlMapping.RESOURCE), resourceFileSet(m.resourceType()), id, true);
-      }
+      // With id keys, each resource was written with its key line.
+      List<PartFile> resources = resourceParts(dir.resolve("kind=" + SqlMapping.RESOURCE),
+          resourceFileSet(m.resourceType()), id, (written - mappingRejects) / (keyTags.isEmpty() ? 1 : 2));
       IdKeys keys = null;
       if (!keyTags.isEmpty() && !resources.isEmpty()) {
         List<String> keyFiles = written(dir.resolve("kind=" + SqlMapping.KEY)).stream().map(Path::toString).toList();
@@ -627,6 +620,19 @@ public final class MapWithDuckDb extends PTransform<PBegin, PCollectionTuple> {
             count ? FileTrees.countLines(files.get(i)) : -1));
       }
       return out;
+    }
+
+    /**
+     * The resource files DuckDB wrote into {@code dir}: one file holds the {@code lines} resources the query says it
+     * wrote, without reading it again; several are counted.
+     */
+    static List<PartFile> resourceParts(Path dir, String fileSet, String id, long lines) throws IOException {
+      List<PartFile> files = parts(dir, fileSet, id, false);
+      if (files.size() != 1) {
+        return parts(dir, fileSet, id, true);
+      }
+      PartFile only = files.get(0);
+      return List.of(new PartFile(only.target(), only.path(), lines));
     }
 
     /** The files DuckDB wrote for one kind of line, in the order their lines were written; none without the folder. */
