@@ -301,14 +301,17 @@ final class StreamOutput implements AutoCloseable {
       files = list.filter(f -> f.getFileName().toString().endsWith(".window")).sorted().toList();
     }
     String mine = "-" + job.runId() + "-";
+    List<Path> ours = new ArrayList<>();
     for (Path f : files) {
-      if (!f.getFileName().toString().contains(mine)) {
+      if (f.getFileName().toString().contains(mine)) {
+        ours.add(f);
+      } else {
         // Handed over by a task of a killed run, still running on a worker after the run settled: its records are
         // read again by this run.
         Files.deleteIfExists(f);
       }
     }
-    files = files.stream().filter(f -> f.getFileName().toString().contains(mine)).toList();
+    files = ours;
     int committed = 0;
     for (Path f : files) {
       HandedOver w;
