@@ -12,24 +12,15 @@ import java.util.regex.Pattern;
 enum PrimitiveKind {
   STRING, CODE, ID, DATE, DATE_TIME, INSTANT, TIME, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
-  // FHIR's value regexes, used as they are by Java (constants, at compile time) and by DuckDB (rows, at run time).
-  static final String ID_REGEX = "[A-Za-z0-9\\-.]{1,64}";
-  static final String DECIMAL_REGEX = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
-  static final String INTEGER_REGEX = "[0]|[-+]?[1-9][0-9]*";
-  static final String CODE_REGEX = "[^\\s]+( [^\\s]+)*";
-  // FHIR's dates and times, narrowed to real ones: FHIR's regexes allow day 31 of every month and the leap second 60
-  // (which java.time and DuckDB do not have either). The calendar is in the regex, so checking a row costs no more.
-  private static final String YEAR = "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)";
-  /** Years divisible by 4, but not by 100 unless by 400 (year 0000 is no FHIR year). */
-  private static final String LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)";
-  /** A month and one of its days; February 29 apart. */
-  private static final String MONTH_DAY = "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
-      + "|02-(0[1-9]|1[0-9]|2[0-8]))";
-  private static final String DAY = "(" + YEAR + "-" + MONTH_DAY + "|" + LEAP_YEAR + "-02-29)";
-  static final String TIME_REGEX = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?";
-  private static final String OFFSET = "(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))";
-  static final String DATE_TIME_REGEX = YEAR + "(-(0[1-9]|1[0-2]))?|" + DAY + "(T" + TIME_REGEX + OFFSET + ")?";
-  static final String INSTANT_REGEX = DAY + "T" + TIME_REGEX + OFFSET;
+  // FHIR's value regexes (PrimitiveFormats), used as they are by Java (constants, at compile time) and by DuckDB
+  // (rows, at run time).
+  static final String ID_REGEX = PrimitiveFormats.ID;
+  static final String DECIMAL_REGEX = PrimitiveFormats.DECIMAL;
+  static final String INTEGER_REGEX = PrimitiveFormats.INTEGER;
+  static final String CODE_REGEX = PrimitiveFormats.CODE;
+  static final String TIME_REGEX = PrimitiveFormats.TIME;
+  static final String DATE_TIME_REGEX = PrimitiveFormats.DATE_TIME;
+  static final String INSTANT_REGEX = PrimitiveFormats.INSTANT;
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
