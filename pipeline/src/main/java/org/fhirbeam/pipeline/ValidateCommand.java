@@ -16,9 +16,11 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import org.fhirbeam.config.InputException;
+import org.fhirbeam.validation.CompiledChecks;
 import org.fhirbeam.validation.FhirValidation;
 import org.fhirbeam.validation.FhirValidation.Issue;
 import org.fhirbeam.validation.FhirValidation.Severity;
+import org.fhirbeam.validation.FhirValidation.Verdict;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -29,7 +31,8 @@ import picocli.CommandLine.Parameters;
     description = "Validate FHIR R4 resources (NDJSON, JSON or XML files, single resources or Bundles; folders are"
         + " searched) against base R4, the profiles in each resource's meta.profile and any --profile, offline."
         + " Prints each error and warning with file, line and FHIRPath location, then a summary. Exit code 1 when"
-        + " an error is found, 2 for unreadable input.")
+        + " an error is found, 2 for unreadable input. By default the compiled checks decide most resources without"
+        + " HAPI's validator, which checks the others (--mode full: the validator checks every resource).")
 final class ValidateCommand implements Callable<Integer> {
   private static final int BATCH = 512;
 
@@ -53,6 +56,16 @@ final class ValidateCommand implements Callable<Integer> {
   @Option(names = "--information", description = "Print information issues too (always counted).")
   boolean information;
 
+  /** How resources are checked. */
+  enum Mode { compiled, full }
+
+  @Option(names = "--mode", paramLabel = "compiled|full", defaultValue = "compiled",
+      description = "compiled (default): the compiled checks, worked out from the profiles' definitions, decide a"
+          + " resource's errors and warnings where they can, as the validator gives them, and HAPI's validator checks"
+          + " every other resource; information notes and codes not checkable offline are listed for the resources"
+          + " the validator checked only. full: the validator checks every resource.")
+  Mode mode;
+
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;
 
@@ -60,6 +73,7 @@ final class ValidateCommand implements Callable<Integer> {
   private long unavailable;
   private long resources;
   private long invalidResources;
+  private long decided;
 
   @Override
   public Integer call() throws IOException {
@@ -90,8 +104,15 @@ final class ValidateCommand implements Callable<Integer> {
     List<Path> files = inputFiles();
     long start = System.nanoTime();
     FhirValidation validation;
+    CompiledChecks compiled = null;
     try {
-      validation = FhirValidation.build(definitions);
+      if (mode == Mode.full) {
+        validation = FhirValidation.build(definitions);
+      } else {
+        // The validator itself is built on the first resource the compiled checks do not decide.
+        validation = FhirValidation.definitions(definitions);
+        compiled = new CompiledChecks(validation);
+      }
     } catch (IllegalArgumentException | IllegalStateException e) {
       throw new InputException(e.getMessage(), e);
     }
@@ -113,7 +134,7 @@ final class ValidateCommand implements Callable<Integer> {
                 where.add(f + ":" + n);
                 batch.add(line);
                 if (batch.size() == BATCH) {
-                  report(validation.validateAll(batch, profileUrls), where, out, oo);
+                  report(check(validation, batch, profileUrls, compiled), where, out, oo);
                   batch.clear();
                   where.clear();
                 }
@@ -127,7 +148,7 @@ final class ValidateCommand implements Callable<Integer> {
           batch.add(new String(Files.readAllBytes(f), StandardCharsets.UTF_8));
         }
       }
-      report(validation.validateAll(batch, profileUrls), where, out, oo);
+      report(check(validation, batch, profileUrls, compiled), where, out, oo);
       if (oo != null) {
         oo.writeEndArray();
         oo.writeEndObject();
@@ -141,22 +162,36 @@ final class ValidateCommand implements Callable<Integer> {
     out.printf(Locale.ROOT, "  issues: %,d error(s), %,d warning(s), %,d information; %,d not checkable offline"
         + " (terminology-unavailable)%n", errors, bySeverity[Severity.WARNING.ordinal()],
         bySeverity[Severity.INFORMATION.ordinal()], unavailable);
-    out.printf(Locale.ROOT, "  validator start-up %.1f s (%,d definitions loaded besides R4); validation %.1f s"
-        + " (%,.0f resources/s)%n", startup, validation.loadedResources(), seconds,
-        seconds > 0 ? resources / seconds : 0);
+    if (compiled != null) {
+      out.printf(Locale.ROOT, "  compiled checks decided %,d resource(s) (their information notes are not listed);"
+          + " HAPI's validator checked the other %,d%n", decided, resources - decided);
+    }
+    out.printf(Locale.ROOT, "  %s %.1f s (%,d definitions loaded besides R4); validation %.1f s"
+        + " (%,.0f resources/s)%n", compiled == null ? "validator start-up" : "loading definitions", startup,
+        validation.loadedResources(), seconds, seconds > 0 ? resources / seconds : 0);
     if (outcome != null) {
       out.printf("  OperationOutcome: %s%n", outcome);
     }
     return errors > 0 ? FhirBeam.EXIT_RUN_FAILED : 0;
   }
 
+  /** One batch: by the compiled checks where they decide, else by the validator; or by the validator alone. */
+  private static List<Verdict> check(FhirValidation validation, List<String> batch, List<String> profiles,
+      CompiledChecks compiled) {
+    return compiled != null ? validation.checkAll(batch, profiles, compiled)
+        : validation.validateAll(batch, profiles).stream().map(issues -> new Verdict(issues, false)).toList();
+  }
+
   /** Prints and counts one batch's issues, in input order, and adds them to the OperationOutcome. */
-  private void report(List<List<Issue>> results, List<String> where, PrintWriter out, JsonGenerator oo)
+  private void report(List<Verdict> results, List<String> where, PrintWriter out, JsonGenerator oo)
       throws IOException {
     for (int r = 0; r < results.size(); r++) {
       resources++;
+      if (results.get(r).compiled()) {
+        decided++;
+      }
       boolean invalid = false;
-      for (Issue i : results.get(r)) {
+      for (Issue i : results.get(r).issues()) {
         if (oo != null) {
           writeIssue(oo, i, where.get(r));
         }

@@ -181,9 +181,19 @@ class ValidationJobTest {
     assertThat(r.out(), containsString(file + ":2  error  Patient.active  Type_Specific_Checks_DT_Boolean_Value"
         + "  Boolean values must be 'true' or 'false'\n"));
     assertThat(r.out(), containsString("INVALID: 2 resource(s) in 1 file(s), 1 with errors\n"));
+    // The compiled checks decide the first (clean); the validator checks the second, which they do not prove.
+    assertThat(r.out(), containsString("  compiled checks decided 1 resource(s) (their information notes are not"
+        + " listed); HAPI's validator checked the other 1\n"));
     JsonNode oo = DefaultJobTest.JSON.readTree(tmp.resolve("oo.json").toFile());
     assertThat(oo.get("resourceType").asText(), equalTo("OperationOutcome"));
+    assertThat(oo.at("/issue/0/diagnostics").asText(), equalTo(file + ":2"));
+    // The validator alone: the first resource's note (it has no narrative) is listed too.
+    Cli full = Cli.run("validate", file.toString(), "--mode", "full", "--outcome", tmp.resolve("oo.json").toString());
+    assertThat(full.err(), full.code(), equalTo(1));
+    assertThat(full.out(), containsString(file + ":2  error  Patient.active  Type_Specific_Checks_DT_Boolean_Value"));
+    oo = DefaultJobTest.JSON.readTree(tmp.resolve("oo.json").toFile());
     assertThat(oo.at("/issue/0/diagnostics").asText(), equalTo(file + ":1"));
+    assertThat(oo.at("/issue/0/severity").asText(), equalTo("information"));
 
     Cli good = Cli.run("validate", file.toString().replace("r.ndjson", "g.json"));
     assertThat(good.code(), equalTo(2));

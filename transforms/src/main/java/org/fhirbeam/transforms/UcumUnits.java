@@ -23,7 +23,7 @@ public final class UcumUnits {
   static final String FUNCTION = "fhirbeam_ucum";
 
   /** The code system of UCUM's units. */
-  static final String SYSTEM = "http://unitsofmeasure.org";
+  public static final String SYSTEM = "http://unitsofmeasure.org";
 
   /** Units kept with their verdicts at most: the units of a job's rows are few. */
   private static final int KEPT = 10_000;

@@ -471,9 +471,31 @@ public final class FhirValidation {
     for (String r : resources) {
       futures.add(POOL.submit(() -> validate(r, profiles)));
     }
-    List<List<Issue>> results = new ArrayList<>();
+    return all(futures);
+  }
+
+  /** A resource's errors and warnings (and, from the validator, the rest), and whether the compiled checks gave them. */
+  public record Verdict(List<Issue> issues, boolean compiled) {}
+
+  /**
+   * As {@link #validateAll(List, List)}, but the compiled checks ({@link CompiledChecks}) decide each resource they
+   * can; the validator checks the others.
+   */
+  public List<Verdict> checkAll(List<String> resources, List<String> profiles, CompiledChecks compiled) {
+    List<Future<Verdict>> futures = new ArrayList<>();
+    for (String r : resources) {
+      futures.add(POOL.submit(() -> {
+        List<Issue> found = compiled.check(r, profiles);
+        return found != null ? new Verdict(found, true) : new Verdict(validate(r, profiles), false);
+      }));
+    }
+    return all(futures);
+  }
+
+  private static <T> List<T> all(List<Future<T>> futures) {
+    List<T> results = new ArrayList<>();
     try {
-      for (Future<List<Issue>> f : futures) {
+      for (Future<T> f : futures) {
         results.add(f.get());
       }
     } catch (InterruptedException e) {
@@ -498,6 +520,49 @@ public final class FhirValidation {
     Set<String> codes = new java.util.TreeSet<>();
     addCodes(expanded.getExpansion().getContains(), codes);
     return codes;
+  }
+
+  /**
+   * The codings of value set {@code url} (a version after {@code |} is ignored) as {@code system|code}; null when it
+   * cannot be expanded here.
+   */
+  public Set<String> codingsOf(String url) {
+    String plain = url.contains("|") ? url.substring(0, url.indexOf('|')) : url;
+    if (!(expansion(plain) instanceof org.hl7.fhir.r4.model.ValueSet expanded)) {
+      return null;
+    }
+    Set<String> codings = new HashSet<>();
+    addCodings(expanded.getExpansion().getContains(), codings);
+    return codings;
+  }
+
+  private static void addCodings(List<org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent> contains,
+      Set<String> into) {
+    for (org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent c : contains) {
+      if (c.hasCode()) {
+        into.add(c.getSystem() + "|" + c.getCode());
+      }
+      addCodings(c.getContains(), into);
+    }
+  }
+
+  /**
+   * The validator's message {@code id} with {@code args}, in its own words ({@code Terminology_TX_NoValid_2_CC}
+   * and a value set's {@link #describeValueSet description}).
+   */
+  public String message(String id, Object... args) {
+    return worker.formatMessage(id, args);
+  }
+
+  /** A value set as the validator names it in messages: {@code 'title' (url|version)}; null when not loaded. */
+  public String describeValueSet(String url) {
+    org.hl7.fhir.r5.model.ValueSet vs = worker.fetchResource(org.hl7.fhir.r5.model.ValueSet.class, url);
+    return vs == null ? null : "'" + vs.present() + "' (" + vs.getVersionedUrl() + ")";
+  }
+
+  /** The global profiles of the loaded implementation guides for resources of {@code type}. */
+  public List<String> globalProfiles(String type) {
+    return globalProfiles.getOrDefault(type, List.of());
   }
 
   /**

@@ -159,7 +159,7 @@ public final class Bench implements Callable<Integer> {
         List<String> cmd = new ArrayList<>(jvm);
         cmd.addAll(List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "run", "--output", prepared.toString(),
             "--set", "sinks.duckdb.enabled=false", "--set", "validation.mode=off"));
-        switch (c) {
+        switch (c.replace("-full", "")) {
           case "validate-patient" -> cmd.addAll(List.of("--set", "sources.patients.path="
               + BenchData.csv(dir, validateRows)));
           case "validate-synthea" -> cmd.addAll(List.of("--config", org.fhirbeam.pipeline.FhirBeam.home()
@@ -241,9 +241,11 @@ public final class Bench implements Callable<Integer> {
                   + (c.equals("synthea-validated") ? "compiled" : "off"),
               "--set", c.equals("synthea-duckdb") ? "duckdb.database=" + outDir.resolve("fhir.db")
                   : "sinks.duckdb.enabled=false"));
-          case "validate-patient", "validate-synthea" -> cmd.addAll(List.of(
-              org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(), "--package",
-              org.fhirbeam.pipeline.FhirBeam.home().resolve("config/packages/hl7.fhir.us.core-3.1.1.tgz").toString()));
+          case "validate-patient", "validate-synthea", "validate-patient-full", "validate-synthea-full" -> cmd.addAll(
+              List.of(org.fhirbeam.pipeline.FhirBeam.class.getName(), "validate", toValidate.get(c).toString(),
+                  "--package", org.fhirbeam.pipeline.FhirBeam.home().resolve(
+                      "config/packages/hl7.fhir.us.core-3.1.1.tgz").toString(),
+                  "--mode", c.endsWith("-full") ? "full" : "compiled"));
           case "stream-trickle", "stream-sustained", "stream-trickle-spark", "stream-sustained-spark" -> {
             // Run below, while this process produces to the topic.
           }
@@ -282,7 +284,8 @@ public final class Bench implements Callable<Integer> {
               + " stream-sustained, stream-trickle-spark, stream-sustained-spark,"
               + " synthea, duckdb-sql,"
               + " duckdb-sql-db, direct-sample-1pct,"
-              + " validate-patient, validate-synthea, source, analytics)");
+              + " validate-patient, validate-synthea, validate-patient-full, validate-synthea-full, source,"
+              + " analytics)");
         }
         if (timedStream(c)) {
           // A job that runs while this process produces: latency and lag, not a drain's throughput.
@@ -313,7 +316,7 @@ public final class Bench implements Callable<Integer> {
         if (c.startsWith("validate-")) {
           // Exit code 1 means errors were found, which is a result, not a failure of the case.
           Matcher rate = Pattern.compile(
-              "VALID: ([\\d,]+) resource.*validator start-up ([\\d.]+) s .*; validation ([\\d.]+) s", Pattern.DOTALL)
+              "VALID: ([\\d,]+) resource.*(?:validator start-up|loading definitions) ([\\d.]+) s .*; validation ([\\d.]+) s", Pattern.DOTALL)
               .matcher(m.output());
           if (m.exitCode() > 1 || !rate.find()) {
             out.printf("case %s failed (exit %d); its output is in %s%n", c, m.exitCode(), work.resolve(c + "-" + r
