@@ -20,7 +20,6 @@ import org.fhirbeam.validation.FhirValidation.Issue;
 import org.fhirbeam.validation.FhirValidation.Severity;
 import org.hl7.fhir.r4.fhirpath.ExpressionNode;
 import org.hl7.fhir.r4.fhirpath.FHIRPathEngine;
-import org.hl7.fhir.r4.hapi.ctx.HapiWorkerContext;
 import org.hl7.fhir.r4.model.Base;
 import org.hl7.fhir.r4.model.BooleanType;
 import org.hl7.fhir.r4.model.Property;
@@ -118,7 +117,7 @@ public final class CompiledChecks {
   public CompiledChecks(FhirValidation definitions) {
     this.definitions = definitions;
     FhirContext ctx = definitions.context();
-    this.evaluators = ThreadLocal.withInitial(() -> new Evaluator(ctx));
+    this.evaluators = ThreadLocal.withInitial(() -> new Evaluator(ctx, definitions.newFhirPathEngine()));
   }
 
   /** Declining: the resource goes to the validator. Thrown without a stack trace, since it is common. */
@@ -719,9 +718,9 @@ public final class CompiledChecks {
     final FHIRPathEngine engine;
     final Map<String, ExpressionNode> parsed = new HashMap<>();
 
-    Evaluator(FhirContext ctx) {
-      parser = ctx.newJsonParser();
-      engine = new FHIRPathEngine(new HapiWorkerContext(ctx, ctx.getValidationSupport()));
+    Evaluator(FhirContext ctx, FHIRPathEngine engine) {
+      this.parser = ctx.newJsonParser();
+      this.engine = engine;
     }
 
     boolean allTrue(String text, List<Invariant> invariants) {

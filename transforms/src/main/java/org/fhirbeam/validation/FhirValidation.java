@@ -560,6 +560,14 @@ public final class FhirValidation {
     return vs == null ? null : "'" + vs.present() + "' (" + vs.getVersionedUrl() + ")";
   }
 
+  /**
+   * A FHIRPath engine of HAPI's R4 model on these definitions (one per thread: it keeps state while it evaluates). On
+   * the same definitions, so they are loaded once: one on the context's default support would load R4's again.
+   */
+  public org.hl7.fhir.r4.fhirpath.FHIRPathEngine newFhirPathEngine() {
+    return new org.hl7.fhir.r4.fhirpath.FHIRPathEngine(new org.hl7.fhir.r4.hapi.ctx.HapiWorkerContext(context, support));
+  }
+
   /** The global profiles of the loaded implementation guides for resources of {@code type}. */
   public List<String> globalProfiles(String type) {
     return globalProfiles.getOrDefault(type, List.of());
