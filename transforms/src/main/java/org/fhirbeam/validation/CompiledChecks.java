@@ -202,6 +202,10 @@ public final class CompiledChecks {
   }
 
   private Definition definition(String url) {
+    Optional<Definition> known = structures.get(url);
+    if (known != null) {
+      return known.orElse(null);
+    }
     return structures.computeIfAbsent(url, u -> {
       StructureDefinition sd = definitions.profile(u);
       if (sd == null || !sd.hasSnapshot() || sd.getSnapshot().getElement().isEmpty()) {
@@ -225,6 +229,44 @@ public final class CompiledChecks {
     }).orElse(null);
   }
 
+  /**
+   * What the walk asks of an element definition, worked out once per definition: the model's own accessors test
+   * emptiness deeply on every call, which cost more than the walk itself.
+   */
+  private record Info(String id, String path, String name, String choicePrefix, List<TypeRefComponent> types,
+      int min, int max, boolean repeats, boolean sliced, boolean contentReference, List<String> invariants,
+      org.hl7.fhir.r5.model.DataType fixed, org.hl7.fhir.r5.model.DataType pattern,
+      ElementDefinition.ElementDefinitionBindingComponent binding, int maxLength, boolean resourceId) {}
+
+  /** By identity: an ElementDefinition does not override equals. */
+  private final Map<ElementDefinition, Info> infos = new ConcurrentHashMap<>();
+
+  private Info info(ElementDefinition e) {
+    Info known = infos.get(e); // a plain read first: computeIfAbsent costs more when the key is there
+    return known != null ? known : infos.computeIfAbsent(e, CompiledChecks::infoOf);
+  }
+
+  private static Info infoOf(ElementDefinition e) {
+    String path = e.getPath();
+    String name = path.substring(path.lastIndexOf('.') + 1);
+    String baseMax = e.hasBase() && e.getBase().hasMax() ? e.getBase().getMax() : e.getMax();
+    List<String> invariants = new ArrayList<>();
+    for (ElementDefinitionConstraintComponent c : e.getConstraint()) {
+      boolean bestPractice = c.getSeverity() != null && c.getSeverity().toCode().equals("warning")
+          && c.hasExtension(BEST_PRACTICE);
+      if (!c.getKey().equals("ele-1") && c.hasExpression() && !bestPractice) {
+        invariants.add(c.getExpression());
+      }
+    }
+    return new Info(id(e), path, name, name.endsWith("[x]") ? name.substring(0, name.length() - 3) : null,
+        List.copyOf(e.getType()), e.getMin(), e.getMax().equals("*") ? Integer.MAX_VALUE
+            : Integer.parseInt(e.getMax()), !baseMax.equals("1") && !baseMax.equals("0"), e.hasSlicing(),
+        e.hasContentReference(), List.copyOf(invariants), e.hasFixed() ? e.getFixed() : null,
+        e.hasPattern() ? e.getPattern() : null, e.hasBinding() ? e.getBinding() : null,
+        e.hasMaxLength() ? e.getMaxLength() : Integer.MAX_VALUE,
+        path.endsWith(".id") && path.indexOf('.') == path.length() - 3);
+  }
+
   /** An element of the resource, found in HAPI's model only when an invariant is evaluated on it. */
   private static final class Node {
     final Node parent;
@@ -241,6 +283,24 @@ public final class CompiledChecks {
       this.index = index;
     }
 
+    /** Its children, the same objects for every profile walked, and the invariants already asked of it. */
+    private Map<String, Node> children;
+    private Set<String> checked;
+
+    Node child(String key, int index) {
+      if (children == null) {
+        children = new HashMap<>();
+      }
+      return children.computeIfAbsent(index < 0 ? key : key + "[" + index + "]", k -> new Node(this, key, index));
+    }
+
+    boolean firstTime(String expression) {
+      if (checked == null) {
+        checked = new HashSet<>();
+      }
+      return checked.add(expression);
+    }
+
     String location() {
       return parent == null ? type : parent.location() + "." + key + (index < 0 ? "" : "[" + index + "]");
     }
@@ -252,7 +312,6 @@ public final class CompiledChecks {
   private final class Walk {
     final Node root = new Node(null, null, -1);
     final List<Invariant> invariants = new ArrayList<>();
-    final Set<String> seen = new HashSet<>();
     /** What the walk found that the validator reports too (each once, as the validator does). */
     final List<Issue> issues = new ArrayList<>();
 
@@ -263,14 +322,9 @@ public final class CompiledChecks {
     }
 
     void constraints(ElementDefinition e, Node node) {
-      for (ElementDefinitionConstraintComponent c : e.getConstraint()) {
-        if (c.getKey().equals("ele-1") || !c.hasExpression()
-            || (c.getSeverity() != null && c.getSeverity().toCode().equals("warning")
-                && c.hasExtension(BEST_PRACTICE))) {
-          continue;
-        }
-        if (seen.add(node.location() + "\u0000" + c.getExpression())) {
-          invariants.add(new Invariant(node, c.getExpression()));
+      for (String expression : info(e).invariants()) {
+        if (node.firstTime(expression)) {
+          invariants.add(new Invariant(node, expression));
         }
       }
     }
@@ -284,18 +338,19 @@ public final class CompiledChecks {
         matched.add("resourceType");
       }
       for (ElementDefinition kid : kids) {
-        String name = kid.getPath().substring(kid.getPath().lastIndexOf('.') + 1);
-        require(!kid.hasContentReference() || !json.has(name));
+        Info k = info(kid);
+        String name = k.name();
+        require(!k.contentReference() || !json.has(name));
         String key = null;
         TypeRefComponent type = null;
-        if (name.endsWith("[x]")) {
-          String prefix = name.substring(0, name.length() - 3);
-          for (TypeRefComponent t : kid.getType()) {
+        if (k.choicePrefix() != null) {
+          String prefix = k.choicePrefix();
+          for (TypeRefComponent t : k.types()) {
             String code = t.getWorkingCode();
-            String k = prefix + Character.toUpperCase(code.charAt(0)) + code.substring(1);
-            if (json.has(k)) {
+            String candidate = prefix + Character.toUpperCase(code.charAt(0)) + code.substring(1);
+            if (json.has(candidate)) {
               require(key == null);
-              key = k;
+              key = candidate;
               type = t;
             }
           }
@@ -307,24 +362,24 @@ public final class CompiledChecks {
         } else {
           key = name;
           if (json.has(key)) {
-            require(kid.getType().size() == 1);
-            type = kid.getType().get(0);
+            require(k.types().size() == 1);
+            type = k.types().get(0);
           }
         }
         JsonNode value = key == null ? null : json.get(key);
         require(!DECLINED_KEYS.contains(name) || value == null);
         int count = value == null ? 0 : value.isArray() ? value.size() : 1;
-        String baseMax = kid.hasBase() && kid.getBase().hasMax() ? kid.getBase().getMax() : kid.getMax();
-        boolean repeats = !baseMax.equals("1") && !baseMax.equals("0");
+        boolean repeats = k.repeats();
         if (value != null) {
           require(value.isArray() == repeats && count > 0);
         }
-        require(count >= kid.getMin());
-        require(kid.getMax().equals("*") || count <= Integer.parseInt(kid.getMax()));
-        List<ElementDefinition> slices = d.slices.getOrDefault(id(kid), List.of());
-        require(slices.isEmpty() || kid.hasSlicing());
+        require(count >= k.min() && count <= k.max());
+        List<ElementDefinition> slices = d.slices.getOrDefault(k.id(), List.of());
+        require(slices.isEmpty() || k.sliced());
         if (value == null) {
-          require(slices.stream().allMatch(s -> s.getMin() == 0));
+          for (ElementDefinition slice : slices) {
+            require(info(slice).min() == 0);
+          }
           continue;
         }
         matched.add(key);
@@ -332,7 +387,7 @@ public final class CompiledChecks {
         for (int i = 0; i < count; i++) {
           JsonNode item = repeats ? value.get(i) : value;
           ElementDefinition as = itemIn == null || itemIn.get(i) == null ? kid : itemIn.get(i);
-          value(d, as, type, item, new Node(node, key, repeats ? i : -1));
+          value(d, as, type, item, node.child(key, repeats ? i : -1));
         }
       }
       Iterator<String> names = json.fieldNames();
@@ -456,32 +511,33 @@ public final class CompiledChecks {
 
     void value(Definition d, ElementDefinition e, TypeRefComponent type, JsonNode item, Node node) {
       require(item != null && !item.isNull());
+      Info info = info(e);
       String code = type.getWorkingCode();
       // A canonical is proved in meta.profile only, where each one must be a loaded profile (profilesOf).
-      require((!DECLINED_TYPES.contains(code) || e.getPath().equals("Meta.profile")) && !e.hasContentReference());
+      require((!DECLINED_TYPES.contains(code) || info.path().equals("Meta.profile")) && !info.contentReference());
       constraints(e, node);
-      if (e.getPath().endsWith(".id") && e.getPath().indexOf('.') == e.getPath().length() - 3) {
+      if (info.resourceId()) {
         // A resource's id: the validator checks it has the id type's format, whatever its definition's type says.
         code = "id";
       } else if (code.startsWith("http://hl7.org/fhirpath/System.")) {
         String fhirType = type.getExtensionString(FHIR_TYPE);
-        code = fhirType != null ? fhirType : e.getPath().endsWith(".id") ? "string" : null;
+        code = fhirType != null ? fhirType : info.path().endsWith(".id") ? "string" : null;
         require(code != null);
       }
       boolean primitive = Character.isLowerCase(code.charAt(0));
       node.type = code;
-      node.path = e.getPath();
-      if (e.hasFixed()) {
-        require(e.getFixed() instanceof PrimitiveType<?> p && primitive
+      node.path = info.path();
+      if (info.fixed() != null) {
+        require(info.fixed() instanceof PrimitiveType<?> p && primitive
             && p.asStringValue().equals(item.asText()) && item.isValueNode());
       }
-      if (e.hasPattern()) {
-        require(matches(e.getPattern(), item));
+      if (info.pattern() != null) {
+        require(matches(info.pattern(), item));
       }
       if (primitive) {
-        primitive(code, e, item);
-        if (e.hasBinding()) {
-          binding(e, code, item, node);
+        primitive(code, info, item);
+        if (info.binding() != null) {
+          binding(info.binding(), code, item, node);
         }
         return;
       }
@@ -490,9 +546,9 @@ public final class CompiledChecks {
         reference(type, item);
       }
       List<String> typeProfiles = type.getProfile().stream().map(PrimitiveType::getValue).toList();
-      if (d.children.containsKey(id(e))) {
+      if (d.children.containsKey(info.id())) {
         require(typeProfiles.isEmpty());
-        children(d, id(e), item, node, false);
+        children(d, info.id(), item, node, false);
       } else {
         require(typeProfiles.size() <= 1);
         boolean extension = code.equals("Extension");
@@ -504,7 +560,7 @@ public final class CompiledChecks {
         Definition t = definition(url);
         require(t != null);
         if (extension) {
-          require(!e.getPath().endsWith("modifierExtension") && t.structure.getType().equals("Extension")
+          require(!info.path().endsWith("modifierExtension") && t.structure.getType().equals("Extension")
               && url.equals(item.path("url").asText()) && inContext(t.structure, node.parent));
         }
         constraints(t.root, node);
@@ -515,12 +571,12 @@ public final class CompiledChecks {
         case "Quantity" -> quantity(item);
         default -> { }
       }
-      if (e.hasBinding()) {
-        binding(e, code, item, node);
+      if (info.binding() != null) {
+        binding(info.binding(), code, item, node);
       }
     }
 
-    private void primitive(String code, ElementDefinition e, JsonNode v) {
+    private void primitive(String code, Info e, JsonNode v) {
       switch (code) {
         case "boolean" -> require(v.isBoolean());
         case "integer" -> require(v.isIntegralNumber() && v.canConvertToInt());
@@ -531,7 +587,7 @@ public final class CompiledChecks {
         default -> {
           require(v.isTextual());
           String s = v.asText();
-          require(!s.isEmpty() && s.length() <= 100_000 && (!e.hasMaxLength() || s.length() <= e.getMaxLength()));
+          require(!s.isEmpty() && s.length() <= 100_000 && s.length() <= e.maxLength());
           switch (code) {
             case "string", "markdown" -> require(s.strip().equals(s) && plainText(s, code.equals("markdown")));
             case "code" -> require(CODE.matcher(s).matches());
@@ -617,8 +673,8 @@ public final class CompiledChecks {
     }
 
     /** A binding of element {@code e} on a value of type {@code code}. */
-    private void binding(ElementDefinition e, String code, JsonNode item, Node node) {
-      var b = e.getBinding();
+    private void binding(ElementDefinition.ElementDefinitionBindingComponent b, String code, JsonNode item,
+        Node node) {
       BindingStrength strength = b.getStrength();
       boolean checked = strength == BindingStrength.REQUIRED || strength == BindingStrength.EXTENSIBLE;
       if (!checked || !b.hasValueSet()) {
