@@ -40,7 +40,8 @@ import org.junit.jupiter.api.io.TempDir;
  *       {@code urn:uuid} references written as {@code Type/id}, as they are and without narrative;
  *   <li>the official R4 examples;
  *   <li>mutants of the first three resources of each type the checks find clean (ours, then Synthea's): each element removed, each primitive given a value of
- *       the wrong format or an unknown code, each single element made a list, an unknown element added.
+ *       the wrong format or an unknown code, each single element made a list or an element with an id alone, an
+ *       unknown element added.
  * </ul>
  */
 @Tag("shared-data")
@@ -69,7 +70,7 @@ class CompiledChecksTest {
         proved.add(r);
       }
     }
-    corpus.put("mutants", mutants(proved, 3));
+    corpus.putAll(mutants(proved, 3));
 
     // corpus -> type -> {resources, the validator finds no error or warning, the compiled checks decide,
     // of which with issues, disagreeing}
@@ -104,8 +105,10 @@ class CompiledChecksTest {
     table.forEach((c, types) -> {
       int[] sum = new int[5];
       types.forEach((type, n) -> {
-        report.append(c).append(" / ").append(type).append(": ").append(n[0]).append(", ").append(n[1])
-            .append(", ").append(n[2]).append(", ").append(n[3]).append(", ").append(n[4]).append('\n');
+        if (!c.startsWith("mutants")) {
+          report.append(c).append(" / ").append(type).append(": ").append(n[0]).append(", ").append(n[1])
+              .append(", ").append(n[2]).append(", ").append(n[3]).append(", ").append(n[4]).append('\n');
+        }
         for (int k = 0; k < 5; k++) {
           sum[k] += n[k];
         }
@@ -118,6 +121,10 @@ class CompiledChecksTest {
     // They decide what they decided on 2026-12-06 (9,883 of our 12,726; 100 of Synthea's 850): less is a regression.
     assertThat(report.toString(), decided(table.get("our output")), greaterThanOrEqualTo(9_800));
     assertThat(report.toString(), decided(table.get("Synthea's FHIR, no narrative")), greaterThanOrEqualTo(90));
+    // The mutants break what they should: the validator finds an error or warning in most of them.
+    int flagged = table.entrySet().stream().filter(e -> e.getKey().startsWith("mutants"))
+        .flatMap(e -> e.getValue().values().stream()).mapToInt(n -> n[0] - n[1]).sum();
+    assertThat(report.toString(), flagged, greaterThanOrEqualTo(3_000));
   }
 
   /** Errors and warnings (not codes that cannot be checked offline), as comparable text, sorted. */
@@ -211,10 +218,14 @@ class CompiledChecksTest {
     }
   }
 
-  /** For the first {@code perType} resources of each type: one defect each (see the class comment). */
-  private static List<String> mutants(List<String> resources, int perType) throws IOException {
-    List<String> out = new ArrayList<>();
+  /**
+   * For the first {@code perType} resources of each type: one defect each (see the class comment), by the kind of
+   * check it breaks.
+   */
+  private static Map<String, List<String>> mutants(List<String> resources, int perType) throws IOException {
+    Map<String, List<String>> out = new LinkedHashMap<>();
     Map<String, Integer> taken = new HashMap<>();
+    JsonNodeFactory f = JsonNodeFactory.instance;
     for (String text : resources) {
       JsonNode original = DefaultJobTest.JSON.readTree(text);
       if (taken.merge(original.path("resourceType").asText(), 1, Integer::sum) > perType) {
@@ -228,32 +239,37 @@ class CompiledChecksTest {
           continue;
         }
         JsonNode leaf = at(original, path);
-        mutate(original, path, (parent) -> remove(parent, last), out);
+        mutate(original, path, parent -> remove(parent, last), out, "element removed (minimum, required slices)");
         if (leaf.isValueNode()) {
-          for (JsonNode bad : badValues(leaf)) {
-            mutate(original, path, parent -> set(parent, last, bad), out);
+          String s = leaf.asText();
+          Map<String, JsonNode> bad = new LinkedHashMap<>();
+          bad.put("leading space (string format)", f.textNode(" " + s));
+          bad.put("month 13 or two spaces (date and code formats)",
+              f.textNode(s.length() > 4 ? s.substring(0, 4) + "-13" : s + "x  y"));
+          bad.put("unknown code (bindings, code systems)", f.textNode("unknown-code"));
+          bad.put("February 30 (dates)", f.textNode("2020-02-30"));
+          bad.put("Group/1 (reference types, id characters)", f.textNode("Group/1"));
+          bad.put("a number (JSON types)", f.numberNode(1));
+          bad.put("empty (ele-1)", f.textNode(""));
+          if (!leaf.isTextual()) {
+            bad.put("text for a number or boolean (JSON types)", f.textNode(s));
+            bad.put("false (JSON types)", f.booleanNode(false));
           }
-        } else if (leaf.isObject() && last instanceof String) {
+          bad.forEach((kind, value) -> mutate(original, path, parent -> set(parent, last, value), out, kind));
+        } else if (leaf.isObject() && last instanceof String name) {
           mutate(original, path, parent -> {
-            ArrayNode list = JsonNodeFactory.instance.arrayNode();
+            ArrayNode list = f.arrayNode();
             list.add(leaf.deepCopy());
-            ((ObjectNode) parent).set((String) last, list);
-          }, out);
-          mutate(original, path, parent -> ((ObjectNode) parent.get((String) last)).put("unknownElement", "x"), out);
+            ((ObjectNode) parent).set(name, list);
+          }, out, "a single element as a list (maximum, array form)");
+          mutate(original, path, parent -> ((ObjectNode) parent.get(name)).put("unknownElement", "x"), out,
+              "unknown element");
+          mutate(original, path, parent -> ((ObjectNode) parent).set(name, f.objectNode().put("id", "x")), out,
+              "an element with an id alone (ele-1)");
         }
       }
     }
     return out;
-  }
-
-  private static List<JsonNode> badValues(JsonNode leaf) {
-    JsonNodeFactory f = JsonNodeFactory.instance;
-    if (!leaf.isTextual()) {
-      return List.of(f.textNode(leaf.asText()), f.numberNode(-1), f.booleanNode(false));
-    }
-    String s = leaf.asText();
-    return List.of(f.textNode(" " + s), f.textNode(s.length() > 4 ? s.substring(0, 4) + "-13" : s + "x y"),
-        f.textNode("unknown-code"), f.textNode("2020-02-30"), f.textNode("Group/1"), f.numberNode(1), f.textNode(""));
   }
 
   private static void leaves(JsonNode node, List<Object> at, List<List<Object>> out) {
@@ -284,10 +300,11 @@ class CompiledChecksTest {
     return node;
   }
 
-  private static void mutate(JsonNode original, List<Object> path, Consumer<JsonNode> change, List<String> out) {
+  private static void mutate(JsonNode original, List<Object> path, Consumer<JsonNode> change,
+      Map<String, List<String>> out, String kind) {
     JsonNode copy = original.deepCopy();
     change.accept(at(copy, path.subList(0, path.size() - 1)));
-    out.add(copy.toString());
+    out.computeIfAbsent("mutants: " + kind, k -> new ArrayList<>()).add(copy.toString());
   }
 
   private static void remove(JsonNode parent, Object key) {
