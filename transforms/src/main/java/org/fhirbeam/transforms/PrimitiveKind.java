@@ -12,25 +12,16 @@ import java.util.regex.Pattern;
 enum PrimitiveKind {
   STRING, CODE, ID, DATE, DATE_TIME, INSTANT, TIME, BOOLEAN, INTEGER, POSITIVE_INT, UNSIGNED_INT, DECIMAL, OTHER;
 
-  // FHIR's value regexes (PrimitiveFormats), used as they are by Java (constants, at compile time) and by DuckDB
-  // (rows, at run time).
-  static final String ID_REGEX = PrimitiveFormats.ID;
-  static final String DECIMAL_REGEX = PrimitiveFormats.DECIMAL;
-  static final String INTEGER_REGEX = PrimitiveFormats.INTEGER;
-  static final String CODE_REGEX = PrimitiveFormats.CODE;
-  static final String TIME_REGEX = PrimitiveFormats.TIME;
-  static final String DATE_TIME_REGEX = PrimitiveFormats.DATE_TIME;
-  static final String INSTANT_REGEX = PrimitiveFormats.INSTANT;
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
-  private static final Pattern ID_PATTERN = Pattern.compile(ID_REGEX);
-  private static final Pattern DECIMAL_PATTERN = Pattern.compile(DECIMAL_REGEX);
-  private static final Pattern INTEGER_PATTERN = Pattern.compile(INTEGER_REGEX);
-  private static final Pattern CODE_PATTERN = Pattern.compile(CODE_REGEX);
-  private static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME_REGEX);
-  private static final Pattern INSTANT_PATTERN = Pattern.compile(INSTANT_REGEX);
-  private static final Pattern TIME_PATTERN = Pattern.compile(TIME_REGEX);
+  private static final Pattern ID_PATTERN = Pattern.compile(PrimitiveFormats.ID);
+  private static final Pattern DECIMAL_PATTERN = Pattern.compile(PrimitiveFormats.DECIMAL);
+  private static final Pattern INTEGER_PATTERN = Pattern.compile(PrimitiveFormats.INTEGER);
+  private static final Pattern CODE_PATTERN = Pattern.compile(PrimitiveFormats.CODE);
+  private static final Pattern DATE_TIME_PATTERN = Pattern.compile(PrimitiveFormats.DATE_TIME);
+  private static final Pattern INSTANT_PATTERN = Pattern.compile(PrimitiveFormats.INSTANT);
+  private static final Pattern TIME_PATTERN = Pattern.compile(PrimitiveFormats.TIME);
 
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =

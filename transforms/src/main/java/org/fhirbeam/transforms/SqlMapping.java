@@ -768,7 +768,7 @@ public final class SqlMapping implements Serializable {
     vals.append(input(id)).append(" AS \"#id\"");
     List<String> failures = new ArrayList<>();
     failures.add("CASE WHEN " + input(id) + " IS NULL THEN " + REQUIRED + " WHEN NOT regexp_full_match("
-        + input(id) + ", " + lit(PrimitiveKind.ID_REGEX) + ") THEN " + TYPE + " END");
+        + input(id) + ", " + lit(PrimitiveFormats.ID) + ") THEN " + TYPE + " END");
     for (int k = 0; k < leaves.length; k++) {
       vals.append(", ").append(value(leaves[k], k)).append(" AS ").append(q("#v" + k));
       String f = failure(leaves[k], k, (k + 1) * KINDS);
@@ -869,16 +869,16 @@ public final class SqlMapping implements Serializable {
       case BOOLEAN -> "CASE WHEN lower(" + in + ") IN (" + lits(PrimitiveKind.TRUE_WORDS) + ") THEN 'true' WHEN lower("
           + in + ") IN (" + lits(PrimitiveKind.FALSE_WORDS) + ") THEN 'false' END";
       case INTEGER, POSITIVE_INT, UNSIGNED_INT -> "CASE WHEN regexp_full_match(" + in + ", "
-          + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN list_transform([TRY_CAST(" + in + " AS INTEGER)], lambda n:"
+          + lit(PrimitiveFormats.INTEGER) + ") THEN list_transform([TRY_CAST(" + in + " AS INTEGER)], lambda n:"
           + " CASE WHEN n >= " + leaf.kind.lowest() + " THEN CAST(n AS VARCHAR) END)[1] END";
-      case DECIMAL -> matching(in, PrimitiveKind.DECIMAL_REGEX);
-      case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.DATE_TIME_REGEX)
-          : dateTimes(leaf, in, PrimitiveKind.DATE_TIME_REGEX);
-      case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveKind.INSTANT_REGEX)
-          : dateTimes(leaf, in, PrimitiveKind.INSTANT_REGEX);
-      case TIME -> matching(in, PrimitiveKind.TIME_REGEX);
-      case ID -> matching(in, PrimitiveKind.ID_REGEX);
-      case CODE -> matching(in, PrimitiveKind.CODE_REGEX);
+      case DECIMAL -> matching(in, PrimitiveFormats.DECIMAL);
+      case DATE_TIME -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveFormats.DATE_TIME)
+          : dateTimes(leaf, in, PrimitiveFormats.DATE_TIME);
+      case INSTANT -> leaf.datePatterns.isEmpty() ? matching(in, PrimitiveFormats.INSTANT)
+          : dateTimes(leaf, in, PrimitiveFormats.INSTANT);
+      case TIME -> matching(in, PrimitiveFormats.TIME);
+      case ID -> matching(in, PrimitiveFormats.ID);
+      case CODE -> matching(in, PrimitiveFormats.CODE);
       default -> in;
     };
   }
@@ -940,7 +940,7 @@ public final class SqlMapping implements Serializable {
       }
     } else if (leaf.kind.isInteger()) {
       whens.add("WHEN " + in + " IS NOT NULL AND NOT regexp_full_match(" + in + ", "
-          + lit(PrimitiveKind.INTEGER_REGEX) + ") THEN " + (base + TYPE));
+          + lit(PrimitiveFormats.INTEGER) + ") THEN " + (base + TYPE));
       whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + RANGE));
     } else if (!"value".equals(leaf.kind.rule())) {
       whens.add("WHEN " + in + " IS NOT NULL AND " + converted + " IS NULL THEN " + (base + TYPE));
