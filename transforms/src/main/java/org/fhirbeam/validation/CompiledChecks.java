@@ -112,7 +112,7 @@ public final class CompiledChecks {
 
   private final FhirValidation definitions;
   private final Map<String, Optional<Definition>> structures = new ConcurrentHashMap<>();
-  private final Map<String, Optional<Set<String>>> valueSets = new ConcurrentHashMap<>();
+  private final Map<String, Optional<Expansion>> valueSets = new ConcurrentHashMap<>();
   private final Map<String, Optional<Set<String>>> codeSystems = new ConcurrentHashMap<>();
   private final ThreadLocal<Evaluator> evaluators;
 
@@ -683,13 +683,10 @@ public final class CompiledChecks {
         return;
       }
       require(!b.hasExtension(MAX_VALUE_SET));
-      Set<String> codings = valueSet(b.getValueSet());
+      Expansion expansion = valueSet(b.getValueSet());
+      Set<String> codings = expansion == null ? null : expansion.codings();
       switch (code) {
-        case "code", "string", "uri" -> {
-          require(codings != null);
-          String value = item.asText();
-          require(codings.stream().anyMatch(k -> k.endsWith("|" + value)));
-        }
+        case "code", "string", "uri" -> require(expansion != null && expansion.codes().contains(item.asText()));
         case "Coding" -> {
           require(codings != null || strength == BindingStrength.EXTENSIBLE);
           require(codings == null || inValueSet(item, codings));
@@ -761,8 +758,12 @@ public final class CompiledChecks {
     return true;
   }
 
-  private Set<String> valueSet(String url) {
-    return valueSets.computeIfAbsent(url, u -> Optional.ofNullable(definitions.codingsOf(u))).orElse(null);
+  /** A value set's codings ({@code system|code}) and, for a code element, its codes alone. */
+  private record Expansion(Set<String> codings, Set<String> codes) {}
+
+  private Expansion valueSet(String url) {
+    return valueSets.computeIfAbsent(url, u -> Optional.ofNullable(definitions.codingsOf(u))
+        .map(codings -> new Expansion(codings, FhirValidation.codesOf(codings)))).orElse(null);
   }
 
   private Set<String> codeSystem(String url) {

@@ -513,12 +513,14 @@ public final class FhirValidation {
    * definitions; null when it cannot be expanded here (a filter over SNOMED CT, say).
    */
   public Set<String> codesOf(String url) {
-    String plain = url.contains("|") ? url.substring(0, url.indexOf('|')) : url;
-    if (!(expansion(plain) instanceof org.hl7.fhir.r4.model.ValueSet expanded)) {
-      return null;
-    }
+    Set<String> codings = codingsOf(url);
+    return codings == null ? null : codesOf(codings);
+  }
+
+  /** The codes of {@link #codingsOf}'s {@code system|code} codings (a system has no {@code |}: it ends a url). */
+  public static Set<String> codesOf(Set<String> codings) {
     Set<String> codes = new java.util.TreeSet<>();
-    addCodes(expanded.getExpansion().getContains(), codes);
+    codings.forEach(c -> codes.add(c.substring(c.indexOf('|') + 1)));
     return codes;
   }
 
@@ -609,16 +611,6 @@ public final class FhirValidation {
       return outcome == null || outcome.getError() != null ? null : outcome.getValueSet();
     } catch (RuntimeException e) {
       return null;
-    }
-  }
-
-  private static void addCodes(List<org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent> contains,
-      Set<String> into) {
-    for (org.hl7.fhir.r4.model.ValueSet.ValueSetExpansionContainsComponent c : contains) {
-      if (c.hasCode()) {
-        into.add(c.getCode());
-      }
-      addCodes(c.getContains(), into);
     }
   }
 
