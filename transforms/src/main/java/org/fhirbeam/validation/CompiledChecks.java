@@ -109,6 +109,8 @@ public final class CompiledChecks {
   private static final Pattern UUID = Pattern.compile(
       "urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
   private static final Pattern REFERENCE = Pattern.compile("([A-Z][A-Za-z]+)/[A-Za-z0-9\\-.]{1,64}");
+  /** A discriminator's path of element names ({@code coding.system}). */
+  private static final Pattern ELEMENT_NAMES = Pattern.compile("[a-zA-Z]+(\\.[a-zA-Z]+)*");
 
   private final FhirValidation definitions;
   private final Map<String, Optional<Definition>> structures = new ConcurrentHashMap<>();
@@ -429,9 +431,8 @@ public final class CompiledChecks {
         itemIn.add(in);
       }
       for (int s = 0; s < slices.size(); s++) {
-        ElementDefinition slice = slices.get(s);
-        require(counts[s] >= slice.getMin()
-            && (slice.getMax().equals("*") || counts[s] <= Integer.parseInt(slice.getMax())));
+        Info slice = info(slices.get(s));
+        require(counts[s] >= slice.min() && counts[s] <= slice.max());
       }
       return itemIn;
     }
@@ -449,7 +450,7 @@ public final class CompiledChecks {
             }
           }
           case VALUE, PATTERN -> {
-            require(path.equals("$this") || path.matches("[a-zA-Z]+(\\.[a-zA-Z]+)*"));
+            require(path.equals("$this") || ELEMENT_NAMES.matcher(path).matches());
             ElementDefinition at = path.equals("$this") ? slice : d.byId.get(id(slice) + "." + path);
             if (at == null && path.equals("url") && slice.getType().size() == 1
                 && slice.getType().get(0).getWorkingCode().equals("Extension")
@@ -460,9 +461,10 @@ public final class CompiledChecks {
               }
               continue;
             }
-            require(at != null && (at.hasFixed() || at.hasPattern()));
-            org.hl7.fhir.r5.model.DataType wanted = at.hasFixed() ? at.getFixed() : at.getPattern();
-            require(wanted instanceof PrimitiveType<?> || !at.hasFixed());
+            Info where = at == null ? null : info(at);
+            require(where != null && (where.fixed() != null || where.pattern() != null));
+            org.hl7.fhir.r5.model.DataType wanted = where.fixed() != null ? where.fixed() : where.pattern();
+            require(wanted instanceof PrimitiveType<?> || where.fixed() == null);
             List<JsonNode> values = new ArrayList<>();
             valuesAt(item, path.equals("$this") ? new String[0] : path.split("\\."), 0, values);
             if (values.stream().noneMatch(v -> matches(wanted, v))) {
