@@ -42,6 +42,15 @@ public record PartFile(String target, String path, long lines, Tally tally) impl
     return file.resolveSibling(file.getFileName() + "." + what + "-" + UUID.randomUUID().toString().substring(0, 8));
   }
 
+  /**
+   * Whether task {@code id} made this part: a task names its parts by its id ({@code <file set>-<id>-<n>}), and each
+   * stage names what it makes of a part by that part's name, so every part's target holds the id of the task it came
+   * from.
+   */
+  public boolean madeBy(String id) {
+    return target.contains("-" + id + "-");
+  }
+
   /** This part carrying {@code more} figures besides its own. */
   public PartFile plus(Tally more) {
     return new PartFile(target, path, lines, tally.plus(more));

@@ -15,9 +15,11 @@ import java.io.Serializable;
  * @param firstPollMillis when the first of them was read
  * @param minTimestamp the earliest Kafka timestamp among them
  * @param maxTimestamp the latest
+ * @param task the id of the task that mapped them, which the names of the parts it wrote hold
+ *     ({@link PartFile#madeBy}); a window's ranges merged into one per partition have none
  */
 public record StreamRange(String source, String topic, int partition, long from, long next, long records,
-    long firstPollMillis, long minTimestamp, long maxTimestamp) implements Serializable {
+    long firstPollMillis, long minTimestamp, long maxTimestamp, String task) implements Serializable {
 
   /** {@code source/topic/partition}, as {@link RecordBatch#partitionKey}. */
   public String partitionKey() {

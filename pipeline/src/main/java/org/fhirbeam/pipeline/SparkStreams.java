@@ -61,7 +61,8 @@ final class SparkStreams {
           doneAt = System.currentTimeMillis();
         }
         long read = recordsRead(counters);
-        boolean end = out.recordsCommitted() >= read;
+        // Records a runner read again are emitted (and counted) twice, and dropped from the windows once.
+        boolean end = out.recordsCommitted() + out.recordsReplayed() >= read;
         if (end && endSeen) {
           return;
         }

@@ -92,6 +92,8 @@ final class StreamOutput implements AutoCloseable {
   private int windows;
   /** The records of the windows this run committed. */
   private long recordsCommitted;
+  /** The records this run's windows held that a runner had read already ({@link #select}), dropped. */
+  private long recordsReplayed;
 
   private StreamOutput(Job job, Path output, Connection db, DeltaCommit delta) {
     this.job = job;
@@ -337,7 +339,7 @@ final class StreamOutput implements AutoCloseable {
   /** What {@link #commit} did with a window. */
   enum Outcome {
     COMMITTED,
-    /** Committed already: a retried task handed it over again. */
+    /** Committed already: every record of it was read again by the runner ({@link #select}). */
     COMMITTED_BEFORE,
     /** It follows a window not committed yet. */
     WAITS
@@ -345,38 +347,40 @@ final class StreamOutput implements AutoCloseable {
 
   /**
    * Commits one window: {@code parts} (every part file its stages wrote), {@code parquet} (the Parquet file of each
-   * resource part, by the part's path, when the sinks take them) and {@code ranges} (the records it read, per
-   * partition). A window that was committed already (a retried task's) is dropped; one that follows a window not
-   * yet committed waits for it: nothing is done. Throws when the window does not balance: nothing of it is committed,
-   * and the run stops with its position before the window.
+   * resource part, by the part's path, when the sinks take them) and {@code mapped} (the ranges of records its tasks
+   * mapped). The records a runner read again (a micro-batch computed again, a retried task) are dropped with the parts
+   * of the tasks that mapped them ({@link #select}); a window with nothing else was committed already. A window that
+   * follows a window not yet committed waits for it: nothing is done. Throws when the window does not balance:
+   * nothing of it is committed, and the run stops with its position before the window.
    */
   synchronized Outcome commit(Instant windowStart, List<PartFile> parts, Map<String, String> parquet,
       List<StreamRange> mapped) throws IOException {
-    List<StreamRange> ranges = merged(mapped);
-    int done = 0;
-    for (StreamRange r : ranges) {
-      long at = positions.getOrDefault(r.partitionKey(), r.from());
-      if (r.next() <= at) {
-        done++;
-      } else if (r.from() > at) {
-        return Outcome.WAITS;
-      } else if (r.from() < at) {
-        throw new IllegalStateException("records " + r.from() + " to " + r.next() + " of " + r.partitionKey()
-            + " overlap the committed position " + at);
+    Selection selection = select(mapped);
+    if (selection == null) {
+      return Outcome.WAITS;
+    }
+    List<PartFile> kept = new ArrayList<>();
+    for (PartFile p : parts) {
+      List<StreamRange> of = mapped.stream().filter(r -> p.madeBy(r.task())).toList();
+      if (of.size() != 1) {
+        throw new IllegalStateException("part " + p.target() + " of a window comes from " + of.size() + " of its"
+            + " tasks, not one");
+      }
+      if (selection.replayed().contains(of.get(0))) {
+        Files.deleteIfExists(Path.of(p.path()));
+        if (parquet.get(p.path()) != null) {
+          Files.deleteIfExists(Path.of(parquet.get(p.path())));
+        }
+      } else {
+        kept.add(p);
       }
     }
-    if (done == ranges.size()) {
-      for (PartFile p : parts) {
-        Files.deleteIfExists(Path.of(p.path()));
-      }
-      for (String f : parquet.values()) {
-        Files.deleteIfExists(Path.of(f));
-      }
+    recordsReplayed += selection.replayed().stream().mapToLong(StreamRange::records).sum();
+    if (selection.ranges().isEmpty()) {
       return Outcome.COMMITTED_BEFORE;
     }
-    if (done > 0) {
-      throw new IllegalStateException("a window holds records committed already and records that are not");
-    }
+    parts = kept;
+    List<StreamRange> ranges = selection.ranges();
     String windowId = "w" + WINDOW.format(windowStart) + "-" + job.runId().substring(job.runId().length() - 8);
     Tally tally = Tally.EMPTY;
     for (PartFile p : parts) {
@@ -478,6 +482,11 @@ final class StreamOutput implements AutoCloseable {
     return recordsCommitted;
   }
 
+  /** The records of this run's windows that a runner had read already, dropped ({@link #select}). */
+  synchronized long recordsReplayed() {
+    return recordsReplayed;
+  }
+
   /** Whether windows this run's tasks handed over wait to be committed. */
   synchronized boolean waiting() throws IOException {
     Path ready = output.resolve(READY);
@@ -491,28 +500,57 @@ final class StreamOutput implements AutoCloseable {
   }
 
   /**
-   * The window's records of each partition as one range: the ranges its records were mapped in (a bundle's each)
-   * must follow each other.
+   * What a window commits of the ranges its tasks mapped ({@code ranges}): of each partition, one range (the ranges
+   * that follow each other from the committed position on, merged), and {@code replayed}, the ranges whose records
+   * are committed already or in this window twice. Those are records a runner read again: Beam's Spark runner
+   * computes a micro-batch's read again when it needs the micro-batch and has lost it, from the reader's checkpoint
+   * before it, and its readers' cache can then hand a later micro-batch a reader behind the others. Null when the
+   * window must wait: a partition's records start after its committed position. Throws when a partition's ranges
+   * overlap in part, or leave a gap: such records cannot be told apart in the parts, so the run stops, and a restart
+   * reads them again from the committed position.
    */
-  static List<StreamRange> merged(List<StreamRange> ranges) {
+  Selection select(List<StreamRange> ranges) {
     Map<String, List<StreamRange>> byPartition = new TreeMap<>();
     ranges.forEach(r -> byPartition.computeIfAbsent(r.partitionKey(), k -> new ArrayList<>()).add(r));
-    List<StreamRange> out = new ArrayList<>();
+    List<StreamRange> merged = new ArrayList<>();
+    List<StreamRange> replayed = new ArrayList<>();
     for (List<StreamRange> list : byPartition.values()) {
-      list.sort(java.util.Comparator.comparingLong(StreamRange::from));
-      StreamRange all = list.get(0);
-      for (StreamRange r : list.subList(1, list.size())) {
-        if (r.from() != all.next()) {
-          throw new IllegalStateException("the records of " + r.partitionKey() + " in one window do not follow each"
-              + " other: " + all.next() + " then " + r.from());
+      list.sort(java.util.Comparator.comparingLong(StreamRange::from).thenComparingLong(StreamRange::next));
+      Long committed = positions.get(list.get(0).partitionKey());
+      long at = committed == null ? list.get(0).from() : committed;
+      StreamRange all = null;
+      for (StreamRange r : list) {
+        if (r.next() <= at) {
+          replayed.add(r);
+        } else if (r.from() == at) {
+          all = all == null ? r : new StreamRange(all.source(), all.topic(), all.partition(), all.from(), r.next(),
+              all.records() + r.records(), Math.min(all.firstPollMillis(), r.firstPollMillis()),
+              Math.min(all.minTimestamp(), r.minTimestamp()), Math.max(all.maxTimestamp(), r.maxTimestamp()), null);
+          at = r.next();
+        } else if (r.from() > at && all == null) {
+          return null;
+        } else {
+          throw new IllegalStateException("the records of " + r.partitionKey() + " in one window do not follow the"
+              + " records committed or mapped before them: " + describe(list, committed) + ". A runner read them"
+              + " again from another position; the run stops, and the next one reads them from the position"
+              + " committed");
         }
-        all = new StreamRange(all.source(), all.topic(), all.partition(), all.from(), r.next(),
-            all.records() + r.records(), Math.min(all.firstPollMillis(), r.firstPollMillis()),
-            Math.min(all.minTimestamp(), r.minTimestamp()), Math.max(all.maxTimestamp(), r.maxTimestamp()));
       }
-      out.add(all);
+      if (all != null) {
+        merged.add(all);
+      }
     }
-    return out;
+    return new Selection(merged, replayed);
+  }
+
+  /** A window's records to commit, one range per partition, and the ranges of it read again ({@link #select}). */
+  record Selection(List<StreamRange> ranges, List<StreamRange> replayed) {}
+
+  /** A partition's {@code ranges} in a window, after its {@code committed} position (null: none), for a message. */
+  private static String describe(List<StreamRange> ranges, Long committed) {
+    List<String> out = new ArrayList<>();
+    ranges.forEach(r -> out.add(r.from() + " to " + r.next()));
+    return "records " + String.join(", ", out) + (committed == null ? "" : " after position " + committed);
   }
 
   /** The system property that names a point of a window's commit where a test kills the process. */

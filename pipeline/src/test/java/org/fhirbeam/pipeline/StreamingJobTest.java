@@ -286,7 +286,7 @@ class StreamingJobTest {
       Files.writeString(part, "{}\n");
       StreamOutput.handOver(out.toString(), "20261206T115900Z-0000dead", 0, List.of(new org.fhirbeam.io.PartFile(
           "fhir/Patient-p.ndjson", part.toString(), 1)), Map.of(), List.of(new org.fhirbeam.io.StreamRange(
-          "patients", "fenced", 0, 0, 1, 1, 0, 0, 0)));
+          "patients", "fenced", 0, 0, 1, 1, 0, 0, 0, "p")));
       assertThat(output.waiting(), is(false));
       assertThat(output.commitReady(), is(0));
       assertThat(output.windows(), is(0));
@@ -294,6 +294,71 @@ class StreamingJobTest {
         assertThat(ready.toList(), equalTo(List.of()));
       }
     }
+  }
+
+  /**
+   * Records a runner read again (Beam's Spark runner computing a micro-batch's read once more, from an older
+   * checkpoint) reach a later window beside new records, or one window twice: the window commits the new records and
+   * drops the repeated ones with the parts mapped from them; a window of repeated records only commits nothing; records
+   * that overlap the committed ones in part stop the run, and a window after a gap waits.
+   */
+  @Test
+  void recordsReadAgainByTheRunnerAreDroppedFromTheWindowsThatHoldThem() throws Exception {
+    JobPlan plan = JobPlan.create(config("replayed"), Map.of("sinks.duckdb.enabled", "false"), Map.of());
+    Path out = dir.resolve("replayed-out");
+    String mapping = plan.mappings().get(0).name();
+    try (StreamOutput output = StreamOutput.open(new StreamOutput.Job(plan.config(), plan.mappings(), out.toString(),
+        "20261206T120000Z-0000mine", "spark"))) {
+      org.fhirbeam.io.PartFile t1 = resourcePart(out, mapping, "t1", 2);
+      org.fhirbeam.io.PartFile t2 = resourcePart(out, mapping, "t2", 1);
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(0), List.of(t1, t2), Map.of(), List.of(
+          range(0, 0, 2, "t1"), range(1, 0, 1, "t2"))), is(StreamOutput.Outcome.COMMITTED));
+
+      // Partition 0's records again, and partition 1's next record mapped twice.
+      org.fhirbeam.io.PartFile t3 = resourcePart(out, mapping, "t3", 2);
+      org.fhirbeam.io.PartFile t4 = resourcePart(out, mapping, "t4", 1);
+      org.fhirbeam.io.PartFile t5 = resourcePart(out, mapping, "t5", 1);
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(1), List.of(t3, t4, t5), Map.of(), List.of(
+          range(0, 0, 2, "t3"), range(1, 1, 2, "t4"), range(1, 1, 2, "t5"))), is(StreamOutput.Outcome.COMMITTED));
+      assertThat(output.positions(), equalTo(Map.of("patients/replayed/0", 2L, "patients/replayed/1", 2L)));
+      assertThat(output.windows(), is(2));
+      assertThat(output.recordsCommitted(), is(4L));
+      assertThat(output.recordsReplayed(), is(3L));
+      assertThat(Files.exists(Path.of(t3.path())) || Files.exists(Path.of(t5.path())), is(false));
+      assertThat(lines(out, "fhir"), equalTo(List.of("{\"t\":\"t1\"}", "{\"t\":\"t1\"}", "{\"t\":\"t2\"}",
+          "{\"t\":\"t4\"}")));
+      assertThat(output.runSummary().balanced(), is(true));
+
+      org.fhirbeam.io.PartFile t6 = resourcePart(out, mapping, "t6", 2);
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(2), List.of(t6), Map.of(), List.of(
+          range(0, 0, 2, "t6"))), is(StreamOutput.Outcome.COMMITTED_BEFORE));
+      assertThat(Files.exists(Path.of(t6.path())), is(false));
+      assertThat(output.windows(), is(2));
+
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(3), List.of(resourcePart(out, mapping, "t7", 1)),
+          Map.of(), List.of(range(0, 5, 6, "t7"))), is(StreamOutput.Outcome.WAITS));
+      IllegalStateException overlap = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+          () -> output.commit(java.time.Instant.ofEpochSecond(3), List.of(resourcePart(out, mapping, "t8", 2)),
+              Map.of(), List.of(range(0, 1, 3, "t8"))));
+      assertThat(overlap.getMessage(), containsString("the records of patients/replayed/0 in one window do not"
+          + " follow the records committed or mapped before them: records 1 to 3 after position 2"));
+      assertThat(output.positions(), equalTo(Map.of("patients/replayed/0", 2L, "patients/replayed/1", 2L)));
+    }
+  }
+
+  /** A part of {@code lines} Patient resources that task {@code task} mapped from as many records. */
+  private static org.fhirbeam.io.PartFile resourcePart(Path out, String mapping, String task, long lines)
+      throws IOException {
+    Path file = Files.createDirectories(out.resolve(StreamOutput.PARTS)).resolve(task + ".ndjson");
+    Files.writeString(file, ("{\"t\":\"" + task + "\"}\n").repeat((int) lines));
+    return new org.fhirbeam.io.PartFile("fhir/Patient-" + task + "-0.ndjson", file.toString(), lines,
+        org.fhirbeam.data.Tally.builder().count(org.fhirbeam.data.Counters.rowsIn(mapping), lines)
+            .count(org.fhirbeam.data.Counters.mapped(mapping), lines).build());
+  }
+
+  /** Records {@code from} to {@code next} of partition {@code partition} of topic {@code replayed}. */
+  private static org.fhirbeam.io.StreamRange range(int partition, long from, long next, String task) {
+    return new org.fhirbeam.io.StreamRange("patients", "replayed", partition, from, next, next - from, 0, 0, 0, task);
   }
 
   @Test

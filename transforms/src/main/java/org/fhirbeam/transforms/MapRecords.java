@@ -240,6 +240,7 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       }
       String attempt = UUID.randomUUID().toString().replace("-", "");
       String table = "records_" + attempt;
+      String id = first.source() + "." + first.partition() + "." + first.from() + "." + attempt.substring(0, 8);
       try {
         KafkaSource.Format format = source.format();
         List<String> columns = source.columns();
@@ -283,7 +284,6 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
                 + " json_valid(\"#value\") THEN json_type(\"#value\") = 'OBJECT' ELSE false END");
           }
         }
-        String id = first.source() + "." + first.partition() + "." + first.from() + "." + attempt.substring(0, 8);
         for (CompiledMapping m : source.mappings()) {
           map(m, source, first, table, id, records, out);
         }
@@ -300,7 +300,7 @@ public final class MapRecords extends PTransform<PCollection<RecordBatch>, PColl
       Metrics.counter(Counters.NAMESPACE, Counters.streamRecords(first.source())).inc(records);
       RecordBatch last = batches.get(batches.size() - 1);
       out.output(RANGES, new StreamRange(first.source(), first.topic(), first.partition(), first.from(),
-          last.next(), records, first.pollMillis(), minTimestamp, maxTimestamp));
+          last.next(), records, first.pollMillis(), minTimestamp, maxTimestamp, id));
     }
 
     /** Maps the window's records of one partition with mapping {@code m}: its parts, the figures on the first. */
