@@ -140,45 +140,57 @@ public final class KafkaBatchSource extends UnboundedSource<RecordBatch, KafkaBa
   }
 
   /**
-   * Where each partition of {@code kafka}'s topics starts: at {@code committed} (the end of the job's committed
-   * windows, by {@link #key}) when it has one, else at its earliest or latest offset as the source's {@code start}
-   * says. Also checks that the brokers answer and the topics exist.
+   * The partitions of a source's topics, by {@link #key} in topic and partition order, with the first offset each
+   * log still holds and its end offset (where the next record will be written), as the brokers said when asked.
    */
-  public static Map<String, Long> startPositions(KafkaSource kafka, Map<String, String> settings,
-      Map<String, Long> committed) {
+  public record Offsets(Map<String, Long> first, Map<String, Long> end) {
+    public Offsets {
+      first = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(first));
+      end = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(end));
+    }
+  }
+
+  /**
+   * Asks {@code kafka}'s brokers for the {@link Offsets} of its topics' partitions, with one consumer; also checks
+   * that the brokers answer and the topics exist.
+   */
+  public static Offsets offsets(KafkaSource kafka, Map<String, String> settings) {
     try (KafkaConsumer<byte[], byte[]> consumer = consumer(kafka, settings)) {
       List<TopicPartition> partitions = partitionsOf(consumer, kafka);
       Map<TopicPartition, Long> first = consumer.beginningOffsets(partitions, Duration.ofSeconds(30));
       Map<TopicPartition, Long> last = consumer.endOffsets(partitions, Duration.ofSeconds(30));
-      Map<String, Long> out = new LinkedHashMap<>();
+      Map<String, Long> firstByKey = new LinkedHashMap<>();
+      Map<String, Long> endByKey = new LinkedHashMap<>();
       for (TopicPartition tp : partitions) {
-        String key = key(tp.topic(), tp.partition());
-        Long at = committed.get(key);
-        if (at == null) {
-          at = kafka.start() == KafkaSource.Start.EARLIEST ? first.get(tp) : last.get(tp);
-        } else if (at < first.get(tp)) {
-          throw new InputException("topic " + tp.topic() + " partition " + tp.partition() + ": the job's committed"
-              + " position " + at + " is no longer in the log (it begins at " + first.get(tp) + "): records were"
-              + " deleted before the job read them");
-        }
-        out.put(key, at);
+        firstByKey.put(key(tp.topic(), tp.partition()), first.get(tp));
+        endByKey.put(key(tp.topic(), tp.partition()), last.get(tp));
       }
-      return out;
+      return new Offsets(firstByKey, endByKey);
     } catch (org.apache.kafka.common.KafkaException e) {
       throw new InputException("Kafka at " + kafka.bootstrapServers() + ": " + e.getMessage(), e);
     }
   }
 
-  /** The end offset of each partition of {@code kafka}'s topics now, by {@link #key}: where a drained run stops. */
-  public static Map<String, Long> endOffsets(KafkaSource kafka, Map<String, String> settings) {
-    try (KafkaConsumer<byte[], byte[]> consumer = consumer(kafka, settings)) {
-      Map<String, Long> out = new LinkedHashMap<>();
-      consumer.endOffsets(partitionsOf(consumer, kafka), Duration.ofSeconds(30))
-          .forEach((tp, end) -> out.put(key(tp.topic(), tp.partition()), end));
-      return out;
-    } catch (org.apache.kafka.common.KafkaException e) {
-      throw new InputException("Kafka at " + kafka.bootstrapServers() + ": " + e.getMessage(), e);
-    }
+  /**
+   * Where each partition of {@code kafka}'s topics ({@code offsets}) starts: at {@code committed} (the end of the
+   * job's committed windows, by {@link #key}) when it has one, else at its first or end offset as the source's
+   * {@code start} says.
+   */
+  public static Map<String, Long> startPositions(KafkaSource kafka, Offsets offsets, Map<String, Long> committed) {
+    Map<String, Long> out = new LinkedHashMap<>();
+    offsets.first().forEach((key, first) -> {
+      Long at = committed.get(key);
+      if (at == null) {
+        at = kafka.start() == KafkaSource.Start.EARLIEST ? first : offsets.end().get(key);
+      } else if (at < first) {
+        TopicPartition tp = partition(key);
+        throw new InputException("topic " + tp.topic() + " partition " + tp.partition() + ": the job's committed"
+            + " position " + at + " is no longer in the log (it begins at " + first + "): records were deleted"
+            + " before the job read them");
+      }
+      out.put(key, at);
+    });
+    return out;
   }
 
   private static List<TopicPartition> partitionsOf(KafkaConsumer<?, ?> consumer, KafkaSource kafka) {

@@ -66,6 +66,19 @@ final class StreamRunner {
     String runId = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC)
         .format(Instant.now()) + "-" + UUID.randomUUID().toString().substring(0, 8);
     long start = System.nanoTime();
+    // The brokers are asked for the partitions' offsets while the output is settled: only the choice of where each
+    // partition starts needs the positions the output has committed.
+    Map<String, Map<String, String>> settings = new LinkedHashMap<>();
+    Map<String, java.util.concurrent.CompletableFuture<KafkaBatchSource.Offsets>> offsets = new LinkedHashMap<>();
+    for (SourceConfig s : plan.config().sources().values()) {
+      if (s.kafka() != null) {
+        Map<String, String> consumer = new LinkedHashMap<>();
+        s.kafka().consumerSettings(env).forEach((k, v) -> consumer.put(k, String.valueOf(v)));
+        settings.put(s.name(), consumer);
+        offsets.put(s.name(), java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> KafkaBatchSource.offsets(s.kafka(), consumer)));
+      }
+    }
     Path checkpoints;
     try {
       checkpoints = Files.createTempDirectory("fhirbeam-stream-checkpoints");
@@ -73,16 +86,15 @@ final class StreamRunner {
       throw new UncheckedIOException(e);
     }
     PipelineOptions options = runner.streamOptions("fhirbeam-" + plan.config().name(), runnerChecks, checkpoints);
-    // The runner's set-up (a second of it on Spark: the file systems' registration, mostly class loading) while the
-    // output is settled and the sources' positions are asked for.
-    java.util.concurrent.CompletableFuture<Pipeline> pipeline = java.util.concurrent.CompletableFuture.supplyAsync(
-        () -> Pipeline.create(options));
+    // A stream's outputs are local and its sources Kafka's or Delta tables' (read by the Delta kernel): Beam's S3 file
+    // system is never used, so it gets a region instead of looking one up (off AWS, a second waiting for the
+    // instance-metadata endpoint).
+    ObjectStorage.configure(options, false, null);
     try (OutputLock lock = OutputLock.acquire(output);
         StreamOutput out = StreamOutput.open(job(runId));
         Progress progress = new Progress(console, terminal)) {
       Map<String, Long> committed = out.positions();
       Map<String, Map<String, Long>> positions = new LinkedHashMap<>();
-      Map<String, Map<String, String>> settings = new LinkedHashMap<>();
       Map<String, KafkaBatchSource.Bounds> bounds = new LinkedHashMap<>();
       for (SourceConfig s : plan.config().sources().values()) {
         Map<String, Long> mine = new LinkedHashMap<>();
@@ -100,19 +112,12 @@ final class StreamRunner {
               limits.drain() ? Map.of(key, DeltaStream.endPosition(s)) : null));
           continue;
         }
-        Map<String, String> consumer = new LinkedHashMap<>();
-        s.kafka().consumerSettings(env).forEach((k, v) -> consumer.put(k, String.valueOf(v)));
-        positions.put(s.name(), KafkaBatchSource.startPositions(s.kafka(), consumer, mine));
-        settings.put(s.name(), consumer);
+        KafkaBatchSource.Offsets known = joined(offsets.get(s.name()));
+        positions.put(s.name(), KafkaBatchSource.startPositions(s.kafka(), known, mine));
         bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
-            limits.drain() ? KafkaBatchSource.endOffsets(s.kafka(), consumer) : null));
+            limits.drain() ? known.end() : null));
       }
-      Pipeline p;
-      try {
-        p = pipeline.join();
-      } catch (java.util.concurrent.CompletionException e) {
-        throw e.getCause() instanceof RuntimeException r ? r : e;
-      }
+      Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, output.toString(), positions, settings, bounds,
           plan.config().streaming().window());
       org.fhirbeam.io.StreamStop.reset();
@@ -158,6 +163,15 @@ final class StreamRunner {
         console.println("warning: the runner's checkpoint folder " + checkpoints + " could not be deleted: " + e
             .getMessage());
       }
+    }
+  }
+
+  /** What {@code future} gives, or the exception it failed with. */
+  private static <T> T joined(java.util.concurrent.CompletableFuture<T> future) {
+    try {
+      return future.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      throw e.getCause() instanceof RuntimeException r ? r : e;
     }
   }
 
