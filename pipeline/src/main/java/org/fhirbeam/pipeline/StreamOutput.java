@@ -87,6 +87,8 @@ final class StreamOutput implements AutoCloseable {
   private final DeltaCommit delta;
   /** The next offset of each partition committed so far, by {@link StreamRange#partitionKey}. */
   private final Map<String, Long> positions = new HashMap<>();
+  /** Where this run's readers start each partition, by partition key ({@link #readFrom}). */
+  private final Map<String, Long> starts = new HashMap<>();
   private final long started = System.nanoTime();
   private Tally runTally = Tally.EMPTY;
   private int windows;
@@ -143,6 +145,15 @@ final class StreamOutput implements AutoCloseable {
   /** The committed position of every partition the job has committed windows of, by partition key. */
   synchronized Map<String, Long> positions() {
     return Map.copyOf(positions);
+  }
+
+  /**
+   * Tells the output where this run's readers start each partition ({@code starts}, by partition key): a partition
+   * with no committed position yet has its first window's records from there, and a window whose records of it start
+   * later waits, as after any other gap.
+   */
+  synchronized void readFrom(Map<String, Long> starts) {
+    this.starts.putAll(starts);
   }
 
   /** How many windows this run has committed. */
@@ -501,13 +512,13 @@ final class StreamOutput implements AutoCloseable {
 
   /**
    * What a window commits of the ranges its tasks mapped ({@code ranges}): of each partition, one range (the ranges
-   * that follow each other from the committed position on, merged), and {@code replayed}, the ranges whose records
-   * are committed already or in this window twice. Those are records a runner read again: Beam's Spark runner
-   * computes a micro-batch's read again when it needs the micro-batch and has lost it, from the reader's checkpoint
-   * before it, and its readers' cache can then hand a later micro-batch a reader behind the others. Null when the
-   * window must wait: a partition's records start after its committed position. Throws when a partition's ranges
-   * overlap in part, or leave a gap: such records cannot be told apart in the parts, so the run stops, and a restart
-   * reads them again from the committed position.
+   * that follow each other from the partition's position on, merged: its committed position, or where this run began
+   * to read it, {@link #readFrom}), and {@code replayed}, the ranges whose records are before that position or in this
+   * window twice. Those are records a runner read again: Beam's Spark runner computes a micro-batch's read again when
+   * it needs the micro-batch and has lost it, from the reader's checkpoint before it, and its readers' cache can then
+   * hand a later micro-batch a reader behind the others. Null when the window must wait: a partition's records start
+   * after its position. Throws when a partition's ranges overlap in part, or leave a gap: such records cannot be told
+   * apart in the parts, so the run stops, and a restart reads them again from the committed position.
    */
   Selection select(List<StreamRange> ranges) {
     Map<String, List<StreamRange>> byPartition = new TreeMap<>();
@@ -516,8 +527,13 @@ final class StreamOutput implements AutoCloseable {
     List<StreamRange> replayed = new ArrayList<>();
     for (List<StreamRange> list : byPartition.values()) {
       list.sort(java.util.Comparator.comparingLong(StreamRange::from).thenComparingLong(StreamRange::next));
-      Long committed = positions.get(list.get(0).partitionKey());
-      long at = committed == null ? list.get(0).from() : committed;
+      String key = list.get(0).partitionKey();
+      Long committed = positions.get(key);
+      Long start = committed == null ? starts.get(key) : committed;
+      if (start == null) {
+        throw new IllegalStateException("a window holds records of " + key + ", which this run does not read");
+      }
+      long at = start;
       StreamRange all = null;
       for (StreamRange r : list) {
         if (r.next() <= at) {

@@ -117,6 +117,9 @@ final class StreamRunner {
         bounds.put(s.name(), new KafkaBatchSource.Bounds(limits.maxRecords(), deadline,
             limits.drain() ? known.end() : null));
       }
+      Map<String, Long> starts = new LinkedHashMap<>();
+      positions.forEach((source, byKey) -> byKey.forEach((key, at) -> starts.put(source + "/" + key, at)));
+      out.readFrom(starts);
       Pipeline p = Pipeline.create(options);
       StreamGraph.build(p, plan, runId, output.toString(), positions, settings, bounds,
           plan.config().streaming().window());

@@ -300,7 +300,8 @@ class StreamingJobTest {
    * Records a runner read again (Beam's Spark runner computing a micro-batch's read once more, from an older
    * checkpoint) reach a later window beside new records, or one window twice: the window commits the new records and
    * drops the repeated ones with the parts mapped from them; a window of repeated records only commits nothing; records
-   * that overlap the committed ones in part stop the run, and a window after a gap waits.
+   * that overlap the committed ones in part stop the run, and a window after a gap waits: also after a gap between
+   * where the run began to read a partition with nothing committed and its first window.
    */
   @Test
   void recordsReadAgainByTheRunnerAreDroppedFromTheWindowsThatHoldThem() throws Exception {
@@ -309,6 +310,7 @@ class StreamingJobTest {
     String mapping = plan.mappings().get(0).name();
     try (StreamOutput output = StreamOutput.open(new StreamOutput.Job(plan.config(), plan.mappings(), out.toString(),
         "20261206T120000Z-0000mine", "spark"))) {
+      output.readFrom(Map.of("patients/replayed/0", 0L, "patients/replayed/1", 0L, "patients/replayed/2", 0L));
       org.fhirbeam.io.PartFile t1 = resourcePart(out, mapping, "t1", 2);
       org.fhirbeam.io.PartFile t2 = resourcePart(out, mapping, "t2", 1);
       assertThat(output.commit(java.time.Instant.ofEpochSecond(0), List.of(t1, t2), Map.of(), List.of(
@@ -343,6 +345,24 @@ class StreamingJobTest {
       assertThat(overlap.getMessage(), containsString("the records of patients/replayed/0 in one window do not"
           + " follow the records committed or mapped before them: records 1 to 3 after position 2"));
       assertThat(output.positions(), equalTo(Map.of("patients/replayed/0", 2L, "patients/replayed/1", 2L)));
+
+      // Partition 2 has nothing committed: a later window of it handed over before the earlier one (as Spark's
+      // GroupByKey may) waits for the records from where the run began to read it, and is then committed after them.
+      org.fhirbeam.io.PartFile t9 = resourcePart(out, mapping, "t9", 1);
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(5), List.of(t9), Map.of(), List.of(
+          range(2, 1, 2, "t9"))), is(StreamOutput.Outcome.WAITS));
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(4), List.of(resourcePart(out, mapping, "t10", 1)),
+          Map.of(), List.of(range(2, 0, 1, "t10"))), is(StreamOutput.Outcome.COMMITTED));
+      assertThat(output.commit(java.time.Instant.ofEpochSecond(5), List.of(t9), Map.of(), List.of(
+          range(2, 1, 2, "t9"))), is(StreamOutput.Outcome.COMMITTED));
+      assertThat(output.positions(), equalTo(Map.of("patients/replayed/0", 2L, "patients/replayed/1", 2L,
+          "patients/replayed/2", 2L)));
+      assertThat(output.recordsCommitted(), is(6L));
+      IllegalStateException unknown = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+          () -> output.commit(java.time.Instant.ofEpochSecond(6), List.of(resourcePart(out, mapping, "t11", 1)),
+              Map.of(), List.of(range(3, 0, 1, "t11"))));
+      assertThat(unknown.getMessage(), equalTo("a window holds records of patients/replayed/3, which this run does"
+          + " not read"));
     }
   }
 
