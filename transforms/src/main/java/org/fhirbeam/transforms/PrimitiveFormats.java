@@ -1,5 +1,7 @@
 package org.fhirbeam.transforms;
 
+import java.util.regex.Pattern;
+
 /**
  * FHIR's regexes of primitive values, as Java and DuckDB both read them: the mapping's constants and rows
  * ({@code PrimitiveKind}) and {@code fhirbeam validate}'s compiled checks use the same.
@@ -26,4 +28,14 @@ public final class PrimitiveFormats {
   /** A date: a year, a year and month, or a real day. */
   public static final String DATE = YEAR + "(-(0[1-9]|1[0-2]))?|" + DAY;
   public static final String INSTANT = DAY + "T" + TIME + OFFSET;
+
+  // The same formats compiled, for the checks made in Java (DuckDB takes the texts above).
+  public static final Pattern ID_PATTERN = Pattern.compile(ID);
+  public static final Pattern DECIMAL_PATTERN = Pattern.compile(DECIMAL);
+  public static final Pattern INTEGER_PATTERN = Pattern.compile(INTEGER);
+  public static final Pattern CODE_PATTERN = Pattern.compile(CODE);
+  public static final Pattern TIME_PATTERN = Pattern.compile(TIME);
+  public static final Pattern DATE_TIME_PATTERN = Pattern.compile(DATE_TIME);
+  public static final Pattern DATE_PATTERN = Pattern.compile(DATE);
+  public static final Pattern INSTANT_PATTERN = Pattern.compile(INSTANT);
 }

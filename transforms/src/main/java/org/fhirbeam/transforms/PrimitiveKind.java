@@ -2,7 +2,6 @@ package org.fhirbeam.transforms;
 
 import java.util.List;
 import java.util.Locale;
-import java.util.regex.Pattern;
 
 /**
  * How a FHIR primitive type is checked and written: as a JSON string, number or boolean. Row values are checked
@@ -15,13 +14,6 @@ enum PrimitiveKind {
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
-  private static final Pattern ID_PATTERN = Pattern.compile(PrimitiveFormats.ID);
-  private static final Pattern DECIMAL_PATTERN = Pattern.compile(PrimitiveFormats.DECIMAL);
-  private static final Pattern INTEGER_PATTERN = Pattern.compile(PrimitiveFormats.INTEGER);
-  private static final Pattern CODE_PATTERN = Pattern.compile(PrimitiveFormats.CODE);
-  private static final Pattern DATE_TIME_PATTERN = Pattern.compile(PrimitiveFormats.DATE_TIME);
-  private static final Pattern INSTANT_PATTERN = Pattern.compile(PrimitiveFormats.INSTANT);
-  private static final Pattern TIME_PATTERN = Pattern.compile(PrimitiveFormats.TIME);
 
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =
@@ -236,25 +228,25 @@ enum PrimitiveKind {
     switch (this) {
       case DATE -> {
         // FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD (a dateTime without time), each a real year, month or day.
-        if (!DATE_TIME_PATTERN.matcher(value).matches() || value.contains("T")) {
+        if (!PrimitiveFormats.DATE_TIME_PATTERN.matcher(value).matches() || value.contains("T")) {
           throw new BadValue("date", dateReason("yyyy-MM-dd, yyyy-MM or yyyy"));
         }
         return value;
       }
       case DATE_TIME -> {
-        if (!DATE_TIME_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.DATE_TIME_PATTERN.matcher(value).matches()) {
           throw new BadValue("dateTime", DATE_TIME_REASON);
         }
         return value;
       }
       case INSTANT -> {
-        if (!INSTANT_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.INSTANT_PATTERN.matcher(value).matches()) {
           throw new BadValue("instant", INSTANT_REASON);
         }
         return value;
       }
       case TIME -> {
-        if (!TIME_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.TIME_PATTERN.matcher(value).matches()) {
           throw new BadValue("time", TIME_REASON);
         }
         return value;
@@ -270,7 +262,7 @@ enum PrimitiveKind {
         throw new BadValue("boolean", BOOLEAN_REASON);
       }
       case INTEGER, POSITIVE_INT, UNSIGNED_INT -> {
-        if (!INTEGER_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.INTEGER_PATTERN.matcher(value).matches()) {
           throw new BadValue("integer", INTEGER_REASON);
         }
         try {
@@ -284,19 +276,19 @@ enum PrimitiveKind {
         }
       }
       case DECIMAL -> {
-        if (!DECIMAL_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.DECIMAL_PATTERN.matcher(value).matches()) {
           throw new BadValue("decimal", DECIMAL_REASON);
         }
         return value;
       }
       case ID -> {
-        if (!ID_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.ID_PATTERN.matcher(value).matches()) {
           throw new BadValue("id", ID_REASON);
         }
         return value;
       }
       case CODE -> {
-        if (!CODE_PATTERN.matcher(value).matches()) {
+        if (!PrimitiveFormats.CODE_PATTERN.matcher(value).matches()) {
           throw new BadValue("code", CODE_REASON);
         }
         return value;

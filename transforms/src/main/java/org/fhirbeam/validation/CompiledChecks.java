@@ -96,12 +96,6 @@ public final class CompiledChecks {
       "http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10", "http://nucc.org/provider-taxonomy",
       "http://www.ama-assn.org/go/cpt");
 
-  private static final Pattern ID = Pattern.compile(PrimitiveFormats.ID);
-  private static final Pattern CODE = Pattern.compile(PrimitiveFormats.CODE);
-  private static final Pattern DATE = Pattern.compile(PrimitiveFormats.DATE);
-  private static final Pattern DATE_TIME = Pattern.compile(PrimitiveFormats.DATE_TIME);
-  private static final Pattern INSTANT = Pattern.compile(PrimitiveFormats.INSTANT);
-  private static final Pattern TIME = Pattern.compile(PrimitiveFormats.TIME);
   private static final Pattern URI = Pattern.compile(
       "https?://[A-Za-z0-9\\-._~:/?#\\[\\]@!$&'()*+,;=%]+|urn:oid:[0-2](\\.(0|[1-9][0-9]*))+"
           + "|urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
@@ -594,15 +588,15 @@ public final class CompiledChecks {
           require(!s.isEmpty() && s.length() <= 100_000 && s.length() <= e.maxLength());
           switch (code) {
             case "string", "markdown" -> require(s.strip().equals(s) && plainText(s, code.equals("markdown")));
-            case "code" -> require(CODE.matcher(s).matches());
-            case "id" -> require(ID.matcher(s).matches());
+            case "code" -> require(PrimitiveFormats.CODE_PATTERN.matcher(s).matches());
+            case "id" -> require(PrimitiveFormats.ID_PATTERN.matcher(s).matches());
             case "uri", "url", "canonical" -> require(URI.matcher(s).matches() || code.equals("uri") && s.matches("[A-Za-z]+"));
             case "oid" -> require(OID.matcher(s).matches());
             case "uuid" -> require(UUID.matcher(s).matches());
-            case "date" -> require(DATE.matcher(s).matches() && reasonableYear(s));
-            case "dateTime" -> require(DATE_TIME.matcher(s).matches() && reasonableYear(s));
-            case "instant" -> require(INSTANT.matcher(s).matches() && reasonableYear(s));
-            case "time" -> require(TIME.matcher(s).matches());
+            case "date" -> require(PrimitiveFormats.DATE_PATTERN.matcher(s).matches() && reasonableYear(s));
+            case "dateTime" -> require(PrimitiveFormats.DATE_TIME_PATTERN.matcher(s).matches() && reasonableYear(s));
+            case "instant" -> require(PrimitiveFormats.INSTANT_PATTERN.matcher(s).matches() && reasonableYear(s));
+            case "time" -> require(PrimitiveFormats.TIME_PATTERN.matcher(s).matches());
             default -> require(false);
           }
         }
