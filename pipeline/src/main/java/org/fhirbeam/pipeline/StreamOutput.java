@@ -528,12 +528,11 @@ final class StreamOutput implements AutoCloseable {
     for (List<StreamRange> list : byPartition.values()) {
       list.sort(java.util.Comparator.comparingLong(StreamRange::from).thenComparingLong(StreamRange::next));
       String key = list.get(0).partitionKey();
-      Long committed = positions.get(key);
-      Long start = committed == null ? starts.get(key) : committed;
-      if (start == null) {
+      Long position = positions.getOrDefault(key, starts.get(key));
+      if (position == null) {
         throw new IllegalStateException("a window holds records of " + key + ", which this run does not read");
       }
-      long at = start;
+      long at = position;
       StreamRange all = null;
       for (StreamRange r : list) {
         if (r.next() <= at) {
@@ -547,7 +546,7 @@ final class StreamOutput implements AutoCloseable {
           return null;
         } else {
           throw new IllegalStateException("the records of " + r.partitionKey() + " in one window do not follow the"
-              + " records committed or mapped before them: " + describe(list, committed) + ". A runner read them"
+              + " records committed or mapped before them: " + describe(list, position) + ". A runner read them"
               + " again from another position; the run stops, and the next one reads them from the position"
               + " committed");
         }
@@ -562,11 +561,14 @@ final class StreamOutput implements AutoCloseable {
   /** A window's records to commit, one range per partition, and the ranges of it read again ({@link #select}). */
   record Selection(List<StreamRange> ranges, List<StreamRange> replayed) {}
 
-  /** A partition's {@code ranges} in a window, after its {@code committed} position (null: none), for a message. */
-  private static String describe(List<StreamRange> ranges, Long committed) {
+  /**
+   * A partition's {@code ranges} in a window, after its {@code position} (committed, or where the run began to read
+   * it), for a message.
+   */
+  private static String describe(List<StreamRange> ranges, long position) {
     List<String> out = new ArrayList<>();
     ranges.forEach(r -> out.add(r.from() + " to " + r.next()));
-    return "records " + String.join(", ", out) + (committed == null ? "" : " after position " + committed);
+    return "records " + String.join(", ", out) + " after position " + position;
   }
 
   /** The system property that names a point of a window's commit where a test kills the process. */
