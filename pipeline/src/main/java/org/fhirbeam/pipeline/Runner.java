@@ -105,6 +105,8 @@ public enum Runner {
       // one in three runs stopped its context 120 s after committing (spark.rpc.askTimeout), its cleaner waiting for
       // an executor's reply to the removal of a cached RDD.
       conf.setIfMissing("spark.cleaner.referenceTracking.blocking", "false");
+      // A stream's first micro-batch starts at once, not at the next whole interval (FirstTickClock).
+      conf.setIfMissing("spark.streaming.clock", FirstTickClock.class.getName());
       return new JavaSparkContext(conf);
     });
   }
@@ -188,7 +190,7 @@ public enum Runner {
   }
 
   /** The Spark runner's micro-batch interval for streaming jobs. */
-  private static final long STREAM_BATCH_MILLIS = 1000;
+  static final long STREAM_BATCH_MILLIS = 1000;
 
   /**
    * The runner that executed a pipeline, told by the type of the result it returned rather than by the options
