@@ -30,11 +30,13 @@ public final class KafkaBroker implements AutoCloseable {
   private final Path dir;
   private final int port;
   private final Process process;
+  private final CloseAtExit atExit;
 
   private KafkaBroker(Path dir, int port, Process process) {
     this.dir = dir;
     this.port = port;
     this.process = process;
+    this.atExit = new CloseAtExit("Kafka broker", this);
   }
 
   /** The classpath file {@code deploy/kafka-broker} writes when it is built, under the installation {@code home}. */
@@ -172,6 +174,7 @@ public final class KafkaBroker implements AutoCloseable {
 
   @Override
   public void close() {
+    atExit.cancel();
     process.destroy();
     try {
       if (!process.waitFor(20, TimeUnit.SECONDS)) {

@@ -28,12 +28,14 @@ public final class PostgresServer implements AutoCloseable {
   /** A file holding the password, for a source's {@code password_file}. */
   public final Path passwordFile;
   private final Path bin;
+  private final CloseAtExit atExit;
 
   private PostgresServer(Path dir, int port, Path bin, Path passwordFile) {
     this.dir = dir;
     this.port = port;
     this.bin = bin;
     this.passwordFile = passwordFile;
+    this.atExit = new CloseAtExit("PostgreSQL", this);
   }
 
   public static PostgresServer start() throws IOException, InterruptedException {
@@ -100,6 +102,7 @@ public final class PostgresServer implements AutoCloseable {
 
   @Override
   public void close() throws IOException, InterruptedException {
+    atExit.cancel();
     try {
       run(bin.resolve("pg_ctl").toString(), "-D", dir.resolve("data").toString(), "-m", "fast", "-w", "stop");
     } finally {

@@ -29,10 +29,13 @@ public final class S3TestServer implements AutoCloseable {
   private final int port;
   private final Path store;
 
+  private final CloseAtExit atExit;
+
   private S3TestServer(Process process, int port, Path store) {
     this.process = process;
     this.port = port;
     this.store = store;
+    this.atExit = new CloseAtExit("S3Mock", this);
   }
 
   /** Starts the store from {@code jar} and waits until it answers. */
@@ -115,6 +118,7 @@ public final class S3TestServer implements AutoCloseable {
 
   @Override
   public void close() throws InterruptedException {
+    atExit.cancel();
     process.destroy();
     process.waitFor(20, TimeUnit.SECONDS);
     FileTrees.deleteTree(store);

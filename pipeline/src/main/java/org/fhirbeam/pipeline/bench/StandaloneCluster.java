@@ -31,6 +31,7 @@ public final class StandaloneCluster implements AutoCloseable {
   private final List<Process> processes = new ArrayList<>();
   private final int port;
   private final int webPort;
+  private final CloseAtExit atExit;
 
   private StandaloneCluster(Path sparkHome, Path dir, String opens) throws IOException {
     this.sparkHome = sparkHome;
@@ -38,6 +39,7 @@ public final class StandaloneCluster implements AutoCloseable {
     this.opens = opens;
     this.port = freePort();
     this.webPort = freePort();
+    this.atExit = new CloseAtExit("standalone Spark cluster", this);
   }
 
   /** Starts a master and {@code workers} workers of one core and {@code workerMemory} each, and waits for them. */
@@ -168,6 +170,7 @@ public final class StandaloneCluster implements AutoCloseable {
 
   @Override
   public void close() {
+    atExit.cancel();
     for (Process p : processes) {
       p.descendants().forEach(ProcessHandle::destroy);
       p.destroy();
