@@ -533,6 +533,8 @@ class StreamingJobTest {
     // Spark needs the module openings this JVM was given.
     java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
         .filter(a -> a.startsWith("--add-opens")).forEach(cmd::add);
+    // Temporary files in the test's folder: a killed run leaves Spark's (its block manager's folders) behind.
+    cmd.add("-Djava.io.tmpdir=" + Files.createDirectories(dir.resolve("tmp")));
     cmd.addAll(List.of(properties));
     cmd.addAll(List.of(FhirBeam.class.getName(), "run", "--runner", runner, "--config", cfg.toString(), "--output",
         out.toString()));
