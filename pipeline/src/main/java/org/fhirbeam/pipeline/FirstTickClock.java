@@ -9,8 +9,10 @@ package org.fhirbeam.pipeline;
  * away, and then runs at the system clock's pace: micro-batches still come one interval apart. Their times (what
  * Spark names a batch by, and what Beam's runner passes on as the batches' synchronized processing time) are then
  * ahead of the system clock by less than an interval. The job's windows and watermarks do not use them: its readers
- * stamp records and watermarks with the system clock. Spark declares its {@code Clock} trait private to Spark; it is a
- * public interface to Java, and this implements the three methods Spark 3.5 declares.
+ * stamp records and watermarks with the system clock. It is aligned to the runner's own interval
+ * ({@link Runner#STREAM_BATCH_MILLIS}): a stream of another interval on the same context would still start within one
+ * of its intervals, as with the system clock. Spark declares its {@code Clock} trait private to Spark; it is a public
+ * interface to Java, and this implements the three methods Spark 3.5 declares.
  */
 public final class FirstTickClock implements org.apache.spark.util.Clock {
   private final org.apache.spark.util.SystemClock system = new org.apache.spark.util.SystemClock();

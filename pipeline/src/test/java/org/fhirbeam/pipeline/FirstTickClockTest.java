@@ -3,6 +3,7 @@ package org.fhirbeam.pipeline;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThanOrEqualTo;
+import static org.hamcrest.Matchers.is;
 import static org.hamcrest.Matchers.lessThanOrEqualTo;
 
 import org.apache.spark.streaming.util.RecurringTimer;
@@ -21,16 +22,25 @@ class FirstTickClockTest {
     assertThat(start % Runner.STREAM_BATCH_MILLIS, equalTo(0L));
     assertThat(start - reading, lessThanOrEqualTo(1L));
 
-    // Moved once: it runs at the system clock's pace.
-    long ahead = clock.getTimeMillis() - System.currentTimeMillis();
+    // Moved once: it runs at the system clock's pace. Each reading between two of the system clock's, so that a pause
+    // of the test between them cannot pass for a move.
+    long[] ahead = aheadOfTheSystemClock(clock);
     Thread.sleep(30);
-    long later = clock.getTimeMillis() - System.currentTimeMillis();
-    assertThat(Math.abs(later - ahead), lessThanOrEqualTo(1L));
-    assertThat(ahead, lessThanOrEqualTo(Runner.STREAM_BATCH_MILLIS));
+    long[] later = aheadOfTheSystemClock(clock);
+    assertThat("the ranges overlap", later[0] <= ahead[1] && ahead[0] <= later[1], is(true));
+    assertThat(ahead[1], lessThanOrEqualTo(Runner.STREAM_BATCH_MILLIS));
 
     long target = clock.getTimeMillis() + 40;
     assertThat(clock.waitTillTime(target), greaterThanOrEqualTo(target));
     assertThat(clock.getTimeMillis(), greaterThanOrEqualTo(target));
+  }
+
+  /** How far ahead of the system clock {@code clock} is: at least [0] and at most [1] ms. */
+  private static long[] aheadOfTheSystemClock(FirstTickClock clock) {
+    long before = System.currentTimeMillis();
+    long reading = clock.getTimeMillis();
+    long after = System.currentTimeMillis();
+    return new long[] {reading - after, reading - before};
   }
 
   @Test

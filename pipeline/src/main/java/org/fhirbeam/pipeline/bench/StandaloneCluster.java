@@ -28,7 +28,8 @@ public final class StandaloneCluster implements AutoCloseable {
   private final Path sparkHome;
   private final Path dir;
   private final String opens;
-  private final List<Process> processes = new ArrayList<>();
+  /** The cluster's processes and a submitted driver while it runs: {@link CloseAtExit}'s hook reads it too. */
+  private final List<Process> processes = new java.util.concurrent.CopyOnWriteArrayList<>();
   private final int port;
   private final int webPort;
   private final CloseAtExit atExit;
