@@ -14,7 +14,6 @@ enum PrimitiveKind {
   static final List<String> TRUE_WORDS = List.of("true", "1", "yes", "y");
   static final List<String> FALSE_WORDS = List.of("false", "0", "no", "n");
 
-
   static final String BOOLEAN_REASON = "value is not a boolean (true/false, yes/no, 1/0)";
   static final String DATE_TIME_REASON =
       "value is not a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz) of a real day and time";
